@@ -1,0 +1,446 @@
+//! Sign-in, sign-out, the user's own password, and the admins' accounts pages.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use tera::Context;
+use uuid::Uuid;
+
+use super::decider::{AccountCommand, Role};
+use super::passwords::Password;
+use super::service::{self, AccountError, LoginError, NewAccount};
+use super::{queries, sessions, Viewer};
+use crate::es::store;
+use crate::web::render::{render_status, state};
+use crate::web::{command_context, flash_redirect, render, AppError, AppState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(login_form)
+        .service(login)
+        .service(logout)
+        .service(account_page)
+        .service(change_own_password)
+        .service(accounts_page)
+        .service(create_account)
+        .service(account_detail)
+        .service(change_role)
+        .service(reset_password)
+        .service(set_active);
+}
+
+/// Where each role starts.
+pub fn home_for(role: Role) -> &'static str {
+    match role {
+        Role::Student => "/enrollment",
+        Role::Staff => "/enrollment/pipeline",
+        Role::Analyst => "/threats/top/hash",
+        Role::Admin => "/admin/accounts",
+    }
+}
+
+#[get("/login")]
+async fn login_form(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    render(
+        &req,
+        "accounts/login.html",
+        "accounts/login.html",
+        Context::new(),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+#[tracing::instrument(skip_all, fields(username = %form.username))]
+#[post("/login")]
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let LoginForm { username, password } = form.into_inner();
+    let client_ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let old_token = req.cookie(sessions::COOKIE).map(|c| c.value().to_owned());
+    let attempt_username = username.clone();
+    let result = state
+        .db(move |conn| {
+            match service::authenticate(conn, &attempt_username, &password, &client_ip) {
+                Ok(user) => {
+                    // A new session id at every sign-in: a planted cookie is worthless.
+                    if let Some(old) = old_token {
+                        sessions::end(conn, &old)?;
+                    }
+                    Ok(Ok((user.role(), sessions::create(conn, user.id)?)))
+                }
+                Err(LoginError::Database(e)) => Err(e.into()),
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await?;
+    match result {
+        Ok((role, token)) => {
+            tracing::info!("signed in");
+            let secure = state.settings.secure_cookies;
+            Ok(HttpResponse::SeeOther()
+                .insert_header(("Location", home_for(role)))
+                .insert_header(("HX-Redirect", home_for(role)))
+                .cookie(
+                    Cookie::build(sessions::COOKIE, token)
+                        .path("/")
+                        .http_only(true)
+                        .secure(secure)
+                        .same_site(SameSite::Lax)
+                        .max_age(actix_web::cookie::time::Duration::hours(
+                            sessions::LIFETIME_HOURS,
+                        ))
+                        .finish(),
+                )
+                .finish())
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "sign-in refused");
+            let status = match e {
+                LoginError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut ctx = Context::new();
+            ctx.insert("error", &e.to_string());
+            ctx.insert("username", &username.chars().take(64).collect::<String>());
+            render_status(
+                &req,
+                status,
+                "accounts/login.html",
+                "accounts/login.html",
+                ctx,
+            )
+        }
+    }
+}
+
+#[post("/logout")]
+async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    if let Some(token) = req.cookie(sessions::COOKIE).map(|c| c.value().to_owned()) {
+        state
+            .db(move |conn| Ok(sessions::end(conn, &token)?))
+            .await?;
+    }
+    let mut res = flash_redirect("/login", "success", "You are signed out.");
+    res.add_removal_cookie(&Cookie::build(sessions::COOKIE, "").path("/").finish())
+        .map_err(AppError::internal)?;
+    Ok(res)
+}
+
+#[get("/account")]
+async fn account_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let mut ctx = Context::new();
+    ctx.insert("me", &viewer);
+    render(
+        &req,
+        "accounts/account.html",
+        "accounts/_password_form.html",
+        ctx,
+    )
+}
+
+#[derive(Deserialize)]
+struct OwnPasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+#[post("/account/password")]
+async fn change_own_password(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<OwnPasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let fail = |message: String| {
+        let mut ctx = Context::new();
+        ctx.insert("me", &viewer);
+        ctx.insert("error", &message);
+        render_status(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "accounts/account.html",
+            "accounts/_password_form.html",
+            ctx,
+        )
+    };
+    if form.new_password != form.confirm_password {
+        return fail("The new password and its confirmation differ.".into());
+    }
+    let new = match Password::parse(&form.new_password) {
+        Ok(p) => p,
+        Err(m) => return fail(format!("The new password is not acceptable: {m}.")),
+    };
+    let ctx = command_context(&req, &viewer, None);
+    let (user_id, keep) = (viewer.user_id, viewer.session_digest.clone());
+    let store = state(&req).store.clone();
+    let changed = state(&req)
+        .db(move |conn| {
+            if !service::verify_password(conn, user_id, &form.current_password)? {
+                return Ok(false);
+            }
+            service::set_password(conn, &store, &ctx, user_id, &new, false, Some(&keep))?;
+            Ok(true)
+        })
+        .await?;
+    if !changed {
+        return fail("The current password is wrong.".into());
+    }
+    Ok(flash_redirect(
+        "/account",
+        "success",
+        "Your password is changed. Your other sessions have been signed out.",
+    ))
+}
+
+#[get("/admin/accounts")]
+async fn accounts_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    accounts_listing(&req, viewer, Context::new(), StatusCode::OK).await
+}
+
+async fn accounts_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let users = state(req)
+        .db(move |conn| queries::list_for_admin(conn, &viewer))
+        .await?;
+    ctx.insert("users", &users);
+    ctx.insert("roles", &Role::ALL.map(Role::as_str));
+    render_status(
+        req,
+        status,
+        "accounts/admin_list.html",
+        "accounts/_admin_list.html",
+        ctx,
+    )
+}
+
+#[derive(Deserialize)]
+struct CreateAccountForm {
+    username: String,
+    display_name: String,
+    email: String,
+    role: String,
+    password: String,
+}
+
+#[post("/admin/accounts")]
+async fn create_account(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<CreateAccountForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let f = form.into_inner();
+    let parsed = NewAccount::parse(&f.username, &f.display_name, &f.email, &f.role, &f.password);
+    let result = match parsed {
+        Ok(account) => {
+            let meta = crate::web::metadata(&req, &viewer);
+            let store = state(&req).store.clone();
+            state(&req)
+                .db(move |conn| {
+                    match service::register(conn, &store, meta, account, |_, _| Ok(())) {
+                        Ok(id) => Ok(Ok(id)),
+                        Err(e @ (AccountError::Invalid(_) | AccountError::UsernameTaken(_))) => {
+                            Ok(Err(e))
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await?
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(flash_redirect(
+            "/admin/accounts",
+            "success",
+            &format!("Account {} created.", f.username.trim()),
+        )),
+        Err(e) => {
+            let mut ctx = Context::new();
+            ctx.insert("error", &e.to_string());
+            ctx.insert("form", &serde_json::json!({
+                "username": f.username, "display_name": f.display_name, "email": f.email, "role": f.role,
+            }));
+            accounts_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[get("/admin/accounts/{id}")]
+async fn account_detail(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let id = parse_id(&path)?;
+    let (user, history, session_count) = state(&req)
+        .db(move |conn| {
+            let user = queries::get(conn, &viewer, id)?;
+            let history = store::load_stream(
+                conn,
+                <super::Account as crate::es::Decider>::STREAM_TYPE,
+                &id.to_string(),
+            )?;
+            Ok((user, history, sessions::count_for(conn, id)?))
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("user", &user);
+    ctx.insert("history", &history);
+    ctx.insert("session_count", &session_count);
+    ctx.insert("roles", &Role::ALL.map(Role::as_str));
+    render(
+        &req,
+        "accounts/admin_detail.html",
+        "accounts/admin_detail.html",
+        ctx,
+    )
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    role: String,
+    command_id: Option<String>,
+}
+
+#[post("/admin/accounts/{id}/role")]
+async fn change_role(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<RoleForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let id = parse_id(&path)?;
+    let role = Role::parse(&form.role).map_err(AppError::Unprocessable)?;
+    run_account_command(
+        &req,
+        &viewer,
+        id,
+        AccountCommand::ChangeRole { role },
+        form.command_id.as_deref(),
+        &format!("Role changed to {role}."),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    new_password: String,
+}
+
+#[post("/admin/accounts/{id}/password")]
+async fn reset_password(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<ResetForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let id = parse_id(&path)?;
+    let password = Password::parse(&form.new_password).map_err(|m| {
+        AppError::Unprocessable(format!("The new password is not acceptable: {m}."))
+    })?;
+    let ctx = command_context(&req, &viewer, None);
+    let store = state(&req).store.clone();
+    let keep = (id == viewer.user_id).then(|| viewer.session_digest.clone());
+    state(&req)
+        .db(move |conn| {
+            Ok(service::set_password(
+                conn,
+                &store,
+                &ctx,
+                id,
+                &password,
+                true,
+                keep.as_deref(),
+            )?)
+        })
+        .await?;
+    Ok(flash_redirect(
+        &format!("/admin/accounts/{id}"),
+        "success",
+        "Password reset. The user's sessions have been ended.",
+    ))
+}
+
+#[derive(Deserialize)]
+struct ActiveForm {
+    active: String,
+    command_id: Option<String>,
+}
+
+#[post("/admin/accounts/{id}/active")]
+async fn set_active(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<ActiveForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let id = parse_id(&path)?;
+    if id == viewer.user_id {
+        return Err(AppError::Unprocessable(
+            "You cannot deactivate your own account.".into(),
+        ));
+    }
+    let (command, message) = match form.active.as_str() {
+        "true" => (AccountCommand::Reactivate, "Account reactivated."),
+        "false" => (
+            AccountCommand::Deactivate,
+            "Account deactivated; its sessions have been ended.",
+        ),
+        _ => return Err(AppError::BadRequest("active must be true or false".into())),
+    };
+    run_account_command(
+        &req,
+        &viewer,
+        id,
+        command,
+        form.command_id.as_deref(),
+        message,
+    )
+    .await
+}
+
+async fn run_account_command(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    id: Uuid,
+    command: AccountCommand,
+    command_id: Option<&str>,
+    message: &str,
+) -> Result<HttpResponse, AppError> {
+    let ctx = command_context(req, viewer, command_id);
+    let store = state(req).store.clone();
+    state(req)
+        .db(move |conn| Ok(service::execute(conn, &store, &ctx, id, command)?))
+        .await?;
+    Ok(flash_redirect(
+        &format!("/admin/accounts/{id}"),
+        "success",
+        message,
+    ))
+}

@@ -1,0 +1,314 @@
+//! Account commands as the web and the CLI issue them: validate at the edge, then one transaction.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::decider::{Account, AccountCommand, AccountRejection, Role};
+use super::passwords::{self, Password};
+use super::queries::{self, User};
+use super::sessions;
+use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
+use crate::schema::{credentials, login_failures};
+use crate::web::AppError;
+
+/// Failed sign-ins within the window that lock a username.
+pub const MAX_FAILURES_PER_USERNAME: i64 = 5;
+/// Failed sign-ins within the window that lock a client address. Higher than per username,
+/// since an office behind one NAT address shares it.
+pub const MAX_FAILURES_PER_IP: i64 = 20;
+pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error(transparent)]
+    Command(#[from] CommandError<AccountRejection>),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+impl From<AccountError> for AppError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(m) => AppError::Unprocessable(m),
+            e @ AccountError::UsernameTaken(_) => AppError::Unprocessable(e.to_string()),
+            AccountError::Command(c) => c.into(),
+            AccountError::Database(d) => d.into(),
+        }
+    }
+}
+
+/// A new account, parsed from raw input.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub role: Role,
+    pub password: Password,
+}
+
+impl NewAccount {
+    pub fn parse(
+        username: &str,
+        display_name: &str,
+        email: &str,
+        role: &str,
+        password: &str,
+    ) -> Result<NewAccount, AccountError> {
+        let username = parse_username(username)?;
+        let display_name = display_name.trim();
+        let display_name = if display_name.is_empty() {
+            username.clone()
+        } else {
+            parse_display_name(display_name)?
+        };
+        Ok(NewAccount {
+            email: parse_email(email)?,
+            role: Role::parse(role).map_err(AccountError::Invalid)?,
+            password: Password::parse(password).map_err(AccountError::Invalid)?,
+            username,
+            display_name,
+        })
+    }
+}
+
+pub fn parse_username(raw: &str) -> Result<String, AccountError> {
+    let u = raw.trim();
+    let ok_chars = u
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if u.len() < 3 || u.len() > 32 || !ok_chars {
+        return Err(AccountError::Invalid(
+            "a username has 3 to 32 characters: letters, digits, '.', '_' or '-'".into(),
+        ));
+    }
+    Ok(u.to_owned())
+}
+
+pub fn parse_display_name(raw: &str) -> Result<String, AccountError> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err(AccountError::Invalid(
+            "a name has 1 to 100 characters and no control characters".into(),
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+pub fn parse_email(raw: &str) -> Result<String, AccountError> {
+    let e = raw.trim();
+    if e.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(e.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+    if !valid {
+        return Err(AccountError::Invalid(format!(
+            "{e:?} is not an email address"
+        )));
+    }
+    Ok(e.to_owned())
+}
+
+/// Register an account and store its credentials in one transaction. `and_then` runs in the same
+/// transaction, for contexts that start something for the new user (a student's enrollment).
+pub fn register(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    metadata: Metadata,
+    account: NewAccount,
+    and_then: impl FnOnce(&mut PgConnection, Uuid) -> Result<(), AccountError>,
+) -> Result<Uuid, AccountError> {
+    // Hash before the transaction: argon2 is deliberately slow and must not hold locks.
+    let password_hash = account.password.hash();
+    let user_id = Uuid::new_v4();
+    conn.transaction(|conn| {
+        if queries::username_taken(conn, &account.username)? {
+            return Err(AccountError::UsernameTaken(account.username.clone()));
+        }
+        let command = AccountCommand::Register {
+            username: account.username.clone(),
+            display_name: account.display_name.clone(),
+            email: account.email.clone(),
+            role: account.role,
+        };
+        let result = store.execute_in::<Account>(
+            conn,
+            &user_id.to_string(),
+            &command,
+            &CommandContext::new(metadata),
+        );
+        match result {
+            // Two sign-ups racing for one username: the unique index decides.
+            Err(CommandError::Projection(p)) if p.to_string().contains("users_username_key") => {
+                return Err(AccountError::UsernameTaken(account.username.clone()))
+            }
+            other => other?,
+        };
+        diesel::insert_into(credentials::table)
+            .values((
+                credentials::user_id.eq(user_id),
+                credentials::password_hash.eq(password_hash),
+            ))
+            .execute(conn)?;
+        and_then(conn, user_id)?;
+        Ok(user_id)
+    })
+}
+
+/// Any account command; sessions end when the account is deactivated.
+pub fn execute(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    user_id: Uuid,
+    command: AccountCommand,
+) -> Result<CommandOutcome, AccountError> {
+    conn.transaction(|conn| {
+        let outcome = store.execute_in::<Account>(conn, &user_id.to_string(), &command, ctx)?;
+        if matches!(command, AccountCommand::Deactivate) {
+            sessions::end_all(conn, user_id, None)?;
+        }
+        Ok(outcome)
+    })
+}
+
+/// Set a new password (an admin's reset, or the user's own change): records the event, stores
+/// the hash, and ends the user's sessions except `keep_session`.
+pub fn set_password(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    user_id: Uuid,
+    password: &Password,
+    reset_by_admin: bool,
+    keep_session: Option<&str>,
+) -> Result<(), AccountError> {
+    let password_hash = password.hash();
+    conn.transaction(|conn| {
+        store.execute_in::<Account>(
+            conn,
+            &user_id.to_string(),
+            &AccountCommand::RecordPasswordChange { reset_by_admin },
+            ctx,
+        )?;
+        diesel::insert_into(credentials::table)
+            .values((
+                credentials::user_id.eq(user_id),
+                credentials::password_hash.eq(&password_hash),
+            ))
+            .on_conflict(credentials::user_id)
+            .do_update()
+            .set((
+                credentials::password_hash.eq(&password_hash),
+                credentials::updated_at.eq(Utc::now()),
+            ))
+            .execute(conn)?;
+        sessions::end_all(conn, user_id, keep_session)?;
+        Ok(())
+    })
+}
+
+pub fn verify_password(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    password: &str,
+) -> QueryResult<bool> {
+    let phc: Option<String> = credentials::table
+        .find(user_id)
+        .select(credentials::password_hash)
+        .first(conn)
+        .optional()?;
+    Ok(match phc {
+        Some(phc) => passwords::verify(password, &phc),
+        None => {
+            passwords::verify_dummy(password);
+            false
+        }
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("The username or password is wrong.")]
+    Invalid,
+    #[error("Too many failed sign-in attempts. Try again in {minutes} minutes.")]
+    Throttled { minutes: i64 },
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Check a username and password, throttled per username and per client address.
+pub fn authenticate(
+    conn: &mut PgConnection,
+    username: &str,
+    password: &str,
+    client_ip: &str,
+) -> Result<User, LoginError> {
+    let since = Utc::now() - Duration::minutes(THROTTLE_WINDOW_MINUTES);
+    let by_user: i64 = login_failures::table
+        .filter(queries::lower(login_failures::username).eq(username.to_lowercase()))
+        .filter(login_failures::failed_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    let by_ip: i64 = login_failures::table
+        .filter(login_failures::client_ip.eq(client_ip))
+        .filter(login_failures::failed_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    if by_user >= MAX_FAILURES_PER_USERNAME || by_ip >= MAX_FAILURES_PER_IP {
+        return Err(LoginError::Throttled {
+            minutes: THROTTLE_WINDOW_MINUTES,
+        });
+    }
+
+    let user = queries::find_by_username(conn, username)?;
+    let ok = match &user {
+        Some(u) => verify_password(conn, u.id, password)? && u.active,
+        None => {
+            passwords::verify_dummy(password);
+            false
+        }
+    };
+    match user {
+        Some(u) if ok => {
+            // A success wipes the username's failures; the address keeps its count.
+            diesel::delete(login_failures::table)
+                .filter(queries::lower(login_failures::username).eq(username.to_lowercase()))
+                .execute(conn)?;
+            Ok(u)
+        }
+        _ => {
+            diesel::insert_into(login_failures::table)
+                .values((
+                    login_failures::username.eq(username.chars().take(64).collect::<String>()),
+                    login_failures::client_ip.eq(client_ip),
+                ))
+                .execute(conn)?;
+            Err(LoginError::Invalid)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_and_emails_are_checked() {
+        assert!(parse_username("ab").is_err());
+        assert!(parse_username("ada lovelace").is_err());
+        assert_eq!(parse_username(" ada.l ").unwrap(), "ada.l");
+        assert!(parse_email("nope").is_err());
+        assert!(parse_email("a@b").is_err());
+        assert_eq!(parse_email("a@b.edu").unwrap(), "a@b.edu");
+        assert_eq!(parse_email("").unwrap(), "");
+        assert!(parse_display_name(&"x".repeat(101)).is_err());
+    }
+}

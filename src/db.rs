@@ -1,0 +1,253 @@
+//! Finding the database (the contract's discovery order), the connection pool and migrations.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The default when `DATABASE_URL` is not set. TCP rather than a socket: the bundled libpq looks
+/// for sockets in /tmp while Debian's server puts them in /var/run/postgresql.
+pub const DEFAULT_SERVER: &str = "postgres://localhost:5432";
+pub const DEFAULT_DATABASE: &str = "heyboss";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no PostgreSQL found: set DATABASE_URL, start a server on localhost:5432, or install one (Debian: apt-get install -y postgresql)")]
+    NotFound,
+    #[error("database error: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("private PostgreSQL cluster: {0}")]
+    Cluster(String),
+}
+
+/// A PostgreSQL server the application may use, and the database on it.
+#[derive(Debug)]
+pub struct Database {
+    /// URL of the application's database.
+    pub url: String,
+    /// A private cluster this process started; stopped when dropped.
+    pub cluster: Option<PrivateCluster>,
+}
+
+impl Database {
+    /// The contract's order: DATABASE_URL; else localhost:5432/heyboss (created when missing);
+    /// else a private cluster in ./var/postgres from the installed server binaries; else an error.
+    pub fn discover() -> Result<Database, DbError> {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.is_empty() {
+                // Best effort: a managed server may not let us create databases, and need not.
+                if let Err(e) = ensure_database(&url) {
+                    tracing::debug!(error = %e, "could not check or create the DATABASE_URL database");
+                }
+                return Ok(Database { url, cluster: None });
+            }
+        }
+        let server = DEFAULT_SERVER.to_owned();
+        if PgConnection::establish(&format!("{server}/postgres")).is_ok() {
+            let url = format!("{server}/{DEFAULT_DATABASE}");
+            ensure_database(&url)?;
+            return Ok(Database { url, cluster: None });
+        }
+        let cluster = PrivateCluster::start(Path::new("var/postgres"))?;
+        let url = format!("{}/{DEFAULT_DATABASE}", cluster.server_url());
+        ensure_database(&url)?;
+        Ok(Database {
+            url,
+            cluster: Some(cluster),
+        })
+    }
+}
+
+/// Split `postgres://host:port/db?params` into the server part and the database name.
+pub fn split_url(url: &str) -> (String, String, String) {
+    let (base, params) = match url.split_once('?') {
+        Some((b, p)) => (b, format!("?{p}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    match base[scheme_end..].rfind('/') {
+        Some(i) => {
+            let cut = scheme_end + i;
+            (base[..cut].to_owned(), base[cut + 1..].to_owned(), params)
+        }
+        None => (base.to_owned(), String::new(), params),
+    }
+}
+
+/// Replace the database name in a URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (server, _, params) = split_url(url);
+    format!("{server}/{database}{params}")
+}
+
+/// Create the URL's database on its server when it does not exist yet.
+pub fn ensure_database(url: &str) -> Result<(), DbError> {
+    let (_, name, _) = split_url(url);
+    let mut admin = PgConnection::establish(&with_database(url, "postgres"))?;
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut admin)?;
+    if !found.exists {
+        let create = diesel::sql_query(format!("CREATE DATABASE {}", quote_ident(&name)))
+            .execute(&mut admin);
+        // Two processes may race to create it; the loser finds it there.
+        if let Err(e) = create {
+            if !e.to_string().contains("already exists") {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn pool(url: &str, max_size: u32) -> Result<PgPool, DbError> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    Ok(Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(true)
+        .build(manager)?)
+}
+
+/// Run pending migrations. Serialized with an advisory lock so several instances can start at once.
+pub fn migrate(conn: &mut PgConnection) -> Result<usize, DbError> {
+    diesel::sql_query("SELECT pg_advisory_lock(7242011)").execute(conn)?;
+    let result = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.len())
+        .map_err(|e| DbError::Migration(e.to_string()));
+    diesel::sql_query("SELECT pg_advisory_unlock(7242011)").execute(conn)?;
+    result
+}
+
+/// A PostgreSQL cluster of our own, for machines with the server installed but not running.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+impl PrivateCluster {
+    pub fn start(dir: &Path) -> Result<PrivateCluster, DbError> {
+        let bin = find_server_binaries().ok_or(DbError::NotFound)?;
+        let as_postgres_user = is_root();
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Cluster(e.to_string()))?;
+        let data = std::fs::canonicalize(dir).map_err(|e| DbError::Cluster(e.to_string()))?;
+        let cluster = PrivateCluster {
+            bin,
+            data,
+            port: 54329,
+            as_postgres_user,
+        };
+        if as_postgres_user {
+            // initdb refuses to run as root: the cluster belongs to the postgres system user.
+            let _ = Command::new("chown")
+                .arg("-R")
+                .arg("postgres")
+                .arg(&cluster.data)
+                .status();
+        }
+        if !cluster.data.join("PG_VERSION").exists() {
+            cluster.run(
+                "initdb",
+                &["-D", &cluster.data_str(), "-A", "trust", "-U", "postgres"],
+            )?;
+        }
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=localhost",
+            cluster.port,
+            cluster.data_str()
+        );
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &cluster.data_str(),
+                "-o",
+                &options,
+                "-l",
+                &format!("{}/server.log", cluster.data_str()),
+                "-w",
+                "start",
+            ],
+        )?;
+        Ok(cluster)
+    }
+
+    pub fn server_url(&self) -> String {
+        format!("postgres://postgres@localhost:{}", self.port)
+    }
+
+    fn data_str(&self) -> String {
+        self.data.display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), DbError> {
+        let path = self.bin.join(program);
+        let status = if self.as_postgres_user {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(&path).args(args);
+            cmd.status()
+        } else {
+            Command::new(&path).args(args).status()
+        }
+        .map_err(|e| DbError::Cluster(format!("{program}: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(DbError::Cluster(format!("{program} exited with {status}")))
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.run("pg_ctl", &["-D", &self.data_str(), "-m", "fast", "stop"]);
+    }
+}
+
+fn find_server_binaries() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

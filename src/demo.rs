@@ -1,0 +1,41 @@
+//! Demo data for `serve --demo`: idempotent, so a restart adds nothing twice.
+
+use crate::accounts::{queries, service, NewAccount};
+use crate::es::{Actor, Metadata};
+use crate::web::AppState;
+
+/// Every demo account signs in with this password.
+pub const DEMO_PASSWORD: &str = "heyboss-demo";
+
+/// (username, display name, role)
+pub const DEMO_USERS: &[(&str, &str, &str)] = &[
+    ("admin", "Avery Admin", "admin"),
+    ("staff", "Sam Staff", "staff"),
+    ("analyst", "Ana Analyst", "analyst"),
+    ("student", "Stu Student", "student"),
+];
+
+pub fn seed(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut conn = state.pool.get()?;
+    for (username, name, role) in DEMO_USERS {
+        if queries::username_taken(&mut conn, username)? {
+            continue;
+        }
+        let account = NewAccount::parse(
+            username,
+            name,
+            &format!("{username}@heyboss.example"),
+            role,
+            DEMO_PASSWORD,
+        )?;
+        service::register(
+            &mut conn,
+            &state.store,
+            Metadata::new(Actor::Cli),
+            account,
+            |_, _| Ok(()),
+        )?;
+    }
+    tracing::info!("demo data ready: sign in as admin, staff, analyst or student with password {DEMO_PASSWORD:?}");
+    Ok(())
+}

@@ -1,0 +1,183 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::schema::events;
+
+/// Who caused an event: recorded in every event's metadata, shown in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Actor {
+    User(Uuid),
+    Sensor(Uuid),
+    Cli,
+    /// A reaction of the application itself (a process manager), named.
+    System(String),
+}
+
+impl Actor {
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::User(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// Metadata stored beside every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub actor: Actor,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Metadata {
+    /// Metadata for a new command that starts its own correlation.
+    pub fn new(actor: Actor) -> Self {
+        let command_id = Uuid::new_v4();
+        Metadata {
+            actor,
+            command_id,
+            correlation_id: command_id,
+            causation_id: None,
+            request_id: None,
+        }
+    }
+
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Metadata for a command caused by an earlier event: same correlation, the event as cause.
+    pub fn caused_by(actor: Actor, cause: &RecordedEvent) -> Self {
+        let cause_meta: Option<Metadata> = serde_json::from_value(cause.metadata.clone()).ok();
+        Metadata {
+            actor,
+            command_id: Uuid::new_v4(),
+            correlation_id: cause_meta
+                .map(|m| m.correlation_id)
+                .unwrap_or_else(Uuid::new_v4),
+            causation_id: cause_meta_event_id(cause),
+            request_id: None,
+        }
+    }
+}
+
+fn cause_meta_event_id(cause: &RecordedEvent) -> Option<Uuid> {
+    // Events have no uuid of their own; the causing command's id identifies the cause.
+    cause
+        .metadata
+        .get("command_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// An event as stored in the log.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+    pub transaction_id: i64,
+}
+
+impl RecordedEvent {
+    /// Decode into a context's event type, upcasting old shapes first.
+    pub fn decode<E: DomainEvent>(&self) -> Result<E, DecodeError> {
+        decode(&self.event_type, self.schema_version, self.payload.clone())
+    }
+
+    pub fn actor(&self) -> Option<Actor> {
+        self.metadata
+            .get("actor")
+            .and_then(|a| serde_json::from_value(a.clone()).ok())
+    }
+}
+
+/// An event ready to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode event {event_type} v{schema_version}: {message}")]
+pub struct DecodeError {
+    pub event_type: String,
+    pub schema_version: i32,
+    pub message: String,
+}
+
+/// A context's event enum. It must serialize adjacently tagged
+/// (`#[serde(tag = "type", content = "data")]`): the tag becomes the stored event type and the
+/// content the payload.
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
+    /// The schema version written for new events of this type.
+    fn schema_version(_event_type: &str) -> i32 {
+        1
+    }
+
+    /// Turn a payload stored under an older schema version into the current shape.
+    /// The default knows only version 1.
+    fn upcast(event_type: &str, stored_version: i32, payload: Value) -> Result<Value, String> {
+        if stored_version == Self::schema_version(event_type) {
+            Ok(payload)
+        } else {
+            Err(format!("no upcaster from schema version {stored_version}"))
+        }
+    }
+
+    fn encode(&self) -> NewEvent {
+        let value = serde_json::to_value(self).expect("domain events serialize to JSON");
+        let Value::Object(mut map) = value else {
+            panic!("domain events must be adjacently tagged enums")
+        };
+        let event_type = match map.remove("type") {
+            Some(Value::String(t)) => t,
+            _ => panic!("domain events must carry a string `type` tag"),
+        };
+        let payload = map.remove("data").unwrap_or(Value::Null);
+        NewEvent {
+            schema_version: Self::schema_version(&event_type),
+            event_type,
+            payload,
+        }
+    }
+}
+
+pub fn decode<E: DomainEvent>(
+    event_type: &str,
+    schema_version: i32,
+    payload: Value,
+) -> Result<E, DecodeError> {
+    let err = |message: String| DecodeError {
+        event_type: event_type.to_owned(),
+        schema_version,
+        message,
+    };
+    let payload = E::upcast(event_type, schema_version, payload).map_err(err)?;
+    let mut tagged = serde_json::Map::new();
+    tagged.insert("type".into(), Value::String(event_type.to_owned()));
+    if !payload.is_null() {
+        tagged.insert("data".into(), payload);
+    }
+    serde_json::from_value(Value::Object(tagged)).map_err(|e| err(e.to_string()))
+}

@@ -1,0 +1,289 @@
+//! Executing a command: one transaction of load, decide, append and inline projections.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::decider::Decider;
+use super::event::{DecodeError, DomainEvent, Metadata, RecordedEvent};
+use super::projection::{ProjectionFailed, Projections};
+use super::store::{self, StoreError};
+use crate::schema::command_outcomes;
+
+/// What the caller knows about a command besides the command itself.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub metadata: Metadata,
+    /// A second command with the same key does nothing and reports the first outcome.
+    pub idempotency_key: Option<String>,
+    /// The stream version the user saw; a different current version is a conflict (409).
+    pub expected_version: Option<i64>,
+    /// How often to re-run the command on a concurrent append before reporting the conflict.
+    /// Only for commands whose decision does not rest on what a person saw.
+    pub retries_on_conflict: u32,
+}
+
+impl CommandContext {
+    pub fn new(metadata: Metadata) -> Self {
+        CommandContext {
+            metadata,
+            idempotency_key: None,
+            expected_version: None,
+            retries_on_conflict: 0,
+        }
+    }
+
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn expected_version(mut self, version: i64) -> Self {
+        self.expected_version = Some(version);
+        self
+    }
+
+    pub fn retry_on_conflict(mut self, retries: u32) -> Self {
+        self.retries_on_conflict = retries;
+        self
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    pub stream_type: String,
+    pub stream_id: String,
+    /// The stream's version after the command.
+    pub stream_version: i64,
+    /// Global positions of the appended events (empty when the command decided nothing).
+    pub positions: Vec<i64>,
+    pub event_types: Vec<String>,
+    /// True when this is the stored outcome of an earlier command with the same idempotency key.
+    #[serde(skip)]
+    pub duplicate: bool,
+}
+
+impl CommandOutcome {
+    pub fn last_position(&self) -> Option<i64> {
+        self.positions.last().copied()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<R: std::error::Error + 'static> {
+    #[error("{0}")]
+    Rejected(#[source] R),
+    #[error("{stream_type} {stream_id} was changed by someone else while you were working on it (you saw version {expected}, it is now at {actual:?}); reload and try again")]
+    Conflict {
+        stream_type: String,
+        stream_id: String,
+        expected: i64,
+        actual: Option<i64>,
+    },
+    #[error(transparent)]
+    Projection(#[from] ProjectionFailed),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+impl<R: std::error::Error + 'static> CommandError<R> {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, CommandError::Conflict { .. })
+    }
+
+    /// Map the rejection into another type, keeping every other variant.
+    pub fn map_rejection<S: std::error::Error + 'static>(
+        self,
+        f: impl FnOnce(R) -> S,
+    ) -> CommandError<S> {
+        match self {
+            CommandError::Rejected(r) => CommandError::Rejected(f(r)),
+            CommandError::Conflict {
+                stream_type,
+                stream_id,
+                expected,
+                actual,
+            } => CommandError::Conflict {
+                stream_type,
+                stream_id,
+                expected,
+                actual,
+            },
+            CommandError::Projection(p) => CommandError::Projection(p),
+            CommandError::Decode(d) => CommandError::Decode(d),
+            CommandError::Database(d) => CommandError::Database(d),
+        }
+    }
+}
+
+impl<R: std::error::Error + 'static> From<StoreError> for CommandError<R> {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict {
+                stream_type,
+                stream_id,
+                expected,
+            } => CommandError::Conflict {
+                stream_type,
+                stream_id,
+                expected,
+                actual: None,
+            },
+            StoreError::Database(d) => CommandError::Database(d),
+        }
+    }
+}
+
+/// The event store as the application uses it: the log plus the inline projections.
+#[derive(Clone)]
+pub struct EventStore {
+    projections: Arc<Projections>,
+}
+
+impl EventStore {
+    pub fn new(projections: Projections) -> Self {
+        EventStore {
+            projections: Arc::new(projections),
+        }
+    }
+
+    pub fn projections(&self) -> &Projections {
+        &self.projections
+    }
+
+    /// Execute a command in its own transaction; nothing is written unless everything succeeds.
+    pub fn execute<D: Decider>(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &str,
+        command: &D::Command,
+        ctx: &CommandContext,
+    ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
+        let mut attempt = 0;
+        loop {
+            let result =
+                conn.transaction(|conn| self.execute_in::<D>(conn, stream_id, command, ctx));
+            match result {
+                Err(e) if e.is_conflict() && attempt < ctx.retries_on_conflict => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Execute a command inside a transaction the caller holds (to write more in the same one).
+    pub fn execute_in<D: Decider>(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &str,
+        command: &D::Command,
+        ctx: &CommandContext,
+    ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
+        if let Some(key) = &ctx.idempotency_key {
+            if let Some(first) = claim_idempotency_key(conn, key)? {
+                return Ok(first);
+            }
+        }
+
+        let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
+        let version = history.last().map_or(0, |e| e.stream_version);
+        if let Some(expected) = ctx.expected_version {
+            if expected != version {
+                return Err(CommandError::Conflict {
+                    stream_type: D::STREAM_TYPE.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    expected,
+                    actual: Some(version),
+                });
+            }
+        }
+        let state = fold::<D>(&history)?;
+        let decided = D::decide(&state, command).map_err(CommandError::Rejected)?;
+
+        let new_events: Vec<_> = decided.iter().map(DomainEvent::encode).collect();
+        let metadata = serde_json::to_value(&ctx.metadata).expect("metadata serializes");
+        let appended = store::append(
+            conn,
+            D::STREAM_TYPE,
+            stream_id,
+            version,
+            &new_events,
+            &metadata,
+        )?;
+        self.projections.apply_inline(conn, &appended)?;
+
+        let outcome = CommandOutcome {
+            stream_type: D::STREAM_TYPE.to_owned(),
+            stream_id: stream_id.to_owned(),
+            stream_version: appended.last().map_or(version, |e| e.stream_version),
+            positions: appended.iter().map(|e| e.position).collect(),
+            event_types: appended.iter().map(|e| e.event_type.clone()).collect(),
+            duplicate: false,
+        };
+        if let Some(key) = &ctx.idempotency_key {
+            diesel::update(command_outcomes::table.find(key))
+                .set(command_outcomes::outcome.eq(serde_json::to_value(&outcome).ok()))
+                .execute(conn)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Append already-decided events to a stream and project them, in the caller's transaction.
+    /// For writers that validate a whole batch themselves (the sensor API).
+    pub fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream_type: &str,
+        stream_id: &str,
+        expected_version: i64,
+        events: &[super::NewEvent],
+        metadata: &Metadata,
+    ) -> Result<Vec<RecordedEvent>, CommandError<std::convert::Infallible>> {
+        let metadata = serde_json::to_value(metadata).expect("metadata serializes");
+        let appended = store::append(
+            conn,
+            stream_type,
+            stream_id,
+            expected_version,
+            events,
+            &metadata,
+        )?;
+        self.projections.apply_inline(conn, &appended)?;
+        Ok(appended)
+    }
+}
+
+/// Fold a stream's recorded events into the decider's state.
+pub fn fold<D: Decider>(history: &[RecordedEvent]) -> Result<D::State, DecodeError> {
+    history.iter().try_fold(D::State::default(), |state, e| {
+        Ok(D::evolve(state, &e.decode::<D::Event>()?))
+    })
+}
+
+/// Claim a key for this transaction. A key claimed by a transaction still in flight makes this
+/// one wait for it; when that one committed, its outcome is returned.
+fn claim_idempotency_key(
+    conn: &mut PgConnection,
+    key: &str,
+) -> QueryResult<Option<CommandOutcome>> {
+    let claimed = diesel::insert_into(command_outcomes::table)
+        .values(command_outcomes::idempotency_key.eq(key))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if claimed == 1 {
+        return Ok(None);
+    }
+    let stored: Option<serde_json::Value> = command_outcomes::table
+        .find(key)
+        .select(command_outcomes::outcome)
+        .first(conn)?;
+    Ok(stored
+        .and_then(|v| serde_json::from_value::<CommandOutcome>(v).ok())
+        .map(|o| CommandOutcome {
+            duplicate: true,
+            ..o
+        }))
+}

@@ -1,0 +1,14 @@
+//! The generic event store: append-only log, deciders, the command executor and projections.
+//! It knows nothing of any bounded context; contexts plug in through [`Decider`] and [`Projection`].
+
+pub mod decider;
+pub mod event;
+pub mod executor;
+pub mod projection;
+pub mod store;
+
+pub use decider::Decider;
+pub use event::{Actor, DomainEvent, Metadata, NewEvent, RecordedEvent};
+pub use executor::{CommandContext, CommandError, CommandOutcome, EventStore};
+pub use projection::{Projection, Projections};
+pub use store::StoreError;

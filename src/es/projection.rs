@@ -1,0 +1,154 @@
+//! Projections: read models built from events, applied in the append transaction (inline) and
+//! rebuildable from the whole log.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+
+use super::event::{DecodeError, RecordedEvent};
+use super::store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// One read model. It owns its tables; nothing else writes them.
+pub trait Projection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// The event types this projection reads; it is never given any other.
+    fn handles(&self) -> &'static [&'static str];
+    /// The tables it owns, emptied by [`Projection::reset`].
+    fn tables(&self) -> &'static [&'static str];
+    /// Apply one event with the open connection (inside the caller's transaction).
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError>;
+
+    /// Apply several events in log order. Override to batch statements.
+    fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        events.iter().try_for_each(|e| self.apply(conn, e))
+    }
+
+    fn reset(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        for table in self.tables() {
+            diesel::sql_query(format!("TRUNCATE TABLE {table}")).execute(conn)?;
+        }
+        Ok(())
+    }
+
+    fn handles_type(&self, event_type: &str) -> bool {
+        self.handles().contains(&event_type)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("projection {name} failed: {source}")]
+pub struct ProjectionFailed {
+    pub name: &'static str,
+    #[source]
+    pub source: ProjectionError,
+}
+
+/// The registry of every projection of the application.
+#[derive(Clone, Default)]
+pub struct Projections {
+    list: Vec<Arc<dyn Projection>>,
+}
+
+impl Projections {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, projection: impl Projection) -> Self {
+        self.list.push(Arc::new(projection));
+        self
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Projection>> {
+        self.list.iter()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Projection>> {
+        self.list.iter().find(|p| p.name() == name)
+    }
+
+    /// Run every projection on the events just appended, in the same transaction.
+    pub fn apply_inline(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionFailed> {
+        for projection in &self.list {
+            let mine: Vec<&RecordedEvent> = events
+                .iter()
+                .filter(|e| projection.handles_type(&e.event_type))
+                .collect();
+            if !mine.is_empty() {
+                projection
+                    .apply_batch(conn, &mine)
+                    .map_err(|source| ProjectionFailed {
+                        name: projection.name(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Progress of a rebuild, reported after each batch.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildProgress {
+    pub events_done: u64,
+    pub position: i64,
+}
+
+/// Empty a projection and replay the whole log into it, in batches of `batch_size` events so that
+/// memory stays flat however long the log is. Runs in one transaction: readers see the old table
+/// until the new one is complete.
+pub fn rebuild(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    batch_size: i64,
+    mut on_progress: impl FnMut(RebuildProgress),
+) -> Result<u64, ProjectionFailed> {
+    let fail = |source: ProjectionError| ProjectionFailed {
+        name: projection.name(),
+        source,
+    };
+    conn.transaction(|conn| {
+        projection.reset(conn).map_err(|e| fail(e.into()))?;
+        let mut position = 0;
+        let mut done = 0u64;
+        loop {
+            let batch = store::read_after(conn, position, Some(projection.handles()), batch_size)
+                .map_err(|e| fail(e.into()))?;
+            let Some(last) = batch.last() else { break };
+            position = last.position;
+            let refs: Vec<&RecordedEvent> = batch.iter().collect();
+            projection.apply_batch(conn, &refs).map_err(fail)?;
+            done += batch.len() as u64;
+            on_progress(RebuildProgress {
+                events_done: done,
+                position,
+            });
+        }
+        Ok(done)
+    })
+}
+
+impl From<diesel::result::Error> for ProjectionFailed {
+    fn from(source: diesel::result::Error) -> Self {
+        ProjectionFailed {
+            name: "transaction",
+            source: source.into(),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Low-level access to the `events` table: append with an expected version, load a stream, read the log.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::Value;
+
+use super::event::{NewEvent, RecordedEvent};
+use crate::schema::events;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream since it was read.
+    #[error("{stream_type} {stream_id} was changed by someone else (expected version {expected})")]
+    Conflict {
+        stream_type: String,
+        stream_id: String,
+        expected: i64,
+    },
+    #[error(transparent)]
+    Database(#[from] DieselError),
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = events)]
+struct EventRow<'a> {
+    stream_type: &'a str,
+    stream_id: &'a str,
+    stream_version: i64,
+    event_type: &'a str,
+    schema_version: i32,
+    payload: &'a Value,
+    metadata: &'a Value,
+}
+
+/// Append `new_events` to a stream whose current version must be `expected_version` (0: empty).
+/// The unique (stream, version) key makes a concurrent append fail here rather than interleave.
+pub fn append(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    stream_id: &str,
+    expected_version: i64,
+    new_events: &[NewEvent],
+    metadata: &Value,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if new_events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<EventRow> = new_events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventRow {
+            stream_type,
+            stream_id,
+            stream_version: expected_version + 1 + i as i64,
+            event_type: &e.event_type,
+            schema_version: e.schema_version,
+            payload: &e.payload,
+            metadata,
+        })
+        .collect();
+    diesel::insert_into(events::table)
+        .values(&rows)
+        .returning(RecordedEvent::as_returning())
+        .get_results(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
+                if info.constraint_name() == Some("events_stream_version_key") =>
+            {
+                StoreError::Conflict {
+                    stream_type: stream_type.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    expected: expected_version,
+                }
+            }
+            other => StoreError::Database(other),
+        })
+}
+
+/// All events of one stream, in version order.
+pub fn load_stream(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    stream_id: &str,
+) -> QueryResult<Vec<RecordedEvent>> {
+    events::table
+        .filter(events::stream_type.eq(stream_type))
+        .filter(events::stream_id.eq(stream_id))
+        .order(events::stream_version.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)
+}
+
+/// The current version of a stream (0 when it has no events).
+pub fn stream_version(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    stream_id: &str,
+) -> QueryResult<i64> {
+    events::table
+        .filter(events::stream_type.eq(stream_type))
+        .filter(events::stream_id.eq(stream_id))
+        .select(diesel::dsl::max(events::stream_version))
+        .first::<Option<i64>>(conn)
+        .map(|v| v.unwrap_or(0))
+}
+
+/// A page of the log after `after_position`, optionally only some event types: keyset paging,
+/// so a replay of the whole log holds one batch in memory at a time.
+pub fn read_after(
+    conn: &mut PgConnection,
+    after_position: i64,
+    event_types: Option<&[&str]>,
+    limit: i64,
+) -> QueryResult<Vec<RecordedEvent>> {
+    let mut query = events::table
+        .filter(events::position.gt(after_position))
+        .order(events::position.asc())
+        .limit(limit)
+        .select(RecordedEvent::as_select())
+        .into_boxed();
+    if let Some(types) = event_types {
+        query = query.filter(events::event_type.eq_any(types.to_vec()));
+    }
+    query.load(conn)
+}
+
+/// The position of the newest event (0 for an empty log).
+pub fn head_position(conn: &mut PgConnection) -> QueryResult<i64> {
+    events::table
+        .select(diesel::dsl::max(events::position))
+        .first::<Option<i64>>(conn)
+        .map(|p| p.unwrap_or(0))
+}

@@ -1,0 +1,17 @@
+//! heyboss: event-sourced enrollment, scholarships and threat reports.
+//!
+//! Commands become events through pure deciders (`es::Decider`), events are appended to one
+//! PostgreSQL event store (`es`), projections update read models in the same transaction, and
+//! pages (`web`) show each user only what they may see.
+
+pub mod accounts;
+pub mod cli;
+pub mod db;
+pub mod demo;
+pub mod es;
+pub mod schema;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;
+pub mod testing;
+pub mod web;

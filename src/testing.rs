@@ -1,0 +1,209 @@
+//! Test and benchmark support: a fresh database per test, cloned from a migrated template, and
+//! the real application started on a free port. Not used by the application itself.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use diesel::prelude::*;
+
+use crate::db::{self, quote_ident, with_database, Database, PgPool};
+use crate::startup::Application;
+use crate::web::Settings;
+
+/// The database server tests use: the same discovery as `serve` (DATABASE_URL, localhost, a
+/// private cluster). Kept for the life of the test process.
+fn server() -> &'static Database {
+    static SERVER: OnceLock<Database> = OnceLock::new();
+    SERVER.get_or_init(|| Database::discover().expect("a PostgreSQL server for tests"))
+}
+
+/// A name that changes whenever a migration does, so a stale template is never reused.
+fn template_name() -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = walk(&dir);
+    files.sort();
+    for f in files {
+        f.hash(&mut hasher);
+        std::fs::read(&f).unwrap_or_default().hash(&mut hasher);
+    }
+    format!("heyboss_template_{:016x}", hasher.finish())
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A database of its own for one test, dropped when this value is.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    found: bool,
+}
+
+impl TestDatabase {
+    pub fn new() -> TestDatabase {
+        let admin_url = with_database(&server().url, "postgres");
+        let template = template_name();
+        let mut admin =
+            PgConnection::establish(&admin_url).expect("connect to the maintenance database");
+        // Test processes run in parallel: one of them migrates the template, the others wait.
+        diesel::sql_query("SELECT pg_advisory_lock(7242012)")
+            .execute(&mut admin)
+            .unwrap();
+        let exists: Found = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found",
+        )
+        .bind::<diesel::sql_types::Text, _>(&template)
+        .get_result(&mut admin)
+        .unwrap();
+        if !exists.found {
+            let building = format!("{template}_building");
+            diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {}",
+                quote_ident(&building)
+            ))
+            .execute(&mut admin)
+            .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {}", quote_ident(&building)))
+                .execute(&mut admin)
+                .unwrap();
+            {
+                let mut conn =
+                    PgConnection::establish(&with_database(&server().url, &building)).unwrap();
+                db::migrate(&mut conn).expect("migrations apply to the template");
+            }
+            diesel::sql_query(format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(&building),
+                quote_ident(&template)
+            ))
+            .execute(&mut admin)
+            .unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(7242012)")
+            .execute(&mut admin)
+            .unwrap();
+
+        let name = format!("heyboss_test_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&name),
+            quote_ident(&template)
+        ))
+        .execute(&mut admin)
+        .expect("clone the template database");
+        TestDatabase {
+            url: with_database(&server().url, &name),
+            name,
+            admin_url,
+        }
+    }
+
+    pub fn pool(&self, size: u32) -> PgPool {
+        db::pool(&self.url, size).expect("a pool on the test database")
+    }
+
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connect to the test database")
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&self.name)
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+/// The real application on a free port of 127.0.0.1, served from its own thread.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db: TestDatabase,
+    pub state: crate::web::AppState,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn spawn() -> TestApp {
+        Self::spawn_with(|_| {})
+    }
+
+    pub fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        if std::env::var("TEST_LOG").is_ok() {
+            crate::telemetry::init("debug");
+        }
+        let db = TestDatabase::new();
+        let mut settings = Settings::from_env(db.url.clone());
+        settings.bind = "127.0.0.1:0".into();
+        settings.pool_size = 8;
+        settings.templates_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        settings.static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+        configure(&mut settings);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let app = Application::build(settings).expect("the application starts");
+                tx.send((app.port(), app.server_handle(), app.state().clone()))
+                    .unwrap();
+                app.run_until_stopped().await.unwrap();
+            });
+        });
+        let (port, handle, state) = rx.recv().expect("the application reports its port");
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            db,
+            state,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop the server before its database is dropped.
+        let _ =
+            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
+                .join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Web plumbing shared by every context: state, the request frame (ids, sessions, CSRF, errors,
+//! security headers), rendering of pages and fragments, and small form helpers.
+
+pub mod error;
+pub mod frame;
+pub mod render;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use diesel::PgConnection;
+use tera::Tera;
+
+pub use error::AppError;
+pub use render::{flash_redirect, is_htmx, render, Flash};
+
+use crate::accounts::Viewer;
+use crate::db::PgPool;
+use crate::es::{Actor, CommandContext, EventStore, Metadata};
+
+/// What the application needs to know at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: String,
+    pub database_url: String,
+    pub pool_size: u32,
+    /// Mark cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    pub templates_dir: PathBuf,
+    pub static_dir: PathBuf,
+}
+
+impl Settings {
+    /// From the environment: HEYBOSS_BIND, HEYBOSS_POOL_SIZE, HEYBOSS_SECURE_COOKIES, HEYBOSS_HOME.
+    pub fn from_env(database_url: String) -> Settings {
+        let home = std::env::var("HEYBOSS_HOME")
+            .map(PathBuf::from)
+            .ok()
+            .or_else(|| {
+                let cwd = std::env::current_dir().ok()?;
+                cwd.join("templates").is_dir().then_some(cwd)
+            })
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        Settings {
+            bind: std::env::var("HEYBOSS_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into()),
+            database_url,
+            pool_size: std::env::var("HEYBOSS_POOL_SIZE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(16),
+            secure_cookies: std::env::var("HEYBOSS_SECURE_COOKIES")
+                .is_ok_and(|v| v == "1" || v == "true"),
+            templates_dir: home.join("templates"),
+            static_dir: home.join("static"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub templates: Arc<Tera>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Run blocking database work on the thread pool with a pooled connection.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+}
+
+/// The id of the request, in every log line and in event metadata.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl FromRequest for Viewer {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Viewer, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<Viewer>()
+                .cloned()
+                .ok_or(AppError::Unauthenticated),
+        )
+    }
+}
+
+/// Metadata for a command issued by the viewer in this request.
+pub fn metadata(req: &HttpRequest, viewer: &Viewer) -> Metadata {
+    let meta = Metadata::new(Actor::User(viewer.user_id));
+    match req.extensions().get::<RequestId>() {
+        Some(id) => meta.with_request_id(id.0.clone()),
+        None => meta,
+    }
+}
+
+/// A command context with the form's idempotency key (the hidden `command_id` field), so that a
+/// double-submitted form is applied once.
+pub fn command_context(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    command_id: Option<&str>,
+) -> CommandContext {
+    let ctx = CommandContext::new(metadata(req, viewer));
+    match command_id
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 64)
+    {
+        // Scoped to the user, so one user's key can never answer for another's command.
+        Some(key) => ctx.idempotency_key(format!("{}:{key}", viewer.user_id)),
+        None => ctx,
+    }
+}
+
+/// Trim a free-text form field and bound its length.
+pub fn text_field(name: &str, value: &str, max_chars: usize) -> Result<String, AppError> {
+    let v = value.trim();
+    if v.chars().count() > max_chars {
+        return Err(AppError::Unprocessable(format!(
+            "{name} is too long: at most {max_chars} characters"
+        )));
+    }
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(AppError::Unprocessable(format!(
+            "{name} contains control characters"
+        )));
+    }
+    Ok(v.to_owned())
+}

@@ -1,0 +1,201 @@
+//! Rendering: the handler decides full page or fragment (the `HX-Request` header), never the base
+//! template. Every page gets the viewer, the CSRF token, the navigation and the flash message.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use serde::Serialize;
+use tera::Context;
+
+use super::{AppError, AppState};
+use crate::accounts::{Role, Viewer};
+
+pub const FLASH_COOKIE: &str = "heyboss_flash";
+pub const PRE_CSRF_COOKIE: &str = "heyboss_csrf";
+
+/// The anonymous visitor's CSRF token (double-submit cookie), for the sign-in and sign-up forms.
+#[derive(Debug, Clone)]
+pub struct PreSessionCsrf {
+    pub token: String,
+    pub is_new: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Flash {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+}
+
+/// The navigation a role sees.
+fn nav_for(role: Role) -> Vec<NavItem> {
+    let item = |href, label| NavItem { href, label };
+    match role {
+        Role::Student => vec![
+            item("/enrollment", "My enrollment"),
+            item("/scholarships", "Scholarships"),
+        ],
+        Role::Staff => vec![
+            item("/enrollment/pipeline", "Pipeline"),
+            item("/scholarships/funds", "Funds"),
+            item("/scholarships/reviews", "My reviews"),
+        ],
+        Role::Analyst => vec![
+            item("/threats/top/hash", "Top threats"),
+            item("/threats/sessions", "Sessions"),
+        ],
+        Role::Admin => vec![
+            item("/admin/accounts", "Accounts"),
+            item("/threats/top/hash", "Top threats"),
+            item("/admin/signatures", "Signatures"),
+            item("/admin/sensors", "Sensors"),
+            item("/audit", "Audit log"),
+            item("/admin/projections", "Projections"),
+        ],
+    }
+}
+
+pub fn is_htmx(req: &HttpRequest) -> bool {
+    req.headers().contains_key("HX-Request")
+        && !req.headers().contains_key("HX-History-Restore-Request")
+}
+
+pub fn state(req: &HttpRequest) -> &AppState {
+    req.app_data::<actix_web::web::Data<AppState>>()
+        .expect("AppState is registered")
+}
+
+/// The context every template may use.
+pub fn base_context(req: &HttpRequest) -> Context {
+    let mut ctx = Context::new();
+    let viewer = req.extensions().get::<Viewer>().cloned();
+    let csrf = match &viewer {
+        Some(v) => v.csrf_token.clone(),
+        None => req
+            .extensions()
+            .get::<PreSessionCsrf>()
+            .map(|p| p.token.clone())
+            .unwrap_or_default(),
+    };
+    ctx.insert("csrf_token", &csrf);
+    ctx.insert("path", req.path());
+    ctx.insert(
+        "nav",
+        &viewer.as_ref().map(|v| nav_for(v.role)).unwrap_or_default(),
+    );
+    ctx.insert("viewer", &viewer);
+    ctx.insert("flash", &read_flash(req));
+    // A fresh key per rendered form: a double submit of the same form is applied once.
+    ctx.insert("command_id", &uuid::Uuid::new_v4().to_string());
+    ctx
+}
+
+/// Render `page` for a normal request or `fragment` for an HTMX one, with status 200.
+pub fn render(
+    req: &HttpRequest,
+    page: &str,
+    fragment: &str,
+    ctx: Context,
+) -> Result<HttpResponse, AppError> {
+    render_status(req, StatusCode::OK, page, fragment, ctx)
+}
+
+pub fn render_status(
+    req: &HttpRequest,
+    status: StatusCode,
+    page: &str,
+    fragment: &str,
+    mut ctx: Context,
+) -> Result<HttpResponse, AppError> {
+    let base = base_context(req);
+    let mut full = base;
+    full.extend(std::mem::take(&mut ctx));
+    let template = if is_htmx(req) { fragment } else { page };
+    let html = state(req).templates.render(template, &full)?;
+    let mut res = HttpResponse::build(status);
+    res.content_type("text/html; charset=utf-8")
+        .insert_header((header::VARY, "HX-Request"))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if req.cookie(FLASH_COOKIE).is_some() {
+        res.cookie(expired(FLASH_COOKIE));
+    }
+    Ok(res.body(html))
+}
+
+/// After a command without HTMX: 303 to `location`, with a message for the next page.
+pub fn flash_redirect(location: &str, kind: &'static str, message: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .cookie(
+            Cookie::build(FLASH_COOKIE, format!("{kind}:{}", percent_encode(message)))
+                .path("/")
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .finish(),
+        )
+        .finish()
+}
+
+fn read_flash(req: &HttpRequest) -> Option<Flash> {
+    let cookie = req.cookie(FLASH_COOKIE)?;
+    let (kind, message) = cookie.value().split_once(':')?;
+    let kind = match kind {
+        "error" => "error",
+        "warning" => "warning",
+        _ => "success",
+    };
+    Some(Flash {
+        kind,
+        message: percent_decode(message)?,
+    })
+}
+
+pub fn expired(name: &'static str) -> Cookie<'static> {
+    let mut c = Cookie::build(name, "").path("/").finish();
+    c.make_removal();
+    c
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flash_messages_survive_the_cookie() {
+        let m = "Saved: 3 items; \"quoted\" ünïcode";
+        assert_eq!(percent_decode(&percent_encode(m)).unwrap(), m);
+    }
+}

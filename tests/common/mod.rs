@@ -1,0 +1,204 @@
+//! A user's view of the app over real HTTP: a cookie jar, the CSRF token from the last page, and
+//! helpers to read what a person would see.
+#![allow(dead_code)]
+
+use std::io::Read;
+
+#[allow(unused_imports)]
+pub use heyboss::testing::{TestApp, TestDatabase};
+
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all_headers(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn assert_contains(&self, text: &str) -> &Self {
+        assert!(
+            self.body.contains(text),
+            "expected the page to contain {text:?}; status {}, body:\n{}",
+            self.status,
+            self.body
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// One browser: cookies persist across requests; redirects are not followed, so tests see them.
+pub struct Client {
+    pub base: String,
+    agent: ureq::Agent,
+    pub csrf: String,
+}
+
+impl Client {
+    pub fn new(app: &TestApp) -> Client {
+        Client {
+            base: app.address.clone(),
+            agent: ureq::AgentBuilder::new().redirects(0).build(),
+            csrf: String::new(),
+        }
+    }
+
+    fn finish(&mut self, result: Result<ureq::Response, ureq::Error>) -> Response {
+        let res = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("request failed: {e}"),
+        };
+        let status = res.status();
+        let headers = res
+            .headers_names()
+            .into_iter()
+            .flat_map(|n| {
+                res.all(&n)
+                    .into_iter()
+                    .map(|v| (n.clone(), v.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut body = String::new();
+        res.into_reader().read_to_string(&mut body).unwrap();
+        if let Some(token) = extract_csrf(&body) {
+            self.csrf = token;
+        }
+        Response {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        let r = self.agent.get(&format!("{}{path}", self.base)).call();
+        self.finish(r)
+    }
+
+    pub fn get_htmx(&mut self, path: &str) -> Response {
+        let r = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("HX-Request", "true")
+            .call();
+        self.finish(r)
+    }
+
+    /// Post a form with the current CSRF token, as the page's form would.
+    pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf.clone();
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &csrf)];
+        all.extend_from_slice(fields);
+        let r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .send_form(&all);
+        self.finish(r)
+    }
+
+    /// Post through HTMX: the token travels in the X-CSRF-Token header.
+    pub fn post_htmx(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("HX-Request", "true")
+            .set("X-CSRF-Token", &self.csrf.clone())
+            .send_form(fields);
+        self.finish(r)
+    }
+
+    /// Post without any CSRF token.
+    pub fn post_without_csrf(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .send_form(fields);
+        self.finish(r)
+    }
+
+    pub fn post_raw(&mut self, path: &str, content_type: &str, body: &[u8]) -> Response {
+        let r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("Content-Type", content_type)
+            .send_bytes(body);
+        self.finish(r)
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.agent
+            .cookie_store()
+            .iter_any()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    }
+
+    /// Sign in through the login form; panics unless it redirects.
+    pub fn login(&mut self, username: &str, password: &str) -> Response {
+        self.get("/login");
+        let res = self.post("/login", &[("username", username), ("password", password)]);
+        assert_eq!(
+            res.status, 303,
+            "sign-in of {username} failed: {}",
+            res.body
+        );
+        // Load the landing page's CSRF token, as the browser would.
+        self.get("/account");
+        res
+    }
+}
+
+pub fn extract_csrf(body: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker)? + marker.len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_owned())
+}
+
+/// Create an account directly through the accounts service (as the CLI does).
+pub fn create_user(app: &TestApp, username: &str, role: &str, password: &str) -> uuid::Uuid {
+    let mut conn = app.state.pool.get().unwrap();
+    let account = heyboss::accounts::NewAccount::parse(username, "", "", role, password).unwrap();
+    heyboss::accounts::service::register(
+        &mut conn,
+        &app.state.store,
+        heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )
+    .unwrap()
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Count events of a type in the log.
+pub fn count_events(app: &TestApp, event_type: &str) -> i64 {
+    use diesel::prelude::*;
+    use heyboss::schema::events;
+    let mut conn = app.state.pool.get().unwrap();
+    events::table
+        .filter(events::event_type.eq(event_type))
+        .count()
+        .get_result(&mut conn)
+        .unwrap()
+}

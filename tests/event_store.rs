@@ -1,0 +1,370 @@
+//! The event store against a real PostgreSQL: optimistic concurrency, transactional projections,
+//! the append-only trigger, idempotency, upcasting and rebuild.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use diesel::prelude::*;
+use heyboss::es::projection::{rebuild, ProjectionError};
+use heyboss::es::{
+    store, Actor, CommandContext, CommandError, Decider, DomainEvent, EventStore, Metadata,
+    Projection, Projections, RecordedEvent,
+};
+use heyboss::testing::TestDatabase;
+use serde::{Deserialize, Serialize};
+
+/// A tiny aggregate for exercising the store: a counter that refuses to go past a limit.
+struct Counter;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum CounterEvent {
+    Incremented { by: i64 },
+}
+
+impl DomainEvent for CounterEvent {
+    fn schema_version(_: &str) -> i32 {
+        2
+    }
+    /// Version 1 stored `{"amount": n}`; version 2 calls it `by`.
+    fn upcast(
+        _: &str,
+        stored: i32,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        match stored {
+            1 => Ok(serde_json::json!({ "by": payload["amount"] })),
+            2 => Ok(payload),
+            v => Err(format!("unknown version {v}")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the counter may not pass {limit}")]
+struct TooHigh {
+    limit: i64,
+}
+
+impl Decider for Counter {
+    const STREAM_TYPE: &'static str = "counter";
+    type State = i64;
+    type Command = i64;
+    type Event = CounterEvent;
+    type Rejection = TooHigh;
+
+    fn decide(state: &i64, by: &i64) -> Result<Vec<CounterEvent>, TooHigh> {
+        if state + by > 100 {
+            return Err(TooHigh { limit: 100 });
+        }
+        Ok(vec![CounterEvent::Incremented { by: *by }])
+    }
+
+    fn evolve(state: i64, event: &CounterEvent) -> i64 {
+        match event {
+            CounterEvent::Incremented { by } => state + by,
+        }
+    }
+}
+
+/// A projection into a table the test creates; optionally failing, to prove rollback.
+struct CounterTotals {
+    fail: bool,
+}
+
+impl Projection for CounterTotals {
+    fn name(&self) -> &'static str {
+        "counter_totals"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        &["Incremented"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["counter_totals"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if self.fail {
+            // A real failure of the database, not a simulated one.
+            diesel::sql_query("INSERT INTO no_such_table VALUES (1)").execute(conn)?;
+        }
+        let CounterEvent::Incremented { by } = event.decode()?;
+        diesel::sql_query(
+            "INSERT INTO counter_totals (id, total) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET total = counter_totals.total + EXCLUDED.total",
+        )
+        .bind::<diesel::sql_types::Text, _>(&event.stream_id)
+        .bind::<diesel::sql_types::BigInt, _>(by)
+        .execute(conn)?;
+        Ok(())
+    }
+}
+
+fn setup(fail: bool) -> (TestDatabase, EventStore) {
+    let db = TestDatabase::new();
+    diesel::sql_query("CREATE TABLE counter_totals (id TEXT PRIMARY KEY, total BIGINT NOT NULL)")
+        .execute(&mut db.connect())
+        .unwrap();
+    (
+        db,
+        EventStore::new(Projections::new().with(CounterTotals { fail })),
+    )
+}
+
+fn ctx() -> CommandContext {
+    CommandContext::new(Metadata::new(Actor::Cli))
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+}
+
+fn total(conn: &mut PgConnection, id: &str) -> Option<i64> {
+    diesel::sql_query("SELECT total FROM counter_totals WHERE id = $1")
+        .bind::<diesel::sql_types::Text, _>(id)
+        .get_result::<Total>(conn)
+        .optional()
+        .unwrap()
+        .map(|t| t.total)
+}
+
+#[test]
+fn a_command_appends_its_event_and_projects_it_in_one_transaction() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    let outcome = store
+        .execute::<Counter>(&mut conn, "c1", &5, &ctx())
+        .unwrap();
+    assert_eq!(outcome.stream_version, 1);
+    assert_eq!(outcome.event_types, vec!["Incremented"]);
+    store
+        .execute::<Counter>(&mut conn, "c1", &7, &ctx())
+        .unwrap();
+    assert_eq!(total(&mut conn, "c1"), Some(12));
+
+    let events = store::load_stream(&mut conn, "counter", "c1").unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(events[0].schema_version, 2);
+    assert!(events[0].transaction_id > 0);
+    assert_eq!(events[0].metadata["actor"]["kind"], "cli");
+    assert!(events[0].metadata["command_id"].is_string());
+    assert!(events[0].metadata["correlation_id"].is_string());
+}
+
+#[test]
+fn a_rejected_command_writes_nothing() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    store
+        .execute::<Counter>(&mut conn, "c1", &90, &ctx())
+        .unwrap();
+    let err = store
+        .execute::<Counter>(&mut conn, "c1", &20, &ctx())
+        .unwrap_err();
+    assert!(matches!(err, CommandError::Rejected(_)));
+    assert_eq!(err.to_string(), "the counter may not pass 100");
+    assert_eq!(
+        store::stream_version(&mut conn, "counter", "c1").unwrap(),
+        1
+    );
+    assert_eq!(total(&mut conn, "c1"), Some(90));
+}
+
+#[test]
+fn a_failing_projection_rolls_the_event_back() {
+    let (db, store) = setup(true);
+    let mut conn = db.connect();
+    let err = store
+        .execute::<Counter>(&mut conn, "c1", &5, &ctx())
+        .unwrap_err();
+    assert!(matches!(err, CommandError::Projection(_)), "{err}");
+    assert_eq!(
+        store::stream_version(&mut conn, "counter", "c1").unwrap(),
+        0,
+        "no event without its projection"
+    );
+    assert_eq!(store::head_position(&mut conn).unwrap(), 0);
+}
+
+#[test]
+fn concurrent_appends_to_one_stream_never_share_a_version() {
+    let (db, store) = setup(false);
+    let pool = db.pool(8);
+    let clients = 8;
+    let rounds = 25;
+    let barrier = Arc::new(Barrier::new(clients));
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (pool, store, barrier) = (pool.clone(), store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                let (mut won, mut conflicts) = (0, 0);
+                for _ in 0..rounds {
+                    barrier.wait();
+                    // Everyone read the same version; all append at once.
+                    let version = store::stream_version(&mut conn, "counter", "hot").unwrap();
+                    let ctx = ctx().expected_version(version);
+                    match store.execute::<Counter>(&mut conn, "hot", &0, &ctx) {
+                        Ok(_) => won += 1,
+                        Err(CommandError::Conflict { .. }) => conflicts += 1,
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+                (won, conflicts)
+            })
+        })
+        .collect();
+    let results: Vec<(i32, i32)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let won: i32 = results.iter().map(|r| r.0).sum();
+    let conflicts: i32 = results.iter().map(|r| r.1).sum();
+    let mut conn = db.connect();
+    let events = store::load_stream(&mut conn, "counter", "hot").unwrap();
+    let versions: Vec<i64> = events.iter().map(|e| e.stream_version).collect();
+    assert_eq!(
+        versions,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "versions are dense and unique"
+    );
+    assert_eq!(
+        won as usize,
+        events.len(),
+        "every winner has exactly one event"
+    );
+    assert!(conflicts > 0, "the losers were told of the conflict");
+    assert_eq!(won + conflicts, (clients * rounds) as i32);
+}
+
+#[test]
+fn retries_on_conflict_apply_every_command_once() {
+    let (db, store) = setup(false);
+    let pool = db.pool(8);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, store) = (pool.clone(), store.clone());
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                for _ in 0..10 {
+                    store
+                        .execute::<Counter>(&mut conn, "shared", &1, &ctx().retry_on_conflict(100))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let mut conn = db.connect();
+    assert_eq!(total(&mut conn, "shared"), Some(80));
+    assert_eq!(
+        store::stream_version(&mut conn, "counter", "shared").unwrap(),
+        80
+    );
+}
+
+#[test]
+fn the_database_rejects_update_delete_and_truncate_of_events() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    store
+        .execute::<Counter>(&mut conn, "c1", &1, &ctx())
+        .unwrap();
+    for statement in [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ] {
+        let err = diesel::sql_query(statement).execute(&mut conn).unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    assert_eq!(
+        store::stream_version(&mut conn, "counter", "c1").unwrap(),
+        1
+    );
+}
+
+#[test]
+fn an_idempotency_key_applies_a_command_once_and_reports_the_first_outcome() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    let first = store
+        .execute::<Counter>(&mut conn, "c1", &5, &ctx().idempotency_key("form-1"))
+        .unwrap();
+    let second = store
+        .execute::<Counter>(&mut conn, "c1", &5, &ctx().idempotency_key("form-1"))
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(first.positions, second.positions);
+    assert_eq!(total(&mut conn, "c1"), Some(5));
+
+    // Concurrent double submits: still one event.
+    let pool = db.pool(4);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, store) = (pool.clone(), store.clone());
+            std::thread::spawn(move || {
+                store
+                    .execute::<Counter>(
+                        &mut pool.get().unwrap(),
+                        "c2",
+                        &3,
+                        &ctx().idempotency_key("form-2").retry_on_conflict(5),
+                    )
+                    .unwrap()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| !o.duplicate).count(), 1);
+    assert_eq!(total(&mut conn, "c2"), Some(3));
+}
+
+#[test]
+fn old_event_shapes_are_upcast_when_read() {
+    let (db, _) = setup(false);
+    let mut conn = db.connect();
+    diesel::sql_query(
+        "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
+         VALUES ('counter', 'old', 1, 'Incremented', 1, '{\"amount\": 4}', '{}')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let events = store::load_stream(&mut conn, "counter", "old").unwrap();
+    assert_eq!(
+        events[0].decode::<CounterEvent>().unwrap(),
+        CounterEvent::Incremented { by: 4 }
+    );
+}
+
+#[test]
+fn a_rebuild_replays_the_whole_log_into_an_emptied_projection() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    for i in 0..1200 {
+        store
+            .execute::<Counter>(&mut conn, &format!("c{}", i % 10), &0, &ctx())
+            .unwrap();
+    }
+    store
+        .execute::<Counter>(&mut conn, "c1", &9, &ctx())
+        .unwrap();
+    diesel::sql_query("UPDATE counter_totals SET total = -1")
+        .execute(&mut conn)
+        .unwrap();
+    let mut batches = 0;
+    let replayed = rebuild(&mut conn, &CounterTotals { fail: false }, 500, |_| {
+        batches += 1
+    })
+    .unwrap();
+    assert_eq!(replayed, 1201);
+    assert_eq!(batches, 3, "replayed in batches of 500");
+    assert_eq!(total(&mut conn, "c1"), Some(9));
+    assert_eq!(total(&mut conn, "c2"), Some(0));
+}
