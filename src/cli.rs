@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::accounts::{service, NewAccount};
 use crate::db::{self, Database};
 use crate::es::projection::rebuild;
-use crate::es::{Actor, EventStore, Metadata};
+use crate::es::{Actor, Metadata};
 use crate::startup::{self, Application};
 use crate::web::Settings;
 
@@ -126,7 +126,7 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             let pool = db::pool(&database.url, 1)?;
             let mut conn = pool.get()?;
             db::migrate(&mut conn)?;
-            let store = EventStore::new(startup::projections());
+            let store = startup::event_store();
             let id = service::register(
                 &mut conn,
                 &store,

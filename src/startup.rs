@@ -19,6 +19,11 @@ pub fn projections() -> Projections {
     Projections::new().with(accounts::projections::UsersProjection)
 }
 
+/// The event store with every projection and every reactor (process manager) of the application.
+pub fn event_store() -> EventStore {
+    EventStore::new(projections())
+}
+
 pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
     let glob = format!("{}/**/*.html", settings.templates_dir.display());
     let mut tera = Tera::new(&glob)?;
@@ -51,7 +56,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = AppState {
             pool,
-            store: EventStore::new(projections()),
+            store: event_store(),
             templates: Arc::new(templates),
             settings: Arc::new(settings),
         };

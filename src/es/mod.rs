@@ -9,6 +9,6 @@ pub mod store;
 
 pub use decider::Decider;
 pub use event::{Actor, DomainEvent, Metadata, NewEvent, RecordedEvent};
-pub use executor::{CommandContext, CommandError, CommandOutcome, EventStore};
+pub use executor::{CommandContext, CommandError, CommandOutcome, EventStore, Reactor};
 pub use projection::{Projection, Projections};
 pub use store::StoreError;
