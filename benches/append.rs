@@ -1,1 +1,193 @@
-fn main() {}
+//! Commands per second and latency of the command executor (load, decide, append one event, one
+//! inline projection, commit) from 1 and 8 clients, against the same SQL run as bare transactions
+//! over the same connections: the database's own limit for this work on this machine.
+//!
+//! Run: cargo bench --bench append   (APPEND_BENCH_SECONDS=N to change the time per run; default 5)
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Jsonb, Text};
+use heyboss::es::projection::ProjectionError;
+use heyboss::es::{Actor, CommandContext, Decider, DomainEvent, EventStore, Metadata, Projection, Projections, RecordedEvent};
+use heyboss::testing::TestDatabase;
+use serde::{Deserialize, Serialize};
+
+const STREAMS: u64 = 10_000;
+
+struct Tally;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum TallyEvent {
+    Counted { by: i64 },
+}
+impl DomainEvent for TallyEvent {}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+impl Decider for Tally {
+    const STREAM_TYPE: &'static str = "tally";
+    type State = i64;
+    type Command = i64;
+    type Event = TallyEvent;
+    type Rejection = Never;
+    fn decide(_: &i64, by: &i64) -> Result<Vec<TallyEvent>, Never> {
+        Ok(vec![TallyEvent::Counted { by: *by }])
+    }
+    fn evolve(state: i64, e: &TallyEvent) -> i64 {
+        match e {
+            TallyEvent::Counted { by } => state + by,
+        }
+    }
+}
+
+struct TallyTotals;
+impl Projection for TallyTotals {
+    fn name(&self) -> &'static str {
+        "tally_totals"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        &["Counted"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["tally_totals"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let TallyEvent::Counted { by } = event.decode()?;
+        diesel::sql_query(UPSERT)
+            .bind::<Text, _>(&event.stream_id)
+            .bind::<BigInt, _>(by)
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+const LOAD: &str = "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, transaction_id FROM events WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version";
+const INSERT: &str = "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) VALUES ($1, $2, $3, 'Counted', 1, $4, $5) RETURNING position";
+const UPSERT: &str = "INSERT INTO tally_totals (id, total) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET total = tally_totals.total + EXCLUDED.total";
+
+#[derive(QueryableByName)]
+struct Loaded {
+    #[diesel(sql_type = BigInt)]
+    stream_version: i64,
+}
+
+/// The same statements as a command, written by hand: the floor the executor is compared with.
+fn bare_command(conn: &mut PgConnection, stream: &str) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let loaded: Vec<Loaded> = diesel::sql_query(LOAD).bind::<Text, _>("tally").bind::<Text, _>(stream).load(conn)?;
+        let version = loaded.last().map_or(0, |l| l.stream_version);
+        let meta = serde_json::json!({"actor": {"kind": "cli"}});
+        diesel::sql_query(INSERT)
+            .bind::<Text, _>("tally")
+            .bind::<Text, _>(stream)
+            .bind::<BigInt, _>(version + 1)
+            .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
+            .bind::<Jsonb, _>(meta)
+            .execute(conn)?;
+        diesel::sql_query(UPSERT).bind::<Text, _>(stream).bind::<BigInt, _>(1).execute(conn)?;
+        Ok(())
+    })
+}
+
+struct RunResult {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync>) -> RunResult {
+    let barrier = Arc::new(Barrier::new(clients));
+    let handles: Vec<_> = (0..clients)
+        .map(|client| {
+            let (pool, work, barrier) = (pool.clone(), work.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (client as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let mut latencies = Vec::with_capacity(100_000);
+                barrier.wait();
+                let start = Instant::now();
+                let deadline = Duration::from_secs_f64(seconds);
+                while start.elapsed() < deadline {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let stream = format!("s{}", rng % STREAMS);
+                    let t = Instant::now();
+                    work(&mut conn, &stream);
+                    latencies.push(t.elapsed());
+                }
+                (latencies, start.elapsed())
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut wall = Duration::ZERO;
+    for h in handles {
+        let (l, w) = h.join().unwrap();
+        all.extend(l);
+        wall = wall.max(w);
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    RunResult {
+        per_second: all.len() as f64 / wall.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+fn main() {
+    let seconds: f64 = std::env::var("APPEND_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let db = TestDatabase::new();
+    let pool = db.pool(8);
+    diesel::sql_query("CREATE TABLE tally_totals (id TEXT PRIMARY KEY, total BIGINT NOT NULL)")
+        .execute(&mut pool.get().unwrap())
+        .unwrap();
+    let store = EventStore::new(Projections::new().with(TallyTotals));
+
+    let executor: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> = Arc::new(move |conn, stream| {
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli)).retry_on_conflict(10);
+        store.execute::<Tally>(conn, stream, &1, &ctx).expect("command");
+    });
+    let bare: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> = Arc::new(|conn, stream| {
+        // A conflict on a random stream is rare; retry like the executor does.
+        while bare_command(conn, stream).is_err() {}
+    });
+
+    println!("append benchmark: one-event command + one inline projection, {seconds} s per run, {STREAMS} streams");
+    println!("command: cargo bench --bench append");
+    println!("{:>7} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>6}", "clients", "executor/s", "p50 ms", "p99 ms", "bare SQL/s", "p50 ms", "p99 ms", "ratio");
+    // Warm up the caches and the connection pool.
+    run(8, 1.0, &pool, bare.clone());
+    for clients in [1, 8] {
+        // Alternate bare and executor runs twice and keep the better of each, to damp noise.
+        let mut best_exec: Option<RunResult> = None;
+        let mut best_bare: Option<RunResult> = None;
+        for _ in 0..2 {
+            let b = run(clients, seconds, &pool, bare.clone());
+            let e = run(clients, seconds, &pool, executor.clone());
+            if best_bare.as_ref().is_none_or(|x| b.per_second > x.per_second) {
+                best_bare = Some(b);
+            }
+            if best_exec.as_ref().is_none_or(|x| e.per_second > x.per_second) {
+                best_exec = Some(e);
+            }
+        }
+        let (e, b) = (best_exec.unwrap(), best_bare.unwrap());
+        println!(
+            "{clients:>7} | {:>12.0} {:>9.2} {:>9.2} | {:>12.0} {:>9.2} {:>9.2} | {:>5.0}%",
+            e.per_second,
+            e.p50_ms,
+            e.p99_ms,
+            b.per_second,
+            b.p50_ms,
+            b.p99_ms,
+            100.0 * e.per_second / b.per_second
+        );
+    }
+}

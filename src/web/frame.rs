@@ -164,9 +164,37 @@ async fn form_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
+    if !decodes_to_utf8(&body) {
+        return Err(AppError::BadRequest(
+            "The form could not be used: it contains text that is not valid UTF-8.".into(),
+        ));
+    }
     let token = form_field(&body, "csrf_token");
     req.set_payload(Payload::from(body));
     Ok(token)
+}
+
+/// Whether a urlencoded body decodes to valid UTF-8 (form decoders would silently replace it).
+fn decodes_to_utf8(body: &[u8]) -> bool {
+    let mut decoded = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'%' if i + 2 < body.len() => {
+                match std::str::from_utf8(&body[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        decoded.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => decoded.push(b'%'),
+                }
+            }
+            b => decoded.push(b),
+        }
+        i += 1;
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {
