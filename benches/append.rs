@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use heyboss::es::projection::ProjectionError;
-use heyboss::es::{Actor, CommandContext, Decider, DomainEvent, EventStore, Metadata, Projection, Projections, RecordedEvent};
+use heyboss::es::{
+    Actor, CommandContext, Decider, DomainEvent, EventStore, Metadata, Projection, Projections,
+    RecordedEvent,
+};
 use heyboss::testing::TestDatabase;
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +82,10 @@ struct Loaded {
 /// The same statements as a command, written by hand: the floor the executor is compared with.
 fn bare_command(conn: &mut PgConnection, stream: &str) -> QueryResult<()> {
     conn.transaction(|conn| {
-        let loaded: Vec<Loaded> = diesel::sql_query(LOAD).bind::<Text, _>("tally").bind::<Text, _>(stream).load(conn)?;
+        let loaded: Vec<Loaded> = diesel::sql_query(LOAD)
+            .bind::<Text, _>("tally")
+            .bind::<Text, _>(stream)
+            .load(conn)?;
         let version = loaded.last().map_or(0, |l| l.stream_version);
         let meta = serde_json::json!({"actor": {"kind": "cli"}});
         diesel::sql_query(INSERT)
@@ -89,7 +95,10 @@ fn bare_command(conn: &mut PgConnection, stream: &str) -> QueryResult<()> {
             .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
             .bind::<Jsonb, _>(meta)
             .execute(conn)?;
-        diesel::sql_query(UPSERT).bind::<Text, _>(stream).bind::<BigInt, _>(1).execute(conn)?;
+        diesel::sql_query(UPSERT)
+            .bind::<Text, _>(stream)
+            .bind::<BigInt, _>(1)
+            .execute(conn)?;
         Ok(())
     })
 }
@@ -100,14 +109,20 @@ struct RunResult {
     p99_ms: f64,
 }
 
-fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync>) -> RunResult {
+fn run(
+    clients: usize,
+    seconds: f64,
+    pool: &heyboss::db::PgPool,
+    work: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync>,
+) -> RunResult {
     let barrier = Arc::new(Barrier::new(clients));
     let handles: Vec<_> = (0..clients)
         .map(|client| {
             let (pool, work, barrier) = (pool.clone(), work.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let mut conn = pool.get().unwrap();
-                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (client as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64
+                    ^ (client as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 let mut latencies = Vec::with_capacity(100_000);
                 barrier.wait();
                 let start = Instant::now();
@@ -133,7 +148,8 @@ fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Arc<dyn F
         wall = wall.max(w);
     }
     all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
     RunResult {
         per_second: all.len() as f64 / wall.as_secs_f64(),
         p50_ms: pct(0.50),
@@ -142,7 +158,10 @@ fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Arc<dyn F
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("APPEND_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let seconds: f64 = std::env::var("APPEND_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
     let db = TestDatabase::new();
     let pool = db.pool(8);
     diesel::sql_query("CREATE TABLE tally_totals (id TEXT PRIMARY KEY, total BIGINT NOT NULL)")
@@ -150,10 +169,13 @@ fn main() {
         .unwrap();
     let store = EventStore::new(Projections::new().with(TallyTotals));
 
-    let executor: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> = Arc::new(move |conn, stream| {
-        let ctx = CommandContext::new(Metadata::new(Actor::Cli)).retry_on_conflict(10);
-        store.execute::<Tally>(conn, stream, &1, &ctx).expect("command");
-    });
+    let executor: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> =
+        Arc::new(move |conn, stream| {
+            let ctx = CommandContext::new(Metadata::new(Actor::Cli)).retry_on_conflict(10);
+            store
+                .execute::<Tally>(conn, stream, &1, &ctx)
+                .expect("command");
+        });
     let bare: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> = Arc::new(|conn, stream| {
         // A conflict on a random stream is rare; retry like the executor does.
         while bare_command(conn, stream).is_err() {}
@@ -161,7 +183,10 @@ fn main() {
 
     println!("append benchmark: one-event command + one inline projection, {seconds} s per run, {STREAMS} streams");
     println!("command: cargo bench --bench append");
-    println!("{:>7} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>6}", "clients", "executor/s", "p50 ms", "p99 ms", "bare SQL/s", "p50 ms", "p99 ms", "ratio");
+    println!(
+        "{:>7} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>6}",
+        "clients", "executor/s", "p50 ms", "p99 ms", "bare SQL/s", "p50 ms", "p99 ms", "ratio"
+    );
     // Warm up the caches and the connection pool.
     run(8, 1.0, &pool, bare.clone());
     for clients in [1, 8] {
@@ -171,10 +196,16 @@ fn main() {
         for _ in 0..2 {
             let b = run(clients, seconds, &pool, bare.clone());
             let e = run(clients, seconds, &pool, executor.clone());
-            if best_bare.as_ref().is_none_or(|x| b.per_second > x.per_second) {
+            if best_bare
+                .as_ref()
+                .is_none_or(|x| b.per_second > x.per_second)
+            {
                 best_bare = Some(b);
             }
-            if best_exec.as_ref().is_none_or(|x| e.per_second > x.per_second) {
+            if best_exec
+                .as_ref()
+                .is_none_or(|x| e.per_second > x.per_second)
+            {
                 best_exec = Some(e);
             }
         }

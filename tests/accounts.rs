@@ -13,7 +13,10 @@ fn the_login_page_carries_a_csrf_token_and_security_headers() {
     res.assert_contains("name=\"csrf_token\"");
     assert_eq!(c.csrf.len(), 64);
     let csp = res.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(res.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(res.header("x-frame-options"), Some("DENY"));
@@ -50,13 +53,19 @@ fn signing_in_starts_a_fresh_httponly_session_and_signing_out_ends_it() {
     let mut stale = Client::new(&app);
     stale.get("/login");
     let mut conn = app.state.pool.get().unwrap();
-    assert!(heyboss::accounts::sessions::load(&mut conn, &first).unwrap().is_none());
-    assert!(heyboss::accounts::sessions::load(&mut conn, &second).unwrap().is_some());
+    assert!(heyboss::accounts::sessions::load(&mut conn, &first)
+        .unwrap()
+        .is_none());
+    assert!(heyboss::accounts::sessions::load(&mut conn, &second)
+        .unwrap()
+        .is_some());
 
     c.get("/admin/accounts");
     let res = c.post("/logout", &[]);
     assert_eq!(res.status, 303);
-    assert!(heyboss::accounts::sessions::load(&mut conn, &second).unwrap().is_none());
+    assert!(heyboss::accounts::sessions::load(&mut conn, &second)
+        .unwrap()
+        .is_none());
     let res = c.get("/admin/accounts");
     assert_eq!(res.status, 303, "signed out: back to the login page");
     assert_eq!(res.header("location"), Some("/login"));
@@ -68,11 +77,17 @@ fn a_wrong_password_is_refused_with_a_message() {
     create_user(&app, "ada", "staff", PASSWORD);
     let mut c = Client::new(&app);
     c.get("/login");
-    let res = c.post("/login", &[("username", "ada"), ("password", "not the password")]);
+    let res = c.post(
+        "/login",
+        &[("username", "ada"), ("password", "not the password")],
+    );
     assert_eq!(res.status, 401);
     res.assert_contains("The username or password is wrong.");
     assert!(c.cookie("heyboss_session").is_none());
-    let res = c.post("/login", &[("username", "nobody"), ("password", "whatever else")]);
+    let res = c.post(
+        "/login",
+        &[("username", "nobody"), ("password", "whatever else")],
+    );
     assert_eq!(res.status, 401);
     res.assert_contains("The username or password is wrong.");
 }
@@ -84,14 +99,25 @@ fn five_failures_lock_the_username_even_for_the_right_password() {
     let mut c = Client::new(&app);
     c.get("/login");
     for _ in 0..5 {
-        assert_eq!(c.post("/login", &[("username", "ada"), ("password", "guess guess")]).status, 401);
+        assert_eq!(
+            c.post(
+                "/login",
+                &[("username", "ada"), ("password", "guess guess")]
+            )
+            .status,
+            401
+        );
     }
     let res = c.post("/login", &[("username", "ada"), ("password", PASSWORD)]);
     assert_eq!(res.status, 429);
     res.assert_contains("Too many failed sign-in attempts");
     // Another username from the same address is not yet locked.
     create_user(&app, "bob", "staff", PASSWORD);
-    assert_eq!(c.post("/login", &[("username", "bob"), ("password", PASSWORD)]).status, 303);
+    assert_eq!(
+        c.post("/login", &[("username", "bob"), ("password", PASSWORD)])
+            .status,
+        303
+    );
 }
 
 #[test]
@@ -102,9 +128,20 @@ fn twenty_failures_from_one_address_lock_every_username() {
     c.get("/login");
     for i in 0..20 {
         let name = format!("user{i}");
-        assert_eq!(c.post("/login", &[("username", &name), ("password", "guess guess")]).status, 401);
+        assert_eq!(
+            c.post(
+                "/login",
+                &[("username", &name), ("password", "guess guess")]
+            )
+            .status,
+            401
+        );
     }
-    assert_eq!(c.post("/login", &[("username", "ada"), ("password", PASSWORD)]).status, 429);
+    assert_eq!(
+        c.post("/login", &[("username", "ada"), ("password", PASSWORD)])
+            .status,
+        429
+    );
 }
 
 #[test]
@@ -158,20 +195,30 @@ fn an_admin_creates_accounts_and_changes_roles_as_events_with_the_admin_as_actor
         ],
     );
     assert_eq!(res.status, 303, "{}", res.body);
-    c.get("/admin/accounts").assert_contains("Account sam created.").assert_contains("Sam Staff");
+    c.get("/admin/accounts")
+        .assert_contains("Account sam created.")
+        .assert_contains("Sam Staff");
 
     let mut conn = app.state.pool.get().unwrap();
-    let sam = heyboss::accounts::queries::find_by_username(&mut conn, "sam").unwrap().unwrap();
+    let sam = heyboss::accounts::queries::find_by_username(&mut conn, "sam")
+        .unwrap()
+        .unwrap();
     let page = c.get(&format!("/admin/accounts/{}", sam.id));
     page.assert_contains("UserRegistered");
-    let res = c.post(&format!("/admin/accounts/{}/role", sam.id), &[("role", "analyst")]);
+    let res = c.post(
+        &format!("/admin/accounts/{}/role", sam.id),
+        &[("role", "analyst")],
+    );
     assert_eq!(res.status, 303);
     c.get(&format!("/admin/accounts/{}", sam.id))
         .assert_contains("Role changed to analyst.")
         .assert_contains("RoleChanged");
 
     let history = heyboss::es::store::load_stream(&mut conn, "user", &sam.id.to_string()).unwrap();
-    let role_change = history.iter().find(|e| e.event_type == "RoleChanged").unwrap();
+    let role_change = history
+        .iter()
+        .find(|e| e.event_type == "RoleChanged")
+        .unwrap();
     assert_eq!(role_change.payload["from"], "staff");
     assert_eq!(role_change.payload["to"], "analyst");
     assert_eq!(role_change.metadata["actor"]["id"], admin_id.to_string());
@@ -196,15 +243,52 @@ fn bad_account_input_re_renders_the_form_with_a_message_and_changes_nothing() {
     c.get("/admin/accounts");
     let before = count_events(&app, "UserRegistered");
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
-        (vec![("username", "x".into()), ("password", "long enough pass".into())], "3 to 32 characters"),
-        (vec![("username", "root".into()), ("password", "long enough pass".into())], "is taken"),
-        (vec![("username", "newbie".into()), ("password", "short".into())], "at least 10 characters"),
-        (vec![("username", "newbie".into()), ("password", "long enough pass".into()), ("email", "not-mail".into())], "not an email address"),
-        (vec![("username", "newbie".into()), ("password", "long enough pass".into()), ("display_name", "n".repeat(500))], "1 to 100 characters"),
-        (vec![("username", "newbie".into()), ("password", "long enough pass".into()), ("role", "overlord".into())], "unknown role"),
+        (
+            vec![
+                ("username", "x".into()),
+                ("password", "long enough pass".into()),
+            ],
+            "3 to 32 characters",
+        ),
+        (
+            vec![
+                ("username", "root".into()),
+                ("password", "long enough pass".into()),
+            ],
+            "is taken",
+        ),
+        (
+            vec![("username", "newbie".into()), ("password", "short".into())],
+            "at least 10 characters",
+        ),
+        (
+            vec![
+                ("username", "newbie".into()),
+                ("password", "long enough pass".into()),
+                ("email", "not-mail".into()),
+            ],
+            "not an email address",
+        ),
+        (
+            vec![
+                ("username", "newbie".into()),
+                ("password", "long enough pass".into()),
+                ("display_name", "n".repeat(500)),
+            ],
+            "1 to 100 characters",
+        ),
+        (
+            vec![
+                ("username", "newbie".into()),
+                ("password", "long enough pass".into()),
+                ("role", "overlord".into()),
+            ],
+            "unknown role",
+        ),
     ];
     for (fields, message) in cases {
-        let mut all: Vec<(&str, &str)> = vec![("display_name", ""), ("email", ""), ("role", "staff")];
+        let mut all: Vec<(&str, &str)> =
+            vec![("display_name", ""), ("email", ""), ("role", "staff")];
         all.retain(|(k, _)| !fields.iter().any(|(f, _)| f == k));
         all.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
         let res = c.post("/admin/accounts", &all);
@@ -220,7 +304,11 @@ fn bad_account_input_re_renders_the_form_with_a_message_and_changes_nothing() {
     let mut body = format!("csrf_token={}&username=", c.csrf).into_bytes();
     body.extend_from_slice(&[0xff, 0xfe]);
     body.extend_from_slice(b"&display_name=&email=&role=staff&password=long+enough+pass");
-    let res = c.post_raw("/admin/accounts", "application/x-www-form-urlencoded", &body);
+    let res = c.post_raw(
+        "/admin/accounts",
+        "application/x-www-form-urlencoded",
+        &body,
+    );
     assert_eq!(res.status, 400, "{}", res.body);
     res.assert_contains("not valid UTF-8");
     assert_eq!(count_events(&app, "UserRegistered"), before);
@@ -236,8 +324,16 @@ fn a_double_submitted_form_is_applied_once() {
     c.get(&format!("/admin/accounts/{sam}"));
     let key = uuid::Uuid::new_v4().to_string();
     let path = format!("/admin/accounts/{sam}/role");
-    assert_eq!(c.post(&path, &[("role", "analyst"), ("command_id", &key)]).status, 303);
-    assert_eq!(c.post(&path, &[("role", "analyst"), ("command_id", &key)]).status, 303);
+    assert_eq!(
+        c.post(&path, &[("role", "analyst"), ("command_id", &key)])
+            .status,
+        303
+    );
+    assert_eq!(
+        c.post(&path, &[("role", "analyst"), ("command_id", &key)])
+            .status,
+        303
+    );
     assert_eq!(count_events(&app, "RoleChanged"), 1);
     // Without the same key, the repeat is a real second command, rejected by the decider.
     let res = c.post(&path, &[("role", "analyst")]);
@@ -257,13 +353,25 @@ fn a_password_reset_ends_the_users_sessions_and_the_new_password_works() {
     let mut admin = Client::new(&app);
     admin.login("root", PASSWORD);
     admin.get(&format!("/admin/accounts/{sam}"));
-    let res = admin.post(&format!("/admin/accounts/{sam}/password"), &[("new_password", "a brand new secret")]);
+    let res = admin.post(
+        &format!("/admin/accounts/{sam}/password"),
+        &[("new_password", "a brand new secret")],
+    );
     assert_eq!(res.status, 303);
 
-    assert_eq!(sam_client.get("/account").status, 303, "the old session ended");
+    assert_eq!(
+        sam_client.get("/account").status,
+        303,
+        "the old session ended"
+    );
     let mut again = Client::new(&app);
     again.get("/login");
-    assert_eq!(again.post("/login", &[("username", "sam"), ("password", PASSWORD)]).status, 401);
+    assert_eq!(
+        again
+            .post("/login", &[("username", "sam"), ("password", PASSWORD)])
+            .status,
+        401
+    );
     again.login("sam", "a brand new secret");
     assert_eq!(count_events(&app, "PasswordChanged"), 1);
 }
@@ -280,23 +388,37 @@ fn a_user_changes_their_own_password_and_other_sessions_end() {
     laptop.get("/account");
     let wrong = laptop.post(
         "/account/password",
-        &[("current_password", "not it at all"), ("new_password", "another long one"), ("confirm_password", "another long one")],
+        &[
+            ("current_password", "not it at all"),
+            ("new_password", "another long one"),
+            ("confirm_password", "another long one"),
+        ],
     );
     assert_eq!(wrong.status, 422);
     wrong.assert_contains("The current password is wrong.");
     let mismatch = laptop.post(
         "/account/password",
-        &[("current_password", PASSWORD), ("new_password", "another long one"), ("confirm_password", "another long two")],
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "another long one"),
+            ("confirm_password", "another long two"),
+        ],
     );
     assert_eq!(mismatch.status, 422);
     mismatch.assert_contains("differ");
 
     let ok = laptop.post(
         "/account/password",
-        &[("current_password", PASSWORD), ("new_password", "another long one"), ("confirm_password", "another long one")],
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "another long one"),
+            ("confirm_password", "another long one"),
+        ],
     );
     assert_eq!(ok.status, 303);
-    laptop.get("/account").assert_contains("Your password is changed.");
+    laptop
+        .get("/account")
+        .assert_contains("Your password is changed.");
     assert_eq!(phone.get("/account").status, 303, "the other session ended");
 }
 
@@ -311,14 +433,35 @@ fn a_deactivated_account_cannot_sign_in_and_its_sessions_end() {
     let mut admin = Client::new(&app);
     admin.login("root", PASSWORD);
     admin.get(&format!("/admin/accounts/{sam}"));
-    assert_eq!(admin.post(&format!("/admin/accounts/{sam}/active"), &[("active", "false")]).status, 303);
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/accounts/{sam}/active"),
+                &[("active", "false")]
+            )
+            .status,
+        303
+    );
     assert_eq!(sam_client.get("/account").status, 303);
     let mut again = Client::new(&app);
     again.get("/login");
-    assert_eq!(again.post("/login", &[("username", "sam"), ("password", PASSWORD)]).status, 401);
+    assert_eq!(
+        again
+            .post("/login", &[("username", "sam"), ("password", PASSWORD)])
+            .status,
+        401
+    );
 
     admin.get(&format!("/admin/accounts/{sam}"));
-    assert_eq!(admin.post(&format!("/admin/accounts/{sam}/active"), &[("active", "true")]).status, 303);
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/accounts/{sam}/active"),
+                &[("active", "true")]
+            )
+            .status,
+        303
+    );
     again.login("sam", PASSWORD);
     assert_eq!(count_events(&app, "UserDeactivated"), 1);
     assert_eq!(count_events(&app, "UserReactivated"), 1);
@@ -356,7 +499,10 @@ fn healthz_reports_the_database() {
     let mut c = Client::new(&app);
     let res = c.get("/healthz");
     assert_eq!(res.status, 200);
-    assert_eq!(res.json(), serde_json::json!({"status": "ok", "database": "ok"}));
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"status": "ok", "database": "ok"})
+    );
 }
 
 #[test]
@@ -374,24 +520,70 @@ fn the_cli_creates_users_with_the_cli_as_actor() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
-    let out = run(&["users", "create", "--username", "ada", "--role", "staff", "--password-stdin"], "a long password\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &[
+            "users",
+            "create",
+            "--username",
+            "ada",
+            "--role",
+            "staff",
+            "--password-stdin",
+        ],
+        "a long password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("created staff ada"));
 
-    let out = run(&["users", "create", "--username", "ada", "--role", "staff", "--password-stdin"], "a long password\n");
+    let out = run(
+        &[
+            "users",
+            "create",
+            "--username",
+            "ada",
+            "--role",
+            "staff",
+            "--password-stdin",
+        ],
+        "a long password\n",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
-    let out = run(&["users", "create", "--username", "bob", "--role", "king", "--password-stdin"], "a long password\n");
+    let out = run(
+        &[
+            "users",
+            "create",
+            "--username",
+            "bob",
+            "--role",
+            "king",
+            "--password-stdin",
+        ],
+        "a long password\n",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
 
     let mut conn = db.connect();
-    let user = heyboss::accounts::queries::find_by_username(&mut conn, "ada").unwrap().unwrap();
+    let user = heyboss::accounts::queries::find_by_username(&mut conn, "ada")
+        .unwrap()
+        .unwrap();
     assert_eq!(user.role, "staff");
     let events = heyboss::es::store::load_stream(&mut conn, "user", &user.id.to_string()).unwrap();
     assert_eq!(events[0].metadata["actor"]["kind"], "cli");
-    assert!(heyboss::accounts::service::verify_password(&mut conn, user.id, "a long password").unwrap());
+    assert!(
+        heyboss::accounts::service::verify_password(&mut conn, user.id, "a long password").unwrap()
+    );
 }

@@ -181,7 +181,10 @@ fn decodes_to_utf8(body: &[u8]) -> bool {
     while i < body.len() {
         match body[i] {
             b'%' if i + 2 < body.len() => {
-                match std::str::from_utf8(&body[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&body[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         decoded.push(b);
                         i += 3;
