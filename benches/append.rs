@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 const STREAMS: u64 = 10_000;
 
+/// One command (or its bare-SQL twin) on a stream, over a pooled connection.
+type Work = Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync>;
+
 struct Tally;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,12 +112,7 @@ struct RunResult {
     p99_ms: f64,
 }
 
-fn run(
-    clients: usize,
-    seconds: f64,
-    pool: &heyboss::db::PgPool,
-    work: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync>,
-) -> RunResult {
+fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Work) -> RunResult {
     let barrier = Arc::new(Barrier::new(clients));
     let handles: Vec<_> = (0..clients)
         .map(|client| {
@@ -169,14 +167,13 @@ fn main() {
         .unwrap();
     let store = EventStore::new(Projections::new().with(TallyTotals));
 
-    let executor: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> =
-        Arc::new(move |conn, stream| {
-            let ctx = CommandContext::new(Metadata::new(Actor::Cli)).retry_on_conflict(10);
-            store
-                .execute::<Tally>(conn, stream, &1, &ctx)
-                .expect("command");
-        });
-    let bare: Arc<dyn Fn(&mut PgConnection, &str) + Send + Sync> = Arc::new(|conn, stream| {
+    let executor: Work = Arc::new(move |conn, stream| {
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli)).retry_on_conflict(10);
+        store
+            .execute::<Tally>(conn, stream, &1, &ctx)
+            .expect("command");
+    });
+    let bare: Work = Arc::new(|conn, stream| {
         // A conflict on a random stream is rare; retry like the executor does.
         while bare_command(conn, stream).is_err() {}
     });
