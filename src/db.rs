@@ -57,7 +57,9 @@ impl Database {
                 return Ok(Database { url, cluster: None });
             }
         }
-        let server = DEFAULT_SERVER.to_owned();
+        // HEYBOSS_LOCAL_SERVER replaces the localhost step (tests use it to exercise the fallback).
+        let server =
+            std::env::var("HEYBOSS_LOCAL_SERVER").unwrap_or_else(|_| DEFAULT_SERVER.to_owned());
         if PgConnection::establish(&format!("{server}/postgres")).is_ok() {
             let url = format!("{server}/{DEFAULT_DATABASE}");
             ensure_database(&url)?;

@@ -587,3 +587,36 @@ fn the_cli_creates_users_with_the_cli_as_actor() {
         heyboss::accounts::service::verify_password(&mut conn, user.id, "a long password").unwrap()
     );
 }
+
+#[test]
+fn an_unexpected_failure_is_an_opaque_500_page() {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn();
+    create_user(&app, "root", "admin", PASSWORD);
+    let sam = create_user(&app, "sam", "staff", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("root", PASSWORD);
+    c.get(&format!("/admin/accounts/{sam}"));
+    // Break the store underneath the running app.
+    let mut conn = app.state.pool.get().unwrap();
+    diesel::sql_query("ALTER TABLE events RENAME TO events_gone")
+        .execute(&mut conn)
+        .unwrap();
+    let res = c.post(
+        &format!("/admin/accounts/{sam}/role"),
+        &[("role", "analyst")],
+    );
+    assert_eq!(res.status, 500);
+    res.assert_contains("Something went wrong on our side");
+    assert!(
+        !res.body.contains("events_gone") && !res.body.contains("relation"),
+        "no internals leak: {}",
+        res.body
+    );
+    let res = c.post_htmx(
+        &format!("/admin/accounts/{sam}/role"),
+        &[("role", "analyst")],
+    );
+    assert_eq!(res.status, 500);
+    assert_eq!(res.header("hx-retarget"), Some("#messages"));
+}
