@@ -620,3 +620,27 @@ fn an_unexpected_failure_is_an_opaque_500_page() {
     assert_eq!(res.status, 500);
     assert_eq!(res.header("hx-retarget"), Some("#messages"));
 }
+
+#[test]
+fn an_expired_session_sends_the_user_to_sign_in_and_changes_nothing() {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn();
+    create_user(&app, "root", "admin", PASSWORD);
+    let sam = create_user(&app, "sam", "staff", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("root", PASSWORD);
+    c.get(&format!("/admin/accounts/{sam}"));
+    let mut conn = app.state.pool.get().unwrap();
+    diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 minute'")
+        .execute(&mut conn)
+        .unwrap();
+    let res = c.post(
+        &format!("/admin/accounts/{sam}/role"),
+        &[("role", "analyst")],
+    );
+    assert_eq!(res.status, 303);
+    assert_eq!(res.header("location"), Some("/login"));
+    assert_eq!(count_events(&app, "RoleChanged"), 0);
+    c.get("/login")
+        .assert_contains("Please sign in to continue");
+}

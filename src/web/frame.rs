@@ -12,7 +12,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
-use super::render::{base_context, is_htmx, PreSessionCsrf, PRE_CSRF_COOKIE};
+use super::render::{base_context, flash_cookie, is_htmx, PreSessionCsrf, PRE_CSRF_COOKIE};
 use super::{AppError, AppState, RequestId};
 use crate::accounts::{sessions, Viewer};
 use crate::secrets;
@@ -42,7 +42,7 @@ pub async fn frame(
             // Handler errors arrive as responses carrying the error; an `Err` here comes from
             // inner middleware only, and actix renders it.
             Ok(req) => next.call(req).await?.map_into_boxed_body(),
-            Err((req, e)) => ServiceResponse::new(req, e.error_response()),
+            Err((req, e)) => ServiceResponse::new(req, HttpResponse::from_error(e)),
         };
         let mut res = present_errors(res);
         finish_headers(&mut res, &request_id);
@@ -241,20 +241,15 @@ fn present_errors(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     }
     if unauthenticated {
         let mut to = HttpResponse::SeeOther();
-        to.insert_header((header::LOCATION, "/login"));
+        to.insert_header((header::LOCATION, "/login"))
+            .cookie(flash_cookie(
+                "warning",
+                "Please sign in to continue (your session may have ended).",
+            ));
         if is_htmx(&req) {
             to.insert_header(("HX-Redirect", "/login"));
         }
-        let redirect = super::flash_redirect(
-            "/login",
-            "warning",
-            "Please sign in to continue (your session may have ended).",
-        );
-        let mut response = to.finish();
-        for c in redirect.cookies() {
-            let _ = response.add_cookie(&c);
-        }
-        return ServiceResponse::new(req, response);
+        return ServiceResponse::new(req, to.finish());
     }
 
     let mut ctx = base_context(&req);

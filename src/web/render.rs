@@ -131,13 +131,16 @@ pub fn render_status(
 pub fn flash_redirect(location: &str, kind: &'static str, message: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
-        .cookie(
-            Cookie::build(FLASH_COOKIE, format!("{kind}:{}", percent_encode(message)))
-                .path("/")
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .finish(),
-        )
+        .cookie(flash_cookie(kind, message))
+        .finish()
+}
+
+/// The cookie that carries a message to the next page.
+pub fn flash_cookie(kind: &'static str, message: &str) -> Cookie<'static> {
+    Cookie::build(FLASH_COOKIE, format!("{kind}:{}", percent_encode(message)))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
         .finish()
 }
 
