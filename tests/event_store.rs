@@ -347,7 +347,7 @@ fn old_event_shapes_are_upcast_when_read() {
 fn a_rebuild_replays_the_whole_log_into_an_emptied_projection() {
     let (db, store) = setup(false);
     let mut conn = db.connect();
-    for i in 0..1200 {
+    for i in 0..700 {
         store
             .execute::<Counter>(&mut conn, &format!("c{}", i % 10), &0, &ctx())
             .unwrap();
@@ -359,12 +359,12 @@ fn a_rebuild_replays_the_whole_log_into_an_emptied_projection() {
         .execute(&mut conn)
         .unwrap();
     let mut batches = 0;
-    let replayed = rebuild(&mut conn, &CounterTotals { fail: false }, 500, |_| {
+    let replayed = rebuild(&mut conn, &CounterTotals { fail: false }, 300, |_| {
         batches += 1
     })
     .unwrap();
-    assert_eq!(replayed, 1201);
-    assert_eq!(batches, 3, "replayed in batches of 500");
+    assert_eq!(replayed, 701);
+    assert_eq!(batches, 3, "replayed in batches of 300");
     assert_eq!(total(&mut conn, "c1"), Some(9));
     assert_eq!(total(&mut conn, "c2"), Some(0));
 }
