@@ -268,6 +268,11 @@ fn progress_context(
             .map(Action::as_str)
             .collect()
     };
+    // A student with nothing to do but withdraw is waiting for the office.
+    ctx.insert(
+        "waiting_on_office",
+        &(!staff && as_of.is_none() && actions == ["withdraw"]),
+    );
     ctx.insert("actions", &actions);
     ctx.insert(
         "missing_documents",
@@ -700,7 +705,13 @@ async fn pipeline_page(
             serde_json::json!({
                 "stage": s.as_str(),
                 "label": s.label(),
-                "cells": terms.iter().map(|t| by_stage.get(&(i, t.clone())).copied().unwrap_or(0)).collect::<Vec<_>>(),
+                "cells": terms
+                    .iter()
+                    .map(|t| serde_json::json!({
+                        "term": t,
+                        "n": by_stage.get(&(i, t.clone())).copied().unwrap_or(0),
+                    }))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
