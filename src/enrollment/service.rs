@@ -7,7 +7,7 @@ use super::commands::{EnrollmentCommand, Term};
 use super::decider::{Enrollment, EnrollmentRejection};
 use crate::accounts::service::{self as accounts, AccountError};
 use crate::accounts::{NewAccount, Role};
-use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
+use crate::es::{Actor, CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
 
 /// Run one command on a student's enrollment stream in its own transaction.
 pub fn execute(
@@ -33,8 +33,15 @@ pub fn sign_up(
         role: Role::Student,
         ..account
     };
-    let ctx = CommandContext::new(metadata.clone());
+    let signup = metadata.clone();
     accounts::register(conn, store, metadata, account, |conn, user_id| {
+        // The inquiry is the new student's own act, in the same correlation as the account.
+        let ctx = CommandContext::new(Metadata {
+            actor: Actor::User(user_id),
+            command_id: Uuid::new_v4(),
+            causation_id: Some(signup.command_id),
+            ..signup
+        });
         store
             .execute_in::<Enrollment>(
                 conn,
