@@ -313,6 +313,18 @@ fn illegal_or_bad_actions_are_refused_with_a_message_and_change_nothing() {
 }
 
 #[test]
+fn a_double_submitted_form_is_applied_once() {
+    let app = TestApp::spawn();
+    let (mut s, _) = signup(&app, "dora", "Dora Double");
+    let v = version(&s.get("/enrollment").body);
+    let fields = [("version", v.as_str()), ("command_id", "same-form")];
+    assert_done(&s.post("/enrollment/actions/start", &fields), "/enrollment");
+    // The second click of the same form: no second event, no conflict, the same outcome.
+    assert_done(&s.post("/enrollment/actions/start", &fields), "/enrollment");
+    assert_eq!(count_events(&app, "ApplicationStarted"), 1);
+}
+
+#[test]
 fn withdrawal_and_reinstatement_return_the_student_to_their_step() {
     let app = TestApp::spawn();
     let (mut s, id) = signup(&app, "wes", "Wes");
@@ -503,6 +515,17 @@ fn two_staff_deciding_at_once_give_one_decision_and_one_conflict() {
     };
     loser.assert_contains(&format!("Admission decided: {winner_decision}"));
     assert!(!loser.body.contains("Record decision"));
+
+    // A stale page through HTMX: the fragment with the same message, status 409.
+    first.get(&page);
+    let res = first.post_htmx(&format!("{page}/actions/reinstate"), &[("version", &v1)]);
+    assert_eq!(res.status, 409);
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"enrollment-progress\""));
+    res.assert_contains("Someone else changed this enrollment");
+    assert_eq!(count_events(&app, "Reinstated"), 0);
 }
 
 #[test]
