@@ -313,6 +313,33 @@ fn illegal_or_bad_actions_are_refused_with_a_message_and_change_nothing() {
 }
 
 #[test]
+fn a_student_account_made_by_an_admin_begins_with_an_inquiry_on_the_page() {
+    let app = TestApp::spawn();
+    create_user(&app, "stu", "student", PASSWORD);
+    let mut s = Client::new(&app);
+    s.login("stu", PASSWORD);
+    let page = s.get("/enrollment");
+    page.assert_contains("No enrollment yet.")
+        .assert_contains("Begin with an inquiry");
+    assert!(!page.body.contains("Reason for withdrawing"));
+    let res = s.post(
+        "/enrollment/actions/inquire",
+        &[("version", "0"), ("term", "autumn")],
+    );
+    assert_eq!(res.status, 422);
+    res.assert_contains("is not a term");
+    let res = s.post(
+        "/enrollment/actions/inquire",
+        &[("version", "0"), ("term", "2028-spring")],
+    );
+    assert_done(&res, "/enrollment");
+    s.get("/enrollment")
+        .assert_contains("Inquired about the 2028-spring term")
+        .assert_contains("Start the application");
+    assert_eq!(count_events(&app, "Inquired"), 1);
+}
+
+#[test]
 fn a_double_submitted_form_is_applied_once() {
     let app = TestApp::spawn();
     let (mut s, _) = signup(&app, "dora", "Dora Double");
@@ -664,7 +691,8 @@ fn demo_data_has_students_at_many_steps_and_is_idempotent() {
     let app = TestApp::spawn();
     heyboss::demo::seed(&app.state).unwrap();
     heyboss::demo::seed(&app.state).unwrap();
-    assert_eq!(count_events(&app, "Inquired"), 11);
+    // Eleven demo students and the foundation's demo `student`.
+    assert_eq!(count_events(&app, "Inquired"), 12);
     assert_eq!(count_events(&app, "Withdrawn"), 2);
     assert_eq!(count_events(&app, "Reinstated"), 1);
     assert_eq!(count_events(&app, "Enrolled"), 1);

@@ -455,6 +455,7 @@ fn wanted_done(step: Step) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    Inquire,
     Start,
     Submit,
     Document,
@@ -468,7 +469,8 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
+        Action::Inquire,
         Action::Start,
         Action::Submit,
         Action::Document,
@@ -483,6 +485,7 @@ impl Action {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Action::Inquire => "inquire",
             Action::Start => "start",
             Action::Submit => "submit",
             Action::Document => "document",
@@ -503,7 +506,8 @@ impl Action {
     /// Students act for themselves; staff record what the office does.
     pub fn actor(self) -> Role {
         match self {
-            Action::Start
+            Action::Inquire
+            | Action::Start
             | Action::Submit
             | Action::AcceptOffer
             | Action::RegisterCourses
@@ -520,6 +524,9 @@ impl Action {
     fn samples(self) -> Vec<EnrollmentCommand> {
         use EnrollmentCommand as C;
         match self {
+            Action::Inquire => vec![C::Inquire {
+                term: Term::parse("2027-fall").expect("a valid term"),
+            }],
             Action::Start => vec![C::StartApplication],
             Action::Submit => vec![C::SubmitApplication],
             Action::Document => Document::ALL
@@ -1008,5 +1015,8 @@ mod tests {
             [Action::Confirm]
         );
         assert!(legal_actions(&s(&history_to(Step::Enrolled)), Role::Student).is_empty());
+        // A student account made by an admin has no enrollment yet: the student may inquire.
+        assert_eq!(legal_actions(&s(&[]), Role::Student), [Action::Inquire]);
+        assert!(legal_actions(&s(&[]), Role::Staff).is_empty());
     }
 }

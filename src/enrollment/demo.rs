@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::commands::{Decision, Document, EnrollmentCommand as C, Term};
 use super::service;
 use crate::accounts::{queries, NewAccount};
-use crate::es::{Actor, CommandContext, EventStore, Metadata};
+use crate::es::{store, Actor, CommandContext, EventStore, Metadata};
 
 /// (username, display name, how far they get)
 const STUDENTS: &[(&str, &str, usize)] = &[
@@ -83,6 +83,19 @@ pub fn seed(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let term = Term::parse(&Term::upcoming(chrono::Utc::now().date_naive(), 1)[0])?;
     let staff = staff_id.map_or(Actor::Cli, Actor::User);
+    // The foundation's demo `student` has an account but no enrollment yet: begin one.
+    if let Some(u) = queries::find_by_username(conn, "student")? {
+        let stream = u.id.to_string();
+        if store::stream_version(conn, "enrollment", &stream)? == 0 {
+            service::execute(
+                conn,
+                store,
+                &CommandContext::new(Metadata::new(Actor::User(u.id))),
+                u.id,
+                &C::Inquire { term: term.clone() },
+            )?;
+        }
+    }
     for (username, name, reach) in STUDENTS {
         if queries::username_taken(conn, username)? {
             continue;

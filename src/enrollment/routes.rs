@@ -274,6 +274,7 @@ fn progress_context(
         &(!staff && as_of.is_none() && actions == ["withdraw"]),
     );
     ctx.insert("actions", &actions);
+    ctx.insert("terms", &Term::upcoming(Utc::now().date_naive(), 4));
     ctx.insert(
         "missing_documents",
         &decider::missing_documents(s)
@@ -388,11 +389,15 @@ struct ActionForm {
     deposit: Option<String>,
     courses: Option<String>,
     reason: Option<String>,
+    term: Option<String>,
 }
 
 fn parse_command(action: Action, f: &ActionForm) -> Result<EnrollmentCommand, String> {
     let field = |v: &Option<String>| v.clone().unwrap_or_default();
     Ok(match action {
+        Action::Inquire => EnrollmentCommand::Inquire {
+            term: Term::parse(&field(&f.term))?,
+        },
         Action::Start => EnrollmentCommand::StartApplication,
         Action::Submit => EnrollmentCommand::SubmitApplication,
         Action::Document => EnrollmentCommand::RecordDocument {
