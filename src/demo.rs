@@ -36,6 +36,8 @@ pub fn seed(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + S
             |_, _| Ok(()),
         )?;
     }
+    let staff_id = queries::find_by_username(&mut conn, "staff")?.map(|u| u.id);
+    crate::enrollment::demo::seed(&mut conn, &state.store, DEMO_PASSWORD, staff_id)?;
     tracing::info!("demo data ready: sign in as admin, staff, analyst or student with password {DEMO_PASSWORD:?}");
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod cli;
 pub mod db;
 pub mod demo;
+pub mod enrollment;
 pub mod es;
 pub mod schema;
 pub mod secrets;

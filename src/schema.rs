@@ -63,9 +63,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    enrollment_stage_counts (term, stage) {
+        term -> Text,
+        stage -> Text,
+        students -> Int8,
+    }
+}
+
+diesel::table! {
+    enrollment_students (student_id) {
+        student_id -> Uuid,
+        term -> Text,
+        step -> Int2,
+        stage -> Text,
+        decision -> Nullable<Text>,
+        transcript -> Bool,
+        identification -> Bool,
+        deposit_cents -> Nullable<Int8>,
+        courses -> Array<Text>,
+        withdrawn -> Bool,
+        version -> Int8,
+        started_at -> Timestamptz,
+        last_event_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     command_outcomes,
     credentials,
+    enrollment_stage_counts,
+    enrollment_students,
     events,
     login_failures,
     sessions,

@@ -16,7 +16,9 @@ use crate::web::{frame::frame, AppError, AppState, Settings};
 
 /// Every projection of the application, in the order they run after an append.
 pub fn projections() -> Projections {
-    Projections::new().with(accounts::projections::UsersProjection)
+    Projections::new()
+        .with(accounts::projections::UsersProjection)
+        .with(crate::enrollment::EnrollmentProjection)
 }
 
 /// The event store with every projection and every reactor (process manager) of the application.
@@ -97,6 +99,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .service(healthz)
             .service(home)
             .configure(accounts::routes)
+            .configure(crate::enrollment::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

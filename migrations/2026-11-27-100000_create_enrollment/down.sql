@@ -1,0 +1,2 @@
+DROP TABLE enrollment_stage_counts;
+DROP TABLE enrollment_students;

@@ -1,0 +1,291 @@
+//! Reads of enrollment data. Every function takes the viewer: students see only their own
+//! enrollment, staff see everyone's, anyone else sees nothing.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::decider::{Enrollment, EnrollmentState, Stage};
+use super::events::EnrollmentEvent;
+use crate::accounts::{queries as accounts, Role, Viewer};
+use crate::es::{store, Actor, Decider, RecordedEvent};
+use crate::schema::{enrollment_stage_counts, enrollment_students, users};
+use crate::web::AppError;
+
+/// May the viewer see this student's enrollment? Anyone else gets "not found", never "forbidden",
+/// so a student cannot even learn that another student's page exists.
+pub fn may_see(viewer: &Viewer, student_id: Uuid) -> bool {
+    viewer.role == Role::Staff || (viewer.role == Role::Student && viewer.user_id == student_id)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Student {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+}
+
+/// One line of the timeline: what happened, who did it, when.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub event_type: String,
+    pub description: String,
+    pub who: String,
+    pub at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// A student's enrollment as a page shows it.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub student: Student,
+    /// The state folded from the events shown (all of them, or those up to the "as of" moment).
+    pub state: EnrollmentState,
+    /// The stream's current version (whatever "as of" says): forms carry it back.
+    pub version: i64,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A student's enrollment, folded from the events recorded before `until` (all when `None`).
+pub fn progress(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    student_id: Uuid,
+    until: Option<DateTime<Utc>>,
+) -> Result<Progress, AppError> {
+    if !may_see(viewer, student_id) {
+        return Err(AppError::NotFound);
+    }
+    let student = users::table
+        .find(student_id)
+        .filter(users::role.eq(Role::Student.as_str()))
+        .select((
+            users::id,
+            users::username,
+            users::display_name,
+            users::email,
+        ))
+        .first::<(Uuid, String, String, String)>(conn)
+        .optional()?
+        .map(|(id, username, display_name, email)| Student {
+            id,
+            username,
+            display_name,
+            email,
+        })
+        .ok_or(AppError::NotFound)?;
+    let history = store::load_stream(conn, Enrollment::STREAM_TYPE, &student_id.to_string())?;
+    let version = history.last().map_or(0, |e| e.stream_version);
+    let shown: Vec<&RecordedEvent> = history
+        .iter()
+        .filter(|e| until.is_none_or(|u| e.recorded_at < u))
+        .collect();
+    let mut state = EnrollmentState::default();
+    let mut decoded = Vec::with_capacity(shown.len());
+    for e in &shown {
+        let event: EnrollmentEvent = e.decode().map_err(AppError::internal)?;
+        state = Enrollment::evolve(state, &event);
+        decoded.push((*e, event));
+    }
+    let actor_ids: Vec<Uuid> = shown
+        .iter()
+        .filter_map(|e| e.actor().and_then(|a| a.user_id()))
+        .collect();
+    let names = accounts::display_names(conn, &actor_ids)?;
+    let timeline = decoded
+        .into_iter()
+        .map(|(e, event)| TimelineEntry {
+            event_type: e.event_type.clone(),
+            description: event.describe(),
+            who: match e.actor() {
+                Some(Actor::User(id)) if id == viewer.user_id => {
+                    format!("you ({})", names.get(&id).cloned().unwrap_or_default())
+                }
+                Some(Actor::User(id)) => names
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| "a former user".into()),
+                Some(Actor::Cli) => "the command line".into(),
+                Some(Actor::Sensor(_)) => "a sensor".into(),
+                Some(Actor::System(name)) => format!("the system ({name})"),
+                None => "unknown".into(),
+            },
+            at: e.recorded_at,
+            version: e.stream_version,
+        })
+        .collect();
+    Ok(Progress {
+        student,
+        state,
+        version,
+        timeline,
+    })
+}
+
+/// Students per term and stage, from the counts the projection keeps (one small read).
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct StageCount {
+    pub term: String,
+    pub stage: String,
+    pub students: i64,
+}
+
+pub fn stage_counts(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<StageCount>, AppError> {
+    viewer.require(Role::Staff)?;
+    Ok(enrollment_stage_counts::table
+        .filter(enrollment_stage_counts::students.ne(0))
+        .order((
+            enrollment_stage_counts::term.asc(),
+            enrollment_stage_counts::stage.asc(),
+        ))
+        .select((
+            enrollment_stage_counts::term,
+            enrollment_stage_counts::stage,
+            enrollment_stage_counts::students,
+        ))
+        .load(conn)?)
+}
+
+/// The pipeline list's filters, parsed from the query string.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PipelineFilter {
+    pub stage: Option<Stage>,
+    pub term: Option<String>,
+    /// A part of the student's name or username.
+    pub name: Option<String>,
+    pub page: i64,
+}
+
+pub const PAGE_SIZE: i64 = 50;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRow {
+    pub student_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub term: String,
+    pub stage: String,
+    pub stage_label: &'static str,
+    pub last_event_at: DateTime<Utc>,
+    pub days_since: i64,
+}
+
+type RowTuple = (Uuid, String, String, String, String, DateTime<Utc>);
+
+fn to_rows(rows: Vec<RowTuple>, now: DateTime<Utc>) -> Vec<PipelineRow> {
+    rows.into_iter()
+        .map(
+            |(student_id, username, display_name, term, stage, last_event_at)| PipelineRow {
+                student_id,
+                username,
+                display_name,
+                stage_label: Stage::parse(&stage).map_or("?", Stage::label),
+                term,
+                stage,
+                days_since: (now - last_event_at).num_days(),
+                last_event_at,
+            },
+        )
+        .collect()
+}
+
+fn escape_like(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// One page of the pipeline, most recent activity first; `limit` rows (plus one, to tell whether
+/// there is a next page). `limit: None` returns every matching row (for CSV).
+pub fn pipeline(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    filter: &PipelineFilter,
+    limit: Option<i64>,
+) -> Result<Vec<PipelineRow>, AppError> {
+    viewer.require(Role::Staff)?;
+    let mut query = enrollment_students::table
+        .inner_join(users::table.on(users::id.eq(enrollment_students::student_id)))
+        .select((
+            enrollment_students::student_id,
+            users::username,
+            users::display_name,
+            enrollment_students::term,
+            enrollment_students::stage,
+            enrollment_students::last_event_at,
+        ))
+        .order((
+            enrollment_students::last_event_at.desc(),
+            enrollment_students::student_id.asc(),
+        ))
+        .into_boxed();
+    if let Some(stage) = filter.stage {
+        query = query.filter(enrollment_students::stage.eq(stage.as_str()));
+    }
+    if let Some(term) = &filter.term {
+        query = query.filter(enrollment_students::term.eq(term.clone()));
+    }
+    if let Some(name) = &filter.name {
+        let pattern = format!("%{}%", escape_like(name));
+        query = query.filter(
+            users::display_name
+                .ilike(pattern.clone())
+                .or(users::username.ilike(pattern)),
+        );
+    }
+    if let Some(limit) = limit {
+        query = query.limit(limit + 1).offset(filter.page * limit);
+    }
+    Ok(to_rows(query.load::<RowTuple>(conn)?, Utc::now()))
+}
+
+/// Students still on their way (not enrolled, denied or withdrawn) with no event for `days` days,
+/// longest-waiting first.
+pub fn stalled(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    days: i64,
+    limit: i64,
+) -> Result<Vec<PipelineRow>, AppError> {
+    viewer.require(Role::Staff)?;
+    let now = Utc::now();
+    let closed: Vec<&str> = Stage::ALL
+        .into_iter()
+        .filter(|s| !s.is_open())
+        .map(Stage::as_str)
+        .collect();
+    let rows = enrollment_students::table
+        .inner_join(users::table.on(users::id.eq(enrollment_students::student_id)))
+        .filter(enrollment_students::last_event_at.lt(now - Duration::days(days)))
+        .filter(enrollment_students::stage.ne_all(closed))
+        .select((
+            enrollment_students::student_id,
+            users::username,
+            users::display_name,
+            enrollment_students::term,
+            enrollment_students::stage,
+            enrollment_students::last_event_at,
+        ))
+        .order((
+            enrollment_students::last_event_at.asc(),
+            enrollment_students::student_id.asc(),
+        ))
+        .limit(limit)
+        .load::<RowTuple>(conn)?;
+    Ok(to_rows(rows, now))
+}
+
+/// The terms that have students, for the filter's choice.
+pub fn terms(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<String>, AppError> {
+    viewer.require(Role::Staff)?;
+    Ok(enrollment_stage_counts::table
+        .select(enrollment_stage_counts::term)
+        .distinct()
+        .order(enrollment_stage_counts::term.asc())
+        .load(conn)?)
+}

@@ -1,0 +1,813 @@
+//! Enrollment pages: sign-up, the student's own enrollment, the staff pipeline and a student's
+//! page for staff. Actions post through HTMX (the progress fragment is swapped in place) or as
+//! plain forms (303 with a flash).
+
+use std::collections::BTreeMap;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+use uuid::Uuid;
+
+use super::commands::{self, Decision, Document, EnrollmentCommand, Term};
+use super::decider::{self, Action, EnrollmentState, Stage, Step};
+use super::queries::{self, PipelineFilter, Progress};
+use super::service;
+use crate::accounts::service::AccountError;
+use crate::accounts::{sessions, NewAccount, Role, Viewer};
+use crate::es::CommandError;
+use crate::web::render::{is_htmx, render_status, state};
+use crate::web::{command_context, flash_redirect, render, text_field, AppError};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(signup_form)
+        .service(signup)
+        .service(my_enrollment)
+        .service(student_action)
+        .service(pipeline_page)
+        .service(student_page)
+        .service(staff_action);
+}
+
+// ---------------------------------------------------------------- sign-up
+
+fn signup_context(error: Option<&str>, form: Option<&SignupForm>) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("terms", &Term::upcoming(Utc::now().date_naive(), 4));
+    if let Some(e) = error {
+        ctx.insert("error", e);
+    }
+    if let Some(f) = form {
+        ctx.insert(
+            "form",
+            &serde_json::json!({
+                "username": f.username, "display_name": f.display_name, "email": f.email, "term": f.term,
+            }),
+        );
+    }
+    ctx
+}
+
+#[get("/signup")]
+async fn signup_form(req: HttpRequest, viewer: Option<Viewer>) -> Result<HttpResponse, AppError> {
+    if let Some(v) = viewer {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", crate::accounts::routes::home_for(v.role)))
+            .finish());
+    }
+    render(
+        &req,
+        "enrollment/signup.html",
+        "enrollment/signup.html",
+        signup_context(None, None),
+    )
+}
+
+#[derive(Deserialize)]
+struct SignupForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    term: String,
+}
+
+#[tracing::instrument(skip_all, fields(username = %form.username))]
+#[post("/signup")]
+async fn signup(req: HttpRequest, form: web::Form<SignupForm>) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let fail = |message: String| {
+        render_status(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "enrollment/signup.html",
+            "enrollment/signup.html",
+            signup_context(Some(&message), Some(&form)),
+        )
+    };
+    if form.display_name.trim().is_empty() {
+        return fail("Please give your name.".into());
+    }
+    let term = match Term::parse(&form.term) {
+        Ok(t) => t,
+        Err(m) => return fail(format!("Choose a term: {m}.")),
+    };
+    let account = match NewAccount::parse(
+        &form.username,
+        &form.display_name,
+        &form.email,
+        "student",
+        &form.password,
+    ) {
+        Ok(a) => a,
+        Err(e) => return fail(capitalize(&format!("{e}."))),
+    };
+    let store = state(&req).store.clone();
+    let request_id = req
+        .extensions()
+        .get::<crate::web::RequestId>()
+        .map(|r| r.0.clone());
+    let created = state(&req)
+        .db(move |conn| {
+            let mut meta = crate::es::Metadata::new(crate::es::Actor::System("signup".into()));
+            if let Some(id) = request_id {
+                meta = meta.with_request_id(id);
+            }
+            match service::sign_up(conn, &store, meta, account, &term) {
+                Ok(id) => Ok(Ok((id, sessions::create(conn, id)?, term))),
+                Err(e @ (AccountError::Invalid(_) | AccountError::UsernameTaken(_))) => Ok(Err(e)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    match created {
+        Ok((_, token, term)) => {
+            tracing::info!("student signed up");
+            let mut res = flash_redirect(
+                "/enrollment",
+                "success",
+                &format!(
+                    "Welcome! Your enrollment for {} has begun with your inquiry.",
+                    term.as_str()
+                ),
+            );
+            let cookie = Cookie::build(sessions::COOKIE, token)
+                .path("/")
+                .http_only(true)
+                .secure(state(&req).settings.secure_cookies)
+                .same_site(SameSite::Lax)
+                .max_age(actix_web::cookie::time::Duration::hours(
+                    sessions::LIFETIME_HOURS,
+                ))
+                .finish();
+            res.add_cookie(&cookie).map_err(AppError::internal)?;
+            Ok(res)
+        }
+        Err(e) => fail(capitalize(&format!("{e}."))),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------- the progress fragment
+
+#[derive(Deserialize, Default)]
+struct AsOfQuery {
+    as_of: Option<String>,
+}
+
+/// `?as_of=YYYY-MM-DD`: the events recorded up to the end of that day (UTC).
+fn parse_as_of(raw: Option<&str>) -> Result<Option<(String, DateTime<Utc>)>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        AppError::BadRequest(format!(
+            "{:?} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-27.",
+            raw.chars().take(20).collect::<String>()
+        ))
+    })?;
+    let end = date
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .ok_or_else(|| AppError::BadRequest("That date is out of range.".into()))?
+        .and_utc();
+    Ok(Some((date.to_string(), end)))
+}
+
+#[derive(Serialize)]
+struct StepView {
+    label: &'static str,
+    /// done | current | todo | closed
+    status: &'static str,
+    detail: Option<String>,
+}
+
+fn stepper(s: &EnrollmentState) -> Vec<StepView> {
+    let denied = s.decision == Some(Decision::Denied);
+    let mut current_given = false;
+    Step::ALL
+        .into_iter()
+        .map(|step| {
+            let detail = match step {
+                Step::DocumentsReceived => Some(
+                    Document::ALL
+                        .into_iter()
+                        .map(|d| {
+                            format!(
+                                "{}: {}",
+                                d.label(),
+                                if s.has(d) { "received" } else { "pending" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                Step::AdmissionDecided => s.decision.map(|d| d.as_str().to_owned()),
+                Step::OfferAccepted => s
+                    .deposit_cents
+                    .map(|c| format!("deposit {}", commands::format_cents(c))),
+                Step::CoursesRegistered if !s.courses.is_empty() => Some(s.courses.join(", ")),
+                _ => None,
+            };
+            let status = if s.reached(step) {
+                "done"
+            } else if denied || s.step.is_none() {
+                "closed"
+            } else if !current_given {
+                current_given = true;
+                "current"
+            } else {
+                "todo"
+            };
+            StepView {
+                label: step.label(),
+                status,
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// Everything `_progress.html` shows.
+fn progress_context(
+    viewer: &Viewer,
+    p: &Progress,
+    as_of: Option<&str>,
+    error: Option<&str>,
+) -> Context {
+    let s = &p.state;
+    let staff = viewer.role == Role::Staff;
+    let mut ctx = Context::new();
+    ctx.insert("student", &p.student);
+    ctx.insert("staff_view", &staff);
+    ctx.insert("steps", &stepper(s));
+    ctx.insert("started", &s.step.is_some());
+    ctx.insert("term", &s.term);
+    ctx.insert("stage", &s.stage().map(Stage::label));
+    ctx.insert("withdrawn", &s.withdrawn);
+    let actions: Vec<&str> = if as_of.is_some() {
+        Vec::new()
+    } else {
+        decider::legal_actions(s, viewer.role)
+            .into_iter()
+            .map(Action::as_str)
+            .collect()
+    };
+    // A student with nothing to do but withdraw is waiting for the office.
+    ctx.insert(
+        "waiting_on_office",
+        &(!staff && as_of.is_none() && actions == ["withdraw"]),
+    );
+    ctx.insert("actions", &actions);
+    ctx.insert("terms", &Term::upcoming(Utc::now().date_naive(), 4));
+    ctx.insert(
+        "missing_documents",
+        &decider::missing_documents(s)
+            .into_iter()
+            .map(Document::as_str)
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert(
+        "decisions",
+        &decider::possible_decisions(s)
+            .into_iter()
+            .map(Decision::as_str)
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert("version", &p.version);
+    ctx.insert("timeline", &p.timeline);
+    ctx.insert("as_of", &as_of);
+    ctx.insert("error", &error);
+    let base = if staff {
+        format!("/enrollment/students/{}", p.student.id)
+    } else {
+        "/enrollment".to_owned()
+    };
+    ctx.insert("page_url", &base);
+    ctx.insert(
+        "action_base",
+        &if staff {
+            format!("{base}/actions")
+        } else {
+            "/enrollment/actions".to_owned()
+        },
+    );
+    ctx
+}
+
+async fn load_progress(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    student_id: Uuid,
+    until: Option<DateTime<Utc>>,
+) -> Result<Progress, AppError> {
+    let v = viewer.clone();
+    state(req)
+        .db(move |conn| queries::progress(conn, &v, student_id, until))
+        .await
+}
+
+fn page_template(viewer: &Viewer) -> &'static str {
+    if viewer.role == Role::Staff {
+        "enrollment/staff_student.html"
+    } else {
+        "enrollment/student.html"
+    }
+}
+
+async fn show(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    student_id: Uuid,
+    query: &AsOfQuery,
+) -> Result<HttpResponse, AppError> {
+    let as_of = parse_as_of(query.as_of.as_deref())?;
+    let p = load_progress(req, viewer, student_id, as_of.as_ref().map(|a| a.1)).await?;
+    let ctx = progress_context(viewer, &p, as_of.as_ref().map(|a| a.0.as_str()), None);
+    render(req, page_template(viewer), "enrollment/_progress.html", ctx)
+}
+
+#[get("/enrollment")]
+async fn my_enrollment(
+    req: HttpRequest,
+    viewer: Viewer,
+    query: web::Query<AsOfQuery>,
+) -> Result<HttpResponse, AppError> {
+    if viewer.role == Role::Staff {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", "/enrollment/pipeline"))
+            .finish());
+    }
+    viewer.require(Role::Student)?;
+    show(&req, &viewer, viewer.user_id, &query).await
+}
+
+#[get("/enrollment/students/{id}")]
+async fn student_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<AsOfQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id: Uuid = path.parse().map_err(|_| AppError::NotFound)?;
+    if !queries::may_see(&viewer, id) {
+        return Err(AppError::NotFound);
+    }
+    if viewer.role == Role::Student {
+        // A student's own page lives at /enrollment.
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", "/enrollment"))
+            .finish());
+    }
+    show(&req, &viewer, id, &query).await
+}
+
+// ---------------------------------------------------------------- actions
+
+#[derive(Deserialize, Default)]
+struct ActionForm {
+    command_id: Option<String>,
+    /// The stream version the page showed: a different one now means someone else acted (409).
+    version: Option<String>,
+    document: Option<String>,
+    decision: Option<String>,
+    deposit: Option<String>,
+    courses: Option<String>,
+    reason: Option<String>,
+    term: Option<String>,
+}
+
+fn parse_command(action: Action, f: &ActionForm) -> Result<EnrollmentCommand, String> {
+    let field = |v: &Option<String>| v.clone().unwrap_or_default();
+    Ok(match action {
+        Action::Inquire => EnrollmentCommand::Inquire {
+            term: Term::parse(&field(&f.term))?,
+        },
+        Action::Start => EnrollmentCommand::StartApplication,
+        Action::Submit => EnrollmentCommand::SubmitApplication,
+        Action::Document => EnrollmentCommand::RecordDocument {
+            document: Document::parse(&field(&f.document))?,
+        },
+        Action::Decide => EnrollmentCommand::DecideAdmission {
+            decision: Decision::parse(&field(&f.decision))?,
+        },
+        Action::AcceptOffer => EnrollmentCommand::AcceptOffer {
+            deposit_cents: commands::parse_deposit(&field(&f.deposit))?,
+        },
+        Action::Orientation => EnrollmentCommand::CompleteOrientation,
+        Action::RegisterCourses => EnrollmentCommand::RegisterCourses {
+            courses: commands::parse_courses(&field(&f.courses))?,
+        },
+        Action::Confirm => EnrollmentCommand::ConfirmEnrollment,
+        Action::Withdraw => {
+            let reason = text_field("The reason", &field(&f.reason), commands::MAX_REASON)
+                .map_err(|e| e.to_string())?;
+            if reason.is_empty() {
+                return Err("Give a reason for withdrawing.".into());
+            }
+            EnrollmentCommand::Withdraw { reason }
+        }
+        Action::Reinstate => EnrollmentCommand::Reinstate,
+    })
+}
+
+#[post("/enrollment/actions/{action}")]
+async fn student_action(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Student)?;
+    let action = Action::parse(&path).ok_or(AppError::NotFound)?;
+    let id = viewer.user_id;
+    act(&req, &viewer, id, action, form.into_inner()).await
+}
+
+#[post("/enrollment/students/{id}/actions/{action}")]
+async fn staff_action(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<(String, String)>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AppError> {
+    let (id, action) = path.into_inner();
+    let id: Uuid = id.parse().map_err(|_| AppError::NotFound)?;
+    if !queries::may_see(&viewer, id) {
+        return Err(AppError::NotFound);
+    }
+    viewer.require(Role::Staff)?;
+    let action = Action::parse(&action).ok_or(AppError::NotFound)?;
+    act(&req, &viewer, id, action, form.into_inner()).await
+}
+
+#[tracing::instrument(skip(req, viewer, form), fields(student = %student_id, action = action.as_str()))]
+async fn act(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    student_id: Uuid,
+    action: Action,
+    form: ActionForm,
+) -> Result<HttpResponse, AppError> {
+    if action.actor() != viewer.role {
+        return Err(AppError::Forbidden(match action.actor() {
+            Role::Staff => "This step is recorded by the admissions office.".into(),
+            _ => "Only the student takes this step.".into(),
+        }));
+    }
+    let page_url = if viewer.role == Role::Staff {
+        format!("/enrollment/students/{student_id}")
+    } else {
+        "/enrollment".to_owned()
+    };
+    let command = match parse_command(action, &form) {
+        Ok(c) => c,
+        Err(message) => {
+            return refused(
+                req,
+                viewer,
+                student_id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &capitalize(&message),
+            )
+            .await
+        }
+    };
+    let mut ctx = command_context(req, viewer, form.command_id.as_deref());
+    if let Some(v) = form
+        .version
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        let v: i64 = v
+            .parse()
+            .map_err(|_| AppError::BadRequest("The form's version is not a number.".into()))?;
+        ctx = ctx.expected_version(v);
+    }
+    let store = state(req).store.clone();
+    let v = viewer.clone();
+    let result = state(req)
+        .db(move |conn| {
+            // The scope check runs again with the write, not only on the page that showed the form.
+            if !queries::may_see(&v, student_id) {
+                return Err(AppError::NotFound);
+            }
+            match service::execute(conn, &store, &ctx, student_id, &command) {
+                Ok(outcome) => Ok(Ok(outcome)),
+                Err(CommandError::Rejected(r)) => Ok(Err((StatusCode::UNPROCESSABLE_ENTITY, {
+                    capitalize(&format!("{r}."))
+                }))),
+                Err(CommandError::Conflict { .. }) => Ok(Err((
+                    StatusCode::CONFLICT,
+                    "Someone else changed this enrollment while you were looking at it, so your action was not recorded. The page now shows the current state: check it and try again if it still applies.".to_owned(),
+                ))),
+                Err(other) => Err(other.into()),
+            }
+        })
+        .await?;
+    match result {
+        Ok(outcome) => {
+            let p = load_progress(req, viewer, student_id, None).await?;
+            let message = p
+                .timeline
+                .last()
+                .map(|t| format!("{}.", t.description))
+                .unwrap_or_else(|| "Done.".into());
+            let trigger = outcome.event_types.last().cloned().unwrap_or_default();
+            if is_htmx(req) {
+                let mut ctx = progress_context(viewer, &p, None, None);
+                ctx.insert("success", &message);
+                let mut res = render(req, page_template(viewer), "enrollment/_progress.html", ctx)?;
+                if !trigger.is_empty() {
+                    res.headers_mut().insert(
+                        actix_web::http::header::HeaderName::from_static("hx-trigger"),
+                        actix_web::http::header::HeaderValue::from_str(&trigger)
+                            .map_err(AppError::internal)?,
+                    );
+                }
+                Ok(res)
+            } else {
+                Ok(flash_redirect(&page_url, "success", &message))
+            }
+        }
+        Err((status, message)) => refused(req, viewer, student_id, status, &message).await,
+    }
+}
+
+/// The page (or fragment) again, with the current state and the reason nothing was recorded.
+async fn refused(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    student_id: Uuid,
+    status: StatusCode,
+    message: &str,
+) -> Result<HttpResponse, AppError> {
+    let p = load_progress(req, viewer, student_id, None).await?;
+    let ctx = progress_context(viewer, &p, None, Some(message));
+    render_status(
+        req,
+        status,
+        page_template(viewer),
+        "enrollment/_progress.html",
+        ctx,
+    )
+}
+
+// ---------------------------------------------------------------- the pipeline
+
+#[derive(Deserialize, Default)]
+struct PipelineQuery {
+    stage: Option<String>,
+    term: Option<String>,
+    name: Option<String>,
+    page: Option<String>,
+    days: Option<String>,
+    format: Option<String>,
+}
+
+pub const DEFAULT_STALLED_DAYS: i64 = 14;
+
+#[get("/enrollment/pipeline")]
+async fn pipeline_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    query: web::Query<PipelineQuery>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let q = query.into_inner();
+    let blank = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let stage = match blank(&q.stage) {
+        Some(s) => Some(Stage::parse(&s).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "Unknown step {:?}: choose one of the listed steps.",
+                s.chars().take(40).collect::<String>()
+            ))
+        })?),
+        None => None,
+    };
+    let term = match blank(&q.term) {
+        Some(t) => Some(
+            Term::parse(&t)
+                .map_err(|m| AppError::BadRequest(capitalize(&format!("{m}."))))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let name = match blank(&q.name) {
+        Some(n) => Some(text_field("The name", &n, 100)?),
+        None => None,
+    };
+    let page = match blank(&q.page) {
+        Some(p) => {
+            p.parse::<i64>()
+                .ok()
+                .filter(|p| (1..=100_000).contains(p))
+                .ok_or_else(|| AppError::BadRequest("The page must be a number from 1.".into()))?
+                - 1
+        }
+        None => 0,
+    };
+    let days = match blank(&q.days) {
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| {
+                AppError::BadRequest("The number of days must be from 1 to 3650.".into())
+            })?,
+        None => DEFAULT_STALLED_DAYS,
+    };
+    let filter = PipelineFilter {
+        stage,
+        term,
+        name,
+        page,
+    };
+    let csv = q.format.as_deref() == Some("csv");
+    if let Some(f) = q.format.as_deref().filter(|f| *f != "csv" && *f != "html") {
+        return Err(AppError::BadRequest(format!(
+            "Unknown format {:?}: use csv or leave it out.",
+            f.chars().take(20).collect::<String>()
+        )));
+    }
+
+    let v = viewer.clone();
+    if csv {
+        let rows = state(&req)
+            .db(move |conn| queries::pipeline(conn, &v, &filter, None))
+            .await?;
+        let mut out = String::from("student,username,term,step,last_activity\n");
+        for r in rows {
+            out.push_str(&csv_line(&[
+                &r.display_name,
+                &r.username,
+                &r.term,
+                r.stage_label,
+                &r.last_event_at.to_rfc3339(),
+            ]));
+        }
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                "attachment; filename=\"enrollment-pipeline.csv\"",
+            ))
+            .body(out));
+    }
+
+    let f = filter.clone();
+    let (counts, rows, stalled, terms) = state(&req)
+        .db(move |conn| {
+            Ok((
+                queries::stage_counts(conn, &v)?,
+                queries::pipeline(conn, &v, &f, Some(queries::PAGE_SIZE))?,
+                queries::stalled(conn, &v, days, 20)?,
+                queries::terms(conn, &v)?,
+            ))
+        })
+        .await?;
+    let mut rows = rows;
+    let has_next = rows.len() as i64 > queries::PAGE_SIZE;
+    rows.truncate(queries::PAGE_SIZE as usize);
+
+    // The counts as a table: one row per stage, one column per term.
+    let mut by_stage: BTreeMap<(usize, String), i64> = BTreeMap::new();
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for c in &counts {
+        let idx = Stage::ALL
+            .iter()
+            .position(|s| s.as_str() == c.stage)
+            .unwrap_or(usize::MAX);
+        by_stage.insert((idx, c.term.clone()), c.students);
+        *totals.entry(c.term.clone()).or_default() += c.students;
+    }
+    let count_rows: Vec<serde_json::Value> = Stage::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({
+                "stage": s.as_str(),
+                "label": s.label(),
+                "cells": terms
+                    .iter()
+                    .map(|t| serde_json::json!({
+                        "term": t,
+                        "n": by_stage.get(&(i, t.clone())).copied().unwrap_or(0),
+                    }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+
+    let mut ctx = Context::new();
+    ctx.insert("terms", &terms);
+    ctx.insert("count_rows", &count_rows);
+    ctx.insert(
+        "totals",
+        &terms
+            .iter()
+            .map(|t| totals.get(t).copied().unwrap_or(0))
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert("rows", &rows);
+    ctx.insert("stalled", &stalled);
+    ctx.insert("days", &days);
+    ctx.insert(
+        "stages",
+        &Stage::ALL
+            .iter()
+            .map(|s| serde_json::json!({"value": s.as_str(), "label": s.label()}))
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert(
+        "filter",
+        &serde_json::json!({
+            "stage": filter.stage.map(Stage::as_str).unwrap_or(""),
+            "term": filter.term.clone().unwrap_or_default(),
+            "name": filter.name.clone().unwrap_or_default(),
+        }),
+    );
+    let query_without_page = serde_urlencoded::to_string([
+        ("stage", filter.stage.map(Stage::as_str).unwrap_or("")),
+        ("term", filter.term.as_deref().unwrap_or("")),
+        ("name", filter.name.as_deref().unwrap_or("")),
+        ("days", &days.to_string()),
+    ])
+    .map_err(AppError::internal)?;
+    ctx.insert("query", &query_without_page);
+    ctx.insert("page", &(filter.page + 1));
+    ctx.insert("has_next", &has_next);
+    render(
+        &req,
+        "enrollment/pipeline.html",
+        "enrollment/_pipeline_list.html",
+        ctx,
+    )
+}
+
+/// One CSV line: fields quoted when needed, and a leading formula character neutralised.
+fn csv_line(fields: &[&str]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| {
+            let f = if f.starts_with(['=', '+', '-', '@']) {
+                format!("'{f}")
+            } else {
+                (*f).to_owned()
+            };
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(
+            csv_line(&["a", "b,c", "say \"hi\""]),
+            "a,\"b,c\",\"say \"\"hi\"\"\"\n"
+        );
+        assert_eq!(csv_line(&["=SUM(A1)"]), "'=SUM(A1)\n");
+    }
+
+    #[test]
+    fn as_of_is_the_end_of_the_day() {
+        let (label, end) = parse_as_of(Some("2026-11-27")).unwrap().unwrap();
+        assert_eq!(label, "2026-11-27");
+        assert_eq!(end.to_rfc3339(), "2026-11-28T00:00:00+00:00");
+        assert!(parse_as_of(Some("27/11/2026")).is_err());
+        assert!(parse_as_of(Some("")).unwrap().is_none());
+    }
+}
