@@ -15,3 +15,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod testing;
 pub mod web;
+pub mod scholarships;

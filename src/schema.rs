@@ -63,6 +63,81 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scholarship_applications (id) {
+        id -> Uuid,
+        fund_id -> Uuid,
+        student_id -> Uuid,
+        statement -> Text,
+        submitted_at -> Timestamptz,
+        outcome -> Text,
+        decision_reason -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        award_cents -> Nullable<Int8>,
+        award_status -> Nullable<Text>,
+        review_count -> Int4,
+        avg_score -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    scholarship_assignments (application_id, reviewer_id) {
+        application_id -> Uuid,
+        reviewer_id -> Uuid,
+        assigned_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_decisions (position) {
+        position -> Int8,
+        fund_id -> Uuid,
+        application_id -> Uuid,
+        student_id -> Uuid,
+        kind -> Text,
+        amount_cents -> Nullable<Int8>,
+        reason -> Text,
+        actor -> Text,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_enrolled_students (student_id) {
+        student_id -> Uuid,
+        enrolled -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_funds (id) {
+        id -> Uuid,
+        name -> Text,
+        term -> Text,
+        budget_cents -> Int8,
+        awarded_cents -> Int8,
+        criteria -> Text,
+        opens_on -> Date,
+        closes_on -> Date,
+        is_open -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_reviews (application_id, reviewer_id) {
+        application_id -> Uuid,
+        reviewer_id -> Uuid,
+        scores -> Array<Int4>,
+        score -> Float8,
+        comment -> Text,
+        revision -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     command_outcomes,
     credentials,
@@ -70,4 +145,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     sessions,
     users,
+    scholarship_applications,
+    scholarship_assignments,
+    scholarship_decisions,
+    scholarship_enrolled_students,
+    scholarship_funds,
+    scholarship_reviews,
 );

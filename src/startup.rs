@@ -10,18 +10,23 @@ use diesel::RunQueryDsl;
 use tera::Tera;
 
 use crate::accounts::{self, Viewer};
+use crate::scholarships;
 use crate::db::{self, PgPool};
 use crate::es::{EventStore, Projections};
 use crate::web::{frame::frame, AppError, AppState, Settings};
 
 /// Every projection of the application, in the order they run after an append.
 pub fn projections() -> Projections {
-    Projections::new().with(accounts::projections::UsersProjection)
+    Projections::new()
+        .with(accounts::projections::UsersProjection)
+        .with(scholarships::projections::FundsProjection)
+        .with(scholarships::projections::ApplicationsProjection)
+        .with(scholarships::projections::EnrolledStudentsProjection)
 }
 
 /// The event store with every projection and every reactor (process manager) of the application.
 pub fn event_store() -> EventStore {
-    EventStore::new(projections())
+    EventStore::new(projections()).with_reactor(scholarships::EnrollmentReaction)
 }
 
 pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
@@ -97,6 +102,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .service(healthz)
             .service(home)
             .configure(accounts::routes)
+            .configure(scholarships::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?
