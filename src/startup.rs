@@ -10,9 +10,9 @@ use diesel::RunQueryDsl;
 use tera::Tera;
 
 use crate::accounts::{self, Viewer};
-use crate::scholarships;
 use crate::db::{self, PgPool};
 use crate::es::{EventStore, Projections};
+use crate::scholarships;
 use crate::web::{frame::frame, AppError, AppState, Settings};
 
 /// Every projection of the application, in the order they run after an append.

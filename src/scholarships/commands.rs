@@ -20,7 +20,10 @@ impl Amount {
             .filter(|c| *c != ',' && *c != '_' && !c.is_whitespace())
             .collect();
         let bad = || {
-            format!("{:?} is not an amount: write it like 1500 or 1,500.00", raw.trim())
+            format!(
+                "{:?} is not an amount: write it like 1500 or 1,500.00",
+                raw.trim()
+            )
         };
         if cleaned.is_empty() {
             return Err("an amount is required".into());
@@ -117,7 +120,11 @@ impl Scores {
         let mut out = Vec::with_capacity(raw.len());
         for (value, (_, label)) in raw.iter().zip(Rubric::CRITERIA) {
             let v: i32 = value.trim().parse().map_err(|_| {
-                format!("{label}: choose a score from {} to {}", Rubric::MIN, Rubric::MAX)
+                format!(
+                    "{label}: choose a score from {} to {}",
+                    Rubric::MIN,
+                    Rubric::MAX
+                )
             })?;
             if !(Rubric::MIN..=Rubric::MAX).contains(&v) {
                 return Err(format!(

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::commands::{
-    format_cents, ApplicationCommand, Decision, FundCommand, ReviewCommand,
-};
+use super::commands::{format_cents, ApplicationCommand, Decision, FundCommand, ReviewCommand};
 use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
 use crate::es::Decider;
 
@@ -33,7 +31,10 @@ impl AwardStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Awarded { amount_cents: i64, status: AwardStatus },
+    Awarded {
+        amount_cents: i64,
+        status: AwardStatus,
+    },
     Declined,
     Waitlisted,
 }
@@ -114,11 +115,18 @@ fn outcome_word(o: Outcome) -> &'static str {
 pub struct Fund;
 
 impl Fund {
-    fn award(state: &FundState, application_id: Uuid) -> Result<(Uuid, i64, AwardStatus), FundRejection> {
+    fn award(
+        state: &FundState,
+        application_id: Uuid,
+    ) -> Result<(Uuid, i64, AwardStatus), FundRejection> {
         match state.decisions.get(&application_id) {
             Some(Decided {
                 student_id,
-                outcome: Outcome::Awarded { amount_cents, status },
+                outcome:
+                    Outcome::Awarded {
+                        amount_cents,
+                        status,
+                    },
             }) => Ok((*student_id, *amount_cents, *status)),
             _ => Err(FundRejection::NoAward),
         }
@@ -293,7 +301,11 @@ impl Decider for Fund {
         use FundEvent as E;
         let set_status = |state: &mut FundState, id: &Uuid, to: AwardStatus| {
             if let Some(Decided {
-                outcome: Outcome::Awarded { status, amount_cents },
+                outcome:
+                    Outcome::Awarded {
+                        status,
+                        amount_cents,
+                    },
                 ..
             }) = state.decisions.get_mut(id)
             {
@@ -482,7 +494,9 @@ impl Decider for Application {
                 state.fund_id = Some(*fund_id);
                 state.student_id = Some(*student_id);
             }
-            ApplicationEvent::ReviewerAssigned { reviewer_id } => state.reviewers.push(*reviewer_id),
+            ApplicationEvent::ReviewerAssigned { reviewer_id } => {
+                state.reviewers.push(*reviewer_id)
+            }
         }
         state
     }
@@ -516,7 +530,10 @@ impl Decider for Review {
     type Event = ReviewEvent;
     type Rejection = ReviewRejection;
 
-    fn decide(state: &ReviewState, command: &ReviewCommand) -> Result<Vec<ReviewEvent>, ReviewRejection> {
+    fn decide(
+        state: &ReviewState,
+        command: &ReviewCommand,
+    ) -> Result<Vec<ReviewEvent>, ReviewRejection> {
         let ReviewCommand::Submit {
             application_id,
             reviewer_id,
@@ -831,9 +848,12 @@ mod tests {
             .when(ApplicationCommand::AssignReviewer { reviewer_id: s })
             .then_rejected("cannot review their own");
         let r = Uuid::new_v4();
-        given::<Application>(&[applied.clone(), ApplicationEvent::ReviewerAssigned { reviewer_id: r }])
-            .when(ApplicationCommand::AssignReviewer { reviewer_id: r })
-            .then_rejected("already assigned");
+        given::<Application>(&[
+            applied.clone(),
+            ApplicationEvent::ReviewerAssigned { reviewer_id: r },
+        ])
+        .when(ApplicationCommand::AssignReviewer { reviewer_id: r })
+        .then_rejected("already assigned");
     }
 
     #[test]

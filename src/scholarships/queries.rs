@@ -16,8 +16,8 @@ use crate::accounts::{Role, Viewer};
 use crate::es::RecordedEvent;
 use crate::schema::{
     events, scholarship_applications as apps, scholarship_assignments as assignments,
-    scholarship_decisions as decisions, scholarship_funds as funds,
-    scholarship_reviews as reviews, users,
+    scholarship_decisions as decisions, scholarship_funds as funds, scholarship_reviews as reviews,
+    users,
 };
 use crate::web::AppError;
 
@@ -82,7 +82,10 @@ pub fn today() -> NaiveDate {
 }
 
 /// Every fund, for the staff's funds page.
-pub fn funds_for_staff(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<FundView>, AppError> {
+pub fn funds_for_staff(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<FundView>, AppError> {
     viewer.require(Role::Staff)?;
     let t = today();
     Ok(funds::table
@@ -164,7 +167,12 @@ pub struct ApplicationView {
     pub avg: Option<String>,
 }
 
-fn view(row: ApplicationRow, fund_name: String, fund_term: String, student_name: String) -> ApplicationView {
+fn view(
+    row: ApplicationRow,
+    fund_name: String,
+    fund_term: String,
+    student_name: String,
+) -> ApplicationView {
     ApplicationView {
         award: row.award_cents.map(format_cents),
         avg: row.avg_score.map(|s| format!("{s:.2}")),
@@ -176,7 +184,10 @@ fn view(row: ApplicationRow, fund_name: String, fund_term: String, student_name:
 }
 
 /// The student's own applications and their decisions.
-pub fn my_applications(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<ApplicationView>, AppError> {
+pub fn my_applications(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<ApplicationView>, AppError> {
     let rows: Vec<(ApplicationRow, String, String)> = apps::table
         .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
         .filter(apps::student_id.eq(viewer.user_id))
@@ -191,13 +202,23 @@ pub fn my_applications(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<A
 
 /// One application as the viewer may see it: the applicant sees their own; staff see any
 /// application but their own. Everyone else gets 404, as if it did not exist.
-pub fn application(conn: &mut PgConnection, viewer: &Viewer, id: Uuid) -> Result<ApplicationView, AppError> {
-    let (row, fund_name, fund_term, student_name): (ApplicationRow, String, String, String) = apps::table
-        .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
-        .inner_join(users::table.on(users::id.eq(apps::student_id)))
-        .filter(apps::id.eq(id))
-        .select((ApplicationRow::as_select(), funds::name, funds::term, users::display_name))
-        .first(conn)?;
+pub fn application(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<ApplicationView, AppError> {
+    let (row, fund_name, fund_term, student_name): (ApplicationRow, String, String, String) =
+        apps::table
+            .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
+            .inner_join(users::table.on(users::id.eq(apps::student_id)))
+            .filter(apps::id.eq(id))
+            .select((
+                ApplicationRow::as_select(),
+                funds::name,
+                funds::term,
+                users::display_name,
+            ))
+            .first(conn)?;
     let own = row.student_id == viewer.user_id;
     let committee = viewer.role == Role::Staff && !own;
     if !own && !committee {
@@ -242,8 +263,20 @@ pub struct ReviewView {
 }
 
 /// Current reviews of some applications, by application.
-fn reviews_of(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, Vec<ReviewView>>> {
-    let rows: Vec<(Uuid, Uuid, String, Vec<i32>, f64, String, i32, DateTime<Utc>)> = reviews::table
+fn reviews_of(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> QueryResult<HashMap<Uuid, Vec<ReviewView>>> {
+    let rows: Vec<(
+        Uuid,
+        Uuid,
+        String,
+        Vec<i32>,
+        f64,
+        String,
+        i32,
+        DateTime<Utc>,
+    )> = reviews::table
         .inner_join(users::table.on(users::id.eq(reviews::reviewer_id)))
         .filter(reviews::application_id.eq_any(ids))
         .order((reviews::application_id, users::display_name))
@@ -294,7 +327,12 @@ pub const BOARD_PAGE: i64 = 50;
 
 /// The committee board: a fund's applications ranked by average review score (unreviewed
 /// last, then oldest first), with their reviews beside them, one page at a time.
-pub fn board(conn: &mut PgConnection, viewer: &Viewer, fund_id: Uuid, page: i64) -> Result<Board, AppError> {
+pub fn board(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    fund_id: Uuid,
+    page: i64,
+) -> Result<Board, AppError> {
     viewer.require(Role::Staff)?;
     let total: i64 = apps::table
         .filter(apps::fund_id.eq(fund_id))
@@ -354,7 +392,10 @@ pub struct StaffMember {
 }
 
 /// Staff who may be assigned as reviewers.
-pub fn staff_members(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<StaffMember>, AppError> {
+pub fn staff_members(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<StaffMember>, AppError> {
     viewer.require(Role::Staff)?;
     Ok(users::table
         .filter(users::role.eq("staff"))
@@ -387,7 +428,15 @@ pub struct Queue {
 /// The reviewer's queue: applications assigned to the viewer (never their own), to do first.
 pub fn reviewer_queue(conn: &mut PgConnection, viewer: &Viewer) -> Result<Queue, AppError> {
     viewer.require(Role::Staff)?;
-    type Row = (Uuid, String, String, DateTime<Utc>, String, Option<f64>, Option<i32>);
+    type Row = (
+        Uuid,
+        String,
+        String,
+        DateTime<Utc>,
+        String,
+        Option<f64>,
+        Option<i32>,
+    );
     let rows: Vec<Row> = assignments::table
         .inner_join(apps::table.on(apps::id.eq(assignments::application_id)))
         .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
@@ -446,7 +495,12 @@ pub struct HistoryItem {
 fn summarize(e: &RecordedEvent) -> String {
     let p = &e.payload;
     let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    let cents = |k: &str| p.get(k).and_then(|v| v.as_i64()).map(format_cents).unwrap_or_default();
+    let cents = |k: &str| {
+        p.get(k)
+            .and_then(|v| v.as_i64())
+            .map(format_cents)
+            .unwrap_or_default()
+    };
     match e.event_type.as_str() {
         "ScholarshipApplied" => format!("applied: “{}”", s("statement")),
         "ReviewerAssigned" => "a reviewer was assigned".into(),
@@ -610,7 +664,12 @@ pub fn report(
         .group_by(apps::award_status)
         .select((apps::award_status, diesel::dsl::count_star()))
         .load(conn)?;
-    let count = |name: &str| outcomes.iter().find(|(o, _)| o == name).map_or(0, |(_, n)| *n);
+    let count = |name: &str| {
+        outcomes
+            .iter()
+            .find(|(o, _)| o == name)
+            .map_or(0, |(_, n)| *n)
+    };
     let timing: Timing = diesel::sql_query(
         "SELECT count(*) AS decided, \
                 avg(extract(epoch FROM decided_at - submitted_at))::float8 / 86400 AS avg_days, \
@@ -641,28 +700,39 @@ pub fn report(
     if let Some(limit) = history_limit {
         q = q.limit(limit);
     }
-    type Line = (i64, DateTime<Utc>, Uuid, String, String, Option<i64>, String, String);
+    type Line = (
+        i64,
+        DateTime<Utc>,
+        Uuid,
+        String,
+        String,
+        Option<i64>,
+        String,
+        String,
+    );
     let lines: Vec<Line> = q.load(conn)?;
     let actor_ids: Vec<Uuid> = lines.iter().filter_map(|l| l.7.parse().ok()).collect();
     let names = crate::accounts::queries::display_names(conn, &actor_ids)?;
     let history = lines
         .into_iter()
-        .map(|(position, recorded_at, application_id, student, kind, amount, reason, actor)| {
-            DecisionLine {
-                position,
-                recorded_at,
-                application_id,
-                student,
-                actor: actor
-                    .parse::<Uuid>()
-                    .ok()
-                    .and_then(|id| names.get(&id).cloned())
-                    .unwrap_or(actor),
-                kind,
-                amount: amount.map(format_cents).unwrap_or_default(),
-                reason,
-            }
-        })
+        .map(
+            |(position, recorded_at, application_id, student, kind, amount, reason, actor)| {
+                DecisionLine {
+                    position,
+                    recorded_at,
+                    application_id,
+                    student,
+                    actor: actor
+                        .parse::<Uuid>()
+                        .ok()
+                        .and_then(|id| names.get(&id).cloned())
+                        .unwrap_or(actor),
+                    kind,
+                    amount: amount.map(format_cents).unwrap_or_default(),
+                    reason,
+                }
+            },
+        )
         .collect();
     let order = ["submitted", "awarded", "declined", "waitlisted"];
     Ok(Report {

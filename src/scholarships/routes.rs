@@ -37,7 +37,11 @@ fn parse_id(raw: &str) -> Result<Uuid, AppError> {
 }
 
 /// Add `HX-Trigger` with the domain event the command recorded.
-fn triggered(mut res: HttpResponse, outcome: Option<&CommandOutcome>, fallback: &str) -> HttpResponse {
+fn triggered(
+    mut res: HttpResponse,
+    outcome: Option<&CommandOutcome>,
+    fallback: &str,
+) -> HttpResponse {
     let name = outcome
         .and_then(|o| o.event_types.last().cloned())
         .unwrap_or_else(|| fallback.to_owned());
@@ -181,7 +185,11 @@ async fn respond_to_award(
     let accept = match form.response.as_str() {
         "accept" => true,
         "refuse" => false,
-        _ => return Err(AppError::BadRequest("response must be accept or refuse".into())),
+        _ => {
+            return Err(AppError::BadRequest(
+                "response must be accept or refuse".into(),
+            ))
+        }
     };
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
@@ -189,7 +197,10 @@ async fn respond_to_award(
     let outcome = state(&req)
         .db(move |conn| service::respond_to_award(conn, &store, &ctx, &v, id, accept))
         .await?;
-    let message = match (accept, outcome.event_types.iter().any(|t| t == "AwardDisbursed")) {
+    let message = match (
+        accept,
+        outcome.event_types.iter().any(|t| t == "AwardDisbursed"),
+    ) {
         (true, true) => "You accepted the award. You are enrolled, so it is disbursed.",
         (true, false) => "You accepted the award. It will be disbursed once you are enrolled.",
         (false, _) => "You turned the award down.",
@@ -280,7 +291,10 @@ async fn create_fund(
         Ok(id) => Ok(flash_redirect(
             &format!("/scholarships/funds/{id}"),
             "success",
-            &format!("Fund {} created. Open it when applications may start.", f.name.trim()),
+            &format!(
+                "Fund {} created. Open it when applications may start.",
+                f.name.trim()
+            ),
         )),
         Err(AppError::Unprocessable(message)) => {
             let mut ctx = Context::new();
@@ -369,7 +383,12 @@ async fn board_listing(
     ctx.insert("board", &board);
     ctx.insert("staff", &staff);
     ctx.insert("rubric", &rubric());
-    render(req, "scholarships/board.html", "scholarships/_board.html", ctx)
+    render(
+        req,
+        "scholarships/board.html",
+        "scholarships/_board.html",
+        ctx,
+    )
 }
 
 #[get("/scholarships/funds/{id}")]
@@ -520,22 +539,35 @@ async fn review_listing(
     req: &HttpRequest,
     viewer: Viewer,
     id: Uuid,
+    typed: Option<(Vec<Option<i32>>, String)>,
     mut ctx: Context,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let (app, mine) = state(req)
         .db(move |conn| queries::application_for_review(conn, &viewer, id))
         .await?;
+    // What the form shows: what was just typed (after an error), else the current revision.
+    let (values, comment) = match typed {
+        Some(t) => t,
+        None => match &mine {
+            Some(m) => (
+                m.scores.iter().map(|v| Some(*v)).collect(),
+                m.comment.clone(),
+            ),
+            None => (Vec::new(), String::new()),
+        },
+    };
+    let criteria: Vec<serde_json::Value> = Rubric::CRITERIA
+        .iter()
+        .enumerate()
+        .map(|(i, (field, label))| {
+            serde_json::json!({ "field": field, "label": label, "value": values.get(i).copied().flatten() })
+        })
+        .collect();
     ctx.insert("app", &app);
-    if !ctx.contains_key("scores") {
-        ctx.insert("scores", &mine.as_ref().map(|m| m.scores.clone()));
-        ctx.insert(
-            "comment",
-            &mine.as_ref().map(|m| m.comment.clone()).unwrap_or_default(),
-        );
-    }
+    ctx.insert("criteria", &criteria);
+    ctx.insert("comment", &comment);
     ctx.insert("mine", &mine);
-    ctx.insert("rubric", &rubric());
     ctx.insert("min", &Rubric::MIN);
     ctx.insert("max", &Rubric::MAX);
     render_status(
@@ -555,7 +587,7 @@ async fn review_form(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let id = parse_id(&path)?;
-    review_listing(&req, viewer, id, Context::new(), StatusCode::OK).await
+    review_listing(&req, viewer, id, None, Context::new(), StatusCode::OK).await
 }
 
 #[tracing::instrument(skip_all, fields(application = %path))]
@@ -589,7 +621,9 @@ async fn submit_review(
             let v = viewer.clone();
             state(&req)
                 .db(move |conn| {
-                    Ok(service::submit_review(conn, &store, &ctx, &v, id, scores, comment))
+                    Ok(service::submit_review(
+                        conn, &store, &ctx, &v, id, scores, comment,
+                    ))
                 })
                 .await?
         }
@@ -605,7 +639,7 @@ async fn submit_review(
             if is_htmx(&req) {
                 let mut ctx = Context::new();
                 ctx.insert("notice", message);
-                let res = review_listing(&req, viewer, id, ctx, StatusCode::OK).await?;
+                let res = review_listing(&req, viewer, id, None, ctx, StatusCode::OK).await?;
                 return Ok(triggered(res, Some(&outcome), "ReviewSubmitted"));
             }
             Ok(flash_redirect("/scholarships/reviews", "success", message))
@@ -614,9 +648,15 @@ async fn submit_review(
             let mut ctx = Context::new();
             ctx.insert("error", &message);
             let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
-            ctx.insert("scores", &typed);
-            ctx.insert("comment", &comment_raw);
-            review_listing(&req, viewer, id, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+            review_listing(
+                &req,
+                viewer,
+                id,
+                Some((typed, comment_raw)),
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         Err(e) => Err(e),
     }

@@ -169,7 +169,9 @@ pub fn apply(
     today: NaiveDate,
 ) -> Result<Uuid, AppError> {
     if viewer.role != Role::Student {
-        return Err(AppError::Forbidden("Only students apply for scholarships.".into()));
+        return Err(AppError::Forbidden(
+            "Only students apply for scholarships.".into(),
+        ));
     }
     let already: i64 = apps::table
         .filter(apps::fund_id.eq(fund_id))
@@ -211,15 +213,15 @@ pub fn apply(
             ))
         }
         Err(e) => Err(e.into()),
-        Ok(outcome) => Ok(outcome
-            .stream_id
-            .parse()
-            .unwrap_or(id)),
+        Ok(outcome) => Ok(outcome.stream_id.parse().unwrap_or(id)),
     }
 }
 
 /// The application's fund and applicant (for commands about it).
-pub fn application_owner(conn: &mut PgConnection, id: Uuid) -> Result<(Uuid, Uuid, String), AppError> {
+pub fn application_owner(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(Uuid, Uuid, String), AppError> {
     Ok(apps::table
         .find(id)
         .select((apps::fund_id, apps::student_id, apps::outcome))
