@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub struct Amount(i64);
 
 /// The largest amount accepted anywhere: ten million (in cents).
-pub const MAX_AMOUNT_CENTS: i64 = 10_000_000_00;
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;
 
 impl Amount {
     pub fn parse(raw: &str) -> Result<Amount, String> {

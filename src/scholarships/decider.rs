@@ -759,7 +759,7 @@ mod tests {
                 student_id: s,
                 enrolled: false,
             })
-            .then(&[accepted.clone()]);
+            .then(std::slice::from_ref(&accepted));
         given::<Fund>(&[created(100_000), granted(a, s, 5_000)])
             .when(FundCommand::AcceptAward {
                 application_id: a,
@@ -834,17 +834,17 @@ mod tests {
         };
         given::<Application>(&[])
             .when(submit(true, "2027-02-01"))
-            .then(&[applied.clone()]);
+            .then(std::slice::from_ref(&applied));
         given::<Application>(&[])
             .when(submit(false, "2027-02-01"))
             .then_rejected("not taking applications");
         given::<Application>(&[])
             .when(submit(true, "2027-03-02"))
             .then_rejected("not taking applications");
-        given::<Application>(&[applied.clone()])
+        given::<Application>(std::slice::from_ref(&applied))
             .when(submit(true, "2027-02-01"))
             .then_rejected("already applied");
-        given::<Application>(&[applied.clone()])
+        given::<Application>(std::slice::from_ref(&applied))
             .when(ApplicationCommand::AssignReviewer { reviewer_id: s })
             .then_rejected("cannot review their own");
         let r = Uuid::new_v4();
@@ -876,8 +876,8 @@ mod tests {
         };
         given::<Review>(&[])
             .when(submit(&["3", "3", "3", "3"], true, false))
-            .then(&[first.clone()]);
-        given::<Review>(&[first.clone()])
+            .then(std::slice::from_ref(&first));
+        given::<Review>(std::slice::from_ref(&first))
             .when(submit(&["4", "3", "3", "3"], true, false))
             .then(&[ReviewEvent::ReviewRevised {
                 application_id: a,
@@ -886,7 +886,7 @@ mod tests {
                 comment: "ok".into(),
                 revision: 2,
             }]);
-        given::<Review>(&[first.clone()])
+        given::<Review>(std::slice::from_ref(&first))
             .when(submit(&["3", "3", "3", "3"], true, false))
             .then_rejected("changes nothing");
         given::<Review>(&[])

@@ -267,7 +267,7 @@ fn reviews_of(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> QueryResult<HashMap<Uuid, Vec<ReviewView>>> {
-    let rows: Vec<(
+    type Row = (
         Uuid,
         Uuid,
         String,
@@ -276,7 +276,8 @@ fn reviews_of(
         String,
         i32,
         DateTime<Utc>,
-    )> = reviews::table
+    );
+    let rows: Vec<Row> = reviews::table
         .inner_join(users::table.on(users::id.eq(reviews::reviewer_id)))
         .filter(reviews::application_id.eq_any(ids))
         .order((reviews::application_id, users::display_name))
