@@ -17,6 +17,32 @@ diesel::table! {
 }
 
 diesel::table! {
+    enrollment_stage_counts (term, stage) {
+        term -> Text,
+        stage -> Text,
+        students -> Int8,
+    }
+}
+
+diesel::table! {
+    enrollment_students (student_id) {
+        student_id -> Uuid,
+        term -> Text,
+        step -> Int2,
+        stage -> Text,
+        decision -> Nullable<Text>,
+        transcript -> Bool,
+        identification -> Bool,
+        deposit_cents -> Nullable<Int8>,
+        courses -> Array<Text>,
+        withdrawn -> Bool,
+        version -> Int8,
+        started_at -> Timestamptz,
+        last_event_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     events (position) {
         position -> Int8,
         stream_type -> Text,
@@ -37,6 +63,81 @@ diesel::table! {
         username -> Text,
         client_ip -> Text,
         failed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_applications (id) {
+        id -> Uuid,
+        fund_id -> Uuid,
+        student_id -> Uuid,
+        statement -> Text,
+        submitted_at -> Timestamptz,
+        outcome -> Text,
+        decision_reason -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        award_cents -> Nullable<Int8>,
+        award_status -> Nullable<Text>,
+        review_count -> Int4,
+        avg_score -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    scholarship_assignments (application_id, reviewer_id) {
+        application_id -> Uuid,
+        reviewer_id -> Uuid,
+        assigned_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_decisions (position) {
+        position -> Int8,
+        fund_id -> Uuid,
+        application_id -> Uuid,
+        student_id -> Uuid,
+        kind -> Text,
+        amount_cents -> Nullable<Int8>,
+        reason -> Text,
+        actor -> Text,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_enrolled_students (student_id) {
+        student_id -> Uuid,
+        enrolled -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_funds (id) {
+        id -> Uuid,
+        name -> Text,
+        term -> Text,
+        budget_cents -> Int8,
+        awarded_cents -> Int8,
+        criteria -> Text,
+        opens_on -> Date,
+        closes_on -> Date,
+        is_open -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scholarship_reviews (application_id, reviewer_id) {
+        application_id -> Uuid,
+        reviewer_id -> Uuid,
+        scores -> Array<Int4>,
+        score -> Float8,
+        comment -> Text,
+        revision -> Int4,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -63,32 +164,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    enrollment_stage_counts (term, stage) {
-        term -> Text,
-        stage -> Text,
-        students -> Int8,
-    }
-}
-
-diesel::table! {
-    enrollment_students (student_id) {
-        student_id -> Uuid,
-        term -> Text,
-        step -> Int2,
-        stage -> Text,
-        decision -> Nullable<Text>,
-        transcript -> Bool,
-        identification -> Bool,
-        deposit_cents -> Nullable<Int8>,
-        courses -> Array<Text>,
-        withdrawn -> Bool,
-        version -> Int8,
-        started_at -> Timestamptz,
-        last_event_at -> Timestamptz,
-    }
-}
-
 diesel::allow_tables_to_appear_in_same_query!(
     command_outcomes,
     credentials,
@@ -96,6 +171,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollment_students,
     events,
     login_failures,
+    scholarship_applications,
+    scholarship_assignments,
+    scholarship_decisions,
+    scholarship_enrolled_students,
+    scholarship_funds,
+    scholarship_reviews,
     sessions,
     users,
 );

@@ -12,6 +12,7 @@ use tera::Tera;
 use crate::accounts::{self, Viewer};
 use crate::db::{self, PgPool};
 use crate::es::{EventStore, Projections};
+use crate::scholarships;
 use crate::web::{frame::frame, AppError, AppState, Settings};
 
 /// Every projection of the application, in the order they run after an append.
@@ -19,11 +20,14 @@ pub fn projections() -> Projections {
     Projections::new()
         .with(accounts::projections::UsersProjection)
         .with(crate::enrollment::EnrollmentProjection)
+        .with(scholarships::projections::FundsProjection)
+        .with(scholarships::projections::ApplicationsProjection)
+        .with(scholarships::projections::EnrolledStudentsProjection)
 }
 
 /// The event store with every projection and every reactor (process manager) of the application.
 pub fn event_store() -> EventStore {
-    EventStore::new(projections())
+    EventStore::new(projections()).with_reactor(scholarships::EnrollmentReaction)
 }
 
 pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
@@ -100,6 +104,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .service(home)
             .configure(accounts::routes)
             .configure(crate::enrollment::routes)
+            .configure(scholarships::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

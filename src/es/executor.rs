@@ -261,7 +261,7 @@ impl EventStore {
             &new_events,
             &metadata,
         )?;
-        self.projections.apply_inline(conn, &appended)?;
+        self.after_append(conn, &appended)?;
 
         let outcome = CommandOutcome {
             stream_type: D::STREAM_TYPE.to_owned(),
@@ -299,7 +299,7 @@ impl EventStore {
             events,
             &metadata,
         )?;
-        self.projections.apply_inline(conn, &appended)?;
+        self.after_append(conn, &appended)?;
         Ok(appended)
     }
 }

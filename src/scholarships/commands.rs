@@ -1,0 +1,276 @@
+//! Commands of the scholarships context and the domain values they carry, parsed at the edge.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Money in cents. Parsed from what a person types ("1,250.50", "$300"); never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Amount(i64);
+
+/// The largest amount accepted anywhere: ten million (in cents).
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;
+
+impl Amount {
+    pub fn parse(raw: &str) -> Result<Amount, String> {
+        let cleaned: String = raw
+            .trim()
+            .trim_start_matches('$')
+            .chars()
+            .filter(|c| *c != ',' && *c != '_' && !c.is_whitespace())
+            .collect();
+        let bad = || {
+            format!(
+                "{:?} is not an amount: write it like 1500 or 1,500.00",
+                raw.trim()
+            )
+        };
+        if cleaned.is_empty() {
+            return Err("an amount is required".into());
+        }
+        let (whole, frac) = match cleaned.split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (cleaned.as_str(), ""),
+        };
+        if whole.is_empty()
+            || !whole.chars().all(|c| c.is_ascii_digit())
+            || !frac.chars().all(|c| c.is_ascii_digit())
+            || frac.len() > 2
+            || whole.len() > 12
+        {
+            return Err(bad());
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let frac: i64 = match frac.len() {
+            0 => 0,
+            1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
+            _ => frac.parse().map_err(|_| bad())?,
+        };
+        let cents = whole
+            .checked_mul(100)
+            .and_then(|c| c.checked_add(frac))
+            .ok_or_else(bad)?;
+        if cents <= 0 {
+            return Err("an amount must be more than zero".into());
+        }
+        if cents > MAX_AMOUNT_CENTS {
+            return Err("an amount must be at most 10,000,000.00".into());
+        }
+        Ok(Amount(cents))
+    }
+
+    pub fn from_cents(cents: i64) -> Amount {
+        Amount(cents)
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_cents(self.0))
+    }
+}
+
+/// "$1,234.56" (negative amounts with a leading minus).
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    let whole = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}${grouped}.{:02}", c % 100)
+}
+
+/// The review rubric: every criterion is scored 1 to 5.
+pub struct Rubric;
+
+impl Rubric {
+    /// (form field, label)
+    pub const CRITERIA: [(&'static str, &'static str); 4] = [
+        ("merit", "Academic merit"),
+        ("need", "Financial need"),
+        ("statement", "Personal statement"),
+        ("community", "Community contribution"),
+    ];
+    pub const MIN: i32 = 1;
+    pub const MAX: i32 = 5;
+}
+
+/// One score per rubric criterion, in the rubric's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scores(Vec<i32>);
+
+impl Scores {
+    /// Parse one raw value per criterion, in the rubric's order.
+    pub fn parse(raw: &[&str]) -> Result<Scores, String> {
+        if raw.len() != Rubric::CRITERIA.len() {
+            return Err(format!(
+                "score every criterion of the rubric ({} of them)",
+                Rubric::CRITERIA.len()
+            ));
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for (value, (_, label)) in raw.iter().zip(Rubric::CRITERIA) {
+            let v: i32 = value.trim().parse().map_err(|_| {
+                format!(
+                    "{label}: choose a score from {} to {}",
+                    Rubric::MIN,
+                    Rubric::MAX
+                )
+            })?;
+            if !(Rubric::MIN..=Rubric::MAX).contains(&v) {
+                return Err(format!(
+                    "{label}: a score is from {} to {}, not {v}",
+                    Rubric::MIN,
+                    Rubric::MAX
+                ));
+            }
+            out.push(v);
+        }
+        Ok(Scores(out))
+    }
+
+    pub fn values(&self) -> &[i32] {
+        &self.0
+    }
+
+    /// The review's overall score: the mean of its criteria (display and ranking only).
+    pub fn mean(&self) -> f64 {
+        mean(&self.0)
+    }
+}
+
+pub fn mean(values: &[i32]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().map(|v| f64::from(*v)).sum::<f64>() / values.len() as f64
+}
+
+/// What the committee decides about an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Award(Amount),
+    Decline,
+    Waitlist,
+}
+
+/// The fund's application window as an application needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundWindow {
+    pub exists: bool,
+    pub is_open: bool,
+    pub opens_on: NaiveDate,
+    pub closes_on: NaiveDate,
+}
+
+#[derive(Debug, Clone)]
+pub enum FundCommand {
+    CreateFund {
+        name: String,
+        term: String,
+        budget: Amount,
+        criteria: String,
+        opens_on: NaiveDate,
+        closes_on: NaiveDate,
+    },
+    OpenFund,
+    CloseFund,
+    Decide {
+        application_id: Uuid,
+        student_id: Uuid,
+        decision: Decision,
+        reason: String,
+    },
+    AcceptAward {
+        application_id: Uuid,
+        student_id: Uuid,
+        /// Whether the enrollment context records the student as enrolled now.
+        enrolled: bool,
+    },
+    RefuseAward {
+        application_id: Uuid,
+        student_id: Uuid,
+    },
+    DisburseAward {
+        application_id: Uuid,
+        reason: String,
+    },
+    RevokeAward {
+        application_id: Uuid,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum ApplicationCommand {
+    Submit {
+        fund_id: Uuid,
+        student_id: Uuid,
+        statement: String,
+        fund: FundWindow,
+        today: NaiveDate,
+    },
+    AssignReviewer {
+        reviewer_id: Uuid,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum ReviewCommand {
+    Submit {
+        application_id: Uuid,
+        reviewer_id: Uuid,
+        scores: Scores,
+        comment: String,
+        /// Whether the committee assigned this reviewer to the application.
+        assigned: bool,
+        /// Whether the committee has made a final decision (award or decline).
+        decided: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse_to_cents() {
+        assert_eq!(Amount::parse("1500").unwrap().cents(), 150_000);
+        assert_eq!(Amount::parse("$1,250.5").unwrap().cents(), 125_050);
+        assert_eq!(Amount::parse(" 0.07 ").unwrap().cents(), 7);
+        assert!(Amount::parse("").is_err());
+        assert!(Amount::parse("-5").is_err());
+        assert!(Amount::parse("0").is_err());
+        assert!(Amount::parse("1.234").is_err());
+        assert!(Amount::parse("1e5").is_err());
+        assert!(Amount::parse("99999999999999").is_err());
+        assert!(Amount::parse("NaN").is_err());
+    }
+
+    #[test]
+    fn amounts_display_with_grouping() {
+        assert_eq!(format_cents(123_456_789), "$1,234,567.89");
+        assert_eq!(format_cents(5), "$0.05");
+        assert_eq!(format_cents(100_000), "$1,000.00");
+        assert_eq!(format_cents(-2_500), "-$25.00");
+    }
+
+    #[test]
+    fn scores_cover_the_rubric_within_range() {
+        assert_eq!(Scores::parse(&["5", "4", "3", "4"]).unwrap().mean(), 4.0);
+        assert!(Scores::parse(&["5", "4", "3"]).is_err());
+        assert!(Scores::parse(&["6", "4", "3", "4"])
+            .unwrap_err()
+            .contains("Academic merit"));
+        assert!(Scores::parse(&["x", "4", "3", "4"]).is_err());
+    }
+}

@@ -1,0 +1,781 @@
+//! Pages of the scholarships context under `/scholarships`. Every action works as a plain form
+//! (303 and a flash) and, with HTMX, swaps its fragment in place and sends `HX-Trigger`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use tera::Context;
+use uuid::Uuid;
+
+use super::commands::{Amount, Decision, Rubric, Scores};
+use super::queries;
+use super::service::{self, NewFund};
+use crate::accounts::{Role, Viewer};
+use crate::es::CommandOutcome;
+use crate::web::render::{render_status, state};
+use crate::web::{command_context, flash_redirect, is_htmx, render, text_field, AppError};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(student_page)
+        .service(apply)
+        .service(respond_to_award)
+        .service(funds_page)
+        .service(create_fund)
+        .service(set_window)
+        .service(report_page)
+        .service(board_page)
+        .service(decide)
+        .service(assign_reviewer)
+        .service(reviews_page)
+        .service(review_form)
+        .service(submit_review)
+        .service(application_page);
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+/// Add `HX-Trigger` with the domain event the command recorded.
+fn triggered(
+    mut res: HttpResponse,
+    outcome: Option<&CommandOutcome>,
+    fallback: &str,
+) -> HttpResponse {
+    let name = outcome
+        .and_then(|o| o.event_types.last().cloned())
+        .unwrap_or_else(|| fallback.to_owned());
+    if let Ok(v) = header::HeaderValue::from_str(&name) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("hx-trigger"), v);
+    }
+    res
+}
+
+fn rubric() -> Vec<serde_json::Value> {
+    Rubric::CRITERIA
+        .iter()
+        .map(|(field, label)| serde_json::json!({ "field": field, "label": label }))
+        .collect()
+}
+
+// ---------------------------------------------------------------- students
+
+async fn student_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (funds, applications) = state(req)
+        .db(move |conn| {
+            Ok((
+                queries::open_funds(conn, &viewer)?,
+                queries::my_applications(conn, &viewer)?,
+            ))
+        })
+        .await?;
+    ctx.insert("funds", &funds);
+    ctx.insert("applications", &applications);
+    render_status(
+        req,
+        status,
+        "scholarships/student.html",
+        "scholarships/_student.html",
+        ctx,
+    )
+}
+
+#[get("/scholarships")]
+async fn student_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    match viewer.role {
+        Role::Student => student_listing(&req, viewer, Context::new(), StatusCode::OK).await,
+        Role::Staff => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/scholarships/funds"))
+            .finish()),
+        _ => Err(AppError::Forbidden(
+            "Scholarships are for students and the committee.".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct ApplyForm {
+    statement: String,
+    command_id: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(fund = %path))]
+#[post("/scholarships/funds/{id}/apply")]
+async fn apply(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<ApplyForm>,
+) -> Result<HttpResponse, AppError> {
+    let fund_id = parse_id(&path)?;
+    let form = form.into_inner();
+    let statement = text_field("The statement", &form.statement, 2000).and_then(|s| {
+        if s.is_empty() {
+            Err(AppError::Unprocessable(
+                "Write a short statement: why this fund, why you.".into(),
+            ))
+        } else {
+            Ok(s)
+        }
+    });
+    let result = match statement {
+        Ok(statement) => {
+            let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+            let store = state(&req).store.clone();
+            let v = viewer.clone();
+            state(&req)
+                .db(move |conn| {
+                    Ok(service::apply(
+                        conn,
+                        &store,
+                        &ctx,
+                        &v,
+                        fund_id,
+                        statement,
+                        queries::today(),
+                    ))
+                })
+                .await?
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) if is_htmx(&req) => {
+            let mut ctx = Context::new();
+            ctx.insert("notice", "Your application is submitted.");
+            let res = student_listing(&req, viewer, ctx, StatusCode::OK).await?;
+            Ok(triggered(res, None, "ScholarshipApplied"))
+        }
+        Ok(_) => Ok(flash_redirect(
+            "/scholarships",
+            "success",
+            "Your application is submitted.",
+        )),
+        Err(AppError::Unprocessable(message)) => {
+            let mut ctx = Context::new();
+            ctx.insert("error", &message);
+            ctx.insert("error_fund", &fund_id);
+            ctx.insert("statement", &form.statement);
+            student_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AwardResponseForm {
+    response: String,
+    command_id: Option<String>,
+}
+
+#[post("/scholarships/applications/{id}/award")]
+async fn respond_to_award(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<AwardResponseForm>,
+) -> Result<HttpResponse, AppError> {
+    let id = parse_id(&path)?;
+    let accept = match form.response.as_str() {
+        "accept" => true,
+        "refuse" => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "response must be accept or refuse".into(),
+            ))
+        }
+    };
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let v = viewer.clone();
+    let outcome = state(&req)
+        .db(move |conn| service::respond_to_award(conn, &store, &ctx, &v, id, accept))
+        .await?;
+    let message = match (
+        accept,
+        outcome.event_types.iter().any(|t| t == "AwardDisbursed"),
+    ) {
+        (true, true) => "You accepted the award. You are enrolled, so it is disbursed.",
+        (true, false) => "You accepted the award. It will be disbursed once you are enrolled.",
+        (false, _) => "You turned the award down.",
+    };
+    if is_htmx(&req) {
+        let mut ctx = Context::new();
+        ctx.insert("notice", message);
+        let res = student_listing(&req, viewer, ctx, StatusCode::OK).await?;
+        return Ok(triggered(res, Some(&outcome), "AwardAccepted"));
+    }
+    Ok(flash_redirect("/scholarships", "success", message))
+}
+
+// ---------------------------------------------------------------- funds (staff)
+
+async fn funds_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let funds = state(req)
+        .db(move |conn| queries::funds_for_staff(conn, &viewer))
+        .await?;
+    ctx.insert("funds", &funds);
+    render_status(
+        req,
+        status,
+        "scholarships/funds.html",
+        "scholarships/_funds.html",
+        ctx,
+    )
+}
+
+#[get("/scholarships/funds")]
+async fn funds_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    funds_listing(&req, viewer, Context::new(), StatusCode::OK).await
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct FundForm {
+    name: String,
+    term: String,
+    budget: String,
+    criteria: String,
+    opens_on: String,
+    closes_on: String,
+    command_id: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+#[post("/scholarships/funds")]
+async fn create_fund(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<FundForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let f = form.into_inner();
+    let parsed = NewFund::parse(
+        &f.name,
+        &f.term,
+        &f.budget,
+        &f.criteria,
+        &f.opens_on,
+        &f.closes_on,
+    );
+    let result = match parsed {
+        Ok(fund) => {
+            let ctx = command_context(&req, &viewer, f.command_id.as_deref());
+            let store = state(&req).store.clone();
+            let v = viewer.clone();
+            state(&req)
+                .db(move |conn| Ok(service::create_fund(conn, &store, &ctx, &v, fund)))
+                .await?
+        }
+        Err(m) => Err(AppError::Unprocessable(m)),
+    };
+    match result {
+        Ok(id) if is_htmx(&req) => {
+            let mut ctx = Context::new();
+            ctx.insert("notice", &format!("Fund {} created.", f.name.trim()));
+            ctx.insert("created", &id);
+            let res = funds_listing(&req, viewer, ctx, StatusCode::OK).await?;
+            Ok(triggered(res, None, "FundCreated"))
+        }
+        Ok(id) => Ok(flash_redirect(
+            &format!("/scholarships/funds/{id}"),
+            "success",
+            &format!(
+                "Fund {} created. Open it when applications may start.",
+                f.name.trim()
+            ),
+        )),
+        Err(AppError::Unprocessable(message)) => {
+            let mut ctx = Context::new();
+            ctx.insert("error", &message);
+            ctx.insert("form", &f);
+            funds_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct WindowForm {
+    open: String,
+    command_id: Option<String>,
+}
+
+#[post("/scholarships/funds/{id}/window")]
+async fn set_window(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<WindowForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    let open = match form.open.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(AppError::BadRequest("open must be true or false".into())),
+    };
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let v = viewer.clone();
+    state(&req)
+        .db(move |conn| service::set_open(conn, &store, &ctx, &v, id, open))
+        .await?;
+    let (message, event) = if open {
+        ("The fund is open for applications.", "FundOpened")
+    } else {
+        ("The fund is closed to new applications.", "FundClosed")
+    };
+    if is_htmx(&req) {
+        let mut ctx = Context::new();
+        ctx.insert("notice", message);
+        let res = funds_listing(&req, viewer, ctx, StatusCode::OK).await?;
+        return Ok(triggered(res, None, event));
+    }
+    let back = if req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .is_some_and(|r| r.ends_with(&format!("/scholarships/funds/{id}")))
+    {
+        format!("/scholarships/funds/{id}")
+    } else {
+        "/scholarships/funds".to_owned()
+    };
+    Ok(flash_redirect(&back, "success", message))
+}
+
+// ---------------------------------------------------------------- committee board
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<i64>,
+}
+
+async fn board_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    fund_id: Uuid,
+    page: i64,
+    mut ctx: Context,
+) -> Result<HttpResponse, AppError> {
+    let (fund, board, staff) = state(req)
+        .db(move |conn| {
+            Ok((
+                queries::fund(conn, &viewer, fund_id)?,
+                queries::board(conn, &viewer, fund_id, page)?,
+                queries::staff_members(conn, &viewer)?,
+            ))
+        })
+        .await?;
+    ctx.insert("fund", &fund);
+    ctx.insert("board", &board);
+    ctx.insert("staff", &staff);
+    ctx.insert("rubric", &rubric());
+    render(
+        req,
+        "scholarships/board.html",
+        "scholarships/_board.html",
+        ctx,
+    )
+}
+
+#[get("/scholarships/funds/{id}")]
+async fn board_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    board_listing(&req, viewer, id, query.page.unwrap_or(1), Context::new()).await
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    outcome: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    reason: String,
+    page: Option<i64>,
+    command_id: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(application = %path))]
+#[post("/scholarships/applications/{id}/decision")]
+async fn decide(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<DecisionForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    let form = form.into_inner();
+    let decision = match form.outcome.as_str() {
+        "award" => Decision::Award(
+            Amount::parse(&form.amount)
+                .map_err(|e| AppError::Unprocessable(format!("Award amount: {e}.")))?,
+        ),
+        "decline" => Decision::Decline,
+        "waitlist" => Decision::Waitlist,
+        _ => {
+            return Err(AppError::Unprocessable(
+                "Choose award, decline or waitlist.".into(),
+            ))
+        }
+    };
+    let reason = text_field("The reason", &form.reason, 1000)?;
+    if reason.is_empty() {
+        return Err(AppError::Unprocessable(
+            "Give a reason for the decision: the student and the report will show it.".into(),
+        ));
+    }
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let v = viewer.clone();
+    let (fund_id, outcome) = state(&req)
+        .db(move |conn| {
+            let (fund_id, _, _) = service::application_owner(conn, id)?;
+            let outcome = service::decide(conn, &store, &ctx, &v, id, decision, reason)?;
+            Ok((fund_id, outcome))
+        })
+        .await?;
+    let message = match decision {
+        Decision::Award(a) => format!("Awarded {a}."),
+        Decision::Decline => "Declined.".to_owned(),
+        Decision::Waitlist => "Waitlisted.".to_owned(),
+    };
+    let page = form.page.unwrap_or(1);
+    if is_htmx(&req) {
+        let mut ctx = Context::new();
+        ctx.insert("notice", &message);
+        let res = board_listing(&req, viewer, fund_id, page, ctx).await?;
+        return Ok(triggered(res, Some(&outcome), "AwardGranted"));
+    }
+    Ok(flash_redirect(
+        &format!("/scholarships/funds/{fund_id}?page={page}"),
+        "success",
+        &message,
+    ))
+}
+
+#[derive(Deserialize)]
+struct AssignForm {
+    reviewer_id: String,
+    page: Option<i64>,
+    command_id: Option<String>,
+}
+
+#[post("/scholarships/applications/{id}/reviewers")]
+async fn assign_reviewer(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<AssignForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    let reviewer: Uuid = form
+        .reviewer_id
+        .parse()
+        .map_err(|_| AppError::Unprocessable("Choose a reviewer.".into()))?;
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let v = viewer.clone();
+    let fund_id = state(&req)
+        .db(move |conn| {
+            let (fund_id, _, _) = service::application_owner(conn, id)?;
+            service::assign_reviewer(conn, &store, &ctx, &v, id, reviewer)?;
+            Ok(fund_id)
+        })
+        .await?;
+    let page = form.page.unwrap_or(1);
+    if is_htmx(&req) {
+        let mut ctx = Context::new();
+        ctx.insert("notice", "Reviewer assigned.");
+        let res = board_listing(&req, viewer, fund_id, page, ctx).await?;
+        return Ok(triggered(res, None, "ReviewerAssigned"));
+    }
+    Ok(flash_redirect(
+        &format!("/scholarships/funds/{fund_id}?page={page}"),
+        "success",
+        "Reviewer assigned.",
+    ))
+}
+
+// ---------------------------------------------------------------- reviews
+
+#[get("/scholarships/reviews")]
+async fn reviews_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let queue = state(&req)
+        .db(move |conn| queries::reviewer_queue(conn, &viewer))
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("queue", &queue);
+    render(
+        &req,
+        "scholarships/reviews.html",
+        "scholarships/reviews.html",
+        ctx,
+    )
+}
+
+async fn review_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    id: Uuid,
+    typed: Option<(Vec<Option<i32>>, String)>,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (app, mine) = state(req)
+        .db(move |conn| queries::application_for_review(conn, &viewer, id))
+        .await?;
+    // What the form shows: what was just typed (after an error), else the current revision.
+    let (values, comment) = match typed {
+        Some(t) => t,
+        None => match &mine {
+            Some(m) => (
+                m.scores.iter().map(|v| Some(*v)).collect(),
+                m.comment.clone(),
+            ),
+            None => (Vec::new(), String::new()),
+        },
+    };
+    let criteria: Vec<serde_json::Value> = Rubric::CRITERIA
+        .iter()
+        .enumerate()
+        .map(|(i, (field, label))| {
+            serde_json::json!({ "field": field, "label": label, "value": values.get(i).copied().flatten() })
+        })
+        .collect();
+    ctx.insert("app", &app);
+    ctx.insert("criteria", &criteria);
+    ctx.insert("comment", &comment);
+    ctx.insert("mine", &mine);
+    ctx.insert("min", &Rubric::MIN);
+    ctx.insert("max", &Rubric::MAX);
+    render_status(
+        req,
+        status,
+        "scholarships/review.html",
+        "scholarships/_review_form.html",
+        ctx,
+    )
+}
+
+#[get("/scholarships/applications/{id}/review")]
+async fn review_form(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    review_listing(&req, viewer, id, None, Context::new(), StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(application = %path))]
+#[post("/scholarships/applications/{id}/review")]
+async fn submit_review(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    let fields = form.into_inner();
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let raw: Vec<&str> = Rubric::CRITERIA.iter().map(|(f, _)| get(f)).collect();
+    let command_id = get("command_id").to_owned();
+    let comment_raw = get("comment").to_owned();
+    let parsed = Scores::parse(&raw)
+        .map_err(AppError::Unprocessable)
+        .and_then(|s| Ok((s, text_field("The comment", &comment_raw, 2000)?)));
+    let result = match parsed {
+        Ok((scores, comment)) => {
+            let ctx = command_context(&req, &viewer, Some(&command_id));
+            let store = state(&req).store.clone();
+            let v = viewer.clone();
+            state(&req)
+                .db(move |conn| {
+                    Ok(service::submit_review(
+                        conn, &store, &ctx, &v, id, scores, comment,
+                    ))
+                })
+                .await?
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(outcome) => {
+            let message = if outcome.event_types.iter().any(|t| t == "ReviewRevised") {
+                "Your review is revised; the earlier revision stays in the history."
+            } else {
+                "Your review is saved."
+            };
+            if is_htmx(&req) {
+                let mut ctx = Context::new();
+                ctx.insert("notice", message);
+                let res = review_listing(&req, viewer, id, None, ctx, StatusCode::OK).await?;
+                return Ok(triggered(res, Some(&outcome), "ReviewSubmitted"));
+            }
+            Ok(flash_redirect("/scholarships/reviews", "success", message))
+        }
+        Err(AppError::Unprocessable(message)) => {
+            let mut ctx = Context::new();
+            ctx.insert("error", &message);
+            let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
+            review_listing(
+                &req,
+                viewer,
+                id,
+                Some((typed, comment_raw)),
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------- report and history
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    format: Option<String>,
+}
+
+/// One CSV field: quoted when needed, and never read as a formula by a spreadsheet.
+fn csv_field(value: &str) -> String {
+    let mut v = value.to_owned();
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        v.insert(0, '\'');
+    }
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+pub const REPORT_CSV_HEADER: &str =
+    "recorded_at,application_id,student,decision,amount,reason,actor";
+
+#[get("/scholarships/funds/{id}/report")]
+async fn report_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = parse_id(&path)?;
+    let csv = match query.format.as_deref() {
+        None | Some("html") => false,
+        Some("csv") => true,
+        Some(_) => return Err(AppError::BadRequest("format is html or csv".into())),
+    };
+    let limit = (!csv).then_some(queries::REPORT_HISTORY_LINES);
+    let report = state(&req)
+        .db(move |conn| queries::report(conn, &viewer, id, limit))
+        .await?;
+    if csv {
+        let mut out = String::from(REPORT_CSV_HEADER);
+        out.push('\n');
+        for l in &report.history {
+            let line = [
+                l.recorded_at.to_rfc3339(),
+                l.application_id.to_string(),
+                l.student.clone(),
+                l.kind.clone(),
+                l.amount.clone(),
+                l.reason.clone(),
+                l.actor.clone(),
+            ]
+            .iter()
+            .map(|f| csv_field(f))
+            .collect::<Vec<_>>()
+            .join(",");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"fund-{id}-report.csv\""),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(out));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("report", &report);
+    render(
+        &req,
+        "scholarships/report.html",
+        "scholarships/report.html",
+        ctx,
+    )
+}
+
+#[get("/scholarships/applications/{id}")]
+async fn application_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = parse_id(&path)?;
+    let (app, history) = state(&req)
+        .db(move |conn| {
+            let app = queries::application(conn, &viewer, id)?;
+            let history = queries::history(conn, &viewer, &app)?;
+            Ok((app, history))
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("app", &app);
+    ctx.insert("history", &history);
+    render(
+        &req,
+        "scholarships/application.html",
+        "scholarships/application.html",
+        ctx,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+    }
+}

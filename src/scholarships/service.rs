@@ -1,0 +1,361 @@
+//! Scholarship commands as the pages issue them: check scope and gather what the decider needs
+//! (the fund's window, the assignment, enrollment), then execute.
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::commands::{
+    Amount, ApplicationCommand, Decision, FundCommand, FundWindow, ReviewCommand, Scores,
+};
+use super::decider::{Application, Fund, Review};
+use super::events::review_stream_id;
+use crate::accounts::{Role, Viewer};
+use crate::es::executor::fold;
+use crate::es::{store, CommandContext, CommandError, CommandOutcome, EventStore};
+use crate::schema::{
+    scholarship_applications as apps, scholarship_assignments as assignments,
+    scholarship_enrolled_students as enrolled, users,
+};
+use crate::web::AppError;
+
+/// How often a fund command re-decides after a concurrent append to the same fund: each retry
+/// sees the newer budget, so an award that no longer fits is rejected with the reason.
+pub const FUND_RETRIES: u32 = 200;
+
+/// A new fund, parsed from the form.
+#[derive(Debug, Clone)]
+pub struct NewFund {
+    pub name: String,
+    pub term: String,
+    pub budget: Amount,
+    pub criteria: String,
+    pub opens_on: NaiveDate,
+    pub closes_on: NaiveDate,
+}
+
+impl NewFund {
+    pub fn parse(
+        name: &str,
+        term: &str,
+        budget: &str,
+        criteria: &str,
+        opens_on: &str,
+        closes_on: &str,
+    ) -> Result<NewFund, String> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 120 {
+            return Err("a fund needs a name of 1 to 120 characters".into());
+        }
+        let term = term.trim();
+        let term_ok = term.len() <= 32
+            && !term.is_empty()
+            && term
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ');
+        if !term_ok {
+            return Err("the term looks like 2027-fall (letters, digits and '-')".into());
+        }
+        let criteria = criteria.trim();
+        if criteria.chars().count() > 2000 {
+            return Err("criteria are at most 2000 characters".into());
+        }
+        let date = |label: &str, raw: &str| {
+            NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+                .map_err(|_| format!("the {label} date must look like 2027-01-31"))
+        };
+        let opens_on = date("opening", opens_on)?;
+        let closes_on = date("closing", closes_on)?;
+        if closes_on < opens_on {
+            return Err("the application window must close on or after the day it opens".into());
+        }
+        Ok(NewFund {
+            name: name.to_owned(),
+            term: term.to_owned(),
+            budget: Amount::parse(budget).map_err(|e| format!("budget: {e}"))?,
+            criteria: criteria.to_owned(),
+            opens_on,
+            closes_on,
+        })
+    }
+}
+
+/// Hold a per-student lock until the transaction ends: accepting an award and the enrollment
+/// reaction for the same student never interleave (so no accepted award misses its disbursement).
+pub fn lock_student(conn: &mut PgConnection, student_id: Uuid) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('scholarship-student:' || $1))")
+        .bind::<diesel::sql_types::Text, _>(student_id.to_string())
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Run a fund command in its own transaction, re-deciding after a concurrent append.
+/// `prepare` runs first in each attempt's transaction and builds the command.
+pub fn execute_fund(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    fund_id: Uuid,
+    ctx: &CommandContext,
+    prepare: impl Fn(&mut PgConnection) -> QueryResult<FundCommand>,
+) -> Result<CommandOutcome, AppError> {
+    let mut attempt = 0;
+    loop {
+        let result = conn.transaction(|conn| {
+            let command = prepare(conn)?;
+            store.execute_in::<Fund>(conn, &fund_id.to_string(), &command, ctx)
+        });
+        match result {
+            Err(e) if e.is_conflict() && attempt < FUND_RETRIES => attempt += 1,
+            other => return Ok(other?),
+        }
+    }
+}
+
+pub fn create_fund(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    fund: NewFund,
+) -> Result<Uuid, AppError> {
+    viewer.require(Role::Staff)?;
+    let id = Uuid::new_v4();
+    store.execute::<Fund>(
+        conn,
+        &id.to_string(),
+        &FundCommand::CreateFund {
+            name: fund.name,
+            term: fund.term,
+            budget: fund.budget,
+            criteria: fund.criteria,
+            opens_on: fund.opens_on,
+            closes_on: fund.closes_on,
+        },
+        ctx,
+    )?;
+    Ok(id)
+}
+
+pub fn set_open(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    fund_id: Uuid,
+    open: bool,
+) -> Result<(), AppError> {
+    viewer.require(Role::Staff)?;
+    let command = if open {
+        FundCommand::OpenFund
+    } else {
+        FundCommand::CloseFund
+    };
+    match store.execute::<Fund>(conn, &fund_id.to_string(), &command, ctx) {
+        Err(CommandError::Rejected(super::decider::FundRejection::Unknown)) => {
+            Err(AppError::NotFound)
+        }
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+/// A student applies to a fund: one application per student per fund, only in the window.
+pub fn apply(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    fund_id: Uuid,
+    statement: String,
+    today: NaiveDate,
+) -> Result<Uuid, AppError> {
+    if viewer.role != Role::Student {
+        return Err(AppError::Forbidden(
+            "Only students apply for scholarships.".into(),
+        ));
+    }
+    let already: i64 = apps::table
+        .filter(apps::fund_id.eq(fund_id))
+        .filter(apps::student_id.eq(viewer.user_id))
+        .count()
+        .get_result(conn)?;
+    if already > 0 {
+        return Err(AppError::Unprocessable(
+            "You have already applied to this fund.".into(),
+        ));
+    }
+    let history = store::load_stream(conn, "fund", &fund_id.to_string())?;
+    if history.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let state = fold::<Fund>(&history).map_err(AppError::internal)?;
+    let window = FundWindow {
+        exists: state.created,
+        is_open: state.is_open,
+        opens_on: state.opens_on.unwrap_or_default(),
+        closes_on: state.closes_on.unwrap_or_default(),
+    };
+    let id = Uuid::new_v4();
+    let command = ApplicationCommand::Submit {
+        fund_id,
+        student_id: viewer.user_id,
+        statement,
+        fund: window,
+        today,
+    };
+    match store.execute::<Application>(conn, &id.to_string(), &command, ctx) {
+        // Two submissions racing: the unique index of the read model decides.
+        Err(CommandError::Projection(p))
+            if p.to_string()
+                .contains("scholarship_applications_fund_student_key") =>
+        {
+            Err(AppError::Unprocessable(
+                "You have already applied to this fund.".into(),
+            ))
+        }
+        Err(e) => Err(e.into()),
+        Ok(outcome) => Ok(outcome.stream_id.parse().unwrap_or(id)),
+    }
+}
+
+/// The application's fund and applicant (for commands about it).
+pub fn application_owner(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(Uuid, Uuid, String), AppError> {
+    Ok(apps::table
+        .find(id)
+        .select((apps::fund_id, apps::student_id, apps::outcome))
+        .first(conn)?)
+}
+
+/// The committee assigns a staff member to review an application.
+pub fn assign_reviewer(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    application_id: Uuid,
+    reviewer_id: Uuid,
+) -> Result<(), AppError> {
+    viewer.require(Role::Staff)?;
+    let (_, student_id, _) = application_owner(conn, application_id)?;
+    if student_id == viewer.user_id {
+        return Err(AppError::NotFound);
+    }
+    let is_staff: i64 = users::table
+        .filter(users::id.eq(reviewer_id))
+        .filter(users::role.eq("staff"))
+        .filter(users::active.eq(true))
+        .count()
+        .get_result(conn)?;
+    if is_staff == 0 {
+        return Err(AppError::Unprocessable(
+            "Choose an active staff member as reviewer.".into(),
+        ));
+    }
+    store.execute::<Application>(
+        conn,
+        &application_id.to_string(),
+        &ApplicationCommand::AssignReviewer { reviewer_id },
+        ctx,
+    )?;
+    Ok(())
+}
+
+/// An assigned reviewer scores an application (or revises their score).
+pub fn submit_review(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    application_id: Uuid,
+    scores: Scores,
+    comment: String,
+) -> Result<CommandOutcome, AppError> {
+    viewer.require(Role::Staff)?;
+    let (_, student_id, outcome) = application_owner(conn, application_id)?;
+    let assigned: i64 = assignments::table
+        .filter(assignments::application_id.eq(application_id))
+        .filter(assignments::reviewer_id.eq(viewer.user_id))
+        .count()
+        .get_result(conn)?;
+    if student_id == viewer.user_id || assigned == 0 {
+        // Not theirs to see: the same answer as for an application that does not exist.
+        return Err(AppError::NotFound);
+    }
+    let command = ReviewCommand::Submit {
+        application_id,
+        reviewer_id: viewer.user_id,
+        scores,
+        comment,
+        assigned: assigned > 0,
+        decided: outcome == "awarded" || outcome == "declined",
+    };
+    Ok(store.execute::<Review>(
+        conn,
+        &review_stream_id(application_id, viewer.user_id),
+        &command,
+        ctx,
+    )?)
+}
+
+/// The committee decides an application. Award commands re-decide on a concurrent award to
+/// the same fund, so the budget is checked against every award that committed before.
+pub fn decide(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    application_id: Uuid,
+    decision: Decision,
+    reason: String,
+) -> Result<CommandOutcome, AppError> {
+    viewer.require(Role::Staff)?;
+    let (fund_id, student_id, _) = application_owner(conn, application_id)?;
+    if student_id == viewer.user_id {
+        return Err(AppError::NotFound);
+    }
+    execute_fund(conn, store, fund_id, ctx, |_| {
+        Ok(FundCommand::Decide {
+            application_id,
+            student_id,
+            decision,
+            reason: reason.clone(),
+        })
+    })
+}
+
+/// The student accepts or refuses their award. Accepting while enrolled disburses at once.
+pub fn respond_to_award(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    application_id: Uuid,
+    accept: bool,
+) -> Result<CommandOutcome, AppError> {
+    let (fund_id, student_id, _) = application_owner(conn, application_id)?;
+    if student_id != viewer.user_id {
+        return Err(AppError::NotFound);
+    }
+    execute_fund(conn, store, fund_id, ctx, |conn| {
+        if !accept {
+            return Ok(FundCommand::RefuseAward {
+                application_id,
+                student_id,
+            });
+        }
+        lock_student(conn, student_id)?;
+        let is_enrolled = enrolled::table
+            .find(student_id)
+            .select(enrolled::enrolled)
+            .first::<bool>(conn)
+            .optional()?
+            .unwrap_or(false);
+        Ok(FundCommand::AcceptAward {
+            application_id,
+            student_id,
+            enrolled: is_enrolled,
+        })
+    })
+}

@@ -1,0 +1,129 @@
+//! The reaction to enrollment: an accepted award is disbursed when the student is enrolled and
+//! revoked (with the reason) when the student withdraws; each reaction is an event of its own,
+//! caused by the enrollment event, so the application's history shows why.
+
+mod common;
+mod scholarships_support;
+
+use common::{create_user, Client, TestApp, PASSWORD};
+use scholarships_support::*;
+use serde_json::json;
+
+#[test]
+fn an_accepted_award_is_disbursed_on_enrollment_and_revoked_on_withdrawal() {
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", PASSWORD);
+    let ada = create_user(&app, "ada", "student", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Enrollment fund", "5000");
+    let mut student = Client::new(&app);
+    student.login("ada", PASSWORD);
+    student.get("/scholarships");
+    student.post(
+        &format!("/scholarships/funds/{fund}/apply"),
+        &[("statement", "please")],
+    );
+    let a = application_id(&app, fund, ada);
+    staff.get("/scholarships/funds");
+    let res = staff.post(
+        &format!("/scholarships/applications/{a}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", "2,500"),
+            ("reason", "excellent"),
+        ],
+    );
+    assert_eq!(res.status, 303);
+
+    // Enrolled before accepting: nothing to disburse yet.
+    student.get("/scholarships");
+    let res = student.post_htmx(
+        &format!("/scholarships/applications/{a}/award"),
+        &[("response", "accept")],
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.header("hx-trigger"), Some("AwardAccepted"));
+    res.assert_contains("once you are enrolled");
+    assert!(events_of(&app, "AwardDisbursed").is_empty());
+
+    append_enrollment(&app, ada, "Enrolled", json!({ "term": "2027-fall" }));
+    let disbursed = events_of(&app, "AwardDisbursed");
+    assert_eq!(disbursed.len(), 1);
+    let (payload, meta) = &disbursed[0];
+    assert_eq!(payload["amount_cents"], 250_000);
+    assert_eq!(payload["reason"], "the student is enrolled");
+    assert_eq!(meta["actor"]["kind"], "system");
+    assert_eq!(meta["actor"]["id"], "scholarships-enrollment-reaction");
+    assert!(
+        meta["causation_id"].is_string(),
+        "the enrollment event is the cause"
+    );
+    student.get("/scholarships").assert_contains("disbursed");
+
+    append_enrollment(&app, ada, "Withdrawn", json!({ "reason": "moved abroad" }));
+    let revoked = events_of(&app, "AwardRevoked");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].0["reason"], "the student withdrew: moved abroad");
+    assert_eq!(
+        awarded_cents(&app, fund),
+        0,
+        "the money returns to the budget"
+    );
+
+    let history = staff.get(&format!("/scholarships/applications/{a}"));
+    history
+        .assert_contains("AwardDisbursed")
+        .assert_contains("the student is enrolled")
+        .assert_contains("AwardRevoked")
+        .assert_contains("the student withdrew: moved abroad")
+        .assert_contains("system (scholarships-enrollment-reaction)");
+    staff
+        .get(&format!("/scholarships/funds/{fund}/report?format=csv"))
+        .assert_contains(",revoked,\"$2,500.00\",the student withdrew: moved abroad,scholarships-enrollment-reaction");
+}
+
+#[test]
+fn accepting_while_already_enrolled_disburses_at_once_and_others_are_untouched() {
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", PASSWORD);
+    let ada = create_user(&app, "ada", "student", PASSWORD);
+    let bob = register_without_password(&app, "bob", "student");
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Enrolled fund", "5000");
+    let a = apply_directly(&app, fund, ada);
+    let b = apply_directly(&app, fund, bob);
+    staff.get("/scholarships/funds");
+    for id in [a, b] {
+        let res = staff.post(
+            &format!("/scholarships/applications/{id}/decision"),
+            &[("outcome", "award"), ("amount", "1000"), ("reason", "fine")],
+        );
+        assert_eq!(res.status, 303);
+    }
+    append_enrollment(&app, ada, "Enrolled", json!({ "term": "2027-fall" }));
+    // Bob's award is only offered: his enrollment disburses nothing.
+    append_enrollment(&app, bob, "Enrolled", json!({ "term": "2027-fall" }));
+    assert!(events_of(&app, "AwardDisbursed").is_empty());
+
+    let mut student = Client::new(&app);
+    student.login("ada", PASSWORD);
+    student.get("/scholarships");
+    let res = student.post(
+        &format!("/scholarships/applications/{a}/award"),
+        &[("response", "accept")],
+    );
+    assert_eq!(res.status, 303);
+    let disbursed = events_of(&app, "AwardDisbursed");
+    assert_eq!(disbursed.len(), 1);
+    assert_eq!(disbursed[0].0["application_id"], a.to_string());
+    student.get("/scholarships").assert_contains("disbursed");
+    // Accepting twice is refused with the reason.
+    let res = student.post(
+        &format!("/scholarships/applications/{a}/award"),
+        &[("response", "accept")],
+    );
+    assert_eq!(res.status, 422);
+    res.assert_contains("already disbursed");
+}

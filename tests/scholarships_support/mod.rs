@@ -1,0 +1,152 @@
+//! Helpers for the scholarships tests: funds and applications through the real pages, and
+//! enrollment events appended as the enrollment context would.
+#![allow(dead_code)]
+
+use diesel::prelude::*;
+use heyboss::es::{Actor, CommandContext, Metadata, NewEvent};
+use heyboss::schema::{scholarship_applications as apps, scholarship_funds as funds};
+use uuid::Uuid;
+
+use crate::common::{Client, TestApp};
+
+/// A user registered by event alone (no password: cannot sign in), fast for bulk tests.
+pub fn register_without_password(app: &TestApp, username: &str, role: &str) -> Uuid {
+    use heyboss::accounts::{Account, AccountCommand, Role};
+    let mut conn = app.state.pool.get().unwrap();
+    let id = Uuid::new_v4();
+    app.state
+        .store
+        .execute::<Account>(
+            &mut conn,
+            &id.to_string(),
+            &AccountCommand::Register {
+                username: username.into(),
+                display_name: format!("Student {username}"),
+                email: String::new(),
+                role: Role::parse(role).unwrap(),
+            },
+            &CommandContext::new(Metadata::new(Actor::Cli)),
+        )
+        .unwrap();
+    id
+}
+
+/// Create and open a fund through the staff pages; returns its id.
+pub fn create_open_fund(staff: &mut Client, name: &str, budget: &str) -> Uuid {
+    staff.get("/scholarships/funds");
+    let res = staff.post(
+        "/scholarships/funds",
+        &[
+            ("name", name),
+            ("term", "2027-fall"),
+            ("budget", budget),
+            ("criteria", "Good grades and a clear plan"),
+            ("opens_on", "2020-01-01"),
+            ("closes_on", "2099-12-31"),
+        ],
+    );
+    assert_eq!(res.status, 303, "fund creation failed: {}", res.body);
+    let id: Uuid = res
+        .header("location")
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let res = staff.post(
+        &format!("/scholarships/funds/{id}/window"),
+        &[("open", "true")],
+    );
+    assert_eq!(res.status, 303, "opening failed: {}", res.body);
+    id
+}
+
+/// The application of a student to a fund (read model).
+pub fn application_id(app: &TestApp, fund: Uuid, student: Uuid) -> Uuid {
+    let mut conn = app.state.pool.get().unwrap();
+    apps::table
+        .filter(apps::fund_id.eq(fund))
+        .filter(apps::student_id.eq(student))
+        .select(apps::id)
+        .first(&mut conn)
+        .unwrap()
+}
+
+/// Apply directly through the store (for students who never sign in).
+pub fn apply_directly(app: &TestApp, fund: Uuid, student: Uuid) -> Uuid {
+    use heyboss::scholarships::commands::{ApplicationCommand, FundWindow};
+    let mut conn = app.state.pool.get().unwrap();
+    let id = Uuid::new_v4();
+    let today = chrono::Utc::now().date_naive();
+    app.state
+        .store
+        .execute::<heyboss::scholarships::Application>(
+            &mut conn,
+            &id.to_string(),
+            &ApplicationCommand::Submit {
+                fund_id: fund,
+                student_id: student,
+                statement: "I would put it to good use".into(),
+                fund: FundWindow {
+                    exists: true,
+                    is_open: true,
+                    opens_on: today,
+                    closes_on: today,
+                },
+                today,
+            },
+            &CommandContext::new(Metadata::new(Actor::User(student))),
+        )
+        .unwrap();
+    id
+}
+
+pub fn awarded_cents(app: &TestApp, fund: Uuid) -> i64 {
+    let mut conn = app.state.pool.get().unwrap();
+    funds::table
+        .find(fund)
+        .select(funds::awarded_cents)
+        .first(&mut conn)
+        .unwrap()
+}
+
+/// Append an enrollment event for a student, as the enrollment context does (reactors run).
+pub fn append_enrollment(
+    app: &TestApp,
+    student: Uuid,
+    event_type: &str,
+    payload: serde_json::Value,
+) {
+    let mut conn = app.state.pool.get().unwrap();
+    let stream = student.to_string();
+    conn.transaction::<_, Box<dyn std::error::Error + Send + Sync>, _>(|conn| {
+        let version = heyboss::es::store::stream_version(conn, "enrollment", &stream)?;
+        app.state.store.append_in(
+            conn,
+            "enrollment",
+            &stream,
+            version,
+            &[NewEvent {
+                event_type: event_type.into(),
+                schema_version: 1,
+                payload,
+            }],
+            &Metadata::new(Actor::User(student)),
+        )?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Events of one type with their payload and metadata, in log order.
+pub fn events_of(app: &TestApp, event_type: &str) -> Vec<(serde_json::Value, serde_json::Value)> {
+    use heyboss::schema::events;
+    let mut conn = app.state.pool.get().unwrap();
+    events::table
+        .filter(events::event_type.eq(event_type))
+        .order(events::position.asc())
+        .select((events::payload, events::metadata))
+        .load(&mut conn)
+        .unwrap()
+}
