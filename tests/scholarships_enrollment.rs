@@ -61,26 +61,57 @@ fn an_accepted_award_is_disbursed_on_enrollment_and_revoked_on_withdrawal() {
     );
     student.get("/scholarships").assert_contains("disbursed");
 
-    append_enrollment(&app, ada, "Withdrawn", json!({ "reason": "moved abroad" }));
+    // Withdrawal is only possible before enrollment: a second student accepts an award, then
+    // withdraws, and the award is revoked with the reason.
+    let bea = create_user(&app, "bea", "student", PASSWORD);
+    let mut student_b = Client::new(&app);
+    student_b.login("bea", PASSWORD);
+    student_b.get("/scholarships");
+    student_b.post(
+        &format!("/scholarships/funds/{fund}/apply"),
+        &[("statement", "me too")],
+    );
+    let b = application_id(&app, fund, bea);
+    staff.get("/scholarships/funds");
+    let res = staff.post(
+        &format!("/scholarships/applications/{b}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", "1,000"),
+            ("reason", "promising"),
+        ],
+    );
+    assert_eq!(res.status, 303);
+    student_b.get("/scholarships");
+    let res = student_b.post(
+        &format!("/scholarships/applications/{b}/award"),
+        &[("response", "accept")],
+    );
+    assert_eq!(res.status, 303);
+    assert_eq!(awarded_cents(&app, fund), 350_000);
+    append_enrollment(&app, bea, "Inquired", json!({ "term": "2027-fall" }));
+    append_enrollment(&app, bea, "Withdrawn", json!({ "reason": "moved abroad" }));
     let revoked = events_of(&app, "AwardRevoked");
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].0["reason"], "the student withdrew: moved abroad");
     assert_eq!(
         awarded_cents(&app, fund),
-        0,
-        "the money returns to the budget"
+        250_000,
+        "the revoked money returns to the budget"
     );
 
     let history = staff.get(&format!("/scholarships/applications/{a}"));
     history
         .assert_contains("AwardDisbursed")
         .assert_contains("the student is enrolled")
-        .assert_contains("AwardRevoked")
-        .assert_contains("the student withdrew: moved abroad")
         .assert_contains("system (scholarships-enrollment-reaction)");
     staff
+        .get(&format!("/scholarships/applications/{b}"))
+        .assert_contains("AwardRevoked")
+        .assert_contains("the student withdrew: moved abroad");
+    staff
         .get(&format!("/scholarships/funds/{fund}/report?format=csv"))
-        .assert_contains(",revoked,\"$2,500.00\",the student withdrew: moved abroad,scholarships-enrollment-reaction");
+        .assert_contains(",revoked,\"$1,000.00\",the student withdrew: moved abroad,scholarships-enrollment-reaction");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use diesel::prelude::*;
-use heyboss::es::{Actor, CommandContext, Metadata, NewEvent};
+use heyboss::es::{Actor, CommandContext, Metadata};
 use heyboss::schema::{scholarship_applications as apps, scholarship_funds as funds};
 use uuid::Uuid;
 
@@ -111,32 +111,64 @@ pub fn awarded_cents(app: &TestApp, fund: Uuid) -> i64 {
         .unwrap()
 }
 
-/// Append an enrollment event for a student, as the enrollment context does (reactors run).
+/// Move a student's enrollment through the real enrollment context (reactors run in the same
+/// transaction): `"Enrolled"` walks every step up to enrolled, `"Inquired"` starts one, `"Withdrawn"` withdraws with
+/// `payload["reason"]`.
 pub fn append_enrollment(
     app: &TestApp,
     student: Uuid,
     event_type: &str,
     payload: serde_json::Value,
 ) {
+    use heyboss::enrollment::{Decision, Document, Enrollment, EnrollmentCommand as C, Term};
     let mut conn = app.state.pool.get().unwrap();
     let stream = student.to_string();
-    conn.transaction::<_, Box<dyn std::error::Error + Send + Sync>, _>(|conn| {
-        let version = heyboss::es::store::stream_version(conn, "enrollment", &stream)?;
-        app.state.store.append_in(
-            conn,
-            "enrollment",
-            &stream,
-            version,
-            &[NewEvent {
-                event_type: event_type.into(),
-                schema_version: 1,
-                payload,
-            }],
-            &Metadata::new(Actor::User(student)),
-        )?;
-        Ok(())
-    })
-    .unwrap();
+    let run = |conn: &mut PgConnection, command: C| {
+        let ctx = CommandContext::new(Metadata::new(Actor::User(student)));
+        app.state
+            .store
+            .execute::<Enrollment>(conn, &stream, &command, &ctx)
+            .map(|_| ())
+    };
+    match event_type {
+        "Inquired" => {
+            let term = Term::parse(payload["term"].as_str().unwrap_or("2027-fall")).unwrap();
+            run(&mut conn, C::Inquire { term }).expect("the inquiry is recorded");
+        }
+        "Enrolled" => {
+            let term = Term::parse(payload["term"].as_str().unwrap_or("2027-fall")).unwrap();
+            // Steps already taken are rejected by the decider; the walk goes on from there.
+            for command in [
+                C::Inquire { term },
+                C::StartApplication,
+                C::SubmitApplication,
+                C::RecordDocument {
+                    document: Document::Transcript,
+                },
+                C::RecordDocument {
+                    document: Document::Identification,
+                },
+                C::DecideAdmission {
+                    decision: Decision::Admitted,
+                },
+                C::AcceptOffer {
+                    deposit_cents: 25_000,
+                },
+                C::CompleteOrientation,
+                C::RegisterCourses {
+                    courses: vec!["CS101".into()],
+                },
+            ] {
+                let _ = run(&mut conn, command);
+            }
+            run(&mut conn, C::ConfirmEnrollment).expect("the student is enrolled");
+        }
+        "Withdrawn" => {
+            let reason = payload["reason"].as_str().unwrap_or("").to_owned();
+            run(&mut conn, C::Withdraw { reason }).expect("the student withdraws");
+        }
+        other => panic!("no enrollment path for {other}"),
+    }
 }
 
 /// Events of one type with their payload and metadata, in log order.
