@@ -129,6 +129,25 @@ fn a_student_signs_up_from_the_login_page_and_starts_at_inquiry() {
         .unwrap();
     assert_eq!(role, "student");
 
+    // Signed in, the sign-up form sends the student home and creates nothing.
+    assert_eq!(
+        student.get("/signup").header("location"),
+        Some("/enrollment")
+    );
+    student.get("/enrollment");
+    let res = student.post(
+        "/signup",
+        &[
+            ("username", "maya2"),
+            ("display_name", "Maya Again"),
+            ("email", ""),
+            ("password", PASSWORD),
+            ("term", "2027-fall"),
+        ],
+    );
+    assert_eq!(res.status, 303);
+    assert_eq!(count_events(&app, "UserRegistered"), 1);
+
     // The same username again is refused.
     let mut other = Client::new(&app);
     other.get("/signup");

@@ -82,7 +82,19 @@ struct SignupForm {
 
 #[tracing::instrument(skip_all, fields(username = %form.username))]
 #[post("/signup")]
-async fn signup(req: HttpRequest, form: web::Form<SignupForm>) -> Result<HttpResponse, AppError> {
+async fn signup(
+    req: HttpRequest,
+    viewer: Option<Viewer>,
+    form: web::Form<SignupForm>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(v) = viewer {
+        // Already signed in: no second account from the same session.
+        return Ok(flash_redirect(
+            crate::accounts::routes::home_for(v.role),
+            "warning",
+            "You are already signed in. Sign out to create another account.",
+        ));
+    }
     let form = form.into_inner();
     let fail = |message: String| {
         render_status(
@@ -510,9 +522,10 @@ async fn act(
             }
             match service::execute(conn, &store, &ctx, student_id, &command) {
                 Ok(outcome) => Ok(Ok(outcome)),
-                Err(CommandError::Rejected(r)) => Ok(Err((StatusCode::UNPROCESSABLE_ENTITY, {
-                    capitalize(&format!("{r}."))
-                }))),
+                Err(CommandError::Rejected(r)) => Ok(Err((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    capitalize(&format!("{r}.")),
+                ))),
                 Err(CommandError::Conflict { .. }) => Ok(Err((
                     StatusCode::CONFLICT,
                     "Someone else changed this enrollment while you were looking at it, so your action was not recorded. The page now shows the current state: check it and try again if it still applies.".to_owned(),
