@@ -3,7 +3,7 @@
 //!     cargo bench --bench scholarships
 //!
 //! Two sizes: 5,000 applications with 20,000 reviews, and 50,000 with 200,000 (one fund, four
-//! reviews per application by twenty reviewers, 60% decided). The read models are bulk-loaded
+//! reviews per application by twenty reviewers, 70% decided). The read models are bulk-loaded
 //! with `INSERT ... SELECT generate_series` (the shape the projections write), each size into a
 //! fresh database. Timings are medians; the baseline is fetching one application by id in the
 //! same run, so the ratios say what the board and report cost relative to the cheapest read.
@@ -155,8 +155,13 @@ fn main() {
         );
         let report_page = median(
             || {
-                let r = queries::report(&mut conn, &viewer, fund, Some(queries::REPORT_HISTORY_LINES))
-                    .unwrap();
+                let r = queries::report(
+                    &mut conn,
+                    &viewer,
+                    fund,
+                    Some(queries::REPORT_HISTORY_LINES),
+                )
+                .unwrap();
                 assert_eq!(r.applications, apps);
             },
             runs,
@@ -170,12 +175,34 @@ fn main() {
         );
         let ratio = |d: Duration| d.as_secs_f64() / baseline.as_secs_f64();
         println!();
-        println!("{apps} applications, {reviews} reviews (bulk load {:.1} s)", loaded.as_secs_f64());
-        println!("  baseline: one application by id       {:>10}", ms(baseline));
-        println!("  committee board, page 1 (50 rows)      {:>10}  ({:.0}x baseline)", ms(board_first), ratio(board_first));
-        println!("  committee board, page {middle:<5}            {:>10}  ({:.0}x baseline)", ms(board_middle), ratio(board_middle));
-        println!("  fund report page (200 history lines)   {:>10}  ({:.0}x baseline)", ms(report_page), ratio(report_page));
-        println!("  fund report, full history (CSV rows)   {:>10}  ({:.0}x baseline)", ms(report_csv), ratio(report_csv));
+        println!(
+            "{apps} applications, {reviews} reviews (bulk load {:.1} s)",
+            loaded.as_secs_f64()
+        );
+        println!(
+            "  baseline: one application by id       {:>10}",
+            ms(baseline)
+        );
+        println!(
+            "  committee board, page 1 (50 rows)      {:>10}  ({:.0}x baseline)",
+            ms(board_first),
+            ratio(board_first)
+        );
+        println!(
+            "  committee board, page {middle:<5}            {:>10}  ({:.0}x baseline)",
+            ms(board_middle),
+            ratio(board_middle)
+        );
+        println!(
+            "  fund report page (200 history lines)   {:>10}  ({:.0}x baseline)",
+            ms(report_page),
+            ratio(report_page)
+        );
+        println!(
+            "  fund report, full history (CSV rows)   {:>10}  ({:.0}x baseline)",
+            ms(report_csv),
+            ratio(report_csv)
+        );
         if let Some((b, r)) = previous {
             println!(
                 "  growth from the smaller size (10x data): board page 1 {:.1}x, report page {:.1}x",

@@ -342,8 +342,8 @@ pub fn board(
         .get_result(conn)?;
     let pages = ((total + BOARD_PAGE - 1) / BOARD_PAGE).max(1);
     let page = page.clamp(1, pages);
-    let rows: Vec<(ApplicationRow, String)> = apps::table
-        .inner_join(users::table.on(users::id.eq(apps::student_id)))
+    // The page's rows alone first (walks the board index), then the names of those 50 students.
+    let page_rows: Vec<ApplicationRow> = apps::table
         .filter(apps::fund_id.eq(fund_id))
         .filter(apps::student_id.ne(viewer.user_id))
         .order((
@@ -353,8 +353,17 @@ pub fn board(
         ))
         .limit(BOARD_PAGE)
         .offset((page - 1) * BOARD_PAGE)
-        .select((ApplicationRow::as_select(), users::display_name))
+        .select(ApplicationRow::as_select())
         .load(conn)?;
+    let student_ids: Vec<Uuid> = page_rows.iter().map(|r| r.student_id).collect();
+    let names = crate::accounts::queries::display_names(conn, &student_ids)?;
+    let rows: Vec<(ApplicationRow, String)> = page_rows
+        .into_iter()
+        .map(|r| {
+            let name = names.get(&r.student_id).cloned().unwrap_or_default();
+            (r, name)
+        })
+        .collect();
     let ids: Vec<Uuid> = rows.iter().map(|(r, _)| r.id).collect();
     let mut reviews = reviews_of(conn, &ids)?;
     let assigned: Vec<(Uuid, String)> = assignments::table
