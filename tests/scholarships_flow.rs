@@ -382,8 +382,9 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
     history
         .assert_contains("ReviewSubmitted")
         .assert_contains("ReviewRevised")
-        .assert_contains("revision 1: Academic merit 5")
-        .assert_contains("revision 2: Academic merit 3")
+        .assert_contains("rita, revision 1: Academic merit 5")
+        .assert_contains("rita, revision 2: Academic merit 3")
+        .assert_contains("rory was assigned to review")
         .assert_contains("AwardGranted")
         .assert_contains("AwardRefused");
     // The applicant sees the decisions but not the reviews.

@@ -502,8 +502,14 @@ pub struct HistoryItem {
     pub summary: String,
 }
 
-fn summarize(e: &RecordedEvent) -> String {
+fn summarize(e: &RecordedEvent, names: &HashMap<Uuid, String>) -> String {
     let p = &e.payload;
+    let reviewer = p
+        .get("reviewer_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .and_then(|id| names.get(&id).cloned())
+        .unwrap_or_else(|| "a reviewer".into());
     let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     let cents = |k: &str| {
         p.get(k)
@@ -513,7 +519,7 @@ fn summarize(e: &RecordedEvent) -> String {
     };
     match e.event_type.as_str() {
         "ScholarshipApplied" => format!("applied: “{}”", s("statement")),
-        "ReviewerAssigned" => "a reviewer was assigned".into(),
+        "ReviewerAssigned" => format!("{reviewer} was assigned to review"),
         "ReviewSubmitted" | "ReviewRevised" => {
             let scores: Vec<String> = p
                 .get("scores")
@@ -526,7 +532,7 @@ fn summarize(e: &RecordedEvent) -> String {
                 })
                 .unwrap_or_default();
             format!(
-                "revision {}: {}; “{}”",
+                "{reviewer}, revision {}: {}; “{}”",
                 p.get("revision").and_then(|v| v.as_i64()).unwrap_or(1),
                 scores.join(", "),
                 s("comment")
@@ -585,6 +591,12 @@ pub fn history(
     let ids: Vec<Uuid> = found
         .iter()
         .filter_map(|e| e.actor().and_then(|a| a.user_id()))
+        .chain(found.iter().filter_map(|e| {
+            e.payload
+                .get("reviewer_id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok())
+        }))
         .collect();
     let names = crate::accounts::queries::display_names(conn, &ids)?;
     Ok(found
@@ -604,7 +616,7 @@ pub fn history(
                 Some(crate::es::Actor::Cli) => "command line".into(),
                 _ => "unknown".into(),
             },
-            summary: summarize(e),
+            summary: summarize(e, &names),
         })
         .collect())
 }
