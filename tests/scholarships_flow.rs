@@ -369,7 +369,7 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
     assert!(lines[1].contains(",refused,"));
     assert!(lines
         .iter()
-        .any(|l| l.contains(",awarded,\"$1,500.00\",top of the ranking,")));
+        .any(|l| l.contains(",awarded,1500.00,top of the ranking,")));
     assert_eq!(
         staff
             .get(&format!("/scholarships/funds/{fund}/report?format=xml"))

@@ -629,6 +629,7 @@ pub struct DecisionLine {
     pub student: String,
     pub kind: String,
     pub amount: String,
+    pub amount_cents: Option<i64>,
     pub reason: String,
     pub actor: String,
 }
@@ -751,6 +752,7 @@ pub fn report(
                         .unwrap_or(actor),
                     kind,
                     amount: amount.map(format_cents).unwrap_or_default(),
+                    amount_cents: amount,
                     reason,
                 }
             },
