@@ -287,7 +287,20 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
     assert_eq!(res.status, 422);
     res.assert_contains("the award of $2,000.01 exceeds the remaining budget $2,000.00");
     assert_eq!(count_events(&app, "AwardGranted"), 0);
+    // With HTMX a refusal lands in the page's message area, the board stays as it was.
     staff.get(&format!("/scholarships/funds/{fund}"));
+    let res = staff.post_htmx(
+        &format!("/scholarships/applications/{a}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", "99,999"),
+            ("reason", "too much"),
+        ],
+    );
+    assert_eq!(res.status, 422);
+    assert_eq!(res.header("hx-retarget"), Some("#messages"));
+    res.assert_contains("exceeds the remaining budget $2,000.00");
+    assert_eq!(count_events(&app, "AwardGranted"), 0);
     let res = staff.post_htmx(
         &format!("/scholarships/applications/{a}/decision"),
         &[
