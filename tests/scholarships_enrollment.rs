@@ -111,7 +111,9 @@ fn an_accepted_award_is_disbursed_on_enrollment_and_revoked_on_withdrawal() {
         .assert_contains("the student withdrew: moved abroad");
     staff
         .get(&format!("/scholarships/funds/{fund}/report?format=csv"))
-        .assert_contains(",revoked,\"$1,000.00\",the student withdrew: moved abroad,scholarships-enrollment-reaction");
+        .assert_contains(
+            ",revoked,1000.00,the student withdrew: moved abroad,scholarships-enrollment-reaction",
+        );
 }
 
 #[test]
@@ -157,4 +159,83 @@ fn accepting_while_already_enrolled_disburses_at_once_and_others_are_untouched()
     );
     assert_eq!(res.status, 422);
     res.assert_contains("already disbursed");
+}
+
+#[test]
+fn many_students_enrolling_at_once_all_get_their_awards_from_one_fund() {
+    use heyboss::es::{Actor, CommandContext, Metadata, NewEvent};
+    use heyboss::scholarships::commands::{Amount, Decision, FundCommand};
+    use heyboss::scholarships::Fund;
+    use std::sync::{Arc, Barrier};
+
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Busy fund", "100,000");
+    let ctx = || CommandContext::new(Metadata::new(Actor::Cli));
+    let students: Vec<uuid::Uuid> = (0..16)
+        .map(|i| {
+            let s = register_without_password(&app, &format!("enrollee{i:02}"), "student");
+            let a = apply_directly(&app, fund, s);
+            let mut conn = app.state.pool.get().unwrap();
+            for command in [
+                FundCommand::Decide {
+                    application_id: a,
+                    student_id: s,
+                    decision: Decision::Award(Amount::from_cents(100_000)),
+                    reason: "ok".into(),
+                },
+                FundCommand::AcceptAward {
+                    application_id: a,
+                    student_id: s,
+                    enrolled: false,
+                },
+            ] {
+                app.state
+                    .store
+                    .execute::<Fund>(&mut conn, &fund.to_string(), &command, &ctx())
+                    .unwrap();
+            }
+            s
+        })
+        .collect();
+    // Every enrollment's reaction appends to the same fund stream at the same moment: the
+    // reactions conflict with each other and must re-decide rather than fail the enrollment.
+    let barrier = Arc::new(Barrier::new(students.len()));
+    let handles: Vec<_> = students
+        .iter()
+        .map(|&s| {
+            let (pool, store, barrier) = (
+                app.state.pool.clone(),
+                app.state.store.clone(),
+                barrier.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut conn = pool.get().unwrap();
+                diesel::Connection::transaction(&mut *conn, |conn| {
+                    store
+                        .append_in(
+                            conn,
+                            "enrollment",
+                            &s.to_string(),
+                            0,
+                            &[NewEvent {
+                                event_type: "Enrolled".into(),
+                                schema_version: 1,
+                                payload: json!({ "term": "2027-fall" }),
+                            }],
+                            &Metadata::new(Actor::User(s)),
+                        )
+                        .map(|_| ())
+                })
+                .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().expect("every enrollment commits");
+    }
+    assert_eq!(events_of(&app, "AwardDisbursed").len(), students.len());
 }

@@ -287,7 +287,20 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
     assert_eq!(res.status, 422);
     res.assert_contains("the award of $2,000.01 exceeds the remaining budget $2,000.00");
     assert_eq!(count_events(&app, "AwardGranted"), 0);
+    // With HTMX a refusal lands in the page's message area, the board stays as it was.
     staff.get(&format!("/scholarships/funds/{fund}"));
+    let res = staff.post_htmx(
+        &format!("/scholarships/applications/{a}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", "99,999"),
+            ("reason", "too much"),
+        ],
+    );
+    assert_eq!(res.status, 422);
+    assert_eq!(res.header("hx-retarget"), Some("#messages"));
+    res.assert_contains("exceeds the remaining budget $2,000.00");
+    assert_eq!(count_events(&app, "AwardGranted"), 0);
     let res = staff.post_htmx(
         &format!("/scholarships/applications/{a}/decision"),
         &[
@@ -369,7 +382,7 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
     assert!(lines[1].contains(",refused,"));
     assert!(lines
         .iter()
-        .any(|l| l.contains(",awarded,\"$1,500.00\",top of the ranking,")));
+        .any(|l| l.contains(",awarded,1500.00,top of the ranking,")));
     assert_eq!(
         staff
             .get(&format!("/scholarships/funds/{fund}/report?format=xml"))
@@ -382,8 +395,9 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
     history
         .assert_contains("ReviewSubmitted")
         .assert_contains("ReviewRevised")
-        .assert_contains("revision 1: Academic merit 5")
-        .assert_contains("revision 2: Academic merit 3")
+        .assert_contains("rita, revision 1: Academic merit 5")
+        .assert_contains("rita, revision 2: Academic merit 3")
+        .assert_contains("rory was assigned to review")
         .assert_contains("AwardGranted")
         .assert_contains("AwardRefused");
     // The applicant sees the decisions but not the reviews.

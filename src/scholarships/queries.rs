@@ -342,8 +342,8 @@ pub fn board(
         .get_result(conn)?;
     let pages = ((total + BOARD_PAGE - 1) / BOARD_PAGE).max(1);
     let page = page.clamp(1, pages);
-    let rows: Vec<(ApplicationRow, String)> = apps::table
-        .inner_join(users::table.on(users::id.eq(apps::student_id)))
+    // The page's rows alone first (walks the board index), then the names of those 50 students.
+    let page_rows: Vec<ApplicationRow> = apps::table
         .filter(apps::fund_id.eq(fund_id))
         .filter(apps::student_id.ne(viewer.user_id))
         .order((
@@ -353,8 +353,17 @@ pub fn board(
         ))
         .limit(BOARD_PAGE)
         .offset((page - 1) * BOARD_PAGE)
-        .select((ApplicationRow::as_select(), users::display_name))
+        .select(ApplicationRow::as_select())
         .load(conn)?;
+    let student_ids: Vec<Uuid> = page_rows.iter().map(|r| r.student_id).collect();
+    let names = crate::accounts::queries::display_names(conn, &student_ids)?;
+    let rows: Vec<(ApplicationRow, String)> = page_rows
+        .into_iter()
+        .map(|r| {
+            let name = names.get(&r.student_id).cloned().unwrap_or_default();
+            (r, name)
+        })
+        .collect();
     let ids: Vec<Uuid> = rows.iter().map(|(r, _)| r.id).collect();
     let mut reviews = reviews_of(conn, &ids)?;
     let assigned: Vec<(Uuid, String)> = assignments::table
@@ -493,8 +502,14 @@ pub struct HistoryItem {
     pub summary: String,
 }
 
-fn summarize(e: &RecordedEvent) -> String {
+fn summarize(e: &RecordedEvent, names: &HashMap<Uuid, String>) -> String {
     let p = &e.payload;
+    let reviewer = p
+        .get("reviewer_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .and_then(|id| names.get(&id).cloned())
+        .unwrap_or_else(|| "a reviewer".into());
     let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     let cents = |k: &str| {
         p.get(k)
@@ -504,7 +519,7 @@ fn summarize(e: &RecordedEvent) -> String {
     };
     match e.event_type.as_str() {
         "ScholarshipApplied" => format!("applied: “{}”", s("statement")),
-        "ReviewerAssigned" => "a reviewer was assigned".into(),
+        "ReviewerAssigned" => format!("{reviewer} was assigned to review"),
         "ReviewSubmitted" | "ReviewRevised" => {
             let scores: Vec<String> = p
                 .get("scores")
@@ -517,7 +532,7 @@ fn summarize(e: &RecordedEvent) -> String {
                 })
                 .unwrap_or_default();
             format!(
-                "revision {}: {}; “{}”",
+                "{reviewer}, revision {}: {}; “{}”",
                 p.get("revision").and_then(|v| v.as_i64()).unwrap_or(1),
                 scores.join(", "),
                 s("comment")
@@ -576,6 +591,12 @@ pub fn history(
     let ids: Vec<Uuid> = found
         .iter()
         .filter_map(|e| e.actor().and_then(|a| a.user_id()))
+        .chain(found.iter().filter_map(|e| {
+            e.payload
+                .get("reviewer_id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok())
+        }))
         .collect();
     let names = crate::accounts::queries::display_names(conn, &ids)?;
     Ok(found
@@ -595,7 +616,7 @@ pub fn history(
                 Some(crate::es::Actor::Cli) => "command line".into(),
                 _ => "unknown".into(),
             },
-            summary: summarize(e),
+            summary: summarize(e, &names),
         })
         .collect())
 }
@@ -608,6 +629,7 @@ pub struct DecisionLine {
     pub student: String,
     pub kind: String,
     pub amount: String,
+    pub amount_cents: Option<i64>,
     pub reason: String,
     pub actor: String,
 }
@@ -730,6 +752,7 @@ pub fn report(
                         .unwrap_or(actor),
                     kind,
                     amount: amount.map(format_cents).unwrap_or_default(),
+                    amount_cents: amount,
                     reason,
                 }
             },

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::commands::FundCommand;
 use super::decider::Fund;
-use super::service::lock_student;
+use super::service::{lock_student, FUND_RETRIES};
 use crate::es::{Actor, CommandContext, EventStore, Metadata, Reactor, RecordedEvent};
 use crate::schema::scholarship_applications as apps;
 
@@ -77,7 +77,21 @@ impl Reactor for EnrollmentReaction {
                     reason: reason.clone(),
                 }
             };
-            store.execute_in::<Fund>(conn, &fund_id.to_string(), &command, &ctx)?;
+            // In a savepoint: a concurrent decision on the same fund makes the append conflict;
+            // rolling back to the savepoint and deciding again keeps the enrollment's transaction.
+            let mut attempt = 0;
+            loop {
+                let result = conn.transaction(|conn| {
+                    store.execute_in::<Fund>(conn, &fund_id.to_string(), &command, &ctx)
+                });
+                match result {
+                    Err(e) if e.is_conflict() && attempt < FUND_RETRIES => attempt += 1,
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }

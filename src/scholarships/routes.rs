@@ -712,7 +712,17 @@ async fn report_page(
                 l.application_id.to_string(),
                 l.student.clone(),
                 l.kind.clone(),
-                l.amount.clone(),
+                // Plain decimal for spreadsheets: 1500.00, no currency sign or grouping.
+                l.amount_cents
+                    .map(|c| {
+                        format!(
+                            "{}{}.{:02}",
+                            if c < 0 { "-" } else { "" },
+                            c.abs() / 100,
+                            c.abs() % 100
+                        )
+                    })
+                    .unwrap_or_default(),
                 l.reason.clone(),
                 l.actor.clone(),
             ]
