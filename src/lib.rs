@@ -9,6 +9,7 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod es;
+pub mod ops;
 pub mod schema;
 pub mod secrets;
 pub mod startup;

@@ -63,11 +63,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    subscriber_checkpoints (name) {
+        name -> Text,
+        last_transaction_id -> Int8,
+        last_position -> Int8,
+        events_handled -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    projection_runs (name) {
+        name -> Text,
+        kind -> Text,
+        state -> Text,
+        events_total -> Int8,
+        events_done -> Int8,
+        differences -> Nullable<Int8>,
+        message -> Text,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        position -> Int8,
+        message -> Text,
+        link -> Text,
+        created_at -> Timestamptz,
+        read_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     command_outcomes,
     credentials,
     events,
     login_failures,
+    notifications,
+    projection_runs,
     sessions,
+    subscriber_checkpoints,
     users,
 );

@@ -203,6 +203,14 @@ impl EventStore {
         &self.projections
     }
 
+    /// Run these projections as catch-up subscribers instead of inline (see
+    /// [`Projections::with_catch_up`]).
+    pub fn with_catch_up(mut self, names: &[String]) -> Self {
+        let projections = (*self.projections).clone();
+        self.projections = Arc::new(projections.with_catch_up(names));
+        self
+    }
+
     /// Execute a command in its own transaction; nothing is written unless everything succeeds.
     pub fn execute<D: Decider>(
         &self,
@@ -240,6 +248,7 @@ impl EventStore {
         let version = history.last().map_or(0, |e| e.stream_version);
         if let Some(expected) = ctx.expected_version {
             if expected != version {
+                super::stats::count_conflict();
                 return Err(CommandError::Conflict {
                     stream_type: D::STREAM_TYPE.to_owned(),
                     stream_id: stream_id.to_owned(),
