@@ -260,6 +260,20 @@ pub struct AuditRow {
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
     pub payload: String,
+    /// The stream's history page.
+    pub history: String,
+}
+
+/// Percent-encode one path segment.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -302,6 +316,11 @@ fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<V
                 None => "unknown".into(),
             };
             AuditRow {
+                history: format!(
+                    "/history/{}/{}",
+                    segment(&e.stream_type),
+                    segment(&e.stream_id)
+                ),
                 position: e.position,
                 stream_type: e.stream_type,
                 stream_id: e.stream_id,
