@@ -161,10 +161,14 @@ fn main() {
         let started = Instant::now();
         generate(&mut conn, have, size - have);
         have = size;
-        eprintln!("generated {size} events in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "generated {size} events in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
 
         let t = Instant::now();
-        let (report, peak) = sampled(|| shadow::rebuild(&mut conn, &projection, false, 5_000, |_| {}).unwrap());
+        let (report, peak) =
+            sampled(|| shadow::rebuild(&mut conn, &projection, false, 5_000, |_| {}).unwrap());
         let shadow_secs = t.elapsed().as_secs_f64();
         assert_eq!(report.events as i64, size);
 
@@ -186,5 +190,7 @@ fn main() {
             status_kib("VmHWM:") as f64 / 1024.0
         );
     }
-    println!("goal: >= 50000 events/s replayed; peak RSS flat from the smallest to the largest size");
+    println!(
+        "goal: >= 50000 events/s replayed; peak RSS flat from the smallest to the largest size"
+    );
 }

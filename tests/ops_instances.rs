@@ -52,8 +52,9 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         let handle = self.handle.clone();
-        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
-            .join();
+        let _ =
+            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
+                .join();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -63,7 +64,10 @@ impl Drop for Instance {
 fn register(conn: &mut PgConnection, username: &str, role: &str) -> uuid::Uuid {
     let store = heyboss::startup::event_store();
     let account = NewAccount::parse(username, "", "", role, PASSWORD).unwrap();
-    service::register(conn, &store, Metadata::new(Actor::Cli), account, |_, _| Ok(())).unwrap()
+    service::register(conn, &store, Metadata::new(Actor::Cli), account, |_, _| {
+        Ok(())
+    })
+    .unwrap()
 }
 
 #[derive(QueryableByName)]
@@ -97,25 +101,32 @@ fn two_instances_share_sessions_lose_no_update_and_run_each_subscriber_once() {
     let roles = ["staff", "analyst", "student", "admin"];
     let threads: Vec<_> = (0..4)
         .map(|t| {
-            let base = if t % 2 == 0 { a.address.clone() } else { b.address.clone() };
+            let base = if t % 2 == 0 {
+                a.address.clone()
+            } else {
+                b.address.clone()
+            };
             std::thread::spawn(move || {
                 let mut c = Client::new_at(&base);
                 c.login("boss", PASSWORD);
                 let mut statuses = Vec::new();
                 for i in 0..8 {
                     let role = roles[(t + i) % roles.len()];
-                    let res = c.post(
-                        &format!("/admin/accounts/{target}/role"),
-                        &[("role", role)],
-                    );
+                    let res = c.post(&format!("/admin/accounts/{target}/role"), &[("role", role)]);
                     statuses.push(res.status);
                 }
                 statuses
             })
         })
         .collect();
-    let statuses: Vec<u16> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
-    assert!(statuses.iter().all(|s| [303, 409, 422].contains(s)), "{statuses:?}");
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| [303, 409, 422].contains(s)),
+        "{statuses:?}"
+    );
     let acknowledged = statuses.iter().filter(|&&s| s == 303).count() as i64;
     assert!(acknowledged > 0);
 
@@ -132,9 +143,11 @@ fn two_instances_share_sessions_lose_no_update_and_run_each_subscriber_once() {
     assert_eq!(max_version, 1 + acknowledged);
     let store = heyboss::startup::event_store();
     let users = store.projections().get("users").unwrap().clone();
-    assert!(shadow::verify(&mut conn, users.as_ref(), false, 500, |_| {})
-        .unwrap()
-        .is_empty());
+    assert!(
+        shadow::verify(&mut conn, users.as_ref(), false, 500, |_| {})
+            .unwrap()
+            .is_empty()
+    );
 
     // Both instances run the notifications subscriber, but one session holds its lock...
     let holders = count(
@@ -172,7 +185,11 @@ fn two_instances_share_sessions_lose_no_update_and_run_each_subscriber_once() {
         .select(heyboss::schema::users::role)
         .first(&mut conn)
         .unwrap();
-    let next = if current == "staff" { "analyst" } else { "staff" };
+    let next = if current == "staff" {
+        "analyst"
+    } else {
+        "staff"
+    };
     assert_eq!(
         c.post(&format!("/admin/accounts/{target}/role"), &[("role", next)])
             .status,
