@@ -91,6 +91,13 @@ struct Server {
     base: String,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start_server(db: &TestDatabase) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -106,11 +113,17 @@ fn start_server(db: &TestDatabase) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if ureq::get(&format!("{base}/healthz")).call().is_ok() {
-            return Server { child, base };
+        if ureq::get(&format!("{}/healthz", server.base))
+            .call()
+            .is_ok()
+        {
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -196,7 +209,7 @@ fn after_sigkill_under_load_every_acknowledged_command_is_in_the_log_and_project
         acknowledged.len()
     );
 
-    let mut restarted = start_server(&db);
+    let restarted = start_server(&db);
     let mut conn = db.connect();
     for username in &acknowledged {
         let in_log: i64 = heyboss::schema::events::table
@@ -234,6 +247,5 @@ fn after_sigkill_under_load_every_acknowledged_command_is_in_the_log_and_project
         .into_string()
         .unwrap();
     assert!(page.contains(&acknowledged[0]));
-    restarted.child.kill().unwrap();
-    restarted.child.wait().unwrap();
+    drop(restarted);
 }
