@@ -194,3 +194,66 @@ fn the_cli_verifies_with_exit_status_1_on_a_difference_and_rebuilds() {
     let out = run(&["projections", "verify", "nope"]);
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_checkpoint() {
+    use heyboss::es::subscriber::{self, ProjectionSubscriber};
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store().with_catch_up(&["users".to_owned()]);
+    let mut conn = db.connect();
+    register(&mut conn, &store, "ada", "student");
+    let projection = store.projections().get("users").unwrap().clone();
+    assert_eq!(count_users(&mut conn), 0, "not written inline");
+
+    // The first start builds the table through a shadow and sets the checkpoint.
+    let sub = ProjectionSubscriber(projection.clone());
+    let mut handled = 0;
+    for _ in 0..400 {
+        handled += subscriber::catch_up(&mut conn, &sub, 100).unwrap();
+        if count_users(&mut conn) == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(count_users(&mut conn), 1, "handled {handled}");
+    assert!(subscriber::checkpoint(&mut conn, "users")
+        .unwrap()
+        .is_some());
+
+    // A newer event not yet handled is not a difference: verify compares at the checkpoint.
+    register(&mut conn, &store, "bob", "staff");
+    assert!(
+        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+            .unwrap()
+            .is_empty()
+    );
+    diesel::sql_query("UPDATE users SET email = 'x@y.z'")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+            .unwrap()
+            .len(),
+        2
+    );
+    let before = subscriber::checkpoint(&mut conn, "users").unwrap().unwrap();
+    let mut report = None;
+    for _ in 0..400 {
+        let r = shadow::rebuild(&mut conn, projection.as_ref(), true, 100, |_| {}).unwrap();
+        if r.rows == 2 {
+            report = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let report = report.expect("the rebuild reaches bob's event");
+    let after = subscriber::checkpoint(&mut conn, "users").unwrap().unwrap();
+    assert!(after > before);
+    assert_eq!(after, report.cursor);
+    assert_eq!(subscriber::catch_up(&mut conn, &sub, 100).unwrap(), 0);
+    assert!(
+        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+            .unwrap()
+            .is_empty()
+    );
+}
