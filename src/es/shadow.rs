@@ -160,6 +160,7 @@ fn build(
     until: Option<Cursor>,
     batch_size: i64,
     on_progress: &mut dyn FnMut(ShadowProgress),
+    keep: bool,
 ) -> Result<(Cursor, u64), ShadowError> {
     let name = projection.name();
     let schema = quote_ident(&shadow_schema(name));
@@ -167,7 +168,8 @@ fn build(
     diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(conn)?;
     for table in projection.tables() {
         diesel::sql_query(format!(
-            "CREATE TABLE {schema}.{t} (LIKE {live}.{t} INCLUDING ALL)",
+            // Unlogged while it fills (no write-ahead log per row); logged before the swap.
+            "CREATE UNLOGGED TABLE {schema}.{t} (LIKE {live}.{t} INCLUDING ALL)",
             t = quote_ident(table),
             live = quote_ident(live),
         ))
@@ -189,6 +191,8 @@ fn build(
     loop {
         let applied = conn.transaction(|conn| -> Result<Option<Cursor>, ShadowError> {
             diesel::sql_query(&search_path).execute(conn)?;
+            // A lost batch of a shadow is rebuilt anyway: no need to wait for the disk.
+            diesel::sql_query("SET LOCAL synchronous_commit TO off").execute(conn)?;
             let batch = subscriber::read_committed_after(
                 conn,
                 cursor,
@@ -216,6 +220,17 @@ fn build(
             events_total: (total.n as u64).max(done),
             position: cursor.position,
         });
+    }
+    // A shadow that will be swapped in must survive a crash like any table; one only compared
+    // (verify) is dropped anyway.
+    if keep {
+        for table in projection.tables() {
+            diesel::sql_query(format!(
+                "ALTER TABLE {schema}.{} SET LOGGED",
+                quote_ident(table)
+            ))
+            .execute(conn)?;
+        }
     }
     Ok((cursor, done))
 }
@@ -374,7 +389,7 @@ fn rebuild_locked(
     let name = projection.name();
     let live = live_schema(conn)?;
     let shadow = shadow_schema(name);
-    let (cursor, replayed) = build(conn, projection, &live, None, batch_size, on_progress)?;
+    let (cursor, replayed) = build(conn, projection, &live, None, batch_size, on_progress, true)?;
     conn.transaction(|conn| -> Result<RebuildReport, ShadowError> {
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
         diesel::sql_query(format!(
@@ -469,7 +484,15 @@ fn verify_locked(
     } else {
         None
     };
-    let (cursor, _) = build(conn, projection, &live, until, batch_size, on_progress)?;
+    let (cursor, _) = build(
+        conn,
+        projection,
+        &live,
+        until,
+        batch_size,
+        on_progress,
+        false,
+    )?;
     let mut differences = Vec::new();
     let outcome = conn.transaction(|conn| -> Result<(), ShadowError> {
         if catch_up {
