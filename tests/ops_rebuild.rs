@@ -63,15 +63,17 @@ fn a_rebuild_swaps_in_a_complete_table_and_readers_never_see_a_half_built_one() 
         // Mid-rebuild, a reader sees the old, complete table.
         seen_counts.push(count_users(&mut reader));
         // A command committed during the rebuild is in the swapped-in table.
-        if !wrote_during && p.events_done == 2 {
+        if !wrote_during && p.events_done >= 2 {
             wrote_during = true;
             register(&mut writer, &store, "latecomer", "staff");
         }
     })
     .unwrap();
-    // (Fewer reports than batches when a transaction elsewhere on the server holds the snapshot's
-    // xmin back: the swap then applies the rest under its lock.)
-    assert!(!seen_counts.is_empty(), "progress is reported per batch");
+    // (The replay waits for transactions open elsewhere on the server, up to a minute.)
+    assert!(
+        seen_counts.len() >= 5,
+        "progress is reported per batch: {seen_counts:?}"
+    );
     assert!(
         seen_counts.iter().all(|&n| n == 5 || n == 6),
         "readers saw {seen_counts:?}"

@@ -30,6 +30,10 @@ use super::projection::{Projection, ProjectionError};
 use super::subscriber::{self, Cursor};
 use crate::db::quote_ident;
 
+/// How long the replay waits for transactions open elsewhere before leaving the remaining events
+/// to the swap (which replays them while holding the live tables locked).
+pub const MAX_WAIT_FOR_XMIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The first key of the advisory lock taken while a projection is rebuilt or verified.
 pub const SHADOW_LOCK: i32 = 4_243;
 
@@ -188,6 +192,7 @@ fn build(
     let search_path = format!("SET LOCAL search_path TO {schema}, {}", quote_ident(live));
     let mut cursor = Cursor::START;
     let mut done = 0u64;
+    let mut waited_since: Option<std::time::Instant> = None;
     loop {
         let applied = conn.transaction(|conn| -> Result<Option<Cursor>, ShadowError> {
             diesel::sql_query(&search_path).execute(conn)?;
@@ -213,7 +218,24 @@ fn build(
             done += batch.len() as u64;
             Ok(Some(Cursor::of(last)))
         })?;
-        let Some(next) = applied else { break };
+        let Some(next) = applied else {
+            // Nothing more is safe to read. If committed events remain (a transaction open
+            // elsewhere on the server holds the snapshot's xmin back), wait for it rather than
+            // replaying them all in the swap, which holds the live tables locked.
+            let waiting = waited_since.get_or_insert_with(std::time::Instant::now);
+            let more = subscriber::read_visible_after(conn, cursor, Some(projection.handles()), 1)?;
+            let beyond = match (until, more.first()) {
+                (_, None) => false,
+                (Some(until), Some(e)) => subscriber::Cursor::of(e) <= until,
+                (None, Some(_)) => true,
+            };
+            if beyond && waiting.elapsed() < MAX_WAIT_FOR_XMIN {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            break;
+        };
+        waited_since = None;
         cursor = next;
         on_progress(ShadowProgress {
             events_done: done,
