@@ -179,7 +179,9 @@ fn admins_rebuild_and_verify_projections_from_the_page() {
     admin.login("boss", PASSWORD);
     let page = admin.get("/admin/projections");
     assert_eq!(page.status, 200);
-    page.assert_contains("users").assert_contains("inline");
+    page.assert_contains("users")
+        .assert_contains("inline")
+        .assert_contains("Catch-up subscribers");
     assert_eq!(
         analyst.post("/admin/projections/users/rebuild", &[]).status,
         403

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use crate::es::{stats, subscriber};
 use crate::web::AppState;
@@ -134,8 +134,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(metrics);
 }
 
+/// When `HEYBOSS_METRICS_TOKEN` is set, a scrape must send `Authorization: Bearer <token>`.
+fn authorized(req: &HttpRequest) -> bool {
+    let Ok(token) = std::env::var("HEYBOSS_METRICS_TOKEN") else {
+        return true;
+    };
+    if token.is_empty() {
+        return true;
+    }
+    req.headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| crate::secrets::constant_time_eq(given, &token))
+}
+
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !authorized(&req) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Bearer"))
+            .content_type("text/plain; charset=utf-8")
+            .body("a bearer token is required\n");
+    }
     let mut out = render_process();
     let pool_state = state.pool.state();
     let max = state.pool.max_size();

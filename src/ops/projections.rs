@@ -241,11 +241,17 @@ async fn projections_page(req: HttpRequest, viewer: Viewer) -> Result<HttpRespon
     viewer.require(Role::Admin)?;
     let st = state(&req).clone();
     let store = st.store.clone();
-    let rows = st
-        .db(move |conn| Ok(overview(conn, store.projections())?))
+    let (rows, subscribers) = st
+        .db(move |conn| {
+            Ok((
+                overview(conn, store.projections())?,
+                subscriber::statuses(conn)?,
+            ))
+        })
         .await?;
     let mut ctx = Context::new();
     ctx.insert("projections", &rows);
+    ctx.insert("subscribers", &subscribers);
     render(&req, "ops/projections.html", "ops/projections.html", ctx)
 }
 
