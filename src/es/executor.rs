@@ -238,13 +238,16 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
+        // Load before claiming the key: the claim is this transaction's first write, which gives
+        // it its transaction id, so a later writer of the stream always has a higher id than an
+        // earlier one and catch-up subscribers (ordered by transaction id) see the stream in order.
+        let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
         if let Some(key) = &ctx.idempotency_key {
             if let Some(first) = claim_idempotency_key(conn, key)? {
                 return Ok(first);
             }
         }
 
-        let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
         let version = history.last().map_or(0, |e| e.stream_version);
         if let Some(expected) = ctx.expected_version {
             if expected != version {

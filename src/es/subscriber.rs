@@ -11,8 +11,19 @@
 //! handled. Every transaction below the snapshot's xmin has finished, and every transaction that
 //! can still write gets an id at or above it, so nothing can ever appear below the checkpoint.
 //! (`events.transaction_id` is the top-level `pg_current_xact_id()`, also inside savepoints.)
-//! The price: a subscriber lags while any transaction of the database stays open, and the global
-//! order it sees is commit-safe order, which equals position order within one transaction.
+//! The price: a subscriber lags while any transaction of the server stays open (snapshots span
+//! databases), and the global order it sees is commit-safe order, which equals position order
+//! within one transaction.
+//!
+//! # Order within a stream
+//! Commit-safe order keeps a stream's events in version order as long as a transaction takes its
+//! transaction id (its first write) only after reading the stream it appends to: then a writer that
+//! saw version n committed has a higher id than the writer of version n. `EventStore::execute_in`
+//! loads the stream before its first write (the idempotency claim) for that reason. A transaction
+//! that writes something and then appends to another stream (a reactor, a multi-stream batch) can
+//! still land before an event of that stream committed by a younger transaction; projections fed
+//! by such writers should not depend on version order across transactions (or the writer should
+//! lock the stream before its first write).
 //!
 //! # One instance at a time
 //! A runner handles a subscriber only while its connection holds the session advisory lock
