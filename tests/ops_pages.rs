@@ -215,6 +215,16 @@ fn admins_rebuild_and_verify_projections_from_the_page() {
     admin
         .get("/admin/projections")
         .assert_contains("no difference from a rebuild");
+    // Without JavaScript the progress is a page of its own.
+    let full = admin.get("/admin/projections/users/progress");
+    assert_eq!(full.status, 200);
+    full.assert_contains("<h1>Progress of users</h1>")
+        .assert_contains("verify done");
+    assert_eq!(admin.get("/admin/projections/nope/progress").status, 404);
+    // Nobody notified the admin of anything yet.
+    admin
+        .get("/notifications")
+        .assert_contains("No notifications.");
 }
 
 #[test]
