@@ -5,7 +5,8 @@
 //! The projection is bench-local and threat-like: `FileScored`-shaped events (file, integration,
 //! signature, score) folded into one row per hit with a set-based `apply_batch` (one
 //! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE` per batch). Sizes can be scaled with
-//! `HEYBOSS_BENCH_SIZES=100000,1000000` (the default).
+//! `HEYBOSS_BENCH_SIZES=100000,1000000` (the default). A read-only projection (applies nothing) gives
+//! the ceiling that reading and decoding the log put on any rebuild.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,6 +87,24 @@ impl Projection for BenchHits {
     }
 }
 
+/// Reads the log and does nothing: the ceiling the log reading and decoding put on any rebuild.
+struct ReadOnly;
+
+impl Projection for ReadOnly {
+    fn name(&self) -> &'static str {
+        "bench_read_only"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        &["BenchScored"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["bench_read_only"]
+    }
+    fn apply(&self, _: &mut PgConnection, _: &RecordedEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
 /// Append `n` more events straight into the log (set-based; the append path has its own bench).
 fn generate(conn: &mut PgConnection, from: i64, n: i64) {
     let files = 50_000i64;
@@ -151,11 +170,21 @@ fn main() {
     )
     .execute(&mut conn)
     .unwrap();
+    diesel::sql_query("CREATE TABLE bench_read_only (id BIGINT PRIMARY KEY)")
+        .execute(&mut conn)
+        .unwrap();
     let projection = BenchHits;
     let mut have = 0i64;
     println!(
-        "{:>10} {:>14} {:>12} {:>14} {:>8} {:>12} {:>10}",
-        "events", "shadow ev/s", "peak RSS MiB", "in-place ev/s", "ratio", "rows", "VmHWM MiB"
+        "{:>10} {:>14} {:>12} {:>14} {:>8} {:>12} {:>10} {:>14}",
+        "events",
+        "shadow ev/s",
+        "peak RSS MiB",
+        "in-place ev/s",
+        "ratio",
+        "rows",
+        "VmHWM MiB",
+        "read-only ev/s"
     );
     for &size in &sizes {
         let started = Instant::now();
@@ -177,17 +206,23 @@ fn main() {
         let inplace_secs = t.elapsed().as_secs_f64();
         assert_eq!(n as i64, size);
 
+        let t = Instant::now();
+        let read = shadow::rebuild(&mut conn, &ReadOnly, false, 5_000, |_| {}).unwrap();
+        let read_secs = t.elapsed().as_secs_f64();
+        assert_eq!(read.events as i64, size);
+
         let shadow_rate = size as f64 / shadow_secs;
         let inplace_rate = size as f64 / inplace_secs;
         println!(
-            "{:>10} {:>14.0} {:>12.1} {:>14.0} {:>8.2} {:>12} {:>10.1}",
+            "{:>10} {:>14.0} {:>12.1} {:>14.0} {:>8.2} {:>12} {:>10.1} {:>14.0}",
             size,
             shadow_rate,
             peak,
             inplace_rate,
             shadow_rate / inplace_rate,
             report.rows,
-            status_kib("VmHWM:") as f64 / 1024.0
+            status_kib("VmHWM:") as f64 / 1024.0,
+            size as f64 / read_secs
         );
     }
     println!(
