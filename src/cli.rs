@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::accounts::{service, NewAccount};
 use crate::db::{self, Database};
-use crate::es::projection::rebuild;
+use crate::es::shadow;
 use crate::es::{Actor, Metadata};
 use crate::startup::{self, Application};
 use crate::web::Settings;
@@ -68,8 +68,11 @@ pub enum UsersCommand {
 
 #[derive(Subcommand)]
 pub enum ProjectionsCommand {
-    /// Empty a projection (or all) and replay the whole log into it.
+    /// Replay the whole log into shadow tables and swap them in (one projection, or all).
     Rebuild { name: Option<String> },
+    /// Rebuild into shadow tables and print every row that differs from the live tables
+    /// (exit status 1 when any does).
+    Verify { name: Option<String> },
 }
 
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -137,28 +140,54 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             println!("created {role} {username} ({id})");
             Ok(())
         }
-        Command::Projections {
-            command: ProjectionsCommand::Rebuild { name },
-        } => {
+        Command::Projections { command } => {
             let pool = db::pool(&database.url, 1)?;
             let mut conn = pool.get()?;
             db::migrate(&mut conn)?;
-            let projections = startup::projections();
-            let selected: Vec<_> = match &name {
+            let store = startup::event_store();
+            let projections = store.projections();
+            let name = match &command {
+                ProjectionsCommand::Rebuild { name } | ProjectionsCommand::Verify { name } => name,
+            };
+            let selected: Vec<_> = match name {
                 Some(n) => vec![projections
                     .get(n)
                     .ok_or_else(|| format!("no projection named {n:?}"))?
                     .clone()],
                 None => projections.iter().cloned().collect(),
             };
+            let mut differing = 0;
             for p in selected {
                 let started = std::time::Instant::now();
-                let n = rebuild(&mut conn, p.as_ref(), 1000, |_| {})?;
-                println!(
-                    "{}: {n} events replayed in {:.2} s",
-                    p.name(),
-                    started.elapsed().as_secs_f64()
-                );
+                let catch_up = projections.is_catch_up(p.name());
+                match &command {
+                    ProjectionsCommand::Rebuild { .. } => {
+                        let r = shadow::rebuild(&mut conn, p.as_ref(), catch_up, 5_000, |_| {})?;
+                        println!(
+                            "{}: {} events replayed into a shadow and swapped in, {} rows, {:.2} s",
+                            p.name(),
+                            r.events,
+                            r.rows,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    ProjectionsCommand::Verify { .. } => {
+                        let diffs = shadow::verify(&mut conn, p.as_ref(), catch_up, 5_000, |_| {})?;
+                        if diffs.is_empty() {
+                            println!("{}: equal to a rebuild", p.name());
+                        } else {
+                            differing += 1;
+                            println!("{}: {} rows differ from a rebuild", p.name(), diffs.len());
+                            for d in diffs {
+                                println!("  {d}");
+                            }
+                        }
+                    }
+                }
+            }
+            if differing > 0 {
+                // The contract: exit status 1 when verify finds a difference.
+                std::process::exit(1);
             }
             Ok(())
         }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod enrollment;
 pub mod es;
+pub mod ops;
 pub mod schema;
 pub mod scholarships;
 pub mod secrets;

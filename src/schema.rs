@@ -67,6 +67,33 @@ diesel::table! {
 }
 
 diesel::table! {
+    notifications (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        position -> Int8,
+        message -> Text,
+        link -> Text,
+        created_at -> Timestamptz,
+        read_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    projection_runs (name) {
+        name -> Text,
+        kind -> Text,
+        state -> Text,
+        events_total -> Int8,
+        events_done -> Int8,
+        differences -> Nullable<Int8>,
+        message -> Text,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     scholarship_applications (id) {
         id -> Uuid,
         fund_id -> Uuid,
@@ -152,6 +179,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    subscriber_checkpoints (name) {
+        name -> Text,
+        last_transaction_id -> Int8,
+        last_position -> Int8,
+        events_handled -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -171,6 +208,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollment_students,
     events,
     login_failures,
+    notifications,
+    projection_runs,
     scholarship_applications,
     scholarship_assignments,
     scholarship_decisions,
@@ -178,5 +217,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     scholarship_funds,
     scholarship_reviews,
     sessions,
+    subscriber_checkpoints,
     users,
 );

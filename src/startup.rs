@@ -11,7 +11,9 @@ use tera::Tera;
 
 use crate::accounts::{self, Viewer};
 use crate::db::{self, PgPool};
+use crate::es::subscriber::{ProjectionSubscriber, Runner, RunnerOptions, Subscriber};
 use crate::es::{EventStore, Projections};
+use crate::ops;
 use crate::scholarships;
 use crate::web::{frame::frame, AppError, AppState, Settings};
 
@@ -26,8 +28,31 @@ pub fn projections() -> Projections {
 }
 
 /// The event store with every projection and every reactor (process manager) of the application.
+/// Projections named in HEYBOSS_CATCHUP_PROJECTIONS run as catch-up subscribers.
 pub fn event_store() -> EventStore {
-    EventStore::new(projections()).with_reactor(scholarships::EnrollmentReaction)
+    EventStore::new(projections())
+        .with_reactor(scholarships::EnrollmentReaction)
+        .with_catch_up(&Settings::from_env(String::new()).catch_up_projections)
+}
+
+/// What contexts register with operations: audit visibility rules and notification rules.
+pub fn operations() -> ops::Registry {
+    ops::Registry::new()
+        .audit_scope(ops::audit::OwnEvents)
+        .notification_rule(ops::notifications::AccountNotices)
+}
+
+/// The catch-up subscribers: every projection configured as catch-up, and the notifications feed.
+pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn Subscriber>> {
+    let mut list: Vec<Arc<dyn Subscriber>> = store
+        .projections()
+        .catch_up()
+        .map(|p| Arc::new(ProjectionSubscriber(p.clone())) as Arc<dyn Subscriber>)
+        .collect();
+    list.push(Arc::new(ops::notifications::NotificationsSubscriber {
+        rules: registry.notification_rules.clone(),
+    }));
+    list
 }
 
 pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
@@ -41,6 +66,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// The catch-up subscribers, stopped when the server stops.
+    subscribers: Option<Runner>,
 }
 
 impl Application {
@@ -60,17 +87,27 @@ impl Application {
         let templates = load_templates(&settings)?;
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();
+        let store = event_store().with_catch_up(&settings.catch_up_projections);
+        let registry = operations();
+        let subscribers = settings.run_subscribers.then(|| {
+            Runner::start(
+                &settings.database_url,
+                subscribers(&store, &registry),
+                RunnerOptions::default(),
+            )
+        });
         let state = AppState {
             pool,
-            store: event_store(),
+            store,
             templates: Arc::new(templates),
             settings: Arc::new(settings),
         };
-        let server = run(listener, state.clone())?;
+        let server = run(listener, state.clone(), registry)?;
         Ok(Application {
             port,
             server,
             state,
+            subscribers,
         })
     }
 
@@ -87,16 +124,22 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(mut runner) = self.subscribers {
+            runner.stop();
+        }
+        result
     }
 }
 
-fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::io::Result<Server> {
     let static_dir = state.settings.static_dir.clone();
     let data = web::Data::new(state);
+    let registry = web::Data::new(registry);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(registry.clone())
             .app_data(web::FormConfig::default().limit(256 * 1024))
             .wrap(from_fn(frame))
             .service(actix_files::Files::new("/static", &static_dir).prefer_utf8(true))
@@ -105,6 +148,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .configure(accounts::routes)
             .configure(crate::enrollment::routes)
             .configure(scholarships::routes)
+            .configure(ops::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

@@ -203,6 +203,14 @@ impl EventStore {
         &self.projections
     }
 
+    /// Run these projections as catch-up subscribers instead of inline (see
+    /// [`Projections::with_catch_up`]).
+    pub fn with_catch_up(mut self, names: &[String]) -> Self {
+        let projections = (*self.projections).clone();
+        self.projections = Arc::new(projections.with_catch_up(names));
+        self
+    }
+
     /// Execute a command in its own transaction; nothing is written unless everything succeeds.
     pub fn execute<D: Decider>(
         &self,
@@ -230,16 +238,20 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
+        // Load before claiming the key: the claim is this transaction's first write, which gives
+        // it its transaction id, so a later writer of the stream always has a higher id than an
+        // earlier one and catch-up subscribers (ordered by transaction id) see the stream in order.
+        let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
         if let Some(key) = &ctx.idempotency_key {
             if let Some(first) = claim_idempotency_key(conn, key)? {
                 return Ok(first);
             }
         }
 
-        let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
         let version = history.last().map_or(0, |e| e.stream_version);
         if let Some(expected) = ctx.expected_version {
             if expected != version {
+                super::stats::count_conflict();
                 return Err(CommandError::Conflict {
                     stream_type: D::STREAM_TYPE.to_owned(),
                     stream_id: stream_id.to_owned(),

@@ -5,10 +5,14 @@ pub mod decider;
 pub mod event;
 pub mod executor;
 pub mod projection;
+pub mod shadow;
+pub mod stats;
 pub mod store;
+pub mod subscriber;
 
 pub use decider::Decider;
 pub use event::{Actor, DomainEvent, Metadata, NewEvent, RecordedEvent};
 pub use executor::{CommandContext, CommandError, CommandOutcome, EventStore, Reactor};
 pub use projection::{Projection, Projections};
 pub use store::StoreError;
+pub use subscriber::Subscriber;

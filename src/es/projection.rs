@@ -59,6 +59,8 @@ pub struct ProjectionFailed {
 #[derive(Clone, Default)]
 pub struct Projections {
     list: Vec<Arc<dyn Projection>>,
+    /// Names of the projections run by a catch-up subscriber rather than in the append transaction.
+    catch_up: Vec<String>,
 }
 
 impl Projections {
@@ -79,6 +81,28 @@ impl Projections {
         self.list.iter().find(|p| p.name() == name)
     }
 
+    /// Run the named projections as catch-up subscribers (`es::subscriber`): the append
+    /// transaction skips them and a background runner applies them after commit. Unknown names
+    /// are ignored (the configuration may name a projection of another build).
+    pub fn with_catch_up(mut self, names: &[String]) -> Self {
+        for n in names {
+            let n = n.trim();
+            if !n.is_empty() && !self.catch_up.iter().any(|c| c == n) {
+                self.catch_up.push(n.to_owned());
+            }
+        }
+        self
+    }
+
+    pub fn is_catch_up(&self, name: &str) -> bool {
+        self.catch_up.iter().any(|c| c == name)
+    }
+
+    /// The projections run by catch-up subscribers.
+    pub fn catch_up(&self) -> impl Iterator<Item = &Arc<dyn Projection>> {
+        self.list.iter().filter(|p| self.is_catch_up(p.name()))
+    }
+
     /// Run every projection on the events just appended, in the same transaction.
     pub fn apply_inline(
         &self,
@@ -86,6 +110,9 @@ impl Projections {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionFailed> {
         for projection in &self.list {
+            if self.is_catch_up(projection.name()) {
+                continue;
+            }
             let mine: Vec<&RecordedEvent> = events
                 .iter()
                 .filter(|e| projection.handles_type(&e.event_type))

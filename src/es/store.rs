@@ -62,10 +62,14 @@ pub fn append(
         .values(&rows)
         .returning(RecordedEvent::as_returning())
         .get_results(conn)
+        .inspect(|appended: &Vec<RecordedEvent>| {
+            super::stats::count_appended(appended.iter().map(|e| e.event_type.as_str()))
+        })
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
                 if info.constraint_name() == Some("events_stream_version_key") =>
             {
+                super::stats::count_conflict();
                 StoreError::Conflict {
                     stream_type: stream_type.to_owned(),
                     stream_id: stream_id.to_owned(),

@@ -48,6 +48,11 @@ pub async fn frame(
         finish_headers(&mut res, &request_id);
         let status = res.status().as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        crate::ops::metrics::observe_request(method.as_str(), &route, status, ms / 1000.0);
         if status >= 500 {
             tracing::error!(%method, %path, status, ms, "request failed");
         } else {

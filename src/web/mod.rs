@@ -30,6 +30,12 @@ pub struct Settings {
     pub secure_cookies: bool,
     pub templates_dir: PathBuf,
     pub static_dir: PathBuf,
+    /// Projections run by catch-up subscribers instead of inline (HEYBOSS_CATCHUP_PROJECTIONS,
+    /// comma-separated names).
+    pub catch_up_projections: Vec<String>,
+    /// Run the catch-up subscribers in this process (HEYBOSS_SUBSCRIBERS=0 turns them off; only
+    /// one instance at a time runs each, by an advisory lock).
+    pub run_subscribers: bool,
 }
 
 impl Settings {
@@ -54,6 +60,13 @@ impl Settings {
                 .is_ok_and(|v| v == "1" || v == "true"),
             templates_dir: home.join("templates"),
             static_dir: home.join("static"),
+            catch_up_projections: std::env::var("HEYBOSS_CATCHUP_PROJECTIONS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            run_subscribers: !std::env::var("HEYBOSS_SUBSCRIBERS").is_ok_and(|v| v == "0"),
         }
     }
 }

@@ -54,8 +54,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(app: &TestApp) -> Client {
+        Self::new_at(&app.address)
+    }
+
+    /// A browser for an application at `base` (e.g. a second instance).
+    pub fn new_at(base: &str) -> Client {
         Client {
-            base: app.address.clone(),
+            base: base.to_owned(),
             agent: ureq::AgentBuilder::new().redirects(0).build(),
             csrf: String::new(),
         }

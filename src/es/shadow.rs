@@ -1,0 +1,585 @@
+//! Rebuild and verify projections through shadow tables, so that readers never see a half-built
+//! read model.
+//!
+//! # The mechanism: a shadow schema with same-named tables
+//! A projection's `apply` code names its tables without a schema (`users`), and PostgreSQL
+//! resolves unqualified names through `search_path`. A rebuild of projection `p`:
+//! 1. creates the schema `shadow_p` holding, for each table `T` of `p`, an empty
+//!    `shadow_p.T (LIKE T INCLUDING ALL)` (same columns, defaults, checks and indexes);
+//! 2. replays the log into it in batches, each batch its own short transaction run with
+//!    `SET LOCAL search_path TO shadow_p, public`, so the unchanged apply code writes the shadow
+//!    tables (and still reads `events` and other contexts' tables from `public`); batches read in
+//!    commit-safe order (`es::subscriber`), so no event committed late is skipped;
+//! 3. swaps in one short transaction: lock the live tables, apply the events committed since the
+//!    replay (for an inline projection; a catch-up projection's checkpoint is set to the replay's
+//!    end instead), drop each live table, move the shadow table into `public`, give its indexes
+//!    their old names (error handling keys on constraint names), drop the schema.
+//!
+//! Readers keep reading the old table until the swap commits, then see the new one; writers wait
+//! only for the swap. Verify runs steps 1 and 2, then in one transaction that blocks writers (but
+//! not readers) catches the shadow up and compares it with the live table both ways
+//! (`EXCEPT ALL`), reporting every differing row; the shadow is dropped afterwards.
+//! Projections must therefore be deterministic functions of the log (no `now()`, no identity
+//! values in compared columns) and use column types with equality (jsonb, not json).
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use super::event::RecordedEvent;
+use super::projection::{Projection, ProjectionError};
+use super::subscriber::{self, Cursor};
+use crate::db::quote_ident;
+
+/// How long the replay waits for transactions open elsewhere before leaving the remaining events
+/// to the swap (which replays them while holding the live tables locked).
+pub const MAX_WAIT_FOR_XMIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The first key of the advisory lock taken while a projection is rebuilt or verified.
+pub const SHADOW_LOCK: i32 = 4_243;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShadowError {
+    #[error("a rebuild or verify of {0} is already running")]
+    Busy(String),
+    #[error("projection {0} owns no tables")]
+    NoTables(String),
+    #[error("projection {name} failed: {source}")]
+    Apply {
+        name: String,
+        #[source]
+        source: ProjectionError,
+    },
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Progress after each batch of the replay.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ShadowProgress {
+    pub events_done: u64,
+    /// Events of the handled types in the log when the replay started.
+    pub events_total: u64,
+    pub position: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildReport {
+    pub events: u64,
+    /// Where the replay ended, in commit-safe order.
+    pub cursor: Cursor,
+    pub rows: i64,
+}
+
+/// A row that is in one table and not the other.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Difference {
+    pub table: String,
+    /// "missing" (the rebuild has it, the live table not) or "unexpected" (only the live table).
+    pub kind: String,
+    /// The row as JSON.
+    pub row: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.kind == "missing" {
+            "missing from the live table"
+        } else {
+            "in the live table but not in a rebuild"
+        };
+        write!(f, "{}: {what}: {}", self.table, self.row)
+    }
+}
+
+/// The schema that holds a projection's shadow tables.
+pub fn shadow_schema(projection: &str) -> String {
+    let clean: String = projection
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("shadow_{clean}")
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    flag: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// Holds the projection's shadow lock for the life of the value.
+struct ShadowLock<'a> {
+    name: &'a str,
+}
+
+impl<'a> ShadowLock<'a> {
+    fn take(conn: &mut PgConnection, name: &'a str) -> Result<ShadowLock<'a>, ShadowError> {
+        let got: Flag = diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS flag")
+            .bind::<diesel::sql_types::Integer, _>(SHADOW_LOCK)
+            .bind::<Text, _>(name)
+            .get_result(conn)?;
+        if got.flag {
+            Ok(ShadowLock { name })
+        } else {
+            Err(ShadowError::Busy(name.to_owned()))
+        }
+    }
+
+    fn release(self, conn: &mut PgConnection) {
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1, hashtext($2)) AS flag")
+            .bind::<diesel::sql_types::Integer, _>(SHADOW_LOCK)
+            .bind::<Text, _>(self.name)
+            .get_result::<Flag>(conn);
+    }
+}
+
+fn live_schema(conn: &mut PgConnection) -> QueryResult<String> {
+    diesel::sql_query("SELECT current_schema()::text AS name")
+        .get_result::<Name>(conn)
+        .map(|n| n.name)
+}
+
+/// Create the shadow schema and tables and replay the log into them. Returns the replay's end.
+fn build(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    live: &str,
+    until: Option<Cursor>,
+    batch_size: i64,
+    on_progress: &mut dyn FnMut(ShadowProgress),
+) -> Result<(Cursor, u64), ShadowError> {
+    let name = projection.name();
+    let schema = quote_ident(&shadow_schema(name));
+    diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(conn)?;
+    diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(conn)?;
+    for table in projection.tables() {
+        diesel::sql_query(format!(
+            "CREATE TABLE {schema}.{t} (LIKE {live}.{t} INCLUDING ALL)",
+            t = quote_ident(table),
+            live = quote_ident(live),
+        ))
+        .execute(conn)?;
+    }
+    let total: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM events WHERE event_type = ANY($1)")
+            .bind::<diesel::sql_types::Array<Text>, _>(
+                projection
+                    .handles()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .get_result(conn)?;
+    let search_path = format!("SET LOCAL search_path TO {schema}, {}", quote_ident(live));
+    let mut cursor = Cursor::START;
+    let mut done = 0u64;
+    let mut waited_since: Option<std::time::Instant> = None;
+    loop {
+        let applied = conn.transaction(|conn| -> Result<Option<Cursor>, ShadowError> {
+            diesel::sql_query(&search_path).execute(conn)?;
+            // A lost batch of a shadow is rebuilt anyway: no need to wait for the disk.
+            diesel::sql_query("SET LOCAL synchronous_commit TO off").execute(conn)?;
+            let batch = subscriber::read_committed_after(
+                conn,
+                cursor,
+                until,
+                Some(projection.handles()),
+                batch_size,
+            )?;
+            let Some(last) = batch.last() else {
+                return Ok(None);
+            };
+            let refs: Vec<&RecordedEvent> = batch.iter().collect();
+            projection
+                .apply_batch(conn, &refs)
+                .map_err(|source| ShadowError::Apply {
+                    name: name.to_owned(),
+                    source,
+                })?;
+            done += batch.len() as u64;
+            Ok(Some(Cursor::of(last)))
+        })?;
+        let Some(next) = applied else {
+            // Nothing more is safe to read. If committed events remain (a transaction open
+            // elsewhere on the server holds the snapshot's xmin back), wait for it rather than
+            // replaying them all in the swap, which holds the live tables locked.
+            let waiting = waited_since.get_or_insert_with(std::time::Instant::now);
+            let more = subscriber::read_visible_after(conn, cursor, Some(projection.handles()), 1)?;
+            let beyond = match (until, more.first()) {
+                (_, None) => false,
+                (Some(until), Some(e)) => subscriber::Cursor::of(e) <= until,
+                (None, Some(_)) => true,
+            };
+            if beyond && waiting.elapsed() < MAX_WAIT_FOR_XMIN {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            break;
+        };
+        waited_since = None;
+        cursor = next;
+        on_progress(ShadowProgress {
+            events_done: done,
+            events_total: (total.n as u64).max(done),
+            position: cursor.position,
+        });
+    }
+    // (Unlogged shadow tables made logged before the swap measured slower: `SET LOGGED` rewrites
+    // the whole table.)
+    Ok((cursor, done))
+}
+
+/// Apply every visible event after `cursor` to the shadow (search_path already set); only
+/// correct while the live tables are locked against writers.
+fn apply_visible_after(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    mut cursor: Cursor,
+    batch_size: i64,
+) -> Result<(Cursor, u64), ShadowError> {
+    let mut done = 0;
+    loop {
+        let batch =
+            subscriber::read_visible_after(conn, cursor, Some(projection.handles()), batch_size)?;
+        let Some(last) = batch.last() else {
+            return Ok((cursor, done));
+        };
+        cursor = Cursor::of(last);
+        done += batch.len() as u64;
+        let refs: Vec<&RecordedEvent> = batch.iter().collect();
+        projection
+            .apply_batch(conn, &refs)
+            .map_err(|source| ShadowError::Apply {
+                name: projection.name().to_owned(),
+                source,
+            })?;
+    }
+}
+
+/// Apply events after `from` up to `to` (both final) to the shadow.
+fn apply_between(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    mut from: Cursor,
+    to: Cursor,
+    batch_size: i64,
+) -> Result<Cursor, ShadowError> {
+    loop {
+        let batch = subscriber::read_committed_after(
+            conn,
+            from,
+            Some(to),
+            Some(projection.handles()),
+            batch_size,
+        )?;
+        let Some(last) = batch.last() else {
+            return Ok(from);
+        };
+        from = Cursor::of(last);
+        let refs: Vec<&RecordedEvent> = batch.iter().collect();
+        projection
+            .apply_batch(conn, &refs)
+            .map_err(|source| ShadowError::Apply {
+                name: projection.name().to_owned(),
+                source,
+            })?;
+    }
+}
+
+fn lock_live(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    live: &str,
+    mode: &str,
+) -> QueryResult<()> {
+    let tables: Vec<String> = projection
+        .tables()
+        .iter()
+        .map(|t| format!("{}.{}", quote_ident(live), quote_ident(t)))
+        .collect();
+    diesel::sql_query(format!("LOCK TABLE {} IN {mode} MODE", tables.join(", "))).execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct IndexDef {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    def: String,
+}
+
+fn indexes(conn: &mut PgConnection, qualified: &str) -> QueryResult<Vec<(String, String)>> {
+    let rows: Vec<IndexDef> = diesel::sql_query(
+        "SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS def \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = to_regclass($1) ORDER BY c.relname",
+    )
+    .bind::<Text, _>(qualified)
+    .load(conn)?;
+    // An index is the same when it is unique or not alike and indexes the same expressions.
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let unique = r.def.starts_with("CREATE UNIQUE");
+            let body = r
+                .def
+                .split_once(" USING ")
+                .map_or("", |(_, b)| b)
+                .to_owned();
+            (r.name, format!("{unique}:{body}"))
+        })
+        .collect())
+}
+
+fn row_count(conn: &mut PgConnection, projection: &dyn Projection, live: &str) -> QueryResult<i64> {
+    let mut rows = 0;
+    for t in projection.tables() {
+        let c: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {}.{}",
+            quote_ident(live),
+            quote_ident(t)
+        ))
+        .get_result(conn)?;
+        rows += c.n;
+    }
+    Ok(rows)
+}
+
+/// Rebuild a projection from the whole log into shadow tables and swap them in atomically.
+/// `catch_up`: the projection is run by a catch-up subscriber (its checkpoint is set to the end of
+/// the replay in the swap transaction) rather than inline.
+pub fn rebuild(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    catch_up: bool,
+    batch_size: i64,
+    mut on_progress: impl FnMut(ShadowProgress),
+) -> Result<RebuildReport, ShadowError> {
+    let name = projection.name();
+    if projection.tables().is_empty() {
+        return Err(ShadowError::NoTables(name.to_owned()));
+    }
+    let lock = ShadowLock::take(conn, name)?;
+    let result = rebuild_locked(conn, projection, catch_up, batch_size, &mut on_progress);
+    if result.is_err() {
+        let _ = diesel::sql_query(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(&shadow_schema(name))
+        ))
+        .execute(conn);
+    }
+    lock.release(conn);
+    result
+}
+
+fn rebuild_locked(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    catch_up: bool,
+    batch_size: i64,
+    on_progress: &mut dyn FnMut(ShadowProgress),
+) -> Result<RebuildReport, ShadowError> {
+    let name = projection.name();
+    let live = live_schema(conn)?;
+    let shadow = shadow_schema(name);
+    let (cursor, replayed) = build(conn, projection, &live, None, batch_size, on_progress)?;
+    conn.transaction(|conn| -> Result<RebuildReport, ShadowError> {
+        lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
+        diesel::sql_query(format!(
+            "SET LOCAL search_path TO {}, {}",
+            quote_ident(&shadow),
+            quote_ident(&live)
+        ))
+        .execute(conn)?;
+        let (cursor, late) = if catch_up {
+            subscriber::set_checkpoint(conn, name, cursor)?;
+            (cursor, 0)
+        } else {
+            // Every writer that touched the live tables has committed (the lock waited for
+            // them); any other one will write the new tables after the swap.
+            apply_visible_after(conn, projection, cursor, batch_size)?
+        };
+        for table in projection.tables() {
+            let live_t = format!("{}.{}", quote_ident(&live), quote_ident(table));
+            let shadow_t = format!("{}.{}", quote_ident(&shadow), quote_ident(table));
+            let old = indexes(conn, &live_t)?;
+            diesel::sql_query(format!("DROP TABLE {live_t}")).execute(conn)?;
+            diesel::sql_query(format!(
+                "ALTER TABLE {shadow_t} SET SCHEMA {}",
+                quote_ident(&live)
+            ))
+            .execute(conn)?;
+            let mut old = old;
+            for (new_name, key) in indexes(conn, &live_t)? {
+                if let Some(i) = old.iter().position(|(_, k)| *k == key) {
+                    let (old_name, _) = old.remove(i);
+                    if old_name != new_name {
+                        diesel::sql_query(format!(
+                            "ALTER INDEX {}.{} RENAME TO {}",
+                            quote_ident(&live),
+                            quote_ident(&new_name),
+                            quote_ident(&old_name)
+                        ))
+                        .execute(conn)?;
+                    }
+                }
+            }
+        }
+        diesel::sql_query(format!("DROP SCHEMA {} CASCADE", quote_ident(&shadow))).execute(conn)?;
+        diesel::sql_query("SET LOCAL search_path TO DEFAULT").execute(conn)?;
+        let rows = row_count(conn, projection, &live)?;
+        Ok(RebuildReport {
+            events: replayed + late,
+            cursor,
+            rows,
+        })
+    })
+}
+
+/// Rebuild a projection into shadow tables and report every row that differs from the live
+/// tables (empty when the read model equals a rebuild). The live tables are not changed.
+pub fn verify(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    catch_up: bool,
+    batch_size: i64,
+    mut on_progress: impl FnMut(ShadowProgress),
+) -> Result<Vec<Difference>, ShadowError> {
+    let name = projection.name();
+    if projection.tables().is_empty() {
+        return Err(ShadowError::NoTables(name.to_owned()));
+    }
+    let lock = ShadowLock::take(conn, name)?;
+    let result = verify_locked(conn, projection, catch_up, batch_size, &mut on_progress);
+    let _ = diesel::sql_query(format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        quote_ident(&shadow_schema(name))
+    ))
+    .execute(conn);
+    lock.release(conn);
+    result
+}
+
+fn verify_locked(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    catch_up: bool,
+    batch_size: i64,
+    on_progress: &mut dyn FnMut(ShadowProgress),
+) -> Result<Vec<Difference>, ShadowError> {
+    let name = projection.name();
+    let live = live_schema(conn)?;
+    let shadow = shadow_schema(name);
+    // A catch-up projection is compared at its checkpoint, which only moves forward: replay no
+    // further than where it is now.
+    let until = if catch_up {
+        Some(subscriber::checkpoint(conn, name)?.unwrap_or(Cursor::START))
+    } else {
+        None
+    };
+    let (cursor, _) = build(conn, projection, &live, until, batch_size, on_progress)?;
+    let mut differences = Vec::new();
+    let outcome = conn.transaction(|conn| -> Result<(), ShadowError> {
+        if catch_up {
+            // Hold the subscriber still, then bring the shadow to its checkpoint.
+            let now: (i64, i64) = crate::schema::subscriber_checkpoints::table
+                .find(name)
+                .select((
+                    crate::schema::subscriber_checkpoints::last_transaction_id,
+                    crate::schema::subscriber_checkpoints::last_position,
+                ))
+                .for_update()
+                .first(conn)
+                .optional()?
+                .unwrap_or((0, 0));
+            diesel::sql_query(format!(
+                "SET LOCAL search_path TO {}, {}",
+                quote_ident(&shadow),
+                quote_ident(&live)
+            ))
+            .execute(conn)?;
+            let to = Cursor {
+                transaction_id: now.0,
+                position: now.1,
+            };
+            apply_between(conn, projection, cursor, to, batch_size)?;
+        } else {
+            // Writers wait (readers do not) while the shadow catches up and is compared.
+            lock_live(conn, projection, &live, "SHARE")?;
+            diesel::sql_query(format!(
+                "SET LOCAL search_path TO {}, {}",
+                quote_ident(&shadow),
+                quote_ident(&live)
+            ))
+            .execute(conn)?;
+            apply_visible_after(conn, projection, cursor, batch_size)?;
+        }
+        for table in projection.tables() {
+            let live_t = format!("{}.{}", quote_ident(&live), quote_ident(table));
+            let shadow_t = format!("{}.{}", quote_ident(&shadow), quote_ident(table));
+            differences.extend(diff(conn, table, &live_t, &shadow_t)?);
+        }
+        // Nothing of this transaction is kept.
+        Err(ShadowError::Database(
+            diesel::result::Error::RollbackTransaction,
+        ))
+    });
+    match outcome {
+        Err(ShadowError::Database(diesel::result::Error::RollbackTransaction)) | Ok(()) => {
+            Ok(differences)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(QueryableByName)]
+struct DiffRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    row: String,
+}
+
+/// Rows of `expected` missing from `live` and rows of `live` not in `expected` (with multiplicity).
+fn diff(
+    conn: &mut PgConnection,
+    table: &str,
+    live: &str,
+    expected: &str,
+) -> QueryResult<Vec<Difference>> {
+    let rows: Vec<DiffRow> = diesel::sql_query(format!(
+        "(SELECT 'missing' AS kind, row_to_json(d)::text AS row \
+           FROM (SELECT * FROM {expected} EXCEPT ALL SELECT * FROM {live}) d) \
+         UNION ALL \
+         (SELECT 'unexpected' AS kind, row_to_json(d)::text AS row \
+           FROM (SELECT * FROM {live} EXCEPT ALL SELECT * FROM {expected}) d) \
+         ORDER BY 1, 2 LIMIT 10000"
+    ))
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Difference {
+            table: table.to_owned(),
+            kind: r.kind,
+            row: r.row,
+        })
+        .collect())
+}

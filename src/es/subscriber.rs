@@ -1,0 +1,530 @@
+//! Catch-up subscribers: handlers that run after commit, outside the append transaction, each
+//! with a stored checkpoint.
+//!
+//! # Commit-safe order
+//! Positions come from an identity column, taken when a row is inserted, not when its transaction
+//! commits: a slow transaction can commit position 7 after position 9 was already read. A reader
+//! that only remembered "last position 9" would skip 7 forever. So a subscriber reads only events
+//! whose writing transaction is older than every transaction still running
+//! (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`, in the same statement as the read),
+//! in the order `(transaction_id, position)`, and its checkpoint is the key of the last event it
+//! handled. Every transaction below the snapshot's xmin has finished, and every transaction that
+//! can still write gets an id at or above it, so nothing can ever appear below the checkpoint.
+//! (`events.transaction_id` is the top-level `pg_current_xact_id()`, also inside savepoints.)
+//! The price: a subscriber lags while any transaction of the server stays open (snapshots span
+//! databases), and the global order it sees is commit-safe order, which equals position order
+//! within one transaction.
+//!
+//! # Order within a stream
+//! Commit-safe order keeps a stream's events in version order as long as a transaction takes its
+//! transaction id (its first write) only after reading the stream it appends to: then a writer that
+//! saw version n committed has a higher id than the writer of version n. `EventStore::execute_in`
+//! loads the stream before its first write (the idempotency claim) for that reason. A transaction
+//! that writes something and then appends to another stream (a reactor, a multi-stream batch) can
+//! still land before an event of that stream committed by a younger transaction; projections fed
+//! by such writers should not depend on version order across transactions (or the writer should
+//! lock the stream before its first write).
+//!
+//! # One instance at a time
+//! A runner handles a subscriber only while its connection holds the session advisory lock
+//! `pg_try_advisory_lock(SUBSCRIBER_LOCK, hashtext(name))`; other instances poll for the lock.
+//! Each batch and its checkpoint are written in one transaction, so the handler's effects in the
+//! database happen exactly once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
+
+use super::event::RecordedEvent;
+use super::projection::{Projection, ProjectionError, Projections};
+use crate::schema::{events, subscriber_checkpoints};
+
+/// The first key of the advisory locks of subscribers (the second is `hashtext(name)`).
+pub const SUBSCRIBER_LOCK: i32 = 4_242;
+
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Something that handles events after they commit.
+pub trait Subscriber: Send + Sync + 'static {
+    /// Unique; the checkpoint's key.
+    fn name(&self) -> &str;
+    /// The event types it wants (`None`: every event).
+    fn handles(&self) -> Option<&'static [&'static str]>;
+    /// Handle a batch, in commit-safe order, inside the transaction that moves the checkpoint.
+    fn handle(&self, conn: &mut PgConnection, events: &[RecordedEvent])
+        -> Result<(), HandlerError>;
+    /// Where to start when it has no checkpoint yet (default: the start of the log). May do work,
+    /// such as building a read model from the whole log.
+    fn initialize(&self, _conn: &mut PgConnection) -> Result<Cursor, HandlerError> {
+        Ok(Cursor::START)
+    }
+}
+
+/// A point in commit-safe order: the key `(transaction_id, position)` of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+pub struct Cursor {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+impl Cursor {
+    pub const START: Cursor = Cursor {
+        transaction_id: 0,
+        position: 0,
+    };
+
+    pub fn of(event: &RecordedEvent) -> Cursor {
+        Cursor {
+            transaction_id: event.transaction_id,
+            position: event.position,
+        }
+    }
+}
+
+/// Committed events after `after` in commit-safe order, only from transactions older than any
+/// still running, at most up to `until` (inclusive) when given.
+pub fn read_committed_after(
+    conn: &mut PgConnection,
+    after: Cursor,
+    until: Option<Cursor>,
+    event_types: Option<&[&str]>,
+    limit: i64,
+) -> QueryResult<Vec<RecordedEvent>> {
+    let mut query = events::table
+        .filter(
+            sql::<Bool>("(transaction_id, position) > (")
+                .bind::<BigInt, _>(after.transaction_id)
+                .sql(", ")
+                .bind::<BigInt, _>(after.position)
+                .sql(")"),
+        )
+        .filter(events::transaction_id.lt(sql::<BigInt>(
+            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        )))
+        .order((events::transaction_id.asc(), events::position.asc()))
+        .limit(limit)
+        .select(RecordedEvent::as_select())
+        .into_boxed();
+    if let Some(until) = until {
+        query = query.filter(
+            sql::<Bool>("(transaction_id, position) <= (")
+                .bind::<BigInt, _>(until.transaction_id)
+                .sql(", ")
+                .bind::<BigInt, _>(until.position)
+                .sql(")"),
+        );
+    }
+    if let Some(types) = event_types {
+        query = query.filter(events::event_type.eq_any(types.to_vec()));
+    }
+    query.load(conn)
+}
+
+/// Every visible event after `after` in commit-safe order, without the xmin bound: only for a
+/// reader that holds locks guaranteeing no writer of interest is still running.
+pub fn read_visible_after(
+    conn: &mut PgConnection,
+    after: Cursor,
+    event_types: Option<&[&str]>,
+    limit: i64,
+) -> QueryResult<Vec<RecordedEvent>> {
+    let mut query = events::table
+        .filter(
+            sql::<Bool>("(transaction_id, position) > (")
+                .bind::<BigInt, _>(after.transaction_id)
+                .sql(", ")
+                .bind::<BigInt, _>(after.position)
+                .sql(")"),
+        )
+        .order((events::transaction_id.asc(), events::position.asc()))
+        .limit(limit)
+        .select(RecordedEvent::as_select())
+        .into_boxed();
+    if let Some(types) = event_types {
+        query = query.filter(events::event_type.eq_any(types.to_vec()));
+    }
+    query.load(conn)
+}
+
+/// The stored checkpoint of a subscriber, if it has one.
+pub fn checkpoint(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Cursor>> {
+    subscriber_checkpoints::table
+        .find(name)
+        .select((
+            subscriber_checkpoints::last_transaction_id,
+            subscriber_checkpoints::last_position,
+        ))
+        .first::<(i64, i64)>(conn)
+        .optional()
+        .map(|o| {
+            o.map(|(transaction_id, position)| Cursor {
+                transaction_id,
+                position,
+            })
+        })
+}
+
+/// Set a checkpoint (creating it), e.g. after a rebuild replayed the log up to `cursor`.
+pub fn set_checkpoint(conn: &mut PgConnection, name: &str, cursor: Cursor) -> QueryResult<()> {
+    diesel::insert_into(subscriber_checkpoints::table)
+        .values((
+            subscriber_checkpoints::name.eq(name),
+            subscriber_checkpoints::last_transaction_id.eq(cursor.transaction_id),
+            subscriber_checkpoints::last_position.eq(cursor.position),
+        ))
+        .on_conflict(subscriber_checkpoints::name)
+        .do_update()
+        .set((
+            subscriber_checkpoints::last_transaction_id.eq(cursor.transaction_id),
+            subscriber_checkpoints::last_position.eq(cursor.position),
+            subscriber_checkpoints::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = Bool)]
+    flag: bool,
+}
+
+/// Take the subscriber's advisory lock for this session, if no other session holds it.
+pub fn try_lock(conn: &mut PgConnection, name: &str) -> QueryResult<bool> {
+    diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS flag")
+        .bind::<diesel::sql_types::Integer, _>(SUBSCRIBER_LOCK)
+        .bind::<Text, _>(name)
+        .get_result::<Flag>(conn)
+        .map(|f| f.flag)
+}
+
+pub fn unlock(conn: &mut PgConnection, name: &str) -> QueryResult<bool> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1, hashtext($2)) AS flag")
+        .bind::<diesel::sql_types::Integer, _>(SUBSCRIBER_LOCK)
+        .bind::<Text, _>(name)
+        .get_result::<Flag>(conn)
+        .map(|f| f.flag)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriberError {
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error("subscriber {name} failed: {source}")]
+    Handler {
+        name: String,
+        #[source]
+        source: HandlerError,
+    },
+}
+
+/// Make sure the subscriber has a checkpoint (running its `initialize` when it has none).
+pub fn ensure_checkpoint(
+    conn: &mut PgConnection,
+    subscriber: &dyn Subscriber,
+) -> Result<Cursor, SubscriberError> {
+    if let Some(c) = checkpoint(conn, subscriber.name())? {
+        return Ok(c);
+    }
+    let start = subscriber
+        .initialize(conn)
+        .map_err(|source| SubscriberError::Handler {
+            name: subscriber.name().to_owned(),
+            source,
+        })?;
+    diesel::insert_into(subscriber_checkpoints::table)
+        .values((
+            subscriber_checkpoints::name.eq(subscriber.name()),
+            subscriber_checkpoints::last_transaction_id.eq(start.transaction_id),
+            subscriber_checkpoints::last_position.eq(start.position),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(checkpoint(conn, subscriber.name())?.unwrap_or(start))
+}
+
+/// Handle the next batch of at most `batch_size` events; returns how many were handled.
+/// The caller should hold the subscriber's lock; the checkpoint row is locked as well
+/// (`FOR UPDATE`), so even a caller without it cannot handle a batch twice.
+pub fn catch_up_once(
+    conn: &mut PgConnection,
+    subscriber: &dyn Subscriber,
+    batch_size: i64,
+) -> Result<usize, SubscriberError> {
+    ensure_checkpoint(conn, subscriber)?;
+    conn.transaction(|conn| {
+        let (t, p): (i64, i64) = subscriber_checkpoints::table
+            .find(subscriber.name())
+            .select((
+                subscriber_checkpoints::last_transaction_id,
+                subscriber_checkpoints::last_position,
+            ))
+            .for_update()
+            .first(conn)?;
+        let after = Cursor {
+            transaction_id: t,
+            position: p,
+        };
+        let batch = read_committed_after(conn, after, None, subscriber.handles(), batch_size)?;
+        let Some(last) = batch.last() else {
+            return Ok(0);
+        };
+        let last = Cursor::of(last);
+        subscriber
+            .handle(conn, &batch)
+            .map_err(|source| SubscriberError::Handler {
+                name: subscriber.name().to_owned(),
+                source,
+            })?;
+        diesel::update(subscriber_checkpoints::table.find(subscriber.name()))
+            .set((
+                subscriber_checkpoints::last_transaction_id.eq(last.transaction_id),
+                subscriber_checkpoints::last_position.eq(last.position),
+                subscriber_checkpoints::events_handled
+                    .eq(subscriber_checkpoints::events_handled + batch.len() as i64),
+                subscriber_checkpoints::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        Ok(batch.len())
+    })
+}
+
+/// Handle batches until nothing is left (for tests and the CLI).
+pub fn catch_up(
+    conn: &mut PgConnection,
+    subscriber: &dyn Subscriber,
+    batch_size: i64,
+) -> Result<u64, SubscriberError> {
+    let mut total = 0;
+    loop {
+        let n = catch_up_once(conn, subscriber, batch_size)?;
+        total += n as u64;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Has the subscriber handled the event at `position`?
+pub fn reached(conn: &mut PgConnection, name: &str, position: i64) -> QueryResult<bool> {
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM subscriber_checkpoints c JOIN events e ON e.position = $2 \
+         WHERE c.name = $1 AND (e.transaction_id, e.position) <= (c.last_transaction_id, c.last_position)) AS flag",
+    )
+    .bind::<Text, _>(name)
+    .bind::<BigInt, _>(position)
+    .get_result::<Flag>(conn)
+    .map(|f| f.flag)
+}
+
+/// Wait until the subscriber `name` has handled the event at `position` (a page showing the
+/// result of its own command), polling; `false` when `timeout` passed first.
+pub fn wait_for(
+    conn: &mut PgConnection,
+    name: &str,
+    position: i64,
+    timeout: Duration,
+) -> QueryResult<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if reached(conn, name, position)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// [`wait_for`] for a projection: immediate when it runs inline.
+pub fn wait_for_projection(
+    conn: &mut PgConnection,
+    projections: &Projections,
+    name: &str,
+    position: i64,
+    timeout: Duration,
+) -> QueryResult<bool> {
+    if !projections.is_catch_up(name) {
+        return Ok(true);
+    }
+    wait_for(conn, name, position, timeout)
+}
+
+/// A subscriber's progress, for the projections page and `/metrics`.
+#[derive(Debug, Clone, QueryableByName, serde::Serialize)]
+pub struct SubscriberStatus {
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub last_position: i64,
+    #[diesel(sql_type = BigInt)]
+    pub events_handled: i64,
+    /// Events committed after the checkpoint (capped at 1,000,000), of any type.
+    #[diesel(sql_type = BigInt)]
+    pub behind: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn statuses(conn: &mut PgConnection) -> QueryResult<Vec<SubscriberStatus>> {
+    diesel::sql_query(
+        "SELECT c.name, c.last_position, c.events_handled, c.updated_at, \
+         (SELECT count(*) FROM (SELECT 1 FROM events e \
+            WHERE (e.transaction_id, e.position) > (c.last_transaction_id, c.last_position) \
+            LIMIT 1000000) x) AS behind \
+         FROM subscriber_checkpoints c ORDER BY c.name",
+    )
+    .load(conn)
+}
+
+/// A projection run as a catch-up subscriber. Its first start (no checkpoint) builds the read
+/// model from the whole log into a shadow table and swaps it in (`es::shadow`).
+pub struct ProjectionSubscriber(pub Arc<dyn Projection>);
+
+impl Subscriber for ProjectionSubscriber {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn handles(&self) -> Option<&'static [&'static str]> {
+        Some(self.0.handles())
+    }
+
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), HandlerError> {
+        let refs: Vec<&RecordedEvent> = events.iter().collect();
+        self.0
+            .apply_batch(conn, &refs)
+            .map_err(|e: ProjectionError| Box::new(e) as HandlerError)
+    }
+
+    fn initialize(&self, conn: &mut PgConnection) -> Result<Cursor, HandlerError> {
+        let report = super::shadow::rebuild(conn, self.0.as_ref(), true, 5_000, |_| {})?;
+        Ok(report.cursor)
+    }
+}
+
+/// How the background runner polls.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub batch_size: i64,
+    /// Pause when the subscriber is caught up.
+    pub idle: Duration,
+    /// Pause after an error (a lost connection) before reconnecting.
+    pub retry: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            batch_size: 500,
+            idle: Duration::from_millis(50),
+            retry: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Background threads driving subscribers, one per subscriber, each on its own connection (so it
+/// can hold its advisory lock). Stopped on [`Runner::stop`] or drop.
+pub struct Runner {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Runner {
+    pub fn start(
+        database_url: &str,
+        subscribers: Vec<Arc<dyn Subscriber>>,
+        options: RunnerOptions,
+    ) -> Runner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = subscribers
+            .into_iter()
+            .map(|sub| {
+                let stop = stop.clone();
+                let url = database_url.to_owned();
+                let options = options.clone();
+                std::thread::Builder::new()
+                    .name(format!("subscriber-{}", sub.name()))
+                    .spawn(move || run_loop(&url, sub.as_ref(), &options, &stop))
+                    .expect("spawn a subscriber thread")
+            })
+            .collect();
+        Runner { stop, threads }
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn pause(stop: &AtomicBool, total: Duration) {
+    let until = Instant::now() + total;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10).min(total));
+    }
+}
+
+fn run_loop(url: &str, sub: &dyn Subscriber, options: &RunnerOptions, stop: &AtomicBool) {
+    let mut conn: Option<PgConnection> = None;
+    let mut locked = false;
+    while !stop.load(Ordering::SeqCst) {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match PgConnection::establish(url) {
+                Ok(c) => {
+                    locked = false;
+                    conn.insert(c)
+                }
+                Err(e) => {
+                    tracing::debug!(subscriber = sub.name(), error = %e, "cannot connect");
+                    pause(stop, options.retry);
+                    continue;
+                }
+            },
+        };
+        if !locked {
+            match try_lock(c, sub.name()) {
+                Ok(true) => locked = true,
+                Ok(false) => {
+                    // Another instance handles it; try again later.
+                    pause(stop, options.retry);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(subscriber = sub.name(), error = %e, "subscriber lock failed");
+                    conn = None;
+                    pause(stop, options.retry);
+                    continue;
+                }
+            }
+        }
+        match catch_up_once(c, sub, options.batch_size) {
+            Ok(n) if n as i64 >= options.batch_size => {}
+            Ok(_) => pause(stop, options.idle),
+            Err(e) => {
+                tracing::warn!(subscriber = sub.name(), error = %e, "subscriber batch failed; retrying");
+                // A new connection: the lock goes with the old one.
+                conn = None;
+                pause(stop, options.retry);
+            }
+        }
+    }
+}

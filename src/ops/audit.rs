@@ -1,0 +1,540 @@
+//! The audit log (`/audit`) and entity histories (`/history/{stream_type}/{stream_id}`): every
+//! event with stream, type, actor, time and payload, filtered, keyset-paged by global position,
+//! and scoped to what the viewer may see.
+//!
+//! # Visibility
+//! Admins see every event. Anyone else sees the events some registered [`AuditScope`] grants and
+//! none denies. Contexts register rules in `startup::operations()`; the default
+//! [`OwnEvents`] grants a user their own user stream and the events they caused.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::dsl::sql;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+use uuid::Uuid;
+
+use super::{csv, Registry};
+use crate::accounts::{Role, Viewer};
+use crate::es::RecordedEvent;
+use crate::schema::{events, users};
+use crate::web::render::state;
+use crate::web::{render, AppError};
+
+/// A condition on a row of `events`, e.g.
+/// `Box::new(events::stream_type.eq("signature").and(sql::<Bool>("payload->>'group' = ").bind::<Text, _>(g)))`.
+pub type EventPredicate = Box<dyn BoxableExpression<events::table, Pg, SqlType = Bool>>;
+
+/// A visibility rule of the audit log for users other than admins.
+pub trait AuditScope: Send + Sync + 'static {
+    /// Events this rule lets the viewer see (`None`: it grants nothing to this viewer).
+    fn grant(&self, _viewer: &Viewer) -> Option<EventPredicate> {
+        None
+    }
+    /// Events this rule hides from the viewer even when another rule grants them (`None`: hides
+    /// nothing). The predicate must be true or false, never NULL (use `COALESCE`).
+    fn deny(&self, _viewer: &Viewer) -> Option<EventPredicate> {
+        None
+    }
+}
+
+/// The default rule: a user sees the events of their own user stream and the events they caused.
+pub struct OwnEvents;
+
+impl AuditScope for OwnEvents {
+    fn grant(&self, viewer: &Viewer) -> Option<EventPredicate> {
+        let me = viewer.user_id.to_string();
+        Some(Box::new(
+            events::stream_type
+                .eq("user")
+                .and(events::stream_id.eq(me.clone()))
+                .or(sql::<Bool>("(metadata -> 'actor' ->> 'id') = ").bind::<Text, _>(me)),
+        ))
+    }
+}
+
+/// The condition on `events` for what `viewer` may see under `scopes`.
+pub fn visible_to(viewer: &Viewer, scopes: &[std::sync::Arc<dyn AuditScope>]) -> EventPredicate {
+    if viewer.is(Role::Admin) {
+        return Box::new(sql::<Bool>("TRUE"));
+    }
+    let mut granted: EventPredicate = Box::new(sql::<Bool>("FALSE"));
+    for scope in scopes {
+        if let Some(g) = scope.grant(viewer) {
+            granted = Box::new(granted.or(g));
+        }
+    }
+    for scope in scopes {
+        if let Some(d) = scope.deny(viewer) {
+            granted = Box::new(granted.and(diesel::dsl::not(d)));
+        }
+    }
+    granted
+}
+
+/// The events of one stream the viewer may see, in version order: the history tab of an entity
+/// page (render with `templates/_history.html`, passing them as `history`).
+pub fn visible_history(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    registry: &Registry,
+    stream_type: &str,
+    stream_id: &str,
+) -> QueryResult<Vec<RecordedEvent>> {
+    events::table
+        .filter(events::stream_type.eq(stream_type))
+        .filter(events::stream_id.eq(stream_id))
+        .filter(visible_to(viewer, &registry.audit_scopes))
+        .order(events::stream_version.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(audit_page).service(history_page);
+}
+
+pub const PAGE_SIZE: i64 = 50;
+/// At most this many rows in one CSV export.
+pub const CSV_LIMIT: i64 = 50_000;
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub stream_type: String,
+    #[serde(default)]
+    pub stream_id: String,
+    #[serde(default)]
+    pub event_type: String,
+    /// A username, a user id, or `cli`, `sensor`, `system`.
+    #[serde(default)]
+    pub actor: String,
+    /// From this time (inclusive): `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM`, UTC.
+    #[serde(default)]
+    pub from: String,
+    /// Until this time (exclusive; a date means the end of that day).
+    #[serde(default)]
+    pub to: String,
+    /// Older page: events before this position.
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Newer page: events after this position.
+    #[serde(default)]
+    pub after: Option<i64>,
+    #[serde(default)]
+    pub format: String,
+}
+
+/// The parsed filters, ready for SQL.
+struct Filters {
+    stream_type: Option<String>,
+    stream_id: Option<String>,
+    event_type: Option<String>,
+    actor: Option<ActorFilter>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+enum ActorFilter {
+    Kind(&'static str),
+    Id(String),
+    /// A username that names nobody: matches nothing.
+    Nobody,
+}
+
+fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let d = if end_of_day {
+            d.succ_opt().unwrap_or(d)
+        } else {
+            d
+        };
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(raw, fmt) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    Err(AppError::Unprocessable(format!(
+        "{raw:?} is not a time: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
+    )))
+}
+
+fn non_empty(s: &str, name: &str) -> Result<Option<String>, AppError> {
+    let v = crate::web::text_field(name, s, 200)?;
+    Ok((!v.is_empty()).then_some(v))
+}
+
+fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, AppError> {
+    let actor = match non_empty(&q.actor, "actor")? {
+        None => None,
+        Some(a) => Some(match a.to_ascii_lowercase().as_str() {
+            "cli" => ActorFilter::Kind("cli"),
+            "sensor" => ActorFilter::Kind("sensor"),
+            "system" => ActorFilter::Kind("system"),
+            _ => match Uuid::parse_str(&a) {
+                Ok(id) => ActorFilter::Id(id.to_string()),
+                Err(_) => match crate::accounts::queries::find_by_username(conn, &a)? {
+                    Some(u) => ActorFilter::Id(u.id.to_string()),
+                    None => ActorFilter::Nobody,
+                },
+            },
+        }),
+    };
+    let from = parse_time(&q.from, false)?;
+    let to = parse_time(&q.to, true)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f >= t {
+            return Err(AppError::Unprocessable(
+                "the time range is empty: \"from\" must be before \"to\"".into(),
+            ));
+        }
+    }
+    Ok(Filters {
+        stream_type: non_empty(&q.stream_type, "stream type")?,
+        stream_id: non_empty(&q.stream_id, "stream id")?,
+        event_type: non_empty(&q.event_type, "event type")?,
+        actor,
+        from,
+        to,
+    })
+}
+
+type BoxedEvents<'a> = events::BoxedQuery<'a, Pg>;
+
+/// The viewer's visible events under the filters (no order, no limit).
+fn filtered<'a>(viewer: &Viewer, registry: &Registry, f: &Filters) -> BoxedEvents<'a> {
+    let mut query = events::table
+        .filter(visible_to(viewer, &registry.audit_scopes))
+        .into_boxed();
+    if let Some(v) = &f.stream_type {
+        query = query.filter(events::stream_type.eq(v.clone()));
+    }
+    if let Some(v) = &f.stream_id {
+        query = query.filter(events::stream_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.event_type {
+        query = query.filter(events::event_type.eq(v.clone()));
+    }
+    match &f.actor {
+        None => {}
+        Some(ActorFilter::Kind(k)) => {
+            query =
+                query.filter(sql::<Bool>("(metadata -> 'actor' ->> 'kind') = ").bind::<Text, _>(*k))
+        }
+        Some(ActorFilter::Id(id)) => {
+            query = query.filter(
+                sql::<Bool>("(metadata -> 'actor' ->> 'id') = ").bind::<Text, _>(id.clone()),
+            )
+        }
+        Some(ActorFilter::Nobody) => query = query.filter(sql::<Bool>("FALSE")),
+    }
+    if let Some(t) = f.from {
+        query = query.filter(events::recorded_at.ge(t));
+    }
+    if let Some(t) = f.to {
+        query = query.filter(events::recorded_at.lt(t));
+    }
+    query
+}
+
+/// One row of the audit log as shown.
+#[derive(Debug, Serialize)]
+pub struct AuditRow {
+    pub position: i64,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: String,
+    /// The stream's history page.
+    pub history: String,
+}
+
+/// Percent-encode one path segment.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditPage {
+    pub rows: Vec<AuditRow>,
+    pub older: Option<i64>,
+    pub newer: Option<i64>,
+}
+
+fn actor_names(
+    conn: &mut PgConnection,
+    events: &[RecordedEvent],
+) -> QueryResult<HashMap<String, String>> {
+    let ids: Vec<Uuid> = events
+        .iter()
+        .filter_map(|e| e.actor().and_then(|a| a.user_id()))
+        .collect();
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::username))
+        .load::<(Uuid, String)>(conn)?
+        .into_iter()
+        .map(|(id, name)| (id.to_string(), name))
+        .collect())
+}
+
+fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<Vec<AuditRow>> {
+    let names = actor_names(conn, &events)?;
+    Ok(events
+        .into_iter()
+        .map(|e| {
+            let actor = match e.actor() {
+                Some(crate::es::Actor::User(id)) => names
+                    .get(&id.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| format!("user {id}")),
+                Some(crate::es::Actor::Sensor(id)) => format!("sensor {id}"),
+                Some(crate::es::Actor::Cli) => "cli".into(),
+                Some(crate::es::Actor::System(name)) => format!("system ({name})"),
+                None => "unknown".into(),
+            };
+            AuditRow {
+                history: format!(
+                    "/history/{}/{}",
+                    segment(&e.stream_type),
+                    segment(&e.stream_id)
+                ),
+                position: e.position,
+                stream_type: e.stream_type,
+                stream_id: e.stream_id,
+                stream_version: e.stream_version,
+                event_type: e.event_type,
+                actor,
+                recorded_at: e.recorded_at,
+                payload: e.payload.to_string(),
+            }
+        })
+        .collect())
+}
+
+/// One page of the audit log, newest first, keyset-paged by position.
+fn load_page(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    registry: &Registry,
+    f: &Filters,
+    q: &AuditQuery,
+) -> QueryResult<AuditPage> {
+    let mut events: Vec<RecordedEvent> = match (q.before, q.after) {
+        (_, Some(after)) => {
+            let mut rows: Vec<RecordedEvent> = filtered(viewer, registry, f)
+                .filter(events::position.gt(after))
+                .order(events::position.asc())
+                .limit(PAGE_SIZE)
+                .select(RecordedEvent::as_select())
+                .load(conn)?;
+            rows.reverse();
+            rows
+        }
+        (before, None) => {
+            let mut query = filtered(viewer, registry, f);
+            if let Some(b) = before {
+                query = query.filter(events::position.lt(b));
+            }
+            query
+                .order(events::position.desc())
+                .limit(PAGE_SIZE)
+                .select(RecordedEvent::as_select())
+                .load(conn)?
+        }
+    };
+    events.truncate(PAGE_SIZE as usize);
+    let exists = |conn: &mut PgConnection, older: bool, pos: i64| -> QueryResult<bool> {
+        let query = filtered(viewer, registry, f);
+        let query = if older {
+            query.filter(events::position.lt(pos))
+        } else {
+            query.filter(events::position.gt(pos))
+        };
+        diesel::select(diesel::dsl::exists(query.select(events::position))).get_result(conn)
+    };
+    let (older, newer) = match (events.first(), events.last()) {
+        (Some(first), Some(last)) => (
+            exists(conn, true, last.position)?.then_some(last.position),
+            exists(conn, false, first.position)?.then_some(first.position),
+        ),
+        _ => (None, None),
+    };
+    Ok(AuditPage {
+        rows: to_rows(conn, events)?,
+        older,
+        newer,
+    })
+}
+
+fn page_link(q: &AuditQuery, before: Option<i64>, after: Option<i64>) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![];
+    for (k, v) in [
+        ("stream_type", &q.stream_type),
+        ("stream_id", &q.stream_id),
+        ("event_type", &q.event_type),
+        ("actor", &q.actor),
+        ("from", &q.from),
+        ("to", &q.to),
+    ] {
+        if !v.trim().is_empty() {
+            pairs.push((k, v.trim().to_owned()));
+        }
+    }
+    if let Some(b) = before {
+        pairs.push(("before", b.to_string()));
+    }
+    if let Some(a) = after {
+        pairs.push(("after", a.to_string()));
+    }
+    format!(
+        "/audit?{}",
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    )
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %viewer.user_id))]
+#[get("/audit")]
+async fn audit_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    registry: web::Data<Registry>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = query.into_inner();
+    let registry = registry.into_inner();
+    let csv_wanted = q.format == "csv";
+    let (v, q2) = (viewer.clone(), q.clone());
+    let result = state(&req)
+        .db(move |conn| {
+            let f = match parse_filters(conn, &q2) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            };
+            if csv_wanted {
+                let events = filtered(&v, &registry, &f)
+                    .order(events::position.desc())
+                    .limit(CSV_LIMIT)
+                    .select(RecordedEvent::as_select())
+                    .load(conn)?;
+                return Ok(Ok(Err(to_rows(conn, events)?)));
+            }
+            Ok(Ok(Ok(load_page(conn, &v, &registry, &f, &q2)?)))
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("q", &q);
+    ctx.insert("is_admin", &viewer.is(Role::Admin));
+    match result {
+        Err(e @ AppError::Unprocessable(_)) => {
+            ctx.insert("error", &e.to_string());
+            ctx.insert("rows", &Vec::<AuditRow>::new());
+            let res = crate::web::render::render_status(
+                &req,
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "ops/audit.html",
+                "ops/_audit_results.html",
+                ctx,
+            )?;
+            Ok(res)
+        }
+        Err(e) => Err(e),
+        Ok(Err(rows)) => {
+            let mut out = csv::line(&[
+                "position",
+                "recorded_at",
+                "stream_type",
+                "stream_id",
+                "stream_version",
+                "event_type",
+                "actor",
+                "payload",
+            ]);
+            for r in rows {
+                out.push_str(&csv::line(&[
+                    &r.position.to_string(),
+                    &r.recorded_at.to_rfc3339(),
+                    &r.stream_type,
+                    &r.stream_id,
+                    &r.stream_version.to_string(),
+                    &r.event_type,
+                    &r.actor,
+                    &r.payload,
+                ]));
+            }
+            Ok(HttpResponse::Ok()
+                .content_type("text/csv; charset=utf-8")
+                .insert_header((
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"audit.csv\"",
+                ))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(out))
+        }
+        Ok(Ok(page)) => {
+            ctx.insert(
+                "older_link",
+                &page.older.map(|p| page_link(&q, Some(p), None)),
+            );
+            ctx.insert(
+                "newer_link",
+                &page.newer.map(|p| page_link(&q, None, Some(p))),
+            );
+            let mut csv_q = q.clone();
+            csv_q.before = None;
+            csv_q.after = None;
+            ctx.insert(
+                "csv_link",
+                &format!("{}&format=csv", page_link(&csv_q, None, None)),
+            );
+            ctx.insert("rows", &page.rows);
+            render(&req, "ops/audit.html", "ops/_audit_results.html", ctx)
+        }
+    }
+}
+
+#[get("/history/{stream_type}/{stream_id}")]
+async fn history_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    registry: web::Data<Registry>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (stream_type, stream_id) = path.into_inner();
+    let registry = registry.into_inner();
+    let (st, si) = (stream_type.clone(), stream_id.clone());
+    let history = state(&req)
+        .db(move |conn| Ok(visible_history(conn, &viewer, &registry, &st, &si)?))
+        .await?;
+    // Nothing visible and nothing there look the same: no existence is leaked.
+    if history.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let mut ctx = Context::new();
+    ctx.insert("history", &history);
+    ctx.insert("stream_type", &stream_type);
+    ctx.insert("stream_id", &stream_id);
+    render(&req, "ops/history.html", "_history.html", ctx)
+}

@@ -1,0 +1,49 @@
+//! Operations: the audit log and entity histories, projection rebuild and verify, catch-up
+//! subscribers (the notifications feed), and `/metrics`. The generic machinery lives in
+//! `es::subscriber` and `es::shadow`; this module holds the pages and the registries through which
+//! contexts plug in (audit visibility rules, notification rules, subscribers).
+
+pub mod audit;
+pub mod csv;
+pub mod metrics;
+pub mod notifications;
+pub mod projections;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+pub use audit::{AuditScope, EventPredicate};
+pub use notifications::{Notice, NotificationRule};
+
+/// What contexts register with operations, built once in `startup::operations()`.
+#[derive(Clone, Default)]
+pub struct Registry {
+    /// Rules deciding which events a non-admin may see in the audit log and in histories.
+    pub audit_scopes: Vec<Arc<dyn AuditScope>>,
+    /// Rules turning events into notifications for users.
+    pub notification_rules: Vec<Arc<dyn NotificationRule>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn audit_scope(mut self, scope: impl AuditScope) -> Self {
+        self.audit_scopes.push(Arc::new(scope));
+        self
+    }
+
+    pub fn notification_rule(mut self, rule: impl NotificationRule) -> Self {
+        self.notification_rules.push(Arc::new(rule));
+        self
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    audit::routes(cfg);
+    projections::routes(cfg);
+    notifications::routes(cfg);
+    metrics::routes(cfg);
+}

@@ -1,0 +1,216 @@
+//! The notifications feed: a catch-up subscriber turns events into per-user notifications
+//! (`notifications` table), which the user sees on their next page (a banner loaded with the
+//! page) and on `/notifications`. Contexts register [`NotificationRule`]s in
+//! `startup::operations()`.
+
+use std::sync::Arc;
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use tera::Context;
+use uuid::Uuid;
+
+use crate::accounts::{AccountEvent, Viewer};
+use crate::es::subscriber::{HandlerError, Subscriber};
+use crate::es::RecordedEvent;
+use crate::schema::notifications;
+use crate::web::render::state;
+use crate::web::{flash_redirect, is_htmx, render, AppError};
+
+/// Something a user should be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub user_id: Uuid,
+    pub message: String,
+    /// Where to look (a path of this site), or empty.
+    pub link: String,
+}
+
+/// Which events notify whom.
+pub trait NotificationRule: Send + Sync + 'static {
+    /// The event types it looks at.
+    fn handles(&self) -> &'static [&'static str];
+    /// The notices for one event (the connection is for lookups, in the subscriber's transaction).
+    fn notify(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<Vec<Notice>, HandlerError>;
+}
+
+/// Account changes that someone else made to your account.
+pub struct AccountNotices;
+
+impl NotificationRule for AccountNotices {
+    fn handles(&self) -> &'static [&'static str] {
+        &["RoleChanged", "PasswordChanged", "UserReactivated"]
+    }
+
+    fn notify(
+        &self,
+        _: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<Vec<Notice>, HandlerError> {
+        let Ok(user_id) = Uuid::parse_str(&event.stream_id) else {
+            return Ok(vec![]);
+        };
+        // Nobody needs telling what they did themselves.
+        if event.actor().and_then(|a| a.user_id()) == Some(user_id) || event.stream_type != "user" {
+            return Ok(vec![]);
+        }
+        let message = match event.decode::<AccountEvent>()? {
+            AccountEvent::RoleChanged { from, to } => {
+                format!("An administrator changed your role from {from} to {to}.")
+            }
+            AccountEvent::PasswordChanged {
+                reset_by_admin: true,
+            } => "An administrator reset your password.".to_owned(),
+            AccountEvent::UserReactivated {} => "Your account was reactivated.".to_owned(),
+            _ => return Ok(vec![]),
+        };
+        Ok(vec![Notice {
+            user_id,
+            message,
+            link: "/account".into(),
+        }])
+    }
+}
+
+/// The catch-up subscriber writing notifications.
+pub struct NotificationsSubscriber {
+    pub rules: Vec<Arc<dyn NotificationRule>>,
+}
+
+pub const SUBSCRIBER: &str = "notifications";
+
+impl Subscriber for NotificationsSubscriber {
+    fn name(&self) -> &str {
+        SUBSCRIBER
+    }
+
+    fn handles(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), HandlerError> {
+        for event in events {
+            for rule in &self.rules {
+                if !rule.handles().contains(&event.event_type.as_str()) {
+                    continue;
+                }
+                for notice in rule.notify(conn, event)? {
+                    diesel::insert_into(notifications::table)
+                        .values((
+                            notifications::user_id.eq(notice.user_id),
+                            notifications::position.eq(event.position),
+                            notifications::message.eq(&notice.message),
+                            notifications::link.eq(&notice.link),
+                            notifications::created_at.eq(event.recorded_at),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(conn)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = notifications, check_for_backend(diesel::pg::Pg))]
+pub struct Notification {
+    pub id: i64,
+    pub message: String,
+    pub link: String,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// The viewer's notifications, newest first.
+pub fn for_viewer(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    unread_only: bool,
+    limit: i64,
+) -> QueryResult<Vec<Notification>> {
+    let mut q = notifications::table
+        .filter(notifications::user_id.eq(viewer.user_id))
+        .order(notifications::id.desc())
+        .limit(limit)
+        .select(Notification::as_select())
+        .into_boxed();
+    if unread_only {
+        q = q.filter(notifications::read_at.is_null());
+    }
+    q.load(conn)
+}
+
+pub fn mark_all_read(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<usize> {
+    diesel::update(
+        notifications::table
+            .filter(notifications::user_id.eq(viewer.user_id))
+            .filter(notifications::read_at.is_null()),
+    )
+    .set(notifications::read_at.eq(diesel::dsl::now))
+    .execute(conn)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(notifications_page)
+        .service(banner)
+        .service(mark_read);
+}
+
+#[get("/notifications")]
+async fn notifications_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let list = state(&req)
+        .db(move |conn| Ok(for_viewer(conn, &viewer, false, 100)?))
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("notifications", &list);
+    ctx.insert(
+        "unread",
+        &list.iter().filter(|n| n.read_at.is_none()).count(),
+    );
+    render(
+        &req,
+        "ops/notifications.html",
+        "ops/notifications.html",
+        ctx,
+    )
+}
+
+/// The unread notifications as a banner, loaded by every page (`hx-trigger="load"` in base.html).
+#[get("/notifications/banner")]
+async fn banner(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let list = state(&req)
+        .db(move |conn| Ok(for_viewer(conn, &viewer, true, 5)?))
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("notifications", &list);
+    render(&req, "ops/_banner.html", "ops/_banner.html", ctx)
+}
+
+#[post("/notifications/read")]
+async fn mark_read(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    state(&req)
+        .db(move |conn| Ok(mark_all_read(conn, &viewer)?))
+        .await?;
+    if is_htmx(&req) {
+        return Ok(HttpResponse::Ok()
+            .insert_header(("HX-Trigger", "NotificationsRead"))
+            .content_type("text/html; charset=utf-8")
+            .body("<div id=\"notices\"></div>"));
+    }
+    Ok(flash_redirect(
+        "/notifications",
+        "success",
+        "Marked as read.",
+    ))
+}

@@ -1,0 +1,251 @@
+//! Failure drills: the database goes away while the app runs (503 pages, then recovery without a
+//! restart), and the app is killed with SIGKILL under load (every acknowledged command is in the
+//! log after a restart, and every projection equals a rebuild).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{create_user, extract_csrf, Client, PASSWORD};
+use diesel::prelude::*;
+use heyboss::db::quote_ident;
+use heyboss::testing::{TestApp, TestDatabase};
+
+fn admin_conn(db: &TestDatabase) -> PgConnection {
+    let url = db.url.rsplit_once('/').unwrap().0.to_owned() + "/postgres";
+    PgConnection::establish(&url).unwrap()
+}
+
+/// Refuse new connections to the test database and end the open ones: an outage of that
+/// database, without touching the shared server.
+fn outage(db: &TestDatabase, on: bool) {
+    let mut admin = admin_conn(db);
+    diesel::sql_query(format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}",
+        quote_ident(&db.name),
+        !on
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    if on {
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<diesel::sql_types::Text, _>(&db.name)
+        .execute(&mut admin)
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_database_outage_gives_503_pages_and_the_app_recovers_by_itself() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    assert_eq!(admin.get("/admin/accounts").status, 200);
+
+    outage(&app.db, true);
+    let page = admin.get("/admin/accounts");
+    assert_eq!(page.status, 503);
+    page.assert_contains("The database is not answering right now");
+    assert_eq!(page.header("retry-after"), Some("5"));
+    let health = admin.get("/healthz");
+    assert_eq!(health.status, 503);
+    assert_eq!(health.json()["database"], "unreachable");
+
+    outage(&app.db, false);
+    // Back without a restart: the pool replaces its dead connections.
+    let page = admin.get("/admin/accounts");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(admin.get("/healthz").status, 200);
+    // Commands work again, and the subscribers reconnected (the notification arrives).
+    let stu = create_user(&app, "stu", "student", PASSWORD);
+    admin.get(&format!("/admin/accounts/{stu}"));
+    assert_eq!(
+        admin
+            .post(&format!("/admin/accounts/{stu}/role"), &[("role", "staff")])
+            .status,
+        303
+    );
+    let mut conn = app.state.pool.get().unwrap();
+    let mut notified = 0i64;
+    for _ in 0..400 {
+        notified = heyboss::schema::notifications::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if notified > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(notified, 1);
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(db: &TestDatabase) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_heyboss"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env("HEYBOSS_HOME", env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ureq::get(&format!("{}/healthz", server.base))
+            .call()
+            .is_ok()
+        {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server did not start");
+}
+
+/// A signed-in admin session on raw ureq (transport errors are expected once the server dies).
+fn admin_agent(base: &str) -> (ureq::Agent, String) {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let login = agent.get(&format!("{base}/login")).call().unwrap();
+    let csrf = extract_csrf(&login.into_string().unwrap()).unwrap();
+    let res = agent.post(&format!("{base}/login")).send_form(&[
+        ("csrf_token", &csrf),
+        ("username", "boss"),
+        ("password", PASSWORD),
+    ]);
+    assert_eq!(res.unwrap().status(), 303);
+    let page = agent.get(&format!("{base}/admin/accounts")).call().unwrap();
+    let csrf = extract_csrf(&page.into_string().unwrap()).unwrap();
+    (agent, csrf)
+}
+
+#[test]
+fn after_sigkill_under_load_every_acknowledged_command_is_in_the_log_and_projections_verify() {
+    let db = TestDatabase::new();
+    {
+        let mut conn = db.connect();
+        let store = heyboss::startup::event_store();
+        let account =
+            heyboss::accounts::NewAccount::parse("boss", "", "", "admin", PASSWORD).unwrap();
+        heyboss::accounts::service::register(
+            &mut conn,
+            &store,
+            heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
+            account,
+            |_, _| Ok(()),
+        )
+        .unwrap();
+    }
+    let mut server = start_server(&db);
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (base, acknowledged, stop) =
+                (server.base.clone(), acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (agent, csrf) = admin_agent(&base);
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let username = format!("load-{w}-{i}");
+                    let res = agent.post(&format!("{base}/admin/accounts")).send_form(&[
+                        ("csrf_token", csrf.as_str()),
+                        ("username", &username),
+                        ("display_name", ""),
+                        ("email", ""),
+                        ("role", "student"),
+                        ("password", PASSWORD),
+                    ]);
+                    match res {
+                        Ok(r) if r.status() == 303 => acknowledged.lock().unwrap().push(username),
+                        Ok(_) | Err(ureq::Error::Status(..)) => {}
+                        Err(_) => break, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    // SIGKILL: no shutdown, no flush, transactions cut in the middle.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 4,
+        "the load ran: {}",
+        acknowledged.len()
+    );
+
+    let restarted = start_server(&db);
+    let mut conn = db.connect();
+    for username in &acknowledged {
+        let in_log: i64 = heyboss::schema::events::table
+            .filter(heyboss::schema::events::event_type.eq("UserRegistered"))
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("payload ->> 'username' = ")
+                    .bind::<diesel::sql_types::Text, _>(username),
+            )
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(
+            in_log, 1,
+            "{username} was acknowledged but is not in the log"
+        );
+        assert!(
+            heyboss::accounts::queries::find_by_username(&mut conn, username)
+                .unwrap()
+                .is_some()
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_heyboss"))
+        .args(["projections", "verify"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The restarted server serves the new accounts.
+    let (agent, _) = admin_agent(&restarted.base);
+    let page = agent
+        .get(&format!("{}/admin/accounts", restarted.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains(&acknowledged[0]));
+    drop(restarted);
+}

@@ -1,0 +1,261 @@
+//! Rebuild through shadow tables and verify, from the library and from the CLI.
+
+mod common;
+
+use std::process::Command;
+
+use diesel::prelude::*;
+use heyboss::accounts::{service, NewAccount};
+use heyboss::es::shadow;
+use heyboss::es::{Actor, EventStore, Metadata};
+use heyboss::testing::TestDatabase;
+
+fn register(conn: &mut PgConnection, store: &EventStore, username: &str, role: &str) -> uuid::Uuid {
+    let account = NewAccount::parse(username, "", "", role, "correct horse battery").unwrap();
+    service::register(conn, store, Metadata::new(Actor::Cli), account, |_, _| {
+        Ok(())
+    })
+    .unwrap()
+}
+
+fn count_users(conn: &mut PgConnection) -> i64 {
+    heyboss::schema::users::table
+        .count()
+        .get_result(conn)
+        .unwrap()
+}
+
+#[derive(QueryableByName)]
+struct IndexName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    indexname: String,
+}
+
+fn index_names(conn: &mut PgConnection) -> Vec<String> {
+    let mut names: Vec<String> = diesel::sql_query(
+        "SELECT indexname::text AS indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'users'",
+    )
+    .load::<IndexName>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|r| r.indexname)
+    .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_rebuild_swaps_in_a_complete_table_and_readers_never_see_a_half_built_one() {
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store();
+    let mut conn = db.connect();
+    for i in 0..5 {
+        register(&mut conn, &store, &format!("user{i}"), "student");
+    }
+    let indexes_before = index_names(&mut conn);
+    let projection = store.projections().get("users").unwrap().clone();
+
+    let mut reader = db.connect();
+    let mut writer = db.connect();
+    let mut seen_counts = Vec::new();
+    let mut wrote_during = false;
+    let report = shadow::rebuild(&mut conn, projection.as_ref(), false, 1, |p| {
+        // Mid-rebuild, a reader sees the old, complete table.
+        seen_counts.push(count_users(&mut reader));
+        // A command committed during the rebuild is in the swapped-in table.
+        if !wrote_during && p.events_done >= 2 {
+            wrote_during = true;
+            register(&mut writer, &store, "latecomer", "staff");
+        }
+    })
+    .unwrap();
+    // (The replay waits for transactions open elsewhere on the server, up to a minute.)
+    assert!(
+        seen_counts.len() >= 5,
+        "progress is reported per batch: {seen_counts:?}"
+    );
+    assert!(
+        seen_counts.iter().all(|&n| n == 5 || n == 6),
+        "readers saw {seen_counts:?}"
+    );
+    assert_eq!(report.rows, 6);
+    assert_eq!(count_users(&mut reader), 6);
+    assert!(
+        heyboss::accounts::queries::find_by_username(&mut reader, "latecomer")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        index_names(&mut conn),
+        indexes_before,
+        "index names are kept"
+    );
+    // No shadow schema is left behind.
+    let left: i64 =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'shadow_%'")
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .n;
+    assert_eq!(left, 0);
+    // The unique index still guards usernames after the swap.
+    let err = service::register(
+        &mut writer,
+        &store,
+        Metadata::new(Actor::Cli),
+        NewAccount::parse("LATECOMER", "", "", "staff", "correct horse battery").unwrap(),
+        |_, _| Ok(()),
+    );
+    assert!(err.is_err());
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[test]
+fn verify_reports_every_row_that_differs_and_a_rebuild_repairs_it() {
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store();
+    let mut conn = db.connect();
+    register(&mut conn, &store, "ada", "student");
+    register(&mut conn, &store, "bob", "staff");
+    let projection = store.projections().get("users").unwrap().clone();
+    assert!(
+        shadow::verify(&mut conn, projection.as_ref(), false, 100, |_| {})
+            .unwrap()
+            .is_empty()
+    );
+
+    // Someone edits the read model by hand.
+    diesel::sql_query("UPDATE users SET role = 'admin' WHERE username = 'ada'")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query("DELETE FROM users WHERE username = 'bob'")
+        .execute(&mut conn)
+        .unwrap();
+    let diffs = shadow::verify(&mut conn, projection.as_ref(), false, 100, |_| {}).unwrap();
+    assert_eq!(diffs.len(), 3, "{diffs:?}");
+    let missing: Vec<_> = diffs.iter().filter(|d| d.kind == "missing").collect();
+    let unexpected: Vec<_> = diffs.iter().filter(|d| d.kind == "unexpected").collect();
+    assert_eq!(missing.len(), 2);
+    assert!(missing.iter().any(|d| d.row.contains("\"bob\"")));
+    assert!(missing
+        .iter()
+        .any(|d| d.row.contains("\"ada\"") && d.row.contains("\"student\"")));
+    assert_eq!(unexpected.len(), 1);
+    assert!(unexpected[0].row.contains("\"admin\""));
+    // Verify changed nothing.
+    assert_eq!(count_users(&mut conn), 1);
+
+    shadow::rebuild(&mut conn, projection.as_ref(), false, 100, |_| {}).unwrap();
+    assert!(
+        shadow::verify(&mut conn, projection.as_ref(), false, 100, |_| {})
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(count_users(&mut conn), 2);
+}
+
+#[test]
+fn the_cli_verifies_with_exit_status_1_on_a_difference_and_rebuilds() {
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store();
+    let mut conn = db.connect();
+    register(&mut conn, &store, "ada", "student");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_heyboss"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["projections", "verify", "users"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("users: equal to a rebuild"));
+
+    diesel::sql_query("UPDATE users SET display_name = 'Mallory' WHERE username = 'ada'")
+        .execute(&mut conn)
+        .unwrap();
+    let out = run(&["projections", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("users: 2 rows differ from a rebuild"),
+        "{text}"
+    );
+    assert!(text.contains("Mallory"), "{text}");
+
+    let out = run(&["projections", "rebuild", "users"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("swapped in"));
+    let out = run(&["projections", "verify", "users"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run(&["projections", "verify", "nope"]);
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_checkpoint() {
+    use heyboss::es::subscriber::{self, ProjectionSubscriber};
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store().with_catch_up(&["users".to_owned()]);
+    let mut conn = db.connect();
+    register(&mut conn, &store, "ada", "student");
+    let projection = store.projections().get("users").unwrap().clone();
+    assert_eq!(count_users(&mut conn), 0, "not written inline");
+
+    // The first start builds the table through a shadow and sets the checkpoint.
+    let sub = ProjectionSubscriber(projection.clone());
+    let mut handled = 0;
+    for _ in 0..400 {
+        handled += subscriber::catch_up(&mut conn, &sub, 100).unwrap();
+        if count_users(&mut conn) == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(count_users(&mut conn), 1, "handled {handled}");
+    assert!(subscriber::checkpoint(&mut conn, "users")
+        .unwrap()
+        .is_some());
+
+    // A newer event not yet handled is not a difference: verify compares at the checkpoint.
+    register(&mut conn, &store, "bob", "staff");
+    assert!(
+        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+            .unwrap()
+            .is_empty()
+    );
+    diesel::sql_query("UPDATE users SET email = 'x@y.z'")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+            .unwrap()
+            .len(),
+        2
+    );
+    let before = subscriber::checkpoint(&mut conn, "users").unwrap().unwrap();
+    let mut report = None;
+    for _ in 0..400 {
+        let r = shadow::rebuild(&mut conn, projection.as_ref(), true, 100, |_| {}).unwrap();
+        if r.rows == 2 {
+            report = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let report = report.expect("the rebuild reaches bob's event");
+    let after = subscriber::checkpoint(&mut conn, "users").unwrap().unwrap();
+    assert!(after > before);
+    assert_eq!(after, report.cursor);
+    assert_eq!(subscriber::catch_up(&mut conn, &sub, 100).unwrap(), 0);
+    assert!(
+        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+            .unwrap()
+            .is_empty()
+    );
+}
