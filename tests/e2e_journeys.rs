@@ -1,0 +1,309 @@
+//! The product's journeys in a real headless Chromium against the real app: a student and the
+//! staff move one enrollment from inquiry to enrolled and one scholarship from application to a
+//! disbursed award, each in their own browser. Every action goes through HTMX and is proven not
+//! to reload the page; every page is checked for console errors, failed requests and serious or
+//! critical axe violations. Screenshots for the README: `HEYBOSS_SCREENSHOTS=1` (see README).
+//!
+//! Ignored by plain `cargo test`; `.ci/run` runs them (`--run-ignored all`):
+//! `cargo nextest run --run-ignored all -E 'binary(=e2e_journeys)'`.
+
+mod common;
+mod journeys;
+mod webdriver;
+
+use common::{create_user, TestApp};
+use journeys::{
+    choose, count, htmx_submit, overflows_horizontally, screenshot, sign_in, sign_up_student,
+    text_of, Health,
+};
+use webdriver::Browser;
+
+/// The student's part of the enrollment page: stepper steps done, and timeline entries.
+fn progress(browser: &Browser) -> (usize, usize) {
+    (
+        count(browser, ".stepper .step-done"),
+        count(browser, ".timeline li"),
+    )
+}
+
+/// Act on the enrollment page through HTMX; the stepper and timeline must move, in place.
+#[track_caller]
+fn enrollment_step(browser: &Browser, health: &Health, button_css: &str, stage: &str) {
+    let (done, events) = progress(browser);
+    htmx_submit(browser, button_css, &format!("now: {stage}"));
+    assert_eq!(text_of(browser, "#current-stage"), stage);
+    let (done_after, events_after) = progress(browser);
+    assert!(
+        done_after >= done,
+        "the stepper went back: {done} -> {done_after}"
+    );
+    assert!(
+        events_after > events,
+        "the timeline did not grow after {button_css}"
+    );
+    assert!(
+        text_of(browser, "#enrollment-progress .flash-success").ends_with('.'),
+        "a success message follows the action"
+    );
+    health.quiet(browser);
+}
+
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_finish() {
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", common::PASSWORD);
+    let student = Browser::start();
+    let staff = Browser::start();
+    let mut health = Health::new();
+
+    // --- The student signs up; the enrollment begins with an inquiry.
+    student.goto(&app.url("/signup"));
+    health.page(&student);
+    sign_up_student(&student, &app, "ada", "Ada Lovelace");
+    assert!(student.current_url().ends_with("/enrollment"));
+    student.wait_for_text("Welcome!");
+    health.page(&student);
+    assert_eq!(text_of(&student, "#current-stage"), "Inquiry");
+    assert_eq!(progress(&student), (1, 1));
+
+    // Start and submit the application: the stepper and the timeline update without a reload.
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/start'] button",
+        "Application started",
+    );
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/submit'] button",
+        "Application submitted",
+    );
+    student.wait_for_text("the next step is the admissions office's");
+    assert!(progress(&student).0 >= 3);
+
+    // --- Staff find the student in the pipeline (filtered in place) and record documents and
+    // the admission decision.
+    sign_in(&staff, &app, "committee");
+    assert!(staff.current_url().ends_with("/enrollment/pipeline"));
+    health.page(&staff);
+    staff.fill("#filter-name", "Lovelace");
+    htmx_submit(
+        &staff,
+        "form[action='/enrollment/pipeline'][hx-get] button",
+        "Ada Lovelace",
+    );
+    health.quiet(&staff);
+    staff.click(&staff.find("#pipeline-list a[href^='/enrollment/students/']"));
+    staff.wait_for_text("Record for the office");
+    health.page(&staff);
+    let student_page = staff.current_url();
+    for document in ["transcript", "identification"] {
+        htmx_submit(
+            &staff,
+            &format!("form[action$='/actions/document']:has(input[value='{document}']) button"),
+            &format!("Record {document} received"),
+        );
+        // The form for that document is gone once it is recorded.
+        assert!(staff
+            .try_find(&format!("input[name='document'][value='{document}']"))
+            .is_none());
+        health.quiet(&staff);
+    }
+    assert_eq!(text_of(&staff, "#current-stage"), "Documents received");
+    choose(&staff, "#decision", "admitted");
+    enrollment_step(
+        &staff,
+        &health,
+        "form[action$='/actions/decide'] button",
+        "Admitted",
+    );
+
+    // --- Staff open a scholarship fund (the fund list swaps in place).
+    staff.goto(&app.url("/scholarships/funds"));
+    health.page(&staff);
+    staff.find(".empty");
+    staff.fill("#fund-name", "Lovelace Prize");
+    staff.fill("#fund-term", "2027-fall");
+    staff.fill("#fund-budget", "10,000.00");
+    staff.fill("#fund-criteria", "Curiosity and a plan.");
+    choose(&staff, "#fund-opens", "2020-01-01");
+    choose(&staff, "#fund-closes", "2099-12-31");
+    htmx_submit(
+        &staff,
+        "form[action='/scholarships/funds'] button[type=submit]",
+        "Lovelace Prize",
+    );
+    health.quiet(&staff);
+    // A new fund is closed until the committee opens its window.
+    htmx_submit(
+        &staff,
+        "form[action$='/window']:has(input[value='true']) button",
+        "The fund is open for applications.",
+    );
+    health.quiet(&staff);
+    health.audit_now(&staff);
+
+    // --- The student accepts the admission offer and applies for the scholarship.
+    student.goto(&app.url("/enrollment"));
+    health.page(&student);
+    student.fill("#deposit", "250.00");
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/accept'] button",
+        "Offer accepted",
+    );
+    student.click(&student.find("nav a[href='/scholarships']"));
+    student.wait_for_text("Open funds");
+    health.page(&student);
+    student.fill(
+        "textarea[name='statement']",
+        "I want to build the analytical engine.",
+    );
+    htmx_submit(
+        &student,
+        "form[action$='/apply'] button",
+        "Your application is submitted.",
+    );
+    health.quiet(&student);
+    health.audit_now(&student);
+
+    // --- Staff: the committee board; assign a reviewer, score, decide an award.
+    staff.goto(&app.url("/scholarships/funds"));
+    staff.click(&staff.find("#funds a[href^='/scholarships/funds/']:not([href$='/report'])"));
+    staff.wait_for_text("Committee board");
+    health.page(&staff);
+    let board = staff.current_url();
+    htmx_submit(
+        &staff,
+        "form[action$='/reviewers'] button",
+        "Reviewer assigned.",
+    );
+    health.quiet(&staff);
+
+    let report = format!("{board}/report");
+    staff.goto(&report);
+    health.page(&staff);
+    assert_eq!(text_of(&staff, "#awarded"), "$0.00");
+    assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
+
+    staff.click(&staff.find("nav a[href='/scholarships/reviews']"));
+    staff.wait_for_text("To do (1)");
+    health.page(&staff);
+    staff.click(&staff.find("#to-do a.button"));
+    staff.wait_for_text("Your review");
+    health.page(&staff);
+    for (field, score) in [
+        ("merit", "5"),
+        ("need", "4"),
+        ("statement", "5"),
+        ("community", "4"),
+    ] {
+        choose(&staff, &format!("#score-{field}"), score);
+    }
+    staff.fill("#review-comment", "A clear plan.");
+    htmx_submit(
+        &staff,
+        "#review-form button[type=submit]",
+        "Your review is saved.",
+    );
+    health.quiet(&staff);
+
+    staff.goto(&board);
+    health.page(&staff);
+    staff.wait_for_text("4.50");
+    screenshot(&staff, "committee-board");
+    choose(&staff, "select[name='outcome']", "award");
+    staff.fill("input[name='amount']", "2,500.00");
+    staff.fill("input[name='reason']", "Top of the ranking.");
+    htmx_submit(
+        &staff,
+        "form[action$='/decision'] button",
+        "Awarded $2,500.00.",
+    );
+    assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
+    health.quiet(&staff);
+    health.audit_now(&staff);
+
+    // The fund report changed with the decision.
+    staff.goto(&report);
+    health.page(&staff);
+    assert_eq!(text_of(&staff, "#awarded"), "$2,500.00");
+    assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
+    staff.wait_for_text("Top of the ranking.");
+
+    // --- The student accepts the award: offered now, paid once enrolled.
+    student.goto(&app.url("/scholarships"));
+    health.page(&student);
+    student.wait_for_text("$2,500.00");
+    htmx_submit(
+        &student,
+        "form[action$='/award']:has(input[value='accept']) button",
+        "It will be disbursed once you are enrolled.",
+    );
+    health.quiet(&student);
+
+    // --- Orientation (staff), courses (student), enrollment confirmed (staff).
+    staff.goto(&student_page);
+    health.page(&staff);
+    enrollment_step(
+        &staff,
+        &health,
+        "form[action$='/actions/orientation'] button",
+        "Orientation completed",
+    );
+    student.goto(&app.url("/enrollment"));
+    health.page(&student);
+    student.fill("#courses", "CS101, MATH201");
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/courses'] button",
+        "Courses registered",
+    );
+    staff.goto(&student_page);
+    health.page(&staff);
+    enrollment_step(
+        &staff,
+        &health,
+        "form[action$='/actions/confirm'] button",
+        "Enrolled",
+    );
+
+    // The student sees the finished enrollment and the award disbursed (the scholarships
+    // context reacted to `Enrolled`).
+    student.goto(&app.url("/enrollment"));
+    health.page(&student);
+    assert_eq!(progress(&student).0, 9, "every step is done");
+    screenshot(&student, "student-enrollment");
+    student.goto(&app.url("/scholarships"));
+    health.page(&student);
+    student.wait_for_text("disbursed");
+
+    // At phone width nothing overflows sideways.
+    student.set_window_size(390, 844);
+    for path in ["/enrollment", "/scholarships"] {
+        student.goto(&app.url(path));
+        health.quiet(&student);
+        assert!(
+            !overflows_horizontally(&student),
+            "{path} overflows at phone width"
+        );
+    }
+    student.goto(&app.url("/enrollment"));
+    screenshot(&student, "student-enrollment-phone");
+    staff.set_window_size(390, 844);
+    for url in [&board, &report] {
+        staff.goto(url);
+        health.quiet(&staff);
+        assert!(
+            !overflows_horizontally(&staff),
+            "{url} overflows at phone width"
+        );
+    }
+
+    let audited = health.audited();
+    assert!(audited.len() >= 9, "pages checked with axe: {audited:?}");
+}

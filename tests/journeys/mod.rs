@@ -1,0 +1,202 @@
+//! Shared steps of the browser journeys (tests/e2e_journeys.rs): sign in or up, act through HTMX
+//! and prove the page was not reloaded, check every page's health (no console error, no failed
+//! request, no serious or critical axe violation), and save screenshots for the README.
+//!
+//! A journey for another role (say two analysts with different clearances) needs only
+//! `sign_in`, `Health::page` after each navigation, `htmx_submit` for in-place actions and
+//! `screenshot` for the README image.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::common::{TestApp, PASSWORD};
+use crate::webdriver::Browser;
+
+/// Sign in through the login form; the browser lands on the role's home page.
+pub fn sign_in(browser: &Browser, app: &TestApp, username: &str) {
+    browser.goto(&app.url("/login"));
+    browser.fill("#username", username);
+    browser.fill("#password", PASSWORD);
+    browser.click(&browser.find("form[action='/login'] button[type=submit]"));
+    browser.wait_for_text("Sign out");
+}
+
+/// Sign up as a new student through /signup (the first term offered); lands on /enrollment.
+pub fn sign_up_student(browser: &Browser, app: &TestApp, username: &str, name: &str) {
+    browser.goto(&app.url("/signup"));
+    browser.fill("#signup-username", username);
+    browser.fill("#signup-name", name);
+    browser.fill("#signup-email", &format!("{username}@example.edu"));
+    browser.fill("#signup-password", PASSWORD);
+    browser.click(&browser.find("form[action='/signup'] button[type=submit]"));
+    browser.wait_for_text("Sign out");
+}
+
+/// The text of the first element matching `css` (waits for it to exist).
+pub fn text_of(browser: &Browser, css: &str) -> String {
+    let e = browser.find(css);
+    browser.text(&e)
+}
+
+/// How many elements match `css` now.
+pub fn count(browser: &Browser, css: &str) -> usize {
+    browser.find_all(css).len()
+}
+
+/// Choose an option of a <select> (or set a date input) by value, firing `change` as a user would.
+pub fn choose(browser: &Browser, css: &str, value: &str) {
+    browser.find(css);
+    let ok = browser.execute(
+        "const el = document.querySelector(arguments[0]);
+         el.value = arguments[1];
+         el.dispatchEvent(new Event('change', {bubbles: true}));
+         return el.value === arguments[1];",
+        json!([css, value]),
+    );
+    assert_eq!(ok, json!(true), "{css} has no option {value:?}");
+}
+
+/// Click a submit button whose form posts through HTMX, wait until `expect` shows, and prove the
+/// page was swapped in place rather than reloaded.
+#[track_caller]
+pub fn htmx_submit(browser: &Browser, button_css: &str, expect: &str) {
+    browser.mark_page();
+    browser.click(&browser.find(button_css));
+    browser.wait_for_text(expect);
+    wait_until_idle(browser);
+    assert!(
+        !browser.page_was_reloaded(),
+        "{button_css} reloaded the page instead of swapping a fragment"
+    );
+}
+
+/// Wait until HTMX has no request in flight (the loading bar is off again).
+pub fn wait_until_idle(browser: &Browser) {
+    for _ in 0..200 {
+        let busy = browser.execute(
+            "return document.querySelector('.htmx-request') !== null;",
+            json!([]),
+        );
+        if busy == json!(false) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("an HTMX request never finished");
+}
+
+/// Whether the page is wider than the window (something overflows sideways).
+pub fn overflows_horizontally(browser: &Browser) -> bool {
+    browser
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            json!([]),
+        )
+        .as_bool()
+        .unwrap_or(true)
+}
+
+/// Health checks for every page a journey visits: console errors and failed requests after every
+/// page and action; axe once per distinct page (path with ids blanked out), since it is slow.
+#[derive(Default)]
+pub struct Health {
+    audited: BTreeSet<String>,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health::default()
+    }
+
+    /// After navigating (or landing after a redirect): the page answered, logged no error, and
+    /// passes axe if this kind of page has not been checked yet.
+    #[track_caller]
+    pub fn page(&mut self, browser: &Browser) {
+        self.quiet(browser);
+        let url = browser.current_url();
+        let key = page_key(&url);
+        if self.audited.insert(key.clone()) {
+            let violations = browser.accessibility_violations();
+            assert!(
+                violations.is_empty(),
+                "accessibility violations on {url}: {violations:#?}"
+            );
+            let h1s = count(browser, "h1");
+            assert_eq!(h1s, 1, "{url} has {h1s} h1 elements");
+        }
+    }
+
+    /// After an in-page action: nothing failed in the console or on the network.
+    #[track_caller]
+    pub fn quiet(&self, browser: &Browser) {
+        let errors = browser.console_errors();
+        assert!(
+            errors.is_empty(),
+            "console errors on {}: {errors:#?}",
+            browser.current_url()
+        );
+    }
+
+    /// Run axe on the current state of the page (after swaps that show new controls).
+    #[track_caller]
+    pub fn audit_now(&self, browser: &Browser) {
+        let violations = browser.accessibility_violations();
+        assert!(
+            violations.is_empty(),
+            "accessibility violations on {}: {violations:#?}",
+            browser.current_url()
+        );
+    }
+
+    /// The distinct pages checked with axe so far (for the test's own summary).
+    pub fn audited(&self) -> Vec<String> {
+        self.audited.iter().cloned().collect()
+    }
+}
+
+/// `/scholarships/funds/1b2c...?page=2` -> `/scholarships/funds/{id}`.
+fn page_key(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(url);
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path.split('/')
+        .map(|seg| {
+            if uuid::Uuid::parse_str(seg).is_ok() || seg.parse::<i64>().is_ok() {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Where screenshots go: `docs/screenshots/` when `HEYBOSS_SCREENSHOTS=1` (to refresh the
+/// README's images), otherwise `target/screenshots/` so that plain runs leave the tree clean.
+pub fn screenshot_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("HEYBOSS_SCREENSHOTS").as_deref() == Ok("1") {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    }
+}
+
+/// Save the visible window as `NAME.png` (see `screenshot_dir`); scrolls to the top first and
+/// waits for HTMX to settle so that the image shows a finished page.
+pub fn screenshot(browser: &Browser, name: &str) -> PathBuf {
+    wait_until_idle(browser);
+    browser.execute(
+        "window.scrollTo(0, 0); if (document.activeElement) document.activeElement.blur();",
+        json!([]),
+    );
+    let path = screenshot_dir().join(format!("{name}.png"));
+    browser.screenshot(&path);
+    path
+}
