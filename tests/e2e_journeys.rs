@@ -9,13 +9,15 @@
 
 mod common;
 mod journeys;
+mod scholarships_support;
 mod webdriver;
 
-use common::{create_user, TestApp};
+use common::TestApp;
 use journeys::{
-    choose, count, htmx_submit, overflows_horizontally, screenshot, sign_in, sign_up_student,
-    text_of, Health,
+    choose, count, create_account, htmx_submit, overflows_horizontally, register_student,
+    screenshot, screenshot_of, sign_in, sign_up_student, text_of, wait_until, Health,
 };
+use serde_json::json;
 use webdriver::Browser;
 
 /// The student's part of the enrollment page: stepper steps done, and timeline entries.
@@ -52,7 +54,7 @@ fn enrollment_step(browser: &Browser, health: &Health, button_css: &str, stage: 
 #[ignore = "needs chromium; run with --run-ignored all"]
 fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_finish() {
     let app = TestApp::spawn();
-    create_user(&app, "committee", "staff", common::PASSWORD);
+    create_account(&app, "committee", "Jordan Reyes", "staff");
     let student = Browser::start();
     let staff = Browser::start();
     let mut health = Health::new();
@@ -94,6 +96,10 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         "form[action='/enrollment/pipeline'][hx-get] button",
         "Ada Lovelace",
     );
+    // The filtered list came in place, and its address was pushed for the back button.
+    wait_until("the filter is in the address", || {
+        staff.current_url().contains("name=Lovelace")
+    });
     health.quiet(&staff);
     staff.click(&staff.find("#pipeline-list a[href^='/enrollment/students/']"));
     staff.wait_for_text("Record for the office");
@@ -103,7 +109,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         htmx_submit(
             &staff,
             &format!("form[action$='/actions/document']:has(input[value='{document}']) button"),
-            &format!("Record {document} received"),
+            &format!("Document received: {document}."),
         );
         // The form for that document is gone once it is recorded.
         assert!(staff
@@ -170,15 +176,31 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     health.quiet(&student);
     health.audit_now(&student);
 
-    // --- Staff: the committee board; assign a reviewer, score, decide an award.
+    // --- Staff: the committee board; assign a reviewer, score, decide an award. Two more
+    // applicants (straight through the store) make the ranking visible.
     staff.goto(&app.url("/scholarships/funds"));
     staff.click(&staff.find("#funds a[href^='/scholarships/funds/']:not([href$='/report'])"));
     staff.wait_for_text("Committee board");
-    health.page(&staff);
     let board = staff.current_url();
+    let fund: uuid::Uuid = board.rsplit('/').next().unwrap().parse().unwrap();
+    for (username, name) in [("grace", "Grace Hopper"), ("alan", "Alan Turing")] {
+        let id = register_student(&app, username, name);
+        scholarships_support::apply_directly(&app, fund, id);
+    }
+    staff.goto(&board);
+    staff.wait_for_text("3 applications");
+    health.page(&staff);
+    let row = staff
+        .execute(
+            "return [...document.querySelectorAll('#board tbody tr')].find(tr => tr.innerText.includes(arguments[0])).id;",
+            json!(["Ada Lovelace"]),
+        )
+        .as_str()
+        .unwrap()
+        .to_owned();
     htmx_submit(
         &staff,
-        "form[action$='/reviewers'] button",
+        &format!("#{row} form[action$='/reviewers'] button"),
         "Reviewer assigned.",
     );
     health.quiet(&staff);
@@ -214,13 +236,31 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.goto(&board);
     health.page(&staff);
     staff.wait_for_text("4.50");
-    screenshot(&staff, "committee-board");
-    choose(&staff, "select[name='outcome']", "award");
-    staff.fill("input[name='amount']", "2,500.00");
-    staff.fill("input[name='reason']", "Top of the ranking.");
+    // Reviewed first: Ada ranks first, ahead of the unreviewed.
+    assert_eq!(
+        text_of(&staff, "#board tbody tr:first-child td:nth-child(2) a"),
+        "Ada Lovelace"
+    );
+    screenshot_of(&staff, "committee-board", "#board");
+    staff.click(&staff.find(&format!("#{row} details.decide summary")));
+    choose(&staff, &format!("#{row} select[name='outcome']"), "award");
+    // Bad input: the message shows in place, nothing is recorded, the form keeps what was typed.
+    staff.fill(&format!("#{row} input[name='amount']"), "12.345");
+    staff.fill(
+        &format!("#{row} input[name='reason']"),
+        "Top of the ranking.",
+    );
     htmx_submit(
         &staff,
-        "form[action$='/decision'] button",
+        &format!("#{row} form[action$='/decision'] button"),
+        "Award amount:",
+    );
+    health.refused(&staff, 422);
+    assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
+    staff.fill(&format!("#{row} input[name='amount']"), "2,500.00");
+    htmx_submit(
+        &staff,
+        &format!("#{row} form[action$='/decision'] button"),
         "Awarded $2,500.00.",
     );
     assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
@@ -256,6 +296,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     );
     student.goto(&app.url("/enrollment"));
     health.page(&student);
+    screenshot(&student, "student-enrollment");
     student.fill("#courses", "CS101, MATH201");
     enrollment_step(
         &student,
@@ -277,7 +318,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     student.goto(&app.url("/enrollment"));
     health.page(&student);
     assert_eq!(progress(&student).0, 9, "every step is done");
-    screenshot(&student, "student-enrollment");
+    student.wait_for_text("You are enrolled: every step is complete.");
     student.goto(&app.url("/scholarships"));
     health.page(&student);
     student.wait_for_text("disbursed");

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::common::{TestApp, PASSWORD};
 use crate::webdriver::Browser;
+use heyboss::es::{Actor, CommandContext, Metadata};
 
 /// Sign in through the login form; the browser lands on the role's home page.
 pub fn sign_in(browser: &Browser, app: &TestApp, username: &str) {
@@ -33,6 +34,44 @@ pub fn sign_up_student(browser: &Browser, app: &TestApp, username: &str, name: &
     browser.fill("#signup-password", PASSWORD);
     browser.click(&browser.find("form[action='/signup'] button[type=submit]"));
     browser.wait_for_text("Sign out");
+}
+
+/// An account with a password (signs in with `PASSWORD`) and a display name, as the CLI makes.
+pub fn create_account(app: &TestApp, username: &str, display_name: &str, role: &str) -> uuid::Uuid {
+    let mut conn = app.state.pool.get().unwrap();
+    let account =
+        heyboss::accounts::NewAccount::parse(username, display_name, "", role, PASSWORD).unwrap();
+    heyboss::accounts::service::register(
+        &mut conn,
+        &app.state.store,
+        Metadata::new(Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )
+    .unwrap()
+}
+
+/// A student account recorded straight through the store (no password, cannot sign in): quick
+/// company for the journey's student on shared pages such as the committee board.
+pub fn register_student(app: &TestApp, username: &str, display_name: &str) -> uuid::Uuid {
+    use heyboss::accounts::{Account, AccountCommand, Role};
+    let mut conn = app.state.pool.get().unwrap();
+    let id = uuid::Uuid::new_v4();
+    app.state
+        .store
+        .execute::<Account>(
+            &mut conn,
+            &id.to_string(),
+            &AccountCommand::Register {
+                username: username.into(),
+                display_name: display_name.into(),
+                email: String::new(),
+                role: Role::Student,
+            },
+            &CommandContext::new(Metadata::new(Actor::Cli)),
+        )
+        .unwrap();
+    id
 }
 
 /// The text of the first element matching `css` (waits for it to exist).
@@ -71,6 +110,19 @@ pub fn htmx_submit(browser: &Browser, button_css: &str, expect: &str) {
         !browser.page_was_reloaded(),
         "{button_css} reloaded the page instead of swapping a fragment"
     );
+}
+
+/// Wait (up to 10 s) until `done` holds; `what` names it in the failure.
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Wait until HTMX has no request in flight (the loading bar is off again).
@@ -126,6 +178,13 @@ impl Health {
             );
             let h1s = count(browser, "h1");
             assert_eq!(h1s, 1, "{url} has {h1s} h1 elements");
+            if std::env::var("HEYBOSS_SCREENSHOTS").as_deref() == Ok("all") {
+                let name = key.trim_matches('/').replace(['/', '{', '}'], "_");
+                screenshot(
+                    browser,
+                    &format!("pages/{}", if name.is_empty() { "home" } else { &name }),
+                );
+            }
         }
     }
 
@@ -136,6 +195,21 @@ impl Health {
         assert!(
             errors.is_empty(),
             "console errors on {}: {errors:#?}",
+            browser.current_url()
+        );
+    }
+
+    /// After an action the server refused (bad input): the only console entries are the browser's
+    /// notes of that answer's status (Chromium logs every 4xx response), nothing else.
+    #[track_caller]
+    pub fn refused(&self, browser: &Browser, status: u16) {
+        let errors = browser.console_errors();
+        assert!(
+            !errors.is_empty()
+                && errors
+                    .iter()
+                    .all(|e| e.contains(&format!("status of {status}"))),
+            "expected only the {status} answer in the console on {}: {errors:#?}",
             browser.current_url()
         );
     }
@@ -179,6 +253,8 @@ fn page_key(url: &str) -> String {
 
 /// Where screenshots go: `docs/screenshots/` when `HEYBOSS_SCREENSHOTS=1` (to refresh the
 /// README's images), otherwise `target/screenshots/` so that plain runs leave the tree clean.
+/// `HEYBOSS_SCREENSHOTS=all` also saves every page the journeys check into
+/// `target/screenshots/pages/`, for looking them over.
 pub fn screenshot_dir() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     if std::env::var("HEYBOSS_SCREENSHOTS").as_deref() == Ok("1") {
@@ -186,6 +262,20 @@ pub fn screenshot_dir() -> PathBuf {
     } else {
         root.join("target/screenshots")
     }
+}
+
+/// Save the window scrolled so that `css` sits at its top (a section below the page header).
+pub fn screenshot_of(browser: &Browser, name: &str, css: &str) -> PathBuf {
+    wait_until_idle(browser);
+    browser.execute(
+        "if (document.activeElement) document.activeElement.blur();
+         const el = document.querySelector(arguments[0]);
+         window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 16);",
+        json!([css]),
+    );
+    let path = screenshot_dir().join(format!("{name}.png"));
+    browser.screenshot(&path);
+    path
 }
 
 /// Save the visible window as `NAME.png` (see `screenshot_dir`); scrolls to the top first and

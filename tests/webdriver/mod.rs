@@ -68,6 +68,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    "--hide-scrollbars", "--force-device-scale-factor=1",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }
