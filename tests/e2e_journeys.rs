@@ -14,8 +14,8 @@ mod webdriver;
 
 use common::TestApp;
 use journeys::{
-    choose, count, create_account, htmx_submit, overflows_horizontally, register_student,
-    screenshot, screenshot_of, sign_in, sign_up_student, text_of, wait_until, Health,
+    choose, count, create_account, htmx_submit, overflowing_elements, register_student, screenshot,
+    screenshot_of, sign_in, sign_up_student, text_of, wait_until, Health,
 };
 use serde_json::json;
 use webdriver::Browser;
@@ -328,10 +328,8 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     for path in ["/enrollment", "/scholarships"] {
         student.goto(&app.url(path));
         health.quiet(&student);
-        assert!(
-            !overflows_horizontally(&student),
-            "{path} overflows at phone width"
-        );
+        let wide = overflowing_elements(&student);
+        assert!(wide.is_empty(), "{path} overflows at phone width: {wide:?}");
     }
     student.goto(&app.url("/enrollment"));
     screenshot(&student, "student-enrollment-phone");
@@ -339,10 +337,8 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     for url in [&board, &report] {
         staff.goto(url);
         health.quiet(&staff);
-        assert!(
-            !overflows_horizontally(&staff),
-            "{url} overflows at phone width"
-        );
+        let wide = overflowing_elements(&staff);
+        assert!(wide.is_empty(), "{url} overflows at phone width: {wide:?}");
     }
 
     let audited = health.audited();

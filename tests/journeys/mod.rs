@@ -140,15 +140,33 @@ pub fn wait_until_idle(browser: &Browser) {
     panic!("an HTMX request never finished");
 }
 
-/// Whether the page is wider than the window (something overflows sideways).
-pub fn overflows_horizontally(browser: &Browser) -> bool {
-    browser
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
-            json!([]),
-        )
-        .as_bool()
-        .unwrap_or(true)
+/// What sticks out of the window sideways (empty when the page fits): the outermost elements whose
+/// right edge passes the window's, outside any scrolling container such as `.table-wrap`.
+pub fn overflowing_elements(browser: &Browser) -> Vec<String> {
+    let found = browser.execute(
+        "const w = document.documentElement.clientWidth;
+         if (document.documentElement.scrollWidth <= w + 1) return [];
+         const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+             const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; } return false; };
+         const out = [];
+         for (const el of document.body.querySelectorAll('*')) {
+           const r = el.getBoundingClientRect();
+           if (r.right > w + 1 && !scrolls(el) && !(el.parentElement && el.parentElement.getBoundingClientRect().right > w + 1)) {
+             out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + String(el.className).split(' ').join('.') : '') + ' right=' + Math.round(r.right));
+           }
+         }
+         if (out.length) return out;
+         const all = [...document.body.querySelectorAll('*')].map(el => [el.getBoundingClientRect().right, el]).sort((a, b) => b[0] - a[0]).slice(0, 4);
+         return ['the page is ' + document.documentElement.scrollWidth + 'px wide, the window ' + w + 'px'].concat(all.map(([r, el]) => el.tagName.toLowerCase() + '.' + String(el.className) + ' right=' + Math.round(r)));",
+        json!([]),
+    );
+    found
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Health checks for every page a journey visits: console errors and failed requests after every
