@@ -196,6 +196,18 @@ impl Health {
             );
             let h1s = count(browser, "h1");
             assert_eq!(h1s, 1, "{url} has {h1s} h1 elements");
+            for landmark in ["header", "main", "footer"] {
+                assert_eq!(count(browser, landmark), 1, "{url} needs one <{landmark}>");
+            }
+            if let Some(problem) = focus_problem(browser) {
+                panic!("{url}: {problem}");
+            }
+            if std::env::var("HEYBOSS_A11Y_ALL").is_ok() {
+                eprintln!(
+                    "{key}: {:#?}",
+                    browser.accessibility_findings(&["minor", "moderate"])
+                );
+            }
             if std::env::var("HEYBOSS_SCREENSHOTS").as_deref() == Ok("all") {
                 let name = key.trim_matches('/').replace(['/', '{', '}'], "_");
                 screenshot(
@@ -247,6 +259,41 @@ impl Health {
     pub fn audited(&self) -> Vec<String> {
         self.audited.iter().cloned().collect()
     }
+}
+
+/// Keyboard focus shows: Tab from the top reaches the skip link (on screen once focused) and then
+/// the next link, each with a visible outline. `None` when it does, else what is wrong.
+pub fn focus_problem(browser: &Browser) -> Option<String> {
+    browser.execute(
+        "window.scrollTo(0, 0);
+         const start = document.createElement('span'); start.id = 'focus-start'; start.tabIndex = -1;
+         document.body.prepend(start); start.focus();",
+        json!([]),
+    );
+    let mut problem = None;
+    for step in 0..2 {
+        browser.press_tab();
+        let focus = browser.execute(
+            "const el = document.activeElement; const s = getComputedStyle(el); const r = el.getBoundingClientRect();
+             return {cls: String(el.className), tag: el.tagName, outline: s.outlineStyle, width: parseFloat(s.outlineWidth), left: r.left};",
+            json!([]),
+        );
+        if step == 0 && focus["cls"] != "skip-link" {
+            problem = Some(format!("Tab first reaches {focus}, not the skip link"));
+        } else if step == 0 && focus["left"].as_f64().unwrap_or(-1.0) < 0.0 {
+            problem = Some("the focused skip link is off screen".into());
+        } else if focus["outline"] == "none" || focus["width"].as_f64().unwrap_or(0.0) < 2.0 {
+            problem = Some(format!("keyboard focus is not visible on {focus}"));
+        }
+        if problem.is_some() {
+            break;
+        }
+    }
+    browser.execute(
+        "document.activeElement.blur(); document.getElementById('focus-start').remove();",
+        json!([]),
+    );
+    problem
 }
 
 /// `/scholarships/funds/1b2c...?page=2` -> `/scholarships/funds/{id}`.
