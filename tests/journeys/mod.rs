@@ -101,14 +101,32 @@ pub fn choose(browser: &Browser, css: &str, value: &str) {
 /// Click a submit button whose form posts through HTMX, wait until `expect` shows, and prove the
 /// page was swapped in place rather than reloaded.
 #[track_caller]
+///
+/// While the request runs, the loading bar shows and the form's button is disabled (so a second
+/// click cannot send it twice): both are watched and asserted.
 pub fn htmx_submit(browser: &Browser, button_css: &str, expect: &str) {
     browser.mark_page();
+    browser.execute(
+        "window.__heybossSeen = {bar: false, disabled: false};
+         const bar = document.getElementById('loading-bar');
+         new MutationObserver(records => {
+           if (bar && bar.classList.contains('htmx-request')) window.__heybossSeen.bar = true;
+           for (const r of records) if (r.target.tagName === 'BUTTON' && r.target.disabled) window.__heybossSeen.disabled = true;
+         }).observe(document.body, {attributes: true, subtree: true, attributeFilter: ['class', 'disabled']});",
+        json!([]),
+    );
     browser.click(&browser.find(button_css));
     browser.wait_for_text(expect);
     wait_until_idle(browser);
     assert!(
         !browser.page_was_reloaded(),
         "{button_css} reloaded the page instead of swapping a fragment"
+    );
+    let seen = browser.execute("return window.__heybossSeen;", json!([]));
+    assert_eq!(
+        seen,
+        json!({"bar": true, "disabled": true}),
+        "{button_css}: the loading bar and the disabled button while the request ran"
     );
 }
 
