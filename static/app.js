@@ -1,0 +1,27 @@
+// heyboss: small enhancements on top of HTMX, loaded from a file (the CSP forbids inline script).
+// While a form's HTMX request runs, the form is marked busy and its buttons are disabled, so a
+// second click cannot send it twice. Requests from other elements (links, inputs) are left alone.
+(function () {
+  function formOf(event) {
+    var elt = event.detail && event.detail.elt;
+    return elt instanceof HTMLFormElement ? elt : null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    form.setAttribute("aria-busy", "true");
+    form.querySelectorAll("button:not([disabled])").forEach(function (button) {
+      button.disabled = true;
+      button.setAttribute("data-busy", "");
+    });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    form.removeAttribute("aria-busy");
+    form.querySelectorAll("button[data-busy]").forEach(function (button) {
+      button.disabled = false;
+      button.removeAttribute("data-busy");
+    });
+  });
+})();
