@@ -6,6 +6,19 @@
     var elt = event.detail && event.detail.elt;
     return elt instanceof HTMLFormElement ? elt : null;
   }
+  // A refused HTMX action shows its message in #messages (the server retargets it there). Keep
+  // it in sight, stuck to the top of the window, until the next request clears it.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "messages") target.setAttribute("data-live", "");
+  });
+  document.addEventListener("htmx:beforeRequest", function () {
+    var messages = document.getElementById("messages");
+    if (messages && messages.hasAttribute("data-live")) {
+      messages.removeAttribute("data-live");
+      messages.textContent = "";
+    }
+  });
   document.addEventListener("htmx:beforeRequest", function (event) {
     var form = formOf(event);
     if (!form) return;

@@ -14,8 +14,8 @@ mod webdriver;
 
 use common::TestApp;
 use journeys::{
-    choose, count, create_account, htmx_submit, overflowing_elements, register_student, screenshot,
-    screenshot_of, sign_in, sign_up_student, text_of, wait_until, Health,
+    choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
+    screenshot, screenshot_of, sign_in, sign_up_student, text_of, wait_until, Health,
 };
 use serde_json::json;
 use webdriver::Browser;
@@ -246,6 +246,12 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     choose(&staff, &format!("#{row} select[name='outcome']"), "award");
     // Bad input: the message shows in place, nothing is recorded, the form keeps what was typed.
     staff.fill(&format!("#{row} input[name='amount']"), "12.345");
+    // Scrolled down, as on a long board: the page's message area is out of sight.
+    let scrolled = staff.execute(
+        "window.scrollTo(0, document.body.scrollHeight); return window.scrollY;",
+        json!([]),
+    );
+    assert!(scrolled.as_f64().unwrap_or(0.0) > 150.0, "{scrolled}");
     staff.fill(
         &format!("#{row} input[name='reason']"),
         "Top of the ranking.",
@@ -256,12 +262,20 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         "Award amount:",
     );
     health.refused(&staff, 422);
+    assert!(
+        in_view(&staff, "#messages .flash-error"),
+        "the refusal is shown where the staff member is looking"
+    );
     assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
     staff.fill(&format!("#{row} input[name='amount']"), "2,500.00");
     htmx_submit(
         &staff,
         &format!("#{row} form[action$='/decision'] button"),
         "Awarded $2,500.00.",
+    );
+    assert!(
+        staff.try_find("#messages .flash-error").is_none(),
+        "the old refusal is gone after the next action"
     );
     assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
     health.quiet(&staff);

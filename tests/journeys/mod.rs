@@ -80,6 +80,20 @@ pub fn text_of(browser: &Browser, css: &str) -> String {
     browser.text(&e)
 }
 
+/// Whether the first element matching `css` is inside the window (a person sees it without
+/// scrolling).
+pub fn in_view(browser: &Browser, css: &str) -> bool {
+    browser.find(css);
+    browser
+        .execute(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect();
+             return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;",
+            json!([css]),
+        )
+        .as_bool()
+        .unwrap_or(false)
+}
+
 /// How many elements match `css` now.
 pub fn count(browser: &Browser, css: &str) -> usize {
     browser.find_all(css).len()
