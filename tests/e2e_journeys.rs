@@ -336,10 +336,31 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     student.goto(&app.url("/scholarships"));
     health.page(&student);
     student.wait_for_text("disbursed");
+    // The application's own page, with its history; the account page.
+    student.click(&student.find("#student-scholarships a[href^='/scholarships/applications/']"));
+    student.wait_for_text("History");
+    health.page(&student);
+    student.wait_for_text("$2,500.00");
+    student.click(&student.find("header a[href='/account']"));
+    health.page(&student);
+    // The staff see the same application from the committee's side, and an enrollment as of a
+    // past day.
+    staff.goto(&board);
+    staff.click(&staff.find(&format!("#{row} a[href^='/scholarships/applications/']")));
+    staff.wait_for_text("Average score");
+    health.page(&staff);
+    staff.goto(&format!("{student_page}?as_of=2020-01-01"));
+    staff.wait_for_text("No enrollment events yet on that date.");
+    health.quiet(&staff);
+    health.audit_now(&staff);
+    // A page that does not exist answers a proper page (the browser logs its 404).
+    student.goto(&app.url("/no-such-page"));
+    health.refused(&student, 404);
+    health.page(&student);
 
     // At phone width nothing overflows sideways.
     student.set_window_size(390, 844);
-    for path in ["/enrollment", "/scholarships"] {
+    for path in ["/enrollment", "/scholarships", "/account"] {
         student.goto(&app.url(path));
         health.quiet(&student);
         let wide = overflowing_elements(&student);
@@ -348,7 +369,9 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     student.goto(&app.url("/enrollment"));
     screenshot(&student, "student-enrollment-phone");
     staff.set_window_size(390, 844);
-    for url in [&board, &report] {
+    let pipeline = app.url("/enrollment/pipeline");
+    let funds = app.url("/scholarships/funds");
+    for url in [&pipeline, &funds, &board, &report, &student_page] {
         staff.goto(url);
         health.quiet(&staff);
         let wide = overflowing_elements(&staff);
@@ -356,7 +379,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     }
 
     let audited = health.audited();
-    assert!(audited.len() >= 9, "pages checked with axe: {audited:?}");
+    assert!(audited.len() >= 13, "pages checked with axe: {audited:?}");
 }
 
 /// The health checks can fail: an unlabeled field, a failed request and a page without visible
