@@ -15,7 +15,7 @@ mod webdriver;
 use common::TestApp;
 use journeys::{
     choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
-    screenshot, screenshot_of, sign_in, sign_up_student, text_of, wait_until, Health,
+    screenshot, screenshot_of, sign_in, sign_up_student, table_rows, text_of, wait_until, Health,
 };
 use serde_json::json;
 use webdriver::Browser;
@@ -237,10 +237,17 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     health.page(&staff);
     staff.wait_for_text("4.50");
     // Reviewed first: Ada ranks first, ahead of the unreviewed.
-    assert_eq!(
-        text_of(&staff, "#board tbody tr:first-child td:nth-child(2) a"),
-        "Ada Lovelace"
-    );
+    let ranking: Vec<(String, String)> = table_rows(&staff, "#board table")
+        .into_iter()
+        .map(|cells| {
+            (
+                cells[0].clone(),
+                cells[1].lines().next().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(ranking.len(), 3, "{ranking:?}");
+    assert_eq!(ranking[0], ("1".to_owned(), "Ada Lovelace".to_owned()));
     screenshot_of(&staff, "committee-board", "#board");
     staff.click(&staff.find(&format!("#{row} details.decide summary")));
     choose(&staff, &format!("#{row} select[name='outcome']"), "award");

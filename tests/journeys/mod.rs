@@ -3,8 +3,10 @@
 //! request, no serious or critical axe violation), and save screenshots for the README.
 //!
 //! A journey for another role (say two analysts with different clearances) needs only
-//! `sign_in`, `Health::page` after each navigation, `htmx_submit` for in-place actions and
-//! `screenshot` for the README image.
+//! `create_account` (e.g. `create_account(&app, "ana", "Ana Analyst", "analyst")`), one `Browser`
+//! per user with `sign_in`, `Health::page` after each navigation (`Health::quiet` after in-page
+//! actions), `htmx_submit` for in-place actions, `table_rows` to compare what each user sees, and
+//! `screenshot(&browser, "top-threats")` for the README's slot.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -92,6 +94,17 @@ pub fn in_view(browser: &Browser, css: &str) -> bool {
         )
         .as_bool()
         .unwrap_or(false)
+}
+
+/// The body rows of a table as text cells, in order (compare what two users see of one report).
+pub fn table_rows(browser: &Browser, table_css: &str) -> Vec<Vec<String>> {
+    browser.find(table_css);
+    let rows = browser.execute(
+        "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]
+           .map(tr => [...tr.children].map(td => td.innerText.trim()));",
+        json!([table_css]),
+    );
+    serde_json::from_value(rows).unwrap_or_default()
 }
 
 /// How many elements match `css` now.
