@@ -19,6 +19,26 @@
       messages.textContent = "";
     }
   });
+  // After a swap that took the focused button away, move focus to the swapped fragment's message
+  // (success or refusal), so keyboard and screen reader users learn what happened and continue
+  // from there rather than from the top of the page.
+  var swappedId = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    swappedId = target && target.id ? target.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var active = document.activeElement;
+    if (!swappedId || (active && active !== document.body && document.contains(active))) return;
+    var root = document.getElementById(swappedId);
+    var message = root && root.querySelector(".flash");
+    if (root && !message && root.classList.contains("flash")) message = root;
+    if (message) {
+      message.setAttribute("tabindex", "-1");
+      message.focus({ preventScroll: true });
+    }
+    swappedId = null;
+  });
   document.addEventListener("htmx:beforeRequest", function (event) {
     var form = formOf(event);
     if (!form) return;

@@ -47,6 +47,16 @@ fn enrollment_step(browser: &Browser, health: &Health, button_css: &str, stage: 
         text_of(browser, "#enrollment-progress .flash-success").ends_with('.'),
         "a success message follows the action"
     );
+    // Keyboard focus continues from the message, not from the top of the page.
+    let focused = browser.execute(
+        "return document.activeElement.matches('#enrollment-progress .flash-success');",
+        json!([]),
+    );
+    assert_eq!(
+        focused,
+        json!(true),
+        "focus moves to the message after {button_css}"
+    );
     health.quiet(browser);
 }
 
