@@ -6,6 +6,10 @@
 //!
 //! Ignored by plain `cargo test`; `.ci/run` runs them (`--run-ignored all`):
 //! `cargo nextest run --run-ignored all -E 'binary(=e2e_journeys)'`.
+//!
+//! The analysts' journey (two analysts with different clearances on one top-threats report, a
+//! clearance revoked by an admin) belongs here as a third test, built from the same steps in
+//! `tests/journeys/mod.rs`; its screenshot is `top-threats` (the README has its slot).
 
 mod common;
 mod journeys;
