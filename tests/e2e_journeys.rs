@@ -52,14 +52,15 @@ fn enrollment_step(browser: &Browser, health: &Health, button_css: &str, stage: 
         "a success message follows the action"
     );
     // Keyboard focus continues from the message, not from the top of the page.
-    let focused = browser.execute(
-        "return document.activeElement.matches('#enrollment-progress .flash-success');",
-        json!([]),
-    );
-    assert_eq!(
-        focused,
-        json!(true),
-        "focus moves to the message after {button_css}"
+    // (The move happens once HTMX has settled the swap, a moment after the request ends.)
+    wait_until(
+        &format!("focus moves to the message after {button_css}"),
+        || {
+            browser.execute(
+                "return document.activeElement.matches('#enrollment-progress .flash-success');",
+                json!([]),
+            ) == json!(true)
+        },
     );
     health.quiet(browser);
 }
