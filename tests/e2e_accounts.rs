@@ -2,6 +2,7 @@
 //! accessibility violations. Ignored by plain `cargo test`; `.ci/run` runs them (--run-ignored all).
 
 mod common;
+mod journeys;
 mod webdriver;
 
 use common::{create_user, TestApp, PASSWORD};
@@ -42,4 +43,17 @@ fn an_admin_signs_in_and_creates_an_account_in_the_browser() {
     assert!(violations.is_empty(), "{violations:#?}");
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+    // The shared page checks (landmarks, one h1, visible focus, no axe finding at all) on the
+    // admin's pages and the sign-in page.
+    let mut health = journeys::Health::new();
+    health.page(&browser);
+    browser.click(&browser.find("a[href^='/admin/accounts/']"));
+    browser.wait_for_text("Role");
+    health.page(&browser);
+    browser.goto(&app.url("/account"));
+    health.page(&browser);
+    browser.click(&browser.find("form[action='/logout'] button"));
+    browser.wait_for_text("Sign in");
+    health.page(&browser);
 }

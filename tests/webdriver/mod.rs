@@ -68,6 +68,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    "--hide-scrollbars", "--force-device-scale-factor=1",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }
@@ -272,6 +273,19 @@ impl Browser {
             .collect()
     }
 
+    /// Press Tab (keyboard focus moves as a person's would, so `:focus-visible` applies).
+    pub fn press_tab(&self) {
+        self.call(
+            "POST",
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                    {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}
+                ]}]}),
+            ),
+        );
+    }
+
     pub fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;
         let b64 = self.call("GET", "/screenshot", None);
@@ -287,6 +301,12 @@ impl Browser {
     /// Run axe-core (vendored in tests/vendor) on the current page; returns the serious and
     /// critical violations as "rule: help (n nodes)".
     pub fn accessibility_violations(&self) -> Vec<String> {
+        self.accessibility_findings(&["serious", "critical"])
+    }
+
+    /// Run axe-core and return the violations of the given impacts ("minor", "moderate",
+    /// "serious", "critical") as "rule: help (nodes)".
+    pub fn accessibility_findings(&self, impacts: &[&str]) -> Vec<String> {
         let axe = include_str!("../vendor/axe.min.js");
         self.execute(axe, json!([]));
         let result = self.execute_async(
@@ -299,7 +319,7 @@ impl Browser {
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+            .filter(|v| impacts.iter().any(|i| v["impact"] == *i))
             .map(|v| format!("{}: {} ({})", v["id"], v["help"], v["nodes"]))
             .collect()
     }

@@ -1,0 +1,60 @@
+// heyboss: small enhancements on top of HTMX, loaded from a file (the CSP forbids inline script).
+// While a form's HTMX request runs, the form is marked busy and its buttons are disabled, so a
+// second click cannot send it twice. Requests from other elements (links, inputs) are left alone.
+(function () {
+  function formOf(event) {
+    var elt = event.detail && event.detail.elt;
+    return elt instanceof HTMLFormElement ? elt : null;
+  }
+  // A refused HTMX action shows its message in #messages (the server retargets it there). Keep
+  // it in sight, stuck to the top of the window, until the next request clears it.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "messages") target.setAttribute("data-live", "");
+  });
+  document.addEventListener("htmx:beforeRequest", function () {
+    var messages = document.getElementById("messages");
+    if (messages && messages.hasAttribute("data-live")) {
+      messages.removeAttribute("data-live");
+      messages.textContent = "";
+    }
+  });
+  // After a swap that took the focused button away, move focus to the swapped fragment's message
+  // (success or refusal), so keyboard and screen reader users learn what happened and continue
+  // from there rather than from the top of the page.
+  var swappedId = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    swappedId = target && target.id ? target.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var active = document.activeElement;
+    if (!swappedId || (active && active !== document.body && document.contains(active))) return;
+    var root = document.getElementById(swappedId);
+    var message = root && root.querySelector(".flash");
+    if (root && !message && root.classList.contains("flash")) message = root;
+    if (message) {
+      message.setAttribute("tabindex", "-1");
+      message.focus({ preventScroll: true });
+    }
+    swappedId = null;
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    form.setAttribute("aria-busy", "true");
+    form.querySelectorAll("button:not([disabled])").forEach(function (button) {
+      button.disabled = true;
+      button.setAttribute("data-busy", "");
+    });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    form.removeAttribute("aria-busy");
+    form.querySelectorAll("button[data-busy]").forEach(function (button) {
+      button.disabled = false;
+      button.removeAttribute("data-busy");
+    });
+  });
+})();

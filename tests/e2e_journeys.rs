@@ -1,0 +1,458 @@
+//! The product's journeys in a real headless Chromium against the real app: a student and the
+//! staff move one enrollment from inquiry to enrolled and one scholarship from application to a
+//! disbursed award, each in their own browser. Every action goes through HTMX and is proven not
+//! to reload the page; every page is checked for console errors, failed requests and serious or
+//! critical axe violations. Screenshots for the README: `HEYBOSS_SCREENSHOTS=1` (see README).
+//!
+//! Ignored by plain `cargo test`; `.ci/run` runs them (`--run-ignored all`):
+//! `cargo nextest run --run-ignored all -E 'binary(=e2e_journeys)'`.
+//!
+//! The analysts' journey (two analysts with different clearances on one top-threats report, a
+//! clearance revoked by an admin) belongs here as a third test, built from the same steps in
+//! `tests/journeys/mod.rs`; its screenshot is `top-threats` (the README has its slot).
+
+mod common;
+mod journeys;
+mod scholarships_support;
+mod webdriver;
+
+use common::TestApp;
+use journeys::{
+    choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
+    screenshot, screenshot_of, sign_in, sign_up_student, table_rows, text_of, wait_until, Health,
+};
+use serde_json::json;
+use webdriver::Browser;
+
+/// The student's part of the enrollment page: stepper steps done, and timeline entries.
+fn progress(browser: &Browser) -> (usize, usize) {
+    (
+        count(browser, ".stepper .step-done"),
+        count(browser, ".timeline li"),
+    )
+}
+
+/// Act on the enrollment page through HTMX; the stepper and timeline must move, in place.
+#[track_caller]
+fn enrollment_step(browser: &Browser, health: &Health, button_css: &str, stage: &str) {
+    let (done, events) = progress(browser);
+    htmx_submit(browser, button_css, &format!("now: {stage}"));
+    assert_eq!(text_of(browser, "#current-stage"), stage);
+    let (done_after, events_after) = progress(browser);
+    assert!(
+        done_after >= done,
+        "the stepper went back: {done} -> {done_after}"
+    );
+    assert!(
+        events_after > events,
+        "the timeline did not grow after {button_css}"
+    );
+    assert!(
+        text_of(browser, "#enrollment-progress .flash-success").ends_with('.'),
+        "a success message follows the action"
+    );
+    // Keyboard focus continues from the message, not from the top of the page.
+    // (The move happens once HTMX has settled the swap, a moment after the request ends.)
+    wait_until(
+        &format!("focus moves to the message after {button_css}"),
+        || {
+            browser.execute(
+                "return document.activeElement.matches('#enrollment-progress .flash-success');",
+                json!([]),
+            ) == json!(true)
+        },
+    );
+    health.quiet(browser);
+}
+
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_finish() {
+    let app = TestApp::spawn();
+    create_account(&app, "committee", "Jordan Reyes", "staff");
+    let student = Browser::start();
+    let staff = Browser::start();
+    let mut health = Health::new();
+
+    // --- The student signs up; the enrollment begins with an inquiry.
+    student.goto(&app.url("/signup"));
+    health.page(&student);
+    sign_up_student(&student, &app, "ada", "Ada Lovelace");
+    assert!(student.current_url().ends_with("/enrollment"));
+    student.wait_for_text("Welcome!");
+    health.page(&student);
+    assert_eq!(text_of(&student, "#current-stage"), "Inquiry");
+    assert_eq!(progress(&student), (1, 1));
+
+    // Start and submit the application: the stepper and the timeline update without a reload.
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/start'] button",
+        "Application started",
+    );
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/submit'] button",
+        "Application submitted",
+    );
+    student.wait_for_text("the next step is the admissions office's");
+    assert!(progress(&student).0 >= 3);
+
+    // --- Staff find the student in the pipeline (filtered in place) and record documents and
+    // the admission decision.
+    sign_in(&staff, &app, "committee");
+    assert!(staff.current_url().ends_with("/enrollment/pipeline"));
+    health.page(&staff);
+    staff.fill("#filter-name", "Lovelace");
+    htmx_submit(
+        &staff,
+        "form[action='/enrollment/pipeline'][hx-get] button",
+        "Ada Lovelace",
+    );
+    // The filtered list came in place, and its address was pushed for the back button.
+    wait_until("the filter is in the address", || {
+        staff.current_url().contains("name=Lovelace")
+    });
+    health.quiet(&staff);
+    staff.click(&staff.find("#pipeline-list a[href^='/enrollment/students/']"));
+    staff.wait_for_text("Record for the office");
+    health.page(&staff);
+    let student_page = staff.current_url();
+    for document in ["transcript", "identification"] {
+        htmx_submit(
+            &staff,
+            &format!("form[action$='/actions/document']:has(input[value='{document}']) button"),
+            &format!("Document received: {document}."),
+        );
+        // The form for that document is gone once it is recorded.
+        assert!(staff
+            .try_find(&format!("input[name='document'][value='{document}']"))
+            .is_none());
+        health.quiet(&staff);
+    }
+    assert_eq!(text_of(&staff, "#current-stage"), "Documents received");
+    choose(&staff, "#decision", "admitted");
+    enrollment_step(
+        &staff,
+        &health,
+        "form[action$='/actions/decide'] button",
+        "Admitted",
+    );
+
+    // --- Staff open a scholarship fund (the fund list swaps in place).
+    staff.goto(&app.url("/scholarships/funds"));
+    health.page(&staff);
+    staff.find(".empty");
+    staff.fill("#fund-name", "Lovelace Prize");
+    staff.fill("#fund-term", "2027-fall");
+    staff.fill("#fund-budget", "10,000.00");
+    staff.fill("#fund-criteria", "Curiosity and a plan.");
+    choose(&staff, "#fund-opens", "2020-01-01");
+    choose(&staff, "#fund-closes", "2099-12-31");
+    htmx_submit(
+        &staff,
+        "form[action='/scholarships/funds'] button[type=submit]",
+        "Lovelace Prize",
+    );
+    health.quiet(&staff);
+    // A new fund is closed until the committee opens its window.
+    htmx_submit(
+        &staff,
+        "form[action$='/window']:has(input[value='true']) button",
+        "The fund is open for applications.",
+    );
+    health.quiet(&staff);
+    health.audit_now(&staff);
+
+    // --- The student accepts the admission offer and applies for the scholarship.
+    student.goto(&app.url("/enrollment"));
+    health.page(&student);
+    student.fill("#deposit", "250.00");
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/accept'] button",
+        "Offer accepted",
+    );
+    student.click(&student.find("nav a[href='/scholarships']"));
+    student.wait_for_text("Open funds");
+    health.page(&student);
+    student.fill(
+        "textarea[name='statement']",
+        "I want to build the analytical engine.",
+    );
+    htmx_submit(
+        &student,
+        "form[action$='/apply'] button",
+        "Your application is submitted.",
+    );
+    health.quiet(&student);
+    health.audit_now(&student);
+
+    // --- Staff: the committee board; assign a reviewer, score, decide an award. Two more
+    // applicants (straight through the store) make the ranking visible.
+    staff.goto(&app.url("/scholarships/funds"));
+    staff.click(&staff.find("#funds a[href^='/scholarships/funds/']:not([href$='/report'])"));
+    staff.wait_for_text("Committee board");
+    let board = staff.current_url();
+    let fund: uuid::Uuid = board.rsplit('/').next().unwrap().parse().unwrap();
+    for (username, name) in [("grace", "Grace Hopper"), ("alan", "Alan Turing")] {
+        let id = register_student(&app, username, name);
+        scholarships_support::apply_directly(&app, fund, id);
+    }
+    staff.goto(&board);
+    staff.wait_for_text("3 applications");
+    health.page(&staff);
+    let row = staff
+        .execute(
+            "return [...document.querySelectorAll('#board tbody tr')].find(tr => tr.innerText.includes(arguments[0])).id;",
+            json!(["Ada Lovelace"]),
+        )
+        .as_str()
+        .unwrap()
+        .to_owned();
+    htmx_submit(
+        &staff,
+        &format!("#{row} form[action$='/reviewers'] button"),
+        "Reviewer assigned.",
+    );
+    health.quiet(&staff);
+
+    let report = format!("{board}/report");
+    staff.goto(&report);
+    health.page(&staff);
+    assert_eq!(text_of(&staff, "#awarded"), "$0.00");
+    assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
+
+    staff.click(&staff.find("nav a[href='/scholarships/reviews']"));
+    staff.wait_for_text("To do (1)");
+    health.page(&staff);
+    staff.click(&staff.find("#to-do a.button"));
+    staff.wait_for_text("Your review");
+    health.page(&staff);
+    for (field, score) in [
+        ("merit", "5"),
+        ("need", "4"),
+        ("statement", "5"),
+        ("community", "4"),
+    ] {
+        choose(&staff, &format!("#score-{field}"), score);
+    }
+    staff.fill("#review-comment", "A clear plan.");
+    htmx_submit(
+        &staff,
+        "#review-form button[type=submit]",
+        "Your review is saved.",
+    );
+    health.quiet(&staff);
+
+    staff.goto(&board);
+    health.page(&staff);
+    staff.wait_for_text("4.50");
+    // Reviewed first: Ada ranks first, ahead of the unreviewed.
+    let ranking: Vec<(String, String)> = table_rows(&staff, "#board table")
+        .into_iter()
+        .map(|cells| {
+            (
+                cells[0].clone(),
+                cells[1].lines().next().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(ranking.len(), 3, "{ranking:?}");
+    assert_eq!(ranking[0], ("1".to_owned(), "Ada Lovelace".to_owned()));
+    screenshot_of(&staff, "committee-board", "#board");
+    staff.click(&staff.find(&format!("#{row} details.decide summary")));
+    choose(&staff, &format!("#{row} select[name='outcome']"), "award");
+    // Bad input: the message shows in place, nothing is recorded, the form keeps what was typed.
+    staff.fill(&format!("#{row} input[name='amount']"), "12.345");
+    // Scrolled down, as on a long board: the page's message area is out of sight.
+    let scrolled = staff.execute(
+        "window.scrollTo(0, document.body.scrollHeight); return window.scrollY;",
+        json!([]),
+    );
+    assert!(scrolled.as_f64().unwrap_or(0.0) > 150.0, "{scrolled}");
+    staff.fill(
+        &format!("#{row} input[name='reason']"),
+        "Top of the ranking.",
+    );
+    htmx_submit(
+        &staff,
+        &format!("#{row} form[action$='/decision'] button"),
+        "Award amount:",
+    );
+    health.refused(&staff, 422);
+    assert!(
+        in_view(&staff, "#messages .flash-error"),
+        "the refusal is shown where the staff member is looking"
+    );
+    assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
+    staff.fill(&format!("#{row} input[name='amount']"), "2,500.00");
+    htmx_submit(
+        &staff,
+        &format!("#{row} form[action$='/decision'] button"),
+        "Awarded $2,500.00.",
+    );
+    assert!(
+        staff.try_find("#messages .flash-error").is_none(),
+        "the old refusal is gone after the next action"
+    );
+    assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
+    health.quiet(&staff);
+    health.audit_now(&staff);
+
+    // The fund report changed with the decision.
+    staff.goto(&report);
+    health.page(&staff);
+    assert_eq!(text_of(&staff, "#awarded"), "$2,500.00");
+    assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
+    staff.wait_for_text("Top of the ranking.");
+
+    // --- The student accepts the award: offered now, paid once enrolled.
+    student.goto(&app.url("/scholarships"));
+    health.page(&student);
+    student.wait_for_text("$2,500.00");
+    htmx_submit(
+        &student,
+        "form[action$='/award']:has(input[value='accept']) button",
+        "It will be disbursed once you are enrolled.",
+    );
+    health.quiet(&student);
+
+    // --- Orientation (staff), courses (student), enrollment confirmed (staff).
+    staff.goto(&student_page);
+    health.page(&staff);
+    enrollment_step(
+        &staff,
+        &health,
+        "form[action$='/actions/orientation'] button",
+        "Orientation completed",
+    );
+    student.goto(&app.url("/enrollment"));
+    health.page(&student);
+    screenshot(&student, "student-enrollment");
+    student.fill("#courses", "CS101, MATH201");
+    enrollment_step(
+        &student,
+        &health,
+        "form[action='/enrollment/actions/courses'] button",
+        "Courses registered",
+    );
+    staff.goto(&student_page);
+    health.page(&staff);
+    enrollment_step(
+        &staff,
+        &health,
+        "form[action$='/actions/confirm'] button",
+        "Enrolled",
+    );
+
+    // The student sees the finished enrollment and the award disbursed (the scholarships
+    // context reacted to `Enrolled`).
+    student.goto(&app.url("/enrollment"));
+    health.page(&student);
+    assert_eq!(progress(&student).0, 9, "every step is done");
+    student.wait_for_text("You are enrolled: every step is complete.");
+    student.goto(&app.url("/scholarships"));
+    health.page(&student);
+    student.wait_for_text("disbursed");
+    // The application's own page, with its history; the account page.
+    student.click(&student.find("#student-scholarships a[href^='/scholarships/applications/']"));
+    student.wait_for_text("History");
+    health.page(&student);
+    student.wait_for_text("$2,500.00");
+    student.click(&student.find("header a[href='/account']"));
+    health.page(&student);
+    // The staff see the same application from the committee's side, and an enrollment as of a
+    // past day.
+    staff.goto(&board);
+    staff.click(&staff.find(&format!("#{row} a[href^='/scholarships/applications/']")));
+    staff.wait_for_text("Average score");
+    health.page(&staff);
+    staff.goto(&format!("{student_page}?as_of=2020-01-01"));
+    staff.wait_for_text("No enrollment events yet on that date.");
+    health.quiet(&staff);
+    health.audit_now(&staff);
+    // A page that does not exist answers a proper page (the browser logs its 404).
+    student.goto(&app.url("/no-such-page"));
+    health.refused(&student, 404);
+    health.page(&student);
+
+    // At phone width nothing overflows sideways.
+    student.set_window_size(390, 844);
+    for path in ["/enrollment", "/scholarships", "/account"] {
+        student.goto(&app.url(path));
+        health.quiet(&student);
+        let wide = overflowing_elements(&student);
+        assert!(wide.is_empty(), "{path} overflows at phone width: {wide:?}");
+    }
+    student.goto(&app.url("/enrollment"));
+    screenshot(&student, "student-enrollment-phone");
+    staff.set_window_size(390, 844);
+    let pipeline = app.url("/enrollment/pipeline");
+    let funds = app.url("/scholarships/funds");
+    for url in [&pipeline, &funds, &board, &report, &student_page] {
+        staff.goto(url);
+        health.quiet(&staff);
+        let wide = overflowing_elements(&staff);
+        assert!(wide.is_empty(), "{url} overflows at phone width: {wide:?}");
+    }
+
+    let audited = health.audited();
+    assert!(audited.len() >= 13, "pages checked with axe: {audited:?}");
+}
+
+/// The health checks can fail: an unlabeled field, a failed request and a page without visible
+/// focus are each caught (so a clean journey means something).
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn the_page_checks_catch_what_they_look_for() {
+    let app = TestApp::spawn();
+    let browser = Browser::start();
+    browser.goto(&app.url("/login"));
+    assert!(browser.accessibility_violations().is_empty());
+    assert!(browser.console_errors().is_empty());
+    assert_eq!(journeys::focus_problem(&browser), None);
+
+    browser.execute(
+        "const i = document.createElement('input'); i.id = 'unlabeled'; document.querySelector('main').append(i);
+         const img = document.createElement('img'); img.src = '/static/missing.png'; img.alt = ''; document.querySelector('main').append(img);",
+        json!([]),
+    );
+    journeys::wait_until("the missing image failed", || {
+        browser
+            .execute(
+                "return document.querySelector('main img').complete;",
+                json!([]),
+            )
+            .as_bool()
+            .unwrap_or(false)
+    });
+    let violations = browser.accessibility_violations();
+    assert!(
+        violations.iter().any(|v| v.starts_with("\"label\"")),
+        "{violations:#?}"
+    );
+    let errors = browser.console_errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("missing.png") && e.contains("404")),
+        "{errors:#?}"
+    );
+
+    // A stylesheet that hides the focus ring is caught.
+    browser.execute(
+        "document.styleSheets[0].insertRule(':focus-visible { outline: none !important; }', document.styleSheets[0].cssRules.length);",
+        json!([]),
+    );
+    let problem = journeys::focus_problem(&browser);
+    assert!(
+        problem
+            .as_deref()
+            .is_some_and(|p| p.contains("not visible")),
+        "{problem:?}"
+    );
+}
