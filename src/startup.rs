@@ -40,6 +40,7 @@ pub fn operations() -> ops::Registry {
     ops::Registry::new()
         .audit_scope(ops::audit::OwnEvents)
         .notification_rule(ops::notifications::AccountNotices)
+        .notification_rule(scholarships::notices::DecisionNotices)
 }
 
 /// The catch-up subscribers: every projection configured as catch-up, and the notifications feed.

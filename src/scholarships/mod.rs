@@ -9,6 +9,7 @@ pub mod commands;
 pub mod decider;
 pub mod demo;
 pub mod events;
+pub mod notices;
 pub mod projections;
 pub mod queries;
 pub mod reactor;
