@@ -36,6 +36,7 @@ pub fn seed(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + S
             |_, _| Ok(()),
         )?;
     }
+    crate::threats::demo::seed(state)?;
     tracing::info!("demo data ready: sign in as admin, staff, analyst or student with password {DEMO_PASSWORD:?}");
     Ok(())
 }

@@ -16,7 +16,8 @@ use crate::web::{frame::frame, AppError, AppState, Settings};
 
 /// Every projection of the application, in the order they run after an append.
 pub fn projections() -> Projections {
-    Projections::new().with(accounts::projections::UsersProjection)
+    let p = Projections::new().with(accounts::projections::UsersProjection);
+    crate::threats::projections(p)
 }
 
 /// The event store with every projection and every reactor (process manager) of the application.
@@ -28,6 +29,7 @@ pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
     let glob = format!("{}/**/*.html", settings.templates_dir.display());
     let mut tera = Tera::new(&glob)?;
     tera.autoescape_on(vec![".html"]);
+    crate::threats::register_filters(&mut tera);
     Ok(tera)
 }
 
@@ -97,6 +99,7 @@ fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
             .service(healthz)
             .service(home)
             .configure(accounts::routes)
+            .configure(crate::threats::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?
