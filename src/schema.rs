@@ -175,6 +175,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    threat_report_groups (report, group_name, key) {
+        report -> Text,
+        group_name -> Text,
+        key -> Text,
+        hits -> Int4,
+        max_score -> Int4,
+        last_seen -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     command_outcomes,
     credentials,
@@ -192,4 +203,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_hits,
     threat_score_changes,
     threat_report_rows,
+    threat_report_groups,
 );

@@ -114,3 +114,20 @@ CREATE TABLE threat_report_rows (
     last_seen  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (report, signature, key)
 );
+CREATE INDEX threat_report_rows_key_idx ON threat_report_rows (report, key);
+
+-- The same rolled up per visibility group, ranked within each group: a report for a set of
+-- clearances reads the top of each held group's ranking and stops as soon as no unseen key can
+-- enter the top N (threshold algorithm), so its cost follows the report's size and the number
+-- of groups held, not the number of keys or hits. Rebuilt for a signature's keys when an admin
+-- moves the signature to another group.
+CREATE TABLE threat_report_groups (
+    report      TEXT        NOT NULL,
+    group_name  TEXT        NOT NULL,
+    key         TEXT        NOT NULL,
+    hits        INTEGER     NOT NULL,
+    max_score   INTEGER     NOT NULL,
+    last_seen   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (report, group_name, key)
+);
+CREATE INDEX threat_report_groups_rank_idx ON threat_report_groups (report, group_name, hits DESC, key);

@@ -224,10 +224,16 @@ impl Projection for HitsProjection {
         "threat_hits"
     }
     fn handles(&self) -> &'static [&'static str] {
-        &["FileScored", "FileRescored"]
+        // A revision may move a signature to another group: its keys' group rows are rebuilt.
+        &["FileScored", "FileRescored", "SignatureRevised"]
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["threat_hits", "threat_score_changes", "threat_report_rows"]
+        &[
+            "threat_hits",
+            "threat_score_changes",
+            "threat_report_rows",
+            "threat_report_groups",
+        ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         self.apply_batch(conn, &[event])
@@ -238,10 +244,61 @@ impl Projection for HitsProjection {
         conn: &mut PgConnection,
         events: &[&RecordedEvent],
     ) -> Result<(), ProjectionError> {
+        let revised: Vec<&str> = events
+            .iter()
+            .filter(|e| e.event_type == "SignatureRevised")
+            .map(|e| e.stream_id.as_str())
+            .collect();
         let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
             .iter()
+            .filter(|e| e.event_type != "SignatureRevised")
             .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
             .collect::<Result<_, ProjectionError>>()?;
+        self.apply_hits(conn, decoded)?;
+        for name in revised {
+            regroup_signature(conn, name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rebuild the group rows of every key a signature has hits under, from the per-signature rows
+/// and the signatures' current groups (after an admin moved the signature).
+fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), ProjectionError> {
+    diesel::sql_query(
+        "DELETE FROM threat_report_groups g
+         USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         WHERE g.report = k.report AND g.key = k.key",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
+         SELECT r.report, s.group_name, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         JOIN threat_report_rows r ON r.report = k.report AND r.key = k.key
+         JOIN threat_signatures s ON s.name = r.signature
+         GROUP BY 1, 2, 3",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct SignatureGroup {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    group_name: String,
+}
+
+impl HitsProjection {
+    fn apply_hits(
+        &self,
+        conn: &mut PgConnection,
+        decoded: Vec<(&RecordedEvent, SensorEvent)>,
+    ) -> Result<(), ProjectionError> {
         let mut file_ids: Vec<String> = decoded
             .iter()
             .filter_map(|(_, e)| match e {
@@ -398,11 +455,13 @@ impl Projection for HitsProjection {
         let mut r_hits = Vec::new();
         let mut r_max = Vec::new();
         let mut r_seen = Vec::new();
+        let mut r_lowered = Vec::new();
         let mut lowered: Vec<Vec<(String, String)>> = vec![Vec::new(); 4];
         for ((r, key, sig), d) in deltas {
             if d.lowered {
                 lowered[r].push((key.clone(), sig.clone()));
             }
+            r_lowered.push(d.lowered);
             r_report.push(REPORTS[r].to_owned());
             r_key.push(key);
             r_sig.push(sig);
@@ -448,6 +507,87 @@ impl Projection for HitsProjection {
             .bind::<Array<Text>, _>(&k)
             .bind::<Array<Text>, _>(&s)
             .bind::<Text, _>(REPORTS[r])
+            .execute(conn)?;
+        }
+
+        // 5. The same deltas rolled up per visibility group.
+        let mut names: Vec<String> = r_sig.clone();
+        names.sort();
+        names.dedup();
+        let group_of: HashMap<String, String> = diesel::sql_query(
+            "SELECT name, group_name FROM threat_signatures WHERE name = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(&names)
+        .load::<SignatureGroup>(conn)?
+        .into_iter()
+        .map(|g| (g.name, g.group_name))
+        .collect();
+        let mut by_group: HashMap<(String, String, String), Delta> = HashMap::new();
+        for i in 0..r_report.len() {
+            // A signature not registered yet cannot happen after validation; count it restricted.
+            let group = group_of
+                .get(&r_sig[i])
+                .cloned()
+                .unwrap_or_else(|| RESTRICTED_GROUP.to_owned());
+            let d = by_group
+                .entry((r_report[i].clone(), group, r_key[i].clone()))
+                .or_default();
+            d.hits += r_hits[i];
+            d.max_score = d.max_score.max(r_max[i]);
+            d.last_seen = d.last_seen.max(Some(r_seen[i]));
+            if r_lowered[i] {
+                d.lowered = true;
+            }
+        }
+        let mut g = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut regroup = (Vec::new(), Vec::new(), Vec::new());
+        for ((report, group, key), d) in by_group {
+            if d.lowered {
+                regroup.0.push(report.clone());
+                regroup.1.push(group.clone());
+                regroup.2.push(key.clone());
+            }
+            g.0.push(report);
+            g.1.push(group);
+            g.2.push(key);
+            g.3.push(d.hits);
+            g.4.push(d.max_score);
+            g.5.push(d.last_seen.unwrap_or_else(Utc::now));
+        }
+        diesel::sql_query(
+            "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+             ON CONFLICT (report, group_name, key) DO UPDATE SET
+                 hits = g.hits + excluded.hits,
+                 max_score = GREATEST(g.max_score, excluded.max_score),
+                 last_seen = GREATEST(g.last_seen, excluded.last_seen)",
+        )
+        .bind::<Array<Text>, _>(&g.0)
+        .bind::<Array<Text>, _>(&g.1)
+        .bind::<Array<Text>, _>(&g.2)
+        .bind::<Array<Int4>, _>(&g.3)
+        .bind::<Array<Int4>, _>(&g.4)
+        .bind::<Array<Timestamptz>, _>(&g.5)
+        .execute(conn)?;
+        if !regroup.0.is_empty() {
+            diesel::sql_query(
+                "UPDATE threat_report_groups g SET max_score = (
+                     SELECT max(r.max_score) FROM threat_report_rows r
+                     JOIN threat_signatures s ON s.name = r.signature AND s.group_name = g.group_name
+                     WHERE r.report = g.report AND r.key = g.key)
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(report, group_name, key)
+                 WHERE g.report = u.report AND g.group_name = u.group_name AND g.key = u.key",
+            )
+            .bind::<Array<Text>, _>(&regroup.0)
+            .bind::<Array<Text>, _>(&regroup.1)
+            .bind::<Array<Text>, _>(&regroup.2)
             .execute(conn)?;
         }
         Ok(())

@@ -187,18 +187,9 @@ pub fn top_in_scope(
     window: Window,
     limit: i64,
 ) -> Result<Vec<ReportRow>, AppError> {
-    let sql = match window {
-        Window::All => format!(
-            "SELECT r.key, sum(r.hits)::int8 AS hits, max(r.max_score) AS max_score, max(r.last_seen) AS last_seen,
-                    string_agg(r.signature, ';' ORDER BY r.signature) AS signatures, '' AS filename, '' AS file_type
-             FROM threat_report_rows r {}
-             WHERE r.report = $1 AND r.hits > 0 AND $5::timestamptz IS NULL
-             GROUP BY r.key
-             ORDER BY hits DESC, max_score DESC, r.key ASC
-             LIMIT $4",
-            visible_join("r.signature")
-        ),
-        _ => format!(
+    let mut rows: Vec<ReportRow> = match window {
+        Window::All => top_from_group_rankings(conn, scope, report, limit)?,
+        _ => diesel::sql_query(format!(
             "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
                     string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
              FROM threat_hits h {join}
@@ -208,15 +199,14 @@ pub fn top_in_scope(
              LIMIT $4",
             key = report.key_sql(),
             join = visible_join("h.signature")
-        ),
-    };
-    let mut rows: Vec<ReportRow> = diesel::sql_query(sql)
+        ))
         .bind::<Text, _>(report.slug())
         .bind::<Bool, _>(scope.all)
         .bind::<Array<Text>, _>(&scope.groups)
         .bind::<Int8, _>(limit)
         .bind::<Nullable<Timestamptz>, _>(window.cutoff(Utc::now()))
-        .load(conn)?;
+        .load(conn)?,
+    };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let names: std::collections::HashMap<String, (String, String)> =
@@ -242,6 +232,150 @@ pub fn top_in_scope(
         }
     }
     Ok(rows)
+}
+
+#[derive(QueryableByName)]
+struct Ranked {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Int4)]
+    hits: i32,
+    #[diesel(sql_type = Text)]
+    group_name: String,
+}
+
+#[derive(QueryableByName)]
+struct KeySignatures {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    signatures: String,
+}
+
+/// The top `limit` keys of a report over the viewer's groups, by the threshold algorithm: read
+/// the first `depth` entries of each held group's ranking; compute the exact visible totals of
+/// the keys seen; a key not seen has at most the sum of the last counts read, so once the
+/// `limit`-th total is above that bound the answer is final. Otherwise read deeper.
+fn top_from_group_rankings(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    limit: i64,
+) -> Result<Vec<ReportRow>, AppError> {
+    let groups: Vec<String> = if scope.all {
+        threat_signatures::table
+            .select(threat_signatures::group_name)
+            .distinct()
+            .load(conn)?
+    } else {
+        scope.groups.clone()
+    };
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut depth = (limit * 4).max(64);
+    loop {
+        let ranked: Vec<Ranked> = diesel::sql_query(
+            "SELECT t.key, t.hits, g AS group_name
+             FROM unnest($2::text[]) AS g,
+             LATERAL (SELECT key, hits FROM threat_report_groups
+                      WHERE report = $1 AND group_name = g AND hits > 0
+                      ORDER BY hits DESC, key LIMIT $3) AS t",
+        )
+        .bind::<Text, _>(report.slug())
+        .bind::<Array<Text>, _>(&groups)
+        .bind::<Int8, _>(depth)
+        .load(conn)?;
+        // The bound for unseen keys: per group, the last count read (0 when the list ended).
+        let mut bound: i64 = 0;
+        let mut exhausted = true;
+        for g in &groups {
+            let mine: Vec<&Ranked> = ranked.iter().filter(|r| &r.group_name == g).collect();
+            if mine.len() as i64 == depth {
+                exhausted = false;
+                bound += i64::from(mine.last().map_or(0, |r| r.hits));
+            }
+        }
+        let mut keys: Vec<String> = ranked.into_iter().map(|r| r.key).collect();
+        keys.sort();
+        keys.dedup();
+        let mut rows: Vec<ReportRow> = diesel::sql_query(
+            "SELECT key, sum(hits)::int8 AS hits, max(max_score) AS max_score, max(last_seen) AS last_seen,
+                    '' AS signatures, '' AS filename, '' AS file_type
+             FROM threat_report_groups
+             WHERE report = $1 AND group_name = ANY($2) AND key = ANY($3)
+             GROUP BY key
+             ORDER BY hits DESC, max_score DESC, key ASC",
+        )
+        .bind::<Text, _>(report.slug())
+        .bind::<Array<Text>, _>(&groups)
+        .bind::<Array<Text>, _>(&keys)
+        .load(conn)?;
+        let enough = rows.len() as i64 >= limit && rows[limit as usize - 1].hits > bound;
+        if enough || exhausted {
+            rows.truncate(limit as usize);
+            fill_signatures(conn, scope, report, &mut rows)?;
+            return Ok(rows);
+        }
+        depth *= 4;
+    }
+}
+
+/// The visible signatures of each row (from the per-signature rows of those keys only).
+fn fill_signatures(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    rows: &mut [ReportRow],
+) -> Result<(), AppError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    let found: std::collections::HashMap<String, String> = diesel::sql_query(format!(
+        "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
+         FROM threat_report_rows r {}
+         WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
+         GROUP BY r.key",
+        visible_join("r.signature")
+    ))
+    .bind::<Text, _>(report.slug())
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .bind::<Array<Text>, _>(&keys)
+    .load::<KeySignatures>(conn)?
+    .into_iter()
+    .map(|k| (k.key, k.signatures))
+    .collect();
+    for r in rows {
+        r.signatures = found.get(&r.key).cloned().unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The same report computed on demand from the per-signature rows (no group rollup): a
+/// reference for tests and benchmarks.
+pub fn top_by_signature_rows(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    limit: i64,
+) -> Result<Vec<ReportRow>, AppError> {
+    Ok(diesel::sql_query(format!(
+        "SELECT r.key, sum(r.hits)::int8 AS hits, max(r.max_score) AS max_score, max(r.last_seen) AS last_seen,
+                string_agg(r.signature, ';' ORDER BY r.signature) AS signatures, '' AS filename, '' AS file_type
+         FROM threat_report_rows r {}
+         WHERE r.report = $1 AND r.hits > 0
+         GROUP BY r.key
+         ORDER BY hits DESC, max_score DESC, r.key ASC
+         LIMIT $4",
+        visible_join("r.signature")
+    ))
+    .bind::<Text, _>(report.slug())
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .bind::<Int8, _>(limit)
+    .load(conn)?)
 }
 
 #[derive(QueryableByName)]
