@@ -186,6 +186,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    threat_views (view_id) {
+        view_id -> Text,
+        groups -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    threat_report_views (report, view_id, key) {
+        report -> Text,
+        view_id -> Text,
+        key -> Text,
+        hits -> Int4,
+        max_score -> Int4,
+        last_seen -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     command_outcomes,
     credentials,
@@ -204,4 +222,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_score_changes,
     threat_report_rows,
     threat_report_groups,
+    threat_views,
+    threat_report_views,
 );

@@ -117,7 +117,12 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
         all: true,
         groups: vec![],
     };
-    let scopes = [analyst.clone(), admin];
+    // A set nobody holds has no maintained view: the threshold algorithm answers.
+    let unheld = Scope {
+        all: false,
+        groups: vec!["exfiltration".into(), "phishing".into()],
+    };
+    let scopes = [analyst.clone(), admin, unheld];
     check_all(&mut conn, &scopes);
 
     // Move a phishing signature into malware, and classify the restricted one.

@@ -131,3 +131,22 @@ CREATE TABLE threat_report_groups (
     PRIMARY KEY (report, group_name, key)
 );
 CREATE INDEX threat_report_groups_rank_idx ON threat_report_groups (report, group_name, hits DESC, key);
+
+-- One ranking per distinct clearance set held by analysts (and `*` for admins): the rows of the
+-- groups in the set, summed per key. A report is then the first N entries of one index. Views
+-- are created when an analyst's clearances change to a new set and dropped when nobody holds it.
+CREATE TABLE threat_views (
+    view_id  TEXT   PRIMARY KEY,   -- the sorted group names joined by ',' or '*'
+    groups   TEXT[] NOT NULL
+);
+CREATE TABLE threat_report_views (
+    report     TEXT        NOT NULL,
+    view_id    TEXT        NOT NULL,
+    key        TEXT        NOT NULL,
+    hits       INTEGER     NOT NULL,
+    max_score  INTEGER     NOT NULL,
+    last_seen  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (report, view_id, key)
+);
+CREATE INDEX threat_report_views_rank_idx
+    ON threat_report_views (report, view_id, hits DESC, max_score DESC, key);

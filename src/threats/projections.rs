@@ -225,7 +225,14 @@ impl Projection for HitsProjection {
     }
     fn handles(&self) -> &'static [&'static str] {
         // A revision may move a signature to another group: its keys' group rows are rebuilt.
-        &["FileScored", "FileRescored", "SignatureRevised"]
+        // A clearance change may need a view for a new set of groups.
+        &[
+            "FileScored",
+            "FileRescored",
+            "SignatureRevised",
+            "ClearanceGranted",
+            "ClearanceRevoked",
+        ]
     }
     fn tables(&self) -> &'static [&'static str] {
         &[
@@ -233,6 +240,8 @@ impl Projection for HitsProjection {
             "threat_score_changes",
             "threat_report_rows",
             "threat_report_groups",
+            "threat_views",
+            "threat_report_views",
         ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -249,9 +258,10 @@ impl Projection for HitsProjection {
             .filter(|e| e.event_type == "SignatureRevised")
             .map(|e| e.stream_id.as_str())
             .collect();
+        ensure_views(conn)?;
         let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
             .iter()
-            .filter(|e| e.event_type != "SignatureRevised")
+            .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
             .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
             .collect::<Result<_, ProjectionError>>()?;
         self.apply_hits(conn, decoded)?;
@@ -282,6 +292,86 @@ fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), Projecti
     )
     .bind::<Text, _>(name)
     .execute(conn)?;
+    diesel::sql_query(
+        "DELETE FROM threat_report_views v
+         USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         WHERE v.report = k.report AND v.key = k.key",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+         SELECT g.report, w.view_id, g.key, sum(g.hits)::int4, max(g.max_score), max(g.last_seen)
+         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         JOIN threat_report_groups g ON g.report = k.report AND g.key = k.key
+         JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
+         GROUP BY 1, 2, 3",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The view of admins (every group).
+pub const ADMIN_VIEW: &str = "*";
+
+/// The id of the view of a set of groups.
+pub fn view_id(groups: &[String]) -> String {
+    let mut g = groups.to_vec();
+    g.sort();
+    g.dedup();
+    g.join(",")
+}
+
+#[derive(QueryableByName)]
+struct ViewDef {
+    #[diesel(sql_type = Text)]
+    view_id: String,
+    #[diesel(sql_type = Array<Text>)]
+    groups: Vec<String>,
+}
+
+/// Keep one view per clearance set held now (and the admins' `*`): build new ones from the
+/// group rows, drop those nobody holds any more. Two small reads when nothing changed.
+fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
+    let held: Vec<ViewDef> = diesel::sql_query(
+        "SELECT DISTINCT array_to_string(groups, ',') AS view_id, groups FROM (
+             SELECT array_agg(group_name ORDER BY group_name COLLATE \"C\") AS groups
+             FROM threat_clearances GROUP BY user_id) AS sets
+         UNION SELECT '*', '{}'::text[]",
+    )
+    .load(conn)?;
+    let existing: Vec<ViewDef> =
+        diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
+    for v in &held {
+        if existing.iter().any(|e| e.view_id == v.view_id) {
+            continue;
+        }
+        diesel::sql_query("INSERT INTO threat_views (view_id, groups) VALUES ($1, $2)")
+            .bind::<Text, _>(&v.view_id)
+            .bind::<Array<Text>, _>(&v.groups)
+            .execute(conn)?;
+        diesel::sql_query(
+            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+             SELECT report, $1, key, sum(hits)::int4, max(max_score), max(last_seen)
+             FROM threat_report_groups WHERE $1 = '*' OR group_name = ANY($2)
+             GROUP BY report, key",
+        )
+        .bind::<Text, _>(&v.view_id)
+        .bind::<Array<Text>, _>(&v.groups)
+        .execute(conn)?;
+    }
+    for e in &existing {
+        if held.iter().any(|v| v.view_id == e.view_id) {
+            continue;
+        }
+        diesel::sql_query("DELETE FROM threat_report_views WHERE view_id = $1")
+            .bind::<Text, _>(&e.view_id)
+            .execute(conn)?;
+        diesel::sql_query("DELETE FROM threat_views WHERE view_id = $1")
+            .bind::<Text, _>(&e.view_id)
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -588,6 +678,80 @@ impl HitsProjection {
             .bind::<Array<Text>, _>(&regroup.0)
             .bind::<Array<Text>, _>(&regroup.1)
             .bind::<Array<Text>, _>(&regroup.2)
+            .execute(conn)?;
+        }
+
+        // 6. And per view (clearance set) holding each group.
+        let views: Vec<ViewDef> =
+            diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
+        let mut by_view: HashMap<(String, String, String), Delta> = HashMap::new();
+        for i in 0..g.0.len() {
+            for v in views
+                .iter()
+                .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(&g.1[i]))
+            {
+                let d = by_view
+                    .entry((g.0[i].clone(), v.view_id.clone(), g.2[i].clone()))
+                    .or_default();
+                d.hits += g.3[i];
+                d.max_score = d.max_score.max(g.4[i]);
+                d.last_seen = d.last_seen.max(Some(g.5[i]));
+            }
+        }
+        let lowered_keys: std::collections::HashSet<(&str, &str)> = regroup
+            .0
+            .iter()
+            .zip(&regroup.2)
+            .map(|(r, k)| (r.as_str(), k.as_str()))
+            .collect();
+        let mut v = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut revisit = (Vec::new(), Vec::new(), Vec::new());
+        for ((report, view, key), d) in by_view {
+            if lowered_keys.contains(&(report.as_str(), key.as_str())) {
+                revisit.0.push(report.clone());
+                revisit.1.push(view.clone());
+                revisit.2.push(key.clone());
+            }
+            v.0.push(report);
+            v.1.push(view);
+            v.2.push(key);
+            v.3.push(d.hits);
+            v.4.push(d.max_score);
+            v.5.push(d.last_seen.unwrap_or_else(Utc::now));
+        }
+        diesel::sql_query(
+            "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+             ON CONFLICT (report, view_id, key) DO UPDATE SET
+                 hits = v.hits + excluded.hits,
+                 max_score = GREATEST(v.max_score, excluded.max_score),
+                 last_seen = GREATEST(v.last_seen, excluded.last_seen)",
+        )
+        .bind::<Array<Text>, _>(&v.0)
+        .bind::<Array<Text>, _>(&v.1)
+        .bind::<Array<Text>, _>(&v.2)
+        .bind::<Array<Int4>, _>(&v.3)
+        .bind::<Array<Int4>, _>(&v.4)
+        .bind::<Array<Timestamptz>, _>(&v.5)
+        .execute(conn)?;
+        if !revisit.0.is_empty() {
+            diesel::sql_query(
+                "UPDATE threat_report_views v SET max_score = (
+                     SELECT max(g.max_score) FROM threat_report_groups g JOIN threat_views w ON w.view_id = v.view_id
+                     WHERE g.report = v.report AND g.key = v.key AND (w.view_id = '*' OR g.group_name = ANY(w.groups)))
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(report, view_id, key)
+                 WHERE v.report = u.report AND v.view_id = u.view_id AND v.key = u.key",
+            )
+            .bind::<Array<Text>, _>(&revisit.0)
+            .bind::<Array<Text>, _>(&revisit.1)
+            .bind::<Array<Text>, _>(&revisit.2)
             .execute(conn)?;
         }
         Ok(())
