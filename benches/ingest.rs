@@ -8,7 +8,12 @@ use heyboss::es::{Actor, CommandContext, Metadata};
 use heyboss::testing::TestApp;
 use heyboss::threats::{service, simulate};
 
-const CLIENTS: u64 = 4;
+fn clients() -> u64 {
+    std::env::var("HEYBOSS_BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
+}
 
 /// Post `total` events from CLIENTS concurrent sensors-clients; returns events per second.
 fn run(total: u64, batch: usize) -> f64 {
@@ -29,12 +34,13 @@ fn run(total: u64, batch: usize) -> f64 {
         .map(|(n, _)| n.to_string())
         .collect();
     let started = Instant::now();
-    let handles: Vec<_> = (0..CLIENTS)
+    let clients = clients();
+    let handles: Vec<_> = (0..clients)
         .map(|i| {
             let (base, token, names) = (app.address.clone(), token.clone(), names.clone());
             std::thread::spawn(move || {
                 let mut generator = simulate::Generator::new(1000 + i, names, 50_000);
-                simulate::run(&base, &token, &mut generator, total / CLIENTS, batch, 0).unwrap()
+                simulate::run(&base, &token, &mut generator, total / clients, batch, 0).unwrap()
             })
         })
         .collect();
@@ -63,12 +69,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
-    println!("cargo bench --bench ingest   ({CLIENTS} concurrent clients, keep-alive HTTP/1.1, all inline projections)");
+    println!("cargo bench --bench ingest   ({} concurrent clients, keep-alive HTTP/1.1, all inline projections)", clients());
     let baseline_events = (4_000.0 * scale.min(1.0)).max(400.0) as u64;
     let baseline = run(baseline_events, 1);
     println!("baseline: {baseline_events} events, 1 event per request: {baseline:>9.0} events/s");
     for size in [100_000u64, 1_000_000] {
-        let n = ((size as f64 * scale) as u64).max(CLIENTS * 500);
+        let n = ((size as f64 * scale) as u64).max(clients() * 500);
         let rate = run(n, 500);
         println!(
             "{n:>9} events, batches of 500:      {rate:>9.0} events/s  ({:.1}x the baseline; goal 20,000/s: {})",

@@ -131,6 +131,7 @@ CREATE TABLE threat_report_groups (
     PRIMARY KEY (report, group_name, key)
 );
 CREATE INDEX threat_report_groups_rank_idx ON threat_report_groups (report, group_name, hits DESC, key);
+CREATE INDEX threat_report_groups_key_idx ON threat_report_groups (report, key);
 
 -- One ranking per distinct clearance set held by analysts (and `*` for admins): the rows of the
 -- groups in the set, summed per key. A report is then the first N entries of one index. Views

@@ -373,15 +373,14 @@ pub fn ingest(
     }
 }
 
+/// A clash with a concurrent batch: the whole batch is retried.
 fn is_collision(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation
-                | diesel::result::DatabaseErrorKind::SerializationFailure,
-            _
-        )
-    )
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::UniqueViolation | K::SerializationFailure, _) => true,
+        E::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
 }
 
 fn ingest_once(

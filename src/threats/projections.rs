@@ -2,7 +2,9 @@
 //! Sensor events are applied with set-based statements (`unnest` of arrays), one per table and
 //! batch, so a batch of 500 events costs a handful of statements.
 
-use std::collections::HashMap;
+// Rows are upserted in a fixed (sorted) order so that concurrent batches touching the same
+// aggregate rows queue for them instead of deadlocking.
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -61,7 +63,7 @@ impl Projection for SessionsProjection {
         let mut s = Sessions::default();
         let mut f = Files::default();
         // The last score of each session in this batch wins.
-        let mut scores: HashMap<String, (i32, String)> = HashMap::new();
+        let mut scores: BTreeMap<String, (i32, String)> = BTreeMap::new();
         for e in events {
             match e.decode::<SensorEvent>()? {
                 SensorEvent::SessionDiscovered {
@@ -430,8 +432,8 @@ impl HitsProjection {
         let mut ch_old: Vec<Option<i32>> = Vec::new();
         let mut ch_new = Vec::new();
         let mut ch_at = Vec::new();
-        let mut touched: HashMap<(String, String, String), DateTime<Utc>> = HashMap::new();
-        let mut deltas: HashMap<(usize, String, String), Delta> = HashMap::new();
+        let mut touched: BTreeMap<(String, String, String), DateTime<Utc>> = BTreeMap::new();
+        let mut deltas: BTreeMap<(usize, String, String), Delta> = BTreeMap::new();
         for (rec, event) in &decoded {
             let (file_id, integration, signature, score, rescore) = match event {
                 SensorEvent::FileScored {
@@ -590,7 +592,8 @@ impl HitsProjection {
             let (k, s): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
             diesel::sql_query(format!(
                 "UPDATE threat_report_rows r SET max_score = (
-                     SELECT max(h.score) FROM threat_hits h WHERE {matches} AND h.signature = r.signature)
+                     SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
+                     ORDER BY h.score DESC LIMIT 1)
                  FROM unnest($1::text[], $2::text[]) AS u(key, signature)
                  WHERE r.report = $3 AND r.key = u.key AND r.signature = u.signature"
             ))
@@ -612,7 +615,7 @@ impl HitsProjection {
         .into_iter()
         .map(|g| (g.name, g.group_name))
         .collect();
-        let mut by_group: HashMap<(String, String, String), Delta> = HashMap::new();
+        let mut by_group: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
         for i in 0..r_report.len() {
             // A signature not registered yet cannot happen after validation; count it restricted.
             let group = group_of
@@ -684,7 +687,7 @@ impl HitsProjection {
         // 6. And per view (clearance set) holding each group.
         let views: Vec<ViewDef> =
             diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
-        let mut by_view: HashMap<(String, String, String), Delta> = HashMap::new();
+        let mut by_view: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
         for i in 0..g.0.len() {
             for v in views
                 .iter()
