@@ -164,6 +164,8 @@ struct FileKeys {
     #[diesel(sql_type = Text)]
     file_id: String,
     #[diesel(sql_type = Text)]
+    session_id: String,
+    #[diesel(sql_type = Text)]
     md5: String,
     #[diesel(sql_type = Text)]
     filename: String,
@@ -406,7 +408,7 @@ impl HitsProjection {
         }
         // The report keys come from the file and its session; they never change.
         let keys: HashMap<String, FileKeys> = diesel::sql_query(
-            "SELECT f.file_id, f.md5, f.filename, f.file_type, s.protocol, s.source_ip, s.destination_ip, s.start_time
+            "SELECT f.file_id, f.session_id, f.md5, f.filename, f.file_type, s.protocol, s.source_ip, s.destination_ip, s.start_time
              FROM threat_files f JOIN threat_sessions s ON s.session_id = f.session_id
              WHERE f.file_id = ANY($1)",
         )
@@ -491,6 +493,7 @@ impl HitsProjection {
         for (triple, at) in touched {
             let k = &keys[&triple.0];
             h.score.push(current[&triple]);
+            h.session.push(k.session_id.clone());
             h.md5.push(k.md5.clone());
             h.filename.push(k.filename.clone());
             h.file_type.push(k.file_type.clone());
@@ -505,10 +508,7 @@ impl HitsProjection {
         }
         diesel::sql_query(
             "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
-             SELECT u.file_id, u.integration, u.signature, u.score, f.session_id, u.md5, u.filename, u.file_type, u.protocol, u.source_ip, u.destination_ip, u.start_time, u.scored_at
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
-                  AS u(file_id, integration, signature, score, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
-             JOIN threat_files f ON f.file_id = u.file_id
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $13::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
              ON CONFLICT (file_id, integration, signature)
              DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at",
         )
@@ -524,6 +524,7 @@ impl HitsProjection {
         .bind::<Array<Text>, _>(&h.dst)
         .bind::<Array<Timestamptz>, _>(&h.start)
         .bind::<Array<Timestamptz>, _>(&h.at)
+        .bind::<Array<Text>, _>(&h.session)
         .execute(conn)?;
 
         // 2. Score history.
@@ -767,6 +768,7 @@ struct HitRows {
     integ: Vec<String>,
     sig: Vec<String>,
     score: Vec<i32>,
+    session: Vec<String>,
     md5: Vec<String>,
     filename: Vec<String>,
     file_type: Vec<String>,
