@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use crate::accounts::{service, NewAccount};
 use crate::db::{self, Database};
 use crate::es::shadow;
-use crate::es::{Actor, Metadata};
+use crate::es::{Actor, CommandContext, EventStore, Metadata};
 use crate::startup::{self, Application};
+use crate::threats;
 use crate::web::Settings;
 
 #[derive(Parser)]
@@ -41,6 +42,45 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Manage sensors (machine clients of the sensor API).
+    Sensors {
+        #[command(subcommand)]
+        command: SensorsCommand,
+    },
+    /// Manage threat signatures.
+    Signatures {
+        #[command(subcommand)]
+        command: SignaturesCommand,
+    },
+    /// Grant or revoke an analyst's visibility groups.
+    Clearances {
+        #[command(subcommand)]
+        command: ClearancesCommand,
+    },
+    /// Act as a sensor: post a generated stream of sessions, files and scores through the HTTP API.
+    Simulate {
+        /// The running app (default http://127.0.0.1:8080).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A sensor token; without one, a sensor named "simulator" is created.
+        #[arg(long)]
+        token: Option<String>,
+        /// How many events to post.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// Events per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Events per second (0: as fast as the server takes them).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Distinct file hashes to draw from.
+        #[arg(long, default_value_t = 5_000)]
+        hashes: u64,
+        /// Seed of the generator (runs with the same seed repeat, so vary it).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Rebuild or verify projections.
     Projections {
         #[command(subcommand)]
@@ -63,6 +103,46 @@ pub enum UsersCommand {
         name: String,
         #[arg(long, default_value = "")]
         email: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SensorsCommand {
+    /// Register a sensor and print its API token (alone on the last line, shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SignaturesCommand {
+    /// Create a signature, or revise its group and default score.
+    Set {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        score: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClearancesCommand {
+    /// Let an analyst see the hits of a visibility group.
+    Grant {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Take a visibility group away from an analyst.
+    Revoke {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        group: String,
     },
 }
 
@@ -140,6 +220,86 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             println!("created {role} {username} ({id})");
             Ok(())
         }
+        Command::Sensors {
+            command: SensorsCommand::Create { name },
+        } => {
+            let (mut conn, store) = cli_connection(database)?;
+            let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+            let (id, token) = threats::service::create_sensor(&mut conn, &store, &ctx, &name)?;
+            println!(
+                "sensor {} registered ({id}); its API token (shown once):",
+                name.trim()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Signatures {
+            command: SignaturesCommand::Set { name, group, score },
+        } => {
+            let (mut conn, store) = cli_connection(database)?;
+            let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+            let outcome = threats::service::set_signature(
+                &mut conn, &store, &ctx, &name, &group, score, None,
+            )?;
+            match outcome.event_types.first() {
+                Some(t) => println!("{t}: {} (version {})", name.trim(), outcome.stream_version),
+                None => println!("signature {} unchanged", name.trim()),
+            }
+            Ok(())
+        }
+        Command::Clearances { command } => {
+            let (username, group, grant) = match command {
+                ClearancesCommand::Grant { username, group } => (username, group, true),
+                ClearancesCommand::Revoke { username, group } => (username, group, false),
+            };
+            let (mut conn, store) = cli_connection(database)?;
+            let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+            threats::service::change_clearance(&mut conn, &store, &ctx, &username, &group, grant)?;
+            let what = if grant { "granted to" } else { "revoked from" };
+            println!("clearance {} {what} {}", group.trim(), username.trim());
+            Ok(())
+        }
+        Command::Simulate {
+            url,
+            token,
+            events,
+            batch,
+            rate,
+            hashes,
+            seed,
+        } => {
+            if batch == 0 || batch > threats::ingest::MAX_BATCH {
+                return Err(format!("--batch is 1 to {}", threats::ingest::MAX_BATCH).into());
+            }
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    let (mut conn, store) = cli_connection(database)?;
+                    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+                    threats::service::create_sensor(&mut conn, &store, &ctx, "simulator")?.1
+                }
+            };
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+            let names = threats::simulate::DEMO_SIGNATURES
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect();
+            let mut generator = threats::simulate::Generator::new(seed, names, hashes);
+            let stats = threats::simulate::run(&url, &token, &mut generator, events, batch, rate)?;
+            println!(
+                "posted {} events in {} batches in {:.2} s ({:.0} events/s)",
+                stats.events,
+                stats.batches,
+                stats.seconds,
+                stats.events as f64 / stats.seconds.max(1e-9)
+            );
+            Ok(())
+        }
         Command::Projections { command } => {
             let pool = db::pool(&database.url, 1)?;
             let mut conn = pool.get()?;
@@ -192,4 +352,14 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// A migrated connection and the event store, for commands that change data.
+fn cli_connection(
+    database: &Database,
+) -> Result<(db::PgPooled, EventStore), Box<dyn std::error::Error + Send + Sync>> {
+    let pool = db::pool(&database.url, 1)?;
+    let mut conn = pool.get()?;
+    db::migrate(&mut conn)?;
+    Ok((conn, startup::event_store()))
 }

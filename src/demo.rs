@@ -39,6 +39,7 @@ pub fn seed(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + S
     let staff_id = queries::find_by_username(&mut conn, "staff")?.map(|u| u.id);
     crate::enrollment::demo::seed(&mut conn, &state.store, DEMO_PASSWORD, staff_id)?;
     crate::scholarships::demo::seed(state)?;
+    crate::threats::demo::seed(state)?;
     tracing::info!("demo data ready: sign in as admin, staff, analyst or student with password {DEMO_PASSWORD:?}");
     Ok(())
 }

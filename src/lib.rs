@@ -17,4 +17,5 @@ pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 pub mod testing;
+pub mod threats;
 pub mod web;

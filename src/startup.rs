@@ -19,12 +19,13 @@ use crate::web::{frame::frame, AppError, AppState, Settings};
 
 /// Every projection of the application, in the order they run after an append.
 pub fn projections() -> Projections {
-    Projections::new()
+    let p = Projections::new()
         .with(accounts::projections::UsersProjection)
         .with(crate::enrollment::EnrollmentProjection)
         .with(scholarships::projections::FundsProjection)
         .with(scholarships::projections::ApplicationsProjection)
-        .with(scholarships::projections::EnrolledStudentsProjection)
+        .with(scholarships::projections::EnrolledStudentsProjection);
+    crate::threats::projections(p)
 }
 
 /// The event store with every projection and every reactor (process manager) of the application.
@@ -60,6 +61,7 @@ pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
     let glob = format!("{}/**/*.html", settings.templates_dir.display());
     let mut tera = Tera::new(&glob)?;
     tera.autoescape_on(vec![".html"]);
+    crate::threats::register_filters(&mut tera);
     Ok(tera)
 }
 
@@ -150,6 +152,7 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
             .configure(crate::enrollment::routes)
             .configure(scholarships::routes)
             .configure(ops::routes)
+            .configure(crate::threats::routes)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

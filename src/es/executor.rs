@@ -316,6 +316,22 @@ impl EventStore {
     }
 }
 
+impl EventStore {
+    /// Append already-decided events to many streams at once and project them, in the caller's
+    /// transaction (the sensor API's batches).
+    pub fn append_many_in(
+        &self,
+        conn: &mut PgConnection,
+        appends: &[store::StreamAppend],
+        metadata: &Metadata,
+    ) -> Result<Vec<RecordedEvent>, CommandError<std::convert::Infallible>> {
+        let metadata = serde_json::to_value(metadata).expect("metadata serializes");
+        let appended = store::append_many(conn, appends, &metadata)?;
+        self.projections.apply_inline(conn, &appended)?;
+        Ok(appended)
+    }
+}
+
 /// Fold a stream's recorded events into the decider's state.
 pub fn fold<D: Decider>(history: &[RecordedEvent]) -> Result<D::State, DecodeError> {
     history.iter().try_fold(D::State::default(), |state, e| {

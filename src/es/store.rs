@@ -80,6 +80,62 @@ pub fn append(
         })
 }
 
+/// Events for one stream within [`append_many`].
+pub struct StreamAppend<'a> {
+    pub stream_type: &'a str,
+    pub stream_id: &'a str,
+    /// The stream's current version (0: empty); its events get the next versions.
+    pub expected_version: i64,
+    pub events: &'a [NewEvent],
+}
+
+/// Append to many streams in a few multi-row INSERTs (bulk writers such as the sensor API).
+/// Rows are inserted in the order given; a stream that moved on fails the whole call with a
+/// conflict naming no particular stream (the caller retries the batch).
+pub fn append_many(
+    conn: &mut PgConnection,
+    appends: &[StreamAppend],
+    metadata: &Value,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<EventRow> = appends
+        .iter()
+        .flat_map(|a| {
+            a.events.iter().enumerate().map(move |(i, e)| EventRow {
+                stream_type: a.stream_type,
+                stream_id: a.stream_id,
+                stream_version: a.expected_version + 1 + i as i64,
+                event_type: &e.event_type,
+                schema_version: e.schema_version,
+                payload: &e.payload,
+                metadata,
+            })
+        })
+        .collect();
+    let mut recorded = Vec::with_capacity(rows.len());
+    // 7 bound parameters a row; PostgreSQL accepts at most 65535 per statement.
+    for chunk in rows.chunks(5000) {
+        let mut part = diesel::insert_into(events::table)
+            .values(chunk)
+            .returning(RecordedEvent::as_returning())
+            .get_results(conn)
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
+                    if info.constraint_name() == Some("events_stream_version_key") =>
+                {
+                    StoreError::Conflict {
+                        stream_type: "(batch)".to_owned(),
+                        stream_id: "(several)".to_owned(),
+                        expected: 0,
+                    }
+                }
+                other => StoreError::Database(other),
+            })?;
+        recorded.append(&mut part);
+    }
+    recorded.sort_by_key(|e| e.position);
+    Ok(recorded)
+}
+
 /// All events of one stream, in version order.
 pub fn load_stream(
     conn: &mut PgConnection,

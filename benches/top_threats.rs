@@ -1,0 +1,231 @@
+//! `cargo bench --bench top_threats`: the four top-threat reports read from the projections vs
+//! the same reports computed on demand by a plain join + GROUP BY over normalized raw tables
+//! (what the legacy system did), on the same data, in the same run.
+//!
+//! Data (scaled by HEYBOSS_BENCH_SCALE, default 1.0): 1,000,000 scoring events (900,000
+//! FileScored creating hits + 100,000 FileRescored changing them) over 50,000 distinct md5s and
+//! 200 signatures in 10 visibility groups; the analyst is cleared for 5 groups. Bulk-loaded with
+//! SQL `generate_series` into the hits table, then rolled up into the report tables exactly as
+//! the projection keeps them (tests/threats_projections.rs proves the incremental projection
+//! equals this definition); the raw tables hold the same rows, normalized.
+
+use std::time::Instant;
+
+use diesel::prelude::*;
+use heyboss::accounts::{Role, Viewer};
+use heyboss::testing::TestDatabase;
+use heyboss::threats::queries::{self, Report, Window};
+
+fn exec(conn: &mut PgConnection, sql: &str) {
+    diesel::sql_query(sql)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{e}: {sql}"));
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    hits: i64,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    max_score: i32,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let scale: f64 = std::env::var("HEYBOSS_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let files = (450_000.0 * scale) as i64; // two hits each: 900,000 hits
+    let sessions = (200_000.0 * scale) as i64;
+    let rescores = (100_000.0 * scale) as i64;
+    let hashes = 50_000;
+    let db = TestDatabase::new();
+    let mut conn = db.connect();
+    let started = Instant::now();
+
+    // Signatures: 200 in 10 groups; the analyst holds g0..g4.
+    exec(&mut conn, "INSERT INTO threat_signatures (name, rule_text, group_name, default_score, version, updated_at)
+        SELECT 'sig-' || lpad(i::text, 3, '0'), '', 'g' || (i % 10), 50, 1, now() FROM generate_series(0, 199) i");
+    let analyst = uuid::Uuid::new_v4();
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO threat_clearances (user_id, group_name, granted_at)
+        SELECT '{analyst}', 'g' || i, now() FROM generate_series(0, 4) i"
+        ),
+    );
+    exec(&mut conn, &format!("INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port, destination_port, file_count)
+        SELECT 's' || i, now() - (i % 43200) * interval '1 minute', (ARRAY['http','https','smtp','smb','ftp','dns'])[1 + i % 6],
+               '10.' || (i % 4) || '.' || (i / 4 % 16) || '.' || (1 + i % 200), '198.51.100.' || (1 + (i * 7) % 30), 1024 + i % 60000, 443, 0
+        FROM generate_series(0, {sessions} - 1) i"));
+    exec(&mut conn, &format!("INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
+        SELECT 'f' || i, 's' || (i % {sessions}), md5((((i::int8 * 2654435761) % {hashes}))::text),
+               'file' || ((i::int8 * 2654435761) % {hashes}) || '.bin', (ARRAY['pe','pdf','docx','zip','js','elf'])[1 + ((i::int8 * 2654435761) % {hashes}) % 6], 1000
+        FROM generate_series(0, {files} - 1) i"));
+    // Two hits per file (integrations av and yara), signatures spread pseudo-randomly.
+    exec(&mut conn, "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
+        SELECT f.file_id, k.integration, 'sig-' || lpad((((substr(f.file_id, 2)::int8 * 40503 + k.n * 9973) % 200))::text, 3, '0'),
+               ((substr(f.file_id, 2)::int8 * 7919 + k.n * 31) % 101)::int4, f.session_id, f.md5, f.filename, f.file_type,
+               s.protocol, s.source_ip, s.destination_ip, s.start_time, now()
+        FROM threat_files f JOIN threat_sessions s ON s.session_id = f.session_id
+        CROSS JOIN (VALUES (0, 'av'), (1, 'yara')) AS k(n, integration)");
+    // The rescores: new current scores for 100,000 hits.
+    exec(&mut conn, &format!("UPDATE threat_hits SET score = (score + 37) % 101
+        WHERE integration = 'av' AND substr(file_id, 2)::int8 % 9 = 0 AND substr(file_id, 2)::int8 < {rescores} * 9"));
+    // Roll up exactly as the projection keeps it.
+    for (report, key) in [
+        ("hash", "md5"),
+        ("file-type", "file_type"),
+        ("ip-pair", "source_ip || ' ' || destination_ip"),
+        ("protocol", "protocol"),
+    ] {
+        exec(&mut conn, &format!("INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
+            SELECT '{report}', {key}, signature, count(*), max(score), max(start_time) FROM threat_hits GROUP BY 2, 3"));
+    }
+    exec(&mut conn, "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
+        SELECT r.report, s.group_name, r.key, sum(r.hits), max(r.max_score), max(r.last_seen)
+        FROM threat_report_rows r JOIN threat_signatures s ON s.name = r.signature GROUP BY 1, 2, 3");
+    // The rankings of the clearance sets held: the analyst's and the admins'.
+    exec(&mut conn, "INSERT INTO threat_views (view_id, groups) VALUES ('g0,g1,g2,g3,g4', ARRAY['g0','g1','g2','g3','g4']), ('*', '{}')");
+    exec(&mut conn, "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+        SELECT g.report, w.view_id, g.key, sum(g.hits), max(g.max_score), max(g.last_seen)
+        FROM threat_report_groups g JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
+        GROUP BY 1, 2, 3");
+    // The legacy, normalized raw tables with the same data and ordinary foreign-key indexes.
+    exec(
+        &mut conn,
+        "CREATE TABLE legacy_signatures (id SERIAL PRIMARY KEY, name TEXT UNIQUE, group_name TEXT)",
+    );
+    exec(&mut conn, "INSERT INTO legacy_signatures (name, group_name) SELECT name, group_name FROM threat_signatures ORDER BY name");
+    exec(
+        &mut conn,
+        "CREATE TABLE legacy_clearances (user_id UUID, group_name TEXT)",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO legacy_clearances SELECT user_id, group_name FROM threat_clearances",
+    );
+    exec(&mut conn, "CREATE TABLE legacy_sessions AS SELECT session_id AS id, start_time, protocol, source_ip, destination_ip FROM threat_sessions");
+    exec(
+        &mut conn,
+        "ALTER TABLE legacy_sessions ADD PRIMARY KEY (id)",
+    );
+    exec(&mut conn, "CREATE TABLE legacy_files AS SELECT file_id AS id, session_id, md5, filename, file_type FROM threat_files");
+    exec(&mut conn, "ALTER TABLE legacy_files ADD PRIMARY KEY (id)");
+    exec(&mut conn, "CREATE INDEX ON legacy_files (session_id)");
+    exec(&mut conn, "CREATE INDEX ON legacy_files (md5)");
+    exec(&mut conn, "CREATE TABLE legacy_scores AS SELECT h.file_id, h.integration, g.id AS signature_id, h.score FROM threat_hits h JOIN legacy_signatures g ON g.name = h.signature");
+    exec(&mut conn, "CREATE INDEX ON legacy_scores (file_id)");
+    exec(&mut conn, "CREATE INDEX ON legacy_scores (signature_id)");
+    exec(&mut conn, "VACUUM ANALYZE");
+    let hits: i64 = heyboss::schema::threat_hits::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    let distinct: i64 = diesel::sql_query("SELECT count(DISTINCT md5)::int8 AS n FROM threat_hits")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    println!(
+        "loaded {hits} hits ({} scoring events incl. {rescores} rescores) over {distinct} md5s, 200 signatures in 10 groups in {:.1} s",
+        hits + rescores,
+        started.elapsed().as_secs_f64()
+    );
+
+    let viewer = Viewer {
+        user_id: analyst,
+        username: "ana".into(),
+        display_name: "Ana".into(),
+        role: Role::Analyst,
+        csrf_token: String::new(),
+        session_digest: String::new(),
+    };
+    let fast_runs: usize = std::env::var("HEYBOSS_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let slow_runs = 10;
+    println!("\ncargo bench --bench top_threats   (analyst cleared for 5 of 10 groups, top 10, window all)");
+    println!(
+        "{:<10} {:>12} {:>12} {:>14} {:>14} {:>10} {:>9}",
+        "report",
+        "proj p50 ms",
+        "proj p99 ms",
+        "legacy p50 ms",
+        "legacy p99 ms",
+        "p50 ratio",
+        "same?"
+    );
+    for report in [
+        Report::Hash,
+        Report::FileType,
+        Report::IpPair,
+        Report::Protocol,
+    ] {
+        let mut fast = Vec::new();
+        let mut fast_rows = Vec::new();
+        for _ in 0..fast_runs {
+            let t = Instant::now();
+            fast_rows = queries::top(&mut conn, &viewer, report, Window::All, 10).unwrap();
+            fast.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let key = match report {
+            Report::Hash => "f.md5",
+            Report::FileType => "f.file_type",
+            Report::IpPair => "se.source_ip || ' ' || se.destination_ip",
+            Report::Protocol => "se.protocol",
+        };
+        let legacy_sql = format!(
+            "SELECT {key} AS key, count(*)::int8 AS hits, max(sc.score) AS max_score,
+                    string_agg(DISTINCT sg.name, ';') AS signatures, max(se.start_time) AS last_seen
+             FROM legacy_scores sc
+             JOIN legacy_files f ON f.id = sc.file_id
+             JOIN legacy_sessions se ON se.id = f.session_id
+             JOIN legacy_signatures sg ON sg.id = sc.signature_id
+             WHERE sg.group_name IN (SELECT group_name FROM legacy_clearances WHERE user_id = '{analyst}')
+             GROUP BY 1 ORDER BY hits DESC, max_score DESC, key ASC LIMIT 10"
+        );
+        let mut slow = Vec::new();
+        let mut slow_rows: Vec<Row> = Vec::new();
+        for _ in 0..slow_runs {
+            let t = Instant::now();
+            slow_rows = diesel::sql_query(&legacy_sql).load(&mut conn).unwrap();
+            slow.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        fast.sort_by(f64::total_cmp);
+        slow.sort_by(f64::total_cmp);
+        let same = fast_rows
+            .iter()
+            .map(|r| Row {
+                key: r.key.clone(),
+                hits: r.hits,
+                max_score: r.max_score,
+            })
+            .collect::<Vec<_>>()
+            == slow_rows;
+        println!(
+            "{:<10} {:>12.2} {:>12.2} {:>14.1} {:>14.1} {:>9.0}x {:>9}",
+            report.slug(),
+            percentile(&fast, 0.5),
+            percentile(&fast, 0.99),
+            percentile(&slow, 0.5),
+            percentile(&slow, 0.99),
+            percentile(&slow, 0.5) / percentile(&fast, 0.5),
+            if same { "yes" } else { "NO" }
+        );
+    }
+    println!("(projection: {fast_runs} runs per report; legacy join: {slow_runs} runs per report)");
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    n: i64,
+}

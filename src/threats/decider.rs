@@ -1,0 +1,372 @@
+//! Deciders of the threat-reports context: signatures, clearances and sensors. Sensor events are
+//! validated as whole batches in `ingest` (a pure function over what the batch refers to).
+
+use std::collections::BTreeSet;
+
+use super::events::{ClearanceEvent, SensorAdminEvent, SignatureEvent};
+use crate::es::Decider;
+
+/// The group of signatures a sensor reported before an admin created them: admins only.
+pub const RESTRICTED_GROUP: &str = "restricted";
+pub const DEFAULT_SCORE: i32 = 50;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Rejection(pub String);
+
+fn reject<T>(message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection(message.into()))
+}
+
+/// A visibility group name: lowercase letters, digits, `-` and `_`, 1 to 40 characters.
+pub fn parse_group(raw: &str) -> Result<String, Rejection> {
+    let g = raw.trim().to_lowercase();
+    if g.is_empty() || g.len() > 40 {
+        return reject("a visibility group has 1 to 40 characters");
+    }
+    if !g
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return reject("a visibility group uses only letters, digits, - and _");
+    }
+    Ok(g)
+}
+
+/// A signature name as sensors report it: 1 to 100 characters, no control characters.
+pub fn parse_signature_name(raw: &str) -> Result<String, Rejection> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return reject("a signature name has 1 to 100 characters and no control characters");
+    }
+    Ok(n.to_owned())
+}
+
+pub fn parse_score(raw: i64) -> Result<i32, Rejection> {
+    if !(0..=100).contains(&raw) {
+        return reject(format!("score {raw} is out of range: scores are 0 to 100"));
+    }
+    Ok(raw as i32)
+}
+
+// ---------- signatures ----------
+
+pub struct Signature;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignatureState {
+    pub exists: bool,
+    pub rule_text: String,
+    pub group: String,
+    pub default_score: i32,
+    pub retired: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum SignatureCommand {
+    /// Create, or revise what is given (the CLI's `signatures set`, the admin form).
+    Set {
+        name: String,
+        rule_text: Option<String>,
+        group: String,
+        default_score: Option<i32>,
+    },
+    RegisterRestricted {
+        name: String,
+    },
+    Retire,
+}
+
+impl Decider for Signature {
+    const STREAM_TYPE: &'static str = "signature";
+    type State = SignatureState;
+    type Command = SignatureCommand;
+    type Event = SignatureEvent;
+    type Rejection = Rejection;
+
+    fn decide(s: &SignatureState, c: &SignatureCommand) -> Result<Vec<SignatureEvent>, Rejection> {
+        match c {
+            SignatureCommand::Set {
+                name,
+                rule_text,
+                group,
+                default_score,
+            } => {
+                if !s.exists {
+                    return Ok(vec![SignatureEvent::SignatureCreated {
+                        name: name.clone(),
+                        rule_text: rule_text.clone().unwrap_or_default(),
+                        group: group.clone(),
+                        default_score: default_score.unwrap_or(DEFAULT_SCORE),
+                    }]);
+                }
+                if s.retired {
+                    return reject(format!("signature {name} is retired and cannot be revised"));
+                }
+                let rule_text = rule_text.clone().unwrap_or_else(|| s.rule_text.clone());
+                let default_score = default_score.unwrap_or(s.default_score);
+                if rule_text == s.rule_text && *group == s.group && default_score == s.default_score
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![SignatureEvent::SignatureRevised {
+                    rule_text,
+                    group: group.clone(),
+                    default_score,
+                }])
+            }
+            SignatureCommand::RegisterRestricted { name } => {
+                if s.exists {
+                    return Ok(vec![]);
+                }
+                Ok(vec![SignatureEvent::SignatureRegisteredRestricted {
+                    name: name.clone(),
+                }])
+            }
+            SignatureCommand::Retire => {
+                if !s.exists {
+                    return reject("there is no such signature");
+                }
+                if s.retired {
+                    return reject("the signature is already retired");
+                }
+                Ok(vec![SignatureEvent::SignatureRetired {}])
+            }
+        }
+    }
+
+    fn evolve(mut s: SignatureState, e: &SignatureEvent) -> SignatureState {
+        match e {
+            SignatureEvent::SignatureCreated {
+                rule_text,
+                group,
+                default_score,
+                ..
+            }
+            | SignatureEvent::SignatureRevised {
+                rule_text,
+                group,
+                default_score,
+            } => {
+                s.exists = true;
+                s.rule_text = rule_text.clone();
+                s.group = group.clone();
+                s.default_score = *default_score;
+            }
+            SignatureEvent::SignatureRegisteredRestricted { .. } => {
+                s.exists = true;
+                s.group = RESTRICTED_GROUP.to_owned();
+                s.default_score = DEFAULT_SCORE;
+            }
+            SignatureEvent::SignatureRetired {} => s.retired = true,
+        }
+        s
+    }
+}
+
+// ---------- clearances ----------
+
+pub struct Clearances;
+
+#[derive(Debug, Clone)]
+pub enum ClearanceCommand {
+    Grant { group: String },
+    Revoke { group: String },
+}
+
+impl Decider for Clearances {
+    const STREAM_TYPE: &'static str = "clearance";
+    type State = BTreeSet<String>;
+    type Command = ClearanceCommand;
+    type Event = ClearanceEvent;
+    type Rejection = Rejection;
+
+    fn decide(
+        held: &BTreeSet<String>,
+        c: &ClearanceCommand,
+    ) -> Result<Vec<ClearanceEvent>, Rejection> {
+        match c {
+            ClearanceCommand::Grant { group } => {
+                if group == RESTRICTED_GROUP {
+                    return reject("the restricted group is for admins only: classify the signature into another group instead");
+                }
+                if held.contains(group) {
+                    return reject(format!("the analyst already holds the {group} clearance"));
+                }
+                Ok(vec![ClearanceEvent::ClearanceGranted {
+                    group: group.clone(),
+                }])
+            }
+            ClearanceCommand::Revoke { group } => {
+                if !held.contains(group) {
+                    return reject(format!("the analyst does not hold the {group} clearance"));
+                }
+                Ok(vec![ClearanceEvent::ClearanceRevoked {
+                    group: group.clone(),
+                }])
+            }
+        }
+    }
+
+    fn evolve(mut held: BTreeSet<String>, e: &ClearanceEvent) -> BTreeSet<String> {
+        match e {
+            ClearanceEvent::ClearanceGranted { group } => {
+                held.insert(group.clone());
+            }
+            ClearanceEvent::ClearanceRevoked { group } => {
+                held.remove(group);
+            }
+        }
+        held
+    }
+}
+
+// ---------- sensors ----------
+
+pub struct Sensor;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum SensorState {
+    #[default]
+    Unknown,
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Clone)]
+pub enum SensorCommand {
+    Register { name: String },
+    Revoke,
+}
+
+impl Decider for Sensor {
+    const STREAM_TYPE: &'static str = "sensor";
+    type State = SensorState;
+    type Command = SensorCommand;
+    type Event = SensorAdminEvent;
+    type Rejection = Rejection;
+
+    fn decide(s: &SensorState, c: &SensorCommand) -> Result<Vec<SensorAdminEvent>, Rejection> {
+        match (s, c) {
+            (SensorState::Unknown, SensorCommand::Register { name }) => {
+                Ok(vec![SensorAdminEvent::SensorRegistered {
+                    name: name.clone(),
+                }])
+            }
+            (_, SensorCommand::Register { .. }) => reject("the sensor is already registered"),
+            (SensorState::Active, SensorCommand::Revoke) => {
+                Ok(vec![SensorAdminEvent::SensorRevoked {}])
+            }
+            (SensorState::Revoked, SensorCommand::Revoke) => {
+                reject("the sensor is already revoked")
+            }
+            (SensorState::Unknown, SensorCommand::Revoke) => reject("there is no such sensor"),
+        }
+    }
+
+    fn evolve(_: SensorState, e: &SensorAdminEvent) -> SensorState {
+        match e {
+            SensorAdminEvent::SensorRegistered { .. } => SensorState::Active,
+            SensorAdminEvent::SensorRevoked {} => SensorState::Revoked,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::es::decider::given;
+
+    fn set(group: &str, score: Option<i32>) -> SignatureCommand {
+        SignatureCommand::Set {
+            name: "ET-1".into(),
+            rule_text: None,
+            group: group.into(),
+            default_score: score,
+        }
+    }
+
+    #[test]
+    fn setting_a_new_signature_creates_it_and_again_revises_it() {
+        given::<Signature>(&[])
+            .when(set("malware", Some(70)))
+            .then(&[SignatureEvent::SignatureCreated {
+                name: "ET-1".into(),
+                rule_text: String::new(),
+                group: "malware".into(),
+                default_score: 70,
+            }]);
+        let created = SignatureEvent::SignatureCreated {
+            name: "ET-1".into(),
+            rule_text: "r".into(),
+            group: "malware".into(),
+            default_score: 70,
+        };
+        given::<Signature>(std::slice::from_ref(&created))
+            .when(set("phishing", None))
+            .then(&[SignatureEvent::SignatureRevised {
+                rule_text: "r".into(),
+                group: "phishing".into(),
+                default_score: 70,
+            }]);
+        given::<Signature>(std::slice::from_ref(&created))
+            .when(set("malware", Some(70)))
+            .then(&[]);
+        given::<Signature>(&[created, SignatureEvent::SignatureRetired {}])
+            .when(set("x", None))
+            .then_rejected("retired");
+    }
+
+    #[test]
+    fn unknown_names_register_as_restricted_once() {
+        let reg = SignatureCommand::RegisterRestricted { name: "new".into() };
+        given::<Signature>(&[])
+            .when(reg.clone())
+            .then(&[SignatureEvent::SignatureRegisteredRestricted { name: "new".into() }]);
+        given::<Signature>(&[SignatureEvent::SignatureRegisteredRestricted { name: "new".into() }])
+            .when(reg)
+            .then(&[]);
+    }
+
+    #[test]
+    fn clearances_are_granted_once_and_revoked_only_when_held() {
+        let grant = |g: &str| ClearanceCommand::Grant { group: g.into() };
+        given::<Clearances>(&[])
+            .when(grant("malware"))
+            .then(&[ClearanceEvent::ClearanceGranted {
+                group: "malware".into(),
+            }]);
+        given::<Clearances>(&[ClearanceEvent::ClearanceGranted {
+            group: "malware".into(),
+        }])
+        .when(grant("malware"))
+        .then_rejected("already holds");
+        given::<Clearances>(&[])
+            .when(grant(RESTRICTED_GROUP))
+            .then_rejected("admins only");
+        given::<Clearances>(&[])
+            .when(ClearanceCommand::Revoke {
+                group: "malware".into(),
+            })
+            .then_rejected("does not hold");
+    }
+
+    #[test]
+    fn sensors_are_revoked_once() {
+        let reg = SensorAdminEvent::SensorRegistered { name: "s".into() };
+        given::<Sensor>(std::slice::from_ref(&reg))
+            .when(SensorCommand::Revoke)
+            .then(&[SensorAdminEvent::SensorRevoked {}]);
+        given::<Sensor>(&[reg, SensorAdminEvent::SensorRevoked {}])
+            .when(SensorCommand::Revoke)
+            .then_rejected("already revoked");
+    }
+
+    #[test]
+    fn groups_and_scores_are_parsed() {
+        assert_eq!(parse_group(" Malware ").unwrap(), "malware");
+        assert!(parse_group("a b").is_err());
+        assert!(parse_score(101).is_err());
+        assert_eq!(parse_score(0).unwrap(), 0);
+    }
+}

@@ -1,0 +1,136 @@
+//! Facts of the threat-reports context: sensor events (one `threat_session` stream per session),
+//! signatures (one `signature` stream per name), clearances (one `clearance` stream per analyst)
+//! and sensors (one `sensor` stream per sensor).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::es::DomainEvent;
+
+pub const SESSION_STREAM: &str = "threat_session";
+
+/// What sensors report, exactly as the API accepts it (`data` of each posted event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SensorEvent {
+    SessionDiscovered {
+        session_id: String,
+        start_time: DateTime<Utc>,
+        protocol: String,
+        source_ip: String,
+        destination_ip: String,
+        source_port: u16,
+        destination_port: u16,
+    },
+    SessionScored {
+        session_id: String,
+        threat_contributor: String,
+        score: i32,
+    },
+    FileDiscovered {
+        file_id: String,
+        session_id: String,
+        md5: String,
+        filename: String,
+        file_type: String,
+        size_bytes: i64,
+    },
+    FileScored {
+        file_id: String,
+        session_id: String,
+        integration: String,
+        score: i32,
+        signature: String,
+    },
+    FileRescored {
+        file_id: String,
+        session_id: String,
+        integration: String,
+        new_score: i32,
+        signature: String,
+    },
+}
+
+impl DomainEvent for SensorEvent {}
+
+impl SensorEvent {
+    pub const TYPES: &'static [&'static str] = &[
+        "SessionDiscovered",
+        "SessionScored",
+        "FileDiscovered",
+        "FileScored",
+        "FileRescored",
+    ];
+
+    pub fn session_id(&self) -> &str {
+        match self {
+            SensorEvent::SessionDiscovered { session_id, .. }
+            | SensorEvent::SessionScored { session_id, .. }
+            | SensorEvent::FileDiscovered { session_id, .. }
+            | SensorEvent::FileScored { session_id, .. }
+            | SensorEvent::FileRescored { session_id, .. } => session_id,
+        }
+    }
+}
+
+/// Changes to a signature, by admins (or its registration as restricted by the sensor API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SignatureEvent {
+    SignatureCreated {
+        name: String,
+        rule_text: String,
+        group: String,
+        default_score: i32,
+    },
+    /// A sensor reported a name no admin had created: visible to admins only until classified.
+    SignatureRegisteredRestricted {
+        name: String,
+    },
+    SignatureRevised {
+        rule_text: String,
+        group: String,
+        default_score: i32,
+    },
+    SignatureRetired {},
+}
+
+impl DomainEvent for SignatureEvent {}
+
+impl SignatureEvent {
+    pub const TYPES: &'static [&'static str] = &[
+        "SignatureCreated",
+        "SignatureRegisteredRestricted",
+        "SignatureRevised",
+        "SignatureRetired",
+    ];
+}
+
+/// An analyst's clearances (visibility groups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ClearanceEvent {
+    ClearanceGranted { group: String },
+    ClearanceRevoked { group: String },
+}
+
+impl DomainEvent for ClearanceEvent {}
+
+impl ClearanceEvent {
+    pub const TYPES: &'static [&'static str] = &["ClearanceGranted", "ClearanceRevoked"];
+}
+
+/// A sensor's registration and revocation. Its token is never in the log (only a digest, in
+/// `sensor_tokens`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SensorAdminEvent {
+    SensorRegistered { name: String },
+    SensorRevoked {},
+}
+
+impl DomainEvent for SensorAdminEvent {}
+
+impl SensorAdminEvent {
+    pub const TYPES: &'static [&'static str] = &["SensorRegistered", "SensorRevoked"];
+}

@@ -1,0 +1,690 @@
+//! The sensor API's batch ingest: parse, drop duplicates, validate the whole batch in memory
+//! against a few set-based reads, then append every event of the batch with multi-row INSERTs and
+//! project them, all in one transaction (all or nothing).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::decider::{parse_score, parse_signature_name};
+use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
+use crate::es::store::StreamAppend;
+use crate::es::{Actor, CommandError, DomainEvent, EventStore, Metadata, NewEvent};
+use crate::schema::{
+    events, sensor_event_ids, threat_files, threat_hits, threat_sessions, threat_signatures,
+};
+
+/// Most events accepted in one batch.
+pub const MAX_BATCH: usize = 5000;
+
+/// One entry of a 422 answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemError {
+    pub index: usize,
+    pub id: String,
+    pub message: String,
+}
+
+/// One posted event, parsed.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub index: usize,
+    pub id: Uuid,
+    pub event: SensorEvent,
+}
+
+/// A parsed batch: the events that parsed, and the errors of those that did not.
+pub type Parsed = (Vec<Item>, Vec<ItemError>);
+
+/// Parse a request body. `Err` is a 400 (not JSON, or not `{"events":[...]}`); item errors
+/// become 422s, reported together with the validation errors of the rest.
+pub fn parse_body(body: &[u8]) -> Result<Parsed, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    let list = value
+        .as_object()
+        .and_then(|o| o.get("events"))
+        .and_then(Value::as_array)
+        .ok_or("the body must be an object with an \"events\" array")?;
+    if list.len() > MAX_BATCH {
+        return Err(format!("at most {MAX_BATCH} events per batch"));
+    }
+    let mut items = Vec::with_capacity(list.len());
+    let mut errors = Vec::new();
+    for (index, raw) in list.iter().enumerate() {
+        let id_text = raw
+            .get("id")
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .unwrap_or_default();
+        match parse_item(raw) {
+            Ok((id, event)) => items.push(Item { index, id, event }),
+            Err(message) => errors.push(ItemError {
+                index,
+                id: id_text.chars().take(100).collect(),
+                message,
+            }),
+        }
+    }
+    Ok((items, errors))
+}
+
+fn parse_item(raw: &Value) -> Result<(Uuid, SensorEvent), String> {
+    let obj = raw.as_object().ok_or("each event must be an object")?;
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or("id must be a UUID string")?;
+    let event_type = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("type must be a string")?;
+    if !SensorEvent::TYPES.contains(&event_type) {
+        return Err(format!(
+            "unknown type {:?}: expected one of {}",
+            event_type.chars().take(50).collect::<String>(),
+            SensorEvent::TYPES.join(", ")
+        ));
+    }
+    let data = obj.get("data").cloned().unwrap_or(Value::Null);
+    if !data.is_object() {
+        return Err("data must be an object".into());
+    }
+    let event: SensorEvent = crate::es::event::decode(event_type, 1, data)
+        .map_err(|e| format!("invalid {event_type} data: {}", e.message))?;
+    Ok((id, normalize(event)?))
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} has at most {max} characters and no control characters"
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn ip(field: &str, value: &str) -> Result<String, String> {
+    value
+        .trim()
+        .parse::<IpAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| {
+            format!(
+                "{field} {:?} is not an IP address",
+                value.chars().take(60).collect::<String>()
+            )
+        })
+}
+
+fn score(value: i32) -> Result<i32, String> {
+    parse_score(value.into()).map_err(|e| e.0)
+}
+
+/// Check field values and bring them to one form (lowercase md5 and protocol, canonical IPs).
+fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
+    use SensorEvent::*;
+    Ok(match event {
+        SessionDiscovered {
+            session_id,
+            start_time,
+            protocol,
+            source_ip,
+            destination_ip,
+            source_port,
+            destination_port,
+        } => SessionDiscovered {
+            session_id: text("session_id", &session_id, 200)?,
+            start_time,
+            protocol: text("protocol", &protocol, 32)?.to_lowercase(),
+            source_ip: ip("source_ip", &source_ip)?,
+            destination_ip: ip("destination_ip", &destination_ip)?,
+            source_port,
+            destination_port,
+        },
+        SessionScored {
+            session_id,
+            threat_contributor,
+            score: s,
+        } => SessionScored {
+            session_id: text("session_id", &session_id, 200)?,
+            threat_contributor: text("threat_contributor", &threat_contributor, 200)?,
+            score: score(s)?,
+        },
+        FileDiscovered {
+            file_id,
+            session_id,
+            md5,
+            filename,
+            file_type,
+            size_bytes,
+        } => {
+            let md5 = md5.trim().to_lowercase();
+            if md5.len() != 32 || !md5.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err("md5 must be 32 hexadecimal digits".into());
+            }
+            if size_bytes < 0 {
+                return Err("size_bytes must not be negative".into());
+            }
+            FileDiscovered {
+                file_id: text("file_id", &file_id, 200)?,
+                session_id: text("session_id", &session_id, 200)?,
+                md5,
+                filename: text("filename", &filename, 255)?,
+                file_type: text("file_type", &file_type, 64)?.to_lowercase(),
+                size_bytes,
+            }
+        }
+        FileScored {
+            file_id,
+            session_id,
+            integration,
+            score: s,
+            signature,
+        } => FileScored {
+            file_id: text("file_id", &file_id, 200)?,
+            session_id: text("session_id", &session_id, 200)?,
+            integration: text("integration", &integration, 100)?,
+            score: score(s)?,
+            signature: parse_signature_name(&signature).map_err(|e| e.0)?,
+        },
+        FileRescored {
+            file_id,
+            session_id,
+            integration,
+            new_score,
+            signature,
+        } => FileRescored {
+            file_id: text("file_id", &file_id, 200)?,
+            session_id: text("session_id", &session_id, 200)?,
+            integration: text("integration", &integration, 100)?,
+            new_score: score(new_score)?,
+            signature: parse_signature_name(&signature).map_err(|e| e.0)?,
+        },
+    })
+}
+
+/// What the store already knows about the sessions and files a batch refers to.
+#[derive(Debug, Default, Clone)]
+pub struct Known {
+    pub sessions: HashSet<String>,
+    /// file id -> its session id
+    pub files: HashMap<String, String>,
+    /// (file id, integration, signature) scored before
+    pub hits: HashSet<(String, String, String)>,
+}
+
+/// Validate a batch in order against what is known (earlier events of the batch count): the pure
+/// heart of the ingest. Returns every error, not only the first.
+pub fn validate(known: &mut Known, items: &[Item]) -> Result<(), Vec<ItemError>> {
+    validate_into(known, items, Vec::new())
+}
+
+fn validate_into(
+    known: &mut Known,
+    items: &[Item],
+    mut errors: Vec<ItemError>,
+) -> Result<(), Vec<ItemError>> {
+    for item in items {
+        if let Err(message) = check(known, &item.event) {
+            errors.push(ItemError {
+                index: item.index,
+                id: item.id.to_string(),
+                message,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.sort_by_key(|e| e.index);
+        Err(errors)
+    }
+}
+
+fn check(known: &mut Known, event: &SensorEvent) -> Result<(), String> {
+    use SensorEvent::*;
+    let file_in = |known: &Known, file_id: &str, session_id: &str| -> Result<(), String> {
+        match known.files.get(file_id) {
+            None => Err(format!("unknown file {file_id}: send FileDiscovered first")),
+            Some(s) if s != session_id => Err(format!(
+                "file {file_id} belongs to session {s}, not {session_id}"
+            )),
+            Some(_) => Ok(()),
+        }
+    };
+    match event {
+        SessionDiscovered { session_id, .. } => {
+            if !known.sessions.insert(session_id.clone()) {
+                return Err(format!("session {session_id} was already discovered"));
+            }
+        }
+        SessionScored { session_id, .. } => {
+            if !known.sessions.contains(session_id) {
+                return Err(format!("unknown session {session_id}"));
+            }
+        }
+        FileDiscovered {
+            file_id,
+            session_id,
+            ..
+        } => {
+            if !known.sessions.contains(session_id) {
+                return Err(format!("unknown session {session_id}"));
+            }
+            if known.files.contains_key(file_id) {
+                return Err(format!("file {file_id} was already discovered"));
+            }
+            known.files.insert(file_id.clone(), session_id.clone());
+        }
+        FileScored {
+            file_id,
+            session_id,
+            integration,
+            signature,
+            ..
+        } => {
+            file_in(known, file_id, session_id)?;
+            let key = (file_id.clone(), integration.clone(), signature.clone());
+            if !known.hits.insert(key) {
+                return Err(format!(
+                    "file {file_id} was already scored by {integration} for {signature}: send FileRescored"
+                ));
+            }
+        }
+        FileRescored {
+            file_id,
+            session_id,
+            integration,
+            signature,
+            ..
+        } => {
+            file_in(known, file_id, session_id)?;
+            let key = (file_id.clone(), integration.clone(), signature.clone());
+            if !known.hits.contains(&key) {
+                return Err(format!(
+                    "rescoring an unscored pair: file {file_id} was never scored by {integration} for {signature}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug)]
+pub enum IngestError {
+    Invalid(Vec<ItemError>),
+    /// Concurrent writers kept colliding; the client may retry.
+    Busy,
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for IngestError {
+    fn from(e: diesel::result::Error) -> Self {
+        IngestError::Database(e)
+    }
+}
+
+/// The sensor owning a token, if the token is valid and the sensor not revoked.
+pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Uuid>> {
+    use crate::schema::{sensor_tokens, sensors};
+    sensor_tokens::table
+        .inner_join(sensors::table.on(sensors::id.eq(sensor_tokens::sensor_id)))
+        .filter(sensor_tokens::token_digest.eq(crate::secrets::digest(token)))
+        .filter(sensors::active.eq(true))
+        .select(sensors::id)
+        .first(conn)
+        .optional()
+}
+
+/// Write a parsed batch: all or nothing, duplicates skipped and counted.
+pub fn ingest(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    metadata: &Metadata,
+    (items, parse_errors): &Parsed,
+) -> Result<Accepted, IngestError> {
+    let mut attempt = 0;
+    loop {
+        let result =
+            conn.transaction(|conn| ingest_once(conn, store, metadata, items, parse_errors));
+        match result {
+            Err(IngestError::Busy) if attempt < 4 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// A clash with a concurrent batch: the whole batch is retried.
+fn is_collision(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::UniqueViolation | K::SerializationFailure, _) => true,
+        E::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+fn ingest_once(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    metadata: &Metadata,
+    items: &[Item],
+    parse_errors: &[ItemError],
+) -> Result<Accepted, IngestError> {
+    // 1. Duplicates: ids seen before, or repeated in this batch.
+    let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+    let seen: HashSet<Uuid> = sensor_event_ids::table
+        .filter(sensor_event_ids::event_id.eq_any(&ids))
+        .select(sensor_event_ids::event_id)
+        .load::<Uuid>(conn)?
+        .into_iter()
+        .collect();
+    let mut in_batch = HashSet::new();
+    let fresh: Vec<Item> = items
+        .iter()
+        .filter(|i| !seen.contains(&i.id) && in_batch.insert(i.id))
+        .cloned()
+        .collect();
+    let duplicates = items.len() - fresh.len();
+    if fresh.is_empty() && parse_errors.is_empty() {
+        return Ok(Accepted {
+            accepted: 0,
+            duplicates,
+        });
+    }
+
+    // 2. What the batch refers to, in a few set-based reads.
+    let mut session_ids: Vec<String> = fresh
+        .iter()
+        .map(|i| i.event.session_id().to_owned())
+        .collect();
+    session_ids.sort();
+    session_ids.dedup();
+    let mut file_ids: Vec<String> = fresh
+        .iter()
+        .filter_map(|i| match &i.event {
+            SensorEvent::FileDiscovered { file_id, .. }
+            | SensorEvent::FileScored { file_id, .. }
+            | SensorEvent::FileRescored { file_id, .. } => Some(file_id.clone()),
+            _ => None,
+        })
+        .collect();
+    file_ids.sort();
+    file_ids.dedup();
+    let mut known = Known {
+        sessions: threat_sessions::table
+            .filter(threat_sessions::session_id.eq_any(&session_ids))
+            .select(threat_sessions::session_id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect(),
+        files: threat_files::table
+            .filter(threat_files::file_id.eq_any(&file_ids))
+            .select((threat_files::file_id, threat_files::session_id))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect(),
+        hits: threat_hits::table
+            .filter(threat_hits::file_id.eq_any(&file_ids))
+            .select((
+                threat_hits::file_id,
+                threat_hits::integration,
+                threat_hits::signature,
+            ))
+            .load::<(String, String, String)>(conn)?
+            .into_iter()
+            .collect(),
+    };
+    validate_into(&mut known, &fresh, parse_errors.to_vec()).map_err(IngestError::Invalid)?;
+
+    // 3. Unknown signature names are registered as restricted (deny by default).
+    let mut names: Vec<String> = fresh
+        .iter()
+        .filter_map(|i| match &i.event {
+            SensorEvent::FileScored { signature, .. }
+            | SensorEvent::FileRescored { signature, .. } => Some(signature.clone()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let existing: HashSet<String> = threat_signatures::table
+        .filter(threat_signatures::name.eq_any(&names))
+        .select(threat_signatures::name)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let unknown: Vec<(String, Vec<NewEvent>)> = names
+        .into_iter()
+        .filter(|n| !existing.contains(n))
+        .map(|name| {
+            let e = SignatureEvent::SignatureRegisteredRestricted { name: name.clone() }.encode();
+            (name, vec![e])
+        })
+        .collect();
+
+    // 4. One stream per session, appended after its current version.
+    let versions: HashMap<String, i64> = events::table
+        .filter(events::stream_type.eq(SESSION_STREAM))
+        .filter(events::stream_id.eq_any(&session_ids))
+        .group_by(events::stream_id)
+        .select((events::stream_id, diesel::dsl::max(events::stream_version)))
+        .load::<(String, Option<i64>)>(conn)?
+        .into_iter()
+        .map(|(s, v)| (s, v.unwrap_or(0)))
+        .collect();
+    let mut order: Vec<String> = Vec::new();
+    let mut per_stream: HashMap<String, (Vec<NewEvent>, Vec<Uuid>)> = HashMap::new();
+    for item in &fresh {
+        let sid = item.event.session_id().to_owned();
+        let entry = per_stream.entry(sid.clone()).or_insert_with(|| {
+            order.push(sid);
+            (Vec::new(), Vec::new())
+        });
+        entry.0.push(item.event.encode());
+        entry.1.push(item.id);
+    }
+    let mut appends: Vec<StreamAppend> = unknown
+        .iter()
+        .map(|(name, evs)| StreamAppend {
+            stream_type: "signature",
+            stream_id: name,
+            expected_version: 0,
+            events: evs,
+        })
+        .collect();
+    for sid in &order {
+        appends.push(StreamAppend {
+            stream_type: SESSION_STREAM,
+            stream_id: sid,
+            expected_version: versions.get(sid).copied().unwrap_or(0),
+            events: &per_stream[sid].0,
+        });
+    }
+    let recorded = match store.append_many_in(conn, &appends, metadata) {
+        Ok(r) => r,
+        Err(CommandError::Conflict { .. }) => return Err(IngestError::Busy),
+        Err(CommandError::Database(e)) if is_collision(&e) => return Err(IngestError::Busy),
+        Err(CommandError::Projection(p)) => {
+            return Err(match p.source {
+                crate::es::projection::ProjectionError::Database(e) if is_collision(&e) => {
+                    IngestError::Busy
+                }
+                crate::es::projection::ProjectionError::Database(e) => IngestError::Database(e),
+                other => IngestError::Database(diesel::result::Error::QueryBuilderError(
+                    other.to_string().into(),
+                )),
+            })
+        }
+        Err(other) => {
+            return Err(IngestError::Database(
+                diesel::result::Error::QueryBuilderError(other.to_string().into()),
+            ))
+        }
+    };
+
+    // 5. Remember the ids, with the positions they were stored at.
+    let position_of: HashMap<(&str, i64), i64> = recorded
+        .iter()
+        .map(|e| ((e.stream_id.as_str(), e.stream_version), e.position))
+        .collect();
+    let mut id_rows = Vec::with_capacity(fresh.len());
+    for sid in &order {
+        let base = versions.get(sid).copied().unwrap_or(0);
+        for (i, id) in per_stream[sid].1.iter().enumerate() {
+            let pos = position_of
+                .get(&(sid.as_str(), base + 1 + i as i64))
+                .copied()
+                .unwrap_or(0);
+            id_rows.push((
+                sensor_event_ids::event_id.eq(*id),
+                sensor_event_ids::position.eq(pos),
+            ));
+        }
+    }
+    for chunk in id_rows.chunks(10_000) {
+        match diesel::insert_into(sensor_event_ids::table)
+            .values(chunk)
+            .execute(conn)
+        {
+            Ok(_) => {}
+            Err(e) if is_collision(&e) => return Err(IngestError::Busy),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Accepted {
+        accepted: fresh.len(),
+        duplicates,
+    })
+}
+
+/// Metadata of a sensor's batch.
+pub fn sensor_metadata(sensor_id: Uuid, request_id: Option<String>) -> Metadata {
+    let meta = Metadata::new(Actor::Sensor(sensor_id));
+    match request_id {
+        Some(r) => meta.with_request_id(r),
+        None => meta,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(index: usize, event: SensorEvent) -> Item {
+        Item {
+            index,
+            id: Uuid::new_v4(),
+            event,
+        }
+    }
+
+    fn session(id: &str) -> SensorEvent {
+        SensorEvent::SessionDiscovered {
+            session_id: id.into(),
+            start_time: chrono::Utc::now(),
+            protocol: "tcp".into(),
+            source_ip: "10.0.0.1".into(),
+            destination_ip: "10.0.0.2".into(),
+            source_port: 1,
+            destination_port: 2,
+        }
+    }
+
+    fn file(id: &str, s: &str) -> SensorEvent {
+        SensorEvent::FileDiscovered {
+            file_id: id.into(),
+            session_id: s.into(),
+            md5: "0".repeat(32),
+            filename: "a.exe".into(),
+            file_type: "pe".into(),
+            size_bytes: 1,
+        }
+    }
+
+    fn scored(f: &str, s: &str) -> SensorEvent {
+        SensorEvent::FileScored {
+            file_id: f.into(),
+            session_id: s.into(),
+            integration: "av".into(),
+            score: 10,
+            signature: "sig".into(),
+        }
+    }
+
+    fn rescored(f: &str, s: &str) -> SensorEvent {
+        SensorEvent::FileRescored {
+            file_id: f.into(),
+            session_id: s.into(),
+            integration: "av".into(),
+            new_score: 20,
+            signature: "sig".into(),
+        }
+    }
+
+    #[test]
+    fn earlier_events_of_a_batch_count() {
+        let items = vec![
+            item(0, session("s1")),
+            item(1, file("f1", "s1")),
+            item(2, scored("f1", "s1")),
+            item(3, rescored("f1", "s1")),
+        ];
+        assert!(validate(&mut Known::default(), &items).is_ok());
+    }
+
+    #[test]
+    fn every_broken_reference_is_reported_with_its_index() {
+        let items = vec![
+            item(0, file("f1", "nope")),
+            item(1, session("s1")),
+            item(2, rescored("f2", "s1")),
+            item(3, file("f2", "s1")),
+            item(4, rescored("f2", "s1")),
+            item(5, scored("f2", "s2")),
+        ];
+        let errors = validate(&mut Known::default(), &items).unwrap_err();
+        let indexes: Vec<usize> = errors.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, vec![0, 2, 4, 5]);
+        assert!(errors[0].message.contains("unknown session"));
+        assert!(errors[2].message.contains("rescoring an unscored pair"));
+        assert!(errors[3].message.contains("belongs to session s1"));
+    }
+
+    #[test]
+    fn bodies_are_parsed_strictly() {
+        assert!(parse_body(b"{").is_err());
+        assert!(parse_body(b"[]").is_err());
+        let body = serde_json::json!({"events": [
+            {"id": "x", "type": "SessionScored", "data": {}},
+            {"id": Uuid::new_v4(), "type": "Nope", "data": {}},
+            {"id": Uuid::new_v4(), "type": "SessionScored", "data": {"session_id": "s", "threat_contributor": "t", "score": 101}},
+            {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "s", "start_time": "2026-01-01T00:00:00Z", "protocol": "tcp", "source_ip": "999.1.1.1", "destination_ip": "::1", "source_port": 1, "destination_port": 2}},
+        ]});
+        let errors = parse_body(body.to_string().as_bytes()).unwrap().1;
+        assert_eq!(errors.len(), 4);
+        assert!(errors[0].message.contains("UUID"));
+        assert!(errors[1].message.contains("unknown type"));
+        assert!(errors[2].message.contains("out of range"));
+        assert!(errors[3].message.contains("not an IP address"));
+    }
+}

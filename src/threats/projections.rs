@@ -1,0 +1,935 @@
+//! Read models of the threat-reports context, updated inline in the append transaction.
+//! Sensor events are applied with set-based statements (`unnest` of arrays), one per table and
+//! batch, so a batch of 500 events costs a handful of statements.
+
+// Rows are upserted in a fixed (sorted) order so that concurrent batches touching the same
+// aggregate rows queue for them instead of deadlocking.
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
+
+use super::decider::RESTRICTED_GROUP;
+use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
+use crate::es::projection::ProjectionError;
+use crate::es::{Projection, RecordedEvent};
+use crate::schema::{sensors, threat_clearances, threat_signatures};
+
+/// The four top-threat reports and the column(s) of `threat_hits` each groups by.
+pub const REPORTS: [&str; 4] = ["hash", "file-type", "ip-pair", "protocol"];
+
+/// `threat_sessions` and `threat_files`: sessions with their latest score and contributor, files.
+pub struct SessionsProjection;
+
+impl Projection for SessionsProjection {
+    fn name(&self) -> &'static str {
+        "threat_sessions"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        &["SessionDiscovered", "SessionScored", "FileDiscovered"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["threat_sessions", "threat_files"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, &[event])
+    }
+
+    fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        #[derive(Default)]
+        struct Sessions {
+            id: Vec<String>,
+            start: Vec<DateTime<Utc>>,
+            protocol: Vec<String>,
+            src: Vec<String>,
+            dst: Vec<String>,
+            sport: Vec<i32>,
+            dport: Vec<i32>,
+        }
+        #[derive(Default)]
+        struct Files {
+            id: Vec<String>,
+            session: Vec<String>,
+            md5: Vec<String>,
+            name: Vec<String>,
+            ftype: Vec<String>,
+            size: Vec<i64>,
+        }
+        let mut s = Sessions::default();
+        let mut f = Files::default();
+        // The last score of each session in this batch wins.
+        let mut scores: BTreeMap<String, (i32, String)> = BTreeMap::new();
+        for e in events {
+            match e.decode::<SensorEvent>()? {
+                SensorEvent::SessionDiscovered {
+                    session_id,
+                    start_time,
+                    protocol,
+                    source_ip,
+                    destination_ip,
+                    source_port,
+                    destination_port,
+                } => {
+                    s.id.push(session_id);
+                    s.start.push(start_time);
+                    s.protocol.push(protocol);
+                    s.src.push(source_ip);
+                    s.dst.push(destination_ip);
+                    s.sport.push(source_port.into());
+                    s.dport.push(destination_port.into());
+                }
+                SensorEvent::SessionScored {
+                    session_id,
+                    threat_contributor,
+                    score,
+                } => {
+                    scores.insert(session_id, (score, threat_contributor));
+                }
+                SensorEvent::FileDiscovered {
+                    file_id,
+                    session_id,
+                    md5,
+                    filename,
+                    file_type,
+                    size_bytes,
+                } => {
+                    f.id.push(file_id);
+                    f.session.push(session_id);
+                    f.md5.push(md5);
+                    f.name.push(filename);
+                    f.ftype.push(file_type);
+                    f.size.push(size_bytes);
+                }
+                _ => {}
+            }
+        }
+        if !s.id.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port, destination_port)
+                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int4[])",
+            )
+            .bind::<Array<Text>, _>(&s.id)
+            .bind::<Array<Timestamptz>, _>(&s.start)
+            .bind::<Array<Text>, _>(&s.protocol)
+            .bind::<Array<Text>, _>(&s.src)
+            .bind::<Array<Text>, _>(&s.dst)
+            .bind::<Array<Int4>, _>(&s.sport)
+            .bind::<Array<Int4>, _>(&s.dport)
+            .execute(conn)?;
+        }
+        if !scores.is_empty() {
+            let (ids, rest): (Vec<String>, Vec<(i32, String)>) = scores.into_iter().unzip();
+            let (score, contributor): (Vec<i32>, Vec<String>) = rest.into_iter().unzip();
+            diesel::sql_query(
+                "UPDATE threat_sessions s SET latest_score = u.score, threat_contributor = u.contributor
+                 FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, score, contributor)
+                 WHERE s.session_id = u.id",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<Int4>, _>(&score)
+            .bind::<Array<Text>, _>(&contributor)
+            .execute(conn)?;
+        }
+        if !f.id.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])",
+            )
+            .bind::<Array<Text>, _>(&f.id)
+            .bind::<Array<Text>, _>(&f.session)
+            .bind::<Array<Text>, _>(&f.md5)
+            .bind::<Array<Text>, _>(&f.name)
+            .bind::<Array<Text>, _>(&f.ftype)
+            .bind::<Array<Int8>, _>(&f.size)
+            .execute(conn)?;
+            diesel::sql_query(
+                "UPDATE threat_sessions s SET file_count = s.file_count + u.n
+                 FROM (SELECT id, count(*)::int4 AS n FROM unnest($1::text[]) AS id GROUP BY id) AS u
+                 WHERE s.session_id = u.id",
+            )
+            .bind::<Array<Text>, _>(&f.session)
+            .execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(QueryableByName)]
+struct FileKeys {
+    #[diesel(sql_type = Text)]
+    file_id: String,
+    #[diesel(sql_type = Text)]
+    session_id: String,
+    #[diesel(sql_type = Text)]
+    md5: String,
+    #[diesel(sql_type = Text)]
+    filename: String,
+    #[diesel(sql_type = Text)]
+    file_type: String,
+    #[diesel(sql_type = Text)]
+    protocol: String,
+    #[diesel(sql_type = Text)]
+    source_ip: String,
+    #[diesel(sql_type = Text)]
+    destination_ip: String,
+    #[diesel(sql_type = Timestamptz)]
+    start_time: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct CurrentScore {
+    #[diesel(sql_type = Text)]
+    file_id: String,
+    #[diesel(sql_type = Text)]
+    integration: String,
+    #[diesel(sql_type = Text)]
+    signature: String,
+    #[diesel(sql_type = Int4)]
+    score: i32,
+}
+
+/// The key of a hit in each report (the ip-pair key is "source destination").
+pub fn report_keys(k: &FileKeysView) -> [String; 4] {
+    [
+        k.md5.to_owned(),
+        k.file_type.to_owned(),
+        format!("{} {}", k.source_ip, k.destination_ip),
+        k.protocol.to_owned(),
+    ]
+}
+
+pub struct FileKeysView<'a> {
+    pub md5: &'a str,
+    pub file_type: &'a str,
+    pub source_ip: &'a str,
+    pub destination_ip: &'a str,
+    pub protocol: &'a str,
+}
+
+#[derive(Default)]
+struct Delta {
+    hits: i32,
+    max_score: i32,
+    last_seen: Option<DateTime<Utc>>,
+    lowered: bool,
+}
+
+/// `threat_hits` (current score per file, integration, signature), `threat_score_changes` (every
+/// score a hit had) and `threat_report_rows` (the four reports, aggregated per key and signature).
+pub struct HitsProjection;
+
+impl Projection for HitsProjection {
+    fn name(&self) -> &'static str {
+        "threat_hits"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        // A revision may move a signature to another group: its keys' group rows are rebuilt.
+        // A clearance change may need a view for a new set of groups.
+        &[
+            "FileScored",
+            "FileRescored",
+            "SignatureRevised",
+            "ClearanceGranted",
+            "ClearanceRevoked",
+        ]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "threat_hits",
+            "threat_score_changes",
+            "threat_report_rows",
+            "threat_report_groups",
+            "threat_views",
+            "threat_report_views",
+        ]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, &[event])
+    }
+
+    fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let revised: Vec<&str> = events
+            .iter()
+            .filter(|e| e.event_type == "SignatureRevised")
+            .map(|e| e.stream_id.as_str())
+            .collect();
+        ensure_views(conn)?;
+        let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
+            .iter()
+            .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
+            .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
+            .collect::<Result<_, ProjectionError>>()?;
+        self.apply_hits(conn, decoded)?;
+        for name in revised {
+            regroup_signature(conn, name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rebuild the group rows of every key a signature has hits under, from the per-signature rows
+/// and the signatures' current groups (after an admin moved the signature).
+fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), ProjectionError> {
+    diesel::sql_query(
+        "DELETE FROM threat_report_groups g
+         USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         WHERE g.report = k.report AND g.key = k.key",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
+         SELECT r.report, s.group_name, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         JOIN threat_report_rows r ON r.report = k.report AND r.key = k.key
+         JOIN threat_signatures s ON s.name = r.signature
+         GROUP BY 1, 2, 3",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    diesel::sql_query(
+        "DELETE FROM threat_report_views v
+         USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         WHERE v.report = k.report AND v.key = k.key",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+         SELECT g.report, w.view_id, g.key, sum(g.hits)::int4, max(g.max_score), max(g.last_seen)
+         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
+         JOIN threat_report_groups g ON g.report = k.report AND g.key = k.key
+         JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
+         GROUP BY 1, 2, 3",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The view of admins (every group).
+pub const ADMIN_VIEW: &str = "*";
+
+/// The id of the view of a set of groups.
+pub fn view_id(groups: &[String]) -> String {
+    let mut g = groups.to_vec();
+    g.sort();
+    g.dedup();
+    g.join(",")
+}
+
+#[derive(QueryableByName)]
+struct ViewDef {
+    #[diesel(sql_type = Text)]
+    view_id: String,
+    #[diesel(sql_type = Array<Text>)]
+    groups: Vec<String>,
+}
+
+/// Keep one view per clearance set held now (and the admins' `*`): build new ones from the
+/// group rows, drop those nobody holds any more. Two small reads when nothing changed.
+fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
+    let held: Vec<ViewDef> = diesel::sql_query(
+        "SELECT DISTINCT array_to_string(groups, ',') AS view_id, groups FROM (
+             SELECT array_agg(group_name ORDER BY group_name COLLATE \"C\") AS groups
+             FROM threat_clearances GROUP BY user_id) AS sets
+         UNION SELECT '*', '{}'::text[]",
+    )
+    .load(conn)?;
+    let existing: Vec<ViewDef> =
+        diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
+    for v in &held {
+        if existing.iter().any(|e| e.view_id == v.view_id) {
+            continue;
+        }
+        diesel::sql_query("INSERT INTO threat_views (view_id, groups) VALUES ($1, $2)")
+            .bind::<Text, _>(&v.view_id)
+            .bind::<Array<Text>, _>(&v.groups)
+            .execute(conn)?;
+        diesel::sql_query(
+            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+             SELECT report, $1, key, sum(hits)::int4, max(max_score), max(last_seen)
+             FROM threat_report_groups WHERE $1 = '*' OR group_name = ANY($2)
+             GROUP BY report, key",
+        )
+        .bind::<Text, _>(&v.view_id)
+        .bind::<Array<Text>, _>(&v.groups)
+        .execute(conn)?;
+    }
+    for e in &existing {
+        if held.iter().any(|v| v.view_id == e.view_id) {
+            continue;
+        }
+        diesel::sql_query("DELETE FROM threat_report_views WHERE view_id = $1")
+            .bind::<Text, _>(&e.view_id)
+            .execute(conn)?;
+        diesel::sql_query("DELETE FROM threat_views WHERE view_id = $1")
+            .bind::<Text, _>(&e.view_id)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct SignatureGroup {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    group_name: String,
+}
+
+impl HitsProjection {
+    fn apply_hits(
+        &self,
+        conn: &mut PgConnection,
+        decoded: Vec<(&RecordedEvent, SensorEvent)>,
+    ) -> Result<(), ProjectionError> {
+        let mut file_ids: Vec<String> = decoded
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SensorEvent::FileScored { file_id, .. }
+                | SensorEvent::FileRescored { file_id, .. } => Some(file_id.clone()),
+                _ => None,
+            })
+            .collect();
+        file_ids.sort();
+        file_ids.dedup();
+        if file_ids.is_empty() {
+            return Ok(());
+        }
+        // The report keys come from the file and its session; they never change.
+        let keys: HashMap<String, FileKeys> = diesel::sql_query(
+            "SELECT f.file_id, f.session_id, f.md5, f.filename, f.file_type, s.protocol, s.source_ip, s.destination_ip, s.start_time
+             FROM threat_files f JOIN threat_sessions s ON s.session_id = f.session_id
+             WHERE f.file_id = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(&file_ids)
+        .load::<FileKeys>(conn)?
+        .into_iter()
+        .map(|k| (k.file_id.clone(), k))
+        .collect();
+        let mut current: HashMap<(String, String, String), i32> = diesel::sql_query(
+            "SELECT file_id, integration, signature, score FROM threat_hits WHERE file_id = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(&file_ids)
+        .load::<CurrentScore>(conn)?
+        .into_iter()
+        .map(|c| ((c.file_id, c.integration, c.signature), c.score))
+        .collect();
+
+        // Changes in log order; the final state of each touched hit; report deltas.
+        let mut ch_pos = Vec::new();
+        let mut ch_file = Vec::new();
+        let mut ch_integ = Vec::new();
+        let mut ch_sig = Vec::new();
+        let mut ch_old: Vec<Option<i32>> = Vec::new();
+        let mut ch_new = Vec::new();
+        let mut ch_at = Vec::new();
+        let mut touched: BTreeMap<(String, String, String), DateTime<Utc>> = BTreeMap::new();
+        let mut deltas: BTreeMap<(usize, String, String), Delta> = BTreeMap::new();
+        for (rec, event) in &decoded {
+            let (file_id, integration, signature, score, rescore) = match event {
+                SensorEvent::FileScored {
+                    file_id,
+                    integration,
+                    signature,
+                    score,
+                    ..
+                } => (file_id, integration, signature, *score, false),
+                SensorEvent::FileRescored {
+                    file_id,
+                    integration,
+                    signature,
+                    new_score,
+                    ..
+                } => (file_id, integration, signature, *new_score, true),
+                _ => continue,
+            };
+            let Some(k) = keys.get(file_id) else {
+                // Validation guarantees the file; a hand-edited log must not break a rebuild.
+                continue;
+            };
+            let triple = (file_id.clone(), integration.clone(), signature.clone());
+            let old = current.insert(triple.clone(), score);
+            touched.insert(triple, rec.recorded_at);
+            ch_pos.push(rec.position);
+            ch_file.push(file_id.clone());
+            ch_integ.push(integration.clone());
+            ch_sig.push(signature.clone());
+            ch_old.push(old);
+            ch_new.push(score);
+            ch_at.push(rec.recorded_at);
+            let view = FileKeysView {
+                md5: &k.md5,
+                file_type: &k.file_type,
+                source_ip: &k.source_ip,
+                destination_ip: &k.destination_ip,
+                protocol: &k.protocol,
+            };
+            for (r, key) in report_keys(&view).into_iter().enumerate() {
+                let d = deltas.entry((r, key, signature.clone())).or_default();
+                if !rescore || old.is_none() {
+                    d.hits += 1;
+                }
+                d.max_score = d.max_score.max(score);
+                d.last_seen = d.last_seen.max(Some(k.start_time));
+                if rescore && old.is_some_and(|o| score < o) {
+                    d.lowered = true;
+                }
+            }
+        }
+
+        // 1. Hits: their final score.
+        let mut h = HitRows::default();
+        for (triple, at) in touched {
+            let k = &keys[&triple.0];
+            h.score.push(current[&triple]);
+            h.session.push(k.session_id.clone());
+            h.md5.push(k.md5.clone());
+            h.filename.push(k.filename.clone());
+            h.file_type.push(k.file_type.clone());
+            h.protocol.push(k.protocol.clone());
+            h.src.push(k.source_ip.clone());
+            h.dst.push(k.destination_ip.clone());
+            h.start.push(k.start_time);
+            h.at.push(at);
+            h.file.push(triple.0);
+            h.integ.push(triple.1);
+            h.sig.push(triple.2);
+        }
+        diesel::sql_query(
+            "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $13::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
+             ON CONFLICT (file_id, integration, signature)
+             DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at",
+        )
+        .bind::<Array<Text>, _>(&h.file)
+        .bind::<Array<Text>, _>(&h.integ)
+        .bind::<Array<Text>, _>(&h.sig)
+        .bind::<Array<Int4>, _>(&h.score)
+        .bind::<Array<Text>, _>(&h.md5)
+        .bind::<Array<Text>, _>(&h.filename)
+        .bind::<Array<Text>, _>(&h.file_type)
+        .bind::<Array<Text>, _>(&h.protocol)
+        .bind::<Array<Text>, _>(&h.src)
+        .bind::<Array<Text>, _>(&h.dst)
+        .bind::<Array<Timestamptz>, _>(&h.start)
+        .bind::<Array<Timestamptz>, _>(&h.at)
+        .bind::<Array<Text>, _>(&h.session)
+        .execute(conn)?;
+
+        // 2. Score history.
+        diesel::sql_query(
+            "INSERT INTO threat_score_changes (position, file_id, integration, signature, old_score, new_score, recorded_at)
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::timestamptz[])",
+        )
+        .bind::<Array<Int8>, _>(&ch_pos)
+        .bind::<Array<Text>, _>(&ch_file)
+        .bind::<Array<Text>, _>(&ch_integ)
+        .bind::<Array<Text>, _>(&ch_sig)
+        .bind::<Array<Nullable<Int4>>, _>(&ch_old)
+        .bind::<Array<Int4>, _>(&ch_new)
+        .bind::<Array<Timestamptz>, _>(&ch_at)
+        .execute(conn)?;
+
+        // 3. Report rows: add counts, raise maxima.
+        let mut r_report = Vec::new();
+        let mut r_key = Vec::new();
+        let mut r_sig = Vec::new();
+        let mut r_hits = Vec::new();
+        let mut r_max = Vec::new();
+        let mut r_seen = Vec::new();
+        let mut r_lowered = Vec::new();
+        let mut lowered: Vec<Vec<(String, String)>> = vec![Vec::new(); 4];
+        for ((r, key, sig), d) in deltas {
+            if d.lowered {
+                lowered[r].push((key.clone(), sig.clone()));
+            }
+            r_lowered.push(d.lowered);
+            r_report.push(REPORTS[r].to_owned());
+            r_key.push(key);
+            r_sig.push(sig);
+            r_hits.push(d.hits);
+            r_max.push(d.max_score);
+            r_seen.push(d.last_seen.unwrap_or_else(Utc::now));
+        }
+        diesel::sql_query(
+            "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+             ON CONFLICT (report, signature, key) DO UPDATE SET
+                 hits = r.hits + excluded.hits,
+                 max_score = GREATEST(r.max_score, excluded.max_score),
+                 last_seen = GREATEST(r.last_seen, excluded.last_seen)",
+        )
+        .bind::<Array<Text>, _>(&r_report)
+        .bind::<Array<Text>, _>(&r_key)
+        .bind::<Array<Text>, _>(&r_sig)
+        .bind::<Array<Int4>, _>(&r_hits)
+        .bind::<Array<Int4>, _>(&r_max)
+        .bind::<Array<Timestamptz>, _>(&r_seen)
+        .execute(conn)?;
+
+        // 4. A rescore that lowered a score: the max of that (key, signature) is recomputed
+        //    from the hits (one index probe each).
+        for (r, pairs) in lowered.into_iter().enumerate() {
+            if pairs.is_empty() {
+                continue;
+            }
+            let matches = match REPORTS[r] {
+                "hash" => "h.md5 = r.key",
+                "file-type" => "h.file_type = r.key",
+                "ip-pair" => "h.source_ip = split_part(r.key, ' ', 1) AND h.destination_ip = split_part(r.key, ' ', 2)",
+                _ => "h.protocol = r.key",
+            };
+            let (k, s): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+            diesel::sql_query(format!(
+                "UPDATE threat_report_rows r SET max_score = (
+                     SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
+                     ORDER BY h.score DESC LIMIT 1)
+                 FROM unnest($1::text[], $2::text[]) AS u(key, signature)
+                 WHERE r.report = $3 AND r.key = u.key AND r.signature = u.signature"
+            ))
+            .bind::<Array<Text>, _>(&k)
+            .bind::<Array<Text>, _>(&s)
+            .bind::<Text, _>(REPORTS[r])
+            .execute(conn)?;
+        }
+
+        // 5. The same deltas rolled up per visibility group.
+        let mut names: Vec<String> = r_sig.clone();
+        names.sort();
+        names.dedup();
+        let group_of: HashMap<String, String> = diesel::sql_query(
+            "SELECT name, group_name FROM threat_signatures WHERE name = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(&names)
+        .load::<SignatureGroup>(conn)?
+        .into_iter()
+        .map(|g| (g.name, g.group_name))
+        .collect();
+        let mut by_group: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
+        for i in 0..r_report.len() {
+            // A signature not registered yet cannot happen after validation; count it restricted.
+            let group = group_of
+                .get(&r_sig[i])
+                .cloned()
+                .unwrap_or_else(|| RESTRICTED_GROUP.to_owned());
+            let d = by_group
+                .entry((r_report[i].clone(), group, r_key[i].clone()))
+                .or_default();
+            d.hits += r_hits[i];
+            d.max_score = d.max_score.max(r_max[i]);
+            d.last_seen = d.last_seen.max(Some(r_seen[i]));
+            if r_lowered[i] {
+                d.lowered = true;
+            }
+        }
+        let mut g = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut regroup = (Vec::new(), Vec::new(), Vec::new());
+        for ((report, group, key), d) in by_group {
+            if d.lowered {
+                regroup.0.push(report.clone());
+                regroup.1.push(group.clone());
+                regroup.2.push(key.clone());
+            }
+            g.0.push(report);
+            g.1.push(group);
+            g.2.push(key);
+            g.3.push(d.hits);
+            g.4.push(d.max_score);
+            g.5.push(d.last_seen.unwrap_or_else(Utc::now));
+        }
+        diesel::sql_query(
+            "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+             ON CONFLICT (report, group_name, key) DO UPDATE SET
+                 hits = g.hits + excluded.hits,
+                 max_score = GREATEST(g.max_score, excluded.max_score),
+                 last_seen = GREATEST(g.last_seen, excluded.last_seen)",
+        )
+        .bind::<Array<Text>, _>(&g.0)
+        .bind::<Array<Text>, _>(&g.1)
+        .bind::<Array<Text>, _>(&g.2)
+        .bind::<Array<Int4>, _>(&g.3)
+        .bind::<Array<Int4>, _>(&g.4)
+        .bind::<Array<Timestamptz>, _>(&g.5)
+        .execute(conn)?;
+        if !regroup.0.is_empty() {
+            diesel::sql_query(
+                "UPDATE threat_report_groups g SET max_score = (
+                     SELECT max(r.max_score) FROM threat_report_rows r
+                     JOIN threat_signatures s ON s.name = r.signature AND s.group_name = g.group_name
+                     WHERE r.report = g.report AND r.key = g.key)
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(report, group_name, key)
+                 WHERE g.report = u.report AND g.group_name = u.group_name AND g.key = u.key",
+            )
+            .bind::<Array<Text>, _>(&regroup.0)
+            .bind::<Array<Text>, _>(&regroup.1)
+            .bind::<Array<Text>, _>(&regroup.2)
+            .execute(conn)?;
+        }
+
+        // 6. And per view (clearance set) holding each group.
+        let views: Vec<ViewDef> =
+            diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
+        let mut by_view: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
+        for i in 0..g.0.len() {
+            for v in views
+                .iter()
+                .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(&g.1[i]))
+            {
+                let d = by_view
+                    .entry((g.0[i].clone(), v.view_id.clone(), g.2[i].clone()))
+                    .or_default();
+                d.hits += g.3[i];
+                d.max_score = d.max_score.max(g.4[i]);
+                d.last_seen = d.last_seen.max(Some(g.5[i]));
+            }
+        }
+        let lowered_keys: std::collections::HashSet<(&str, &str)> = regroup
+            .0
+            .iter()
+            .zip(&regroup.2)
+            .map(|(r, k)| (r.as_str(), k.as_str()))
+            .collect();
+        let mut v = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut revisit = (Vec::new(), Vec::new(), Vec::new());
+        for ((report, view, key), d) in by_view {
+            if lowered_keys.contains(&(report.as_str(), key.as_str())) {
+                revisit.0.push(report.clone());
+                revisit.1.push(view.clone());
+                revisit.2.push(key.clone());
+            }
+            v.0.push(report);
+            v.1.push(view);
+            v.2.push(key);
+            v.3.push(d.hits);
+            v.4.push(d.max_score);
+            v.5.push(d.last_seen.unwrap_or_else(Utc::now));
+        }
+        diesel::sql_query(
+            "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+             ON CONFLICT (report, view_id, key) DO UPDATE SET
+                 hits = v.hits + excluded.hits,
+                 max_score = GREATEST(v.max_score, excluded.max_score),
+                 last_seen = GREATEST(v.last_seen, excluded.last_seen)",
+        )
+        .bind::<Array<Text>, _>(&v.0)
+        .bind::<Array<Text>, _>(&v.1)
+        .bind::<Array<Text>, _>(&v.2)
+        .bind::<Array<Int4>, _>(&v.3)
+        .bind::<Array<Int4>, _>(&v.4)
+        .bind::<Array<Timestamptz>, _>(&v.5)
+        .execute(conn)?;
+        if !revisit.0.is_empty() {
+            diesel::sql_query(
+                "UPDATE threat_report_views v SET max_score = (
+                     SELECT max(g.max_score) FROM threat_report_groups g JOIN threat_views w ON w.view_id = v.view_id
+                     WHERE g.report = v.report AND g.key = v.key AND (w.view_id = '*' OR g.group_name = ANY(w.groups)))
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(report, view_id, key)
+                 WHERE v.report = u.report AND v.view_id = u.view_id AND v.key = u.key",
+            )
+            .bind::<Array<Text>, _>(&revisit.0)
+            .bind::<Array<Text>, _>(&revisit.1)
+            .bind::<Array<Text>, _>(&revisit.2)
+            .execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct HitRows {
+    file: Vec<String>,
+    integ: Vec<String>,
+    sig: Vec<String>,
+    score: Vec<i32>,
+    session: Vec<String>,
+    md5: Vec<String>,
+    filename: Vec<String>,
+    file_type: Vec<String>,
+    protocol: Vec<String>,
+    src: Vec<String>,
+    dst: Vec<String>,
+    start: Vec<DateTime<Utc>>,
+    at: Vec<DateTime<Utc>>,
+}
+
+/// `threat_signatures`: each signature's current name, rule, group and default score.
+pub struct SignaturesProjection;
+
+impl Projection for SignaturesProjection {
+    fn name(&self) -> &'static str {
+        "threat_signatures"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        SignatureEvent::TYPES
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["threat_signatures"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        use threat_signatures as t;
+        let name = event.stream_id.as_str();
+        let (v, at) = (event.stream_version, event.recorded_at);
+        match event.decode::<SignatureEvent>()? {
+            SignatureEvent::SignatureCreated {
+                rule_text,
+                group,
+                default_score,
+                ..
+            } => {
+                diesel::insert_into(t::table)
+                    .values((
+                        t::name.eq(name),
+                        t::rule_text.eq(rule_text),
+                        t::restricted.eq(group == RESTRICTED_GROUP),
+                        t::group_name.eq(group),
+                        t::default_score.eq(default_score),
+                        t::version.eq(v),
+                        t::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+            SignatureEvent::SignatureRegisteredRestricted { .. } => {
+                diesel::insert_into(t::table)
+                    .values((
+                        t::name.eq(name),
+                        t::rule_text.eq(""),
+                        t::group_name.eq(RESTRICTED_GROUP),
+                        t::restricted.eq(true),
+                        t::default_score.eq(super::decider::DEFAULT_SCORE),
+                        t::version.eq(v),
+                        t::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+            SignatureEvent::SignatureRevised {
+                rule_text,
+                group,
+                default_score,
+            } => {
+                diesel::update(t::table.find(name))
+                    .set((
+                        t::rule_text.eq(rule_text),
+                        t::restricted.eq(group == RESTRICTED_GROUP),
+                        t::group_name.eq(group),
+                        t::default_score.eq(default_score),
+                        t::version.eq(v),
+                        t::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+            SignatureEvent::SignatureRetired {} => {
+                diesel::update(t::table.find(name))
+                    .set((t::retired.eq(true), t::version.eq(v), t::updated_at.eq(at)))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `threat_clearances`: the groups each analyst holds now.
+pub struct ClearancesProjection;
+
+impl Projection for ClearancesProjection {
+    fn name(&self) -> &'static str {
+        "threat_clearances"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        ClearanceEvent::TYPES
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["threat_clearances"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        use threat_clearances as t;
+        let user: uuid::Uuid = event
+            .stream_id
+            .parse()
+            .map_err(|_| diesel::result::Error::NotFound)?;
+        match event.decode::<ClearanceEvent>()? {
+            ClearanceEvent::ClearanceGranted { group } => {
+                diesel::insert_into(t::table)
+                    .values((
+                        t::user_id.eq(user),
+                        t::group_name.eq(group),
+                        t::granted_at.eq(event.recorded_at),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)?;
+            }
+            ClearanceEvent::ClearanceRevoked { group } => {
+                diesel::delete(t::table.find((user, group))).execute(conn)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sensors`: each sensor's name and whether it may still post.
+pub struct SensorsProjection;
+
+impl Projection for SensorsProjection {
+    fn name(&self) -> &'static str {
+        "sensors"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        SensorAdminEvent::TYPES
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["sensors"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let id: uuid::Uuid = event
+            .stream_id
+            .parse()
+            .map_err(|_| diesel::result::Error::NotFound)?;
+        match event.decode::<SensorAdminEvent>()? {
+            SensorAdminEvent::SensorRegistered { name } => {
+                diesel::insert_into(sensors::table)
+                    .values((
+                        sensors::id.eq(id),
+                        sensors::name.eq(name),
+                        sensors::active.eq(true),
+                        sensors::created_at.eq(event.recorded_at),
+                    ))
+                    .execute(conn)?;
+            }
+            SensorAdminEvent::SensorRevoked {} => {
+                diesel::update(sensors::table.find(id))
+                    .set((
+                        sensors::active.eq(false),
+                        sensors::revoked_at.eq(Some(event.recorded_at)),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    }
+}

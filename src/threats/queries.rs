@@ -1,0 +1,740 @@
+//! Reads of the threat-reports context. Every query of hits takes the viewer and keeps only hits
+//! of signatures whose group the viewer holds (admins see all): the join with the small
+//! `threat_signatures` table happens at query time, so moving a signature moves its hits.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Int4, Int8, Nullable, Text, Timestamptz};
+use serde::Serialize;
+
+use crate::accounts::{Role, Viewer};
+use crate::schema::{
+    sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
+};
+use crate::web::AppError;
+
+/// Which signatures a viewer may see.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub all: bool,
+    pub groups: Vec<String>,
+}
+
+/// The viewer's scope, read fresh on every request (a revoked clearance counts at once).
+pub fn scope(conn: &mut PgConnection, viewer: &Viewer) -> Result<Scope, AppError> {
+    match viewer.role {
+        Role::Admin => Ok(Scope {
+            all: true,
+            groups: Vec::new(),
+        }),
+        Role::Analyst => Ok(Scope {
+            all: false,
+            groups: threat_clearances::table
+                .filter(threat_clearances::user_id.eq(viewer.user_id))
+                .select(threat_clearances::group_name)
+                .order(threat_clearances::group_name.asc())
+                .load(conn)?,
+        }),
+        _ => Err(AppError::Forbidden(
+            "Threat reports are for analysts and admins.".into(),
+        )),
+    }
+}
+
+/// The report a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Report {
+    Hash,
+    FileType,
+    IpPair,
+    Protocol,
+}
+
+impl Report {
+    pub fn parse(slug: &str) -> Option<Report> {
+        Some(match slug {
+            "hash" => Report::Hash,
+            "file-type" => Report::FileType,
+            "ip-pair" => Report::IpPair,
+            "protocol" => Report::Protocol,
+            _ => return None,
+        })
+    }
+    pub fn slug(self) -> &'static str {
+        match self {
+            Report::Hash => "hash",
+            Report::FileType => "file-type",
+            Report::IpPair => "ip-pair",
+            Report::Protocol => "protocol",
+        }
+    }
+    pub fn title(self) -> &'static str {
+        match self {
+            Report::Hash => "Top threats by file hash",
+            Report::FileType => "Top threats by file type",
+            Report::IpPair => "Top threats by source/destination IP pair",
+            Report::Protocol => "Top threats by protocol",
+        }
+    }
+    /// The grouping expression over `threat_hits h`.
+    fn key_sql(self) -> &'static str {
+        match self {
+            Report::Hash => "h.md5",
+            Report::FileType => "h.file_type",
+            Report::IpPair => "h.source_ip || ' ' || h.destination_ip",
+            Report::Protocol => "h.protocol",
+        }
+    }
+    /// Hits of one key ($1).
+    fn key_match(self) -> &'static str {
+        match self {
+            Report::Hash => "h.md5 = $1",
+            Report::FileType => "h.file_type = $1",
+            Report::IpPair => {
+                "h.source_ip = split_part($1, ' ', 1) AND h.destination_ip = split_part($1, ' ', 2)"
+            }
+            Report::Protocol => "h.protocol = $1",
+        }
+    }
+}
+
+/// A time window on the session's start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Day,
+    Week,
+    Month,
+    All,
+}
+
+impl Window {
+    pub fn parse(raw: Option<&str>) -> Result<Window, AppError> {
+        Ok(match raw.unwrap_or("all") {
+            "24h" => Window::Day,
+            "7d" => Window::Week,
+            "30d" => Window::Month,
+            "all" | "" => Window::All,
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "window {:?} is not one of 24h, 7d, 30d, all",
+                    other.chars().take(20).collect::<String>()
+                )))
+            }
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Day => "24h",
+            Window::Week => "7d",
+            Window::Month => "30d",
+            Window::All => "all",
+        }
+    }
+    pub fn cutoff(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Window::Day => Some(now - Duration::hours(24)),
+            Window::Week => Some(now - Duration::days(7)),
+            Window::Month => Some(now - Duration::days(30)),
+            Window::All => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, QueryableByName, Serialize)]
+pub struct ReportRow {
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = Int8)]
+    pub hits: i64,
+    #[diesel(sql_type = Int4)]
+    pub max_score: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub last_seen: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub signatures: String,
+    /// For the hash report: a filename and the file type of a visible hit.
+    #[diesel(sql_type = Text)]
+    pub filename: String,
+    #[diesel(sql_type = Text)]
+    pub file_type: String,
+}
+
+const VISIBLE: &str =
+    "JOIN threat_signatures s ON s.name = {col} AND ($2 OR s.group_name = ANY($3))";
+
+fn visible_join(col: &str) -> String {
+    VISIBLE.replace("{col}", col)
+}
+
+/// The top `limit` rows of a report (one more is fetched to tell whether there are more).
+/// With `window = all` it sums the pre-aggregated rows; a window reads the hits of sessions
+/// started in it (by the start-time index).
+pub fn top(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    report: Report,
+    window: Window,
+    limit: i64,
+) -> Result<Vec<ReportRow>, AppError> {
+    let scope = scope(conn, viewer)?;
+    top_in_scope(conn, &scope, report, window, limit)
+}
+
+pub fn top_in_scope(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    window: Window,
+    limit: i64,
+) -> Result<Vec<ReportRow>, AppError> {
+    let mut rows: Vec<ReportRow> = match window {
+        Window::All => top_from_group_rankings(conn, scope, report, limit)?,
+        _ => diesel::sql_query(format!(
+            "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
+                    string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
+             FROM threat_hits h {join}
+             WHERE $1 <> '' AND h.start_time >= $5
+             GROUP BY 1
+             ORDER BY hits DESC, max_score DESC, key ASC
+             LIMIT $4",
+            key = report.key_sql(),
+            join = visible_join("h.signature")
+        ))
+        .bind::<Text, _>(report.slug())
+        .bind::<Bool, _>(scope.all)
+        .bind::<Array<Text>, _>(&scope.groups)
+        .bind::<Int8, _>(limit)
+        .bind::<Nullable<Timestamptz>, _>(window.cutoff(Utc::now()))
+        .load(conn)?,
+    };
+    if report == Report::Hash && !rows.is_empty() {
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        let names: std::collections::HashMap<String, (String, String)> =
+            diesel::sql_query(format!(
+                "SELECT DISTINCT ON (h.md5) h.md5 AS key, h.filename, h.file_type
+             FROM threat_hits h {}
+             WHERE h.md5 = ANY($1)
+             ORDER BY h.md5, h.filename",
+                visible_join("h.signature")
+            ))
+            .bind::<Array<Text>, _>(&keys)
+            .bind::<Bool, _>(scope.all)
+            .bind::<Array<Text>, _>(&scope.groups)
+            .load::<KeyName>(conn)?
+            .into_iter()
+            .map(|k| (k.key, (k.filename, k.file_type)))
+            .collect();
+        for r in &mut rows {
+            if let Some((f, t)) = names.get(&r.key) {
+                r.filename = f.clone();
+                r.file_type = t.clone();
+            }
+        }
+    }
+    Ok(rows)
+}
+
+#[derive(QueryableByName)]
+struct Ranked {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Int4)]
+    hits: i32,
+    #[diesel(sql_type = Text)]
+    group_name: String,
+}
+
+#[derive(QueryableByName)]
+struct KeySignatures {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    signatures: String,
+}
+
+/// The top `limit` keys of a report over the viewer's groups, by the threshold algorithm: read
+/// the first `depth` entries of each held group's ranking; compute the exact visible totals of
+/// the keys seen; a key not seen has at most the sum of the last counts read, so once the
+/// `limit`-th total is above that bound the answer is final. Otherwise read deeper.
+fn top_from_group_rankings(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    limit: i64,
+) -> Result<Vec<ReportRow>, AppError> {
+    let groups: Vec<String> = if scope.all {
+        threat_signatures::table
+            .select(threat_signatures::group_name)
+            .distinct()
+            .load(conn)?
+    } else {
+        scope.groups.clone()
+    };
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The ranking of the viewer's clearance set, when it is maintained (it is for every set an
+    // analyst holds, and for admins): the answer is the first rows of one index.
+    let view = if scope.all {
+        super::projections::ADMIN_VIEW.to_owned()
+    } else {
+        super::projections::view_id(&groups)
+    };
+    let mut rows: Vec<ReportRow> = diesel::sql_query(
+        "SELECT v.key, v.hits::int8 AS hits, v.max_score, v.last_seen,
+                '' AS signatures, '' AS filename, '' AS file_type
+         FROM threat_report_views v
+         WHERE v.report = $1 AND v.view_id = $2 AND v.hits > 0
+           AND EXISTS (SELECT 1 FROM threat_views w WHERE w.view_id = $2)
+         ORDER BY v.hits DESC, v.max_score DESC, v.key ASC
+         LIMIT $3",
+    )
+    .bind::<Text, _>(report.slug())
+    .bind::<Text, _>(&view)
+    .bind::<Int8, _>(limit)
+    .load(conn)?;
+    let maintained = !rows.is_empty()
+        || diesel::select(diesel::dsl::exists(
+            crate::schema::threat_views::table
+                .filter(crate::schema::threat_views::view_id.eq(&view)),
+        ))
+        .get_result::<bool>(conn)?;
+    if maintained {
+        fill_signatures(conn, scope, report, &mut rows)?;
+        return Ok(rows);
+    }
+    // Otherwise (a set nobody holds): the threshold algorithm over the group rankings.
+    let mut depth = (limit * 4).max(64);
+    loop {
+        let ranked: Vec<Ranked> = diesel::sql_query(
+            "SELECT t.key, t.hits, g AS group_name
+             FROM unnest($2::text[]) AS g,
+             LATERAL (SELECT key, hits FROM threat_report_groups
+                      WHERE report = $1 AND group_name = g AND hits > 0
+                      ORDER BY hits DESC, key LIMIT $3) AS t",
+        )
+        .bind::<Text, _>(report.slug())
+        .bind::<Array<Text>, _>(&groups)
+        .bind::<Int8, _>(depth)
+        .load(conn)?;
+        // The bound for unseen keys: per group, the last count read (0 when the list ended).
+        let mut bound: i64 = 0;
+        let mut exhausted = true;
+        for g in &groups {
+            let mine: Vec<&Ranked> = ranked.iter().filter(|r| &r.group_name == g).collect();
+            if mine.len() as i64 == depth {
+                exhausted = false;
+                bound += i64::from(mine.last().map_or(0, |r| r.hits));
+            }
+        }
+        let mut keys: Vec<String> = ranked.into_iter().map(|r| r.key).collect();
+        keys.sort();
+        keys.dedup();
+        let mut rows: Vec<ReportRow> = diesel::sql_query(
+            "SELECT key, sum(hits)::int8 AS hits, max(max_score) AS max_score, max(last_seen) AS last_seen,
+                    '' AS signatures, '' AS filename, '' AS file_type
+             FROM threat_report_groups
+             WHERE report = $1 AND group_name = ANY($2) AND key = ANY($3)
+             GROUP BY key
+             ORDER BY hits DESC, max_score DESC, key ASC",
+        )
+        .bind::<Text, _>(report.slug())
+        .bind::<Array<Text>, _>(&groups)
+        .bind::<Array<Text>, _>(&keys)
+        .load(conn)?;
+        let enough = rows.len() as i64 >= limit && rows[limit as usize - 1].hits > bound;
+        if enough || exhausted {
+            rows.truncate(limit as usize);
+            fill_signatures(conn, scope, report, &mut rows)?;
+            return Ok(rows);
+        }
+        depth *= 4;
+    }
+}
+
+/// The visible signatures of each row (from the per-signature rows of those keys only).
+fn fill_signatures(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    rows: &mut [ReportRow],
+) -> Result<(), AppError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    let found: std::collections::HashMap<String, String> = diesel::sql_query(format!(
+        "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
+         FROM threat_report_rows r {}
+         WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
+         GROUP BY r.key",
+        visible_join("r.signature")
+    ))
+    .bind::<Text, _>(report.slug())
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .bind::<Array<Text>, _>(&keys)
+    .load::<KeySignatures>(conn)?
+    .into_iter()
+    .map(|k| (k.key, k.signatures))
+    .collect();
+    for r in rows {
+        r.signatures = found.get(&r.key).cloned().unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The same report computed on demand from the per-signature rows (no group rollup): a
+/// reference for tests and benchmarks.
+pub fn top_by_signature_rows(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    limit: i64,
+) -> Result<Vec<ReportRow>, AppError> {
+    Ok(diesel::sql_query(format!(
+        "SELECT r.key, sum(r.hits)::int8 AS hits, max(r.max_score) AS max_score, max(r.last_seen) AS last_seen,
+                string_agg(r.signature, ';' ORDER BY r.signature) AS signatures, '' AS filename, '' AS file_type
+         FROM threat_report_rows r {}
+         WHERE r.report = $1 AND r.hits > 0
+         GROUP BY r.key
+         ORDER BY hits DESC, max_score DESC, r.key ASC
+         LIMIT $4",
+        visible_join("r.signature")
+    ))
+    .bind::<Text, _>(report.slug())
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .bind::<Int8, _>(limit)
+    .load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct KeyName {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    filename: String,
+    #[diesel(sql_type = Text)]
+    file_type: String,
+}
+
+/// A hit as drill-downs and detail pages list it.
+#[derive(Debug, Clone, QueryableByName, Serialize)]
+pub struct HitRow {
+    #[diesel(sql_type = Text)]
+    pub file_id: String,
+    #[diesel(sql_type = Text)]
+    pub session_id: String,
+    #[diesel(sql_type = Text)]
+    pub md5: String,
+    #[diesel(sql_type = Text)]
+    pub filename: String,
+    #[diesel(sql_type = Text)]
+    pub signature: String,
+    #[diesel(sql_type = Text)]
+    pub integration: String,
+    #[diesel(sql_type = Int4)]
+    pub score: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub start_time: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub scored_at: DateTime<Utc>,
+}
+
+const HIT_COLUMNS: &str = "h.file_id, h.session_id, h.md5, h.filename, h.signature, h.integration, h.score, h.start_time, h.scored_at";
+
+/// The visible hits behind one row of a report (at most `limit`).
+pub fn hits_of_key(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    report: Report,
+    key: &str,
+    window: Window,
+    limit: i64,
+) -> Result<Vec<HitRow>, AppError> {
+    let scope = scope(conn, viewer)?;
+    Ok(diesel::sql_query(format!(
+        "SELECT {HIT_COLUMNS} FROM threat_hits h {join}
+         WHERE {matches} AND ($4::timestamptz IS NULL OR h.start_time >= $4)
+         ORDER BY h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature
+         LIMIT $5",
+        join = visible_join("h.signature"),
+        matches = report.key_match()
+    ))
+    .bind::<Text, _>(key)
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .bind::<Nullable<Timestamptz>, _>(window.cutoff(Utc::now()))
+    .bind::<Int8, _>(limit)
+    .load(conn)?)
+}
+
+/// Visible hits of a session or a file.
+pub fn hits_where(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    column: HitsOf,
+    id: &str,
+) -> Result<Vec<HitRow>, AppError> {
+    let scope = scope(conn, viewer)?;
+    let col = match column {
+        HitsOf::Session => "h.session_id",
+        HitsOf::File => "h.file_id",
+    };
+    Ok(diesel::sql_query(format!(
+        "SELECT {HIT_COLUMNS} FROM threat_hits h {join} WHERE {col} = $1
+         ORDER BY h.file_id, h.score DESC, h.integration, h.signature",
+        join = visible_join("h.signature")
+    ))
+    .bind::<Text, _>(id)
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .load(conn)?)
+}
+
+pub enum HitsOf {
+    Session,
+    File,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = threat_sessions, check_for_backend(diesel::pg::Pg))]
+pub struct Session {
+    pub session_id: String,
+    pub start_time: DateTime<Utc>,
+    pub protocol: String,
+    pub source_ip: String,
+    pub destination_ip: String,
+    pub source_port: i32,
+    pub destination_port: i32,
+    pub latest_score: Option<i32>,
+    pub threat_contributor: Option<String>,
+    pub file_count: i32,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+pub struct SessionFilter {
+    #[serde(default)]
+    pub protocol: String,
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default)]
+    pub min_score: String,
+}
+
+/// Sessions, newest first, filtered. Sessions carry no signature: every analyst sees them; what
+/// is scoped is the hits shown on a session's page.
+pub fn sessions(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    filter: &SessionFilter,
+    limit: i64,
+) -> Result<Vec<Session>, AppError> {
+    scope(conn, viewer)?;
+    let mut q = threat_sessions::table
+        .select(Session::as_select())
+        .order((
+            threat_sessions::start_time.desc(),
+            threat_sessions::session_id.asc(),
+        ))
+        .limit(limit)
+        .into_boxed();
+    let protocol = filter.protocol.trim().to_lowercase();
+    if !protocol.is_empty() {
+        q = q.filter(threat_sessions::protocol.eq(protocol));
+    }
+    let ip = filter.ip.trim().to_owned();
+    if !ip.is_empty() {
+        q = q.filter(
+            threat_sessions::source_ip
+                .eq(ip.clone())
+                .or(threat_sessions::destination_ip.eq(ip)),
+        );
+    }
+    let min = filter.min_score.trim();
+    if !min.is_empty() {
+        let min: i32 = min
+            .parse()
+            .ok()
+            .filter(|m| (0..=100).contains(m))
+            .ok_or_else(|| {
+                AppError::Unprocessable("The minimum score is a number from 0 to 100.".into())
+            })?;
+        q = q.filter(threat_sessions::latest_score.ge(min));
+    }
+    Ok(q.load(conn)?)
+}
+
+pub fn session(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<Session, AppError> {
+    scope(conn, viewer)?;
+    Ok(threat_sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .first(conn)?)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = threat_files, check_for_backend(diesel::pg::Pg))]
+pub struct File {
+    pub file_id: String,
+    pub session_id: String,
+    pub md5: String,
+    pub filename: String,
+    pub file_type: String,
+    pub size_bytes: i64,
+}
+
+pub fn files_of_session(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    session_id: &str,
+) -> Result<Vec<File>, AppError> {
+    scope(conn, viewer)?;
+    Ok(threat_files::table
+        .filter(threat_files::session_id.eq(session_id))
+        .order(threat_files::file_id.asc())
+        .select(File::as_select())
+        .load(conn)?)
+}
+
+pub fn file(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<File, AppError> {
+    scope(conn, viewer)?;
+    Ok(threat_files::table
+        .find(id)
+        .select(File::as_select())
+        .first(conn)?)
+}
+
+#[derive(Debug, Clone, QueryableByName, Serialize)]
+pub struct ScoreChange {
+    #[diesel(sql_type = Int8)]
+    pub position: i64,
+    #[diesel(sql_type = Text)]
+    pub integration: String,
+    #[diesel(sql_type = Text)]
+    pub signature: String,
+    #[diesel(sql_type = Nullable<Int4>)]
+    pub old_score: Option<i32>,
+    #[diesel(sql_type = Int4)]
+    pub new_score: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A file's visible score history, oldest first; rescans have an old score.
+pub fn score_history(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    file_id: &str,
+) -> Result<Vec<ScoreChange>, AppError> {
+    let scope = scope(conn, viewer)?;
+    Ok(diesel::sql_query(format!(
+        "SELECT c.position, c.integration, c.signature, c.old_score, c.new_score, c.recorded_at
+         FROM threat_score_changes c {} WHERE c.file_id = $1 ORDER BY c.position",
+        visible_join("c.signature")
+    ))
+    .bind::<Text, _>(file_id)
+    .bind::<Bool, _>(scope.all)
+    .bind::<Array<Text>, _>(&scope.groups)
+    .load(conn)?)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = threat_signatures, check_for_backend(diesel::pg::Pg))]
+pub struct SignatureRow {
+    pub name: String,
+    pub rule_text: String,
+    pub group_name: String,
+    pub default_score: i32,
+    pub retired: bool,
+    pub restricted: bool,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One signature, if the viewer may see it (its group among their clearances, or an admin).
+pub fn signature(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    name: &str,
+) -> Result<SignatureRow, AppError> {
+    let scope = scope(conn, viewer)?;
+    let sig: SignatureRow = threat_signatures::table
+        .find(name)
+        .select(SignatureRow::as_select())
+        .first(conn)?;
+    if scope.all || scope.groups.contains(&sig.group_name) {
+        Ok(sig)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// Every signature, restricted ones first, for the admins' page.
+pub fn all_signatures(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<SignatureRow>, AppError> {
+    viewer.require(Role::Admin)?;
+    Ok(threat_signatures::table
+        .order((
+            threat_signatures::restricted.desc(),
+            threat_signatures::name.asc(),
+        ))
+        .select(SignatureRow::as_select())
+        .load(conn)?)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalystClearances {
+    pub username: String,
+    pub display_name: String,
+    pub groups: Vec<String>,
+}
+
+pub fn analyst_clearances(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<AnalystClearances>, AppError> {
+    viewer.require(Role::Admin)?;
+    let analysts: Vec<(uuid::Uuid, String, String)> = users::table
+        .filter(users::role.eq("analyst"))
+        .order(users::username.asc())
+        .select((users::id, users::username, users::display_name))
+        .load(conn)?;
+    let held: Vec<(uuid::Uuid, String)> = threat_clearances::table
+        .order(threat_clearances::group_name.asc())
+        .select((threat_clearances::user_id, threat_clearances::group_name))
+        .load(conn)?;
+    Ok(analysts
+        .into_iter()
+        .map(|(id, username, display_name)| AnalystClearances {
+            username,
+            display_name,
+            groups: held
+                .iter()
+                .filter(|(u, _)| *u == id)
+                .map(|(_, g)| g.clone())
+                .collect(),
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sensors, check_for_backend(diesel::pg::Pg))]
+pub struct SensorRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub fn all_sensors(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<SensorRow>, AppError> {
+    viewer.require(Role::Admin)?;
+    Ok(sensors::table
+        .order((sensors::active.desc(), sensors::name.asc()))
+        .select(SensorRow::as_select())
+        .load(conn)?)
+}

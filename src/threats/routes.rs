@@ -1,0 +1,731 @@
+//! Pages of the threat-reports context: the four top-threat reports (with charts, CSV and
+//! drill-downs), sessions, files, signatures, and the admins' signatures, clearances and sensors.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+use uuid::Uuid;
+
+use super::queries::{self, HitsOf, Report, SessionFilter, Window};
+use super::{api, service};
+use crate::accounts::{Role, Viewer};
+use crate::es::store;
+use crate::web::render::{render_status, state};
+use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(api::post_events)
+        .service(api::openapi)
+        .service(report_hits)
+        .service(report_page)
+        .service(sessions_page)
+        .service(session_page)
+        .service(file_page)
+        .service(signature_page)
+        .service(admin_signatures)
+        .service(set_signature)
+        .service(retire_signature)
+        .service(change_clearance)
+        .service(admin_sensors)
+        .service(create_sensor)
+        .service(revoke_sensor);
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    limit: Option<String>,
+    window: Option<String>,
+    format: Option<String>,
+    key: Option<String>,
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<i64, AppError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(10),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| AppError::BadRequest("limit is a number from 1 to 1000".into())),
+    }
+}
+
+fn wants_csv(format: Option<&str>) -> Result<bool, AppError> {
+    match format {
+        None | Some("") | Some("html") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(_) => Err(AppError::BadRequest("format is csv or html".into())),
+    }
+}
+
+/// One CSV field, quoted when it must be.
+fn csv_field(s: &str) -> String {
+    // A leading =, +, - or @ would be a formula in a spreadsheet.
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn csv_response(name: &str, header: &str, rows: Vec<Vec<String>>) -> HttpResponse {
+    let mut out = String::from(header);
+    out.push('\n');
+    for row in rows {
+        let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}.csv\""),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(out)
+}
+
+fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A bar of the server-rendered SVG chart (coordinates computed here; no inline styles).
+#[derive(Serialize)]
+struct Bar {
+    label: String,
+    value: i64,
+    y: i64,
+    width: i64,
+    text_y: i64,
+}
+
+const CHART_WIDTH: i64 = 460;
+const BAR_HEIGHT: i64 = 22;
+
+fn bars(rows: &[queries::ReportRow], report: Report) -> Vec<Bar> {
+    let max = rows.iter().map(|r| r.hits).max().unwrap_or(1).max(1);
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut label = match report {
+                Report::Hash => format!("{}…", &r.key[..r.key.len().min(10)]),
+                _ => r.key.clone(),
+            };
+            if label.chars().count() > 34 {
+                label = label.chars().take(33).collect::<String>() + "…";
+            }
+            let y = i as i64 * (BAR_HEIGHT + 6);
+            Bar {
+                label,
+                value: r.hits,
+                y,
+                width: (r.hits * CHART_WIDTH / max).max(2),
+                text_y: y + 15,
+            }
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct DisplayRow<'a> {
+    #[serde(flatten)]
+    row: &'a queries::ReportRow,
+    source_ip: &'a str,
+    destination_ip: &'a str,
+    signature_list: Vec<&'a str>,
+}
+
+#[tracing::instrument(skip_all, fields(report = %path))]
+#[get("/threats/top/{report}")]
+async fn report_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let report = Report::parse(&path).ok_or(AppError::NotFound)?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let window = Window::parse(query.window.as_deref())?;
+    let csv = wants_csv(query.format.as_deref())?;
+    let v = viewer.clone();
+    let (mut rows, scope) = state(&req)
+        .db(move |conn| {
+            let scope = queries::scope(conn, &v)?;
+            let rows = queries::top_in_scope(conn, &scope, report, window, limit + 1)?;
+            Ok((rows, scope))
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if csv {
+        let (header, lines): (&str, Vec<Vec<String>>) = match report {
+            Report::Hash => (
+                "md5,filename,file_type,hits,max_score,signatures,last_seen",
+                rows.iter()
+                    .map(|r| {
+                        vec![
+                            r.key.clone(),
+                            r.filename.clone(),
+                            r.file_type.clone(),
+                            r.hits.to_string(),
+                            r.max_score.to_string(),
+                            r.signatures.clone(),
+                            time(&r.last_seen),
+                        ]
+                    })
+                    .collect(),
+            ),
+            Report::FileType => (
+                "file_type,hits,max_score",
+                rows.iter()
+                    .map(|r| vec![r.key.clone(), r.hits.to_string(), r.max_score.to_string()])
+                    .collect(),
+            ),
+            Report::IpPair => (
+                "source_ip,destination_ip,hits,max_score",
+                rows.iter()
+                    .map(|r| {
+                        let (s, d) = r.key.split_once(' ').unwrap_or((&r.key, ""));
+                        vec![
+                            s.to_owned(),
+                            d.to_owned(),
+                            r.hits.to_string(),
+                            r.max_score.to_string(),
+                        ]
+                    })
+                    .collect(),
+            ),
+            Report::Protocol => (
+                "protocol,hits,max_score",
+                rows.iter()
+                    .map(|r| vec![r.key.clone(), r.hits.to_string(), r.max_score.to_string()])
+                    .collect(),
+            ),
+        };
+        return Ok(csv_response(
+            &format!("top-{}", report.slug()),
+            header,
+            lines,
+        ));
+    }
+    let display: Vec<DisplayRow> = rows
+        .iter()
+        .map(|r| {
+            let (s, d) = r.key.split_once(' ').unwrap_or((&r.key, ""));
+            DisplayRow {
+                row: r,
+                source_ip: s,
+                destination_ip: d,
+                signature_list: r.signatures.split(';').collect(),
+            }
+        })
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert("report", &report.slug());
+    ctx.insert("title", report.title());
+    ctx.insert("rows", &display);
+    ctx.insert("bars", &bars(&rows, report));
+    ctx.insert(
+        "chart_height",
+        &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
+    );
+    ctx.insert("limit", &limit);
+    ctx.insert("next_limit", &(limit + 10).min(1000));
+    ctx.insert("more", &more);
+    ctx.insert("window", window.as_str());
+    ctx.insert("windows", &["all", "24h", "7d", "30d"]);
+    ctx.insert("scope_all", &scope.all);
+    ctx.insert("groups", &scope.groups);
+    ctx.insert(
+        "reports",
+        &[
+            ("hash", "File hash"),
+            ("file-type", "File type"),
+            ("ip-pair", "IP pair"),
+            ("protocol", "Protocol"),
+        ],
+    );
+    render(&req, "threats/top.html", "threats/_top.html", ctx)
+}
+
+#[get("/threats/top/{report}/hits")]
+async fn report_hits(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let report = Report::parse(&path).ok_or(AppError::NotFound)?;
+    let window = Window::parse(query.window.as_deref())?;
+    let csv = wants_csv(query.format.as_deref())?;
+    let key = query
+        .key
+        .clone()
+        .filter(|k| !k.is_empty() && k.len() <= 300)
+        .ok_or_else(|| AppError::BadRequest("key is required".into()))?;
+    let k = key.clone();
+    let hits = state(&req)
+        .db(move |conn| queries::hits_of_key(conn, &viewer, report, &k, window, 1000))
+        .await?;
+    if csv {
+        return Ok(hits_csv("hits", &hits));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("report", &report.slug());
+    ctx.insert("title", report.title());
+    ctx.insert("key", &key);
+    ctx.insert("window", window.as_str());
+    ctx.insert("hits", &hits);
+    render(&req, "threats/hits.html", "threats/_hits.html", ctx)
+}
+
+fn hits_csv(name: &str, hits: &[queries::HitRow]) -> HttpResponse {
+    csv_response(
+        name,
+        "file_id,session_id,md5,filename,signature,integration,score,start_time,scored_at",
+        hits.iter()
+            .map(|h| {
+                vec![
+                    h.file_id.clone(),
+                    h.session_id.clone(),
+                    h.md5.clone(),
+                    h.filename.clone(),
+                    h.signature.clone(),
+                    h.integration.clone(),
+                    h.score.to_string(),
+                    time(&h.start_time),
+                    time(&h.scored_at),
+                ]
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SessionsQuery {
+    #[serde(flatten)]
+    filter: SessionFilter,
+    format: Option<String>,
+}
+
+#[get("/threats/sessions")]
+async fn sessions_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    query: web::Query<SessionsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let SessionsQuery { filter, format } = query.into_inner();
+    let csv = wants_csv(format.as_deref())?;
+    let f = filter.clone();
+    let sessions = state(&req)
+        .db(move |conn| queries::sessions(conn, &viewer, &f, 200))
+        .await?;
+    if csv {
+        return Ok(csv_response(
+            "sessions",
+            "session_id,start_time,protocol,source_ip,source_port,destination_ip,destination_port,latest_score,threat_contributor,files",
+            sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.session_id.clone(),
+                        time(&s.start_time),
+                        s.protocol.clone(),
+                        s.source_ip.clone(),
+                        s.source_port.to_string(),
+                        s.destination_ip.clone(),
+                        s.destination_port.to_string(),
+                        s.latest_score.map(|v| v.to_string()).unwrap_or_default(),
+                        s.threat_contributor.clone().unwrap_or_default(),
+                        s.file_count.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("sessions", &sessions);
+    ctx.insert("filter", &filter);
+    render(&req, "threats/sessions.html", "threats/_sessions.html", ctx)
+}
+
+#[get("/threats/sessions/{id}")]
+async fn session_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (session, files, hits) = state(&req)
+        .db(move |conn| {
+            let session = queries::session(conn, &viewer, &id)?;
+            let files = queries::files_of_session(conn, &viewer, &id)?;
+            let hits = queries::hits_where(conn, &viewer, HitsOf::Session, &id)?;
+            Ok((session, files, hits))
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("session", &session);
+    ctx.insert("files", &files);
+    ctx.insert("hits", &hits);
+    render(&req, "threats/session.html", "threats/session.html", ctx)
+}
+
+#[get("/threats/files/{id}")]
+async fn file_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (file, hits, history) = state(&req)
+        .db(move |conn| {
+            let file = queries::file(conn, &viewer, &id)?;
+            let hits = queries::hits_where(conn, &viewer, HitsOf::File, &id)?;
+            let history = queries::score_history(conn, &viewer, &id)?;
+            Ok((file, hits, history))
+        })
+        .await?;
+    let rescans = history.iter().filter(|c| c.old_score.is_some()).count();
+    let mut ctx = Context::new();
+    ctx.insert("file", &file);
+    ctx.insert("hits", &hits);
+    ctx.insert("history", &history);
+    ctx.insert("rescans", &rescans);
+    render(&req, "threats/file.html", "threats/file.html", ctx)
+}
+
+#[get("/threats/signatures/{name}")]
+async fn signature_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let name = path.into_inner();
+    let (sig, history) = state(&req)
+        .db(move |conn| {
+            let sig = queries::signature(conn, &viewer, &name)?;
+            let history = store::load_stream(conn, "signature", &sig.name)?;
+            Ok((sig, history))
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("sig", &sig);
+    ctx.insert("history", &history);
+    render(
+        &req,
+        "threats/signature.html",
+        "threats/signature.html",
+        ctx,
+    )
+}
+
+// ---------- admin: signatures and clearances ----------
+
+async fn signatures_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (signatures, analysts) = state(req)
+        .db(move |conn| {
+            Ok((
+                queries::all_signatures(conn, &viewer)?,
+                queries::analyst_clearances(conn, &viewer)?,
+            ))
+        })
+        .await?;
+    let mut groups: Vec<String> = signatures
+        .iter()
+        .map(|s| s.group_name.clone())
+        .filter(|g| g != super::decider::RESTRICTED_GROUP)
+        .collect();
+    groups.sort();
+    groups.dedup();
+    ctx.insert("signatures", &signatures);
+    ctx.insert("analysts", &analysts);
+    ctx.insert("groups", &groups);
+    render_status(
+        req,
+        status,
+        "threats/admin_signatures.html",
+        "threats/_admin_signatures.html",
+        ctx,
+    )
+}
+
+#[get("/admin/signatures")]
+async fn admin_signatures(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    signatures_listing(&req, viewer, Context::new(), StatusCode::OK).await
+}
+
+#[derive(Deserialize, Serialize)]
+struct SignatureForm {
+    name: String,
+    group: String,
+    #[serde(default)]
+    default_score: String,
+    #[serde(default)]
+    rule_text: String,
+    command_id: Option<String>,
+}
+
+/// Create or revise a signature (classifying a restricted one is revising its group).
+#[post("/admin/signatures")]
+async fn set_signature(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<SignatureForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let f = form.into_inner();
+    let score = match f.default_score.trim() {
+        "" => Ok(None),
+        s => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| "The default score is a number from 0 to 100.".to_owned()),
+    };
+    let ctx = command_context(&req, &viewer, f.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let (name, group, rule) = (f.name.clone(), f.group.clone(), f.rule_text.clone());
+    let result = match score {
+        Err(m) => Err(m),
+        Ok(score) => {
+            state(&req)
+                .db(move |conn| {
+                    let rule = (!rule.trim().is_empty()).then_some(rule.as_str());
+                    match service::set_signature(conn, &store, &ctx, &name, &group, score, rule) {
+                        Ok(o) => Ok(Ok(o)),
+                        Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await?
+        }
+    };
+    match result {
+        Ok(_) => Ok(with_trigger(
+            flash_redirect(
+                "/admin/signatures",
+                "success",
+                &format!("Signature {} saved.", f.name.trim()),
+            ),
+            &req,
+            "SignatureChanged",
+        )),
+        Err(message) => {
+            let mut ctx = Context::new();
+            ctx.insert("error", &message);
+            ctx.insert("form", &f);
+            signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+fn with_trigger(mut res: HttpResponse, req: &HttpRequest, event: &'static str) -> HttpResponse {
+    if is_htmx(req) {
+        if let Some(loc) = res.headers().get("Location").cloned() {
+            res.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("hx-redirect"),
+                loc,
+            );
+        }
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("hx-trigger"),
+            actix_web::http::header::HeaderValue::from_static(event),
+        );
+    }
+    res
+}
+
+#[derive(Deserialize)]
+struct CommandForm {
+    command_id: Option<String>,
+}
+
+#[post("/admin/signatures/{name}/retire")]
+async fn retire_signature(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<CommandForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let name = path.into_inner();
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let n = name.clone();
+    state(&req)
+        .db(move |conn| Ok(service::retire_signature(conn, &store, &ctx, &n)?))
+        .await?;
+    Ok(with_trigger(
+        flash_redirect(
+            "/admin/signatures",
+            "success",
+            &format!("Signature {name} retired."),
+        ),
+        &req,
+        "SignatureChanged",
+    ))
+}
+
+#[derive(Deserialize)]
+struct ClearanceForm {
+    username: String,
+    group: String,
+    action: String,
+    command_id: Option<String>,
+}
+
+#[post("/admin/clearances")]
+async fn change_clearance(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<ClearanceForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let f = form.into_inner();
+    let grant = match f.action.as_str() {
+        "grant" => true,
+        "revoke" => false,
+        _ => return Err(AppError::BadRequest("action is grant or revoke".into())),
+    };
+    let ctx = command_context(&req, &viewer, f.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let (u, g) = (f.username.clone(), f.group.clone());
+    let result = state(&req)
+        .db(
+            move |conn| match service::change_clearance(conn, &store, &ctx, &u, &g, grant) {
+                Ok(o) => Ok(Ok(o)),
+                Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
+                Err(e) => Err(e.into()),
+            },
+        )
+        .await?;
+    match result {
+        Ok(_) => {
+            let what = if grant { "granted to" } else { "revoked from" };
+            Ok(with_trigger(
+                flash_redirect(
+                    "/admin/signatures",
+                    "success",
+                    &format!("Clearance {} {what} {}.", f.group.trim(), f.username.trim()),
+                ),
+                &req,
+                "ClearanceChanged",
+            ))
+        }
+        Err(message) => {
+            let mut ctx = Context::new();
+            ctx.insert("clearance_error", &message);
+            signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+// ---------- admin: sensors ----------
+
+async fn sensors_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let sensors = state(req)
+        .db(move |conn| queries::all_sensors(conn, &viewer))
+        .await?;
+    ctx.insert("sensors", &sensors);
+    render_status(
+        req,
+        status,
+        "threats/admin_sensors.html",
+        "threats/_admin_sensors.html",
+        ctx,
+    )
+}
+
+#[get("/admin/sensors")]
+async fn admin_sensors(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    sensors_listing(&req, viewer, Context::new(), StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+struct SensorForm {
+    name: String,
+    command_id: Option<String>,
+}
+
+/// Register a sensor: the token is shown on this response only (it is not stored).
+#[post("/admin/sensors")]
+async fn create_sensor(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<SensorForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let f = form.into_inner();
+    // No idempotency key here: a replayed outcome could not show the token again.
+    let _ = f.command_id;
+    let ctx = command_context(&req, &viewer, None);
+    let store = state(&req).store.clone();
+    let name = f.name.clone();
+    let result = state(&req)
+        .db(
+            move |conn| match service::create_sensor(conn, &store, &ctx, &name) {
+                Ok(created) => Ok(Ok(created)),
+                Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
+                Err(e) => Err(e.into()),
+            },
+        )
+        .await?;
+    let mut ctx = Context::new();
+    match result {
+        Ok((id, token)) => {
+            ctx.insert(
+                "created",
+                &serde_json::json!({"id": id, "name": f.name.trim(), "token": token}),
+            );
+            sensors_listing(&req, viewer, ctx, StatusCode::OK).await
+        }
+        Err(message) => {
+            ctx.insert("error", &message);
+            sensors_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[post("/admin/sensors/{id}/revoke")]
+async fn revoke_sensor(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form: web::Form<CommandForm>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require(Role::Admin)?;
+    let id: Uuid = path.parse().map_err(|_| AppError::NotFound)?;
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let store = state(&req).store.clone();
+    state(&req)
+        .db(move |conn| Ok(service::revoke_sensor(conn, &store, &ctx, id)?))
+        .await?;
+    Ok(with_trigger(
+        flash_redirect(
+            "/admin/sensors",
+            "success",
+            "Sensor revoked: its token no longer works.",
+        ),
+        &req,
+        "SensorRevoked",
+    ))
+}

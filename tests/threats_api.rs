@@ -1,0 +1,280 @@
+//! The sensor API contract over real HTTP: status codes, JSON shapes, all-or-nothing batches,
+//! duplicates, restricted registration of unknown signatures, and the CLI commands.
+
+mod common;
+
+use common::{count_events, TestApp};
+use diesel::prelude::*;
+use heyboss::es::{Actor, CommandContext, Metadata};
+use serde_json::{json, Value};
+
+pub fn sensor(app: &TestApp, name: &str) -> (uuid::Uuid, String) {
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    heyboss::threats::service::create_sensor(&mut conn, &app.state.store, &ctx, name).unwrap()
+}
+
+fn post(app: &TestApp, token: &str, body: &str) -> (u16, Value) {
+    let r = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .send_string(body);
+    let res = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = res.status();
+    let text = res.into_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn ev(t: &str, data: Value) -> Value {
+    json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data})
+}
+
+fn session(id: &str) -> Value {
+    ev(
+        "SessionDiscovered",
+        json!({"session_id": id, "start_time": chrono::Utc::now().to_rfc3339(),
+        "protocol": "TCP", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 4444, "destination_port": 80}),
+    )
+}
+
+fn file(id: &str, s: &str) -> Value {
+    ev(
+        "FileDiscovered",
+        json!({"file_id": id, "session_id": s, "md5": "D41D8CD98F00B204E9800998ECF8427E",
+        "filename": "a.exe", "file_type": "pe", "size_bytes": 10}),
+    )
+}
+
+fn scored(f: &str, s: &str, sig: &str, score: i64) -> Value {
+    ev(
+        "FileScored",
+        json!({"file_id": f, "session_id": s, "integration": "av", "score": score, "signature": sig}),
+    )
+}
+
+fn batch(events: &[Value]) -> String {
+    json!({ "events": events }).to_string()
+}
+
+#[test]
+fn batches_are_all_or_nothing_and_reposts_are_duplicates() {
+    let app = TestApp::spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    let first = [
+        session("s1"),
+        file("f1", "s1"),
+        scored("f1", "s1", "Unknown-Sig", 80),
+    ];
+    let (status, body) = post(&app, &token, &batch(&first));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"accepted": 3, "duplicates": 0}));
+    assert_eq!(count_events(&app, "FileScored"), 1);
+
+    // The same batch again: duplicates, nothing appended.
+    let (status, body) = post(&app, &token, &batch(&first));
+    assert_eq!(
+        (status, body),
+        (200, json!({"accepted": 0, "duplicates": 3}))
+    );
+    assert_eq!(count_events(&app, "SessionDiscovered"), 1);
+
+    // The unknown signature was registered as restricted (admins only).
+    let mut conn = app.state.pool.get().unwrap();
+    use heyboss::schema::threat_signatures as t;
+    let group: String = t::table
+        .find("Unknown-Sig")
+        .select(t::group_name)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(group, "restricted");
+
+    // One bad event spoils the batch: nothing of it is stored; every failure is reported.
+    let mixed = [
+        session("s2"),
+        ev(
+            "FileRescored",
+            json!({"file_id": "f1", "session_id": "s1", "integration": "sandbox", "new_score": 5, "signature": "Unknown-Sig"}),
+        ),
+        ev(
+            "SessionScored",
+            json!({"session_id": "nope", "threat_contributor": "x", "score": 5}),
+        ),
+        ev(
+            "SessionScored",
+            json!({"session_id": "s1", "threat_contributor": "x", "score": 101}),
+        ),
+        ev("Exploded", json!({})),
+    ];
+    let (status, body) = post(&app, &token, &batch(&mixed));
+    assert_eq!(status, 422, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    let indexes: Vec<u64> = errors
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![1, 2, 3, 4]);
+    assert_eq!(errors[0]["id"], mixed[1]["id"]);
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("rescoring an unscored pair"));
+    assert!(errors[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown session"));
+    assert!(errors[2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("out of range"));
+    assert!(errors[3]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown type"));
+    assert_eq!(
+        count_events(&app, "SessionDiscovered"),
+        1,
+        "s2 must not be stored"
+    );
+
+    // A rescore of a scored pair is fine and changes the current score.
+    let rescore = ev(
+        "FileRescored",
+        json!({"file_id": "f1", "session_id": "s1", "integration": "av", "new_score": 20, "signature": "Unknown-Sig"}),
+    );
+    let (status, _) = post(&app, &token, &batch(&[rescore]));
+    assert_eq!(status, 200);
+    use heyboss::schema::threat_hits as h;
+    let score: i32 = h::table.select(h::score).first(&mut conn).unwrap();
+    assert_eq!(score, 20);
+}
+
+#[test]
+fn bad_requests_get_clear_4xx_answers() {
+    let app = TestApp::spawn();
+    let (id, token) = sensor(&app, "edge-1");
+    let (status, body) = post(&app, "not-a-token", &batch(&[session("s1")]));
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().is_some());
+    let r = ureq::post(&app.url("/api/v1/events")).send_string("{}");
+    assert_eq!(r.unwrap_err().into_response().unwrap().status(), 401);
+
+    for bad in ["{", "[]", "{\"events\": 3}", "null", "\"x\""] {
+        let (status, body) = post(&app, &token, bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].as_str().is_some());
+    }
+    let (status, body) = post(&app, &token, &batch(&[json!(1), json!({"id": "x"})]));
+    assert_eq!(status, 422, "{body}");
+
+    let huge = format!(
+        "{{\"events\": [], \"pad\": \"{}\"}}",
+        "x".repeat(5 * 1024 * 1024)
+    );
+    let (status, _) = post(&app, &token, &huge);
+    assert_eq!(status, 413);
+
+    let bad_ip = ev(
+        "SessionDiscovered",
+        json!({"session_id": "s", "start_time": "2026-01-01T00:00:00Z", "protocol": "tcp",
+        "source_ip": "10.0.0.300", "destination_ip": "::1", "source_port": 1, "destination_port": 70000}),
+    );
+    let (status, body) = post(&app, &token, &batch(&[bad_ip]));
+    assert_eq!(status, 422, "{body}");
+
+    // A revoked sensor's token stops working.
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    heyboss::threats::service::revoke_sensor(&mut conn, &app.state.store, &ctx, id).unwrap();
+    let (status, _) = post(&app, &token, &batch(&[session("s1")]));
+    assert_eq!(status, 401);
+    assert_eq!(count_events(&app, "SessionDiscovered"), 0);
+}
+
+#[test]
+fn openapi_describes_the_sensor_api() {
+    let app = TestApp::spawn();
+    let doc: Value = ureq::get(&app.url("/api/v1/openapi.json"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let responses = &doc["paths"]["/api/v1/events"]["post"]["responses"];
+    for code in ["200", "400", "401", "413", "422"] {
+        assert!(responses.get(code).is_some(), "missing {code}");
+    }
+}
+
+#[test]
+fn cli_creates_sensors_signatures_and_clearances() {
+    let app = TestApp::spawn();
+    common::create_user(&app, "ana", "analyst", common::PASSWORD);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_heyboss"))
+            .args(args)
+            .env("DATABASE_URL", &app.db.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(&["sensors", "create", "--name", "edge-9"]);
+    let token = out.lines().last().unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    let (status, _) = post(&app, &token, &batch(&[session("s1")]));
+    assert_eq!(status, 200);
+
+    run(&[
+        "signatures",
+        "set",
+        "--name",
+        "ET-1",
+        "--group",
+        "malware",
+        "--score",
+        "70",
+    ]);
+    run(&[
+        "clearances",
+        "grant",
+        "--username",
+        "ana",
+        "--group",
+        "malware",
+    ]);
+    assert_eq!(count_events(&app, "SignatureCreated"), 1);
+    assert_eq!(count_events(&app, "ClearanceGranted"), 1);
+    run(&[
+        "clearances",
+        "revoke",
+        "--username",
+        "ana",
+        "--group",
+        "malware",
+    ]);
+    assert_eq!(count_events(&app, "ClearanceRevoked"), 1);
+    let denied = std::process::Command::new(env!("CARGO_BIN_EXE_heyboss"))
+        .args([
+            "clearances",
+            "revoke",
+            "--username",
+            "ana",
+            "--group",
+            "malware",
+        ])
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+}

@@ -1,0 +1,385 @@
+//! Scope, over real HTTP with two analysts of different clearances: no invisible hit in any row,
+//! count, chart, CSV line, detail page or fragment; a revoked clearance counts on the next
+//! request; a signature moved to another group takes its hits along.
+
+mod common;
+
+use common::{create_user, Client, TestApp, PASSWORD};
+use heyboss::es::{Actor, CommandContext, Metadata};
+use serde_json::{json, Value};
+
+const MD5_X: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const MD5_Y: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn ev(t: &str, data: Value) -> Value {
+    json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data})
+}
+
+fn post(app: &TestApp, token: &str, events: Vec<Value>) {
+    let r = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(json!({ "events": events }))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+struct World {
+    app: TestApp,
+    token: String,
+}
+
+/// sig-a (group alpha) and sig-b (group beta). File x (md5 X, pe, tcp session s1 started now) is
+/// hit by sig-a (90) and sig-b (40); file y (md5 Y, pdf, udp session s2 started 10 days ago) by
+/// sig-b (70) only. ana holds alpha, bob holds beta.
+fn world() -> World {
+    let app = TestApp::spawn();
+    create_user(&app, "admin", "admin", PASSWORD);
+    create_user(&app, "ana", "analyst", PASSWORD);
+    create_user(&app, "bob", "analyst", PASSWORD);
+    create_user(&app, "stan", "staff", PASSWORD);
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    let s = &app.state.store;
+    use heyboss::threats::service;
+    service::set_signature(
+        &mut conn,
+        s,
+        &ctx,
+        "sig-a",
+        "alpha",
+        Some(50),
+        Some("rule a"),
+    )
+    .unwrap();
+    service::set_signature(&mut conn, s, &ctx, "sig-b", "beta", None, None).unwrap();
+    service::change_clearance(&mut conn, s, &ctx, "ana", "alpha", true).unwrap();
+    service::change_clearance(&mut conn, s, &ctx, "bob", "beta", true).unwrap();
+    let (_, token) = service::create_sensor(&mut conn, s, &ctx, "edge").unwrap();
+    let old = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+    let now = chrono::Utc::now().to_rfc3339();
+    post(
+        &app,
+        &token,
+        vec![
+            ev(
+                "SessionDiscovered",
+                json!({"session_id": "s1", "start_time": now, "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 80}),
+            ),
+            ev(
+                "SessionDiscovered",
+                json!({"session_id": "s2", "start_time": old, "protocol": "udp", "source_ip": "10.0.0.3", "destination_ip": "10.0.0.4", "source_port": 1, "destination_port": 53}),
+            ),
+            ev(
+                "FileDiscovered",
+                json!({"file_id": "x", "session_id": "s1", "md5": MD5_X, "filename": "x.exe", "file_type": "pe", "size_bytes": 1}),
+            ),
+            ev(
+                "FileDiscovered",
+                json!({"file_id": "y", "session_id": "s2", "md5": MD5_Y, "filename": "secret-y.pdf", "file_type": "pdf", "size_bytes": 1}),
+            ),
+            ev(
+                "FileScored",
+                json!({"file_id": "x", "session_id": "s1", "integration": "av", "score": 90, "signature": "sig-a"}),
+            ),
+            ev(
+                "FileScored",
+                json!({"file_id": "x", "session_id": "s1", "integration": "yara", "score": 40, "signature": "sig-b"}),
+            ),
+            ev(
+                "FileScored",
+                json!({"file_id": "y", "session_id": "s2", "integration": "av", "score": 70, "signature": "sig-b"}),
+            ),
+        ],
+    );
+    World { app, token }
+}
+
+fn signed_in(app: &TestApp, user: &str) -> Client {
+    let mut c = Client::new(app);
+    c.login(user, PASSWORD);
+    c
+}
+
+/// The CSV body without its header, as lines with the last_seen column dropped for the hash report.
+fn csv(c: &mut Client, path: &str) -> Vec<String> {
+    let res = c.get(path);
+    assert_eq!(res.status, 200, "{path}: {}", res.body);
+    assert!(res.header("content-type").unwrap().starts_with("text/csv"));
+    let mut lines = res.body.lines().map(str::to_owned);
+    lines.next();
+    lines
+        .map(|l| {
+            if path.contains("/hash") {
+                l.rsplit_once(',').unwrap().0.to_owned()
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn each_analyst_sees_only_hits_of_their_groups_everywhere() {
+    let w = world();
+    let mut ana = signed_in(&w.app, "ana");
+    let mut bo = signed_in(&w.app, "bob");
+
+    // CSV headers, exactly.
+    let header = |c: &mut Client, p: &str| c.get(p).body.lines().next().unwrap().to_owned();
+    assert_eq!(
+        header(&mut ana, "/threats/top/hash?format=csv"),
+        "md5,filename,file_type,hits,max_score,signatures,last_seen"
+    );
+    assert_eq!(
+        header(&mut ana, "/threats/top/file-type?format=csv"),
+        "file_type,hits,max_score"
+    );
+    assert_eq!(
+        header(&mut ana, "/threats/top/ip-pair?format=csv"),
+        "source_ip,destination_ip,hits,max_score"
+    );
+    assert_eq!(
+        header(&mut ana, "/threats/top/protocol?format=csv"),
+        "protocol,hits,max_score"
+    );
+
+    // ana (alpha): only sig-a's hit on x.
+    assert_eq!(
+        csv(&mut ana, "/threats/top/hash?format=csv"),
+        vec![format!("{MD5_X},x.exe,pe,1,90,sig-a")]
+    );
+    assert_eq!(
+        csv(&mut ana, "/threats/top/file-type?format=csv"),
+        vec!["pe,1,90"]
+    );
+    assert_eq!(
+        csv(&mut ana, "/threats/top/ip-pair?format=csv"),
+        vec!["10.0.0.1,10.0.0.2,1,90"]
+    );
+    assert_eq!(
+        csv(&mut ana, "/threats/top/protocol?format=csv"),
+        vec!["tcp,1,90"]
+    );
+    // bo (beta): y (70) ranks before x (40) on equal counts; no sig-a anywhere.
+    assert_eq!(
+        csv(&mut bo, "/threats/top/hash?format=csv"),
+        vec![
+            format!("{MD5_Y},secret-y.pdf,pdf,1,70,sig-b"),
+            format!("{MD5_X},x.exe,pe,1,40,sig-b")
+        ]
+    );
+    assert_eq!(
+        csv(&mut bo, "/threats/top/protocol?format=csv"),
+        vec!["udp,1,70", "tcp,1,40"]
+    );
+
+    // Pages, charts and fragments.
+    for path in [
+        "/threats/top/hash",
+        "/threats/top/file-type",
+        "/threats/top/ip-pair",
+        "/threats/top/protocol",
+    ] {
+        for page in [ana.get(path), ana.get_htmx(path)] {
+            assert_eq!(page.status, 200);
+            assert!(
+                !page.body.contains("sig-b")
+                    && !page.body.contains(MD5_Y)
+                    && !page.body.contains("secret-y"),
+                "{path}: {}",
+                page.body
+            );
+            assert!(
+                !page.body.contains("udp") && !page.body.contains("pdf"),
+                "{path}"
+            );
+            assert!(page.body.contains("<svg"), "{path} has a chart");
+        }
+    }
+    let fragment = ana.get_htmx("/threats/top/hash?window=all");
+    assert!(fragment.body.starts_with("<div id=\"report\">"));
+    assert!(!fragment.body.contains("<html"));
+
+    // Drill-downs and detail pages.
+    let hits = ana.get(&format!("/threats/top/hash/hits?key={MD5_X}"));
+    hits.assert_contains("sig-a").assert_contains(">90<");
+    assert!(!hits.body.contains("sig-b"));
+    let hits_csv = ana.get(&format!("/threats/top/hash/hits?key={MD5_X}&format=csv"));
+    assert_eq!(hits_csv.body.lines().count(), 2);
+    assert!(!ana
+        .get(&format!("/threats/top/hash/hits?key={MD5_Y}"))
+        .body
+        .contains("sig-b"));
+    let ip_hits = ana.get("/threats/top/ip-pair/hits?key=10.0.0.1%2010.0.0.2");
+    ip_hits.assert_contains("sig-a");
+    let file = ana.get("/threats/files/x");
+    file.assert_contains("sig-a").assert_contains("scored 90");
+    assert!(!file.body.contains("sig-b"));
+    assert!(!ana.get("/threats/files/y").body.contains("sig-b"));
+    let session = ana.get("/threats/sessions/s1");
+    session.assert_contains("x.exe").assert_contains("sig-a");
+    assert!(!session.body.contains("sig-b"));
+    assert_eq!(ana.get("/threats/signatures/sig-b").status, 404);
+    ana.get("/threats/signatures/sig-a")
+        .assert_contains("SignatureCreated");
+    assert_eq!(bo.get("/threats/signatures/sig-a").status, 404);
+
+    // Windows: y's session started 10 days ago.
+    assert_eq!(
+        csv(&mut bo, "/threats/top/hash?format=csv&window=7d"),
+        vec![format!("{MD5_X},x.exe,pe,1,40,sig-b")]
+    );
+    assert_eq!(
+        csv(&mut bo, "/threats/top/protocol?format=csv&window=30d"),
+        vec!["udp,1,70", "tcp,1,40"]
+    );
+    assert_eq!(bo.get("/threats/top/hash?window=1y").status, 400);
+
+    // Admins see everything, other roles nothing.
+    let mut admin = signed_in(&w.app, "admin");
+    assert_eq!(
+        csv(&mut admin, "/threats/top/protocol?format=csv"),
+        vec!["tcp,2,90", "udp,1,70"]
+    );
+    let mut stan = signed_in(&w.app, "stan");
+    assert_eq!(stan.get("/threats/top/hash").status, 403);
+    assert_eq!(stan.get("/threats/top/hash?format=csv").status, 403);
+    assert_eq!(stan.get("/threats/files/x").status, 403);
+}
+
+#[test]
+fn revoking_and_moving_take_effect_on_the_next_request() {
+    let w = world();
+    let mut ana = signed_in(&w.app, "ana");
+    let mut bo = signed_in(&w.app, "bob");
+    let mut admin = signed_in(&w.app, "admin");
+    admin.get("/admin/signatures").assert_contains("sig-b");
+
+    // Move sig-b from beta to alpha: its hits go with it.
+    let res = admin.post(
+        "/admin/signatures",
+        &[
+            ("name", "sig-b"),
+            ("group", "alpha"),
+            ("default_score", ""),
+            ("rule_text", ""),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(
+        csv(&mut ana, "/threats/top/hash?format=csv"),
+        vec![
+            format!("{MD5_X},x.exe,pe,2,90,sig-a;sig-b"),
+            format!("{MD5_Y},secret-y.pdf,pdf,1,70,sig-b")
+        ]
+    );
+    assert!(csv(&mut bo, "/threats/top/hash?format=csv").is_empty());
+    assert!(!bo.get("/threats/top/hash").body.contains(MD5_X));
+    admin
+        .get("/threats/signatures/sig-b")
+        .assert_contains("SignatureRevised");
+
+    // A rescore that lowers the max recomputes it: x's max is now sig-b's 40.
+    post(
+        &w.app,
+        &w.token,
+        vec![ev(
+            "FileRescored",
+            json!({"file_id": "x", "session_id": "s1", "integration": "av", "new_score": 10, "signature": "sig-a"}),
+        )],
+    );
+    assert_eq!(
+        csv(&mut ana, "/threats/top/protocol?format=csv"),
+        vec!["tcp,2,40", "udp,1,70"]
+    );
+    ana.get("/threats/files/x")
+        .assert_contains("rescan: 90 → 10");
+
+    // Revoke alpha from ana: the very next request shows nothing.
+    let res = admin.post(
+        "/admin/clearances",
+        &[
+            ("username", "ana"),
+            ("group", "alpha"),
+            ("action", "revoke"),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(csv(&mut ana, "/threats/top/hash?format=csv").is_empty());
+    assert!(csv(&mut ana, "/threats/top/ip-pair?format=csv").is_empty());
+    let page = ana.get("/threats/top/hash");
+    page.assert_contains("No visible hits");
+    assert!(!page.body.contains(MD5_X));
+    assert!(!ana.get("/threats/files/x").body.contains("sig-a"));
+    assert_eq!(ana.get("/threats/signatures/sig-a").status, 404);
+
+    // Bad admin input re-renders with a message, changing nothing.
+    let res = admin.post(
+        "/admin/clearances",
+        &[
+            ("username", "ana"),
+            ("group", "restricted"),
+            ("action", "grant"),
+        ],
+    );
+    assert_eq!(res.status, 422);
+    res.assert_contains("admins only");
+    let res = admin.post(
+        "/admin/signatures",
+        &[
+            ("name", "sig-c"),
+            ("group", "no spaces"),
+            ("default_score", "5"),
+        ],
+    );
+    assert_eq!(res.status, 422);
+    let res = admin.post(
+        "/admin/signatures",
+        &[
+            ("name", "sig-c"),
+            ("group", "alpha"),
+            ("default_score", "500"),
+        ],
+    );
+    assert_eq!(res.status, 422);
+    res.assert_contains("out of range");
+}
+
+#[test]
+fn admins_register_and_revoke_sensors_in_the_ui() {
+    let w = world();
+    let mut admin = signed_in(&w.app, "admin");
+    admin.get("/admin/sensors");
+    let res = admin.post("/admin/sensors", &[("name", "branch-office")]);
+    assert_eq!(res.status, 200);
+    let marker = "<code id=\"new-token\">";
+    let start = res.body.find(marker).unwrap() + marker.len();
+    let token = res.body[start..start + 64].to_owned();
+    post(&w.app, &token, vec![]);
+    let page = admin.get("/admin/sensors");
+    page.assert_contains("branch-office");
+    assert!(!page.body.contains(&token), "the token is shown once");
+    let id_marker = "/admin/sensors/";
+    let ids: Vec<&str> = page
+        .body
+        .match_indices(id_marker)
+        .map(|(i, _)| &page.body[i + id_marker.len()..i + id_marker.len() + 36])
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        assert_eq!(
+            admin
+                .post(&format!("/admin/sensors/{id}/revoke"), &[])
+                .status,
+            303
+        );
+    }
+    let r = ureq::post(&w.app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(json!({"events": []}));
+    assert_eq!(r.unwrap_err().into_response().unwrap().status(), 401);
+    // Analysts may not see the admin pages.
+    let mut ana = signed_in(&w.app, "ana");
+    assert_eq!(ana.get("/admin/sensors").status, 403);
+    assert_eq!(ana.get("/admin/signatures").status, 403);
+}
