@@ -7,9 +7,8 @@
 //! Ignored by plain `cargo test`; `.ci/run` runs them (`--run-ignored all`):
 //! `cargo nextest run --run-ignored all -E 'binary(=e2e_journeys)'`.
 //!
-//! The analysts' journey (two analysts with different clearances on one top-threats report, a
-//! clearance revoked by an admin) belongs here as a third test, built from the same steps in
-//! `tests/journeys/mod.rs`; its screenshot is `top-threats` (the README has its slot).
+//! The analysts' journey: two analysts with different clearances on one top-threats report, and a
+//! clearance revoked by an admin that is gone from the next refresh.
 
 mod common;
 mod journeys;
@@ -455,4 +454,126 @@ fn the_page_checks_catch_what_they_look_for() {
             .is_some_and(|p| p.contains("not visible")),
         "{problem:?}"
     );
+}
+
+/// Two analysts with different clearances on one report, and a clearance revoked by an admin.
+/// sig-a is in group alpha, sig-b in beta; file x (md5 X) is hit by both, file y (md5 Y) by
+/// sig-b only. Ana holds alpha; Bob holds alpha and beta until the admin revokes beta.
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn two_analysts_see_their_own_top_threats_and_a_revoked_clearance_disappears() {
+    use heyboss::es::{Actor, CommandContext, Metadata};
+    use heyboss::threats::service;
+    const MD5_X: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const MD5_Y: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    let app = TestApp::spawn();
+    create_account(&app, "root", "Avery Admin", "admin");
+    create_account(&app, "ana", "Ana Analyst", "analyst");
+    create_account(&app, "bob", "Bob Analyst", "analyst");
+    let token = {
+        let mut conn = app.state.pool.get().unwrap();
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+        let s = &app.state.store;
+        service::set_signature(
+            &mut conn,
+            s,
+            &ctx,
+            "sig-a",
+            "alpha",
+            Some(50),
+            Some("rule a"),
+        )
+        .unwrap();
+        service::set_signature(
+            &mut conn,
+            s,
+            &ctx,
+            "sig-b",
+            "beta",
+            Some(50),
+            Some("rule b"),
+        )
+        .unwrap();
+        service::change_clearance(&mut conn, s, &ctx, "ana", "alpha", true).unwrap();
+        service::change_clearance(&mut conn, s, &ctx, "bob", "alpha", true).unwrap();
+        service::change_clearance(&mut conn, s, &ctx, "bob", "beta", true).unwrap();
+        service::create_sensor(&mut conn, s, &ctx, "edge")
+            .unwrap()
+            .1
+    };
+    let now = chrono::Utc::now().to_rfc3339();
+    let ev = |t: &str, data: serde_json::Value| json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data});
+    let batch = json!({"events": [
+        ev("SessionDiscovered", json!({"session_id": "s1", "start_time": now, "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 4431, "destination_port": 443})),
+        ev("SessionDiscovered", json!({"session_id": "s2", "start_time": now, "protocol": "udp", "source_ip": "10.0.0.3", "destination_ip": "10.0.0.4", "source_port": 5353, "destination_port": 53})),
+        ev("FileDiscovered", json!({"file_id": "x", "session_id": "s1", "md5": MD5_X, "filename": "invoice.exe", "file_type": "pe", "size_bytes": 48213})),
+        ev("FileDiscovered", json!({"file_id": "y", "session_id": "s2", "md5": MD5_Y, "filename": "secret-plans.pdf", "file_type": "pdf", "size_bytes": 9120})),
+        ev("FileScored", json!({"file_id": "x", "session_id": "s1", "integration": "yara", "score": 90, "signature": "sig-a"})),
+        ev("FileScored", json!({"file_id": "x", "session_id": "s1", "integration": "clamav", "score": 40, "signature": "sig-b"})),
+        ev("FileScored", json!({"file_id": "y", "session_id": "s2", "integration": "yara", "score": 70, "signature": "sig-b"})),
+    ]});
+    let res = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(batch)
+        .expect("the sensor's batch is accepted");
+    assert_eq!(res.status(), 200);
+
+    let mut health = Health::new();
+    let ana = Browser::start();
+    let bob = Browser::start();
+    sign_in(&ana, &app, "ana");
+    sign_in(&bob, &app, "bob");
+    for b in [&ana, &bob] {
+        b.goto(&app.url("/threats/top/hash"));
+        b.find("#report table");
+        health.page(b);
+    }
+    // Same report, different rows and counts: md5, filename, type, hits, max score, signatures, …
+    let ana_rows = table_rows(&ana, "#report table");
+    let bob_rows = table_rows(&bob, "#report table");
+    assert_eq!(ana_rows.len(), 1, "{ana_rows:?}");
+    assert_eq!(&ana_rows[0][..5], [MD5_X, "invoice.exe", "pe", "1", "90"]);
+    assert_eq!(ana_rows[0][5], "sig-a");
+    assert_eq!(bob_rows.len(), 2, "{bob_rows:?}");
+    assert_eq!(&bob_rows[0][..5], [MD5_X, "invoice.exe", "pe", "2", "90"]);
+    assert_eq!(
+        &bob_rows[1][..5],
+        [MD5_Y, "secret-plans.pdf", "pdf", "1", "70"]
+    );
+    assert!(!ana.page_text().contains("secret-plans.pdf"));
+    assert_eq!(
+        count(&bob, "svg.chart rect"),
+        2,
+        "Bob's chart has a bar per row"
+    );
+    assert_eq!(count(&ana, "svg.chart rect"), 1, "Ana's chart has one bar");
+    screenshot(&bob, "top-threats");
+
+    // The admin revokes beta from Bob on the signatures page.
+    let admin = Browser::start();
+    sign_in(&admin, &app, "root");
+    admin.goto(&app.url("/admin/signatures"));
+    health.page(&admin);
+    admin.click(&admin.find("button[aria-label='Revoke beta from bob']"));
+    admin.wait_for_text("revoked");
+    health.page(&admin);
+
+    // Bob's next refresh (an HTMX swap of the report) no longer counts beta's hits.
+    htmx_submit(
+        &bob,
+        "form[hx-get] button[type=submit]",
+        "Counting hits of signatures in: alpha.",
+    );
+    let bob_rows = table_rows(&bob, "#report table");
+    assert_eq!(bob_rows.len(), 1, "{bob_rows:?}");
+    assert_eq!(&bob_rows[0][..5], [MD5_X, "invoice.exe", "pe", "1", "90"]);
+    assert!(!bob.page_text().contains("secret-plans.pdf"));
+    health.quiet(&bob);
+
+    // The drill-down behind Bob's row lists only the visible hit.
+    bob.goto(&app.url(&format!("/threats/top/hash/hits?key={MD5_X}&window=all")));
+    health.page(&bob);
+    let text = bob.page_text();
+    assert!(text.contains("sig-a") && !text.contains("sig-b"), "{text}");
 }
