@@ -40,6 +40,7 @@ pub fn event_store() -> EventStore {
 pub fn operations() -> ops::Registry {
     ops::Registry::new()
         .audit_scope(ops::audit::OwnEvents)
+        .audit_scope(crate::threats::audit::AnalystThreatScope)
         .notification_rule(ops::notifications::AccountNotices)
         .notification_rule(scholarships::notices::DecisionNotices)
 }

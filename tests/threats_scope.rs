@@ -383,3 +383,43 @@ fn admins_register_and_revoke_sensors_in_the_ui() {
     assert_eq!(ana.get("/admin/sensors").status, 403);
     assert_eq!(ana.get("/admin/signatures").status, 403);
 }
+
+#[test]
+fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances() {
+    let w = world();
+    let mut ana = signed_in(&w.app, "ana");
+    // Signature histories: only the cleared group's.
+    let page = ana.get("/audit?stream_type=signature&format=csv");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("sig-a"), "{}", page.body);
+    assert!(!page.body.contains("sig-b"), "{}", page.body);
+    // Hits: only those of visible signatures; the sessions themselves are not hits.
+    let hits = ana.get("/audit?event_type=FileScored&format=csv").body;
+    assert!(hits.contains("sig-a") && !hits.contains("sig-b"), "{hits}");
+    let sessions = ana
+        .get("/audit?event_type=SessionDiscovered&format=csv")
+        .body;
+    assert!(
+        sessions.contains("s1") && sessions.contains("s2"),
+        "{sessions}"
+    );
+    // History tab of a signature outside the clearances: nothing to see.
+    assert_eq!(ana.get("/history/signature/sig-b").status, 404);
+    assert_eq!(ana.get("/history/signature/sig-a").status, 200);
+    // Bob (beta) sees the other half; a student none of it; the admin all.
+    let bob_hits = signed_in(&w.app, "bob")
+        .get("/audit?event_type=FileScored&format=csv")
+        .body;
+    assert!(
+        bob_hits.contains("sig-b") && !bob_hits.contains("sig-a"),
+        "{bob_hits}"
+    );
+    let admin_hits = signed_in(&w.app, "admin")
+        .get("/audit?event_type=FileScored&format=csv")
+        .body;
+    assert!(admin_hits.contains("sig-a") && admin_hits.contains("sig-b"));
+    let stan = signed_in(&w.app, "stan")
+        .get("/audit?stream_type=signature&format=csv")
+        .body;
+    assert!(!stan.contains("sig-a") && !stan.contains("sig-b"), "{stan}");
+}

@@ -2,6 +2,7 @@
 //! projections, each seeing only hits of signatures in groups they are cleared for.
 
 pub mod api;
+pub mod audit;
 pub mod decider;
 pub mod demo;
 pub mod events;
