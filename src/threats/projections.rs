@@ -417,10 +417,44 @@ impl HitsProjection {
         .into_iter()
         .map(|k| (k.file_id.clone(), k))
         .collect();
+        // The current score of the hits this batch touches, by the whole primary key (one index
+        // probe each; `file_id = ANY(...)` alone, a key prefix, was planned as a scan of the table
+        // when statistics were stale).
+        let mut triples: Vec<(&str, &str, &str)> = decoded
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SensorEvent::FileScored {
+                    file_id,
+                    integration,
+                    signature,
+                    ..
+                }
+                | SensorEvent::FileRescored {
+                    file_id,
+                    integration,
+                    signature,
+                    ..
+                } => Some((file_id.as_str(), integration.as_str(), signature.as_str())),
+                _ => None,
+            })
+            .collect();
+        triples.sort_unstable();
+        triples.dedup();
+        let (mut t_file, mut t_integ, mut t_sig) = (Vec::new(), Vec::new(), Vec::new());
+        for (a, b, c) in triples {
+            t_file.push(a);
+            t_integ.push(b);
+            t_sig.push(c);
+        }
         let mut current: HashMap<(String, String, String), i32> = diesel::sql_query(
-            "SELECT file_id, integration, signature, score FROM threat_hits WHERE file_id = ANY($1)",
+            "SELECT h.file_id, h.integration, h.signature, h.score
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS u(file_id, integration, signature)
+             JOIN threat_hits h
+               ON h.file_id = u.file_id AND h.integration = u.integration AND h.signature = u.signature",
         )
-        .bind::<Array<Text>, _>(&file_ids)
+        .bind::<Array<Text>, _>(&t_file)
+        .bind::<Array<Text>, _>(&t_integ)
+        .bind::<Array<Text>, _>(&t_sig)
         .load::<CurrentScore>(conn)?
         .into_iter()
         .map(|c| ((c.file_id, c.integration, c.signature), c.score))
