@@ -153,6 +153,7 @@ fn two_instances_share_sessions_lose_no_update_and_run_each_subscriber_once() {
     let holders = count(
         &mut conn,
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND classid = 4242 AND objid::text::bigint = (hashtext('notifications')::bigint + 4294967296) % 4294967296",
     );
     assert_eq!(holders, 1);
