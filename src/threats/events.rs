@@ -54,6 +54,25 @@ pub enum SensorEvent {
 impl DomainEvent for SensorEvent {}
 
 impl SensorEvent {
+    /// The (file, integration, signature) hit a FileScored or FileRescored event is about.
+    pub fn hit_key(&self) -> Option<(&str, &str, &str)> {
+        match self {
+            SensorEvent::FileScored {
+                file_id,
+                integration,
+                signature,
+                ..
+            }
+            | SensorEvent::FileRescored {
+                file_id,
+                integration,
+                signature,
+                ..
+            } => Some((file_id.as_str(), integration.as_str(), signature.as_str())),
+            _ => None,
+        }
+    }
+
     pub const TYPES: &'static [&'static str] = &[
         "SessionDiscovered",
         "SessionScored",

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -442,7 +441,13 @@ fn ingest_once(
             .load::<(String, String)>(conn)?
             .into_iter()
             .collect(),
-        hits: known_hits(conn, &fresh)?,
+        // Only the hits the batch scores or rescores, probed by the whole key.
+        hits: super::projections::current_scores(
+            conn,
+            fresh.iter().filter_map(|i| i.event.hit_key()),
+        )?
+        .into_keys()
+        .collect(),
     };
     validate_into(&mut known, &fresh, parse_errors.to_vec()).map_err(IngestError::Invalid)?;
 
@@ -565,69 +570,6 @@ fn ingest_once(
         accepted: fresh.len(),
         duplicates,
     })
-}
-
-#[derive(QueryableByName)]
-struct HitKey {
-    #[diesel(sql_type = Text)]
-    file_id: String,
-    #[diesel(sql_type = Text)]
-    integration: String,
-    #[diesel(sql_type = Text)]
-    signature: String,
-}
-
-/// The (file, integration, signature) triples the batch scores or rescores that were scored
-/// before: validation asks about no other hit. Looked up by the whole primary key of
-/// `threat_hits`, one index probe per triple. (`file_id = ANY(...)` alone matches only a prefix
-/// of that key, so without fresh statistics the planner expects a large share of the table and
-/// scans all of it: a per-batch cost that grew with the table.)
-fn known_hits(
-    conn: &mut PgConnection,
-    fresh: &[Item],
-) -> QueryResult<HashSet<(String, String, String)>> {
-    let mut triples: Vec<(&str, &str, &str)> = fresh
-        .iter()
-        .filter_map(|i| match &i.event {
-            SensorEvent::FileScored {
-                file_id,
-                integration,
-                signature,
-                ..
-            }
-            | SensorEvent::FileRescored {
-                file_id,
-                integration,
-                signature,
-                ..
-            } => Some((file_id.as_str(), integration.as_str(), signature.as_str())),
-            _ => None,
-        })
-        .collect();
-    triples.sort_unstable();
-    triples.dedup();
-    if triples.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let (mut f, mut i, mut s) = (Vec::new(), Vec::new(), Vec::new());
-    for (a, b, c) in triples {
-        f.push(a);
-        i.push(b);
-        s.push(c);
-    }
-    Ok(diesel::sql_query(
-        "SELECT h.file_id, h.integration, h.signature
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS u(file_id, integration, signature)
-         JOIN threat_hits h
-           ON h.file_id = u.file_id AND h.integration = u.integration AND h.signature = u.signature",
-    )
-    .bind::<Array<Text>, _>(&f)
-    .bind::<Array<Text>, _>(&i)
-    .bind::<Array<Text>, _>(&s)
-    .load::<HitKey>(conn)?
-    .into_iter()
-    .map(|k| (k.file_id, k.integration, k.signature))
-    .collect())
 }
 
 /// Metadata of a sensor's batch.

@@ -193,6 +193,40 @@ struct CurrentScore {
     score: i32,
 }
 
+/// The current score of the given hits that exist, probed by the whole primary key of
+/// `threat_hits` (one index probe each). `file_id = ANY(...)` alone, a key prefix, was planned as a
+/// scan of the whole table when statistics were stale: a per-batch cost that grew with the table.
+pub fn current_scores<'a>(
+    conn: &mut PgConnection,
+    hits: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> QueryResult<HashMap<(String, String, String), i32>> {
+    let mut triples: Vec<(&str, &str, &str)> = hits.into_iter().collect();
+    triples.sort_unstable();
+    triples.dedup();
+    if triples.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (mut file, mut integration, mut signature) = (Vec::new(), Vec::new(), Vec::new());
+    for (f, i, s) in triples {
+        file.push(f);
+        integration.push(i);
+        signature.push(s);
+    }
+    Ok(diesel::sql_query(
+        "SELECT h.file_id, h.integration, h.signature, h.score
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS u(file_id, integration, signature)
+         JOIN threat_hits h
+           ON h.file_id = u.file_id AND h.integration = u.integration AND h.signature = u.signature",
+    )
+    .bind::<Array<Text>, _>(&file)
+    .bind::<Array<Text>, _>(&integration)
+    .bind::<Array<Text>, _>(&signature)
+    .load::<CurrentScore>(conn)?
+    .into_iter()
+    .map(|c| ((c.file_id, c.integration, c.signature), c.score))
+    .collect())
+}
+
 /// The key of a hit in each report (the ip-pair key is "source destination").
 pub fn report_keys(k: &FileKeysView) -> [String; 4] {
     [
@@ -417,48 +451,7 @@ impl HitsProjection {
         .into_iter()
         .map(|k| (k.file_id.clone(), k))
         .collect();
-        // The current score of the hits this batch touches, by the whole primary key (one index
-        // probe each; `file_id = ANY(...)` alone, a key prefix, was planned as a scan of the table
-        // when statistics were stale).
-        let mut triples: Vec<(&str, &str, &str)> = decoded
-            .iter()
-            .filter_map(|(_, e)| match e {
-                SensorEvent::FileScored {
-                    file_id,
-                    integration,
-                    signature,
-                    ..
-                }
-                | SensorEvent::FileRescored {
-                    file_id,
-                    integration,
-                    signature,
-                    ..
-                } => Some((file_id.as_str(), integration.as_str(), signature.as_str())),
-                _ => None,
-            })
-            .collect();
-        triples.sort_unstable();
-        triples.dedup();
-        let (mut t_file, mut t_integ, mut t_sig) = (Vec::new(), Vec::new(), Vec::new());
-        for (a, b, c) in triples {
-            t_file.push(a);
-            t_integ.push(b);
-            t_sig.push(c);
-        }
-        let mut current: HashMap<(String, String, String), i32> = diesel::sql_query(
-            "SELECT h.file_id, h.integration, h.signature, h.score
-             FROM unnest($1::text[], $2::text[], $3::text[]) AS u(file_id, integration, signature)
-             JOIN threat_hits h
-               ON h.file_id = u.file_id AND h.integration = u.integration AND h.signature = u.signature",
-        )
-        .bind::<Array<Text>, _>(&t_file)
-        .bind::<Array<Text>, _>(&t_integ)
-        .bind::<Array<Text>, _>(&t_sig)
-        .load::<CurrentScore>(conn)?
-        .into_iter()
-        .map(|c| ((c.file_id, c.integration, c.signature), c.score))
-        .collect();
+        let mut current = current_scores(conn, decoded.iter().filter_map(|(_, e)| e.hit_key()))?;
 
         // Changes in log order; the final state of each touched hit; report deltas.
         let mut ch_pos = Vec::new();
