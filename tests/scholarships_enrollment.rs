@@ -19,22 +19,7 @@ fn an_accepted_award_is_disbursed_on_enrollment_and_revoked_on_withdrawal() {
     let fund = create_open_fund(&mut staff, "Enrollment fund", "5000");
     let mut student = Client::new(&app);
     student.login("ada", PASSWORD);
-    student.get("/scholarships");
-    student.post(
-        &format!("/scholarships/funds/{fund}/apply"),
-        &[("statement", "please")],
-    );
-    let a = application_id(&app, fund, ada);
-    staff.get("/scholarships/funds");
-    let res = staff.post(
-        &format!("/scholarships/applications/{a}/decision"),
-        &[
-            ("outcome", "award"),
-            ("amount", "2,500"),
-            ("reason", "excellent"),
-        ],
-    );
-    assert_eq!(res.status, 303);
+    let a = apply_and_award(&app, &mut staff, &mut student, fund, ada, "2,500");
 
     // Enrolled before accepting: nothing to disburse yet.
     student.get("/scholarships");

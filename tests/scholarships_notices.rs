@@ -19,22 +19,7 @@ fn a_student_is_told_that_their_application_was_decided() {
     let fund = create_open_fund(&mut staff, "Notice fund", "5000");
     let mut student = Client::new(&app);
     student.login("ada", PASSWORD);
-    student.get("/scholarships");
-    student.post(
-        &format!("/scholarships/funds/{fund}/apply"),
-        &[("statement", "please")],
-    );
-    let a = application_id(&app, fund, ada);
-    staff.get("/scholarships/funds");
-    let res = staff.post(
-        &format!("/scholarships/applications/{a}/decision"),
-        &[
-            ("outcome", "award"),
-            ("amount", "1,200"),
-            ("reason", "excellent"),
-        ],
-    );
-    assert_eq!(res.status, 303);
+    apply_and_award(&app, &mut staff, &mut student, fund, ada, "1,200");
 
     let mut page = String::new();
     for _ in 0..200 {

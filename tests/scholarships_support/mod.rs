@@ -182,3 +182,32 @@ pub fn events_of(app: &TestApp, event_type: &str) -> Vec<(serde_json::Value, ser
         .load(&mut conn)
         .unwrap()
 }
+
+/// The student applies to an open fund ("please") and the committee awards `amount`
+/// ("excellent"); returns the application.
+pub fn apply_and_award(
+    app: &TestApp,
+    staff: &mut Client,
+    student: &mut Client,
+    fund: Uuid,
+    student_id: Uuid,
+    amount: &str,
+) -> Uuid {
+    student.get("/scholarships");
+    student.post(
+        &format!("/scholarships/funds/{fund}/apply"),
+        &[("statement", "please")],
+    );
+    let application = application_id(app, fund, student_id);
+    staff.get("/scholarships/funds");
+    let res = staff.post(
+        &format!("/scholarships/applications/{application}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", amount),
+            ("reason", "excellent"),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    application
+}
