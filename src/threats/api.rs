@@ -16,9 +16,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (the scheme is case-insensitive, RFC 9110).
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get("Authorization")?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
     (!token.is_empty() && token.len() <= 256).then(|| token.to_owned())
 }
 
@@ -65,7 +70,7 @@ pub async fn post_events(
     }
     let parsed = match ingest::parse_body(&body) {
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, message)),
-        Ok(parsed) => parsed,
+        Ok(parsed) => reject_unstorable_times(parsed),
     };
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let store = state.store.clone();
@@ -88,6 +93,34 @@ pub async fn post_events(
         )),
         Err(IngestError::Database(e)) => Err(e.into()),
     }
+}
+
+/// A start time must be an RFC 3339 date-time, whose year has four digits (0000 to 9999): chrono
+/// reads years far outside it, which PostgreSQL cannot store ("timestamp out of range" would
+/// fail the whole batch with a 500). Such events become item errors (422) like other bad fields.
+fn reject_unstorable_times((items, mut errors): ingest::Parsed) -> ingest::Parsed {
+    use chrono::Datelike;
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        match &item.event {
+            super::events::SensorEvent::SessionDiscovered { start_time, .. }
+                if !(0..=9999).contains(&start_time.year()) =>
+            {
+                errors.push(ingest::ItemError {
+                    index: item.index,
+                    id: item.id.to_string(),
+                    message: format!(
+                        "invalid SessionDiscovered data: start_time {} is out of range: \
+                         use an RFC 3339 time with a four-digit year",
+                        start_time.to_rfc3339()
+                    ),
+                });
+            }
+            _ => kept.push(item),
+        }
+    }
+    errors.sort_by_key(|e| e.index);
+    (kept, errors)
 }
 
 fn too_large() -> HttpResponse {
@@ -115,6 +148,8 @@ pub fn openapi_document() -> serde_json::Value {
     let score = json!({ "type": "integer", "minimum": 0, "maximum": 100 });
     let port = json!({ "type": "integer", "minimum": 0, "maximum": 65535 });
     let text = json!({ "type": "string", "minLength": 1, "maxLength": 200 });
+    let ip = json!({ "type": "string", "description": "An IPv4 or IPv6 address",
+        "anyOf": [{ "format": "ipv4" }, { "format": "ipv6" }] });
     let event = |name: &str, data: serde_json::Value, required: &[&str]| {
         json!({
             "type": "object",
@@ -140,7 +175,7 @@ pub fn openapi_document() -> serde_json::Value {
         "info": {
             "title": "heyboss sensor API",
             "version": "1.0.0",
-            "description": "Sensors post batches of threat events. A batch is all or nothing; a re-posted event id is counted as a duplicate and skipped."
+            "description": "Sensors post batches of threat events. A batch is all or nothing; a re-posted event id is counted as a duplicate and skipped. The body is read as JSON whatever its Content-Type. Every refusal is a 4xx with a JSON body naming what to fix."
         },
         "paths": {
             "/api/v1/events": {
@@ -160,12 +195,12 @@ pub fn openapi_document() -> serde_json::Value {
                                 "properties": { "accepted": s("integer"), "duplicates": s("integer") }
                             } } }
                         },
-                        "400": err("The body is not JSON, or not an object with an events array."),
-                        "401": err("Missing, unknown or revoked token."),
+                        "400": err("The body is not JSON (or not UTF-8), not an object with an events array, or has more than 5000 events."),
+                        "401": err("Missing, unknown or revoked token (`Authorization: Bearer TOKEN`)."),
                         "409": err("Concurrent batches for the same sessions collided; retry."),
                         "413": err("The body is larger than 4 MiB."),
                         "422": {
-                            "description": "Some events failed validation; nothing was stored.",
+                            "description": "Some events failed validation (a field of the wrong type or out of range, a missing field, an unknown type, a reference to an unknown session or file, rescoring an unscored pair); nothing was stored. Every failing event is listed by its index in the batch.",
                             "content": { "application/json": { "schema": {
                                 "type": "object", "required": ["errors"],
                                 "properties": { "errors": { "type": "array", "items": {
@@ -204,9 +239,10 @@ pub fn openapi_document() -> serde_json::Value {
                     } }
                 },
                 "SessionDiscovered": event("SessionDiscovered", json!({
-                    "session_id": text, "start_time": { "type": "string", "format": "date-time" },
+                    "session_id": text,
+                    "start_time": { "type": "string", "format": "date-time", "description": "RFC 3339, years 0000 to 9999" },
                     "protocol": { "type": "string", "minLength": 1, "maxLength": 32 },
-                    "source_ip": { "type": "string", "format": "ipv4" }, "destination_ip": { "type": "string", "format": "ipv4" },
+                    "source_ip": ip, "destination_ip": ip,
                     "source_port": port, "destination_port": port
                 }), &["session_id", "start_time", "protocol", "source_ip", "destination_ip", "source_port", "destination_port"]),
                 "SessionScored": event("SessionScored", json!({
@@ -217,7 +253,7 @@ pub fn openapi_document() -> serde_json::Value {
                     "md5": { "type": "string", "pattern": "^[0-9a-fA-F]{32}$" },
                     "filename": { "type": "string", "minLength": 1, "maxLength": 255 },
                     "file_type": { "type": "string", "minLength": 1, "maxLength": 64 },
-                    "size_bytes": { "type": "integer", "minimum": 0 }
+                    "size_bytes": { "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX }
                 }), &["file_id", "session_id", "md5", "filename", "file_type", "size_bytes"]),
                 "FileScored": event("FileScored", json!({
                     "file_id": text, "session_id": text, "integration": { "type": "string", "minLength": 1, "maxLength": 100 },
