@@ -423,3 +423,113 @@ fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances() {
         .body;
     assert!(!stan.contains("sig-a") && !stan.contains("sig-b"), "{stan}");
 }
+
+/// A session's threat contributor that names a signature outside a viewer's clearances is shown as
+/// "restricted" on the sessions list, its HTMX fragment, its CSV and the session page (and its
+/// SessionScored event is left out of the viewer's audit log); other contributors show as sent.
+#[test]
+fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere() {
+    let w = world();
+    let now = chrono::Utc::now().to_rfc3339();
+    post(
+        &w.app,
+        &w.token,
+        vec![
+            ev(
+                "SessionDiscovered",
+                json!({"session_id": "s3", "start_time": now, "protocol": "smtp", "source_ip": "10.0.0.5", "destination_ip": "10.0.0.6", "source_port": 1, "destination_port": 25}),
+            ),
+            ev(
+                "SessionScored",
+                json!({"session_id": "s1", "threat_contributor": "sig-a", "score": 90}),
+            ),
+            // Another case is still the name of sig-b.
+            ev(
+                "SessionScored",
+                json!({"session_id": "s2", "threat_contributor": "SIG-B", "score": 70}),
+            ),
+            ev(
+                "SessionScored",
+                json!({"session_id": "s3", "threat_contributor": "clamav", "score": 20}),
+            ),
+        ],
+    );
+    let mut ana = signed_in(&w.app, "ana");
+    let mut bo = signed_in(&w.app, "bob");
+    let mut admin = signed_in(&w.app, "admin");
+    let row = |body: &str, session: &str| -> String {
+        let at = body
+            .find(&format!(">{session}</a>"))
+            .unwrap_or_else(|| panic!("no row for {session}:\n{body}"));
+        let end = body[at..].find("</tr>").unwrap() + at;
+        body[at..end].to_owned()
+    };
+    let cells = |c: &mut Client, session: &str| -> (String, String, String, String) {
+        let page = c.get("/threats/sessions");
+        assert_eq!(page.status, 200);
+        let fragment = c.get_htmx("/threats/sessions?protocol=&ip=&min_score=");
+        assert_eq!(fragment.status, 200);
+        assert!(!fragment.body.contains("<html"), "a fragment");
+        let csv = c.get("/threats/sessions?format=csv").body;
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{session},")))
+            .unwrap()
+            .rsplit(',')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let detail = c.get(&format!("/threats/sessions/{session}"));
+        assert_eq!(detail.status, 200);
+        let at = detail.body.find("<dt>Latest score</dt>").unwrap();
+        let end = detail.body[at..].find("</dd>").unwrap() + at;
+        (
+            row(&page.body, session),
+            row(&fragment.body, session),
+            line,
+            detail.body[at..end].to_owned(),
+        )
+    };
+    let shows = |seen: (String, String, String, String), what: &str, hidden: &str| {
+        for (i, place) in [&seen.0, &seen.1, &seen.3].into_iter().enumerate() {
+            assert!(place.contains(what), "#{i} lacks {what}: {place}");
+            assert!(
+                hidden.is_empty() || !place.contains(hidden),
+                "#{i} shows {hidden}: {place}"
+            );
+        }
+        assert_eq!(seen.2, what, "the CSV's threat_contributor");
+    };
+
+    // ana holds alpha: sig-a is hers to see, sig-b is not; clamav names no signature.
+    shows(cells(&mut ana, "s1"), "sig-a", "");
+    shows(cells(&mut ana, "s2"), "restricted", "SIG-B");
+    shows(cells(&mut ana, "s3"), "clamav", "");
+    // bob holds beta: the other way round.
+    shows(cells(&mut bo, "s1"), "restricted", "sig-a");
+    shows(cells(&mut bo, "s2"), "SIG-B", "");
+    shows(cells(&mut bo, "s3"), "clamav", "");
+    // Admins see every contributor.
+    shows(cells(&mut admin, "s1"), "sig-a", "");
+    shows(cells(&mut admin, "s2"), "SIG-B", "");
+
+    // The session's events in the audit log: the scoring by an invisible signature is left out.
+    let audit = ana.get("/audit?event_type=SessionScored&format=csv").body;
+    assert!(
+        audit.contains("sig-a") && audit.contains("clamav"),
+        "{audit}"
+    );
+    assert!(!audit.contains("SIG-B"), "{audit}");
+    let history = bo.get("/history/threat_session/s1").body;
+    assert!(!history.contains("sig-a"), "{history}");
+
+    // Moving sig-b into alpha lets ana see it on the next request; bob no longer does.
+    admin.get("/admin/signatures");
+    let res = admin.post(
+        "/admin/signatures",
+        &[("name", "sig-b"), ("group", "alpha"), ("default_score", "")],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    shows(cells(&mut ana, "s2"), "SIG-B", "");
+    shows(cells(&mut bo, "s2"), "restricted", "SIG-B");
+}

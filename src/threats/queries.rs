@@ -498,8 +498,23 @@ pub enum HitsOf {
     File,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = threat_sessions, check_for_backend(diesel::pg::Pg))]
+struct SessionRow {
+    session_id: String,
+    start_time: DateTime<Utc>,
+    protocol: String,
+    source_ip: String,
+    destination_ip: String,
+    source_port: i32,
+    destination_port: i32,
+    latest_score: Option<i32>,
+    threat_contributor: Option<String>,
+    file_count: i32,
+}
+
+/// A session as a viewer may see it.
+#[derive(Debug, Clone, Serialize)]
 pub struct Session {
     pub session_id: String,
     pub start_time: DateTime<Utc>,
@@ -509,8 +524,89 @@ pub struct Session {
     pub source_port: i32,
     pub destination_port: i32,
     pub latest_score: Option<i32>,
+    /// `None` when not scored, or when it names a signature outside the viewer's clearances.
     pub threat_contributor: Option<String>,
+    /// The contributor names a signature the viewer may not see: shown as "restricted".
+    pub contributor_restricted: bool,
     pub file_count: i32,
+}
+
+/// What a viewer sees in place of a contributor that names a signature outside their clearances.
+pub const RESTRICTED_CONTRIBUTOR: &str = "restricted";
+
+impl Session {
+    /// The contributor as the pages and the CSV show it: its name, "restricted", or empty.
+    pub fn contributor_label(&self) -> &str {
+        if self.contributor_restricted {
+            RESTRICTED_CONTRIBUTOR
+        } else {
+            self.threat_contributor.as_deref().unwrap_or("")
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Contributor {
+    #[diesel(sql_type = Text)]
+    contributor: String,
+}
+
+/// Sessions as the viewer may see them: a threat contributor that names a signature (compared
+/// without regard to case) outside the viewer's clearances is withheld. Contributors that name
+/// no signature (an integration, say) are shown to everyone.
+fn scoped_sessions(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    rows: Vec<SessionRow>,
+) -> Result<Vec<Session>, AppError> {
+    let mut named: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.threat_contributor.clone())
+        .collect();
+    named.sort();
+    named.dedup();
+    let hidden: std::collections::HashSet<String> = if scope.all || named.is_empty() {
+        Default::default()
+    } else {
+        diesel::sql_query(
+            "SELECT DISTINCT c.contributor
+             FROM unnest($1::text[]) AS c(contributor)
+             JOIN threat_signatures s ON lower(s.name) = lower(c.contributor)
+             WHERE NOT (s.group_name = ANY($2))",
+        )
+        .bind::<Array<Text>, _>(&named)
+        .bind::<Array<Text>, _>(&scope.groups)
+        .load::<Contributor>(conn)?
+        .into_iter()
+        .map(|c| c.contributor)
+        .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let restricted = r
+                .threat_contributor
+                .as_ref()
+                .is_some_and(|c| hidden.contains(c));
+            Session {
+                session_id: r.session_id,
+                start_time: r.start_time,
+                protocol: r.protocol,
+                source_ip: r.source_ip,
+                destination_ip: r.destination_ip,
+                source_port: r.source_port,
+                destination_port: r.destination_port,
+                latest_score: r.latest_score,
+                threat_contributor: if restricted {
+                    None
+                } else {
+                    r.threat_contributor
+                },
+                contributor_restricted: restricted,
+                file_count: r.file_count,
+            }
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
@@ -524,16 +620,16 @@ pub struct SessionFilter {
 }
 
 /// Sessions, newest first, filtered. Sessions carry no signature: every analyst sees them; what
-/// is scoped is the hits shown on a session's page.
+/// is scoped is the hits shown on a session's page and a threat contributor naming a signature.
 pub fn sessions(
     conn: &mut PgConnection,
     viewer: &Viewer,
     filter: &SessionFilter,
     limit: i64,
 ) -> Result<Vec<Session>, AppError> {
-    scope(conn, viewer)?;
+    let scope = scope(conn, viewer)?;
     let mut q = threat_sessions::table
-        .select(Session::as_select())
+        .select(SessionRow::as_select())
         .order((
             threat_sessions::start_time.desc(),
             threat_sessions::session_id.asc(),
@@ -563,15 +659,18 @@ pub fn sessions(
             })?;
         q = q.filter(threat_sessions::latest_score.ge(min));
     }
-    Ok(q.load(conn)?)
+    let rows = q.load(conn)?;
+    scoped_sessions(conn, &scope, rows)
 }
 
 pub fn session(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<Session, AppError> {
-    scope(conn, viewer)?;
-    Ok(threat_sessions::table
+    let scope = scope(conn, viewer)?;
+    let row: SessionRow = threat_sessions::table
         .find(id)
-        .select(Session::as_select())
-        .first(conn)?)
+        .select(SessionRow::as_select())
+        .first(conn)?;
+    let mut one = scoped_sessions(conn, &scope, vec![row])?;
+    Ok(one.remove(0))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]

@@ -343,7 +343,7 @@ async fn sessions_page(
                         s.destination_ip.clone(),
                         s.destination_port.to_string(),
                         s.latest_score.map(|v| v.to_string()).unwrap_or_default(),
-                        s.threat_contributor.clone().unwrap_or_default(),
+                        s.contributor_label().to_owned(),
                         s.file_count.to_string(),
                     ]
                 })
