@@ -360,11 +360,13 @@ fn admins_register_and_revoke_sensors_in_the_ui() {
     page.assert_contains("branch-office");
     assert!(!page.body.contains(&token), "the token is shown once");
     let id_marker = "/admin/sensors/";
-    let ids: Vec<&str> = page
+    let mut ids: Vec<&str> = page
         .body
         .match_indices(id_marker)
         .map(|(i, _)| &page.body[i + id_marker.len()..i + id_marker.len() + 36])
         .collect();
+    // Each revoke form names its sensor twice (action and hx-post).
+    ids.dedup();
     assert_eq!(ids.len(), 2);
     for id in ids {
         assert_eq!(
@@ -532,4 +534,198 @@ fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere() {
     assert_eq!(res.status, 303, "{}", res.body);
     shows(cells(&mut ana, "s2"), "SIG-B", "");
     shows(cells(&mut bo, "s2"), "restricted", "SIG-B");
+}
+
+fn events_in_log(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    let mut conn = app.state.pool.get().unwrap();
+    heyboss::schema::events::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap()
+}
+
+#[track_caller]
+fn assert_fragment(res: &common::Response, id: &str) {
+    assert!(
+        !res.body.contains("<html")
+            && res
+                .body
+                .trim_start()
+                .starts_with(&format!("<div id=\"{id}\"")),
+        "expected the #{id} fragment, status {}:\n{}",
+        res.status,
+        res.body
+    );
+}
+
+/// The admin forms of signatures, clearances and sensors through HTMX: each answer is the updated
+/// fragment (with a notice and an HX-Trigger naming the event); bad input re-renders the fragment
+/// with the message and a 422, changing nothing; a refused command goes to #messages.
+#[test]
+fn admin_forms_swap_fragments_through_htmx() {
+    let w = world();
+    let app = &w.app;
+    let mut admin = signed_in(app, "admin");
+
+    // The pages carry the HTMX attributes and the token, and work as plain forms too.
+    let page = admin.get("/admin/signatures");
+    for form in [
+        "/admin/signatures",
+        "/admin/clearances",
+        "/admin/signatures/sig-a/retire",
+    ] {
+        page.assert_contains(&format!("hx-post=\"{form}\""));
+    }
+    page.assert_contains("hx-target=\"#admin-signatures\"");
+    page.assert_contains("X-CSRF-Token");
+
+    // Create a signature.
+    let before = events_in_log(app);
+    let res = admin.post_htmx(
+        "/admin/signatures",
+        &[
+            ("name", "sig-c"),
+            ("group", "gamma"),
+            ("default_score", "30"),
+            ("rule_text", "r"),
+        ],
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_fragment(&res, "admin-signatures");
+    res.assert_contains("Signature sig-c saved.");
+    res.assert_contains("/threats/signatures/sig-c");
+    assert_eq!(res.header("HX-Trigger"), Some("SignatureCreated"));
+    assert_eq!(events_in_log(app), before + 1);
+
+    // Bad input: the fragment again, with the message and the typed values, and no event.
+    let before = events_in_log(app);
+    for (fields, message) in [
+        (
+            vec![
+                ("name", "sig-d"),
+                ("group", "no spaces"),
+                ("default_score", "5"),
+            ],
+            "group",
+        ),
+        (
+            vec![
+                ("name", "sig-d"),
+                ("group", "gamma"),
+                ("default_score", "500"),
+            ],
+            "out of range",
+        ),
+        (
+            vec![
+                ("name", "sig-d"),
+                ("group", "gamma"),
+                ("default_score", "lots"),
+            ],
+            "The default score is a number from 0 to 100.",
+        ),
+    ] {
+        let res = admin.post_htmx("/admin/signatures", &fields);
+        assert_eq!(res.status, 422, "{}", res.body);
+        assert_fragment(&res, "admin-signatures");
+        res.assert_contains(message);
+        res.assert_contains("value=\"sig-d\"");
+        assert!(res.header("HX-Trigger").is_none());
+    }
+    assert_eq!(events_in_log(app), before);
+
+    // Grant and revoke a clearance.
+    let res = admin.post_htmx(
+        "/admin/clearances",
+        &[("username", "ana"), ("group", "gamma"), ("action", "grant")],
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_fragment(&res, "admin-signatures");
+    res.assert_contains("Clearance gamma granted to ana.");
+    assert_eq!(res.header("HX-Trigger"), Some("ClearanceGranted"));
+    let before = events_in_log(app);
+    let res = admin.post_htmx(
+        "/admin/clearances",
+        &[
+            ("username", "ana"),
+            ("group", "restricted"),
+            ("action", "grant"),
+        ],
+    );
+    assert_eq!(res.status, 422);
+    assert_fragment(&res, "admin-signatures");
+    res.assert_contains("admins only");
+    // Input no form sends: the message goes to #messages.
+    let res = admin.post_htmx(
+        "/admin/clearances",
+        &[
+            ("username", "ana"),
+            ("group", "gamma"),
+            ("action", "promote"),
+        ],
+    );
+    assert_eq!(res.status, 400);
+    assert_eq!(res.header("HX-Retarget"), Some("#messages"));
+    res.assert_contains("action is grant or revoke");
+    assert_eq!(events_in_log(app), before);
+    let res = admin.post_htmx(
+        "/admin/clearances",
+        &[
+            ("username", "ana"),
+            ("group", "gamma"),
+            ("action", "revoke"),
+        ],
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.assert_contains("Clearance gamma revoked from ana.");
+    assert_eq!(res.header("HX-Trigger"), Some("ClearanceRevoked"));
+
+    // Retire; retiring again is refused, shown in #messages, and changes nothing.
+    let res = admin.post_htmx("/admin/signatures/sig-c/retire", &[]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_fragment(&res, "admin-signatures");
+    res.assert_contains("Signature sig-c retired.");
+    assert_eq!(res.header("HX-Trigger"), Some("SignatureRetired"));
+    let before = events_in_log(app);
+    let res = admin.post_htmx("/admin/signatures/sig-c/retire", &[]);
+    assert!(res.status >= 400 && res.status < 500, "{}", res.status);
+    assert_eq!(res.header("HX-Retarget"), Some("#messages"));
+    assert_eq!(events_in_log(app), before);
+
+    // Sensors: register (the token is in the fragment), refuse a blank name, revoke.
+    let page = admin.get("/admin/sensors");
+    page.assert_contains("hx-post=\"/admin/sensors\"");
+    let res = admin.post_htmx("/admin/sensors", &[("name", "branch")]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_fragment(&res, "admin-sensors");
+    res.assert_contains("<code id=\"new-token\">");
+    assert_eq!(res.header("HX-Trigger"), Some("SensorRegistered"));
+    let before = events_in_log(app);
+    let res = admin.post_htmx("/admin/sensors", &[("name", "   ")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_fragment(&res, "admin-sensors");
+    res.assert_contains("flash-error");
+    assert_eq!(events_in_log(app), before);
+    let marker = "hx-post=\"/admin/sensors/";
+    let at = res.body.find(marker).unwrap() + marker.len();
+    let id = res.body[at..at + 36].to_owned();
+    let res = admin.post_htmx(&format!("/admin/sensors/{id}/revoke"), &[]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_fragment(&res, "admin-sensors");
+    res.assert_contains("Sensor revoked");
+    assert_eq!(res.header("HX-Trigger"), Some("SensorRevoked"));
+    let res = admin.post_htmx(
+        &format!("/admin/sensors/{}/revoke", uuid::Uuid::new_v4()),
+        &[],
+    );
+    assert_eq!(res.status, 422);
+    res.assert_contains("no such sensor");
+    assert_eq!(res.header("HX-Retarget"), Some("#messages"));
+
+    // Without the CSRF token nothing happens.
+    let before = events_in_log(app);
+    let res = admin.post_without_csrf("/admin/sensors", &[("name", "sneaky")]);
+    assert_eq!(res.status, 403);
+    assert_eq!(events_in_log(app), before);
 }

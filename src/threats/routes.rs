@@ -514,15 +514,11 @@ async fn set_signature(
         }
     };
     match result {
-        Ok(_) => Ok(with_trigger(
-            flash_redirect(
-                "/admin/signatures",
-                "success",
-                &format!("Signature {} saved.", f.name.trim()),
-            ),
-            &req,
-            "SignatureChanged",
-        )),
+        Ok(outcome) => {
+            let notice = format!("Signature {} saved.", f.name.trim());
+            let event = event_name(&outcome, "SignatureRevised");
+            signatures_done(&req, viewer, &notice, &event).await
+        }
         Err(message) => {
             let mut ctx = Context::new();
             ctx.insert("error", &message);
@@ -532,20 +528,41 @@ async fn set_signature(
     }
 }
 
-fn with_trigger(mut res: HttpResponse, req: &HttpRequest, event: &'static str) -> HttpResponse {
-    if is_htmx(req) {
-        if let Some(loc) = res.headers().get("Location").cloned() {
-            res.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static("hx-redirect"),
-                loc,
-            );
-        }
+/// Name the domain event that happened, so other fragments can refresh themselves.
+fn triggered(mut res: HttpResponse, event: &str) -> HttpResponse {
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(event) {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("hx-trigger"),
-            actix_web::http::header::HeaderValue::from_static(event),
+            v,
         );
     }
     res
+}
+
+/// The last event a command recorded, or `fallback` when it recorded none.
+fn event_name(outcome: &crate::es::CommandOutcome, fallback: &str) -> String {
+    outcome
+        .event_types
+        .last()
+        .cloned()
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+/// After an admin command on signatures or clearances: for HTMX the updated fragment with the
+/// notice; without JavaScript a redirect to the page with the notice as its flash message.
+async fn signatures_done(
+    req: &HttpRequest,
+    viewer: Viewer,
+    notice: &str,
+    event: &str,
+) -> Result<HttpResponse, AppError> {
+    if !is_htmx(req) {
+        return Ok(flash_redirect("/admin/signatures", "success", notice));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("notice", notice);
+    let res = signatures_listing(req, viewer, ctx, StatusCode::OK).await?;
+    Ok(triggered(res, event))
 }
 
 #[derive(Deserialize)]
@@ -565,18 +582,12 @@ async fn retire_signature(
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let n = name.clone();
-    state(&req)
+    let outcome = state(&req)
         .db(move |conn| Ok(service::retire_signature(conn, &store, &ctx, &n)?))
         .await?;
-    Ok(with_trigger(
-        flash_redirect(
-            "/admin/signatures",
-            "success",
-            &format!("Signature {name} retired."),
-        ),
-        &req,
-        "SignatureChanged",
-    ))
+    let notice = format!("Signature {name} retired.");
+    let event = event_name(&outcome, "SignatureRetired");
+    signatures_done(&req, viewer, &notice, &event).await
 }
 
 #[derive(Deserialize)]
@@ -613,17 +624,14 @@ async fn change_clearance(
         )
         .await?;
     match result {
-        Ok(_) => {
-            let what = if grant { "granted to" } else { "revoked from" };
-            Ok(with_trigger(
-                flash_redirect(
-                    "/admin/signatures",
-                    "success",
-                    &format!("Clearance {} {what} {}.", f.group.trim(), f.username.trim()),
-                ),
-                &req,
-                "ClearanceChanged",
-            ))
+        Ok(outcome) => {
+            let (what, fallback) = if grant {
+                ("granted to", "ClearanceGranted")
+            } else {
+                ("revoked from", "ClearanceRevoked")
+            };
+            let notice = format!("Clearance {} {what} {}.", f.group.trim(), f.username.trim());
+            signatures_done(&req, viewer, &notice, &event_name(&outcome, fallback)).await
         }
         Err(message) => {
             let mut ctx = Context::new();
@@ -696,7 +704,8 @@ async fn create_sensor(
                 "created",
                 &serde_json::json!({"id": id, "name": f.name.trim(), "token": token}),
             );
-            sensors_listing(&req, viewer, ctx, StatusCode::OK).await
+            let res = sensors_listing(&req, viewer, ctx, StatusCode::OK).await?;
+            Ok(triggered(res, "SensorRegistered"))
         }
         Err(message) => {
             ctx.insert("error", &message);
@@ -716,16 +725,15 @@ async fn revoke_sensor(
     let id: Uuid = path.parse().map_err(|_| AppError::NotFound)?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
-    state(&req)
+    let outcome = state(&req)
         .db(move |conn| Ok(service::revoke_sensor(conn, &store, &ctx, id)?))
         .await?;
-    Ok(with_trigger(
-        flash_redirect(
-            "/admin/sensors",
-            "success",
-            "Sensor revoked: its token no longer works.",
-        ),
-        &req,
-        "SensorRevoked",
-    ))
+    let notice = "Sensor revoked: its token no longer works.";
+    if !is_htmx(&req) {
+        return Ok(flash_redirect("/admin/sensors", "success", notice));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("notice", notice);
+    let res = sensors_listing(&req, viewer, ctx, StatusCode::OK).await?;
+    Ok(triggered(res, &event_name(&outcome, "SensorRevoked")))
 }
