@@ -522,8 +522,13 @@ fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere() {
         "{audit}"
     );
     assert!(!audit.contains("SIG-B"), "{audit}");
-    let history = bo.get("/history/threat_session/s1").body;
-    assert!(!history.contains("sig-a"), "{history}");
+    let history = bo.get("/history/threat_session/s1");
+    assert_eq!(history.status, 200, "{}", history.body);
+    history.assert_contains("SessionDiscovered");
+    assert!(!history.body.contains("sig-a"), "{}", history.body);
+    signed_in(&w.app, "ana")
+        .get("/history/threat_session/s1")
+        .assert_contains("SessionScored");
 
     // Moving sig-b into alpha lets ana see it on the next request; bob no longer does.
     admin.get("/admin/signatures");
