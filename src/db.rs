@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::ConnectionError;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
@@ -134,7 +135,42 @@ pub fn pool(url: &str, max_size: u32) -> Result<PgPool, DbError> {
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(true)
+        .connection_customizer(Box::new(SessionSettings))
         .build(manager)?)
+}
+
+/// A connection outside the pool, with the pool's session settings.
+pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
+    let mut conn = PgConnection::establish(url)?;
+    plan_each_statement(&mut conn).map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
+
+/// Diesel keeps prepared statements per connection, and after five runs PostgreSQL may switch a
+/// statement to a generic plan that it keeps until the table's statistics change. Our read models
+/// grow from empty, and where nothing analyzes them (autovacuum off) a plan made while a table was
+/// nearly empty (a sequential scan) stayed for good: seen as the sensor ingest's lookups of
+/// `threat_files` by id growing from 1 ms to 70 ms a batch. Planning each statement for its own
+/// parameters costs a fraction of a millisecond and cannot go stale.
+///
+/// The read models are looked up by key in batches (`id = ANY($1)` of a few hundred ids, joins
+/// from `unnest`); with the default `random_page_cost` of 4 (a spinning disk) the planner scans a
+/// table of some ten thousand rows rather than probe its index a few hundred times, a choice that
+/// costs more with every batch until the table is large enough to flip it. Our working set is in
+/// memory, where an index probe costs about as much as a sequential page read.
+fn plan_each_statement(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SET plan_cache_mode = force_custom_plan").execute(conn)?;
+    diesel::sql_query("SET random_page_cost = 1.1").execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct SessionSettings;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        plan_each_statement(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// Run pending migrations. Serialized with an advisory lock so several instances can start at once.

@@ -488,7 +488,7 @@ fn run_loop(url: &str, sub: &dyn Subscriber, options: &RunnerOptions, stop: &Ato
     while !stop.load(Ordering::SeqCst) {
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match PgConnection::establish(url) {
+            None => match crate::db::connect(url) {
                 Ok(c) => {
                     locked = false;
                     conn.insert(c)
