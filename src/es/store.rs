@@ -97,43 +97,106 @@ pub fn append_many(
     appends: &[StreamAppend],
     metadata: &Value,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<EventRow> = appends
+    use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Text};
+    let rows: Vec<(&StreamAppend, i64, &NewEvent)> = appends
         .iter()
         .flat_map(|a| {
-            a.events.iter().enumerate().map(move |(i, e)| EventRow {
-                stream_type: a.stream_type,
-                stream_id: a.stream_id,
-                stream_version: a.expected_version + 1 + i as i64,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                payload: &e.payload,
-                metadata,
-            })
+            a.events
+                .iter()
+                .enumerate()
+                .map(move |(i, e)| (a, a.expected_version + 1 + i as i64, e))
         })
         .collect();
     let mut recorded = Vec::with_capacity(rows.len());
-    // 7 bound parameters a row; PostgreSQL accepts at most 65535 per statement.
+    // One statement a chunk, the columns as arrays and the shared metadata bound once; only the
+    // values the database assigns come back (the payloads are ours already).
     for chunk in rows.chunks(5000) {
-        let mut part = diesel::insert_into(events::table)
-            .values(chunk)
-            .returning(RecordedEvent::as_returning())
-            .get_results(conn)
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
-                    if info.constraint_name() == Some("events_stream_version_key") =>
-                {
-                    StoreError::Conflict {
-                        stream_type: "(batch)".to_owned(),
-                        stream_id: "(several)".to_owned(),
-                        expected: 0,
-                    }
+        let stream_types: Vec<&str> = chunk.iter().map(|r| r.0.stream_type).collect();
+        let stream_ids: Vec<&str> = chunk.iter().map(|r| r.0.stream_id).collect();
+        let versions: Vec<i64> = chunk.iter().map(|r| r.1).collect();
+        let event_types: Vec<&str> = chunk.iter().map(|r| r.2.event_type.as_str()).collect();
+        let schema_versions: Vec<i32> = chunk.iter().map(|r| r.2.schema_version).collect();
+        let payloads: Vec<&Value> = chunk.iter().map(|r| &r.2.payload).collect();
+        let assigned: Vec<Assigned> = diesel::sql_query(
+            "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
+             SELECT t, i, v, e, s, p, $7
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int4[], $6::jsonb[])
+                  WITH ORDINALITY AS u(t, i, v, e, s, p, n)
+             ORDER BY n
+             RETURNING position, stream_type, stream_id, stream_version, recorded_at, transaction_id",
+        )
+        .bind::<Array<Text>, _>(&stream_types)
+        .bind::<Array<Text>, _>(&stream_ids)
+        .bind::<Array<BigInt>, _>(&versions)
+        .bind::<Array<Text>, _>(&event_types)
+        .bind::<Array<Integer>, _>(&schema_versions)
+        .bind::<Array<Jsonb>, _>(&payloads)
+        .bind::<Jsonb, _>(metadata)
+        .load(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
+                if info.constraint_name() == Some("events_stream_version_key") =>
+            {
+                super::stats::count_conflict();
+                StoreError::Conflict {
+                    stream_type: "(batch)".to_owned(),
+                    stream_id: "(several)".to_owned(),
+                    expected: 0,
                 }
-                other => StoreError::Database(other),
-            })?;
-        recorded.append(&mut part);
+            }
+            other => StoreError::Database(other),
+        })?;
+        let mut by_key: std::collections::HashMap<(&str, &str, i64), &Assigned> = assigned
+            .iter()
+            .map(|a| {
+                (
+                    (
+                        a.stream_type.as_str(),
+                        a.stream_id.as_str(),
+                        a.stream_version,
+                    ),
+                    a,
+                )
+            })
+            .collect();
+        for (append, version, event) in chunk {
+            let a = by_key
+                .remove(&(append.stream_type, append.stream_id, *version))
+                .ok_or(DieselError::NotFound)?;
+            recorded.push(RecordedEvent {
+                position: a.position,
+                stream_type: append.stream_type.to_owned(),
+                stream_id: append.stream_id.to_owned(),
+                stream_version: *version,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                payload: event.payload.clone(),
+                metadata: metadata.clone(),
+                recorded_at: a.recorded_at,
+                transaction_id: a.transaction_id,
+            });
+        }
     }
+    super::stats::count_appended(recorded.iter().map(|e| e.event_type.as_str()));
     recorded.sort_by_key(|e| e.position);
     Ok(recorded)
+}
+
+/// What the database assigns to an appended event.
+#[derive(QueryableByName)]
+struct Assigned {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    position: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    stream_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    stream_id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    stream_version: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    transaction_id: i64,
 }
 
 /// All events of one stream, in version order.
