@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::decider::{parse_score, parse_signature_name};
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
+use crate::es::executor::AppendManyError;
 use crate::es::store::StreamAppend;
-use crate::es::{Actor, CommandError, DomainEvent, EventStore, Metadata, NewEvent};
+use crate::es::{Actor, CommandError, DomainEvent, EventStore, Metadata, NewEvent, RecordedEvent};
 use crate::schema::{events, sensor_event_ids, threat_files, threat_sessions, threat_signatures};
 
 /// Most events accepted in one batch.
@@ -515,11 +516,46 @@ fn ingest_once(
             events: &per_stream[sid].0,
         });
     }
-    let recorded = match store.append_many_in(conn, &appends, metadata) {
-        Ok(r) => r,
-        Err(CommandError::Conflict { .. }) => return Err(IngestError::Busy),
-        Err(CommandError::Database(e)) if is_collision(&e) => return Err(IngestError::Busy),
-        Err(CommandError::Projection(p)) => {
+    // 5. Remember the ids, with the positions they were stored at: before the projections, which
+    //    lock report rows every batch shares until commit (the shorter that is, the less
+    //    concurrent batches queue).
+    let remember_ids = |conn: &mut PgConnection, recorded: &[RecordedEvent]| {
+        let position_of: HashMap<(&str, i64), i64> = recorded
+            .iter()
+            .map(|e| ((e.stream_id.as_str(), e.stream_version), e.position))
+            .collect();
+        let mut id_rows = Vec::with_capacity(fresh.len());
+        for sid in &order {
+            let base = versions.get(sid).copied().unwrap_or(0);
+            for (i, id) in per_stream[sid].1.iter().enumerate() {
+                let pos = position_of
+                    .get(&(sid.as_str(), base + 1 + i as i64))
+                    .copied()
+                    .unwrap_or(0);
+                id_rows.push((
+                    sensor_event_ids::event_id.eq(*id),
+                    sensor_event_ids::position.eq(pos),
+                ));
+            }
+        }
+        for chunk in id_rows.chunks(10_000) {
+            diesel::insert_into(sensor_event_ids::table)
+                .values(chunk)
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    };
+    match store.append_many_in(conn, &appends, metadata, remember_ids) {
+        Ok(_) => {}
+        Err(AppendManyError::Before(e)) if is_collision(&e) => return Err(IngestError::Busy),
+        Err(AppendManyError::Before(e)) => return Err(e.into()),
+        Err(AppendManyError::Store(CommandError::Conflict { .. })) => {
+            return Err(IngestError::Busy)
+        }
+        Err(AppendManyError::Store(CommandError::Database(e))) if is_collision(&e) => {
+            return Err(IngestError::Busy)
+        }
+        Err(AppendManyError::Store(CommandError::Projection(p))) => {
             return Err(match p.source {
                 crate::es::projection::ProjectionError::Database(e) if is_collision(&e) => {
                     IngestError::Busy
@@ -530,40 +566,10 @@ fn ingest_once(
                 )),
             })
         }
-        Err(other) => {
+        Err(AppendManyError::Store(other)) => {
             return Err(IngestError::Database(
                 diesel::result::Error::QueryBuilderError(other.to_string().into()),
             ))
-        }
-    };
-
-    // 5. Remember the ids, with the positions they were stored at.
-    let position_of: HashMap<(&str, i64), i64> = recorded
-        .iter()
-        .map(|e| ((e.stream_id.as_str(), e.stream_version), e.position))
-        .collect();
-    let mut id_rows = Vec::with_capacity(fresh.len());
-    for sid in &order {
-        let base = versions.get(sid).copied().unwrap_or(0);
-        for (i, id) in per_stream[sid].1.iter().enumerate() {
-            let pos = position_of
-                .get(&(sid.as_str(), base + 1 + i as i64))
-                .copied()
-                .unwrap_or(0);
-            id_rows.push((
-                sensor_event_ids::event_id.eq(*id),
-                sensor_event_ids::position.eq(pos),
-            ));
-        }
-    }
-    for chunk in id_rows.chunks(10_000) {
-        match diesel::insert_into(sensor_event_ids::table)
-            .values(chunk)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if is_collision(&e) => return Err(IngestError::Busy),
-            Err(e) => return Err(e.into()),
         }
     }
     Ok(Accepted {

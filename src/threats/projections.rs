@@ -568,72 +568,12 @@ impl HitsProjection {
         .bind::<Array<Timestamptz>, _>(&ch_at)
         .execute(conn)?;
 
-        // 3. Report rows: add counts, raise maxima.
-        let mut r_report = Vec::new();
-        let mut r_key = Vec::new();
-        let mut r_sig = Vec::new();
-        let mut r_hits = Vec::new();
-        let mut r_max = Vec::new();
-        let mut r_seen = Vec::new();
-        let mut r_lowered = Vec::new();
-        let mut lowered: Vec<Vec<(String, String)>> = vec![Vec::new(); 4];
-        for ((r, key, sig), d) in deltas {
-            if d.lowered {
-                lowered[r].push((key.clone(), sig.clone()));
-            }
-            r_lowered.push(d.lowered);
-            r_report.push(REPORTS[r].to_owned());
-            r_key.push(key);
-            r_sig.push(sig);
-            r_hits.push(d.hits);
-            r_max.push(d.max_score);
-            r_seen.push(d.last_seen.unwrap_or_else(Utc::now));
-        }
-        diesel::sql_query(
-            "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
-             ON CONFLICT (report, signature, key) DO UPDATE SET
-                 hits = r.hits + excluded.hits,
-                 max_score = GREATEST(r.max_score, excluded.max_score),
-                 last_seen = GREATEST(r.last_seen, excluded.last_seen)",
-        )
-        .bind::<Array<Text>, _>(&r_report)
-        .bind::<Array<Text>, _>(&r_key)
-        .bind::<Array<Text>, _>(&r_sig)
-        .bind::<Array<Int4>, _>(&r_hits)
-        .bind::<Array<Int4>, _>(&r_max)
-        .bind::<Array<Timestamptz>, _>(&r_seen)
-        .execute(conn)?;
-
-        // 4. A rescore that lowered a score: the max of that (key, signature) is recomputed
-        //    from the hits (one index probe each).
-        for (r, pairs) in lowered.into_iter().enumerate() {
-            if pairs.is_empty() {
-                continue;
-            }
-            let matches = match REPORTS[r] {
-                "hash" => "h.md5 = r.key",
-                "file-type" => "h.file_type = r.key",
-                "ip-pair" => "h.source_ip = split_part(r.key, ' ', 1) AND h.destination_ip = split_part(r.key, ' ', 2)",
-                _ => "h.protocol = r.key",
-            };
-            let (k, s): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
-            diesel::sql_query(format!(
-                "UPDATE threat_report_rows r SET max_score = (
-                     SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
-                     ORDER BY h.score DESC LIMIT 1)
-                 FROM unnest($1::text[], $2::text[]) AS u(key, signature)
-                 WHERE r.report = $3 AND r.key = u.key AND r.signature = u.signature"
-            ))
-            .bind::<Array<Text>, _>(&k)
-            .bind::<Array<Text>, _>(&s)
-            .bind::<Text, _>(REPORTS[r])
-            .execute(conn)?;
-        }
-
-        // 5. The same deltas rolled up per visibility group.
-        let mut names: Vec<String> = r_sig.clone();
-        names.sort();
+        // 3.-6. The reports. Rows of the few keys that every batch touches (file types,
+        // protocols) are written last: each stays locked until commit, and concurrent batches
+        // queue for it, so the shorter it is held, the more batches go through. Within each
+        // part rows are written in sorted order, so that batches queue instead of deadlocking.
+        let mut names: Vec<&str> = deltas.keys().map(|(_, _, s)| s.as_str()).collect();
+        names.sort_unstable();
         names.dedup();
         let group_of: HashMap<String, String> = diesel::sql_query(
             "SELECT name, group_name FROM threat_signatures WHERE name = ANY($1)",
@@ -643,150 +583,241 @@ impl HitsProjection {
         .into_iter()
         .map(|g| (g.name, g.group_name))
         .collect();
-        let mut by_group: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
-        for i in 0..r_report.len() {
-            // A signature not registered yet cannot happen after validation; count it restricted.
-            let group = group_of
-                .get(&r_sig[i])
-                .cloned()
-                .unwrap_or_else(|| RESTRICTED_GROUP.to_owned());
-            let d = by_group
-                .entry((r_report[i].clone(), group, r_key[i].clone()))
-                .or_default();
-            d.hits += r_hits[i];
-            d.max_score = d.max_score.max(r_max[i]);
-            d.last_seen = d.last_seen.max(Some(r_seen[i]));
-            if r_lowered[i] {
-                d.lowered = true;
-            }
-        }
-        let mut g = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        let mut regroup = (Vec::new(), Vec::new(), Vec::new());
-        for ((report, group, key), d) in by_group {
-            if d.lowered {
-                regroup.0.push(report.clone());
-                regroup.1.push(group.clone());
-                regroup.2.push(key.clone());
-            }
-            g.0.push(report);
-            g.1.push(group);
-            g.2.push(key);
-            g.3.push(d.hits);
-            g.4.push(d.max_score);
-            g.5.push(d.last_seen.unwrap_or_else(Utc::now));
-        }
-        diesel::sql_query(
-            "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
-             ON CONFLICT (report, group_name, key) DO UPDATE SET
-                 hits = g.hits + excluded.hits,
-                 max_score = GREATEST(g.max_score, excluded.max_score),
-                 last_seen = GREATEST(g.last_seen, excluded.last_seen)",
-        )
-        .bind::<Array<Text>, _>(&g.0)
-        .bind::<Array<Text>, _>(&g.1)
-        .bind::<Array<Text>, _>(&g.2)
-        .bind::<Array<Int4>, _>(&g.3)
-        .bind::<Array<Int4>, _>(&g.4)
-        .bind::<Array<Timestamptz>, _>(&g.5)
-        .execute(conn)?;
-        if !regroup.0.is_empty() {
-            diesel::sql_query(
-                "UPDATE threat_report_groups g SET max_score = (
-                     SELECT max(r.max_score) FROM threat_report_rows r
-                     JOIN threat_signatures s ON s.name = r.signature AND s.group_name = g.group_name
-                     WHERE r.report = g.report AND r.key = g.key)
-                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(report, group_name, key)
-                 WHERE g.report = u.report AND g.group_name = u.group_name AND g.key = u.key",
-            )
-            .bind::<Array<Text>, _>(&regroup.0)
-            .bind::<Array<Text>, _>(&regroup.1)
-            .bind::<Array<Text>, _>(&regroup.2)
-            .execute(conn)?;
-        }
-
-        // 6. And per view (clearance set) holding each group.
         let views: Vec<ViewDef> =
             diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
-        let mut by_view: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
-        for i in 0..g.0.len() {
-            for v in views
-                .iter()
-                .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(&g.1[i]))
-            {
-                let d = by_view
-                    .entry((g.0[i].clone(), v.view_id.clone(), g.2[i].clone()))
-                    .or_default();
-                d.hits += g.3[i];
-                d.max_score = d.max_score.max(g.4[i]);
-                d.last_seen = d.last_seen.max(Some(g.5[i]));
-            }
-        }
-        let lowered_keys: std::collections::HashSet<(&str, &str)> = regroup
-            .0
-            .iter()
-            .zip(&regroup.2)
-            .map(|(r, k)| (r.as_str(), k.as_str()))
-            .collect();
-        let mut v = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        let mut revisit = (Vec::new(), Vec::new(), Vec::new());
-        for ((report, view, key), d) in by_view {
-            if lowered_keys.contains(&(report.as_str(), key.as_str())) {
-                revisit.0.push(report.clone());
-                revisit.1.push(view.clone());
-                revisit.2.push(key.clone());
-            }
-            v.0.push(report);
-            v.1.push(view);
-            v.2.push(key);
-            v.3.push(d.hits);
-            v.4.push(d.max_score);
-            v.5.push(d.last_seen.unwrap_or_else(Utc::now));
-        }
-        diesel::sql_query(
-            "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
-             ON CONFLICT (report, view_id, key) DO UPDATE SET
-                 hits = v.hits + excluded.hits,
-                 max_score = GREATEST(v.max_score, excluded.max_score),
-                 last_seen = GREATEST(v.last_seen, excluded.last_seen)",
-        )
-        .bind::<Array<Text>, _>(&v.0)
-        .bind::<Array<Text>, _>(&v.1)
-        .bind::<Array<Text>, _>(&v.2)
-        .bind::<Array<Int4>, _>(&v.3)
-        .bind::<Array<Int4>, _>(&v.4)
-        .bind::<Array<Timestamptz>, _>(&v.5)
-        .execute(conn)?;
-        if !revisit.0.is_empty() {
-            diesel::sql_query(
-                "UPDATE threat_report_views v SET max_score = (
-                     SELECT max(g.max_score) FROM threat_report_groups g JOIN threat_views w ON w.view_id = v.view_id
-                     WHERE g.report = v.report AND g.key = v.key AND (w.view_id = '*' OR g.group_name = ANY(w.groups)))
-                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(report, view_id, key)
-                 WHERE v.report = u.report AND v.view_id = u.view_id AND v.key = u.key",
-            )
-            .bind::<Array<Text>, _>(&revisit.0)
-            .bind::<Array<Text>, _>(&revisit.1)
-            .bind::<Array<Text>, _>(&revisit.2)
-            .execute(conn)?;
-        }
+        let (hot, cold): (Deltas, Deltas) = deltas
+            .into_iter()
+            .partition(|((r, _, _), _)| HOT_REPORTS.contains(&REPORTS[*r]));
+        apply_report_deltas(conn, cold, &group_of, &views)?;
+        apply_report_deltas(conn, hot, &group_of, &views)?;
         Ok(())
     }
+}
+
+/// Report deltas keyed by (report index in [`REPORTS`], key, signature).
+type Deltas = BTreeMap<(usize, String, String), Delta>;
+
+/// The reports whose few keys every batch touches.
+const HOT_REPORTS: [&str; 2] = ["file-type", "protocol"];
+
+/// Add deltas to the per-signature rows, then roll them up per group and per view.
+fn apply_report_deltas(
+    conn: &mut PgConnection,
+    deltas: Deltas,
+    group_of: &HashMap<String, String>,
+    views: &[ViewDef],
+) -> Result<(), ProjectionError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    // 3. Report rows: add counts, raise maxima.
+    let mut r_report = Vec::new();
+    let mut r_key = Vec::new();
+    let mut r_sig = Vec::new();
+    let mut r_hits = Vec::new();
+    let mut r_max = Vec::new();
+    let mut r_seen = Vec::new();
+    let mut r_lowered = Vec::new();
+    let mut lowered: Vec<Vec<(String, String)>> = vec![Vec::new(); 4];
+    for ((r, key, sig), d) in deltas {
+        if d.lowered {
+            lowered[r].push((key.clone(), sig.clone()));
+        }
+        r_lowered.push(d.lowered);
+        r_report.push(REPORTS[r].to_owned());
+        r_key.push(key);
+        r_sig.push(sig);
+        r_hits.push(d.hits);
+        r_max.push(d.max_score);
+        r_seen.push(d.last_seen.unwrap_or_else(Utc::now));
+    }
+    diesel::sql_query(
+        "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+         ON CONFLICT (report, signature, key) DO UPDATE SET
+             hits = r.hits + excluded.hits,
+             max_score = GREATEST(r.max_score, excluded.max_score),
+             last_seen = GREATEST(r.last_seen, excluded.last_seen)",
+    )
+    .bind::<Array<Text>, _>(&r_report)
+    .bind::<Array<Text>, _>(&r_key)
+    .bind::<Array<Text>, _>(&r_sig)
+    .bind::<Array<Int4>, _>(&r_hits)
+    .bind::<Array<Int4>, _>(&r_max)
+    .bind::<Array<Timestamptz>, _>(&r_seen)
+    .execute(conn)?;
+
+    // 4. A rescore that lowered a score: the max of that (key, signature) is recomputed
+    //    from the hits (one index probe each).
+    for (r, pairs) in lowered.into_iter().enumerate() {
+        if pairs.is_empty() {
+            continue;
+        }
+        let matches = match REPORTS[r] {
+            "hash" => "h.md5 = r.key",
+            "file-type" => "h.file_type = r.key",
+            "ip-pair" => "h.source_ip = split_part(r.key, ' ', 1) AND h.destination_ip = split_part(r.key, ' ', 2)",
+            _ => "h.protocol = r.key",
+        };
+        let (k, s): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+        diesel::sql_query(format!(
+            "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
+             SELECT $3, r.key, r.signature, 0, (
+                 SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
+                 ORDER BY h.score DESC LIMIT 1), now()
+             FROM unnest($1::text[], $2::text[]) AS r(key, signature)
+             ON CONFLICT (report, signature, key) DO UPDATE SET max_score = excluded.max_score"
+        ))
+        .bind::<Array<Text>, _>(&k)
+        .bind::<Array<Text>, _>(&s)
+        .bind::<Text, _>(REPORTS[r])
+        .execute(conn)?;
+    }
+
+    // 5. The same deltas rolled up per visibility group.
+    let mut by_group: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
+    for i in 0..r_report.len() {
+        // A signature not registered yet cannot happen after validation; count it restricted.
+        let group = group_of
+            .get(&r_sig[i])
+            .cloned()
+            .unwrap_or_else(|| RESTRICTED_GROUP.to_owned());
+        let d = by_group
+            .entry((r_report[i].clone(), group, r_key[i].clone()))
+            .or_default();
+        d.hits += r_hits[i];
+        d.max_score = d.max_score.max(r_max[i]);
+        d.last_seen = d.last_seen.max(Some(r_seen[i]));
+        if r_lowered[i] {
+            d.lowered = true;
+        }
+    }
+    let mut g = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let mut regroup = (Vec::new(), Vec::new(), Vec::new());
+    for ((report, group, key), d) in by_group {
+        if d.lowered {
+            regroup.0.push(report.clone());
+            regroup.1.push(group.clone());
+            regroup.2.push(key.clone());
+        }
+        g.0.push(report);
+        g.1.push(group);
+        g.2.push(key);
+        g.3.push(d.hits);
+        g.4.push(d.max_score);
+        g.5.push(d.last_seen.unwrap_or_else(Utc::now));
+    }
+    diesel::sql_query(
+        "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+         ON CONFLICT (report, group_name, key) DO UPDATE SET
+             hits = g.hits + excluded.hits,
+             max_score = GREATEST(g.max_score, excluded.max_score),
+             last_seen = GREATEST(g.last_seen, excluded.last_seen)",
+    )
+    .bind::<Array<Text>, _>(&g.0)
+    .bind::<Array<Text>, _>(&g.1)
+    .bind::<Array<Text>, _>(&g.2)
+    .bind::<Array<Int4>, _>(&g.3)
+    .bind::<Array<Int4>, _>(&g.4)
+    .bind::<Array<Timestamptz>, _>(&g.5)
+    .execute(conn)?;
+    if !regroup.0.is_empty() {
+        diesel::sql_query(
+            "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
+             SELECT g.report, g.group_name, g.key, 0, (
+                 SELECT max(r.max_score) FROM threat_report_rows r
+                 JOIN threat_signatures s ON s.name = r.signature AND s.group_name = g.group_name
+                 WHERE r.report = g.report AND r.key = g.key), now()
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS g(report, group_name, key)
+             ON CONFLICT (report, group_name, key) DO UPDATE SET max_score = excluded.max_score",
+        )
+        .bind::<Array<Text>, _>(&regroup.0)
+        .bind::<Array<Text>, _>(&regroup.1)
+        .bind::<Array<Text>, _>(&regroup.2)
+        .execute(conn)?;
+    }
+
+    // 6. And per view (clearance set) holding each group.
+    let mut by_view: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
+    for i in 0..g.0.len() {
+        for v in views
+            .iter()
+            .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(&g.1[i]))
+        {
+            let d = by_view
+                .entry((g.0[i].clone(), v.view_id.clone(), g.2[i].clone()))
+                .or_default();
+            d.hits += g.3[i];
+            d.max_score = d.max_score.max(g.4[i]);
+            d.last_seen = d.last_seen.max(Some(g.5[i]));
+        }
+    }
+    let lowered_keys: std::collections::HashSet<(&str, &str)> = regroup
+        .0
+        .iter()
+        .zip(&regroup.2)
+        .map(|(r, k)| (r.as_str(), k.as_str()))
+        .collect();
+    let mut v = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let mut revisit = (Vec::new(), Vec::new(), Vec::new());
+    for ((report, view, key), d) in by_view {
+        if lowered_keys.contains(&(report.as_str(), key.as_str())) {
+            revisit.0.push(report.clone());
+            revisit.1.push(view.clone());
+            revisit.2.push(key.clone());
+        }
+        v.0.push(report);
+        v.1.push(view);
+        v.2.push(key);
+        v.3.push(d.hits);
+        v.4.push(d.max_score);
+        v.5.push(d.last_seen.unwrap_or_else(Utc::now));
+    }
+    diesel::sql_query(
+        "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+         ON CONFLICT (report, view_id, key) DO UPDATE SET
+             hits = v.hits + excluded.hits,
+             max_score = GREATEST(v.max_score, excluded.max_score),
+             last_seen = GREATEST(v.last_seen, excluded.last_seen)",
+    )
+    .bind::<Array<Text>, _>(&v.0)
+    .bind::<Array<Text>, _>(&v.1)
+    .bind::<Array<Text>, _>(&v.2)
+    .bind::<Array<Int4>, _>(&v.3)
+    .bind::<Array<Int4>, _>(&v.4)
+    .bind::<Array<Timestamptz>, _>(&v.5)
+    .execute(conn)?;
+    if !revisit.0.is_empty() {
+        diesel::sql_query(
+            "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
+             SELECT v.report, v.view_id, v.key, 0, (
+                 SELECT max(g.max_score) FROM threat_report_groups g JOIN threat_views w ON w.view_id = v.view_id
+                 WHERE g.report = v.report AND g.key = v.key AND (w.view_id = '*' OR g.group_name = ANY(w.groups))), now()
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS v(report, view_id, key)
+             ON CONFLICT (report, view_id, key) DO UPDATE SET max_score = excluded.max_score",
+        )
+        .bind::<Array<Text>, _>(&revisit.0)
+        .bind::<Array<Text>, _>(&revisit.1)
+        .bind::<Array<Text>, _>(&revisit.2)
+        .execute(conn)?;
+    }
+    Ok(())
 }
 
 #[derive(Default)]
