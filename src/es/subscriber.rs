@@ -20,7 +20,8 @@
 //! transaction id (its first write) only after reading the stream it appends to: then a writer that
 //! saw version n committed has a higher id than the writer of version n. `EventStore::execute_in`
 //! loads the stream before its first write (the idempotency claim) for that reason. A transaction
-//! that writes something and then appends to another stream (a reactor, a multi-stream batch) can
+//! that writes something and then appends to another stream (a subscriber reacting in its
+//! checkpoint's transaction, which takes its id locking the checkpoint; a multi-stream batch) can
 //! still land before an event of that stream committed by a younger transaction; projections fed
 //! by such writers should not depend on version order across transactions (or the writer should
 //! lock the stream before its first write).
