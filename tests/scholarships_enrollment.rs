@@ -434,3 +434,95 @@ fn a_reaction_the_fund_refuses_is_skipped_without_stalling_the_subscriber() {
     .unwrap());
     assert_eq!(catch_up_reaction(&app, 0), 0, "nothing retried");
 }
+
+#[test]
+fn students_accepting_while_being_enrolled_are_disbursed_exactly_once() {
+    use heyboss::accounts::{Role, Viewer};
+    use heyboss::enrollment::{Enrollment, EnrollmentCommand};
+    use heyboss::es::{Actor, CommandContext, Metadata};
+    use std::sync::{Arc, Barrier};
+
+    // The reaction runs after the enrollment commits: an acceptance racing the enrollment either
+    // sees the student enrolled (and disburses itself) or is seen by the reaction, never neither
+    // and never both.
+    let app = TestApp::spawn_with(|s| s.pool_size = 24);
+    create_user(&app, "committee", "staff", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Racing fund", "100,000");
+    let pairs: Vec<(uuid::Uuid, uuid::Uuid)> = (0..8)
+        .map(|i| {
+            let s = register_without_password(&app, &format!("racer{i:02}"), "student");
+            append_enrollment(&app, s, "CoursesRegistered", json!({ "term": "2027-fall" }));
+            (s, award_directly(&app, fund, s, false))
+        })
+        .collect();
+    let start = Arc::new(Barrier::new(pairs.len() * 2));
+    let mut enrollments = Vec::new();
+    let mut acceptances = Vec::new();
+    for &(s, a) in &pairs {
+        // Connections are taken before the threads start, so none can fail at the barrier.
+        let (mut conn, store, barrier) = (
+            app.state.pool.get().unwrap(),
+            app.state.store.clone(),
+            start.clone(),
+        );
+        enrollments.push(std::thread::spawn(move || {
+            barrier.wait();
+            store
+                .execute::<Enrollment>(
+                    &mut conn,
+                    &s.to_string(),
+                    &EnrollmentCommand::ConfirmEnrollment,
+                    &CommandContext::new(Metadata::new(Actor::Cli)),
+                )
+                .unwrap()
+                .last_position()
+                .unwrap()
+        }));
+        let (mut conn, store, barrier) = (
+            app.state.pool.get().unwrap(),
+            app.state.store.clone(),
+            start.clone(),
+        );
+        acceptances.push(std::thread::spawn(move || {
+            let viewer = Viewer {
+                user_id: s,
+                username: String::new(),
+                display_name: String::new(),
+                role: Role::Student,
+                csrf_token: String::new(),
+                session_digest: String::new(),
+            };
+            barrier.wait();
+            heyboss::scholarships::service::respond_to_award(
+                &mut conn,
+                &store,
+                &CommandContext::new(Metadata::new(Actor::User(s))),
+                &viewer,
+                a,
+                true,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }));
+    }
+    for h in acceptances {
+        h.join().unwrap().expect("every acceptance commits");
+    }
+    for h in enrollments {
+        wait_for_reaction(&app, h.join().unwrap());
+    }
+    let disbursed = events_of(&app, "AwardDisbursed");
+    for &(_, a) in &pairs {
+        assert_eq!(award_status(&app, a), "disbursed", "award {a}");
+        assert_eq!(
+            disbursed
+                .iter()
+                .filter(|(p, _)| p["application_id"] == a.to_string())
+                .count(),
+            1,
+            "award {a} is disbursed once"
+        );
+    }
+}

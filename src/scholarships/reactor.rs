@@ -9,8 +9,8 @@
 //! # Accepting an award while the student enrolls
 //! `service::respond_to_award` takes the student's lock ([`lock_student`]) and then reads
 //! `scholarship_enrolled_students` (an inline projection of `Enrolled`): enrolled means the
-//! acceptance disburses at once. This subscriber takes the same lock before it reads the
-//! student's awards. So either the acceptance read the enrollment (and disbursed itself, leaving
+//! acceptance disburses at once. This subscriber takes the same lock (for every student of a
+//! batch, before its first fund command) before it reads the student's awards. So either the acceptance read the enrollment (and disbursed itself, leaving
 //! nothing `accepted` here), or it committed `accepted` before this subscriber's read (which then
 //! disburses it): the subscriber reads the `Enrolled` event only after it committed, and reads the
 //! awards only after the acceptance released the lock. No award is lost, none is disbursed twice
@@ -81,7 +81,7 @@ fn awards(
 }
 
 impl EnrollmentReaction {
-    /// React to one enrollment event, in the subscriber's transaction.
+    /// React to one enrollment event, in the subscriber's transaction, holding the student's lock.
     fn react(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), HandlerError> {
         if event.stream_type != "enrollment" {
             return Ok(());
@@ -89,8 +89,6 @@ impl EnrollmentReaction {
         let Ok(student_id) = event.stream_id.parse::<Uuid>() else {
             return Ok(());
         };
-        // Serializes with a student accepting an award at this moment (see the module comment).
-        lock_student(conn, student_id)?;
         let enrolled = match event.event_type.as_str() {
             "Enrolled" => true,
             "Withdrawn" => false,
@@ -182,6 +180,19 @@ impl Subscriber for EnrollmentReaction {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), HandlerError> {
+        // Serialize with students accepting an award at this moment (see the module comment).
+        // Every student of the batch is locked before the first fund append: a lock taken after
+        // one would wait for an acceptance that may itself wait for that append (a deadlock).
+        let mut students: Vec<Uuid> = events
+            .iter()
+            .filter(|e| e.stream_type == "enrollment")
+            .filter_map(|e| e.stream_id.parse().ok())
+            .collect();
+        students.sort_unstable();
+        students.dedup();
+        for student_id in students {
+            lock_student(conn, student_id)?;
+        }
         for event in events {
             self.react(conn, event)?;
         }
