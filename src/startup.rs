@@ -28,11 +28,10 @@ pub fn projections() -> Projections {
     crate::threats::projections(p)
 }
 
-/// The event store with every projection and every reactor (process manager) of the application.
-/// Projections named in HEYBOSS_CATCHUP_PROJECTIONS run as catch-up subscribers.
+/// The event store with every projection of the application. Projections named in
+/// HEYBOSS_CATCHUP_PROJECTIONS run as catch-up subscribers.
 pub fn event_store() -> EventStore {
     EventStore::new(projections())
-        .with_reactor(scholarships::EnrollmentReaction)
         .with_catch_up(&Settings::from_env(String::new()).catch_up_projections)
 }
 
@@ -45,7 +44,8 @@ pub fn operations() -> ops::Registry {
         .notification_rule(scholarships::notices::DecisionNotices)
 }
 
-/// The catch-up subscribers: every projection configured as catch-up, and the notifications feed.
+/// The catch-up subscribers: every projection configured as catch-up, the notifications feed,
+/// and the reactions between contexts (process managers).
 pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn Subscriber>> {
     let mut list: Vec<Arc<dyn Subscriber>> = store
         .projections()
@@ -54,6 +54,9 @@ pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn 
         .collect();
     list.push(Arc::new(ops::notifications::NotificationsSubscriber {
         rules: registry.notification_rules.clone(),
+    }));
+    list.push(Arc::new(scholarships::EnrollmentReaction {
+        store: store.clone(),
     }));
     list
 }

@@ -181,7 +181,8 @@ fn admins_rebuild_and_verify_projections_from_the_page() {
     assert_eq!(page.status, 200);
     page.assert_contains("users")
         .assert_contains("inline")
-        .assert_contains("Catch-up subscribers");
+        .assert_contains("Catch-up subscribers")
+        .assert_contains("scholarships-enrollment-reaction");
     assert_eq!(
         analyst.post("/admin/projections/users/rebuild", &[]).status,
         403
@@ -246,7 +247,10 @@ fn metrics_count_requests_by_route_events_and_pool() {
     .assert_contains("heyboss_events_appended_total{event_type=\"UserRegistered\"}")
     .assert_contains("heyboss_command_conflicts_total")
     .assert_contains("heyboss_db_pool_connections{state=\"idle\"}")
-    .assert_contains("heyboss_subscriber_lag_events{subscriber=\"notifications\"}");
+    .assert_contains("heyboss_subscriber_lag_events{subscriber=\"notifications\"}")
+    .assert_contains(
+        "heyboss_subscriber_lag_events{subscriber=\"scholarships-enrollment-reaction\"}",
+    );
     assert!(
         !m.body.contains(&stu.to_string()),
         "raw paths are not labels"

@@ -134,6 +134,53 @@ fn an_open_transaction_holds_the_subscriber_back_instead_of_being_skipped() {
 }
 
 #[test]
+fn events_of_other_types_move_the_checkpoint_so_the_lag_is_honest() {
+    let db = TestDatabase::new();
+    let mut reader = db.connect();
+    let mut writer = db.connect();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sub = Recorder { seen: seen.clone() };
+    let noted = note(&mut writer, "a");
+    let other = store::append(
+        &mut writer,
+        "note",
+        "b",
+        0,
+        &[heyboss::es::NewEvent {
+            event_type: "Ignored".into(),
+            schema_version: 1,
+            payload: serde_json::json!({}),
+        }],
+        &serde_json::json!({"actor": {"kind": "cli"}}),
+    )
+    .unwrap()[0]
+        .position;
+    assert_eq!(catch_up_expecting(&mut reader, &sub, 1), 1);
+    for _ in 0..400 {
+        if subscriber::reached(&mut reader, "recorder", other).unwrap() {
+            break;
+        }
+        subscriber::catch_up(&mut reader, &sub, 10).unwrap();
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![noted],
+        "only its own type handled"
+    );
+    assert!(
+        subscriber::reached(&mut reader, "recorder", other).unwrap(),
+        "read past the event it does not handle"
+    );
+    let status = subscriber::statuses(&mut reader)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "recorder")
+        .unwrap();
+    assert_eq!((status.behind, status.events_handled), (0, 1));
+}
+
+#[test]
 fn only_one_session_holds_a_subscriber() {
     let db = TestDatabase::new();
     let mut one = db.connect();

@@ -86,8 +86,6 @@ pub enum CommandError<R: std::error::Error + 'static> {
     Projection(#[from] ProjectionFailed),
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    #[error("reaction {name} failed: {message}")]
-    Reaction { name: &'static str, message: String },
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }
@@ -117,7 +115,6 @@ impl<R: std::error::Error + 'static> CommandError<R> {
             },
             CommandError::Projection(p) => CommandError::Projection(p),
             CommandError::Decode(d) => CommandError::Decode(d),
-            CommandError::Reaction { name, message } => CommandError::Reaction { name, message },
             CommandError::Database(d) => CommandError::Database(d),
         }
     }
@@ -141,61 +138,27 @@ impl<R: std::error::Error + 'static> From<StoreError> for CommandError<R> {
     }
 }
 
-/// A process manager: reacts to events of one context by executing commands of another, in the
-/// same transaction as the append (the talk's "process events for multiple contexts").
-pub trait Reactor: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    /// The event types it reacts to.
-    fn handles(&self) -> &'static [&'static str];
-    /// React to one event just appended; commands go through `store` (so they are projected too).
-    fn react(
-        &self,
-        conn: &mut PgConnection,
-        store: &EventStore,
-        event: &RecordedEvent,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
-}
-
-/// The event store as the application uses it: the log plus the inline projections and reactors.
+/// The event store as the application uses it: the log plus the inline projections. (Reactions
+/// between contexts run after commit, as catch-up subscribers: `es::subscriber`.)
 #[derive(Clone)]
 pub struct EventStore {
     projections: Arc<Projections>,
-    reactors: Arc<Vec<Arc<dyn Reactor>>>,
 }
 
 impl EventStore {
     pub fn new(projections: Projections) -> Self {
         EventStore {
             projections: Arc::new(projections),
-            reactors: Arc::new(Vec::new()),
         }
     }
 
-    pub fn with_reactor(mut self, reactor: impl Reactor) -> Self {
-        Arc::make_mut(&mut self.reactors).push(Arc::new(reactor));
-        self
-    }
-
-    /// Run the inline projections, then the reactors, on events just appended.
+    /// Run the inline projections on events just appended.
     pub fn after_append<R: std::error::Error + 'static>(
         &self,
         conn: &mut PgConnection,
         appended: &[RecordedEvent],
     ) -> Result<(), CommandError<R>> {
         self.projections.apply_inline(conn, appended)?;
-        for reactor in self.reactors.iter() {
-            for event in appended
-                .iter()
-                .filter(|e| reactor.handles().contains(&e.event_type.as_str()))
-            {
-                reactor
-                    .react(conn, self, event)
-                    .map_err(|e| CommandError::Reaction {
-                        name: reactor.name(),
-                        message: e.to_string(),
-                    })?;
-            }
-        }
         Ok(())
     }
 

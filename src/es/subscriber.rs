@@ -8,7 +8,7 @@
 //! whose writing transaction is older than every transaction still running
 //! (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`, in the same statement as the read),
 //! in the order `(transaction_id, position)`, and its checkpoint is the key of the last event it
-//! handled. Every transaction below the snapshot's xmin has finished, and every transaction that
+//! handled (or read past: events of types it does not handle). Every transaction below the snapshot's xmin has finished, and every transaction that
 //! can still write gets an id at or above it, so nothing can ever appear below the checkpoint.
 //! (`events.transaction_id` is the top-level `pg_current_xact_id()`, also inside savepoints.)
 //! The price: a subscriber lags while any transaction of the server stays open (snapshots span
@@ -20,7 +20,8 @@
 //! transaction id (its first write) only after reading the stream it appends to: then a writer that
 //! saw version n committed has a higher id than the writer of version n. `EventStore::execute_in`
 //! loads the stream before its first write (the idempotency claim) for that reason. A transaction
-//! that writes something and then appends to another stream (a reactor, a multi-stream batch) can
+//! that writes something and then appends to another stream (a subscriber reacting in its
+//! checkpoint's transaction, which takes its id locking the checkpoint; a multi-stream batch) can
 //! still land before an event of that stream committed by a younger transaction; projections fed
 //! by such writers should not depend on version order across transactions (or the writer should
 //! lock the stream before its first write).
@@ -122,6 +123,32 @@ pub fn read_committed_after(
         query = query.filter(events::event_type.eq_any(types.to_vec()));
     }
     query.load(conn)
+}
+
+/// The key of the last committed event after `after` in commit-safe order, only from
+/// transactions older than any still running.
+pub fn last_committed_after(conn: &mut PgConnection, after: Cursor) -> QueryResult<Option<Cursor>> {
+    events::table
+        .filter(
+            sql::<Bool>("(transaction_id, position) > (")
+                .bind::<BigInt, _>(after.transaction_id)
+                .sql(", ")
+                .bind::<BigInt, _>(after.position)
+                .sql(")"),
+        )
+        .filter(events::transaction_id.lt(sql::<BigInt>(
+            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        )))
+        .order((events::transaction_id.desc(), events::position.desc()))
+        .select((events::transaction_id, events::position))
+        .first::<(i64, i64)>(conn)
+        .optional()
+        .map(|o| {
+            o.map(|(transaction_id, position)| Cursor {
+                transaction_id,
+                position,
+            })
+        })
 }
 
 /// Every visible event after `after` in commit-safe order, without the xmin bound: only for a
@@ -247,7 +274,9 @@ pub fn ensure_checkpoint(
     Ok(checkpoint(conn, subscriber.name())?.unwrap_or(start))
 }
 
-/// Handle the next batch of at most `batch_size` events; returns how many were handled.
+/// Handle the next batch of at most `batch_size` events; returns how many were handled. The
+/// checkpoint moves to the last event handled, or past every committed event when the batch
+/// was not full (the events in between are of types the subscriber does not handle).
 /// The caller should hold the subscriber's lock; the checkpoint row is locked as well
 /// (`FOR UPDATE`), so even a caller without it cannot handle a batch twice.
 pub fn catch_up_once(
@@ -269,17 +298,26 @@ pub fn catch_up_once(
             transaction_id: t,
             position: p,
         };
-        let batch = read_committed_after(conn, after, None, subscriber.handles(), batch_size)?;
-        let Some(last) = batch.last() else {
+        // The newest committed event first (of any type): every event up to it is final, so a
+        // batch that ends before it handled all the subscriber's events up to it, and the
+        // checkpoint can move past the events of other types (keeping the lag honest).
+        let Some(tail) = last_committed_after(conn, after)? else {
             return Ok(0);
         };
-        let last = Cursor::of(last);
-        subscriber
-            .handle(conn, &batch)
-            .map_err(|source| SubscriberError::Handler {
-                name: subscriber.name().to_owned(),
-                source,
-            })?;
+        let batch =
+            read_committed_after(conn, after, Some(tail), subscriber.handles(), batch_size)?;
+        let last = match batch.last() {
+            Some(e) if batch.len() as i64 >= batch_size => Cursor::of(e),
+            _ => tail,
+        };
+        if !batch.is_empty() {
+            subscriber
+                .handle(conn, &batch)
+                .map_err(|source| SubscriberError::Handler {
+                    name: subscriber.name().to_owned(),
+                    source,
+                })?;
+        }
         diesel::update(subscriber_checkpoints::table.find(subscriber.name()))
             .set((
                 subscriber_checkpoints::last_transaction_id.eq(last.transaction_id),
@@ -309,7 +347,7 @@ pub fn catch_up(
     }
 }
 
-/// Has the subscriber handled the event at `position`?
+/// Has the subscriber handled (or, for a type it does not handle, passed) the event at `position`?
 pub fn reached(conn: &mut PgConnection, name: &str, position: i64) -> QueryResult<bool> {
     diesel::sql_query(
         "SELECT EXISTS (SELECT 1 FROM subscriber_checkpoints c JOIN events e ON e.position = $2 \

@@ -61,14 +61,44 @@ fn rubric() -> Vec<serde_json::Value> {
 
 // ---------------------------------------------------------------- students
 
+/// How long a student's page waits for the reaction to their enrollment (none when this process
+/// runs no subscribers, so a page never waits for a subscriber that may not run anywhere).
+fn reaction_wait(req: &HttpRequest) -> Option<std::time::Duration> {
+    state(req)
+        .settings
+        .run_subscribers
+        .then_some(std::time::Duration::from_secs(2))
+}
+
+/// A student's page shows awards as their enrollment left them: wait until the enrollment
+/// reaction (a catch-up subscriber) has handled the student's latest `Enrolled`/`Withdrawn`.
+fn wait_for_reaction(
+    conn: &mut diesel::PgConnection,
+    viewer: &Viewer,
+    wait: Option<std::time::Duration>,
+) -> Result<(), AppError> {
+    let Some(timeout) = wait.filter(|_| viewer.role == Role::Student) else {
+        return Ok(());
+    };
+    if !super::reactor::wait_for_student(conn, viewer.user_id, timeout)? {
+        tracing::warn!(
+            student = %viewer.user_id,
+            "the enrollment reaction is behind; showing the awards as they are"
+        );
+    }
+    Ok(())
+}
+
 async fn student_listing(
     req: &HttpRequest,
     viewer: Viewer,
     mut ctx: Context,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
+    let wait = reaction_wait(req);
     let (funds, applications) = state(req)
         .db(move |conn| {
+            wait_for_reaction(conn, &viewer, wait)?;
             Ok((
                 queries::open_funds(conn, &viewer)?,
                 queries::my_applications(conn, &viewer)?,
@@ -759,8 +789,10 @@ async fn application_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id(&path)?;
+    let wait = reaction_wait(&req);
     let (app, history) = state(&req)
         .db(move |conn| {
+            wait_for_reaction(conn, &viewer, wait)?;
             let app = queries::application(conn, &viewer, id)?;
             let history = queries::history(conn, &viewer, &app)?;
             Ok((app, history))

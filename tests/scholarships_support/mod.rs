@@ -111,15 +111,29 @@ pub fn awarded_cents(app: &TestApp, fund: Uuid) -> i64 {
         .unwrap()
 }
 
-/// Move a student's enrollment through the real enrollment context (reactors run in the same
-/// transaction): `"Enrolled"` walks every step up to enrolled, `"Inquired"` starts one, `"Withdrawn"` withdraws with
-/// `payload["reason"]`.
+/// Move a student's enrollment through the real enrollment context: `"Enrolled"` walks every
+/// step up to enrolled (`"CoursesRegistered"` stops just before), `"Inquired"` starts one, `"Withdrawn"` withdraws with `payload["reason"]`.
+/// When the app runs its subscribers, this then waits until the scholarships' reaction (a
+/// catch-up subscriber) has handled an `Enrolled` or `Withdrawn` it appended.
 pub fn append_enrollment(
     app: &TestApp,
     student: Uuid,
     event_type: &str,
     payload: serde_json::Value,
 ) {
+    let position = append_enrollment_without_waiting(app, student, event_type, payload);
+    if app.state.settings.run_subscribers && matches!(event_type, "Enrolled" | "Withdrawn") {
+        wait_for_reaction(app, position);
+    }
+}
+
+/// [`append_enrollment`] without waiting for the reaction; returns the last event's position.
+pub fn append_enrollment_without_waiting(
+    app: &TestApp,
+    student: Uuid,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> i64 {
     use heyboss::enrollment::{Decision, Document, Enrollment, EnrollmentCommand as C, Term};
     let mut conn = app.state.pool.get().unwrap();
     let stream = student.to_string();
@@ -128,16 +142,16 @@ pub fn append_enrollment(
         app.state
             .store
             .execute::<Enrollment>(conn, &stream, &command, &ctx)
-            .map(|_| ())
     };
-    match event_type {
+    let outcome = match event_type {
         "Inquired" => {
             let term = Term::parse(payload["term"].as_str().unwrap_or("2027-fall")).unwrap();
-            run(&mut conn, C::Inquire { term }).expect("the inquiry is recorded");
+            run(&mut conn, C::Inquire { term }).expect("the inquiry is recorded")
         }
-        "Enrolled" => {
+        "Enrolled" | "CoursesRegistered" => {
             let term = Term::parse(payload["term"].as_str().unwrap_or("2027-fall")).unwrap();
             // Steps already taken are rejected by the decider; the walk goes on from there.
+            let mut last = None;
             for command in [
                 C::Inquire { term },
                 C::StartApplication,
@@ -159,16 +173,57 @@ pub fn append_enrollment(
                     courses: vec!["CS101".into()],
                 },
             ] {
-                let _ = run(&mut conn, command);
+                last = run(&mut conn, command).ok().or(last);
             }
-            run(&mut conn, C::ConfirmEnrollment).expect("the student is enrolled");
+            if event_type == "Enrolled" {
+                run(&mut conn, C::ConfirmEnrollment).expect("the student is enrolled")
+            } else {
+                last.expect("the courses are registered")
+            }
         }
         "Withdrawn" => {
             let reason = payload["reason"].as_str().unwrap_or("").to_owned();
-            run(&mut conn, C::Withdraw { reason }).expect("the student withdraws");
+            run(&mut conn, C::Withdraw { reason }).expect("the student withdraws")
         }
+        "Reinstated" => run(&mut conn, C::Reinstate).expect("the student is reinstated"),
         other => panic!("no enrollment path for {other}"),
+    };
+    outcome.last_position().expect("an enrollment event")
+}
+
+/// Wait until the running enrollment reaction has handled the event at `position`.
+pub fn wait_for_reaction(app: &TestApp, position: i64) {
+    let mut conn = app.state.pool.get().unwrap();
+    assert!(
+        heyboss::es::subscriber::wait_for(
+            &mut conn,
+            heyboss::scholarships::reactor::REACTOR_NAME,
+            position,
+            std::time::Duration::from_secs(20),
+        )
+        .unwrap(),
+        "the enrollment reaction handled position {position}"
+    );
+}
+
+/// Run the enrollment reaction (for apps started without subscribers) until it has handled
+/// `expected` events, or only once when `expected` is 0; returns how many it handled. A
+/// transaction open anywhere on the server (another test's) holds the commit-safe reader back
+/// for a moment, so it retries for a while.
+pub fn catch_up_reaction(app: &TestApp, expected: u64) -> u64 {
+    let sub = heyboss::scholarships::EnrollmentReaction {
+        store: app.state.store.clone(),
+    };
+    let mut conn = app.state.pool.get().unwrap();
+    let mut total = 0;
+    for _ in 0..800 {
+        total += heyboss::es::subscriber::catch_up(&mut conn, &sub, 500).unwrap();
+        if total >= expected {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    total
 }
 
 /// Events of one type with their payload and metadata, in log order.
