@@ -1,12 +1,12 @@
-//! `cargo bench --bench rebuild`: replay speed and memory of a projection rebuild through shadow
-//! tables (`es::shadow::rebuild`), at 100,000 and 1,000,000 events, against the in-place rebuild
-//! (`es::projection::rebuild`, one transaction, no shadow) measured in the same run.
+//! `cargo bench --bench rebuild`: replay speed and memory of rebuilding the threat projections
+//! (`threat_sessions`, then `threat_hits` with the four reports) through shadow tables
+//! (`es::shadow::rebuild`), at 100,000 and 1,000,000 sensor events, against a baseline measured in
+//! the same run: the same projections replayed the way the ingest applies batches (reports
+//! updated batch by batch, every index maintained row by row).
 //!
-//! The projection is bench-local and threat-like: `FileScored`-shaped events (file, integration,
-//! signature, score) folded into one row per hit with a set-based `apply_batch` (one
-//! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE` per batch). Sizes can be scaled with
-//! `HEYBOSS_BENCH_SIZES=100000,1000000` (the default). A read-only projection (applies nothing) gives
-//! the ceiling that reading and decoding the log put on any rebuild.
+//! The log is written by `heyboss::threats::simulate`'s generator (the sensor API's events, with
+//! sessions, files, scores by several integrations, rescans) appended with `store::append_many`,
+//! 8 signatures in 4 groups. Sizes: `HEYBOSS_BENCH_SIZES=100000,1000000` (the default).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,113 +14,81 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Text};
-use heyboss::es::projection::{self, ProjectionError};
-use heyboss::es::shadow;
+use heyboss::es::projection::ProjectionError;
+use heyboss::es::store::{self, StreamAppend};
+use heyboss::es::{shadow, Actor, CommandContext, DomainEvent, Metadata, NewEvent};
 use heyboss::es::{Projection, RecordedEvent};
 use heyboss::testing::TestDatabase;
+use heyboss::threats::events::SESSION_STREAM;
+use heyboss::threats::{ingest, service, simulate};
 
-struct BenchHits;
+/// A projection replayed as the ingest applies it: no deferred aggregates, no deferred indexes.
+struct AsIngest(Arc<dyn Projection>);
 
-impl Projection for BenchHits {
+impl Projection for AsIngest {
     fn name(&self) -> &'static str {
-        "bench_hits"
+        self.0.name()
     }
     fn handles(&self) -> &'static [&'static str] {
-        &["BenchScored"]
+        self.0.handles()
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["bench_hits"]
+        self.0.tables()
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(conn, &[event])
+        self.0.apply(conn, event)
     }
     fn apply_batch(
         &self,
         conn: &mut PgConnection,
         events: &[&RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        // Last score and count per hit within the batch (one INSERT may touch a row only once).
-        let mut hits: HashMap<(String, String, String), (i32, i64, i64)> = HashMap::new();
-        for e in events {
-            let p = &e.payload;
-            let key = (
-                p["file_id"].as_str().unwrap_or_default().to_owned(),
-                p["integration"].as_str().unwrap_or_default().to_owned(),
-                p["signature"].as_str().unwrap_or_default().to_owned(),
-            );
-            let score = p["score"].as_i64().unwrap_or(0) as i32;
-            let entry = hits.entry(key).or_insert((score, 0, e.position));
-            entry.0 = score;
-            entry.1 += 1;
-            entry.2 = e.position;
-        }
-        let mut files = Vec::with_capacity(hits.len());
-        let mut integrations = Vec::with_capacity(hits.len());
-        let mut signatures = Vec::with_capacity(hits.len());
-        let mut scores = Vec::with_capacity(hits.len());
-        let mut counts = Vec::with_capacity(hits.len());
-        let mut positions = Vec::with_capacity(hits.len());
-        for ((f, i, s), (score, n, pos)) in hits {
-            files.push(f);
-            integrations.push(i);
-            signatures.push(s);
-            scores.push(score);
-            counts.push(n);
-            positions.push(pos);
-        }
-        diesel::sql_query(
-            "INSERT INTO bench_hits (file_id, integration, signature, score, scorings, last_position) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[]) \
-             ON CONFLICT (file_id, integration, signature) DO UPDATE \
-             SET score = EXCLUDED.score, scorings = bench_hits.scorings + EXCLUDED.scorings, \
-                 last_position = EXCLUDED.last_position",
-        )
-        .bind::<Array<Text>, _>(files)
-        .bind::<Array<Text>, _>(integrations)
-        .bind::<Array<Text>, _>(signatures)
-        .bind::<Array<Integer>, _>(scores)
-        .bind::<Array<BigInt>, _>(counts)
-        .bind::<Array<BigInt>, _>(positions)
-        .execute(conn)?;
-        Ok(())
+        self.0.apply_batch(conn, events)
     }
 }
 
-/// Reads the log and does nothing: the ceiling the log reading and decoding put on any rebuild.
-struct ReadOnly;
-
-impl Projection for ReadOnly {
-    fn name(&self) -> &'static str {
-        "bench_read_only"
+/// Append `n` more sensor events to the log (no projections run: the rebuild fills them).
+fn generate(
+    conn: &mut PgConnection,
+    generator: &mut simulate::Generator,
+    versions: &mut HashMap<String, i64>,
+    n: usize,
+) {
+    let metadata = serde_json::to_value(Metadata::new(Actor::Cli)).unwrap();
+    let mut left = n;
+    while left > 0 {
+        let size = left.min(5000);
+        left -= size;
+        let body = serde_json::json!({ "events": generator.batch(size) }).to_string();
+        let (items, errors) = ingest::parse_body(body.as_bytes()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut order: Vec<String> = Vec::new();
+        let mut per_stream: HashMap<String, Vec<NewEvent>> = HashMap::new();
+        for item in items {
+            let sid = item.event.session_id().to_owned();
+            per_stream
+                .entry(sid.clone())
+                .or_insert_with(|| {
+                    order.push(sid);
+                    Vec::new()
+                })
+                .push(item.event.encode());
+        }
+        let appends: Vec<StreamAppend> = order
+            .iter()
+            .map(|sid| StreamAppend {
+                stream_type: SESSION_STREAM,
+                stream_id: sid,
+                expected_version: versions.get(sid).copied().unwrap_or(0),
+                events: &per_stream[sid],
+            })
+            .collect();
+        conn.transaction(|conn| store::append_many(conn, &appends, &metadata).map(|_| ()))
+            .unwrap();
+        for sid in order {
+            *versions.entry(sid.clone()).or_default() += per_stream[&sid].len() as i64;
+        }
     }
-    fn handles(&self) -> &'static [&'static str] {
-        &["BenchScored"]
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        &["bench_read_only"]
-    }
-    fn apply(&self, _: &mut PgConnection, _: &RecordedEvent) -> Result<(), ProjectionError> {
-        Ok(())
-    }
-}
-
-/// Append `n` more events straight into the log (set-based; the append path has its own bench).
-fn generate(conn: &mut PgConnection, from: i64, n: i64) {
-    let files = 50_000i64;
-    diesel::sql_query(
-        "INSERT INTO events (stream_type, stream_id, stream_version, event_type, payload, metadata) \
-         SELECT 'benchfile', 'f' || (i % $3), i / $3 + 1, 'BenchScored', \
-           jsonb_build_object('file_id', 'f' || (i % $3), 'integration', 'int' || (i % 3), \
-             'signature', 'sig' || (i % 97), 'score', (i * 7919) % 101), \
-           '{\"actor\":{\"kind\":\"sensor\",\"id\":\"00000000-0000-0000-0000-000000000000\"}}'::jsonb \
-         FROM generate_series($1::bigint, $2::bigint) AS i",
-    )
-    .bind::<BigInt, _>(from)
-    .bind::<BigInt, _>(from + n - 1)
-    .bind::<BigInt, _>(files)
-    .execute(conn)
-    .unwrap();
     diesel::sql_query("ANALYZE events").execute(conn).unwrap();
 }
 
@@ -154,78 +122,84 @@ fn sampled<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, peak.load(Ordering::Relaxed) as f64 / 1024.0)
 }
 
+/// Rebuild the projections in order through shadow tables; (events replayed, rows, seconds).
+fn rebuild_all(conn: &mut PgConnection, projections: &[&dyn Projection]) -> (u64, i64, f64) {
+    let started = Instant::now();
+    let (mut events, mut rows) = (0, 0);
+    for p in projections {
+        let report = shadow::rebuild(conn, *p, false, 5_000, |_| {}).unwrap();
+        events += report.events;
+        rows += report.rows;
+    }
+    (events, rows, started.elapsed().as_secs_f64())
+}
+
 fn main() {
-    let sizes: Vec<i64> = std::env::var("HEYBOSS_BENCH_SIZES")
+    let sizes: Vec<usize> = std::env::var("HEYBOSS_BENCH_SIZES")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    println!("cargo bench --bench rebuild  (sizes {sizes:?}, batch 5000)");
+    println!("cargo bench --bench rebuild  (threat_sessions + threat_hits, sizes {sizes:?}, batches of 5000)");
     let db = TestDatabase::new();
     let mut conn = db.connect();
-    diesel::sql_query(
-        "CREATE TABLE bench_hits (file_id TEXT NOT NULL, integration TEXT NOT NULL, signature TEXT NOT NULL, \
-         score INTEGER NOT NULL, scorings BIGINT NOT NULL, last_position BIGINT NOT NULL, \
-         PRIMARY KEY (file_id, integration, signature))",
-    )
-    .execute(&mut conn)
-    .unwrap();
-    diesel::sql_query("CREATE TABLE bench_read_only (id BIGINT PRIMARY KEY)")
-        .execute(&mut conn)
-        .unwrap();
-    let projection = BenchHits;
-    let mut have = 0i64;
+    let store = heyboss::startup::event_store();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    for (name, group) in simulate::DEMO_SIGNATURES {
+        service::set_signature(&mut conn, &store, &ctx, name, group, None, None).unwrap();
+    }
+    let names: Vec<String> = simulate::DEMO_SIGNATURES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut generator = simulate::Generator::new(42, names, 50_000);
+    let mut versions = HashMap::new();
+    let all = heyboss::startup::projections();
+    let sessions = all.get("threat_sessions").unwrap().clone();
+    let hits = all.get("threat_hits").unwrap().clone();
+    let (sessions_ingest, hits_ingest) = (AsIngest(sessions.clone()), AsIngest(hits.clone()));
     println!(
-        "{:>10} {:>14} {:>12} {:>14} {:>8} {:>12} {:>10} {:>14}",
+        "{:>10} {:>12} {:>13} {:>12} {:>14} {:>7} {:>11} {:>10}",
         "events",
-        "shadow ev/s",
+        "replay ev/s",
         "peak RSS MiB",
-        "in-place ev/s",
+        "seconds",
+        "as-ingest ev/s",
         "ratio",
         "rows",
-        "VmHWM MiB",
-        "read-only ev/s"
+        "VmHWM MiB"
     );
+    let mut have = 0;
     for &size in &sizes {
         let started = Instant::now();
-        generate(&mut conn, have, size - have);
+        generate(&mut conn, &mut generator, &mut versions, size - have);
         have = size;
         eprintln!(
-            "generated {size} events in {:.1} s",
+            "appended {size} sensor events in {:.1} s",
             started.elapsed().as_secs_f64()
         );
 
-        let t = Instant::now();
-        let (report, peak) =
-            sampled(|| shadow::rebuild(&mut conn, &projection, false, 5_000, |_| {}).unwrap());
-        let shadow_secs = t.elapsed().as_secs_f64();
-        assert_eq!(report.events as i64, size);
-
-        let t = Instant::now();
-        let n = projection::rebuild(&mut conn, &projection, 5_000, |_| {}).unwrap();
-        let inplace_secs = t.elapsed().as_secs_f64();
-        assert_eq!(n as i64, size);
-
-        let t = Instant::now();
-        let read = shadow::rebuild(&mut conn, &ReadOnly, false, 5_000, |_| {}).unwrap();
-        let read_secs = t.elapsed().as_secs_f64();
-        assert_eq!(read.events as i64, size);
-
-        let shadow_rate = size as f64 / shadow_secs;
-        let inplace_rate = size as f64 / inplace_secs;
+        let ((events, rows, secs), peak) =
+            sampled(|| rebuild_all(&mut conn, &[sessions.as_ref(), hits.as_ref()]));
+        assert_eq!(events as usize, size, "every sensor event replayed once");
+        let (b_events, b_rows, b_secs) = rebuild_all(&mut conn, &[&sessions_ingest, &hits_ingest]);
+        assert_eq!(b_events, events);
+        assert_eq!(b_rows, rows, "the baseline builds the same tables");
+        let rate = events as f64 / secs;
+        let baseline = b_events as f64 / b_secs;
         println!(
-            "{:>10} {:>14.0} {:>12.1} {:>14.0} {:>8.2} {:>12} {:>10.1} {:>14.0}",
+            "{:>10} {:>12.0} {:>13.1} {:>12.1} {:>14.0} {:>7.2} {:>11} {:>10.1}",
             size,
-            shadow_rate,
+            rate,
             peak,
-            inplace_rate,
-            shadow_rate / inplace_rate,
-            report.rows,
-            status_kib("VmHWM:") as f64 / 1024.0,
-            size as f64 / read_secs
+            secs,
+            baseline,
+            rate / baseline,
+            rows,
+            status_kib("VmHWM:") as f64 / 1024.0
         );
     }
     println!(
-        "goal: >= 50000 events/s replayed; peak RSS flat from the smallest to the largest size"
+        "goal: >= 50000 events/s replayed into the threat projections; peak RSS flat from the smallest to the largest size"
     );
 }

@@ -121,7 +121,7 @@ impl TestDatabase {
     }
 
     pub fn connect(&self) -> PgConnection {
-        PgConnection::establish(&self.url).expect("connect to the test database")
+        db::connect(&self.url).expect("connect to the test database")
     }
 }
 

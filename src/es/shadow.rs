@@ -169,6 +169,7 @@ fn build(
     let schema = quote_ident(&shadow_schema(name));
     diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(conn)?;
     diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(conn)?;
+    let mut deferred = Vec::new();
     for table in projection.tables() {
         diesel::sql_query(format!(
             "CREATE TABLE {schema}.{t} (LIKE {live}.{t} INCLUDING ALL)",
@@ -176,6 +177,9 @@ fn build(
             live = quote_ident(live),
         ))
         .execute(conn)?;
+        if projection.defer_indexes() {
+            deferred.extend(defer_indexes(conn, &schema, table)?);
+        }
     }
     let total: Count =
         diesel::sql_query("SELECT count(*) AS n FROM events WHERE event_type = ANY($1)")
@@ -208,7 +212,7 @@ fn build(
             };
             let refs: Vec<&RecordedEvent> = batch.iter().collect();
             projection
-                .apply_batch(conn, &refs)
+                .replay_batch(conn, &refs)
                 .map_err(|source| ShadowError::Apply {
                     name: name.to_owned(),
                     source,
@@ -241,9 +245,56 @@ fn build(
             position: cursor.position,
         });
     }
+    // Complete what the replay left out, then build the deferred indexes (before any incremental
+    // apply of newer events, which may read through them).
+    conn.transaction(|conn| -> Result<(), ShadowError> {
+        diesel::sql_query(&search_path).execute(conn)?;
+        projection
+            .finish_replay(conn)
+            .map_err(|source| ShadowError::Apply {
+                name: name.to_owned(),
+                source,
+            })?;
+        for (table, body) in &deferred {
+            diesel::sql_query(format!(
+                "CREATE INDEX ON {schema}.{} USING {body}",
+                quote_ident(table)
+            ))
+            .execute(conn)?;
+        }
+        Ok(())
+    })?;
     // (Unlogged shadow tables made logged before the swap measured slower: `SET LOGGED` rewrites
     // the whole table.)
     Ok((cursor, done))
+}
+
+/// Drop the shadow table's indexes that back no constraint and are not unique, returning each
+/// one's definition after `USING` (to build it again once the replay is done).
+fn defer_indexes(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    let qualified = format!("{schema}.{}", quote_ident(table));
+    let rows: Vec<IndexDef> = diesel::sql_query(
+        "SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS def \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = to_regclass($1) AND NOT i.indisunique \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) \
+         ORDER BY c.relname",
+    )
+    .bind::<Text, _>(&qualified)
+    .load(conn)?;
+    let mut deferred = Vec::new();
+    for r in rows {
+        if let Some((_, body)) = r.def.split_once(" USING ") {
+            diesel::sql_query(format!("DROP INDEX {schema}.{}", quote_ident(&r.name)))
+                .execute(conn)?;
+            deferred.push((table.to_owned(), body.to_owned()));
+        }
+    }
+    Ok(deferred)
 }
 
 /// Apply every visible event after `cursor` to the shadow (search_path already set); only

@@ -32,6 +32,10 @@ impl Projection for SessionsProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["threat_sessions", "threat_files"]
     }
+    fn defer_indexes(&self) -> bool {
+        // It reads and updates its tables by primary key only.
+        true
+    }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         self.apply_batch(conn, &[event])
     }
@@ -302,11 +306,64 @@ impl Projection for HitsProjection {
             .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
             .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
             .collect::<Result<_, ProjectionError>>()?;
-        self.apply_hits(conn, decoded)?;
+        self.apply_hits(conn, decoded, true)?;
         for name in revised {
             regroup_signature(conn, name)?;
         }
         Ok(())
+    }
+
+    /// A replay keeps hits and score history only; the reports are aggregated once at the end
+    /// (signature moves and clearance changes need nothing then: the end state groups by the
+    /// signatures' current groups and builds the views of the clearance sets held now).
+    fn replay_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
+            .iter()
+            .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
+            .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
+            .collect::<Result<_, ProjectionError>>()?;
+        self.apply_hits(conn, decoded, false)
+    }
+
+    /// The reports from the hits, by the definitions (DESIGN section 4): per key and signature,
+    /// then per group, then per view. Equal to what the incremental path keeps (`verify` checks).
+    fn finish_replay(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        diesel::sql_query(
+            "INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
+             SELECT 'hash', md5, signature, count(*)::int4, max(score), max(start_time)
+               FROM threat_hits GROUP BY md5, signature
+             UNION ALL
+             SELECT 'file-type', file_type, signature, count(*)::int4, max(score), max(start_time)
+               FROM threat_hits GROUP BY file_type, signature
+             UNION ALL
+             SELECT 'ip-pair', source_ip || ' ' || destination_ip, signature, count(*)::int4, max(score), max(start_time)
+               FROM threat_hits GROUP BY source_ip || ' ' || destination_ip, signature
+             UNION ALL
+             SELECT 'protocol', protocol, signature, count(*)::int4, max(score), max(start_time)
+               FROM threat_hits GROUP BY protocol, signature",
+        )
+        .execute(conn)?;
+        // A signature not registered yet cannot happen after validation; counted restricted.
+        diesel::sql_query(
+            "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
+             SELECT r.report, coalesce(s.group_name, $1), r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+             FROM threat_report_rows r LEFT JOIN threat_signatures s ON s.name = r.signature
+             GROUP BY 1, 2, 3",
+        )
+        .bind::<Text, _>(RESTRICTED_GROUP)
+        .execute(conn)?;
+        ensure_views(conn)?;
+        Ok(())
+    }
+
+    fn defer_indexes(&self) -> bool {
+        // Its apply code reads its own tables by primary key only, except the maxima that a
+        // lowering rescore corrects, which a replay leaves to `finish_replay`.
+        true
     }
 }
 
@@ -426,6 +483,7 @@ impl HitsProjection {
         &self,
         conn: &mut PgConnection,
         decoded: Vec<(&RecordedEvent, SensorEvent)>,
+        reports: bool,
     ) -> Result<(), ProjectionError> {
         let mut file_ids: Vec<String> = decoded
             .iter()
@@ -567,6 +625,9 @@ impl HitsProjection {
         .bind::<Array<Int4>, _>(&ch_new)
         .bind::<Array<Timestamptz>, _>(&ch_at)
         .execute(conn)?;
+        if !reports {
+            return Ok(());
+        }
 
         // 3.-6. The reports. Rows of the few keys that every batch touches (file types,
         // protocols) are written last: each stays locked until commit, and concurrent batches
