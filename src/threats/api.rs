@@ -70,7 +70,7 @@ pub async fn post_events(
     }
     let parsed = match ingest::parse_body(&body) {
         Err(message) => return Ok(error(StatusCode::BAD_REQUEST, message)),
-        Ok(parsed) => reject_unstorable_times(parsed),
+        Ok(parsed) => parsed,
     };
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let store = state.store.clone();
@@ -93,34 +93,6 @@ pub async fn post_events(
         )),
         Err(IngestError::Database(e)) => Err(e.into()),
     }
-}
-
-/// A start time must be an RFC 3339 date-time, whose year has four digits (0000 to 9999): chrono
-/// reads years far outside it, which PostgreSQL cannot store ("timestamp out of range" would
-/// fail the whole batch with a 500). Such events become item errors (422) like other bad fields.
-fn reject_unstorable_times((items, mut errors): ingest::Parsed) -> ingest::Parsed {
-    use chrono::Datelike;
-    let mut kept = Vec::with_capacity(items.len());
-    for item in items {
-        match &item.event {
-            super::events::SensorEvent::SessionDiscovered { start_time, .. }
-                if !(0..=9999).contains(&start_time.year()) =>
-            {
-                errors.push(ingest::ItemError {
-                    index: item.index,
-                    id: item.id.to_string(),
-                    message: format!(
-                        "invalid SessionDiscovered data: start_time {} is out of range: \
-                         use an RFC 3339 time with a four-digit year",
-                        start_time.to_rfc3339()
-                    ),
-                });
-            }
-            _ => kept.push(item),
-        }
-    }
-    errors.sort_by_key(|e| e.index);
-    (kept, errors)
 }
 
 fn too_large() -> HttpResponse {

@@ -132,6 +132,23 @@ fn score(value: i32) -> Result<i32, String> {
     parse_score(value.into()).map_err(|e| e.0)
 }
 
+/// A start time must have a four-digit year (0000 to 9999), as RFC 3339 says: chrono reads
+/// years far outside it, which PostgreSQL cannot store ("timestamp out of range" would fail the
+/// whole batch with a 500).
+fn storable_time(
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(format!(
+            "invalid SessionDiscovered data: start_time {} is out of range: use an RFC 3339 time with a four-digit year",
+            t.to_rfc3339()
+        ))
+    }
+}
+
 /// Check field values and bring them to one form (lowercase md5 and protocol, canonical IPs).
 fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
     use SensorEvent::*;
@@ -146,7 +163,7 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             destination_port,
         } => SessionDiscovered {
             session_id: text("session_id", &session_id, 200)?,
-            start_time,
+            start_time: storable_time(start_time)?,
             protocol: text("protocol", &protocol, 32)?.to_lowercase(),
             source_ip: ip("source_ip", &source_ip)?,
             destination_ip: ip("destination_ip", &destination_ip)?,
@@ -669,6 +686,19 @@ mod tests {
         assert!(errors[0].message.contains("unknown session"));
         assert!(errors[2].message.contains("rescoring an unscored pair"));
         assert!(errors[3].message.contains("belongs to session s1"));
+    }
+
+    #[test]
+    fn a_start_time_postgresql_cannot_store_is_an_item_error() {
+        let body = serde_json::json!({"events": [
+            {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "s", "start_time": "-5000-01-01T00:00:00Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
+            {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "t", "start_time": "9999-12-31T23:59:59Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
+        ]});
+        let (items, errors) = parse_body(body.to_string().as_bytes()).unwrap();
+        assert_eq!(items.len(), 1, "year 9999 is storable");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].index, 0);
+        assert!(errors[0].message.contains("four-digit year"));
     }
 
     #[test]
