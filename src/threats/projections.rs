@@ -314,13 +314,15 @@ impl Projection for HitsProjection {
     }
 
     /// A replay keeps hits and score history only; the reports are aggregated once at the end
-    /// (signature moves and clearance changes need nothing then: the end state groups by the
-    /// signatures' current groups and builds the views of the clearance sets held now).
+    /// (signature moves need nothing then: the end state groups by the signatures' current
+    /// groups; the views of the clearance sets held are kept per batch, as live).
     fn replay_batch(
         &self,
         conn: &mut PgConnection,
         events: &[&RecordedEvent],
     ) -> Result<(), ProjectionError> {
+        // The views exist once any event of this projection was applied, as when applied live.
+        ensure_views(conn)?;
         let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
             .iter()
             .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
@@ -356,7 +358,14 @@ impl Projection for HitsProjection {
         )
         .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
-        ensure_views(conn)?;
+        diesel::sql_query(
+            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+             SELECT g.report, w.view_id, g.key, sum(g.hits)::int4, max(g.max_score), max(g.last_seen)
+             FROM threat_report_groups g
+             JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
+             GROUP BY 1, 2, 3",
+        )
+        .execute(conn)?;
         Ok(())
     }
 
