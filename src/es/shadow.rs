@@ -277,15 +277,9 @@ fn defer_indexes(
     table: &str,
 ) -> QueryResult<Vec<(String, String)>> {
     let qualified = format!("{schema}.{}", quote_ident(table));
-    let rows: Vec<IndexDef> = diesel::sql_query(
-        "SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS def \
-         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-         WHERE i.indrelid = to_regclass($1) AND NOT i.indisunique \
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) \
-         ORDER BY c.relname",
-    )
-    .bind::<Text, _>(&qualified)
-    .load(conn)?;
+    let rows = index_defs(conn, &qualified)?
+        .into_iter()
+        .filter(|i| !i.backs_constraint && !i.def.starts_with("CREATE UNIQUE"));
     let mut deferred = Vec::new();
     for r in rows {
         if let Some((_, body)) = r.def.split_once(" USING ") {
@@ -375,16 +369,25 @@ struct IndexDef {
     name: String,
     #[diesel(sql_type = Text)]
     def: String,
+    /// It backs a constraint (primary key, unique, exclusion).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    backs_constraint: bool,
 }
 
-fn indexes(conn: &mut PgConnection, qualified: &str) -> QueryResult<Vec<(String, String)>> {
-    let rows: Vec<IndexDef> = diesel::sql_query(
-        "SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS def \
+/// The indexes of a table (`schema.table`), by name.
+fn index_defs(conn: &mut PgConnection, qualified: &str) -> QueryResult<Vec<IndexDef>> {
+    diesel::sql_query(
+        "SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS def, \
+         EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AS backs_constraint \
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
          WHERE i.indrelid = to_regclass($1) ORDER BY c.relname",
     )
     .bind::<Text, _>(qualified)
-    .load(conn)?;
+    .load(conn)
+}
+
+fn indexes(conn: &mut PgConnection, qualified: &str) -> QueryResult<Vec<(String, String)>> {
+    let rows = index_defs(conn, qualified)?;
     // An index is the same when it is unique or not alike and indexes the same expressions.
     Ok(rows
         .into_iter()

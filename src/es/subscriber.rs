@@ -86,6 +86,31 @@ impl Cursor {
     }
 }
 
+/// `(transaction_id, position) <op> cursor`: a comparison in commit-safe order.
+fn in_commit_order(
+    op: &str,
+    cursor: Cursor,
+) -> Box<dyn BoxableExpression<events::table, diesel::pg::Pg, SqlType = Bool>> {
+    Box::new(
+        sql::<Bool>("(transaction_id, position) ")
+            .sql(op)
+            .sql(" (")
+            .bind::<BigInt, _>(cursor.transaction_id)
+            .sql(", ")
+            .bind::<BigInt, _>(cursor.position)
+            .sql(")"),
+    )
+}
+
+/// Events of transactions older than every transaction still running: final, nothing can be
+/// committed before them any more.
+fn committed_before_any_running(
+) -> Box<dyn BoxableExpression<events::table, diesel::pg::Pg, SqlType = Bool>> {
+    Box::new(events::transaction_id.lt(sql::<BigInt>(
+        "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+    )))
+}
+
 /// Committed events after `after` in commit-safe order, only from transactions older than any
 /// still running, at most up to `until` (inclusive) when given.
 pub fn read_committed_after(
@@ -96,28 +121,14 @@ pub fn read_committed_after(
     limit: i64,
 ) -> QueryResult<Vec<RecordedEvent>> {
     let mut query = events::table
-        .filter(
-            sql::<Bool>("(transaction_id, position) > (")
-                .bind::<BigInt, _>(after.transaction_id)
-                .sql(", ")
-                .bind::<BigInt, _>(after.position)
-                .sql(")"),
-        )
-        .filter(events::transaction_id.lt(sql::<BigInt>(
-            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-        )))
+        .filter(in_commit_order(">", after))
+        .filter(committed_before_any_running())
         .order((events::transaction_id.asc(), events::position.asc()))
         .limit(limit)
         .select(RecordedEvent::as_select())
         .into_boxed();
     if let Some(until) = until {
-        query = query.filter(
-            sql::<Bool>("(transaction_id, position) <= (")
-                .bind::<BigInt, _>(until.transaction_id)
-                .sql(", ")
-                .bind::<BigInt, _>(until.position)
-                .sql(")"),
-        );
+        query = query.filter(in_commit_order("<=", until));
     }
     if let Some(types) = event_types {
         query = query.filter(events::event_type.eq_any(types.to_vec()));
@@ -129,16 +140,8 @@ pub fn read_committed_after(
 /// transactions older than any still running.
 pub fn last_committed_after(conn: &mut PgConnection, after: Cursor) -> QueryResult<Option<Cursor>> {
     events::table
-        .filter(
-            sql::<Bool>("(transaction_id, position) > (")
-                .bind::<BigInt, _>(after.transaction_id)
-                .sql(", ")
-                .bind::<BigInt, _>(after.position)
-                .sql(")"),
-        )
-        .filter(events::transaction_id.lt(sql::<BigInt>(
-            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-        )))
+        .filter(in_commit_order(">", after))
+        .filter(committed_before_any_running())
         .order((events::transaction_id.desc(), events::position.desc()))
         .select((events::transaction_id, events::position))
         .first::<(i64, i64)>(conn)
@@ -160,13 +163,7 @@ pub fn read_visible_after(
     limit: i64,
 ) -> QueryResult<Vec<RecordedEvent>> {
     let mut query = events::table
-        .filter(
-            sql::<Bool>("(transaction_id, position) > (")
-                .bind::<BigInt, _>(after.transaction_id)
-                .sql(", ")
-                .bind::<BigInt, _>(after.position)
-                .sql(")"),
-        )
+        .filter(in_commit_order(">", after))
         .order((events::transaction_id.asc(), events::position.asc()))
         .limit(limit)
         .select(RecordedEvent::as_select())

@@ -257,6 +257,16 @@ struct Delta {
     lowered: bool,
 }
 
+impl Delta {
+    /// Roll another delta into this one (a key of a coarser level).
+    fn add(&mut self, other: &Delta) {
+        self.hits += other.hits;
+        self.max_score = self.max_score.max(other.max_score);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.lowered |= other.lowered;
+    }
+}
+
 /// `threat_hits` (current score per file, integration, signature), `threat_score_changes` (every
 /// score a hit had) and `threat_report_rows` (the four reports, aggregated per key and signature).
 pub struct HitsProjection;
@@ -301,12 +311,7 @@ impl Projection for HitsProjection {
             .map(|e| e.stream_id.as_str())
             .collect();
         ensure_views(conn)?;
-        let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
-            .iter()
-            .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
-            .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
-            .collect::<Result<_, ProjectionError>>()?;
-        self.apply_hits(conn, decoded, true)?;
+        self.apply_hits(conn, events, true)?;
         for name in revised {
             regroup_signature(conn, name)?;
         }
@@ -323,12 +328,7 @@ impl Projection for HitsProjection {
     ) -> Result<(), ProjectionError> {
         // The views exist once any event of this projection was applied, as when applied live.
         ensure_views(conn)?;
-        let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
-            .iter()
-            .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
-            .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
-            .collect::<Result<_, ProjectionError>>()?;
-        self.apply_hits(conn, decoded, false)
+        self.apply_hits(conn, events, false)
     }
 
     /// The reports from the hits, by the definitions (DESIGN section 4): per key and signature,
@@ -491,9 +491,14 @@ impl HitsProjection {
     fn apply_hits(
         &self,
         conn: &mut PgConnection,
-        decoded: Vec<(&RecordedEvent, SensorEvent)>,
+        events: &[&RecordedEvent],
         reports: bool,
     ) -> Result<(), ProjectionError> {
+        let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
+            .iter()
+            .filter(|e| e.event_type == "FileScored" || e.event_type == "FileRescored")
+            .map(|e| Ok((*e, e.decode::<SensorEvent>()?)))
+            .collect::<Result<_, ProjectionError>>()?;
         let mut file_ids: Vec<String> = decoded
             .iter()
             .filter_map(|(_, e)| match e {
@@ -562,6 +567,9 @@ impl HitsProjection {
             ch_old.push(old);
             ch_new.push(score);
             ch_at.push(rec.recorded_at);
+            if !reports {
+                continue;
+            }
             let view = FileKeysView {
                 md5: &k.md5,
                 file_type: &k.file_type,
@@ -681,55 +689,29 @@ fn apply_report_deltas(
         return Ok(());
     }
     // 3. Report rows: add counts, raise maxima.
-    let mut r_report = Vec::new();
-    let mut r_key = Vec::new();
-    let mut r_sig = Vec::new();
-    let mut r_hits = Vec::new();
-    let mut r_max = Vec::new();
-    let mut r_seen = Vec::new();
-    let mut r_lowered = Vec::new();
-    let mut lowered: Vec<Vec<(String, String)>> = vec![Vec::new(); 4];
-    for ((r, key, sig), d) in deltas {
-        if d.lowered {
-            lowered[r].push((key.clone(), sig.clone()));
-        }
-        r_lowered.push(d.lowered);
-        r_report.push(REPORTS[r].to_owned());
-        r_key.push(key);
-        r_sig.push(sig);
-        r_hits.push(d.hits);
-        r_max.push(d.max_score);
-        r_seen.push(d.last_seen.unwrap_or_else(Utc::now));
-    }
-    diesel::sql_query(
-        "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
-         ON CONFLICT (report, signature, key) DO UPDATE SET
-             hits = r.hits + excluded.hits,
-             max_score = GREATEST(r.max_score, excluded.max_score),
-             last_seen = GREATEST(r.last_seen, excluded.last_seen)",
-    )
-    .bind::<Array<Text>, _>(&r_report)
-    .bind::<Array<Text>, _>(&r_key)
-    .bind::<Array<Text>, _>(&r_sig)
-    .bind::<Array<Int4>, _>(&r_hits)
-    .bind::<Array<Int4>, _>(&r_max)
-    .bind::<Array<Timestamptz>, _>(&r_seen)
-    .execute(conn)?;
+    let rows: Keyed = deltas
+        .into_iter()
+        .map(|((r, key, sig), d)| ((REPORTS[r].to_owned(), key, sig), d))
+        .collect();
+    add_deltas(conn, "threat_report_rows", "report, key, signature", &rows)?;
 
     // 4. A rescore that lowered a score: the max of that (key, signature) is recomputed
     //    from the hits (one index probe each).
-    for (r, pairs) in lowered.into_iter().enumerate() {
-        if pairs.is_empty() {
+    for report in REPORTS {
+        let (k, s): (Vec<&str>, Vec<&str>) = rows
+            .iter()
+            .filter(|((r, _, _), d)| r == report && d.lowered)
+            .map(|((_, key, sig), _)| (key.as_str(), sig.as_str()))
+            .unzip();
+        if k.is_empty() {
             continue;
         }
-        let matches = match REPORTS[r] {
+        let matches = match report {
             "hash" => "h.md5 = r.key",
             "file-type" => "h.file_type = r.key",
             "ip-pair" => "h.source_ip = split_part(r.key, ' ', 1) AND h.destination_ip = split_part(r.key, ' ', 2)",
             _ => "h.protocol = r.key",
         };
-        let (k, s): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
         diesel::sql_query(format!(
             "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
              SELECT $3, r.key, r.signature, 0, (
@@ -740,66 +722,31 @@ fn apply_report_deltas(
         ))
         .bind::<Array<Text>, _>(&k)
         .bind::<Array<Text>, _>(&s)
-        .bind::<Text, _>(REPORTS[r])
+        .bind::<Text, _>(report)
         .execute(conn)?;
     }
 
     // 5. The same deltas rolled up per visibility group.
-    let mut by_group: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
-    for i in 0..r_report.len() {
+    let mut by_group = Keyed::new();
+    for ((report, key, sig), d) in &rows {
         // A signature not registered yet cannot happen after validation; count it restricted.
         let group = group_of
-            .get(&r_sig[i])
+            .get(sig)
             .cloned()
             .unwrap_or_else(|| RESTRICTED_GROUP.to_owned());
-        let d = by_group
-            .entry((r_report[i].clone(), group, r_key[i].clone()))
-            .or_default();
-        d.hits += r_hits[i];
-        d.max_score = d.max_score.max(r_max[i]);
-        d.last_seen = d.last_seen.max(Some(r_seen[i]));
-        if r_lowered[i] {
-            d.lowered = true;
-        }
+        by_group
+            .entry((report.clone(), group, key.clone()))
+            .or_default()
+            .add(d);
     }
-    let mut g = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    let mut regroup = (Vec::new(), Vec::new(), Vec::new());
-    for ((report, group, key), d) in by_group {
-        if d.lowered {
-            regroup.0.push(report.clone());
-            regroup.1.push(group.clone());
-            regroup.2.push(key.clone());
-        }
-        g.0.push(report);
-        g.1.push(group);
-        g.2.push(key);
-        g.3.push(d.hits);
-        g.4.push(d.max_score);
-        g.5.push(d.last_seen.unwrap_or_else(Utc::now));
-    }
-    diesel::sql_query(
-        "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
-         ON CONFLICT (report, group_name, key) DO UPDATE SET
-             hits = g.hits + excluded.hits,
-             max_score = GREATEST(g.max_score, excluded.max_score),
-             last_seen = GREATEST(g.last_seen, excluded.last_seen)",
-    )
-    .bind::<Array<Text>, _>(&g.0)
-    .bind::<Array<Text>, _>(&g.1)
-    .bind::<Array<Text>, _>(&g.2)
-    .bind::<Array<Int4>, _>(&g.3)
-    .bind::<Array<Int4>, _>(&g.4)
-    .bind::<Array<Timestamptz>, _>(&g.5)
-    .execute(conn)?;
-    if !regroup.0.is_empty() {
+    add_deltas(
+        conn,
+        "threat_report_groups",
+        "report, group_name, key",
+        &by_group,
+    )?;
+    let (report, group, key) = lowered(&by_group);
+    if !report.is_empty() {
         diesel::sql_query(
             "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
              SELECT g.report, g.group_name, g.key, 0, (
@@ -809,71 +756,33 @@ fn apply_report_deltas(
              FROM unnest($1::text[], $2::text[], $3::text[]) AS g(report, group_name, key)
              ON CONFLICT (report, group_name, key) DO UPDATE SET max_score = excluded.max_score",
         )
-        .bind::<Array<Text>, _>(&regroup.0)
-        .bind::<Array<Text>, _>(&regroup.1)
-        .bind::<Array<Text>, _>(&regroup.2)
+        .bind::<Array<Text>, _>(&report)
+        .bind::<Array<Text>, _>(&group)
+        .bind::<Array<Text>, _>(&key)
         .execute(conn)?;
     }
 
     // 6. And per view (clearance set) holding each group.
-    let mut by_view: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
-    for i in 0..g.0.len() {
+    let mut by_view = Keyed::new();
+    for ((report, group, key), d) in &by_group {
         for v in views
             .iter()
-            .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(&g.1[i]))
+            .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(group))
         {
-            let d = by_view
-                .entry((g.0[i].clone(), v.view_id.clone(), g.2[i].clone()))
-                .or_default();
-            d.hits += g.3[i];
-            d.max_score = d.max_score.max(g.4[i]);
-            d.last_seen = d.last_seen.max(Some(g.5[i]));
+            by_view
+                .entry((report.clone(), v.view_id.clone(), key.clone()))
+                .or_default()
+                .add(d);
         }
     }
-    let lowered_keys: std::collections::HashSet<(&str, &str)> = regroup
-        .0
-        .iter()
-        .zip(&regroup.2)
-        .map(|(r, k)| (r.as_str(), k.as_str()))
-        .collect();
-    let mut v = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    let mut revisit = (Vec::new(), Vec::new(), Vec::new());
-    for ((report, view, key), d) in by_view {
-        if lowered_keys.contains(&(report.as_str(), key.as_str())) {
-            revisit.0.push(report.clone());
-            revisit.1.push(view.clone());
-            revisit.2.push(key.clone());
-        }
-        v.0.push(report);
-        v.1.push(view);
-        v.2.push(key);
-        v.3.push(d.hits);
-        v.4.push(d.max_score);
-        v.5.push(d.last_seen.unwrap_or_else(Utc::now));
-    }
-    diesel::sql_query(
-        "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
-         ON CONFLICT (report, view_id, key) DO UPDATE SET
-             hits = v.hits + excluded.hits,
-             max_score = GREATEST(v.max_score, excluded.max_score),
-             last_seen = GREATEST(v.last_seen, excluded.last_seen)",
-    )
-    .bind::<Array<Text>, _>(&v.0)
-    .bind::<Array<Text>, _>(&v.1)
-    .bind::<Array<Text>, _>(&v.2)
-    .bind::<Array<Int4>, _>(&v.3)
-    .bind::<Array<Int4>, _>(&v.4)
-    .bind::<Array<Timestamptz>, _>(&v.5)
-    .execute(conn)?;
-    if !revisit.0.is_empty() {
+    add_deltas(
+        conn,
+        "threat_report_views",
+        "report, view_id, key",
+        &by_view,
+    )?;
+    let (report, view, key) = lowered(&by_view);
+    if !report.is_empty() {
         diesel::sql_query(
             "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
              SELECT v.report, v.view_id, v.key, 0, (
@@ -882,12 +791,62 @@ fn apply_report_deltas(
              FROM unnest($1::text[], $2::text[], $3::text[]) AS v(report, view_id, key)
              ON CONFLICT (report, view_id, key) DO UPDATE SET max_score = excluded.max_score",
         )
-        .bind::<Array<Text>, _>(&revisit.0)
-        .bind::<Array<Text>, _>(&revisit.1)
-        .bind::<Array<Text>, _>(&revisit.2)
+        .bind::<Array<Text>, _>(&report)
+        .bind::<Array<Text>, _>(&view)
+        .bind::<Array<Text>, _>(&key)
         .execute(conn)?;
     }
     Ok(())
+}
+
+/// Deltas of one report table by its three key columns, in the table's column order.
+type Keyed = BTreeMap<(String, String, String), Delta>;
+
+/// Add deltas to a report table: counts add up, maxima and last-seen times rise. The rows are
+/// written in key order, so that concurrent batches queue for shared rows instead of deadlocking.
+fn add_deltas(
+    conn: &mut PgConnection,
+    table: &str,
+    key_columns: &str,
+    deltas: &Keyed,
+) -> QueryResult<()> {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hits, mut max, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+    for ((x, y, z), d) in deltas {
+        a.push(x.as_str());
+        b.push(y.as_str());
+        c.push(z.as_str());
+        hits.push(d.hits);
+        max.push(d.max_score);
+        seen.push(d.last_seen.unwrap_or_else(Utc::now));
+    }
+    diesel::sql_query(format!(
+        "INSERT INTO {table} AS t ({key_columns}, hits, max_score, last_seen)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
+         ON CONFLICT ({key_columns}) DO UPDATE SET
+             hits = t.hits + excluded.hits,
+             max_score = GREATEST(t.max_score, excluded.max_score),
+             last_seen = GREATEST(t.last_seen, excluded.last_seen)"
+    ))
+    .bind::<Array<Text>, _>(&a)
+    .bind::<Array<Text>, _>(&b)
+    .bind::<Array<Text>, _>(&c)
+    .bind::<Array<Int4>, _>(&hits)
+    .bind::<Array<Int4>, _>(&max)
+    .bind::<Array<Timestamptz>, _>(&seen)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The keys whose delta came from a rescore that lowered a score, as three columns.
+fn lowered(deltas: &Keyed) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for ((x, y, z), _) in deltas.iter().filter(|(_, d)| d.lowered) {
+        columns.0.push(x.as_str());
+        columns.1.push(y.as_str());
+        columns.2.push(z.as_str());
+    }
+    columns
 }
 
 #[derive(Default)]
