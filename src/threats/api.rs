@@ -212,7 +212,7 @@ pub fn openapi_document() -> serde_json::Value {
                 },
                 "SessionDiscovered": event("SessionDiscovered", json!({
                     "session_id": text,
-                    "start_time": { "type": "string", "format": "date-time", "description": "RFC 3339, years 0000 to 9999" },
+                    "start_time": { "type": "string", "format": "date-time", "description": "RFC 3339, years 0001 to 9999, kept to the microsecond" },
                     "protocol": { "type": "string", "minLength": 1, "maxLength": 32 },
                     "source_ip": ip, "destination_ip": ip,
                     "source_port": port, "destination_port": port

@@ -132,18 +132,25 @@ fn score(value: i32) -> Result<i32, String> {
     parse_score(value.into()).map_err(|e| e.0)
 }
 
-/// A start time must have a four-digit year (0000 to 9999), as RFC 3339 says: chrono reads
-/// years far outside it, which PostgreSQL cannot store ("timestamp out of range" would fail the
-/// whole batch with a 500).
+/// A start time must have a four-digit year from 0001 to 9999 (RFC 3339 allows 0000, which
+/// PostgreSQL does not read: chrono reads years far outside, which PostgreSQL cannot store, and
+/// "timestamp out of range" would fail the whole batch with a 500). It is kept to the
+/// microsecond, as the database stores it, so that the event says exactly what the read models
+/// hold (a replay in the database reads the time from the stored payload).
 fn storable_time(
     t: chrono::DateTime<chrono::Utc>,
 ) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    use chrono::Datelike;
-    if (0..=9999).contains(&t.year()) {
-        Ok(t)
+    use chrono::{Datelike, SubsecRound, Timelike};
+    if (1..=9999).contains(&t.year()) {
+        // A leap second (23:59:60) is the next second's start, as PostgreSQL reads it.
+        let t = match t.nanosecond().checked_sub(1_000_000_000) {
+            Some(ns) => t.with_nanosecond(ns).unwrap_or(t) + chrono::TimeDelta::seconds(1),
+            None => t,
+        };
+        Ok(t.trunc_subsecs(6))
     } else {
         Err(format!(
-            "invalid SessionDiscovered data: start_time {} is out of range: use an RFC 3339 time with a four-digit year",
+            "invalid SessionDiscovered data: start_time {} is out of range: use an RFC 3339 time with a year from 0001 to 9999",
             t.to_rfc3339()
         ))
     }
@@ -693,12 +700,34 @@ mod tests {
         let body = serde_json::json!({"events": [
             {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "s", "start_time": "-5000-01-01T00:00:00Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
             {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "t", "start_time": "9999-12-31T23:59:59Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
+            {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "u", "start_time": "0000-06-01T00:00:00Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
+            {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "v", "start_time": "2026-01-01T00:00:00.123456789Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
+            {"id": Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "w", "start_time": "2016-12-31T23:59:60.5Z", "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 2}},
         ]});
         let (items, errors) = parse_body(body.to_string().as_bytes()).unwrap();
-        assert_eq!(items.len(), 1, "year 9999 is storable");
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].index, 0);
-        assert!(errors[0].message.contains("four-digit year"));
+        assert_eq!(items.len(), 3, "years 0001 to 9999 are storable");
+        let errors: Vec<usize> = errors
+            .iter()
+            .filter(|e| e.message.contains("year from 0001 to 9999"))
+            .map(|e| e.index)
+            .collect();
+        assert_eq!(errors, vec![0, 2]);
+        let times: Vec<String> = items
+            .iter()
+            .map(|i| match &i.event {
+                SensorEvent::SessionDiscovered { start_time, .. } => start_time.to_rfc3339(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Kept to the microsecond, and a leap second as the next second's start, as stored.
+        assert_eq!(
+            times,
+            [
+                "9999-12-31T23:59:59+00:00",
+                "2026-01-01T00:00:00.123456+00:00",
+                "2017-01-01T00:00:00.500+00:00"
+            ]
+        );
     }
 
     #[test]
