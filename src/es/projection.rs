@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use super::event::{DecodeError, RecordedEvent};
 use super::store;
+use super::subscriber::Cursor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -53,12 +54,55 @@ pub trait Projection: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether [`Projection::replay_range`] replays in the database. When it does, a replay into
+    /// shadow tables hands it ranges of the log instead of reading the events into the
+    /// application.
+    fn replays_in_database(&self) -> bool {
+        false
+    }
+
+    /// Whether [`Projection::replay_range`] can replay this range (for example not when it holds
+    /// events of a schema version that only the application's upcasters read); when it cannot,
+    /// the range is replayed with [`Projection::replay_batch`].
+    fn can_replay_in_database(
+        &self,
+        _conn: &mut PgConnection,
+        _range: &ReplayRange,
+    ) -> Result<bool, ProjectionError> {
+        Ok(true)
+    }
+
+    /// Replay the handled events in `range` with statements that read them from `events` in
+    /// the database, so that no event crosses the connection or is decoded in the application
+    /// (what bounds an application-side replay). The result must equal
+    /// [`Projection::replay_batch`] of the same events; `verify` compares the two, since the live
+    /// tables are kept by the application path.
+    fn replay_range(
+        &self,
+        _conn: &mut PgConnection,
+        _range: &ReplayRange,
+    ) -> Result<(), ProjectionError> {
+        Err(ProjectionError::Database(
+            diesel::result::Error::QueryBuilderError(
+                format!("projection {} does not replay in the database", self.name()).into(),
+            ),
+        ))
+    }
+
     /// Whether a replay into shadow tables may build the tables' non-unique indexes after the
     /// replay rather than maintain them row by row (a bulk index build is several times
     /// cheaper). Only for projections whose apply code does not read their own tables through
     /// such an index.
     fn defer_indexes(&self) -> bool {
         false
+    }
+
+    /// Tables that a replay leaves empty for [`Projection::finish_replay`] to fill. With
+    /// [`Projection::defer_indexes`], a replay into shadow tables also builds their primary keys
+    /// and unique constraints after `finish_replay` (loading rows into a bare table and indexing
+    /// them once costs about half of keeping the index row by row).
+    fn filled_at_finish(&self) -> &'static [&'static str] {
+        &[]
     }
 
     fn reset(&self, conn: &mut PgConnection) -> QueryResult<()> {
@@ -153,6 +197,39 @@ impl Projections {
             }
         }
         Ok(())
+    }
+}
+
+/// A batch of a replay: the events after `after`, up to and including `upto`, in commit-safe
+/// order (`es::subscriber`), of the replaying projection's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayRange {
+    pub after: Cursor,
+    pub upto: Cursor,
+}
+
+impl ReplayRange {
+    /// The condition on `events` rows of the range, with the bind parameters $1 to $4 that
+    /// [`ReplayRange::query`] binds. Order by `transaction_id, position` for log order.
+    pub const EVENTS: &'static str =
+        "(transaction_id, position) > ($1, $2) AND (transaction_id, position) <= ($3, $4)";
+
+    /// A statement over the range: `sql` uses [`ReplayRange::EVENTS`]; further binds are $5 on.
+    pub fn query(
+        &self,
+        sql: impl Into<String>,
+    ) -> diesel::query_builder::BoxedSqlQuery<
+        'static,
+        diesel::pg::Pg,
+        diesel::query_builder::SqlQuery,
+    > {
+        use diesel::sql_types::BigInt;
+        diesel::sql_query(sql.into())
+            .into_boxed()
+            .bind::<BigInt, _>(self.after.transaction_id)
+            .bind::<BigInt, _>(self.after.position)
+            .bind::<BigInt, _>(self.upto.transaction_id)
+            .bind::<BigInt, _>(self.upto.position)
     }
 }
 

@@ -9,7 +9,9 @@
 //! 2. replays the log into it in batches, each batch its own short transaction run with
 //!    `SET LOCAL search_path TO shadow_p, public`, so the unchanged apply code writes the shadow
 //!    tables (and still reads `events` and other contexts' tables from `public`); batches read in
-//!    commit-safe order (`es::subscriber`), so no event committed late is skipped;
+//!    commit-safe order (`es::subscriber`), so no event committed late is skipped (a projection
+//!    that replays in the database is handed each batch as a range of the log instead:
+//!    `Projection::replay_range`);
 //! 3. swaps in one short transaction: lock the live tables, apply the events committed since the
 //!    replay (for an inline projection; a catch-up projection's checkpoint is set to the replay's
 //!    end instead), drop each live table, move the shadow table into `public`, give its indexes
@@ -26,7 +28,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::event::RecordedEvent;
-use super::projection::{Projection, ProjectionError};
+use super::projection::{Projection, ProjectionError, ReplayRange};
 use super::subscriber::{self, Cursor};
 use crate::db::quote_ident;
 
@@ -178,7 +180,8 @@ fn build(
         ))
         .execute(conn)?;
         if projection.defer_indexes() {
-            deferred.extend(defer_indexes(conn, &schema, table)?);
+            let constraints = projection.filled_at_finish().contains(table);
+            deferred.extend(defer_indexes(conn, &schema, table, constraints)?);
         }
     }
     let total: Count =
@@ -200,6 +203,37 @@ fn build(
             diesel::sql_query(&search_path).execute(conn)?;
             // A lost batch of a shadow is rebuilt anyway: no need to wait for the disk.
             diesel::sql_query("SET LOCAL synchronous_commit TO off").execute(conn)?;
+            let apply_error = |source| ShadowError::Apply {
+                name: name.to_owned(),
+                source,
+            };
+            let mut until = until;
+            if projection.replays_in_database() {
+                let Some((upto, n)) = subscriber::committed_range_after(
+                    conn,
+                    cursor,
+                    until,
+                    projection.handles(),
+                    batch_size,
+                )?
+                else {
+                    return Ok(None);
+                };
+                let range = ReplayRange {
+                    after: cursor,
+                    upto,
+                };
+                if projection
+                    .can_replay_in_database(conn, &range)
+                    .map_err(apply_error)?
+                {
+                    projection.replay_range(conn, &range).map_err(apply_error)?;
+                    done += n;
+                    return Ok(Some(upto));
+                }
+                // Replayed by the application instead: the same events.
+                until = Some(upto);
+            }
             let batch = subscriber::read_committed_after(
                 conn,
                 cursor,
@@ -211,12 +245,7 @@ fn build(
                 return Ok(None);
             };
             let refs: Vec<&RecordedEvent> = batch.iter().collect();
-            projection
-                .replay_batch(conn, &refs)
-                .map_err(|source| ShadowError::Apply {
-                    name: name.to_owned(),
-                    source,
-                })?;
+            projection.replay_batch(conn, &refs).map_err(apply_error)?;
             done += batch.len() as u64;
             Ok(Some(Cursor::of(last)))
         })?;
@@ -255,12 +284,10 @@ fn build(
                 name: name.to_owned(),
                 source,
             })?;
-        for (table, body) in &deferred {
-            diesel::sql_query(format!(
-                "CREATE INDEX ON {schema}.{} USING {body}",
-                quote_ident(table)
-            ))
-            .execute(conn)?;
+        // Sorts for index builds in memory rather than in temporary files.
+        diesel::sql_query("SET LOCAL maintenance_work_mem TO '256MB'").execute(conn)?;
+        for statement in &deferred {
+            diesel::sql_query(statement).execute(conn)?;
         }
         Ok(())
     })?;
@@ -269,23 +296,49 @@ fn build(
     Ok((cursor, done))
 }
 
-/// Drop the shadow table's indexes that back no constraint and are not unique, returning each
-/// one's definition after `USING` (to build it again once the replay is done).
+/// Drop the shadow table's indexes that back no constraint and are not unique (and with
+/// `constraints` its primary key and unique constraints too), returning the statements that
+/// build each one again once the replay is done.
 fn defer_indexes(
     conn: &mut PgConnection,
     schema: &str,
     table: &str,
-) -> QueryResult<Vec<(String, String)>> {
+    constraints: bool,
+) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Constraint {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        def: String,
+    }
     let qualified = format!("{schema}.{}", quote_ident(table));
+    let mut deferred = Vec::new();
+    if constraints {
+        let keys: Vec<Constraint> = diesel::sql_query(
+            "SELECT conname::text AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint
+             WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u') ORDER BY conname",
+        )
+        .bind::<Text, _>(&qualified)
+        .load(conn)?;
+        for k in keys {
+            let name = quote_ident(&k.name);
+            diesel::sql_query(format!("ALTER TABLE {qualified} DROP CONSTRAINT {name}"))
+                .execute(conn)?;
+            deferred.push(format!(
+                "ALTER TABLE {qualified} ADD CONSTRAINT {name} {}",
+                k.def
+            ));
+        }
+    }
     let rows = index_defs(conn, &qualified)?
         .into_iter()
         .filter(|i| !i.backs_constraint && !i.def.starts_with("CREATE UNIQUE"));
-    let mut deferred = Vec::new();
     for r in rows {
         if let Some((_, body)) = r.def.split_once(" USING ") {
             diesel::sql_query(format!("DROP INDEX {schema}.{}", quote_ident(&r.name)))
                 .execute(conn)?;
-            deferred.push((table.to_owned(), body.to_owned()));
+            deferred.push(format!("CREATE INDEX ON {qualified} USING {body}"));
         }
     }
     Ok(deferred)

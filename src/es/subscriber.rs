@@ -136,6 +136,58 @@ pub fn read_committed_after(
     query.load(conn)
 }
 
+/// Where the events [`read_committed_after`] would return end, and how many there are, without
+/// reading them: for a replay that lets the database read them (`Projection::replay_range`).
+pub fn committed_range_after(
+    conn: &mut PgConnection,
+    after: Cursor,
+    until: Option<Cursor>,
+    event_types: &[&str],
+    limit: i64,
+) -> QueryResult<Option<(Cursor, u64)>> {
+    #[derive(QueryableByName)]
+    struct End {
+        #[diesel(sql_type = BigInt)]
+        transaction_id: i64,
+        #[diesel(sql_type = BigInt)]
+        position: i64,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let until = until.unwrap_or(Cursor {
+        transaction_id: i64::MAX,
+        position: i64::MAX,
+    });
+    let end: Option<End> = diesel::sql_query(
+        "SELECT transaction_id, position, n FROM (
+             SELECT transaction_id, position, row_number() OVER (ORDER BY transaction_id, position) AS n
+             FROM (SELECT transaction_id, position FROM events
+                   WHERE (transaction_id, position) > ($1, $2)
+                     AND (transaction_id, position) <= ($3, $4)
+                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                     AND event_type = ANY($5)
+                   ORDER BY transaction_id, position LIMIT $6) AS batch) AS numbered
+         ORDER BY n DESC LIMIT 1",
+    )
+    .bind::<BigInt, _>(after.transaction_id)
+    .bind::<BigInt, _>(after.position)
+    .bind::<BigInt, _>(until.transaction_id)
+    .bind::<BigInt, _>(until.position)
+    .bind::<diesel::sql_types::Array<Text>, _>(event_types)
+    .bind::<BigInt, _>(limit)
+    .get_result(conn)
+    .optional()?;
+    Ok(end.map(|e| {
+        (
+            Cursor {
+                transaction_id: e.transaction_id,
+                position: e.position,
+            },
+            e.n as u64,
+        )
+    }))
+}
+
 /// The key of the last committed event after `after` in commit-safe order, only from
 /// transactions older than any still running.
 pub fn last_committed_after(conn: &mut PgConnection, after: Cursor) -> QueryResult<Option<Cursor>> {

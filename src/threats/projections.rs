@@ -12,9 +12,39 @@ use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
 
 use super::decider::RESTRICTED_GROUP;
 use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
-use crate::es::projection::ProjectionError;
+use crate::es::projection::{ProjectionError, ReplayRange};
 use crate::es::{Projection, RecordedEvent};
 use crate::schema::{sensors, threat_clearances, threat_signatures};
+
+/// A batch statement runs for tens of milliseconds: compiling it (JIT, which the planner's
+/// guess of a range's size can trigger) would cost more than it saves.
+fn no_jit(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SET LOCAL jit TO off").execute(conn)?;
+    Ok(())
+}
+
+/// Whether every event of the range that `types` names is stored at schema version 1, the shape
+/// the replay statements of this module read (older shapes need the application's upcasters).
+fn current_schema_only(
+    conn: &mut PgConnection,
+    range: &ReplayRange,
+    types: &[&str],
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Current {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        current: bool,
+    }
+    range
+        .query(format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM events
+                                WHERE {} AND event_type = ANY($5) AND schema_version <> 1) AS current",
+            ReplayRange::EVENTS
+        ))
+        .bind::<Array<Text>, _>(types)
+        .get_result::<Current>(conn)
+        .map(|c| c.current)
+}
 
 /// The four top-threat reports and the column(s) of `threat_hits` each groups by.
 pub const REPORTS: [&str; 4] = ["hash", "file-type", "ip-pair", "protocol"];
@@ -35,6 +65,65 @@ impl Projection for SessionsProjection {
     fn defer_indexes(&self) -> bool {
         // It reads and updates its tables by primary key only.
         true
+    }
+
+    fn replays_in_database(&self) -> bool {
+        true
+    }
+
+    fn can_replay_in_database(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<bool, ProjectionError> {
+        Ok(current_schema_only(conn, range, self.handles())?)
+    }
+
+    /// One statement per batch, grouped by session: the sessions discovered in it are inserted
+    /// with their last score and file count of the batch; older sessions are updated. (The
+    /// planner cannot tell how many events a range holds, so the statement has no join whose
+    /// plan that guess could make quadratic; the update probes `threat_sessions` by key.)
+    fn replay_range(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<(), ProjectionError> {
+        no_jit(conn)?;
+        range
+            .query(format!(
+                "WITH per_session AS (
+                     SELECT p->>'session_id' AS id,
+                            (array_agg(p) FILTER (WHERE event_type = 'SessionDiscovered'))[1] AS discovered,
+                            (array_agg(p ORDER BY transaction_id DESC, position DESC)
+                                FILTER (WHERE event_type = 'SessionScored'))[1] AS scored,
+                            (count(*) FILTER (WHERE event_type = 'FileDiscovered'))::int4 AS files
+                     FROM (SELECT event_type, payload AS p, transaction_id, position FROM events
+                           WHERE {events} AND event_type IN ('SessionDiscovered', 'SessionScored', 'FileDiscovered')) e
+                     GROUP BY 1),
+                 files AS (
+                     INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
+                     SELECT payload->>'file_id', payload->>'session_id', payload->>'md5', payload->>'filename',
+                            payload->>'file_type', (payload->>'size_bytes')::int8
+                     FROM events WHERE {events} AND event_type = 'FileDiscovered'),
+                 sessions AS (
+                     INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip,
+                                                  source_port, destination_port, latest_score, threat_contributor, file_count)
+                     SELECT id, (discovered->>'start_time')::timestamptz, discovered->>'protocol',
+                            discovered->>'source_ip', discovered->>'destination_ip', (discovered->>'source_port')::int4,
+                            (discovered->>'destination_port')::int4, (scored->>'score')::int4,
+                            scored->>'threat_contributor', files
+                     FROM per_session WHERE discovered IS NOT NULL)
+                 UPDATE threat_sessions t SET
+                     latest_score = CASE WHEN u.scored IS NULL THEN t.latest_score ELSE (u.scored->>'score')::int4 END,
+                     threat_contributor = CASE WHEN u.scored IS NULL THEN t.threat_contributor
+                                               ELSE u.scored->>'threat_contributor' END,
+                     file_count = t.file_count + u.files
+                 FROM per_session u
+                 WHERE t.session_id = u.id AND u.discovered IS NULL",
+                events = ReplayRange::EVENTS
+            ))
+            .execute(conn)?;
+        Ok(())
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         self.apply_batch(conn, &[event])
@@ -334,6 +423,8 @@ impl Projection for HitsProjection {
     /// The reports from the hits, by the definitions (DESIGN section 4): per key and signature,
     /// then per group, then per view. Equal to what the incremental path keeps (`verify` checks).
     fn finish_replay(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        // Aggregate in memory rather than in batches spilled to temporary files.
+        diesel::sql_query("SET LOCAL work_mem TO '64MB'").execute(conn)?;
         diesel::sql_query(
             "INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
              SELECT 'hash', md5, signature, count(*)::int4, max(score), max(start_time)
@@ -373,6 +464,80 @@ impl Projection for HitsProjection {
         // Its apply code reads its own tables by primary key only, except the maxima that a
         // lowering rescore corrects, which a replay leaves to `finish_replay`.
         true
+    }
+
+    fn filled_at_finish(&self) -> &'static [&'static str] {
+        &[
+            "threat_report_rows",
+            "threat_report_groups",
+            "threat_report_views",
+        ]
+    }
+
+    fn replays_in_database(&self) -> bool {
+        true
+    }
+
+    fn can_replay_in_database(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<bool, ProjectionError> {
+        Ok(current_schema_only(conn, range, self.handles())?)
+    }
+
+    /// [`HitsProjection::replay_batch`] as one statement: the batch's scores with their file's
+    /// report keys and the stored score of their hit, then the score history (the old score is
+    /// the one before in the batch, else the stored one) and each hit's last score.
+    ///
+    /// The file, session and stored hit are looked up by key, one probe per event (`LATERAL
+    /// ... LIMIT 1` keeps the planner from joining whole tables instead). The planner cannot tell
+    /// how many events a `(transaction_id, position)` range holds: it guessed ten times too many,
+    /// and hashed all of `threat_files`, `threat_sessions` and the growing shadow of
+    /// `threat_hits` for every batch, a cost that grew with the log.
+    fn replay_range(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<(), ProjectionError> {
+        no_jit(conn)?;
+        ensure_views(conn)?;
+        range
+            .query(format!(
+                "WITH k AS MATERIALIZED (
+                     SELECT e.transaction_id, e.position, e.recorded_at, e.file_id, e.integration, e.signature,
+                            e.score, f.session_id, f.md5, f.filename, f.file_type, s.protocol, s.source_ip,
+                            s.destination_ip, s.start_time, h.score AS stored_score
+                     FROM (SELECT transaction_id, position, recorded_at, payload->>'file_id' AS file_id,
+                                  payload->>'integration' AS integration, payload->>'signature' AS signature,
+                                  (CASE event_type WHEN 'FileScored' THEN payload->>'score'
+                                                   ELSE payload->>'new_score' END)::int4 AS score
+                           FROM events
+                           WHERE {events} AND event_type IN ('FileScored', 'FileRescored')) e
+                     CROSS JOIN LATERAL (SELECT * FROM threat_files f WHERE f.file_id = e.file_id LIMIT 1) f
+                     CROSS JOIN LATERAL (SELECT * FROM threat_sessions s WHERE s.session_id = f.session_id LIMIT 1) s
+                     LEFT JOIN LATERAL (
+                         SELECT h.score FROM threat_hits h
+                         WHERE h.file_id = e.file_id AND h.integration = e.integration AND h.signature = e.signature
+                         LIMIT 1) h ON true),
+                 changes AS (
+                     INSERT INTO threat_score_changes (position, file_id, integration, signature, old_score, new_score, recorded_at)
+                     SELECT position, file_id, integration, signature,
+                            coalesce(lag(score) OVER (PARTITION BY file_id, integration, signature
+                                                      ORDER BY transaction_id, position), stored_score),
+                            score, recorded_at
+                     FROM k)
+                 INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename,
+                                          file_type, protocol, source_ip, destination_ip, start_time, scored_at)
+                 SELECT DISTINCT ON (file_id, integration, signature) file_id, integration, signature, score,
+                        session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, recorded_at
+                 FROM k ORDER BY file_id, integration, signature, transaction_id DESC, position DESC
+                 ON CONFLICT (file_id, integration, signature)
+                 DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at",
+                events = ReplayRange::EVENTS
+            ))
+            .execute(conn)?;
+        Ok(())
     }
 }
 
