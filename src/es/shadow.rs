@@ -180,8 +180,7 @@ fn build(
         ))
         .execute(conn)?;
         if projection.defer_indexes() {
-            let constraints = projection.filled_at_finish().contains(table);
-            deferred.extend(defer_indexes(conn, &schema, table, constraints)?);
+            deferred.extend(defer_indexes(conn, &schema, table)?);
         }
     }
     let total: Count =
@@ -284,8 +283,6 @@ fn build(
                 name: name.to_owned(),
                 source,
             })?;
-        // Sorts for index builds in memory rather than in temporary files.
-        diesel::sql_query("SET LOCAL maintenance_work_mem TO '256MB'").execute(conn)?;
         for statement in &deferred {
             diesel::sql_query(statement).execute(conn)?;
         }
@@ -296,41 +293,11 @@ fn build(
     Ok((cursor, done))
 }
 
-/// Drop the shadow table's indexes that back no constraint and are not unique (and with
-/// `constraints` its primary key and unique constraints too), returning the statements that
-/// build each one again once the replay is done.
-fn defer_indexes(
-    conn: &mut PgConnection,
-    schema: &str,
-    table: &str,
-    constraints: bool,
-) -> QueryResult<Vec<String>> {
-    #[derive(QueryableByName)]
-    struct Constraint {
-        #[diesel(sql_type = Text)]
-        name: String,
-        #[diesel(sql_type = Text)]
-        def: String,
-    }
+/// Drop the shadow table's indexes that back no constraint and are not unique, returning the
+/// statements that build each one again once the replay is done.
+fn defer_indexes(conn: &mut PgConnection, schema: &str, table: &str) -> QueryResult<Vec<String>> {
     let qualified = format!("{schema}.{}", quote_ident(table));
     let mut deferred = Vec::new();
-    if constraints {
-        let keys: Vec<Constraint> = diesel::sql_query(
-            "SELECT conname::text AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint
-             WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u') ORDER BY conname",
-        )
-        .bind::<Text, _>(&qualified)
-        .load(conn)?;
-        for k in keys {
-            let name = quote_ident(&k.name);
-            diesel::sql_query(format!("ALTER TABLE {qualified} DROP CONSTRAINT {name}"))
-                .execute(conn)?;
-            deferred.push(format!(
-                "ALTER TABLE {qualified} ADD CONSTRAINT {name} {}",
-                k.def
-            ));
-        }
-    }
     let rows = index_defs(conn, &qualified)?
         .into_iter()
         .filter(|i| !i.backs_constraint && !i.def.starts_with("CREATE UNIQUE"));
