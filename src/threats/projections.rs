@@ -91,20 +91,21 @@ impl Projection for SessionsProjection {
         no_jit(conn)?;
         range
             .query(format!(
-                "WITH per_session AS (
+                "WITH e AS MATERIALIZED (
+                     SELECT event_type, payload AS p, transaction_id, position FROM events
+                     WHERE {events} AND event_type IN ('SessionDiscovered', 'SessionScored', 'FileDiscovered')),
+                 per_session AS (
                      SELECT p->>'session_id' AS id,
                             (array_agg(p) FILTER (WHERE event_type = 'SessionDiscovered'))[1] AS discovered,
                             (array_agg(p ORDER BY transaction_id DESC, position DESC)
                                 FILTER (WHERE event_type = 'SessionScored'))[1] AS scored,
                             (count(*) FILTER (WHERE event_type = 'FileDiscovered'))::int4 AS files
-                     FROM (SELECT event_type, payload AS p, transaction_id, position FROM events
-                           WHERE {events} AND event_type IN ('SessionDiscovered', 'SessionScored', 'FileDiscovered')) e
-                     GROUP BY 1),
+                     FROM e GROUP BY 1),
                  files AS (
                      INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
-                     SELECT payload->>'file_id', payload->>'session_id', payload->>'md5', payload->>'filename',
-                            payload->>'file_type', (payload->>'size_bytes')::int8
-                     FROM events WHERE {events} AND event_type = 'FileDiscovered'),
+                     SELECT p->>'file_id', p->>'session_id', p->>'md5', p->>'filename', p->>'file_type',
+                            (p->>'size_bytes')::int8
+                     FROM e WHERE event_type = 'FileDiscovered'),
                  sessions AS (
                      INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip,
                                                   source_port, destination_port, latest_score, threat_contributor, file_count)
