@@ -93,37 +93,29 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
         .collect();
     names.push("Unclassified-1".into());
     let mut generator = simulate::Generator::new(7, names, 40);
-    for _ in 0..8 {
-        let body = serde_json::json!({"events": generator.batch(400)}).to_string();
+    // A batch as the sensor API takes it, every event valid.
+    let post = |conn: &mut PgConnection, events: serde_json::Value| {
+        let body = serde_json::json!({ "events": events }).to_string();
         let parsed = ingest::parse_body(body.as_bytes()).unwrap();
-        ingest::ingest(
-            &mut conn,
-            store,
-            &ingest::sensor_metadata(sensor, None),
-            &parsed,
-        )
-        .unwrap();
+        assert!(parsed.1.is_empty(), "{:?}", parsed.1);
+        ingest::ingest(conn, store, &ingest::sensor_metadata(sensor, None), &parsed).unwrap();
+    };
+    for _ in 0..8 {
+        post(&mut conn, serde_json::json!(generator.batch(400)));
     }
     // Times as sensors may send them: finer than a microsecond, a leap second. The read models
     // and a replay in the database read the same stored time.
-    let odd_times = serde_json::json!({"events": [
-        {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-1", "start_time": "2026-11-27T08:00:00.123456789Z", "protocol": "http", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.2", "source_port": 1234, "destination_port": 80}},
-        {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-2", "start_time": "2016-12-31T23:59:60.9999999Z", "protocol": "http", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.3", "source_port": 1235, "destination_port": 80}},
-        {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f1", "session_id": "odd-2", "md5": "0123456789abcdef0123456789abcdef", "filename": "a.exe", "file_type": "pe", "size_bytes": 10}},
-        {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f1", "session_id": "odd-2", "integration": "yara", "score": 40, "signature": "ET-SCAN-Nmap"}},
-        {"id": uuid::Uuid::new_v4(), "type": "FileRescored", "data": {"file_id": "odd-f1", "session_id": "odd-2", "integration": "yara", "new_score": 90, "signature": "ET-SCAN-Nmap"}},
-        {"id": uuid::Uuid::new_v4(), "type": "SessionScored", "data": {"session_id": "odd-2", "threat_contributor": "ET-SCAN-Nmap", "score": 90}},
-    ]})
-    .to_string();
-    let parsed = ingest::parse_body(odd_times.as_bytes()).unwrap();
-    assert!(parsed.1.is_empty(), "{:?}", parsed.1);
-    ingest::ingest(
+    post(
         &mut conn,
-        store,
-        &ingest::sensor_metadata(sensor, None),
-        &parsed,
-    )
-    .unwrap();
+        serde_json::json!([
+            {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-1", "start_time": "2026-11-27T08:00:00.123456789Z", "protocol": "http", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.2", "source_port": 1234, "destination_port": 80}},
+            {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-2", "start_time": "2016-12-31T23:59:60.9999999Z", "protocol": "http", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.3", "source_port": 1235, "destination_port": 80}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f1", "session_id": "odd-2", "md5": "0123456789abcdef0123456789abcdef", "filename": "a.exe", "file_type": "pe", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f1", "session_id": "odd-2", "integration": "yara", "score": 40, "signature": "ET-SCAN-Nmap"}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileRescored", "data": {"file_id": "odd-f1", "session_id": "odd-2", "integration": "yara", "new_score": 90, "signature": "ET-SCAN-Nmap"}},
+            {"id": uuid::Uuid::new_v4(), "type": "SessionScored", "data": {"session_id": "odd-2", "threat_contributor": "ET-SCAN-Nmap", "score": 90}},
+        ]),
+    );
     let rescans: i64 = heyboss::schema::threat_score_changes::table
         .filter(heyboss::schema::threat_score_changes::old_score.is_not_null())
         .count()

@@ -86,6 +86,16 @@ impl Cursor {
     }
 }
 
+/// From an event's key `(transaction_id, position)` as read from `events` or a checkpoint.
+impl From<(i64, i64)> for Cursor {
+    fn from((transaction_id, position): (i64, i64)) -> Cursor {
+        Cursor {
+            transaction_id,
+            position,
+        }
+    }
+}
+
 /// `(transaction_id, position) <op> cursor`: a comparison in commit-safe order.
 fn in_commit_order(
     op: &str,
@@ -111,6 +121,30 @@ fn committed_before_any_running(
     )))
 }
 
+/// Events after `after` in commit-safe order, only from transactions older than any still
+/// running, at most up to `until` (inclusive) when given, at most `limit` of them.
+fn committed_after(
+    after: Cursor,
+    until: Option<Cursor>,
+    event_types: Option<&[&str]>,
+    limit: i64,
+) -> events::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = events::table
+        .filter(in_commit_order(">", after))
+        .filter(committed_before_any_running())
+        .order((events::transaction_id.asc(), events::position.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(until) = until {
+        query = query.filter(in_commit_order("<=", until));
+    }
+    if let Some(types) = event_types {
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        query = query.filter(events::event_type.eq_any(types));
+    }
+    query
+}
+
 /// Committed events after `after` in commit-safe order, only from transactions older than any
 /// still running, at most up to `until` (inclusive) when given.
 pub fn read_committed_after(
@@ -120,24 +154,13 @@ pub fn read_committed_after(
     event_types: Option<&[&str]>,
     limit: i64,
 ) -> QueryResult<Vec<RecordedEvent>> {
-    let mut query = events::table
-        .filter(in_commit_order(">", after))
-        .filter(committed_before_any_running())
-        .order((events::transaction_id.asc(), events::position.asc()))
-        .limit(limit)
+    committed_after(after, until, event_types, limit)
         .select(RecordedEvent::as_select())
-        .into_boxed();
-    if let Some(until) = until {
-        query = query.filter(in_commit_order("<=", until));
-    }
-    if let Some(types) = event_types {
-        query = query.filter(events::event_type.eq_any(types.to_vec()));
-    }
-    query.load(conn)
+        .load(conn)
 }
 
-/// Where the events [`read_committed_after`] would return end, and how many there are, without
-/// reading them: for a replay that lets the database read them (`Projection::replay_range`).
+/// Where the events [`read_committed_after`] would return end, and how many there are, reading
+/// only their keys: for a replay that lets the database read them (`Projection::replay_range`).
 pub fn committed_range_after(
     conn: &mut PgConnection,
     after: Cursor,
@@ -145,47 +168,12 @@ pub fn committed_range_after(
     event_types: &[&str],
     limit: i64,
 ) -> QueryResult<Option<(Cursor, u64)>> {
-    #[derive(QueryableByName)]
-    struct End {
-        #[diesel(sql_type = BigInt)]
-        transaction_id: i64,
-        #[diesel(sql_type = BigInt)]
-        position: i64,
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let until = until.unwrap_or(Cursor {
-        transaction_id: i64::MAX,
-        position: i64::MAX,
-    });
-    let end: Option<End> = diesel::sql_query(
-        "SELECT transaction_id, position, n FROM (
-             SELECT transaction_id, position, row_number() OVER (ORDER BY transaction_id, position) AS n
-             FROM (SELECT transaction_id, position FROM events
-                   WHERE (transaction_id, position) > ($1, $2)
-                     AND (transaction_id, position) <= ($3, $4)
-                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-                     AND event_type = ANY($5)
-                   ORDER BY transaction_id, position LIMIT $6) AS batch) AS numbered
-         ORDER BY n DESC LIMIT 1",
-    )
-    .bind::<BigInt, _>(after.transaction_id)
-    .bind::<BigInt, _>(after.position)
-    .bind::<BigInt, _>(until.transaction_id)
-    .bind::<BigInt, _>(until.position)
-    .bind::<diesel::sql_types::Array<Text>, _>(event_types)
-    .bind::<BigInt, _>(limit)
-    .get_result(conn)
-    .optional()?;
-    Ok(end.map(|e| {
-        (
-            Cursor {
-                transaction_id: e.transaction_id,
-                position: e.position,
-            },
-            e.n as u64,
-        )
-    }))
+    let keys: Vec<(i64, i64)> = committed_after(after, until, Some(event_types), limit)
+        .select((events::transaction_id, events::position))
+        .load(conn)?;
+    Ok(keys
+        .last()
+        .map(|&key| (Cursor::from(key), keys.len() as u64)))
 }
 
 /// The key of the last committed event after `after` in commit-safe order, only from
@@ -198,12 +186,7 @@ pub fn last_committed_after(conn: &mut PgConnection, after: Cursor) -> QueryResu
         .select((events::transaction_id, events::position))
         .first::<(i64, i64)>(conn)
         .optional()
-        .map(|o| {
-            o.map(|(transaction_id, position)| Cursor {
-                transaction_id,
-                position,
-            })
-        })
+        .map(|o| o.map(Cursor::from))
 }
 
 /// Every visible event after `after` in commit-safe order, without the xmin bound: only for a
@@ -236,12 +219,7 @@ pub fn checkpoint(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Cur
         ))
         .first::<(i64, i64)>(conn)
         .optional()
-        .map(|o| {
-            o.map(|(transaction_id, position)| Cursor {
-                transaction_id,
-                position,
-            })
-        })
+        .map(|o| o.map(Cursor::from))
 }
 
 /// Set a checkpoint (creating it), e.g. after a rebuild replayed the log up to `cursor`.
