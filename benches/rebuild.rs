@@ -125,11 +125,15 @@ fn sampled<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 /// Rebuild the projections in order through shadow tables; (events replayed, rows, seconds).
-fn rebuild_all(conn: &mut PgConnection, projections: &[&dyn Projection]) -> (u64, i64, f64) {
+fn rebuild_all(
+    conn: &mut PgConnection,
+    helper: &mut PgConnection,
+    projections: &[&dyn Projection],
+) -> (u64, i64, f64) {
     let started = Instant::now();
     let (mut events, mut rows) = (0, 0);
     for p in projections {
-        let report = shadow::rebuild(conn, *p, false, 5_000, |_| {}).unwrap();
+        let report = shadow::rebuild(conn, Some(&mut *helper), *p, false, 5_000, |_| {}).unwrap();
         events += report.events;
         rows += report.rows;
     }
@@ -145,6 +149,7 @@ fn main() {
     println!("cargo bench --bench rebuild  (threat_sessions + threat_hits, sizes {sizes:?}, batches of 5000)");
     let db = TestDatabase::new();
     let mut conn = db.connect();
+    let mut helper = db.connect();
     let store = heyboss::startup::event_store();
     let ctx = CommandContext::new(Metadata::new(Actor::Cli));
     for (name, group) in simulate::DEMO_SIGNATURES {
@@ -185,14 +190,15 @@ fn main() {
         // memory is the peak above what the process held before it.
         let before = status_kib("VmRSS:") as f64 / 1024.0;
         let ((events, rows, secs), peak) =
-            sampled(|| rebuild_all(&mut conn, &[sessions.as_ref(), hits.as_ref()]));
+            sampled(|| rebuild_all(&mut conn, &mut helper, &[sessions.as_ref(), hits.as_ref()]));
         let peak = peak - before;
         eprintln!(
             "replayed {events} events in {secs:.1} s ({:.0} events/s); now the baseline",
             events as f64 / secs
         );
         assert_eq!(events as usize, size, "every sensor event replayed once");
-        let (b_events, b_rows, b_secs) = rebuild_all(&mut conn, &[&sessions_ingest, &hits_ingest]);
+        let (b_events, b_rows, b_secs) =
+            rebuild_all(&mut conn, &mut helper, &[&sessions_ingest, &hits_ingest]);
         assert_eq!(b_events, events);
         assert_eq!(b_rows, rows, "the baseline builds the same tables");
         let rate = events as f64 / secs;

@@ -301,8 +301,10 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             Ok(())
         }
         Command::Projections { command } => {
-            let pool = db::pool(&database.url, 1)?;
+            // The second connection builds indexes alongside the first at the end of a replay.
+            let pool = db::pool(&database.url, 2)?;
             let mut conn = pool.get()?;
+            let mut helper = pool.get()?;
             db::migrate(&mut conn)?;
             let store = startup::event_store();
             let projections = store.projections();
@@ -322,7 +324,14 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
                 let catch_up = projections.is_catch_up(p.name());
                 match &command {
                     ProjectionsCommand::Rebuild { .. } => {
-                        let r = shadow::rebuild(&mut conn, p.as_ref(), catch_up, 5_000, |_| {})?;
+                        let r = shadow::rebuild(
+                            &mut conn,
+                            Some(&mut helper),
+                            p.as_ref(),
+                            catch_up,
+                            5_000,
+                            |_| {},
+                        )?;
                         println!(
                             "{}: {} events replayed into a shadow and swapped in, {} rows, {:.2} s",
                             p.name(),
@@ -332,7 +341,14 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
                         );
                     }
                     ProjectionsCommand::Verify { .. } => {
-                        let diffs = shadow::verify(&mut conn, p.as_ref(), catch_up, 5_000, |_| {})?;
+                        let diffs = shadow::verify(
+                            &mut conn,
+                            Some(&mut helper),
+                            p.as_ref(),
+                            catch_up,
+                            5_000,
+                            |_| {},
+                        )?;
                         if diffs.is_empty() {
                             println!("{}: equal to a rebuild", p.name());
                         } else {

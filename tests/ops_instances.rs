@@ -144,7 +144,7 @@ fn two_instances_share_sessions_lose_no_update_and_run_each_subscriber_once() {
     let store = heyboss::startup::event_store();
     let users = store.projections().get("users").unwrap().clone();
     assert!(
-        shadow::verify(&mut conn, users.as_ref(), false, 500, |_| {})
+        shadow::verify(&mut conn, None, users.as_ref(), false, 500, |_| {})
             .unwrap()
             .is_empty()
     );

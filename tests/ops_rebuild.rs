@@ -59,7 +59,7 @@ fn a_rebuild_swaps_in_a_complete_table_and_readers_never_see_a_half_built_one() 
     let mut writer = db.connect();
     let mut seen_counts = Vec::new();
     let mut wrote_during = false;
-    let report = shadow::rebuild(&mut conn, projection.as_ref(), false, 1, |p| {
+    let report = shadow::rebuild(&mut conn, None, projection.as_ref(), false, 1, |p| {
         // Mid-rebuild, a reader sees the old, complete table.
         seen_counts.push(count_users(&mut reader));
         // A command committed during the rebuild is in the swapped-in table.
@@ -123,7 +123,7 @@ fn verify_reports_every_row_that_differs_and_a_rebuild_repairs_it() {
     register(&mut conn, &store, "bob", "staff");
     let projection = store.projections().get("users").unwrap().clone();
     assert!(
-        shadow::verify(&mut conn, projection.as_ref(), false, 100, |_| {})
+        shadow::verify(&mut conn, None, projection.as_ref(), false, 100, |_| {})
             .unwrap()
             .is_empty()
     );
@@ -135,7 +135,7 @@ fn verify_reports_every_row_that_differs_and_a_rebuild_repairs_it() {
     diesel::sql_query("DELETE FROM users WHERE username = 'bob'")
         .execute(&mut conn)
         .unwrap();
-    let diffs = shadow::verify(&mut conn, projection.as_ref(), false, 100, |_| {}).unwrap();
+    let diffs = shadow::verify(&mut conn, None, projection.as_ref(), false, 100, |_| {}).unwrap();
     assert_eq!(diffs.len(), 3, "{diffs:?}");
     let missing: Vec<_> = diffs.iter().filter(|d| d.kind == "missing").collect();
     let unexpected: Vec<_> = diffs.iter().filter(|d| d.kind == "unexpected").collect();
@@ -149,9 +149,9 @@ fn verify_reports_every_row_that_differs_and_a_rebuild_repairs_it() {
     // Verify changed nothing.
     assert_eq!(count_users(&mut conn), 1);
 
-    shadow::rebuild(&mut conn, projection.as_ref(), false, 100, |_| {}).unwrap();
+    shadow::rebuild(&mut conn, None, projection.as_ref(), false, 100, |_| {}).unwrap();
     assert!(
-        shadow::verify(&mut conn, projection.as_ref(), false, 100, |_| {})
+        shadow::verify(&mut conn, None, projection.as_ref(), false, 100, |_| {})
             .unwrap()
             .is_empty()
     );
@@ -225,7 +225,7 @@ fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_chec
     // A newer event not yet handled is not a difference: verify compares at the checkpoint.
     register(&mut conn, &store, "bob", "staff");
     assert!(
-        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+        shadow::verify(&mut conn, None, projection.as_ref(), true, 100, |_| {})
             .unwrap()
             .is_empty()
     );
@@ -233,7 +233,7 @@ fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_chec
         .execute(&mut conn)
         .unwrap();
     assert_eq!(
-        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+        shadow::verify(&mut conn, None, projection.as_ref(), true, 100, |_| {})
             .unwrap()
             .len(),
         2
@@ -241,7 +241,7 @@ fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_chec
     let before = subscriber::checkpoint(&mut conn, "users").unwrap().unwrap();
     let mut report = None;
     for _ in 0..400 {
-        let r = shadow::rebuild(&mut conn, projection.as_ref(), true, 100, |_| {}).unwrap();
+        let r = shadow::rebuild(&mut conn, None, projection.as_ref(), true, 100, |_| {}).unwrap();
         if r.rows == 2 {
             report = Some(r);
             break;
@@ -254,7 +254,7 @@ fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_chec
     assert_eq!(after, report.cursor);
     assert_eq!(subscriber::catch_up(&mut conn, &sub, 100).unwrap(), 0);
     assert!(
-        shadow::verify(&mut conn, projection.as_ref(), true, 100, |_| {})
+        shadow::verify(&mut conn, None, projection.as_ref(), true, 100, |_| {})
             .unwrap()
             .is_empty()
     );

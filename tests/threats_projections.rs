@@ -168,19 +168,30 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
 
     // Row for row, the incrementally kept tables equal a replay of the log (run in the database
     // in batches of 333 events, which aggregates the reports once at the end and builds the
-    // non-unique indexes after the rows).
+    // non-unique indexes and the report tables' keys after the rows), whether the indexes are
+    // built on one connection or on two.
     let projection = heyboss::startup::projections();
+    let mut helper = app.state.pool.get().unwrap();
     for name in ["threat_sessions", "threat_hits"] {
         let p = projection.get(name).unwrap();
-        let diffs = shadow::verify(&mut conn, p.as_ref(), false, 333, |_| {}).unwrap();
+        let diffs = shadow::verify(&mut conn, None, p.as_ref(), false, 333, |_| {}).unwrap();
         assert!(diffs.is_empty(), "{name} differs from a replay: {diffs:?}");
+        let diffs =
+            shadow::verify(&mut conn, Some(&mut helper), p.as_ref(), false, 333, |_| {}).unwrap();
+        assert!(
+            diffs.is_empty(),
+            "{name} differs from a replay on two connections: {diffs:?}"
+        );
     }
-    // A shadow rebuild swaps in tables with every index, under the live names.
+    // A shadow rebuild swaps in tables with every index and key, under the live names.
     let before = index_names(&mut conn);
     assert!(before.iter().any(|i| i.starts_with("threat_hits_md5_idx ")));
+    assert!(before
+        .iter()
+        .any(|i| i.starts_with("threat_report_rows_pkey ")));
     for name in ["threat_sessions", "threat_hits"] {
         let p = projection.get(name).unwrap();
-        shadow::rebuild(&mut conn, p.as_ref(), false, 333, |_| {}).unwrap();
+        shadow::rebuild(&mut conn, Some(&mut helper), p.as_ref(), false, 333, |_| {}).unwrap();
     }
     assert_eq!(index_names(&mut conn), before);
     check_all(&mut conn, &scopes);

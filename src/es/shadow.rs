@@ -161,6 +161,7 @@ fn live_schema(conn: &mut PgConnection) -> QueryResult<String> {
 /// Create the shadow schema and tables and replay the log into them. Returns the replay's end.
 fn build(
     conn: &mut PgConnection,
+    helper: Option<&mut PgConnection>,
     projection: &dyn Projection,
     live: &str,
     until: Option<Cursor>,
@@ -171,7 +172,8 @@ fn build(
     let schema = quote_ident(&shadow_schema(name));
     diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(conn)?;
     diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(conn)?;
-    let mut deferred = Vec::new();
+    // Deferred statements of the tables the replay fills, and of those `finish_replay` fills.
+    let (mut replayed, mut finished) = (Vec::new(), Vec::new());
     for table in projection.tables() {
         diesel::sql_query(format!(
             "CREATE TABLE {schema}.{t} (LIKE {live}.{t} INCLUDING ALL)",
@@ -180,7 +182,11 @@ fn build(
         ))
         .execute(conn)?;
         if projection.defer_indexes() {
-            deferred.extend(defer_indexes(conn, &schema, table)?);
+            if projection.filled_at_finish().contains(table) {
+                finished.extend(defer_indexes(conn, &schema, table, true)?);
+            } else {
+                replayed.extend(defer_indexes(conn, &schema, table, false)?);
+            }
         }
     }
     let total: Count =
@@ -275,29 +281,47 @@ fn build(
     }
     // Complete what the replay left out, then build the deferred indexes (before any incremental
     // apply of newer events, which may read through them).
-    conn.transaction(|conn| -> Result<(), ShadowError> {
-        diesel::sql_query(&search_path).execute(conn)?;
-        projection
-            .finish_replay(conn)
-            .map_err(|source| ShadowError::Apply {
-                name: name.to_owned(),
-                source,
-            })?;
-        for statement in &deferred {
-            diesel::sql_query(statement).execute(conn)?;
-        }
-        Ok(())
-    })?;
+    finish(conn, helper, projection, &search_path, replayed, finished)?;
     // (Unlogged shadow tables made logged before the swap measured slower: `SET LOGGED` rewrites
     // the whole table.)
     Ok((cursor, done))
 }
 
-/// Drop the shadow table's indexes that back no constraint and are not unique, returning the
-/// statements that build each one again once the replay is done.
-fn defer_indexes(conn: &mut PgConnection, schema: &str, table: &str) -> QueryResult<Vec<String>> {
+/// Drop the shadow table's indexes that back no constraint and are not unique (and with
+/// `constraints` its primary key and unique constraints too), returning the statements that
+/// build each one again once the replay is done.
+fn defer_indexes(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    constraints: bool,
+) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Constraint {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        def: String,
+    }
     let qualified = format!("{schema}.{}", quote_ident(table));
     let mut deferred = Vec::new();
+    if constraints {
+        let keys: Vec<Constraint> = diesel::sql_query(
+            "SELECT conname::text AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint
+             WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u') ORDER BY conname",
+        )
+        .bind::<Text, _>(&qualified)
+        .load(conn)?;
+        for k in keys {
+            let name = quote_ident(&k.name);
+            diesel::sql_query(format!("ALTER TABLE {qualified} DROP CONSTRAINT {name}"))
+                .execute(conn)?;
+            deferred.push(format!(
+                "ALTER TABLE {qualified} ADD CONSTRAINT {name} {}",
+                k.def
+            ));
+        }
+    }
     let rows = index_defs(conn, &qualified)?
         .into_iter()
         .filter(|i| !i.backs_constraint && !i.def.starts_with("CREATE UNIQUE"));
@@ -309,6 +333,121 @@ fn defer_indexes(conn: &mut PgConnection, schema: &str, table: &str) -> QueryRes
         }
     }
     Ok(deferred)
+}
+
+/// The statements that build a shadow's deferred indexes and keys, as work for one or two
+/// connections: those of the tables the replay filled may run while `finish_replay` fills the
+/// others; those of the tables it fills, once it has committed.
+struct IndexBuilds {
+    state: std::sync::Mutex<IndexQueue>,
+    changed: std::sync::Condvar,
+}
+
+struct IndexQueue {
+    replayed: std::collections::VecDeque<String>,
+    finished: std::collections::VecDeque<String>,
+    /// `finish_replay` has committed: the `finished` statements may run.
+    released: bool,
+    /// A statement or `finish_replay` failed: the rest is not run.
+    failed: bool,
+}
+
+impl IndexBuilds {
+    fn new(replayed: Vec<String>, finished: Vec<String>) -> IndexBuilds {
+        IndexBuilds {
+            state: std::sync::Mutex::new(IndexQueue {
+                replayed: replayed.into(),
+                finished: finished.into(),
+                released: false,
+                failed: false,
+            }),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IndexQueue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After `finish_replay`: its tables may be indexed now, or (when it failed) nothing more.
+    fn release(&self, finished: bool) {
+        let mut q = self.lock();
+        q.released = finished;
+        q.failed |= !finished;
+        self.changed.notify_all();
+    }
+
+    /// Run statements on `conn` until none is left (or another connection failed).
+    fn run(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        loop {
+            let statement = {
+                let mut q = self.lock();
+                loop {
+                    if q.failed {
+                        return Ok(());
+                    }
+                    if let Some(s) = q.replayed.pop_front() {
+                        break s;
+                    }
+                    if q.released {
+                        match q.finished.pop_front() {
+                            Some(s) => break s,
+                            None => return Ok(()),
+                        }
+                    }
+                    q = self.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            if let Err(e) = diesel::sql_query(&statement).execute(conn) {
+                self.lock().failed = true;
+                self.changed.notify_all();
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Complete the shadow after its last batch: `finish_replay`, then the deferred indexes. With a
+/// `helper` connection, the indexes of the tables the replay filled are built on it while
+/// `finish_replay` runs, and both connections then share the rest (PostgreSQL runs each
+/// statement on one core, index builds on two at most).
+fn finish(
+    conn: &mut PgConnection,
+    helper: Option<&mut PgConnection>,
+    projection: &dyn Projection,
+    search_path: &str,
+    replayed: Vec<String>,
+    finished: Vec<String>,
+) -> Result<(), ShadowError> {
+    let finish_replay = |conn: &mut PgConnection| -> Result<(), ShadowError> {
+        diesel::sql_query(search_path).execute(conn)?;
+        projection
+            .finish_replay(conn)
+            .map_err(|source| ShadowError::Apply {
+                name: projection.name().to_owned(),
+                source,
+            })
+    };
+    let Some(helper) = helper else {
+        return conn.transaction(|conn| -> Result<(), ShadowError> {
+            finish_replay(conn)?;
+            for statement in replayed.iter().chain(&finished) {
+                diesel::sql_query(statement).execute(conn)?;
+            }
+            Ok(())
+        });
+    };
+    let builds = IndexBuilds::new(replayed, finished);
+    std::thread::scope(|scope| {
+        let helping = scope.spawn(|| builds.run(helper));
+        let main = conn.transaction(finish_replay);
+        builds.release(main.is_ok());
+        let main = main.and_then(|()| Ok(builds.run(conn)?));
+        let helped = helping
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        main.and(helped.map_err(ShadowError::from))
+    })
 }
 
 /// Apply every visible event after `cursor` to the shadow (search_path already set); only
@@ -439,9 +578,11 @@ fn row_count(conn: &mut PgConnection, projection: &dyn Projection, live: &str) -
 
 /// Rebuild a projection from the whole log into shadow tables and swap them in atomically.
 /// `catch_up`: the projection is run by a catch-up subscriber (its checkpoint is set to the end of
-/// the replay in the swap transaction) rather than inline.
+/// the replay in the swap transaction) rather than inline. `helper`: a second connection to the
+/// same database, which builds indexes alongside `conn` at the end of the replay.
 pub fn rebuild(
     conn: &mut PgConnection,
+    helper: Option<&mut PgConnection>,
     projection: &dyn Projection,
     catch_up: bool,
     batch_size: i64,
@@ -452,7 +593,14 @@ pub fn rebuild(
         return Err(ShadowError::NoTables(name.to_owned()));
     }
     let lock = ShadowLock::take(conn, name)?;
-    let result = rebuild_locked(conn, projection, catch_up, batch_size, &mut on_progress);
+    let result = rebuild_locked(
+        conn,
+        helper,
+        projection,
+        catch_up,
+        batch_size,
+        &mut on_progress,
+    );
     if result.is_err() {
         let _ = diesel::sql_query(format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
@@ -466,6 +614,7 @@ pub fn rebuild(
 
 fn rebuild_locked(
     conn: &mut PgConnection,
+    helper: Option<&mut PgConnection>,
     projection: &dyn Projection,
     catch_up: bool,
     batch_size: i64,
@@ -474,7 +623,15 @@ fn rebuild_locked(
     let name = projection.name();
     let live = live_schema(conn)?;
     let shadow = shadow_schema(name);
-    let (cursor, replayed) = build(conn, projection, &live, None, batch_size, on_progress)?;
+    let (cursor, replayed) = build(
+        conn,
+        helper,
+        projection,
+        &live,
+        None,
+        batch_size,
+        on_progress,
+    )?;
     conn.transaction(|conn| -> Result<RebuildReport, ShadowError> {
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
         diesel::sql_query(format!(
@@ -530,8 +687,10 @@ fn rebuild_locked(
 
 /// Rebuild a projection into shadow tables and report every row that differs from the live
 /// tables (empty when the read model equals a rebuild). The live tables are not changed.
+/// `helper` as for [`rebuild`].
 pub fn verify(
     conn: &mut PgConnection,
+    helper: Option<&mut PgConnection>,
     projection: &dyn Projection,
     catch_up: bool,
     batch_size: i64,
@@ -542,7 +701,14 @@ pub fn verify(
         return Err(ShadowError::NoTables(name.to_owned()));
     }
     let lock = ShadowLock::take(conn, name)?;
-    let result = verify_locked(conn, projection, catch_up, batch_size, &mut on_progress);
+    let result = verify_locked(
+        conn,
+        helper,
+        projection,
+        catch_up,
+        batch_size,
+        &mut on_progress,
+    );
     let _ = diesel::sql_query(format!(
         "DROP SCHEMA IF EXISTS {} CASCADE",
         quote_ident(&shadow_schema(name))
@@ -554,6 +720,7 @@ pub fn verify(
 
 fn verify_locked(
     conn: &mut PgConnection,
+    helper: Option<&mut PgConnection>,
     projection: &dyn Projection,
     catch_up: bool,
     batch_size: i64,
@@ -569,7 +736,15 @@ fn verify_locked(
     } else {
         None
     };
-    let (cursor, _) = build(conn, projection, &live, until, batch_size, on_progress)?;
+    let (cursor, _) = build(
+        conn,
+        helper,
+        projection,
+        &live,
+        until,
+        batch_size,
+        on_progress,
+    )?;
     let mut differences = Vec::new();
     let outcome = conn.transaction(|conn| -> Result<(), ShadowError> {
         if catch_up {

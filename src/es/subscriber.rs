@@ -472,7 +472,7 @@ impl Subscriber for ProjectionSubscriber {
     }
 
     fn initialize(&self, conn: &mut PgConnection) -> Result<Cursor, HandlerError> {
-        let report = super::shadow::rebuild(conn, self.0.as_ref(), true, 5_000, |_| {})?;
+        let report = super::shadow::rebuild(conn, None, self.0.as_ref(), true, 5_000, |_| {})?;
         Ok(report.cursor)
     }
 }

@@ -182,8 +182,11 @@ pub fn execute_run(pool: &PgPool, projection: &dyn Projection, catch_up: bool, k
     let outcome: Result<(String, Option<i64>, i64), String> = match pool.get() {
         Err(e) => Err(e.to_string()),
         Ok(mut conn) => {
+            // A second connection, when one is idle, builds indexes alongside at the end.
+            let mut helper = pool.try_get();
+            let helper = helper.as_deref_mut();
             if kind == "verify" {
-                shadow::verify(&mut conn, projection, catch_up, 2_000, on_progress)
+                shadow::verify(&mut conn, helper, projection, catch_up, 2_000, on_progress)
                     .map(|d| {
                         let mut msg = if d.is_empty() {
                             "no difference from a rebuild".to_owned()
@@ -198,7 +201,7 @@ pub fn execute_run(pool: &PgPool, projection: &dyn Projection, catch_up: bool, k
                     })
                     .map_err(|e| e.to_string())
             } else {
-                shadow::rebuild(&mut conn, projection, catch_up, 2_000, on_progress)
+                shadow::rebuild(&mut conn, helper, projection, catch_up, 2_000, on_progress)
                     .map(|r| {
                         (
                             format!("{} events replayed, {} rows", r.events, r.rows),

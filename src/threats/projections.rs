@@ -467,6 +467,14 @@ impl Projection for HitsProjection {
         true
     }
 
+    fn filled_at_finish(&self) -> &'static [&'static str] {
+        &[
+            "threat_report_rows",
+            "threat_report_groups",
+            "threat_report_views",
+        ]
+    }
+
     fn replays_in_database(&self) -> bool {
         true
     }
