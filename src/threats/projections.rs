@@ -884,7 +884,7 @@ fn apply_report_deltas(
                  SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
                  ORDER BY h.score DESC LIMIT 1), now()
              FROM unnest($1::text[], $2::text[]) AS r(key, signature)
-             ON CONFLICT (report, signature, key) DO UPDATE SET max_score = excluded.max_score"
+             ON CONFLICT (report, key, signature) DO UPDATE SET max_score = excluded.max_score"
         ))
         .bind::<Array<Text>, _>(&k)
         .bind::<Array<Text>, _>(&s)
@@ -920,7 +920,7 @@ fn apply_report_deltas(
                  JOIN threat_signatures s ON s.name = r.signature AND s.group_name = g.group_name
                  WHERE r.report = g.report AND r.key = g.key), now()
              FROM unnest($1::text[], $2::text[], $3::text[]) AS g(report, group_name, key)
-             ON CONFLICT (report, group_name, key) DO UPDATE SET max_score = excluded.max_score",
+             ON CONFLICT (report, key, group_name) DO UPDATE SET max_score = excluded.max_score",
         )
         .bind::<Array<Text>, _>(&report)
         .bind::<Array<Text>, _>(&group)
