@@ -424,8 +424,11 @@ impl Projection for HitsProjection {
     /// The reports from the hits, by the definitions (DESIGN section 4): per key and signature,
     /// then per group, then per view. Equal to what the incremental path keeps (`verify` checks).
     fn finish_replay(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        // Aggregate in memory rather than in batches spilled to temporary files.
+        // Aggregate in memory rather than in batches spilled to temporary files, and by hashing:
+        // with no statistics on the freshly filled tables the planner sorted the group rows
+        // for the views, twice as slow (130 ms against 65 ms at 100,000 events).
         diesel::sql_query("SET LOCAL work_mem TO '64MB'").execute(conn)?;
+        diesel::sql_query("SET LOCAL enable_sort TO off").execute(conn)?;
         diesel::sql_query(
             "INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
              SELECT 'hash', md5, signature, count(*)::int4, max(score), max(start_time)
