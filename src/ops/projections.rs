@@ -182,8 +182,9 @@ pub fn execute_run(pool: &PgPool, projection: &dyn Projection, catch_up: bool, k
     let outcome: Result<(String, Option<i64>, i64), String> = match pool.get() {
         Err(e) => Err(e.to_string()),
         Ok(mut conn) => {
-            // A second connection, when one is idle, builds indexes alongside at the end.
-            let mut helper = pool.try_get();
+            // A second connection, when the pool has one to spare, builds indexes alongside
+            // at the end of the replay.
+            let mut helper = pool.get_timeout(Duration::from_secs(1)).ok();
             let helper = helper.as_deref_mut();
             if kind == "verify" {
                 shadow::verify(&mut conn, helper, projection, catch_up, 2_000, on_progress)
