@@ -52,9 +52,9 @@ pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn 
         .catch_up()
         .map(|p| Arc::new(ProjectionSubscriber(p.clone())) as Arc<dyn Subscriber>)
         .collect();
-    list.push(Arc::new(ops::notifications::NotificationsSubscriber {
-        rules: registry.notification_rules.clone(),
-    }));
+    list.push(Arc::new(ops::notifications::NotificationsSubscriber::new(
+        registry.notification_rules.clone(),
+    )));
     list.push(Arc::new(scholarships::EnrollmentReaction {
         store: store.clone(),
     }));

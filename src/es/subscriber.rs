@@ -53,8 +53,8 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 pub trait Subscriber: Send + Sync + 'static {
     /// Unique; the checkpoint's key.
     fn name(&self) -> &str;
-    /// The event types it wants (`None`: every event).
-    fn handles(&self) -> Option<&'static [&'static str]>;
+    /// The event types it wants (`None`: every event, each read and sent to `handle`).
+    fn handles(&self) -> Option<&[&'static str]>;
     /// Handle a batch, in commit-safe order, inside the transaction that moves the checkpoint.
     fn handle(&self, conn: &mut PgConnection, events: &[RecordedEvent])
         -> Result<(), HandlerError>;
@@ -456,7 +456,7 @@ impl Subscriber for ProjectionSubscriber {
         self.0.name()
     }
 
-    fn handles(&self) -> Option<&'static [&'static str]> {
+    fn handles(&self) -> Option<&[&'static str]> {
         Some(self.0.handles())
     }
 

@@ -80,7 +80,22 @@ impl NotificationRule for AccountNotices {
 
 /// The catch-up subscriber writing notifications.
 pub struct NotificationsSubscriber {
-    pub rules: Vec<Arc<dyn NotificationRule>>,
+    rules: Vec<Arc<dyn NotificationRule>>,
+    /// Every type some rule looks at: the only events read (a sensor ingest appends thousands a
+    /// second that no rule wants).
+    handled: Vec<&'static str>,
+}
+
+impl NotificationsSubscriber {
+    pub fn new(rules: Vec<Arc<dyn NotificationRule>>) -> NotificationsSubscriber {
+        let mut handled: Vec<&'static str> = rules
+            .iter()
+            .flat_map(|r| r.handles().iter().copied())
+            .collect();
+        handled.sort_unstable();
+        handled.dedup();
+        NotificationsSubscriber { rules, handled }
+    }
 }
 
 pub const SUBSCRIBER: &str = "notifications";
@@ -90,8 +105,8 @@ impl Subscriber for NotificationsSubscriber {
         SUBSCRIBER
     }
 
-    fn handles(&self) -> Option<&'static [&'static str]> {
-        None
+    fn handles(&self) -> Option<&[&'static str]> {
+        Some(&self.handled)
     }
 
     fn handle(

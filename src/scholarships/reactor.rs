@@ -171,7 +171,7 @@ impl Subscriber for EnrollmentReaction {
         REACTOR_NAME
     }
 
-    fn handles(&self) -> Option<&'static [&'static str]> {
+    fn handles(&self) -> Option<&[&'static str]> {
         Some(HANDLES)
     }
 
