@@ -278,3 +278,44 @@ fn cli_creates_sensors_signatures_and_clearances() {
         .unwrap();
     assert!(!denied.status.success());
 }
+
+#[test]
+fn concurrent_batches_on_one_session_are_retried_not_failed() {
+    // Two sensors append to the same session stream at once: one batch's append collides with
+    // the other's version of the stream, and the collision is retried inside the request.
+    let app = TestApp::spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    let (status, body) = post(&app, &token, &batch(&[session("shared")]));
+    assert_eq!(status, 200, "{body}");
+    let rounds = 15;
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..2)
+            .map(|c| {
+                let (app, token) = (&app, &token);
+                scope.spawn(move || {
+                    for round in 0..rounds {
+                        let f = format!("f-{c}-{round}");
+                        let (status, body) = post(
+                            app,
+                            token,
+                            &batch(&[file(&f, "shared"), scored(&f, "shared", "Sig-A", 40)]),
+                        );
+                        assert_eq!(status, 200, "round {round} of client {c}: {body}");
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+    });
+    assert_eq!(count_events(&app, "FileDiscovered"), 2 * rounds);
+    assert_eq!(count_events(&app, "FileScored"), 2 * rounds);
+    let mut conn = app.state.pool.get().unwrap();
+    let files: i32 = heyboss::schema::threat_sessions::table
+        .find("shared")
+        .select(heyboss::schema::threat_sessions::file_count)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(files, 2 * rounds as i32);
+}

@@ -390,17 +390,35 @@ pub fn ingest(
         let result =
             conn.transaction(|conn| ingest_once(conn, store, metadata, items, parse_errors));
         match result {
-            Err(IngestError::Busy) if attempt < 4 => attempt += 1,
+            Err(IngestError::Busy) if attempt < 4 => {
+                // Give the batch it collided with time to commit: 2, 4, 8, 16 ms.
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
+            }
             other => return other,
         }
     }
 }
 
-/// A clash with a concurrent batch: the whole batch is retried.
+/// The unique keys two concurrent batches can both insert: the next version of a shared session
+/// stream, an event id posted twice at once, a session or file discovered by both. (The other
+/// tables the ingest writes are upserted, or keyed by the event's position.)
+const COLLIDING_KEYS: [&str; 4] = [
+    "events_stream_version_key",
+    "sensor_event_ids_pkey",
+    "threat_sessions_pkey",
+    "threat_files_pkey",
+];
+
+/// A clash with a concurrent batch: the whole batch is retried. Any other unique violation is a
+/// defect, reported as one rather than as a busy server.
 fn is_collision(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind as K, Error as E};
     match e {
-        E::DatabaseError(K::UniqueViolation | K::SerializationFailure, _) => true,
+        E::DatabaseError(K::UniqueViolation, info) => info
+            .constraint_name()
+            .is_some_and(|c| COLLIDING_KEYS.contains(&c)),
+        E::DatabaseError(K::SerializationFailure, _) => true,
         E::DatabaseError(_, info) => info.message().contains("deadlock detected"),
         _ => false,
     }
@@ -731,6 +749,51 @@ mod tests {
                 "2017-01-01T00:00:00.500+00:00"
             ]
         );
+    }
+
+    #[derive(Debug)]
+    struct Violation(Option<&'static str>);
+
+    impl diesel::result::DatabaseErrorInformation for Violation {
+        fn message(&self) -> &str {
+            "duplicate key value violates unique constraint"
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            self.0
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    #[test]
+    fn only_keys_concurrent_batches_share_count_as_collisions() {
+        let unique = |c| {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                Box::new(Violation(c)),
+            )
+        };
+        assert!(is_collision(&unique(Some("events_stream_version_key"))));
+        assert!(is_collision(&unique(Some("threat_files_pkey"))));
+        assert!(!is_collision(&unique(Some("threat_score_changes_pkey"))));
+        assert!(!is_collision(&unique(None)));
+        assert!(is_collision(&diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            Box::new(Violation(None)),
+        )));
     }
 
     #[test]
