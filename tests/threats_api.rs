@@ -282,33 +282,45 @@ fn cli_creates_sensors_signatures_and_clearances() {
 #[test]
 fn concurrent_batches_on_one_session_are_retried_not_failed() {
     // Two sensors append to the same session stream at once: one batch's append collides with
-    // the other's version of the stream, and the collision is retried inside the request.
+    // the other's version of the stream, and the collision is retried inside the request. The
+    // first scores also race to create the admins' report view.
     let app = TestApp::spawn();
     let (_, token) = sensor(&app, "edge-1");
     let (status, body) = post(&app, &token, &batch(&[session("shared")]));
     assert_eq!(status, 200, "{body}");
+    // Each round, both post at the same moment; the next round starts when both are answered.
+    // (Failures are collected, not asserted in the threads, so that neither waits forever.)
     let rounds = 15;
-    std::thread::scope(|scope| {
+    let together = std::sync::Barrier::new(2);
+    let failures: Vec<String> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..2)
             .map(|c| {
-                let (app, token) = (&app, &token);
+                let (app, token, together) = (&app, &token, &together);
                 scope.spawn(move || {
+                    let mut failures = Vec::new();
                     for round in 0..rounds {
                         let f = format!("f-{c}-{round}");
+                        together.wait();
                         let (status, body) = post(
                             app,
                             token,
                             &batch(&[file(&f, "shared"), scored(&f, "shared", "Sig-A", 40)]),
                         );
-                        assert_eq!(status, 200, "round {round} of client {c}: {body}");
+                        if status != 200 {
+                            failures.push(format!("round {round} of client {c}: {status} {body}"));
+                        }
+                        together.wait();
                     }
+                    failures
                 })
             })
             .collect();
-        for c in clients {
-            c.join().unwrap();
-        }
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
     });
+    assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(count_events(&app, "FileDiscovered"), 2 * rounds);
     assert_eq!(count_events(&app, "FileScored"), 2 * rounds);
     let mut conn = app.state.pool.get().unwrap();

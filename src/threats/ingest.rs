@@ -390,24 +390,24 @@ pub fn ingest(
         let result =
             conn.transaction(|conn| ingest_once(conn, store, metadata, items, parse_errors));
         match result {
-            Err(IngestError::Busy) if attempt < 4 => {
-                // Give the batch it collided with time to commit: 2, 4, 8, 16 ms.
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
-            }
+            // No pause: a unique violation is raised once the other batch has committed, so
+            // the retry reads its writes.
+            Err(IngestError::Busy) if attempt < 4 => attempt += 1,
             other => return other,
         }
     }
 }
 
-/// The unique keys two concurrent batches can both insert: the next version of a shared session
-/// stream, an event id posted twice at once, a session or file discovered by both. (The other
-/// tables the ingest writes are upserted, or keyed by the event's position.)
-const COLLIDING_KEYS: [&str; 4] = [
+/// The unique keys two concurrent batches can both insert: the next version of a shared stream
+/// (a session, an unknown signature registered by both), an event id posted twice at once, a
+/// session or file discovered by both, the clearance-set view both create on first use. (The
+/// other tables the ingest writes are upserted, or keyed by the event's position.)
+const COLLIDING_KEYS: [&str; 5] = [
     "events_stream_version_key",
     "sensor_event_ids_pkey",
     "threat_sessions_pkey",
     "threat_files_pkey",
+    "threat_views_pkey",
 ];
 
 /// A clash with a concurrent batch: the whole batch is retried. Any other unique violation is a
@@ -788,6 +788,7 @@ mod tests {
         };
         assert!(is_collision(&unique(Some("events_stream_version_key"))));
         assert!(is_collision(&unique(Some("threat_files_pkey"))));
+        assert!(is_collision(&unique(Some("threat_views_pkey"))));
         assert!(!is_collision(&unique(Some("threat_score_changes_pkey"))));
         assert!(!is_collision(&unique(None)));
         assert!(is_collision(&diesel::result::Error::DatabaseError(
