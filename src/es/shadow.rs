@@ -11,7 +11,9 @@
 //!    tables (and still reads `events` and other contexts' tables from `public`); batches read in
 //!    commit-safe order (`es::subscriber`), so no event committed late is skipped (a projection
 //!    that replays in the database is handed each batch as a range of the log instead:
-//!    `Projection::replay_range`);
+//!    `Projection::replay_range`); then completes it: `Projection::finish_replay`, and the indexes
+//!    (and for tables `finish_replay` fills, the keys) that the replay left out, built on a second
+//!    connection too when the caller gives one;
 //! 3. swaps in one short transaction: lock the live tables, apply the events committed since the
 //!    replay (for an inline projection; a catch-up projection's checkpoint is set to the replay's
 //!    end instead), drop each live table, move the shadow table into `public`, give its indexes
