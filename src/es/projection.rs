@@ -61,15 +61,16 @@ pub trait Projection: Send + Sync + 'static {
         false
     }
 
-    /// Whether [`Projection::replay_range`] can replay this range (for example not when it holds
-    /// events of a schema version that only the application's upcasters read); when it cannot,
-    /// the range is replayed with [`Projection::replay_batch`].
+    /// Whether [`Projection::replay_range`] can replay this range; when it cannot, the range is
+    /// replayed with [`Projection::replay_batch`]. By default: when every handled event in it is
+    /// stored at schema version 1, the shape statements read (older shapes need the
+    /// application's upcasters).
     fn can_replay_in_database(
         &self,
-        _conn: &mut PgConnection,
-        _range: &ReplayRange,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
     ) -> Result<bool, ProjectionError> {
-        Ok(true)
+        Ok(range.current_schema_only(conn, self.handles())?)
     }
 
     /// Replay the handled events in `range` with statements that read them from `events` in
@@ -214,6 +215,28 @@ impl ReplayRange {
     /// [`ReplayRange::query`] binds. Order by `transaction_id, position` for log order.
     pub const EVENTS: &'static str =
         "(transaction_id, position) > ($1, $2) AND (transaction_id, position) <= ($3, $4)";
+
+    /// Whether every event of the range that `types` names is stored at schema version 1 (a
+    /// probe of `events_past_schema_idx`, which holds only the other events).
+    pub fn current_schema_only(
+        &self,
+        conn: &mut PgConnection,
+        types: &[&str],
+    ) -> QueryResult<bool> {
+        #[derive(QueryableByName)]
+        struct Current {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            current: bool,
+        }
+        self.query(format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM events
+                                WHERE {} AND event_type = ANY($5) AND schema_version <> 1) AS current",
+            Self::EVENTS
+        ))
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(types)
+        .get_result::<Current>(conn)
+        .map(|c| c.current)
+    }
 
     /// A statement over the range: `sql` uses [`ReplayRange::EVENTS`]; further binds are $5 on.
     pub fn query(

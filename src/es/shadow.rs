@@ -590,26 +590,36 @@ pub fn rebuild(
     batch_size: i64,
     mut on_progress: impl FnMut(ShadowProgress),
 ) -> Result<RebuildReport, ShadowError> {
+    under_shadow_lock(conn, projection, |conn| {
+        rebuild_locked(
+            conn,
+            helper,
+            projection,
+            catch_up,
+            batch_size,
+            &mut on_progress,
+        )
+    })
+}
+
+/// Run `f` holding the projection's shadow lock, then drop its shadow schema (what a failed
+/// rebuild or any verify leaves; a rebuild's swap already dropped it).
+fn under_shadow_lock<T>(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, ShadowError>,
+) -> Result<T, ShadowError> {
     let name = projection.name();
     if projection.tables().is_empty() {
         return Err(ShadowError::NoTables(name.to_owned()));
     }
     let lock = ShadowLock::take(conn, name)?;
-    let result = rebuild_locked(
-        conn,
-        helper,
-        projection,
-        catch_up,
-        batch_size,
-        &mut on_progress,
-    );
-    if result.is_err() {
-        let _ = diesel::sql_query(format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            quote_ident(&shadow_schema(name))
-        ))
-        .execute(conn);
-    }
+    let result = f(conn);
+    let _ = diesel::sql_query(format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        quote_ident(&shadow_schema(name))
+    ))
+    .execute(conn);
     lock.release(conn);
     result
 }
@@ -698,26 +708,16 @@ pub fn verify(
     batch_size: i64,
     mut on_progress: impl FnMut(ShadowProgress),
 ) -> Result<Vec<Difference>, ShadowError> {
-    let name = projection.name();
-    if projection.tables().is_empty() {
-        return Err(ShadowError::NoTables(name.to_owned()));
-    }
-    let lock = ShadowLock::take(conn, name)?;
-    let result = verify_locked(
-        conn,
-        helper,
-        projection,
-        catch_up,
-        batch_size,
-        &mut on_progress,
-    );
-    let _ = diesel::sql_query(format!(
-        "DROP SCHEMA IF EXISTS {} CASCADE",
-        quote_ident(&shadow_schema(name))
-    ))
-    .execute(conn);
-    lock.release(conn);
-    result
+    under_shadow_lock(conn, projection, |conn| {
+        verify_locked(
+            conn,
+            helper,
+            projection,
+            catch_up,
+            batch_size,
+            &mut on_progress,
+        )
+    })
 }
 
 fn verify_locked(

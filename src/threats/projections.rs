@@ -23,29 +23,6 @@ fn no_jit(conn: &mut PgConnection) -> QueryResult<()> {
     Ok(())
 }
 
-/// Whether every event of the range that `types` names is stored at schema version 1, the shape
-/// the replay statements of this module read (older shapes need the application's upcasters).
-fn current_schema_only(
-    conn: &mut PgConnection,
-    range: &ReplayRange,
-    types: &[&str],
-) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Current {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        current: bool,
-    }
-    range
-        .query(format!(
-            "SELECT NOT EXISTS (SELECT 1 FROM events
-                                WHERE {} AND event_type = ANY($5) AND schema_version <> 1) AS current",
-            ReplayRange::EVENTS
-        ))
-        .bind::<Array<Text>, _>(types)
-        .get_result::<Current>(conn)
-        .map(|c| c.current)
-}
-
 /// The four top-threat reports and the column(s) of `threat_hits` each groups by.
 pub const REPORTS: [&str; 4] = ["hash", "file-type", "ip-pair", "protocol"];
 
@@ -69,14 +46,6 @@ impl Projection for SessionsProjection {
 
     fn replays_in_database(&self) -> bool {
         true
-    }
-
-    fn can_replay_in_database(
-        &self,
-        conn: &mut PgConnection,
-        range: &ReplayRange,
-    ) -> Result<bool, ProjectionError> {
-        Ok(current_schema_only(conn, range, self.handles())?)
     }
 
     /// One statement per batch, grouped by session: the sessions discovered in it are inserted
@@ -480,14 +449,6 @@ impl Projection for HitsProjection {
 
     fn replays_in_database(&self) -> bool {
         true
-    }
-
-    fn can_replay_in_database(
-        &self,
-        conn: &mut PgConnection,
-        range: &ReplayRange,
-    ) -> Result<bool, ProjectionError> {
-        Ok(current_schema_only(conn, range, self.handles())?)
     }
 
     /// [`HitsProjection::replay_batch`] as one statement: the batch's scores with their file's
