@@ -89,15 +89,16 @@ fn main() {
         exec(&mut conn, &format!("INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
             SELECT '{report}', {key}, signature, count(*), max(score), max(start_time) FROM threat_hits GROUP BY 2, 3"));
     }
-    exec(&mut conn, "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
-        SELECT r.report, s.group_name, r.key, sum(r.hits), max(r.max_score), max(r.last_seen)
-        FROM threat_report_rows r JOIN threat_signatures s ON s.name = r.signature GROUP BY 1, 2, 3");
     // The rankings of the clearance sets held: the analyst's and the admins'.
     exec(&mut conn, "INSERT INTO threat_views (view_id, groups) VALUES ('g0,g1,g2,g3,g4', ARRAY['g0','g1','g2','g3','g4']), ('*', '{}')");
-    exec(&mut conn, "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-        SELECT g.report, w.view_id, g.key, sum(g.hits), max(g.max_score), max(g.last_seen)
-        FROM threat_report_groups g JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
-        GROUP BY 1, 2, 3");
+    exec(
+        &mut conn,
+        "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
+        SELECT r.report, w.view_id, r.key, sum(r.hits), max(r.max_score), max(r.last_seen)
+        FROM threat_report_rows r JOIN threat_signatures s ON s.name = r.signature
+        JOIN threat_views w ON w.view_id = '*' OR s.group_name = ANY(w.groups)
+        GROUP BY 1, 2, 3",
+    );
     // The legacy, normalized raw tables with the same data and ordinary foreign-key indexes.
     exec(
         &mut conn,

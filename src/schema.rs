@@ -250,17 +250,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    threat_report_groups (report, group_name, key) {
-        report -> Text,
-        group_name -> Text,
-        key -> Text,
-        hits -> Int4,
-        max_score -> Int4,
-        last_seen -> Timestamptz,
-    }
-}
-
-diesel::table! {
     threat_report_rows (report, signature, key) {
         report -> Text,
         key -> Text,
@@ -365,7 +354,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_clearances,
     threat_files,
     threat_hits,
-    threat_report_groups,
     threat_report_rows,
     threat_report_views,
     threat_score_changes,

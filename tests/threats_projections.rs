@@ -130,7 +130,7 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
         all: true,
         groups: vec![],
     };
-    // A set nobody holds has no maintained view: the threshold algorithm answers.
+    // A set nobody holds has no maintained view: the per-signature rows answer.
     let unheld = Scope {
         all: false,
         groups: vec!["exfiltration".into(), "phishing".into()],

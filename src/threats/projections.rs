@@ -335,7 +335,7 @@ impl Projection for HitsProjection {
         "threat_hits"
     }
     fn handles(&self) -> &'static [&'static str] {
-        // A revision may move a signature to another group: its keys' group rows are rebuilt.
+        // A revision may move a signature to another group: its keys' view rows are rebuilt.
         // A clearance change may need a view for a new set of groups.
         &[
             "FileScored",
@@ -350,7 +350,6 @@ impl Projection for HitsProjection {
             "threat_hits",
             "threat_score_changes",
             "threat_report_rows",
-            "threat_report_groups",
             "threat_views",
             "threat_report_views",
         ]
@@ -391,10 +390,10 @@ impl Projection for HitsProjection {
     }
 
     /// The reports from the hits, by the definitions (DESIGN section 4): per key and signature,
-    /// then per group, then per view. Equal to what the incremental path keeps (`verify` checks).
+    /// then per view. Equal to what the incremental path keeps (`verify` checks).
     fn finish_replay(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // Aggregate in memory rather than in batches spilled to temporary files, and by hashing:
-        // with no statistics on the freshly filled tables the planner sorted the group rows
+        // with no statistics on the freshly filled tables the planner sorted the rows rolled up
         // for the views, twice as slow (130 ms against 65 ms at 100,000 events).
         diesel::sql_query("SET LOCAL work_mem TO '64MB'").execute(conn)?;
         diesel::sql_query("SET LOCAL enable_sort TO off").execute(conn)?;
@@ -413,22 +412,13 @@ impl Projection for HitsProjection {
                FROM threat_hits GROUP BY protocol, signature",
         )
         .execute(conn)?;
-        // A signature not registered yet cannot happen after validation; counted restricted.
-        diesel::sql_query(
-            "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
-             SELECT r.report, coalesce(s.group_name, $1), r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
-             FROM threat_report_rows r LEFT JOIN threat_signatures s ON s.name = r.signature
-             GROUP BY 1, 2, 3",
-        )
-        .bind::<Text, _>(RESTRICTED_GROUP)
-        .execute(conn)?;
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-             SELECT g.report, w.view_id, g.key, sum(g.hits)::int4, max(g.max_score), max(g.last_seen)
-             FROM threat_report_groups g
-             JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
-             GROUP BY 1, 2, 3",
-        )
+             SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+             FROM threat_report_rows r {IN_VIEW}
+             GROUP BY 1, 2, 3"
+        ))
+        .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
         Ok(())
     }
@@ -440,11 +430,7 @@ impl Projection for HitsProjection {
     }
 
     fn filled_at_finish(&self) -> &'static [&'static str] {
-        &[
-            "threat_report_rows",
-            "threat_report_groups",
-            "threat_report_views",
-        ]
+        &["threat_report_rows", "threat_report_views"]
     }
 
     fn replays_in_database(&self) -> bool {
@@ -506,26 +492,9 @@ impl Projection for HitsProjection {
     }
 }
 
-/// Rebuild the group rows of every key a signature has hits under, from the per-signature rows
+/// Rebuild the view rows of every key a signature has hits under, from the per-signature rows
 /// and the signatures' current groups (after an admin moved the signature).
 fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), ProjectionError> {
-    diesel::sql_query(
-        "DELETE FROM threat_report_groups g
-         USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
-         WHERE g.report = k.report AND g.key = k.key",
-    )
-    .bind::<Text, _>(name)
-    .execute(conn)?;
-    diesel::sql_query(
-        "INSERT INTO threat_report_groups (report, group_name, key, hits, max_score, last_seen)
-         SELECT r.report, s.group_name, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
-         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
-         JOIN threat_report_rows r ON r.report = k.report AND r.key = k.key
-         JOIN threat_signatures s ON s.name = r.signature
-         GROUP BY 1, 2, 3",
-    )
-    .bind::<Text, _>(name)
-    .execute(conn)?;
     diesel::sql_query(
         "DELETE FROM threat_report_views v
          USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
@@ -533,18 +502,24 @@ fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), Projecti
     )
     .bind::<Text, _>(name)
     .execute(conn)?;
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-         SELECT g.report, w.view_id, g.key, sum(g.hits)::int4, max(g.max_score), max(g.last_seen)
-         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
-         JOIN threat_report_groups g ON g.report = k.report AND g.key = k.key
-         JOIN threat_views w ON w.view_id = '*' OR g.group_name = ANY(w.groups)
-         GROUP BY 1, 2, 3",
-    )
+         SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $2) k
+         JOIN threat_report_rows r ON r.report = k.report AND r.key = k.key {IN_VIEW}
+         GROUP BY 1, 2, 3"
+    ))
+    .bind::<Text, _>(RESTRICTED_GROUP)
     .bind::<Text, _>(name)
     .execute(conn)?;
     Ok(())
 }
+
+/// Joins per-signature rows `r` to each view `w` whose clearance set holds the signature's group
+/// (`$1`: the restricted group, which a signature not registered yet counts in; that cannot
+/// happen after validation).
+const IN_VIEW: &str = "LEFT JOIN threat_signatures s ON s.name = r.signature
+     JOIN threat_views w ON w.view_id = '*' OR coalesce(s.group_name, $1) = ANY(w.groups)";
 
 /// The view of admins (every group).
 pub const ADMIN_VIEW: &str = "*";
@@ -566,7 +541,7 @@ struct ViewDef {
 }
 
 /// Keep one view per clearance set held now (and the admins' `*`): build new ones from the
-/// group rows, drop those nobody holds any more. Two small reads when nothing changed.
+/// per-signature rows, drop those nobody holds any more. Two small reads when nothing changed.
 fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
     let held: Vec<ViewDef> = diesel::sql_query(
         "SELECT DISTINCT array_to_string(groups, ',') AS view_id, groups FROM (
@@ -585,14 +560,15 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
             .bind::<Text, _>(&v.view_id)
             .bind::<Array<Text>, _>(&v.groups)
             .execute(conn)?;
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-             SELECT report, $1, key, sum(hits)::int4, max(max_score), max(last_seen)
-             FROM threat_report_groups WHERE $1 = '*' OR group_name = ANY($2)
-             GROUP BY report, key",
-        )
+             SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+             FROM threat_report_rows r {IN_VIEW}
+             WHERE w.view_id = $2
+             GROUP BY 1, 2, 3"
+        ))
+        .bind::<Text, _>(RESTRICTED_GROUP)
         .bind::<Text, _>(&v.view_id)
-        .bind::<Array<Text>, _>(&v.groups)
         .execute(conn)?;
     }
     for e in &existing {
@@ -808,7 +784,7 @@ type Deltas = BTreeMap<(usize, String, String), Delta>;
 /// The reports whose few keys every batch touches.
 const HOT_REPORTS: [&str; 2] = ["file-type", "protocol"];
 
-/// Add deltas to the per-signature rows, then roll them up per group and per view.
+/// Add deltas to the per-signature rows, then roll them up per view.
 fn apply_report_deltas(
     conn: &mut PgConnection,
     deltas: Deltas,
@@ -856,48 +832,14 @@ fn apply_report_deltas(
         .execute(conn)?;
     }
 
-    // 5. The same deltas rolled up per visibility group.
-    let mut by_group = Keyed::new();
+    // 5. The same deltas rolled up per view (clearance set) holding each signature's group.
+    let mut by_view = Keyed::new();
     for ((report, key, sig), d) in &rows {
         // A signature not registered yet cannot happen after validation; count it restricted.
-        let group = group_of
-            .get(sig)
-            .cloned()
-            .unwrap_or_else(|| RESTRICTED_GROUP.to_owned());
-        by_group
-            .entry((report.clone(), group, key.clone()))
-            .or_default()
-            .add(d);
-    }
-    add_deltas(
-        conn,
-        "threat_report_groups",
-        "report, group_name, key",
-        &by_group,
-    )?;
-    let (report, group, key) = lowered(&by_group);
-    if !report.is_empty() {
-        diesel::sql_query(
-            "INSERT INTO threat_report_groups AS g (report, group_name, key, hits, max_score, last_seen)
-             SELECT g.report, g.group_name, g.key, 0, (
-                 SELECT max(r.max_score) FROM threat_report_rows r
-                 JOIN threat_signatures s ON s.name = r.signature AND s.group_name = g.group_name
-                 WHERE r.report = g.report AND r.key = g.key), now()
-             FROM unnest($1::text[], $2::text[], $3::text[]) AS g(report, group_name, key)
-             ON CONFLICT (report, key, group_name) DO UPDATE SET max_score = excluded.max_score",
-        )
-        .bind::<Array<Text>, _>(&report)
-        .bind::<Array<Text>, _>(&group)
-        .bind::<Array<Text>, _>(&key)
-        .execute(conn)?;
-    }
-
-    // 6. And per view (clearance set) holding each group.
-    let mut by_view = Keyed::new();
-    for ((report, group, key), d) in &by_group {
+        let group = group_of.get(sig).map_or(RESTRICTED_GROUP, String::as_str);
         for v in views
             .iter()
-            .filter(|v| v.view_id == ADMIN_VIEW || v.groups.contains(group))
+            .filter(|v| v.view_id == ADMIN_VIEW || v.groups.iter().any(|g| g == group))
         {
             by_view
                 .entry((report.clone(), v.view_id.clone(), key.clone()))
@@ -911,16 +853,19 @@ fn apply_report_deltas(
         "report, view_id, key",
         &by_view,
     )?;
+    // A lowered maximum: the largest of the view's per-signature rows of that key, after step 4
+    // (one primary-key range each).
     let (report, view, key) = lowered(&by_view);
     if !report.is_empty() {
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
              SELECT v.report, v.view_id, v.key, 0, (
-                 SELECT max(g.max_score) FROM threat_report_groups g JOIN threat_views w ON w.view_id = v.view_id
-                 WHERE g.report = v.report AND g.key = v.key AND (w.view_id = '*' OR g.group_name = ANY(w.groups))), now()
-             FROM unnest($1::text[], $2::text[], $3::text[]) AS v(report, view_id, key)
-             ON CONFLICT (report, view_id, key) DO UPDATE SET max_score = excluded.max_score",
-        )
+                 SELECT max(r.max_score) FROM threat_report_rows r {IN_VIEW}
+                 WHERE r.report = v.report AND r.key = v.key AND w.view_id = v.view_id), now()
+             FROM unnest($2::text[], $3::text[], $4::text[]) AS v(report, view_id, key)
+             ON CONFLICT (report, view_id, key) DO UPDATE SET max_score = excluded.max_score"
+        ))
+        .bind::<Text, _>(RESTRICTED_GROUP)
         .bind::<Array<Text>, _>(&report)
         .bind::<Array<Text>, _>(&view)
         .bind::<Array<Text>, _>(&key)

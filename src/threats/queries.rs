@@ -188,7 +188,7 @@ pub fn top_in_scope(
     limit: i64,
 ) -> Result<Vec<ReportRow>, AppError> {
     let mut rows: Vec<ReportRow> = match window {
-        Window::All => top_from_group_rankings(conn, scope, report, limit)?,
+        Window::All => top_from_views(conn, scope, report, limit)?,
         _ => diesel::sql_query(format!(
             "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
                     string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
@@ -235,16 +235,6 @@ pub fn top_in_scope(
 }
 
 #[derive(QueryableByName)]
-struct Ranked {
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = Int4)]
-    hits: i32,
-    #[diesel(sql_type = Text)]
-    group_name: String,
-}
-
-#[derive(QueryableByName)]
 struct KeySignatures {
     #[diesel(sql_type = Text)]
     key: String,
@@ -252,33 +242,22 @@ struct KeySignatures {
     signatures: String,
 }
 
-/// The top `limit` keys of a report over the viewer's groups, by the threshold algorithm: read
-/// the first `depth` entries of each held group's ranking; compute the exact visible totals of
-/// the keys seen; a key not seen has at most the sum of the last counts read, so once the
-/// `limit`-th total is above that bound the answer is final. Otherwise read deeper.
-fn top_from_group_rankings(
+/// The top `limit` keys of a report over the viewer's groups: the first rows of the ranking of
+/// the viewer's clearance set, which is maintained for every set an analyst holds and for admins
+/// (one index range, whatever the number of keys or hits).
+fn top_from_views(
     conn: &mut PgConnection,
     scope: &Scope,
     report: Report,
     limit: i64,
 ) -> Result<Vec<ReportRow>, AppError> {
-    let groups: Vec<String> = if scope.all {
-        threat_signatures::table
-            .select(threat_signatures::group_name)
-            .distinct()
-            .load(conn)?
-    } else {
-        scope.groups.clone()
-    };
-    if groups.is_empty() {
+    if !scope.all && scope.groups.is_empty() {
         return Ok(Vec::new());
     }
-    // The ranking of the viewer's clearance set, when it is maintained (it is for every set an
-    // analyst holds, and for admins): the answer is the first rows of one index.
     let view = if scope.all {
         super::projections::ADMIN_VIEW.to_owned()
     } else {
-        super::projections::view_id(&groups)
+        super::projections::view_id(&scope.groups)
     };
     let mut rows: Vec<ReportRow> = diesel::sql_query(
         "SELECT v.key, v.hits::int8 AS hits, v.max_score, v.last_seen,
@@ -303,53 +282,9 @@ fn top_from_group_rankings(
         fill_signatures(conn, scope, report, &mut rows)?;
         return Ok(rows);
     }
-    // Otherwise (a set nobody holds): the threshold algorithm over the group rankings.
-    let mut depth = (limit * 4).max(64);
-    loop {
-        let ranked: Vec<Ranked> = diesel::sql_query(
-            "SELECT t.key, t.hits, g AS group_name
-             FROM unnest($2::text[]) AS g,
-             LATERAL (SELECT key, hits FROM threat_report_groups
-                      WHERE report = $1 AND group_name = g AND hits > 0
-                      ORDER BY hits DESC, key LIMIT $3) AS t",
-        )
-        .bind::<Text, _>(report.slug())
-        .bind::<Array<Text>, _>(&groups)
-        .bind::<Int8, _>(depth)
-        .load(conn)?;
-        // The bound for unseen keys: per group, the last count read (0 when the list ended).
-        let mut bound: i64 = 0;
-        let mut exhausted = true;
-        for g in &groups {
-            let mine: Vec<&Ranked> = ranked.iter().filter(|r| &r.group_name == g).collect();
-            if mine.len() as i64 == depth {
-                exhausted = false;
-                bound += i64::from(mine.last().map_or(0, |r| r.hits));
-            }
-        }
-        let mut keys: Vec<String> = ranked.into_iter().map(|r| r.key).collect();
-        keys.sort();
-        keys.dedup();
-        let mut rows: Vec<ReportRow> = diesel::sql_query(
-            "SELECT key, sum(hits)::int8 AS hits, max(max_score) AS max_score, max(last_seen) AS last_seen,
-                    '' AS signatures, '' AS filename, '' AS file_type
-             FROM threat_report_groups
-             WHERE report = $1 AND group_name = ANY($2) AND key = ANY($3)
-             GROUP BY key
-             ORDER BY hits DESC, max_score DESC, key ASC",
-        )
-        .bind::<Text, _>(report.slug())
-        .bind::<Array<Text>, _>(&groups)
-        .bind::<Array<Text>, _>(&keys)
-        .load(conn)?;
-        let enough = rows.len() as i64 >= limit && rows[limit as usize - 1].hits > bound;
-        if enough || exhausted {
-            rows.truncate(limit as usize);
-            fill_signatures(conn, scope, report, &mut rows)?;
-            return Ok(rows);
-        }
-        depth *= 4;
-    }
+    // Otherwise (a set nobody holds, which only code can ask for): summed from the per-signature
+    // rows of the visible signatures, a cost that follows the report's number of keys.
+    top_by_signature_rows(conn, scope, report, limit)
 }
 
 /// The visible signatures of each row (from the per-signature rows of those keys only).
