@@ -113,6 +113,9 @@ impl Projection for SessionsProjection {
             dst: Vec<String>,
             sport: Vec<i32>,
             dport: Vec<i32>,
+            score: Vec<Option<i32>>,
+            contributor: Vec<Option<String>>,
+            files: Vec<i32>,
         }
         #[derive(Default)]
         struct Files {
@@ -125,8 +128,12 @@ impl Projection for SessionsProjection {
         }
         let mut s = Sessions::default();
         let mut f = Files::default();
-        // The last score of each session in this batch wins.
+        // A session is mostly discovered, scored and given its files in one batch: those are
+        // inserted in their final state, and only sessions of earlier batches are updated.
+        let mut discovered: HashMap<String, usize> = HashMap::new();
+        // The last score of each earlier session in this batch wins.
         let mut scores: BTreeMap<String, (i32, String)> = BTreeMap::new();
+        let mut files_of_earlier: Vec<String> = Vec::new();
         for e in events {
             match e.decode::<SensorEvent>()? {
                 SensorEvent::SessionDiscovered {
@@ -138,7 +145,11 @@ impl Projection for SessionsProjection {
                     source_port,
                     destination_port,
                 } => {
+                    discovered.insert(session_id.clone(), s.id.len());
                     s.id.push(session_id);
+                    s.score.push(None);
+                    s.contributor.push(None);
+                    s.files.push(0);
                     s.start.push(start_time);
                     s.protocol.push(protocol);
                     s.src.push(source_ip);
@@ -150,9 +161,15 @@ impl Projection for SessionsProjection {
                     session_id,
                     threat_contributor,
                     score,
-                } => {
-                    scores.insert(session_id, (score, threat_contributor));
-                }
+                } => match discovered.get(&session_id) {
+                    Some(&i) => {
+                        s.score[i] = Some(score);
+                        s.contributor[i] = Some(threat_contributor);
+                    }
+                    None => {
+                        scores.insert(session_id, (score, threat_contributor));
+                    }
+                },
                 SensorEvent::FileDiscovered {
                     file_id,
                     session_id,
@@ -161,6 +178,10 @@ impl Projection for SessionsProjection {
                     file_type,
                     size_bytes,
                 } => {
+                    match discovered.get(&session_id) {
+                        Some(&i) => s.files[i] += 1,
+                        None => files_of_earlier.push(session_id.clone()),
+                    }
                     f.id.push(file_id);
                     f.session.push(session_id);
                     f.md5.push(md5);
@@ -173,8 +194,10 @@ impl Projection for SessionsProjection {
         }
         if !s.id.is_empty() {
             diesel::sql_query(
-                "INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port, destination_port)
-                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int4[])",
+                "INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port,
+                                              destination_port, latest_score, threat_contributor, file_count)
+                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int4[],
+                                      $7::int4[], $8::int4[], $9::text[], $10::int4[])",
             )
             .bind::<Array<Text>, _>(&s.id)
             .bind::<Array<Timestamptz>, _>(&s.start)
@@ -183,6 +206,9 @@ impl Projection for SessionsProjection {
             .bind::<Array<Text>, _>(&s.dst)
             .bind::<Array<Int4>, _>(&s.sport)
             .bind::<Array<Int4>, _>(&s.dport)
+            .bind::<Array<Nullable<Int4>>, _>(&s.score)
+            .bind::<Array<Nullable<Text>>, _>(&s.contributor)
+            .bind::<Array<Int4>, _>(&s.files)
             .execute(conn)?;
         }
         if !scores.is_empty() {
@@ -210,12 +236,14 @@ impl Projection for SessionsProjection {
             .bind::<Array<Text>, _>(&f.ftype)
             .bind::<Array<Int8>, _>(&f.size)
             .execute(conn)?;
+        }
+        if !files_of_earlier.is_empty() {
             diesel::sql_query(
                 "UPDATE threat_sessions s SET file_count = s.file_count + u.n
                  FROM (SELECT id, count(*)::int4 AS n FROM unnest($1::text[]) AS id GROUP BY id) AS u
                  WHERE s.session_id = u.id",
             )
-            .bind::<Array<Text>, _>(&f.session)
+            .bind::<Array<Text>, _>(&files_of_earlier)
             .execute(conn)?;
         }
         Ok(())
@@ -368,8 +396,16 @@ impl Projection for HitsProjection {
             .filter(|e| e.event_type == "SignatureRevised")
             .map(|e| e.stream_id.as_str())
             .collect();
-        ensure_views(conn)?;
-        self.apply_hits(conn, events, true)?;
+        // The sets held change only with clearances; the first batch creates the admins' view.
+        let mut views = current_views(conn)?;
+        let clearances = events
+            .iter()
+            .any(|e| e.event_type == "ClearanceGranted" || e.event_type == "ClearanceRevoked");
+        if clearances || !views.iter().any(|v| v.view_id == ADMIN_VIEW) {
+            ensure_views(conn)?;
+            views = current_views(conn)?;
+        }
+        self.apply_hits(conn, events, Some(&views))?;
         for name in revised {
             regroup_signature(conn, name)?;
         }
@@ -386,7 +422,7 @@ impl Projection for HitsProjection {
     ) -> Result<(), ProjectionError> {
         // The views exist once any event of this projection was applied, as when applied live.
         ensure_views(conn)?;
-        self.apply_hits(conn, events, false)
+        self.apply_hits(conn, events, None)
     }
 
     /// The reports from the hits, by the definitions (DESIGN section 4): per key and signature,
@@ -540,6 +576,10 @@ struct ViewDef {
     groups: Vec<String>,
 }
 
+fn current_views(conn: &mut PgConnection) -> QueryResult<Vec<ViewDef>> {
+    diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)
+}
+
 /// Keep one view per clearance set held now (and the admins' `*`): build new ones from the
 /// per-signature rows, drop those nobody holds any more. Two small reads when nothing changed.
 fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
@@ -550,8 +590,7 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
          UNION SELECT '*', '{}'::text[]",
     )
     .load(conn)?;
-    let existing: Vec<ViewDef> =
-        diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
+    let existing = current_views(conn)?;
     for v in &held {
         if existing.iter().any(|e| e.view_id == v.view_id) {
             continue;
@@ -598,7 +637,8 @@ impl HitsProjection {
         &self,
         conn: &mut PgConnection,
         events: &[&RecordedEvent],
-        reports: bool,
+        // The views to roll the reports up into; none in a replay (see `finish_replay`).
+        reports: Option<&[ViewDef]>,
     ) -> Result<(), ProjectionError> {
         let decoded: Vec<(&RecordedEvent, SensorEvent)> = events
             .iter()
@@ -673,7 +713,7 @@ impl HitsProjection {
             ch_old.push(old);
             ch_new.push(score);
             ch_at.push(rec.recorded_at);
-            if !reports {
+            if reports.is_none() {
                 continue;
             }
             let view = FileKeysView {
@@ -748,9 +788,9 @@ impl HitsProjection {
         .bind::<Array<Int4>, _>(&ch_new)
         .bind::<Array<Timestamptz>, _>(&ch_at)
         .execute(conn)?;
-        if !reports {
+        let Some(views) = reports else {
             return Ok(());
-        }
+        };
 
         // 3.-6. The reports. Rows of the few keys that every batch touches (file types,
         // protocols) are written last: each stays locked until commit, and concurrent batches
@@ -767,13 +807,11 @@ impl HitsProjection {
         .into_iter()
         .map(|g| (g.name, g.group_name))
         .collect();
-        let views: Vec<ViewDef> =
-            diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)?;
         let (hot, cold): (Deltas, Deltas) = deltas
             .into_iter()
             .partition(|((r, _, _), _)| HOT_REPORTS.contains(&REPORTS[*r]));
-        apply_report_deltas(conn, cold, &group_of, &views)?;
-        apply_report_deltas(conn, hot, &group_of, &views)?;
+        apply_report_deltas(conn, cold, &group_of, views)?;
+        apply_report_deltas(conn, hot, &group_of, views)?;
         Ok(())
     }
 }
