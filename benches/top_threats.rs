@@ -5,15 +5,17 @@
 //! Data (scaled by HEYBOSS_BENCH_SCALE, default 1.0): 1,000,000 scoring events (900,000
 //! FileScored creating hits + 100,000 FileRescored changing them) over 50,000 distinct md5s and
 //! 200 signatures in 10 visibility groups; the analyst is cleared for 5 groups. Bulk-loaded with
-//! SQL `generate_series` into the hits table, then rolled up into the report tables exactly as
-//! the projection keeps them (tests/threats_projections.rs proves the incremental projection
-//! equals this definition); the raw tables hold the same rows, normalized.
+//! SQL `generate_series` into the hits table, then rolled up into the report tables by the
+//! projection's end-of-replay step (tests/threats_projections.rs proves the incremental
+//! projection equals it); the raw tables hold the same rows, normalized.
 
 use std::time::Instant;
 
 use diesel::prelude::*;
 use heyboss::accounts::{Role, Viewer};
+use heyboss::es::Projection;
 use heyboss::testing::TestDatabase;
+use heyboss::threats::projections::HitsProjection;
 use heyboss::threats::queries::{self, Report, Window};
 
 fn exec(conn: &mut PgConnection, sql: &str) {
@@ -79,26 +81,11 @@ fn main() {
     // The rescores: new current scores for 100,000 hits.
     exec(&mut conn, &format!("UPDATE threat_hits SET score = (score + 37) % 101
         WHERE integration = 'av' AND substr(file_id, 2)::int8 % 9 = 0 AND substr(file_id, 2)::int8 < {rescores} * 9"));
-    // Roll up exactly as the projection keeps it.
-    for (report, key) in [
-        ("hash", "md5"),
-        ("file-type", "file_type"),
-        ("ip-pair", "source_ip || ' ' || destination_ip"),
-        ("protocol", "protocol"),
-    ] {
-        exec(&mut conn, &format!("INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
-            SELECT '{report}', {key}, signature, count(*), max(score), max(start_time) FROM threat_hits GROUP BY 2, 3"));
-    }
-    // The rankings of the clearance sets held: the analyst's and the admins'.
+    // The rankings of the clearance sets held (the analyst's and the admins'), then the report
+    // tables rolled up by the projection's own end-of-replay step.
     exec(&mut conn, "INSERT INTO threat_views (view_id, groups) VALUES ('g0,g1,g2,g3,g4', ARRAY['g0','g1','g2','g3','g4']), ('*', '{}')");
-    exec(
-        &mut conn,
-        "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-        SELECT r.report, w.view_id, r.key, sum(r.hits), max(r.max_score), max(r.last_seen)
-        FROM threat_report_rows r JOIN threat_signatures s ON s.name = r.signature
-        JOIN threat_views w ON w.view_id = '*' OR s.group_name = ANY(w.groups)
-        GROUP BY 1, 2, 3",
-    );
+    conn.transaction(|conn| HitsProjection.finish_replay(conn))
+        .unwrap();
     // The legacy, normalized raw tables with the same data and ordinary foreign-key indexes.
     exec(
         &mut conn,

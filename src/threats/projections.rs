@@ -435,24 +435,16 @@ impl Projection for HitsProjection {
         diesel::sql_query("SET LOCAL enable_sort TO off").execute(conn)?;
         diesel::sql_query(
             "INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
-             SELECT 'hash', md5, signature, count(*)::int4, max(score), max(start_time)
-               FROM threat_hits GROUP BY md5, signature
-             UNION ALL
              SELECT 'file-type', file_type, signature, count(*)::int4, max(score), max(start_time)
                FROM threat_hits GROUP BY file_type, signature
-             UNION ALL
-             SELECT 'ip-pair', source_ip || ' ' || destination_ip, signature, count(*)::int4, max(score), max(start_time)
-               FROM threat_hits GROUP BY source_ip || ' ' || destination_ip, signature
              UNION ALL
              SELECT 'protocol', protocol, signature, count(*)::int4, max(score), max(start_time)
                FROM threat_hits GROUP BY protocol, signature",
         )
         .execute(conn)?;
         diesel::sql_query(format!(
-            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-             SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
-             FROM threat_report_rows r {IN_VIEW}
-             GROUP BY 1, 2, 3"
+            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
+            view_rows("true", |_| "true".into())
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
@@ -529,33 +521,42 @@ impl Projection for HitsProjection {
 }
 
 /// Rebuild the view rows of every key a signature has hits under, from the per-signature rows
-/// and the signatures' current groups (after an admin moved the signature).
+/// or hits and the signatures' current groups (after an admin moved the signature). The cold
+/// reports' keys come from a read of the signature's hits (no index leads with the signature:
+/// a rare admin action).
 fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), ProjectionError> {
-    diesel::sql_query(
-        "DELETE FROM threat_report_views v
-         USING (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $1) k
-         WHERE v.report = k.report AND v.key = k.key",
-    )
+    let mut keys =
+        vec!["SELECT report, key FROM threat_report_rows WHERE signature = $1".to_owned()];
+    for c in &COLD_REPORTS {
+        keys.push(format!(
+            "SELECT '{}', {} FROM threat_hits h WHERE h.signature = $1",
+            c.name, c.key
+        ));
+    }
+    diesel::sql_query(format!(
+        "DELETE FROM threat_report_views v WHERE (v.report, v.key) IN ({})",
+        keys.join(" UNION ")
+    ))
     .bind::<Text, _>(name)
     .execute(conn)?;
     diesel::sql_query(format!(
-        "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-         SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
-         FROM (SELECT DISTINCT report, key FROM threat_report_rows WHERE signature = $2) k
-         JOIN threat_report_rows r ON r.report = k.report AND r.key = k.key {IN_VIEW}
-         GROUP BY 1, 2, 3"
+        "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
+        view_rows(
+            "(r.report, r.key) IN (SELECT report, key FROM threat_report_rows WHERE signature = $2)",
+            // By the key's own columns, so that the report's hits index serves the match.
+            |c| {
+                format!(
+                    "({cols}) IN (SELECT {cols} FROM threat_hits WHERE signature = $2)",
+                    cols = c.columns
+                )
+            },
+        )
     ))
     .bind::<Text, _>(RESTRICTED_GROUP)
     .bind::<Text, _>(name)
     .execute(conn)?;
     Ok(())
 }
-
-/// Joins per-signature rows `r` to each view `w` whose clearance set holds the signature's group
-/// (`$1`: the restricted group, which a signature not registered yet counts in; that cannot
-/// happen after validation).
-const IN_VIEW: &str = "LEFT JOIN threat_signatures s ON s.name = r.signature
-     JOIN threat_views w ON w.view_id = '*' OR coalesce(s.group_name, $1) = ANY(w.groups)";
 
 /// The view of admins (every group).
 pub const ADMIN_VIEW: &str = "*";
@@ -599,12 +600,11 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
             .bind::<Text, _>(&v.view_id)
             .bind::<Array<Text>, _>(&v.groups)
             .execute(conn)?;
+        // The cold reports are summed from the hits in the set's groups, once, when the first
+        // analyst holds the set.
         diesel::sql_query(format!(
-            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen)
-             SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
-             FROM threat_report_rows r {IN_VIEW}
-             WHERE w.view_id = $2
-             GROUP BY 1, 2, 3"
+            "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
+            view_rows("w.view_id = $2", |_| "w.view_id = $2".into())
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
         .bind::<Text, _>(&v.view_id)
@@ -810,8 +810,8 @@ impl HitsProjection {
         let (hot, cold): (Deltas, Deltas) = deltas
             .into_iter()
             .partition(|((r, _, _), _)| HOT_REPORTS.contains(&REPORTS[*r]));
-        apply_report_deltas(conn, cold, &group_of, views)?;
-        apply_report_deltas(conn, hot, &group_of, views)?;
+        apply_report_deltas(conn, cold, &group_of, views, false)?;
+        apply_report_deltas(conn, hot, &group_of, views, true)?;
         Ok(())
     }
 }
@@ -819,55 +819,124 @@ impl HitsProjection {
 /// Report deltas keyed by (report index in [`REPORTS`], key, signature).
 type Deltas = BTreeMap<(usize, String, String), Delta>;
 
-/// The reports whose few keys every batch touches.
+/// The reports with few keys (file types, protocols). Every batch touches them, and they keep
+/// per-signature rows (`threat_report_rows`): their views' maxima and a key's signatures are
+/// read from those.
 const HOT_REPORTS: [&str; 2] = ["file-type", "protocol"];
 
-/// Add deltas to the per-signature rows, then roll them up per view.
+/// A report with many keys (hashes, IP pairs): its per-signature rows would be about one per
+/// hit, so it reads `threat_hits` by that report's (key, signature, score) index instead, and the
+/// ingest writes only its views.
+pub struct ColdReport {
+    pub name: &'static str,
+    /// The key, as an expression of `threat_hits h`.
+    pub key: &'static str,
+    /// The columns of `threat_hits` the key is made of (its index leads with them).
+    pub columns: &'static str,
+    /// `h` has the key `{k}`, in terms of those columns.
+    pub matches: &'static str,
+}
+
+pub const COLD_REPORTS: [ColdReport; 2] = [
+    ColdReport {
+        name: "hash",
+        key: "h.md5",
+        columns: "md5",
+        matches: "h.md5 = {k}",
+    },
+    ColdReport {
+        name: "ip-pair",
+        key: "h.source_ip || ' ' || h.destination_ip",
+        columns: "source_ip, destination_ip",
+        matches:
+            "h.source_ip = split_part({k}, ' ', 1) AND h.destination_ip = split_part({k}, ' ', 2)",
+    },
+];
+
+/// Joins `col`, a signature name, to each view `w` whose clearance set holds that signature's
+/// group (`$1`: the restricted group, which a signature not registered yet counts in; that cannot
+/// happen after validation).
+fn in_view(col: &str) -> String {
+    format!(
+        "LEFT JOIN threat_signatures s ON s.name = {col}
+         JOIN threat_views w ON w.view_id = '*' OR coalesce(s.group_name, $1) = ANY(w.groups)"
+    )
+}
+
+/// The view rows (report, view_id, key, hits, max_score, last_seen) of every report, summed from
+/// what each is read from: the per-signature rows `r` of the hot reports where `rows_filter`
+/// holds, the hits `h` of the cold ones where `hits_filter(report)` holds. Binds `$1` to the
+/// restricted group.
+fn view_rows(rows_filter: &str, hits_filter: impl Fn(&ColdReport) -> String) -> String {
+    let mut parts = vec![format!(
+        "SELECT r.report, w.view_id, r.key, sum(r.hits)::int4, max(r.max_score), max(r.last_seen)
+         FROM threat_report_rows r {join}
+         WHERE {rows_filter}
+         GROUP BY 1, 2, 3",
+        join = in_view("r.signature")
+    )];
+    for report in &COLD_REPORTS {
+        parts.push(format!(
+            "SELECT '{name}', w.view_id, {key}, count(*)::int4, max(h.score), max(h.start_time)
+             FROM threat_hits h {join}
+             WHERE {filter}
+             GROUP BY 1, 2, 3",
+            name = report.name,
+            key = report.key,
+            join = in_view("h.signature"),
+            filter = hits_filter(report)
+        ));
+    }
+    parts.join(" UNION ALL ")
+}
+
+/// Add deltas to the per-signature rows (`hot` reports only), then roll them up per view.
 fn apply_report_deltas(
     conn: &mut PgConnection,
     deltas: Deltas,
     group_of: &HashMap<String, String>,
     views: &[ViewDef],
+    hot: bool,
 ) -> Result<(), ProjectionError> {
     if deltas.is_empty() {
         return Ok(());
     }
-    // 3. Report rows: add counts, raise maxima.
     let rows: Keyed = deltas
         .into_iter()
         .map(|((r, key, sig), d)| ((REPORTS[r].to_owned(), key, sig), d))
         .collect();
-    add_deltas(conn, "threat_report_rows", "report, key, signature", &rows)?;
+    if hot {
+        // 3. Report rows: add counts, raise maxima.
+        add_deltas(conn, "threat_report_rows", "report, key, signature", &rows)?;
 
-    // 4. A rescore that lowered a score: the max of that (key, signature) is recomputed
-    //    from the hits (one index probe each).
-    for report in REPORTS {
-        let (k, s): (Vec<&str>, Vec<&str>) = rows
-            .iter()
-            .filter(|((r, _, _), d)| r == report && d.lowered)
-            .map(|((_, key, sig), _)| (key.as_str(), sig.as_str()))
-            .unzip();
-        if k.is_empty() {
-            continue;
+        // 4. A rescore that lowered a score: the max of that (key, signature) is recomputed
+        //    from the hits (one index probe each).
+        for report in HOT_REPORTS {
+            let (k, s): (Vec<&str>, Vec<&str>) = rows
+                .iter()
+                .filter(|((r, _, _), d)| r == report && d.lowered)
+                .map(|((_, key, sig), _)| (key.as_str(), sig.as_str()))
+                .unzip();
+            if k.is_empty() {
+                continue;
+            }
+            let matches = match report {
+                "file-type" => "h.file_type = r.key",
+                _ => "h.protocol = r.key",
+            };
+            diesel::sql_query(format!(
+                "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
+                 SELECT $3, r.key, r.signature, 0, (
+                     SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
+                     ORDER BY h.score DESC LIMIT 1), now()
+                 FROM unnest($1::text[], $2::text[]) AS r(key, signature)
+                 ON CONFLICT (report, key, signature) DO UPDATE SET max_score = excluded.max_score"
+            ))
+            .bind::<Array<Text>, _>(&k)
+            .bind::<Array<Text>, _>(&s)
+            .bind::<Text, _>(report)
+            .execute(conn)?;
         }
-        let matches = match report {
-            "hash" => "h.md5 = r.key",
-            "file-type" => "h.file_type = r.key",
-            "ip-pair" => "h.source_ip = split_part(r.key, ' ', 1) AND h.destination_ip = split_part(r.key, ' ', 2)",
-            _ => "h.protocol = r.key",
-        };
-        diesel::sql_query(format!(
-            "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
-             SELECT $3, r.key, r.signature, 0, (
-                 SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
-                 ORDER BY h.score DESC LIMIT 1), now()
-             FROM unnest($1::text[], $2::text[]) AS r(key, signature)
-             ON CONFLICT (report, key, signature) DO UPDATE SET max_score = excluded.max_score"
-        ))
-        .bind::<Array<Text>, _>(&k)
-        .bind::<Array<Text>, _>(&s)
-        .bind::<Text, _>(report)
-        .execute(conn)?;
     }
 
     // 5. The same deltas rolled up per view (clearance set) holding each signature's group.
@@ -891,22 +960,56 @@ fn apply_report_deltas(
         "report, view_id, key",
         &by_view,
     )?;
-    // A lowered maximum: the largest of the view's per-signature rows of that key, after step 4
-    // (one primary-key range each).
+
+    // 6. A lowered maximum of a view row: the largest visible one of its key, from the key's
+    //    per-signature rows after step 4 (one primary-key range), or from its hits (one range of
+    //    the report's hits index).
     let (report, view, key) = lowered(&by_view);
-    if !report.is_empty() {
+    let sources: Vec<(Option<&str>, String)> = if hot {
+        vec![(
+            None,
+            format!(
+                "SELECT max(r.max_score) FROM threat_report_rows r {join}
+                 WHERE r.report = v.report AND r.key = v.key AND w.view_id = v.view_id",
+                join = in_view("r.signature")
+            ),
+        )]
+    } else {
+        COLD_REPORTS
+            .iter()
+            .map(|c| {
+                (
+                    Some(c.name),
+                    format!(
+                        "SELECT max(h.score) FROM threat_hits h {join}
+                         WHERE {matches} AND w.view_id = v.view_id",
+                        join = in_view("h.signature"),
+                        matches = c.matches.replace("{k}", "v.key")
+                    ),
+                )
+            })
+            .collect()
+    };
+    for (only, max) in sources {
+        let picked: Vec<usize> = (0..report.len())
+            .filter(|&i| only.is_none_or(|r| report[i] == r))
+            .collect();
+        if picked.is_empty() {
+            continue;
+        }
+        fn column<'a>(c: &[&'a str], picked: &[usize]) -> Vec<&'a str> {
+            picked.iter().map(|&i| c[i]).collect()
+        }
         diesel::sql_query(format!(
             "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
-             SELECT v.report, v.view_id, v.key, 0, (
-                 SELECT max(r.max_score) FROM threat_report_rows r {IN_VIEW}
-                 WHERE r.report = v.report AND r.key = v.key AND w.view_id = v.view_id), now()
+             SELECT v.report, v.view_id, v.key, 0, ({max}), now()
              FROM unnest($2::text[], $3::text[], $4::text[]) AS v(report, view_id, key)
              ON CONFLICT (report, view_id, key) DO UPDATE SET max_score = excluded.max_score"
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
-        .bind::<Array<Text>, _>(&report)
-        .bind::<Array<Text>, _>(&view)
-        .bind::<Array<Text>, _>(&key)
+        .bind::<Array<Text>, _>(column(&report, &picked))
+        .bind::<Array<Text>, _>(column(&view, &picked))
+        .bind::<Array<Text>, _>(column(&key, &picked))
         .execute(conn)?;
     }
     Ok(())

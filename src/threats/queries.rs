@@ -189,23 +189,7 @@ pub fn top_in_scope(
 ) -> Result<Vec<ReportRow>, AppError> {
     let mut rows: Vec<ReportRow> = match window {
         Window::All => top_from_views(conn, scope, report, limit)?,
-        _ => diesel::sql_query(format!(
-            "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
-                    string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
-             FROM threat_hits h {join}
-             WHERE $1 <> '' AND h.start_time >= $5
-             GROUP BY 1
-             ORDER BY hits DESC, max_score DESC, key ASC
-             LIMIT $4",
-            key = report.key_sql(),
-            join = visible_join("h.signature")
-        ))
-        .bind::<Text, _>(report.slug())
-        .bind::<Bool, _>(scope.all)
-        .bind::<Array<Text>, _>(&scope.groups)
-        .bind::<Int8, _>(limit)
-        .bind::<Nullable<Timestamptz>, _>(window.cutoff(Utc::now()))
-        .load(conn)?,
+        _ => top_from_hits(conn, scope, report, window.cutoff(Utc::now()), limit)?,
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -282,12 +266,11 @@ fn top_from_views(
         fill_signatures(conn, scope, report, &mut rows)?;
         return Ok(rows);
     }
-    // Otherwise (a set nobody holds, which only code can ask for): summed from the per-signature
-    // rows of the visible signatures, a cost that follows the report's number of keys.
-    top_by_signature_rows(conn, scope, report, limit)
+    // Otherwise (a set nobody holds, which only code can ask for): computed from the hits.
+    top_from_hits(conn, scope, report, None, limit)
 }
 
-/// The visible signatures of each row (from the per-signature rows of those keys only).
+/// The visible signatures of each row (from the per-signature rows or hits of those keys only).
 fn fill_signatures(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -298,49 +281,69 @@ fn fill_signatures(
         return Ok(());
     }
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-    let found: std::collections::HashMap<String, String> = diesel::sql_query(format!(
-        "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
-         FROM threat_report_rows r {}
-         WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
-         GROUP BY r.key",
-        visible_join("r.signature")
-    ))
-    .bind::<Text, _>(report.slug())
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .bind::<Array<Text>, _>(&keys)
-    .load::<KeySignatures>(conn)?
-    .into_iter()
-    .map(|k| (k.key, k.signatures))
-    .collect();
+    let cold = super::projections::COLD_REPORTS
+        .iter()
+        .find(|c| c.name == report.slug());
+    let sql = match cold {
+        // A report without per-signature rows: one probe of its hits index per key and
+        // visible signature, so the cost follows the report's size and the clearances held.
+        // (`LATERAL ... LIMIT 1` keeps the planner from a semi-join that reads every hit.)
+        Some(c) => format!(
+            "SELECT k.key, string_agg(s.name, ';' ORDER BY s.name) AS signatures
+             FROM unnest($4::text[]) AS k(key)
+             JOIN threat_signatures s ON $1 <> '' AND ($2 OR s.group_name = ANY($3))
+             CROSS JOIN LATERAL (SELECT 1 FROM threat_hits h WHERE {} AND h.signature = s.name LIMIT 1) AS hit
+             GROUP BY k.key",
+            c.matches.replace("{k}", "k.key")
+        ),
+        None => format!(
+            "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
+             FROM threat_report_rows r {}
+             WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
+             GROUP BY r.key",
+            visible_join("r.signature")
+        ),
+    };
+    let found: std::collections::HashMap<String, String> = diesel::sql_query(sql)
+        .bind::<Text, _>(report.slug())
+        .bind::<Bool, _>(scope.all)
+        .bind::<Array<Text>, _>(&scope.groups)
+        .bind::<Array<Text>, _>(&keys)
+        .load::<KeySignatures>(conn)?
+        .into_iter()
+        .map(|k| (k.key, k.signatures))
+        .collect();
     for r in rows {
         r.signatures = found.get(&r.key).cloned().unwrap_or_default();
     }
     Ok(())
 }
 
-/// The same report computed on demand from the per-signature rows (no group rollup): a
-/// reference for tests and benchmarks.
-pub fn top_by_signature_rows(
+/// A report computed on demand from the visible hits of sessions started since `since` (all with
+/// `None`): a window reads the hits by the start-time index.
+fn top_from_hits(
     conn: &mut PgConnection,
     scope: &Scope,
     report: Report,
+    since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<ReportRow>, AppError> {
     Ok(diesel::sql_query(format!(
-        "SELECT r.key, sum(r.hits)::int8 AS hits, max(r.max_score) AS max_score, max(r.last_seen) AS last_seen,
-                string_agg(r.signature, ';' ORDER BY r.signature) AS signatures, '' AS filename, '' AS file_type
-         FROM threat_report_rows r {}
-         WHERE r.report = $1 AND r.hits > 0
-         GROUP BY r.key
-         ORDER BY hits DESC, max_score DESC, r.key ASC
+        "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
+                string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
+         FROM threat_hits h {join}
+         WHERE $1 <> '' AND ($5::timestamptz IS NULL OR h.start_time >= $5)
+         GROUP BY 1
+         ORDER BY hits DESC, max_score DESC, key ASC
          LIMIT $4",
-        visible_join("r.signature")
+        key = report.key_sql(),
+        join = visible_join("h.signature")
     ))
     .bind::<Text, _>(report.slug())
     .bind::<Bool, _>(scope.all)
     .bind::<Array<Text>, _>(&scope.groups)
     .bind::<Int8, _>(limit)
+    .bind::<Nullable<Timestamptz>, _>(since)
     .load(conn)?)
 }
 
