@@ -397,11 +397,16 @@ impl Projection for HitsProjection {
             .map(|e| e.stream_id.as_str())
             .collect();
         // The sets held change only with clearances; the first batch creates the admins' view.
-        let mut views = current_views(conn)?;
         let clearances = events
             .iter()
             .any(|e| e.event_type == "ClearanceGranted" || e.event_type == "ClearanceRevoked");
+        lock_views(conn, clearances)?;
+        let mut views = current_views(conn)?;
         if clearances || !views.iter().any(|v| v.view_id == ADMIN_VIEW) {
+            if !clearances {
+                // The first batch of a store: two at once deadlock here, and one is retried.
+                lock_views(conn, true)?;
+            }
             ensure_views(conn)?;
             views = current_views(conn)?;
         }
@@ -576,6 +581,21 @@ struct ViewDef {
     view_id: String,
     #[diesel(sql_type = Array<Text>)]
     groups: Vec<String>,
+}
+
+/// The set of views must not change between a batch's read of it and the batch's commit: a view
+/// created meanwhile is summed from a snapshot without the batch's hits, and the batch would not
+/// add them to it. Batches hold this lock shared, so they do not wait for each other; a change to
+/// the views holds it exclusive, so it waits for the batches in flight to commit (its sums then
+/// read their hits) and the next batches wait for its commit (they then see its views).
+fn lock_views(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()> {
+    diesel::sql_query(if exclusive {
+        "SELECT pg_advisory_xact_lock(hashtext('threat-views'))"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared(hashtext('threat-views'))"
+    })
+    .execute(conn)?;
+    Ok(())
 }
 
 fn current_views(conn: &mut PgConnection) -> QueryResult<Vec<ViewDef>> {
