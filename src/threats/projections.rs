@@ -400,11 +400,14 @@ impl Projection for HitsProjection {
         let clearances = events
             .iter()
             .any(|e| e.event_type == "ClearanceGranted" || e.event_type == "ClearanceRevoked");
-        lock_views(conn, clearances)?;
+        // Whether the admins' view exists is checked before the lock, so that the first batches
+        // of a store take it exclusive at once (upgrading a shared hold, two would deadlock).
+        let exclusive = clearances || !admin_view_exists(conn)?;
+        lock_views(conn, exclusive)?;
         let mut views = current_views(conn)?;
-        if clearances || !views.iter().any(|v| v.view_id == ADMIN_VIEW) {
-            if !clearances {
-                // The first batch of a store: two at once deadlock here, and one is retried.
+        if exclusive || !views.iter().any(|v| v.view_id == ADMIN_VIEW) {
+            if !exclusive {
+                // Only if the view went between the check and the lock (a rebuild's swap).
                 lock_views(conn, true)?;
             }
             ensure_views(conn)?;
@@ -596,6 +599,14 @@ fn lock_views(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()> {
     })
     .execute(conn)?;
     Ok(())
+}
+
+fn admin_view_exists(conn: &mut PgConnection) -> QueryResult<bool> {
+    use crate::schema::threat_views::dsl::{threat_views, view_id};
+    diesel::select(diesel::dsl::exists(
+        threat_views.filter(view_id.eq(ADMIN_VIEW)),
+    ))
+    .get_result(conn)
 }
 
 fn current_views(conn: &mut PgConnection) -> QueryResult<Vec<ViewDef>> {
