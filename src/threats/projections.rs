@@ -842,7 +842,7 @@ impl HitsProjection {
         .collect();
         let (hot, cold): (Deltas, Deltas) = deltas
             .into_iter()
-            .partition(|((r, _, _), _)| HOT_REPORTS.contains(&REPORTS[*r]));
+            .partition(|((r, _, _), _)| keeps_signature_rows(REPORTS[*r]));
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
         Ok(())
@@ -857,20 +857,25 @@ type Deltas = BTreeMap<(usize, String, String), Delta>;
 /// read from those.
 const HOT_REPORTS: [&str; 2] = ["file-type", "protocol"];
 
+/// Whether a report (by its slug) keeps per-signature rows; the others are read from the hits.
+pub fn keeps_signature_rows(report: &str) -> bool {
+    HOT_REPORTS.contains(&report)
+}
+
 /// A report with many keys (hashes, IP pairs): its per-signature rows would be about one per
 /// hit, so it reads `threat_hits` by that report's (key, signature, score) index instead, and the
 /// ingest writes only its views.
-pub struct ColdReport {
-    pub name: &'static str,
+struct ColdReport {
+    name: &'static str,
     /// The key, as an expression of `threat_hits h`.
-    pub key: &'static str,
+    key: &'static str,
     /// The columns of `threat_hits` the key is made of (its index leads with them).
-    pub columns: &'static str,
+    columns: &'static str,
     /// `h` has the key `{k}`, in terms of those columns.
-    pub matches: &'static str,
+    matches: &'static str,
 }
 
-pub const COLD_REPORTS: [ColdReport; 2] = [
+const COLD_REPORTS: [ColdReport; 2] = [
     ColdReport {
         name: "hash",
         key: "h.md5",

@@ -281,28 +281,26 @@ fn fill_signatures(
         return Ok(());
     }
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-    let cold = super::projections::COLD_REPORTS
-        .iter()
-        .find(|c| c.name == report.slug());
-    let sql = match cold {
+    let sql = if !super::projections::keeps_signature_rows(report.slug()) {
         // A report without per-signature rows: one probe of its hits index per key and
         // visible signature, so the cost follows the report's size and the clearances held.
         // (`LATERAL ... LIMIT 1` keeps the planner from a semi-join that reads every hit.)
-        Some(c) => format!(
+        format!(
             "SELECT k.key, string_agg(s.name, ';' ORDER BY s.name) AS signatures
              FROM unnest($4::text[]) AS k(key)
              JOIN threat_signatures s ON $1 <> '' AND ($2 OR s.group_name = ANY($3))
              CROSS JOIN LATERAL (SELECT 1 FROM threat_hits h WHERE {} AND h.signature = s.name LIMIT 1) AS hit
              GROUP BY k.key",
-            c.matches.replace("{k}", "k.key")
-        ),
-        None => format!(
+            report.key_match().replace("$1", "k.key")
+        )
+    } else {
+        format!(
             "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
              FROM threat_report_rows r {}
              WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
              GROUP BY r.key",
             visible_join("r.signature")
-        ),
+        )
     };
     let found: std::collections::HashMap<String, String> = diesel::sql_query(sql)
         .bind::<Text, _>(report.slug())
