@@ -11,6 +11,7 @@ pub mod demo;
 pub mod enrollment;
 pub mod es;
 pub mod ops;
+pub mod prepared;
 pub mod schema;
 pub mod scholarships;
 pub mod secrets;

@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
 use super::event::{NewEvent, RecordedEvent};
+use crate::prepared::prepared;
 use crate::schema::events;
 
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +118,7 @@ pub fn append_many(
         let event_types: Vec<&str> = chunk.iter().map(|r| r.2.event_type.as_str()).collect();
         let schema_versions: Vec<i32> = chunk.iter().map(|r| r.2.schema_version).collect();
         let payloads: Vec<&Value> = chunk.iter().map(|r| &r.2.payload).collect();
-        let assigned: Vec<Assigned> = diesel::sql_query(
+        let assigned: Vec<Assigned> = prepared(
             "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
              SELECT t, i, v, e, s, p, $7
              FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int4[], $6::jsonb[])
