@@ -171,7 +171,6 @@ diesel::table! {
 diesel::table! {
     sensor_event_ids (event_id) {
         event_id -> Uuid,
-        position -> Int8,
     }
 }
 

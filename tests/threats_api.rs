@@ -331,3 +331,52 @@ fn concurrent_batches_on_one_session_are_retried_not_failed() {
         .unwrap();
     assert_eq!(files, 2 * rounds as i32);
 }
+
+#[test]
+fn the_same_batch_posted_twice_at_once_is_stored_once() {
+    // A sensor retrying a batch whose answer it lost can post it while the first is still in
+    // flight: the ids are claimed by whichever commits first, and the other counts duplicates.
+    let app = TestApp::spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    let rounds = 10;
+    let together = std::sync::Barrier::new(2);
+    for round in 0..rounds {
+        let s = format!("s-{round}");
+        let f = format!("f-{round}");
+        let body = batch(&[
+            session(&s),
+            file(&f, &s),
+            scored(&f, &s, "Sig-A", 40 + round),
+        ]);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let posts: Vec<_> = (0..2)
+                .map(|_| {
+                    let (app, token, body, together) = (&app, &token, &body, &together);
+                    scope.spawn(move || {
+                        together.wait();
+                        post(app, token, body)
+                    })
+                })
+                .collect();
+            posts.into_iter().map(|p| p.join().unwrap()).collect()
+        });
+        let mut outcomes: Vec<Value> = answers
+            .into_iter()
+            .map(|(status, body)| {
+                assert_eq!(status, 200, "round {round}: {body}");
+                body
+            })
+            .collect();
+        outcomes.sort_by_key(|b| b["accepted"].as_i64());
+        assert_eq!(
+            outcomes,
+            vec![
+                json!({"accepted": 0, "duplicates": 3}),
+                json!({"accepted": 3, "duplicates": 0})
+            ],
+            "round {round}"
+        );
+    }
+    assert_eq!(count_events(&app, "SessionDiscovered"), rounds);
+    assert_eq!(count_events(&app, "FileScored"), rounds);
+}

@@ -281,34 +281,20 @@ impl EventStore {
 
 impl EventStore {
     /// Append already-decided events to many streams at once and project them, in the caller's
-    /// transaction (the sensor API's batches). `before_projections` runs between the append and
-    /// the inline projections, in the same transaction: projections that update aggregate rows
-    /// shared by every writer lock them until commit, so work that does not need those rows is
-    /// done before they are touched (see `threats::ingest`).
-    pub fn append_many_in<E>(
+    /// transaction (the sensor API's batches).
+    pub fn append_many_in(
         &self,
         conn: &mut PgConnection,
         appends: &[store::StreamAppend],
         metadata: &Metadata,
-        before_projections: impl FnOnce(&mut PgConnection, &[RecordedEvent]) -> Result<(), E>,
-    ) -> Result<Vec<RecordedEvent>, AppendManyError<E>> {
+    ) -> Result<Vec<RecordedEvent>, CommandError<std::convert::Infallible>> {
         let metadata = serde_json::to_value(metadata).expect("metadata serializes");
-        let appended = store::append_many(conn, appends, &metadata)
-            .map_err(|e| AppendManyError::Store(e.into()))?;
-        before_projections(conn, &appended).map_err(AppendManyError::Before)?;
-        self.projections
-            .apply_inline(conn, &appended)
-            .map_err(|e| AppendManyError::Store(e.into()))?;
+        let appended = store::append_many(conn, appends, &metadata)?;
+        self.projections.apply_inline(conn, &appended)?;
         Ok(appended)
     }
 }
 
-/// Why [`EventStore::append_many_in`] failed: the store or a projection, or the caller's step.
-#[derive(Debug)]
-pub enum AppendManyError<E> {
-    Store(CommandError<std::convert::Infallible>),
-    Before(E),
-}
 /// Fold a stream's recorded events into the decider's state.
 pub fn fold<D: Decider>(history: &[RecordedEvent]) -> Result<D::State, DecodeError> {
     history.iter().try_fold(D::State::default(), |state, e| {

@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use super::decider::{parse_score, parse_signature_name};
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
-use crate::es::executor::AppendManyError;
 use crate::es::store::StreamAppend;
-use crate::es::{Actor, CommandError, DomainEvent, EventStore, Metadata, NewEvent, RecordedEvent};
-use crate::schema::{events, sensor_event_ids, threat_files, threat_sessions, threat_signatures};
+use crate::es::{Actor, CommandError, DomainEvent, EventStore, Metadata, NewEvent};
+use crate::prepared::prepared;
+use crate::schema::{threat_files, threat_sessions, threat_signatures};
 
 /// Most events accepted in one batch.
 pub const MAX_BATCH: usize = 5000;
@@ -399,12 +399,13 @@ pub fn ingest(
 }
 
 /// The unique keys two concurrent batches can both insert: the next version of a shared stream
-/// (a session, an unknown signature registered by both), an event id posted twice at once, a
-/// session or file discovered by both, the clearance-set view both create on first use. (The
-/// other tables the ingest writes are upserted, or keyed by the event's position.)
+/// (a session, an unknown signature registered by both), a session, file or hit first seen by
+/// both, the clearance-set view both create on first use. (Event ids are claimed with `ON
+/// CONFLICT DO NOTHING`, and the other tables the ingest writes are upserted, or keyed by the
+/// event's position.)
 const COLLIDING_KEYS: [&str; 5] = [
     "events_stream_version_key",
-    "sensor_event_ids_pkey",
+    "threat_hits_pkey",
     "threat_sessions_pkey",
     "threat_files_pkey",
     "threat_views_pkey",
@@ -431,18 +432,24 @@ fn ingest_once(
     items: &[Item],
     parse_errors: &[ItemError],
 ) -> Result<Accepted, IngestError> {
-    // 1. Duplicates: ids seen before, or repeated in this batch.
+    // 1. Duplicates: the batch claims its ids, and those it gets back are new; an id stored
+    //    before, or by a concurrent batch (this one waits for it to commit), is not returned. A
+    //    rejected batch rolls its claims back with everything else. Claiming probes the index
+    //    once per event, where a lookup then an insert probed it twice.
     let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
-    let seen: HashSet<Uuid> = sensor_event_ids::table
-        .filter(sensor_event_ids::event_id.eq_any(&ids))
-        .select(sensor_event_ids::event_id)
-        .load::<Uuid>(conn)?
-        .into_iter()
-        .collect();
+    let claimed: HashSet<Uuid> = prepared(
+        "INSERT INTO sensor_event_ids (event_id) SELECT unnest($1::uuid[])
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+    .load::<ClaimedId>(conn)?
+    .into_iter()
+    .map(|c| c.event_id)
+    .collect();
     let mut in_batch = HashSet::new();
     let fresh: Vec<Item> = items
         .iter()
-        .filter(|i| !seen.contains(&i.id) && in_batch.insert(i.id))
+        .filter(|i| claimed.contains(&i.id) && in_batch.insert(i.id))
         .cloned()
         .collect();
     let duplicates = items.len() - fresh.len();
@@ -520,16 +527,22 @@ fn ingest_once(
         })
         .collect();
 
-    // 4. One stream per session, appended after its current version.
-    let versions: HashMap<String, i64> = events::table
-        .filter(events::stream_type.eq(SESSION_STREAM))
-        .filter(events::stream_id.eq_any(&session_ids))
-        .group_by(events::stream_id)
-        .select((events::stream_id, diesel::dsl::max(events::stream_version)))
-        .load::<(String, Option<i64>)>(conn)?
-        .into_iter()
-        .map(|(s, v)| (s, v.unwrap_or(0)))
-        .collect();
+    // 4. One stream per session, appended after its current version: the last entry of each
+    //    stream's index range. (A `GROUP BY` over `stream_id = ANY(...)` read every event of the
+    //    streams, and while `events` had no statistics the planner scanned the whole table for
+    //    it, a cost that grew with each batch up to some 25,000 events.)
+    let versions: HashMap<String, i64> = prepared(
+        "SELECT s.id AS stream_id,
+                (SELECT max(e.stream_version) FROM events e
+                 WHERE e.stream_type = $1 AND e.stream_id = s.id) AS version
+         FROM unnest($2::text[]) AS s(id)",
+    )
+    .bind::<diesel::sql_types::Text, _>(SESSION_STREAM)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&session_ids)
+    .load::<StreamVersion>(conn)?
+    .into_iter()
+    .filter_map(|v| Some((v.stream_id, v.version?)))
+    .collect();
     let mut order: Vec<String> = Vec::new();
     let mut per_stream: HashMap<String, (Vec<NewEvent>, Vec<Uuid>)> = HashMap::new();
     for item in &fresh {
@@ -558,49 +571,11 @@ fn ingest_once(
             events: &per_stream[sid].0,
         });
     }
-    // 5. Remember the ids, with the positions they were stored at: before the projections, which
-    //    lock report rows every batch shares until commit (the shorter that is, the less
-    //    concurrent batches queue).
-    let remember_ids = |conn: &mut PgConnection, recorded: &[RecordedEvent]| {
-        let position_of: HashMap<(&str, i64), i64> = recorded
-            .iter()
-            .map(|e| ((e.stream_id.as_str(), e.stream_version), e.position))
-            .collect();
-        let (mut ids, mut positions) = (Vec::with_capacity(fresh.len()), Vec::new());
-        for sid in &order {
-            let base = versions.get(sid).copied().unwrap_or(0);
-            for (i, id) in per_stream[sid].1.iter().enumerate() {
-                ids.push(*id);
-                positions.push(
-                    position_of
-                        .get(&(sid.as_str(), base + 1 + i as i64))
-                        .copied()
-                        .unwrap_or(0),
-                );
-            }
-        }
-        // Two array parameters rather than a VALUES list of two per event: less to bind and
-        // parse (1.75 s of 45 s of statement time over 300,000 events went to that).
-        diesel::sql_query(
-            "INSERT INTO sensor_event_ids (event_id, position)
-             SELECT * FROM unnest($1::uuid[], $2::int8[])",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&positions)
-        .execute(conn)?;
-        Ok::<_, diesel::result::Error>(())
-    };
-    match store.append_many_in(conn, &appends, metadata, remember_ids) {
+    match store.append_many_in(conn, &appends, metadata) {
         Ok(_) => {}
-        Err(AppendManyError::Before(e)) if is_collision(&e) => return Err(IngestError::Busy),
-        Err(AppendManyError::Before(e)) => return Err(e.into()),
-        Err(AppendManyError::Store(CommandError::Conflict { .. })) => {
-            return Err(IngestError::Busy)
-        }
-        Err(AppendManyError::Store(CommandError::Database(e))) if is_collision(&e) => {
-            return Err(IngestError::Busy)
-        }
-        Err(AppendManyError::Store(CommandError::Projection(p))) => {
+        Err(CommandError::Conflict { .. }) => return Err(IngestError::Busy),
+        Err(CommandError::Database(e)) if is_collision(&e) => return Err(IngestError::Busy),
+        Err(CommandError::Projection(p)) => {
             return Err(match p.source {
                 crate::es::projection::ProjectionError::Database(e) if is_collision(&e) => {
                     IngestError::Busy
@@ -611,7 +586,7 @@ fn ingest_once(
                 )),
             })
         }
-        Err(AppendManyError::Store(other)) => {
+        Err(other) => {
             return Err(IngestError::Database(
                 diesel::result::Error::QueryBuilderError(other.to_string().into()),
             ))
@@ -621,6 +596,20 @@ fn ingest_once(
         accepted: fresh.len(),
         duplicates,
     })
+}
+
+#[derive(diesel::QueryableByName)]
+struct StreamVersion {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    stream_id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int8>)]
+    version: Option<i64>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: Uuid,
 }
 
 /// Metadata of a sensor's batch.

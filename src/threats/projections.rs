@@ -14,6 +14,7 @@ use super::decider::RESTRICTED_GROUP;
 use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
 use crate::es::projection::{ProjectionError, ReplayRange};
 use crate::es::{Projection, RecordedEvent};
+use crate::prepared::prepared;
 use crate::schema::{sensors, threat_clearances, threat_signatures};
 
 /// A batch statement runs for tens of milliseconds: compiling it (JIT, which the planner's
@@ -193,7 +194,7 @@ impl Projection for SessionsProjection {
             }
         }
         if !s.id.is_empty() {
-            diesel::sql_query(
+            prepared(
                 "INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port,
                                               destination_port, latest_score, threat_contributor, file_count)
                  SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int4[],
@@ -214,7 +215,7 @@ impl Projection for SessionsProjection {
         if !scores.is_empty() {
             let (ids, rest): (Vec<String>, Vec<(i32, String)>) = scores.into_iter().unzip();
             let (score, contributor): (Vec<i32>, Vec<String>) = rest.into_iter().unzip();
-            diesel::sql_query(
+            prepared(
                 "UPDATE threat_sessions s SET latest_score = u.score, threat_contributor = u.contributor
                  FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, score, contributor)
                  WHERE s.session_id = u.id",
@@ -225,7 +226,7 @@ impl Projection for SessionsProjection {
             .execute(conn)?;
         }
         if !f.id.is_empty() {
-            diesel::sql_query(
+            prepared(
                 "INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])",
             )
@@ -238,7 +239,7 @@ impl Projection for SessionsProjection {
             .execute(conn)?;
         }
         if !files_of_earlier.is_empty() {
-            diesel::sql_query(
+            prepared(
                 "UPDATE threat_sessions s SET file_count = s.file_count + u.n
                  FROM (SELECT id, count(*)::int4 AS n FROM unnest($1::text[]) AS id GROUP BY id) AS u
                  WHERE s.session_id = u.id",
@@ -303,7 +304,7 @@ pub fn current_scores<'a>(
         integration.push(i);
         signature.push(s);
     }
-    Ok(diesel::sql_query(
+    Ok(prepared(
         "SELECT h.file_id, h.integration, h.signature, h.score
          FROM unnest($1::text[], $2::text[], $3::text[]) AS u(file_id, integration, signature)
          JOIN threat_hits h
@@ -442,7 +443,7 @@ impl Projection for HitsProjection {
         diesel::sql_query("SET LOCAL work_mem TO '64MB'").execute(conn)?;
         diesel::sql_query("SET LOCAL enable_sort TO off").execute(conn)?;
         no_jit(conn)?;
-        diesel::sql_query(
+        prepared(
             "INSERT INTO threat_report_rows (report, key, signature, hits, max_score, last_seen)
              SELECT 'file-type', file_type, signature, count(*)::int4, max(score), max(start_time)
                FROM threat_hits GROUP BY file_type, signature
@@ -451,7 +452,7 @@ impl Projection for HitsProjection {
                FROM threat_hits GROUP BY protocol, signature",
         )
         .execute(conn)?;
-        diesel::sql_query(format!(
+        prepared(format!(
             "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
             view_rows("true", |_| "true".into())
         ))
@@ -542,13 +543,13 @@ fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), Projecti
             c.name, c.key
         ));
     }
-    diesel::sql_query(format!(
+    prepared(format!(
         "DELETE FROM threat_report_views v WHERE (v.report, v.key) IN ({})",
         keys.join(" UNION ")
     ))
     .bind::<Text, _>(name)
     .execute(conn)?;
-    diesel::sql_query(format!(
+    prepared(format!(
         "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
         view_rows(
             "(r.report, r.key) IN (SELECT report, key FROM threat_report_rows WHERE signature = $2)",
@@ -592,7 +593,7 @@ struct ViewDef {
 /// the views holds it exclusive, so it waits for the batches in flight to commit (its sums then
 /// read their hits) and the next batches wait for its commit (they then see its views).
 fn lock_views(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()> {
-    diesel::sql_query(if exclusive {
+    prepared(if exclusive {
         "SELECT pg_advisory_xact_lock(hashtext('threat-views'))"
     } else {
         "SELECT pg_advisory_xact_lock_shared(hashtext('threat-views'))"
@@ -610,13 +611,13 @@ fn admin_view_exists(conn: &mut PgConnection) -> QueryResult<bool> {
 }
 
 fn current_views(conn: &mut PgConnection) -> QueryResult<Vec<ViewDef>> {
-    diesel::sql_query("SELECT view_id, groups FROM threat_views").load(conn)
+    prepared("SELECT view_id, groups FROM threat_views").load(conn)
 }
 
 /// Keep one view per clearance set held now (and the admins' `*`): build new ones from the
 /// per-signature rows, drop those nobody holds any more. Two small reads when nothing changed.
 fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
-    let held: Vec<ViewDef> = diesel::sql_query(
+    let held: Vec<ViewDef> = prepared(
         "SELECT DISTINCT array_to_string(groups, ',') AS view_id, groups FROM (
              SELECT array_agg(group_name ORDER BY group_name COLLATE \"C\") AS groups
              FROM threat_clearances GROUP BY user_id) AS sets
@@ -628,14 +629,14 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         if existing.iter().any(|e| e.view_id == v.view_id) {
             continue;
         }
-        diesel::sql_query("INSERT INTO threat_views (view_id, groups) VALUES ($1, $2)")
+        prepared("INSERT INTO threat_views (view_id, groups) VALUES ($1, $2)")
             .bind::<Text, _>(&v.view_id)
             .bind::<Array<Text>, _>(&v.groups)
             .execute(conn)?;
         // The cold reports are summed from the hits in the set's groups, once, when the first
         // analyst holds the set.
         no_jit(conn)?;
-        diesel::sql_query(format!(
+        prepared(format!(
             "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
             view_rows("w.view_id = $2", |_| "w.view_id = $2".into())
         ))
@@ -647,10 +648,10 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         if held.iter().any(|v| v.view_id == e.view_id) {
             continue;
         }
-        diesel::sql_query("DELETE FROM threat_report_views WHERE view_id = $1")
+        prepared("DELETE FROM threat_report_views WHERE view_id = $1")
             .bind::<Text, _>(&e.view_id)
             .execute(conn)?;
-        diesel::sql_query("DELETE FROM threat_views WHERE view_id = $1")
+        prepared("DELETE FROM threat_views WHERE view_id = $1")
             .bind::<Text, _>(&e.view_id)
             .execute(conn)?;
     }
@@ -692,7 +693,7 @@ impl HitsProjection {
             return Ok(());
         }
         // The report keys come from the file and its session; they never change.
-        let keys: HashMap<String, FileKeys> = diesel::sql_query(
+        let keys: HashMap<String, FileKeys> = prepared(
             "SELECT f.file_id, f.session_id, f.md5, f.filename, f.file_type, s.protocol, s.source_ip, s.destination_ip, s.start_time
              FROM threat_files f JOIN threat_sessions s ON s.session_id = f.session_id
              WHERE f.file_id = ANY($1)",
@@ -703,6 +704,8 @@ impl HitsProjection {
         .map(|k| (k.file_id.clone(), k))
         .collect();
         let mut current = current_scores(conn, decoded.iter().filter_map(|(_, e)| e.hit_key()))?;
+        let stored: std::collections::HashSet<(String, String, String)> =
+            current.keys().cloned().collect();
 
         // Changes in log order; the final state of each touched hit; report deltas.
         let mut ch_pos = Vec::new();
@@ -769,9 +772,17 @@ impl HitsProjection {
             }
         }
 
-        // 1. Hits: their final score.
-        let mut h = HitRows::default();
+        // 1. Hits: their final score. New hits are inserted and stored ones updated, each by
+        //    the plain statement: the batch knows which is which from `current_scores`, and an
+        //    upsert would first probe for a conflict, then lock the row, each logged. (A hit
+        //    inserted meanwhile by a concurrent batch is a key collision: the batch is retried.)
+        let (mut new, mut rescored) = (HitRows::default(), HitRows::default());
         for (triple, at) in touched {
+            let h = if stored.contains(&triple) {
+                &mut rescored
+            } else {
+                &mut new
+            };
             let k = &keys[&triple.0];
             h.score.push(current[&triple]);
             h.session.push(k.session_id.clone());
@@ -787,29 +798,43 @@ impl HitsProjection {
             h.integ.push(triple.1);
             h.sig.push(triple.2);
         }
-        diesel::sql_query(
-            "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $13::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
-             ON CONFLICT (file_id, integration, signature)
-             DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at",
-        )
-        .bind::<Array<Text>, _>(&h.file)
-        .bind::<Array<Text>, _>(&h.integ)
-        .bind::<Array<Text>, _>(&h.sig)
-        .bind::<Array<Int4>, _>(&h.score)
-        .bind::<Array<Text>, _>(&h.md5)
-        .bind::<Array<Text>, _>(&h.filename)
-        .bind::<Array<Text>, _>(&h.file_type)
-        .bind::<Array<Text>, _>(&h.protocol)
-        .bind::<Array<Text>, _>(&h.src)
-        .bind::<Array<Text>, _>(&h.dst)
-        .bind::<Array<Timestamptz>, _>(&h.start)
-        .bind::<Array<Timestamptz>, _>(&h.at)
-        .bind::<Array<Text>, _>(&h.session)
-        .execute(conn)?;
+        if !new.file.is_empty() {
+            prepared(
+                "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $13::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])",
+            )
+            .bind::<Array<Text>, _>(&new.file)
+            .bind::<Array<Text>, _>(&new.integ)
+            .bind::<Array<Text>, _>(&new.sig)
+            .bind::<Array<Int4>, _>(&new.score)
+            .bind::<Array<Text>, _>(&new.md5)
+            .bind::<Array<Text>, _>(&new.filename)
+            .bind::<Array<Text>, _>(&new.file_type)
+            .bind::<Array<Text>, _>(&new.protocol)
+            .bind::<Array<Text>, _>(&new.src)
+            .bind::<Array<Text>, _>(&new.dst)
+            .bind::<Array<Timestamptz>, _>(&new.start)
+            .bind::<Array<Timestamptz>, _>(&new.at)
+            .bind::<Array<Text>, _>(&new.session)
+            .execute(conn)?;
+        }
+        if !rescored.file.is_empty() {
+            prepared(
+                "UPDATE threat_hits h SET score = u.score, scored_at = u.at
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[])
+                      AS u(file_id, integration, signature, score, at)
+                 WHERE h.file_id = u.file_id AND h.integration = u.integration AND h.signature = u.signature",
+            )
+            .bind::<Array<Text>, _>(&rescored.file)
+            .bind::<Array<Text>, _>(&rescored.integ)
+            .bind::<Array<Text>, _>(&rescored.sig)
+            .bind::<Array<Int4>, _>(&rescored.score)
+            .bind::<Array<Timestamptz>, _>(&rescored.at)
+            .execute(conn)?;
+        }
 
         // 2. Score history.
-        diesel::sql_query(
+        prepared(
             "INSERT INTO threat_score_changes (position, file_id, integration, signature, old_score, new_score, recorded_at)
              SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::timestamptz[])",
         )
@@ -832,14 +857,13 @@ impl HitsProjection {
         let mut names: Vec<&str> = deltas.keys().map(|(_, _, s)| s.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        let group_of: HashMap<String, String> = diesel::sql_query(
-            "SELECT name, group_name FROM threat_signatures WHERE name = ANY($1)",
-        )
-        .bind::<Array<Text>, _>(&names)
-        .load::<SignatureGroup>(conn)?
-        .into_iter()
-        .map(|g| (g.name, g.group_name))
-        .collect();
+        let group_of: HashMap<String, String> =
+            prepared("SELECT name, group_name FROM threat_signatures WHERE name = ANY($1)")
+                .bind::<Array<Text>, _>(&names)
+                .load::<SignatureGroup>(conn)?
+                .into_iter()
+                .map(|g| (g.name, g.group_name))
+                .collect();
         let (hot, cold): (Deltas, Deltas) = deltas
             .into_iter()
             .partition(|((r, _, _), _)| keeps_signature_rows(REPORTS[*r]));
@@ -962,7 +986,7 @@ fn apply_report_deltas(
                 "file-type" => "h.file_type = r.key",
                 _ => "h.protocol = r.key",
             };
-            diesel::sql_query(format!(
+            prepared(format!(
                 "INSERT INTO threat_report_rows AS r (report, key, signature, hits, max_score, last_seen)
                  SELECT $3, r.key, r.signature, 0, (
                      SELECT h.score FROM threat_hits h WHERE {matches} AND h.signature = r.signature
@@ -1038,7 +1062,7 @@ fn apply_report_deltas(
         fn column<'a>(c: &[&'a str], picked: &[usize]) -> Vec<&'a str> {
             picked.iter().map(|&i| c[i]).collect()
         }
-        diesel::sql_query(format!(
+        prepared(format!(
             "INSERT INTO threat_report_views AS v (report, view_id, key, hits, max_score, last_seen)
              SELECT v.report, v.view_id, v.key, 0, ({max}), now()
              FROM unnest($2::text[], $3::text[], $4::text[]) AS v(report, view_id, key)
@@ -1074,7 +1098,7 @@ fn add_deltas(
         max.push(d.max_score);
         seen.push(d.last_seen.unwrap_or_else(Utc::now));
     }
-    diesel::sql_query(format!(
+    prepared(format!(
         "INSERT INTO {table} AS t ({key_columns}, hits, max_score, last_seen)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::timestamptz[])
          ON CONFLICT ({key_columns}) DO UPDATE SET

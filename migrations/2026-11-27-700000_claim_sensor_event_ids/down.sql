@@ -1,0 +1,2 @@
+ALTER TABLE sensor_event_ids ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sensor_event_ids ALTER COLUMN position DROP DEFAULT;
