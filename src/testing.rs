@@ -22,6 +22,8 @@ fn server() -> &'static Database {
 fn template_name() -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    // How the template is created counts too (see `db::create_database_sql`).
+    "collation: C where the server's default is C.UTF-8".hash(&mut hasher);
     let mut files: Vec<_> = walk(&dir);
     files.sort();
     for f in files {
@@ -81,9 +83,8 @@ impl TestDatabase {
             ))
             .execute(&mut admin)
             .unwrap();
-            diesel::sql_query(format!("CREATE DATABASE {}", quote_ident(&building)))
-                .execute(&mut admin)
-                .unwrap();
+            let create = db::create_database_sql(&mut admin, &building).unwrap();
+            diesel::sql_query(create).execute(&mut admin).unwrap();
             {
                 let mut conn =
                     PgConnection::establish(&with_database(&server().url, &building)).unwrap();
