@@ -49,6 +49,7 @@ impl Database {
     /// The contract's order: DATABASE_URL; else localhost:5432/heyboss (created when missing);
     /// else a private cluster in ./var/postgres from the installed server binaries; else an error.
     pub fn discover() -> Result<Database, DbError> {
+        init_tls();
         if let Ok(url) = std::env::var("DATABASE_URL") {
             if !url.is_empty() {
                 // Best effort: a managed server may not let us create databases, and need not.
@@ -98,8 +99,19 @@ pub fn with_database(url: &str, database: &str) -> String {
     format!("{server}/{database}{params}")
 }
 
+/// Initialize OpenSSL, which the bundled libpq uses for TLS, before the first connection and
+/// without its `atexit` cleanup. That cleanup frees OpenSSL's locks while a pool thread may still
+/// be opening a connection (r2d2 replaces dead connections in the background), and the process
+/// died of a segfault on its way out: seen in about one run in three of `ops_drills`' database
+/// outage drill, which ends while the pool reconnects. The same could hit `serve` stopped during
+/// an outage. Idempotent.
+pub fn init_tls() {
+    openssl_sys::init();
+}
+
 /// Create the URL's database on its server when it does not exist yet.
 pub fn ensure_database(url: &str) -> Result<(), DbError> {
+    init_tls();
     let (_, name, _) = split_url(url);
     let mut admin = PgConnection::establish(&with_database(url, "postgres"))?;
     #[derive(QueryableByName)]
@@ -158,6 +170,7 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 pub fn pool(url: &str, max_size: u32) -> Result<PgPool, DbError> {
+    init_tls();
     let manager = ConnectionManager::<PgConnection>::new(url);
     Ok(Pool::builder()
         .max_size(max_size)
@@ -170,6 +183,7 @@ pub fn pool(url: &str, max_size: u32) -> Result<PgPool, DbError> {
 
 /// A connection outside the pool, with the pool's session settings.
 pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
+    init_tls();
     let mut conn = PgConnection::establish(url)?;
     plan_each_statement(&mut conn).map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
     Ok(conn)
