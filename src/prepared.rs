@@ -2,11 +2,12 @@
 //!
 //! `diesel::sql_query` marks its statement unsafe to cache, so the server parses and analyzes its
 //! text on every run. The sensor ingest runs some twenty such statements per batch, hundreds of
-//! lines of SQL in all, and parsing them cost about 3% of the machine's CPU at 20,000 events a
-//! second. [`prepared`] takes the same SQL (placeholders `$1`, `$2`, ... as PostgreSQL writes
-//! them) and the same `.bind::<Type, _>(value)` calls, and lets diesel's statement cache keep
-//! the prepared statement, keyed by its text. The server still plans each run for its own
-//! parameters (see `db::plan_each_statement`).
+//! lines of SQL in all: `perf` put their parsing and analysis at about 3% of the machine's CPU
+//! (the throughput change it made was inside this machine's noise). [`prepared`] takes the same
+//! SQL (placeholders `$1`, `$2`, ... as PostgreSQL writes them) and the same
+//! `.bind::<Type, _>(value)` calls, and lets diesel's statement cache keep the prepared
+//! statement, keyed by its text. The server still plans each run for its own parameters (see
+//! `db::plan_each_statement`: generic plans made while the tables were small went stale).
 //!
 //! Only for SQL whose text is one of a few per call site: every distinct text is one prepared
 //! statement kept for the connection's life.
