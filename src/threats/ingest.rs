@@ -436,7 +436,11 @@ fn ingest_once(
     //    before, or by a concurrent batch (this one waits for it to commit), is not returned. A
     //    rejected batch rolls its claims back with everything else. Claiming probes the index
     //    once per event, where a lookup then an insert probed it twice.
-    let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+    //    Claimed in sorted order, so that two posts of the same ids in different orders queue
+    //    for each other instead of deadlocking.
+    let mut ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let claimed: HashSet<Uuid> = prepared(
         "INSERT INTO sensor_event_ids (event_id) SELECT unnest($1::uuid[])
          ON CONFLICT DO NOTHING RETURNING event_id",
@@ -544,15 +548,16 @@ fn ingest_once(
     .filter_map(|v| Some((v.stream_id, v.version?)))
     .collect();
     let mut order: Vec<String> = Vec::new();
-    let mut per_stream: HashMap<String, (Vec<NewEvent>, Vec<Uuid>)> = HashMap::new();
+    let mut per_stream: HashMap<String, Vec<NewEvent>> = HashMap::new();
     for item in &fresh {
         let sid = item.event.session_id().to_owned();
-        let entry = per_stream.entry(sid.clone()).or_insert_with(|| {
-            order.push(sid);
-            (Vec::new(), Vec::new())
-        });
-        entry.0.push(item.event.encode());
-        entry.1.push(item.id);
+        per_stream
+            .entry(sid.clone())
+            .or_insert_with(|| {
+                order.push(sid);
+                Vec::new()
+            })
+            .push(item.event.encode());
     }
     let mut appends: Vec<StreamAppend> = unknown
         .iter()
@@ -568,7 +573,7 @@ fn ingest_once(
             stream_type: SESSION_STREAM,
             stream_id: sid,
             expected_version: versions.get(sid).copied().unwrap_or(0),
-            events: &per_stream[sid].0,
+            events: &per_stream[sid],
         });
     }
     match store.append_many_in(conn, &appends, metadata) {
