@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use heyboss::es::projection::ProjectionError;
 use heyboss::es::store::{self, StreamAppend};
-use heyboss::es::{shadow, Actor, CommandContext, DomainEvent, Metadata, NewEvent};
+use heyboss::es::{shadow, Actor, CommandContext, Metadata};
 use heyboss::es::{Projection, RecordedEvent};
 use heyboss::testing::TestDatabase;
 use heyboss::threats::events::SESSION_STREAM;
@@ -64,18 +64,7 @@ fn generate(
         let body = serde_json::json!({ "events": generator.batch(size) }).to_string();
         let (items, errors) = ingest::parse_body(body.as_bytes()).unwrap();
         assert!(errors.is_empty(), "{errors:?}");
-        let mut order: Vec<String> = Vec::new();
-        let mut per_stream: HashMap<String, Vec<NewEvent>> = HashMap::new();
-        for item in items {
-            let sid = item.event.session_id().to_owned();
-            per_stream
-                .entry(sid.clone())
-                .or_insert_with(|| {
-                    order.push(sid);
-                    Vec::new()
-                })
-                .push(item.event.encode());
-        }
+        let (order, per_stream) = ingest::by_session(items.iter().map(|i| &i.event));
         let appends: Vec<StreamAppend> = order
             .iter()
             .map(|sid| StreamAppend {

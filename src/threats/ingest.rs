@@ -547,18 +547,7 @@ fn ingest_once(
     .into_iter()
     .filter_map(|v| Some((v.stream_id, v.version?)))
     .collect();
-    let mut order: Vec<String> = Vec::new();
-    let mut per_stream: HashMap<String, Vec<NewEvent>> = HashMap::new();
-    for item in &fresh {
-        let sid = item.event.session_id().to_owned();
-        per_stream
-            .entry(sid.clone())
-            .or_insert_with(|| {
-                order.push(sid);
-                Vec::new()
-            })
-            .push(item.event.encode());
-    }
+    let (order, per_stream) = by_session(fresh.iter().map(|i| &i.event));
     let mut appends: Vec<StreamAppend> = unknown
         .iter()
         .map(|(name, evs)| StreamAppend {
@@ -615,6 +604,26 @@ struct StreamVersion {
 struct ClaimedId {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     event_id: Uuid,
+}
+
+/// Sensor events grouped into their sessions' streams: the sessions in order of first appearance,
+/// and each one's events encoded, in order.
+pub fn by_session<'a>(
+    events: impl IntoIterator<Item = &'a SensorEvent>,
+) -> (Vec<String>, HashMap<String, Vec<NewEvent>>) {
+    let mut order: Vec<String> = Vec::new();
+    let mut per_stream: HashMap<String, Vec<NewEvent>> = HashMap::new();
+    for event in events {
+        let sid = event.session_id().to_owned();
+        per_stream
+            .entry(sid.clone())
+            .or_insert_with(|| {
+                order.push(sid);
+                Vec::new()
+            })
+            .push(event.encode());
+    }
+    (order, per_stream)
 }
 
 /// Metadata of a sensor's batch.

@@ -704,8 +704,6 @@ impl HitsProjection {
         .map(|k| (k.file_id.clone(), k))
         .collect();
         let mut current = current_scores(conn, decoded.iter().filter_map(|(_, e)| e.hit_key()))?;
-        let stored: std::collections::HashSet<(String, String, String)> =
-            current.keys().cloned().collect();
 
         // Changes in log order; the final state of each touched hit; report deltas.
         let mut ch_pos = Vec::new();
@@ -715,7 +713,10 @@ impl HitsProjection {
         let mut ch_old: Vec<Option<i32>> = Vec::new();
         let mut ch_new = Vec::new();
         let mut ch_at = Vec::new();
-        let mut touched: BTreeMap<(String, String, String), DateTime<Utc>> = BTreeMap::new();
+        // Each touched hit: when it was last scored, and whether it was stored before the batch
+        // (it had a score at its first touch).
+        let mut touched: BTreeMap<(String, String, String), (DateTime<Utc>, bool)> =
+            BTreeMap::new();
         let mut deltas: BTreeMap<(usize, String, String), Delta> = BTreeMap::new();
         for (rec, event) in &decoded {
             let (file_id, integration, signature, score, rescore) = match event {
@@ -741,7 +742,10 @@ impl HitsProjection {
             };
             let triple = (file_id.clone(), integration.clone(), signature.clone());
             let old = current.insert(triple.clone(), score);
-            touched.insert(triple, rec.recorded_at);
+            touched
+                .entry(triple)
+                .and_modify(|t| t.0 = rec.recorded_at)
+                .or_insert((rec.recorded_at, old.is_some()));
             ch_pos.push(rec.position);
             ch_file.push(file_id.clone());
             ch_integ.push(integration.clone());
@@ -776,27 +780,31 @@ impl HitsProjection {
         //    the plain statement: the batch knows which is which from `current_scores`, and an
         //    upsert would first probe for a conflict, then lock the row, each logged. (A hit
         //    inserted meanwhile by a concurrent batch is a key collision: the batch is retried.)
-        let (mut new, mut rescored) = (HitRows::default(), HitRows::default());
-        for (triple, at) in touched {
-            let h = if stored.contains(&triple) {
-                &mut rescored
-            } else {
-                &mut new
-            };
+        let (mut new, mut rescored) = (HitRows::default(), RescoredHits::default());
+        for (triple, (at, stored)) in touched {
+            let score = current[&triple];
+            if stored {
+                rescored.file.push(triple.0);
+                rescored.integ.push(triple.1);
+                rescored.sig.push(triple.2);
+                rescored.score.push(score);
+                rescored.at.push(at);
+                continue;
+            }
             let k = &keys[&triple.0];
-            h.score.push(current[&triple]);
-            h.session.push(k.session_id.clone());
-            h.md5.push(k.md5.clone());
-            h.filename.push(k.filename.clone());
-            h.file_type.push(k.file_type.clone());
-            h.protocol.push(k.protocol.clone());
-            h.src.push(k.source_ip.clone());
-            h.dst.push(k.destination_ip.clone());
-            h.start.push(k.start_time);
-            h.at.push(at);
-            h.file.push(triple.0);
-            h.integ.push(triple.1);
-            h.sig.push(triple.2);
+            new.score.push(score);
+            new.session.push(k.session_id.clone());
+            new.md5.push(k.md5.clone());
+            new.filename.push(k.filename.clone());
+            new.file_type.push(k.file_type.clone());
+            new.protocol.push(k.protocol.clone());
+            new.src.push(k.source_ip.clone());
+            new.dst.push(k.destination_ip.clone());
+            new.start.push(k.start_time);
+            new.at.push(at);
+            new.file.push(triple.0);
+            new.integ.push(triple.1);
+            new.sig.push(triple.2);
         }
         if !new.file.is_empty() {
             prepared(
@@ -1125,6 +1133,16 @@ fn lowered(deltas: &Keyed) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
         columns.2.push(z.as_str());
     }
     columns
+}
+
+/// What the update of a rescored hit writes, by its key.
+#[derive(Default)]
+struct RescoredHits {
+    file: Vec<String>,
+    integ: Vec<String>,
+    sig: Vec<String>,
+    score: Vec<i32>,
+    at: Vec<DateTime<Utc>>,
 }
 
 #[derive(Default)]
