@@ -5,6 +5,7 @@ diesel::table! {
         idempotency_key -> Text,
         outcome -> Nullable<Jsonb>,
         recorded_at -> Timestamptz,
+        fingerprint -> Nullable<Text>,
     }
 }
 

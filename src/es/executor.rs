@@ -17,6 +17,9 @@ pub struct CommandContext {
     pub metadata: Metadata,
     /// A second command with the same key does nothing and reports the first outcome.
     pub idempotency_key: Option<String>,
+    /// What the key was used for (a digest of the request). The same key with another
+    /// fingerprint is refused ([`CommandError::KeyReused`]) instead of answered as a success.
+    pub fingerprint: Option<String>,
     /// The stream version the user saw; a different current version is a conflict (409).
     pub expected_version: Option<i64>,
     /// How often to re-run the command on a concurrent append before reporting the conflict.
@@ -29,6 +32,7 @@ impl CommandContext {
         CommandContext {
             metadata,
             idempotency_key: None,
+            fingerprint: None,
             expected_version: None,
             retries_on_conflict: 0,
         }
@@ -36,6 +40,12 @@ impl CommandContext {
 
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Bind the idempotency key to this command (see [`CommandContext::fingerprint`]).
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
         self
     }
 
@@ -82,6 +92,9 @@ pub enum CommandError<R: std::error::Error + 'static> {
         expected: i64,
         actual: Option<i64>,
     },
+    /// The idempotency key was first used for another command (a stale form, the back button).
+    #[error("this form was already used for another action; reload the page and try again")]
+    KeyReused,
     #[error(transparent)]
     Projection(#[from] ProjectionFailed),
     #[error(transparent)]
@@ -113,6 +126,7 @@ impl<R: std::error::Error + 'static> CommandError<R> {
                 expected,
                 actual,
             },
+            CommandError::KeyReused => CommandError::KeyReused,
             CommandError::Projection(p) => CommandError::Projection(p),
             CommandError::Decode(d) => CommandError::Decode(d),
             CommandError::Database(d) => CommandError::Database(d),
@@ -205,10 +219,8 @@ impl EventStore {
         // it its transaction id, so a later writer of the stream always has a higher id than an
         // earlier one and catch-up subscribers (ordered by transaction id) see the stream in order.
         let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
-        if let Some(key) = &ctx.idempotency_key {
-            if let Some(first) = claim_idempotency_key(conn, key)? {
-                return Ok(first);
-            }
+        if let Some(first) = claim_idempotency_key(conn, ctx)? {
+            return Ok(first);
         }
 
         let version = history.last().map_or(0, |e| e.stream_version);
@@ -302,24 +314,51 @@ pub fn fold<D: Decider>(history: &[RecordedEvent]) -> Result<D::State, DecodeErr
     })
 }
 
-/// Claim a key for this transaction. A key claimed by a transaction still in flight makes this
-/// one wait for it; when that one committed, its outcome is returned.
-fn claim_idempotency_key(
+/// Claim the context's idempotency key for this transaction. A key claimed by a transaction
+/// still in flight makes this one wait for it; when that one committed, its outcome is returned,
+/// or `KeyReused` when it was claimed for another command.
+fn claim_idempotency_key<R: std::error::Error + 'static>(
     conn: &mut PgConnection,
-    key: &str,
-) -> QueryResult<Option<CommandOutcome>> {
+    ctx: &CommandContext,
+) -> Result<Option<CommandOutcome>, CommandError<R>> {
+    let Some(key) = &ctx.idempotency_key else {
+        return Ok(None);
+    };
     let claimed = diesel::insert_into(command_outcomes::table)
-        .values(command_outcomes::idempotency_key.eq(key))
+        .values((
+            command_outcomes::idempotency_key.eq(key),
+            command_outcomes::fingerprint.eq(&ctx.fingerprint),
+        ))
         .on_conflict_do_nothing()
         .execute(conn)?;
     if claimed == 1 {
         return Ok(None);
     }
-    let stored: Option<serde_json::Value> = command_outcomes::table
+    prior_outcome(conn, ctx)
+}
+
+/// The stored outcome of an earlier command with the context's idempotency key, if any; an error
+/// when that key was used for another command. For services that check something before they
+/// execute (a pre-check must not turn a double submit into a refusal).
+pub fn prior_outcome<R: std::error::Error + 'static>(
+    conn: &mut PgConnection,
+    ctx: &CommandContext,
+) -> Result<Option<CommandOutcome>, CommandError<R>> {
+    let Some(key) = &ctx.idempotency_key else {
+        return Ok(None);
+    };
+    let stored: Option<(Option<serde_json::Value>, Option<String>)> = command_outcomes::table
         .find(key)
-        .select(command_outcomes::outcome)
-        .first(conn)?;
-    Ok(stored
+        .select((command_outcomes::outcome, command_outcomes::fingerprint))
+        .first(conn)
+        .optional()?;
+    let Some((outcome, fingerprint)) = stored else {
+        return Ok(None);
+    };
+    if fingerprint.is_some() && fingerprint != ctx.fingerprint {
+        return Err(CommandError::KeyReused);
+    }
+    Ok(outcome
         .and_then(|v| serde_json::from_value::<CommandOutcome>(v).ok())
         .map(|o| CommandOutcome {
             duplicate: true,

@@ -1,6 +1,8 @@
 //! Scholarship commands as the pages issue them: check scope and gather what the decider needs
 //! (the fund's window, the assignment, enrollment), then execute.
 
+use std::convert::Infallible;
+
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -120,7 +122,7 @@ pub fn create_fund(
 ) -> Result<Uuid, AppError> {
     viewer.require(Role::Staff)?;
     let id = Uuid::new_v4();
-    store.execute::<Fund>(
+    let outcome = store.execute::<Fund>(
         conn,
         &id.to_string(),
         &FundCommand::CreateFund {
@@ -133,7 +135,8 @@ pub fn create_fund(
         },
         ctx,
     )?;
-    Ok(id)
+    // A repeated form answers with the fund its first post created.
+    Ok(outcome.stream_id.parse().unwrap_or(id))
 }
 
 pub fn set_open(
@@ -172,6 +175,11 @@ pub fn apply(
         return Err(AppError::Forbidden(
             "Only students apply for scholarships.".into(),
         ));
+    }
+    // A double submit answers with the application its first post created, before the check
+    // below would call it a second application.
+    if let Some(first) = crate::es::executor::prior_outcome::<Infallible>(conn, ctx)? {
+        return first.stream_id.parse().map_err(AppError::internal);
     }
     let already: i64 = apps::table
         .filter(apps::fund_id.eq(fund_id))

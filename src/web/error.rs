@@ -117,6 +117,10 @@ impl<R: std::error::Error + 'static> From<CommandError<R>> for AppError {
         match e {
             CommandError::Rejected(r) => AppError::Unprocessable(r.to_string()),
             c @ CommandError::Conflict { .. } => AppError::Conflict(c.to_string()),
+            CommandError::KeyReused => AppError::Conflict(
+                "This form was already used for another action. Reload the page and try again."
+                    .into(),
+            ),
             CommandError::Database(d) => d.into(),
             other => AppError::Internal(other.to_string()),
         }

@@ -12,8 +12,9 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
+use super::edge::{self, Unstorable};
 use super::render::{base_context, flash_cookie, is_htmx, PreSessionCsrf, PRE_CSRF_COOKIE};
-use super::{AppError, AppState, RequestId};
+use super::{AppError, AppState, FormFingerprint, RequestId};
 use crate::accounts::{sessions, Viewer};
 use crate::secrets;
 
@@ -71,8 +72,17 @@ fn uses_session(path: &str) -> bool {
         || path == "/metrics")
 }
 
-/// Load the session and check the CSRF token of a state-changing request.
+/// Refuse what cannot be stored, load the session and check the CSRF token of a state-changing
+/// request.
 async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, AppError)> {
+    let storable = edge::check_path(req.path())
+        .and_then(|()| edge::check_urlencoded(req.query_string().as_bytes(), Unstorable::Query));
+    if let Err(part) = storable {
+        return Err((
+            req.request().clone(),
+            AppError::BadRequest(part.message().into()),
+        ));
+    }
     if !uses_session(req.path()) {
         return Ok(req);
     }
@@ -119,16 +129,23 @@ async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, 
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(req);
     }
+    // The form is read whether or not the token came in a header (as HTMX sends it): its text is
+    // checked either way, and its fingerprint binds the form's idempotency key to this command.
+    let form = match read_form(&mut req).await {
+        Ok(form) => form,
+        Err(e) => return Err((req.request().clone(), e)),
+    };
+    if let Some(body) = &form {
+        let fingerprint = edge::form_fingerprint(req.path(), body);
+        req.extensions_mut().insert(FormFingerprint(fingerprint));
+    }
     let provided = match req
         .headers()
         .get("X-CSRF-Token")
         .and_then(|v| v.to_str().ok())
     {
         Some(h) => Some(h.to_owned()),
-        None => match form_token(&mut req).await {
-            Ok(t) => t,
-            Err(e) => return Err((req.request().clone(), e)),
-        },
+        None => form.as_deref().and_then(|b| form_field(b, "csrf_token")),
     };
     match provided {
         Some(p) if secrets::constant_time_eq(&p, &expected) => Ok(req),
@@ -145,8 +162,8 @@ async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, 
     }
 }
 
-/// Read a urlencoded body to find `csrf_token`, then put the body back for the handler.
-async fn form_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError> {
+/// Read a urlencoded body, check that it is storable text, and put it back for the handler.
+async fn read_form(req: &mut ServiceRequest) -> Result<Option<web::Bytes>, AppError> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -169,40 +186,10 @@ async fn form_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    if !decodes_to_utf8(&body) {
-        return Err(AppError::BadRequest(
-            "The form could not be used: it contains text that is not valid UTF-8.".into(),
-        ));
-    }
-    let token = form_field(&body, "csrf_token");
-    req.set_payload(Payload::from(body));
-    Ok(token)
-}
-
-/// Whether a urlencoded body decodes to valid UTF-8 (form decoders would silently replace it).
-fn decodes_to_utf8(body: &[u8]) -> bool {
-    let mut decoded = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        match body[i] {
-            b'%' if i + 2 < body.len() => {
-                match std::str::from_utf8(&body[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        decoded.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => decoded.push(b'%'),
-                }
-            }
-            b => decoded.push(b),
-        }
-        i += 1;
-    }
-    std::str::from_utf8(&decoded).is_ok()
+    edge::check_urlencoded(&body, Unstorable::Form)
+        .map_err(|part| AppError::BadRequest(part.message().into()))?;
+    req.set_payload(Payload::from(body.clone()));
+    Ok(Some(body))
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

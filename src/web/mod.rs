@@ -1,6 +1,7 @@
 //! Web plumbing shared by every context: state, the request frame (ids, sessions, CSRF, errors,
 //! security headers), rendering of pages and fragments, and small form helpers.
 
+pub mod edge;
 pub mod error;
 pub mod frame;
 pub mod render;
@@ -96,6 +97,10 @@ impl AppState {
     }
 }
 
+/// A digest of a form post's path and fields (`edge::form_fingerprint`), set by the frame.
+#[derive(Debug, Clone)]
+pub struct FormFingerprint(pub String);
+
 /// The id of the request, in every log line and in event metadata.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -123,14 +128,19 @@ pub fn metadata(req: &HttpRequest, viewer: &Viewer) -> Metadata {
     }
 }
 
-/// A command context with the form's idempotency key (the hidden `command_id` field), so that a
-/// double-submitted form is applied once.
+/// A command context with the form's idempotency key (the hidden `command_id` field, one per
+/// rendered form), bound to what the form asks for: a double-submitted form is applied once, and
+/// the same key posted with other fields (a stale tab, the back button) is refused.
 pub fn command_context(
     req: &HttpRequest,
     viewer: &Viewer,
     command_id: Option<&str>,
 ) -> CommandContext {
     let ctx = CommandContext::new(metadata(req, viewer));
+    let ctx = match req.extensions().get::<FormFingerprint>() {
+        Some(f) => ctx.fingerprint(f.0.clone()),
+        None => ctx,
+    };
     match command_id
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 64)

@@ -90,8 +90,6 @@ pub fn base_context(req: &HttpRequest) -> Context {
     );
     ctx.insert("viewer", &viewer);
     ctx.insert("flash", &read_flash(req));
-    // A fresh key per rendered form: a double submit of the same form is applied once.
-    ctx.insert("command_id", &uuid::Uuid::new_v4().to_string());
     ctx
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE command_outcomes DROP COLUMN fingerprint;
