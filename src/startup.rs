@@ -67,9 +67,12 @@ pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
     tera.autoescape_on(vec![".html"]);
     // `{{ command_id() }}`: a fresh idempotency key for each form a page renders, so that two
     // forms of one page (or one form rendered twice) never share one (see `web::command_context`).
-    tera.register_function("command_id", |_: &std::collections::HashMap<String, tera::Value>| {
-        Ok(tera::Value::String(uuid::Uuid::new_v4().to_string()))
-    });
+    tera.register_function(
+        "command_id",
+        |_: &std::collections::HashMap<String, tera::Value>| {
+            Ok(tera::Value::String(uuid::Uuid::new_v4().to_string()))
+        },
+    );
     crate::threats::register_filters(&mut tera);
     Ok(tera)
 }

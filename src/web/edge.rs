@@ -111,8 +111,14 @@ mod tests {
 
     #[test]
     fn a_fingerprint_is_the_path_and_the_fields_but_not_the_token_or_key() {
-        let a = form_fingerprint("/f/1/decide", b"csrf_token=t1&command_id=k1&amount=2000&x=1");
-        let same = form_fingerprint("/f/1/decide", b"x=1&amount=2000&command_id=k2&csrf_token=t2");
+        let a = form_fingerprint(
+            "/f/1/decide",
+            b"csrf_token=t1&command_id=k1&amount=2000&x=1",
+        );
+        let same = form_fingerprint(
+            "/f/1/decide",
+            b"x=1&amount=2000&command_id=k2&csrf_token=t2",
+        );
         assert_eq!(a, same);
         assert_ne!(a, form_fingerprint("/f/1/decide", b"amount=2500&x=1"));
         assert_ne!(a, form_fingerprint("/f/2/decide", b"amount=2000&x=1"));

@@ -4,6 +4,8 @@
 
 use std::io::Read;
 
+pub mod forms;
+
 #[allow(unused_imports)]
 pub use heyboss::testing::{TestApp, TestDatabase};
 
@@ -121,6 +123,27 @@ impl Client {
         self.finish(r)
     }
 
+    /// Submit a form of a page as the browser would (its own fields and key), with some fields
+    /// changed as a person would change them.
+    pub fn submit(&mut self, form: &forms::Form, changes: &[(&str, &str)]) -> Response {
+        let mut fields = form.pairs();
+        for (name, value) in changes {
+            match fields.iter_mut().find(|(k, _)| k == name) {
+                Some(f) => f.1 = (*value).to_owned(),
+                None => fields.push(((*name).to_owned(), (*value).to_owned())),
+            }
+        }
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = self
+            .agent
+            .post(&format!("{}{}", self.base, form.action))
+            .send_form(&pairs);
+        self.finish(r)
+    }
+
     /// Post through HTMX: the token travels in the X-CSRF-Token header.
     pub fn post_htmx(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
         let r = self
@@ -129,6 +152,18 @@ impl Client {
             .set("HX-Request", "true")
             .set("X-CSRF-Token", &self.csrf.clone())
             .send_form(fields);
+        self.finish(r)
+    }
+
+    /// Post a raw urlencoded body through HTMX (the token in the X-CSRF-Token header).
+    pub fn post_htmx_raw(&mut self, path: &str, body: &[u8]) -> Response {
+        let r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("HX-Request", "true")
+            .set("X-CSRF-Token", &self.csrf.clone())
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_bytes(body);
         self.finish(r)
     }
 
