@@ -155,6 +155,13 @@ impl Client {
         self.finish(r)
     }
 
+    /// Post a raw urlencoded body after the page's CSRF token, as a form would.
+    pub fn post_raw_form(&mut self, path: &str, body: &[u8]) -> Response {
+        let mut all = format!("csrf_token={}&", self.csrf).into_bytes();
+        all.extend_from_slice(body);
+        self.post_raw(path, "application/x-www-form-urlencoded", &all)
+    }
+
     /// Post a raw urlencoded body through HTMX (the token in the X-CSRF-Token header).
     pub fn post_htmx_raw(&mut self, path: &str, body: &[u8]) -> Response {
         let r = self
