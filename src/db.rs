@@ -109,11 +109,22 @@ pub fn init_tls() {
     openssl_sys::init();
 }
 
-/// Create the URL's database on its server when it does not exist yet.
+/// Create the URL's database on its server when it does not exist yet. Several processes may
+/// start at once on an empty server (`serve` twice, parallel test binaries): they take turns on
+/// an advisory lock, so one creates it and the others find it there.
 pub fn ensure_database(url: &str) -> Result<(), DbError> {
     init_tls();
     let (_, name, _) = split_url(url);
     let mut admin = PgConnection::establish(&with_database(url, "postgres"))?;
+    diesel::sql_query("SELECT pg_advisory_lock(7242013)").execute(&mut admin)?;
+    let created = create_if_missing(&mut admin, &name);
+    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock(7242013)").execute(&mut admin);
+    created?;
+    unlocked?;
+    Ok(())
+}
+
+fn create_if_missing(admin: &mut PgConnection, name: &str) -> Result<(), DbError> {
     #[derive(QueryableByName)]
     struct Exists {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -121,18 +132,22 @@ pub fn ensure_database(url: &str) -> Result<(), DbError> {
     }
     let found: Exists =
         diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-            .bind::<diesel::sql_types::Text, _>(&name)
-            .get_result(&mut admin)?;
-    if !found.exists {
-        let create = diesel::sql_query(create_database_sql(&mut admin, &name)?).execute(&mut admin);
-        // Two processes may race to create it; the loser finds it there.
-        if let Err(e) = create {
-            if !e.to_string().contains("already exists") {
-                return Err(e.into());
-            }
-        }
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(admin)?;
+    if found.exists {
+        return Ok(());
     }
-    Ok(())
+    match diesel::sql_query(create_database_sql(admin, name)?).execute(admin) {
+        Ok(_) => Ok(()),
+        // A process that does not take the lock (an older version) created it meanwhile: either
+        // "already exists" or, when both inserted the catalog row at once, a unique violation.
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(()),
+        Err(e) if e.to_string().contains("already exists") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `CREATE DATABASE name`, with text compared bytewise where the server's default collation

@@ -1,5 +1,7 @@
 //! Demo data for `serve --demo`: idempotent, so a restart adds nothing twice.
 
+use diesel::RunQueryDsl;
+
 use crate::accounts::{queries, service, NewAccount};
 use crate::es::{Actor, Metadata};
 use crate::web::AppState;
@@ -16,6 +18,16 @@ pub const DEMO_USERS: &[(&str, &str, &str)] = &[
 ];
 
 pub fn seed(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Two `serve --demo` started at once take turns: the second finds the data there. The lock
+    // is held on a connection of its own, for the whole seed.
+    let mut lock = state.pool.get()?;
+    diesel::sql_query("SELECT pg_advisory_lock(7242014)").execute(&mut lock)?;
+    let seeded = seed_unlocked(state);
+    diesel::sql_query("SELECT pg_advisory_unlock(7242014)").execute(&mut lock)?;
+    seeded
+}
+
+fn seed_unlocked(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = state.pool.get()?;
     for (username, name, role) in DEMO_USERS {
         if queries::username_taken(&mut conn, username)? {

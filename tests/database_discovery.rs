@@ -92,3 +92,122 @@ fn a_created_database_orders_text_as_the_servers_default_does() {
         assert_eq!(created, default);
     }
 }
+
+#[test]
+fn processes_creating_one_database_at_once_all_succeed() {
+    // Parallel test binaries and two `serve` on an empty server all create "their" database.
+    let server = heyboss::db::Database::discover().unwrap();
+    let name = format!("heyboss_race_{}", uuid::Uuid::new_v4().simple());
+    let url = heyboss::db::with_database(&server.url, &name);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let results: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                heyboss::db::ensure_database(&url).map_err(|e| e.to_string())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    drop_database(&server.url, &name);
+    for r in results {
+        assert_eq!(r, Ok(()));
+    }
+}
+
+#[test]
+fn several_servers_started_at_once_on_an_empty_database_all_come_up_with_the_demo_once() {
+    use std::process::Stdio;
+    let server = heyboss::db::Database::discover().unwrap();
+    let name = format!("heyboss_first_start_{}", uuid::Uuid::new_v4().simple());
+    let url = heyboss::db::with_database(&server.url, &name);
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let mut children: Vec<_> = ports
+        .iter()
+        .map(|port| {
+            Command::new(env!("CARGO_BIN_EXE_heyboss"))
+                .args(["serve", "--demo", "--bind", &format!("127.0.0.1:{port}")])
+                .env("DATABASE_URL", &url)
+                .env("HEYBOSS_HOME", env!("CARGO_MANIFEST_DIR"))
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut up = vec![false; ports.len()];
+    while std::time::Instant::now() < deadline && up.iter().any(|u| !u) {
+        for (i, port) in ports.iter().enumerate() {
+            if !up[i] {
+                up[i] = ureq::get(&format!("http://127.0.0.1:{port}/healthz"))
+                    .call()
+                    .is_ok();
+            }
+        }
+        if children.iter_mut().any(|c| c.try_wait().unwrap().is_some()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The demo is seeded once, however many servers seeded it.
+    let registered = {
+        use diesel::prelude::*;
+        let mut conn = PgConnection::establish(&url).unwrap();
+        heyboss::schema::events::table
+            .filter(heyboss::schema::events::event_type.eq("UserRegistered"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "payload->>'username' = 'admin'",
+            ))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .unwrap()
+    };
+    let mut failures = Vec::new();
+    for (i, mut child) in children.drain(..).enumerate() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            failures.push(format!("server {i} exited ({status}): {err}"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop_database(&server.url, &name);
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        up.iter().all(|u| *u),
+        "every server answered /healthz: {up:?}"
+    );
+    assert_eq!(registered, 1, "the demo admin is registered once");
+}
+
+fn drop_database(server_url: &str, name: &str) {
+    use diesel::prelude::*;
+    let mut admin =
+        PgConnection::establish(&heyboss::db::with_database(server_url, "postgres")).unwrap();
+    diesel::sql_query(format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        heyboss::db::quote_ident(name)
+    ))
+    .execute(&mut admin)
+    .unwrap();
+}
