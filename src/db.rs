@@ -109,6 +109,39 @@ pub fn init_tls() {
     openssl_sys::init();
 }
 
+/// Whether an error says the database went away (a restart, a fast shutdown, a terminated
+/// connection, the network) rather than that the statement was wrong: SQLSTATE class 08
+/// (connection exception) and 57P01-57P05 (operator intervention: admin or crash shutdown,
+/// cannot connect now, database dropped, idle session timeout). Such a request may succeed when
+/// retried, so it is a 503, never a 500. Diesel gives the kind only for class 08; the others are
+/// known by PostgreSQL's and libpq's messages.
+pub fn is_unavailable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    const GONE: [&str; 14] = [
+        "terminating connection due to administrator command",
+        "terminating connection because of crash of another server process",
+        "terminating connection due to idle-session timeout",
+        "terminating connection due to idle-in-transaction timeout",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+        "the database system is not yet accepting connections",
+        "server closed the connection unexpectedly",
+        "no connection to the server",
+        "could not receive data from server",
+        "could not send data to server",
+        "SSL connection has been closed unexpectedly",
+        "SSL SYSCALL error",
+    ];
+    match e {
+        E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => true,
+        E::DatabaseError(_, info) => GONE.iter().any(|m| info.message().contains(m)),
+        E::BrokenTransactionManager => true,
+        E::RollbackErrorOnCommit { commit_error, .. } => is_unavailable(commit_error),
+        _ => false,
+    }
+}
+
 /// Create the URL's database on its server when it does not exist yet. Several processes may
 /// start at once on an empty server (`serve` twice, parallel test binaries): they take turns on
 /// an advisory lock, so one creates it and the others find it there.
@@ -253,6 +286,11 @@ pub struct PrivateCluster {
 
 impl PrivateCluster {
     pub fn start(dir: &Path) -> Result<PrivateCluster, DbError> {
+        Self::start_on(dir, 54329)
+    }
+
+    /// A cluster in `dir` listening on `port` (tests run several side by side).
+    pub fn start_on(dir: &Path, port: u16) -> Result<PrivateCluster, DbError> {
         let bin = find_server_binaries().ok_or(DbError::NotFound)?;
         let as_postgres_user = is_root();
         std::fs::create_dir_all(dir).map_err(|e| DbError::Cluster(e.to_string()))?;
@@ -260,7 +298,7 @@ impl PrivateCluster {
         let cluster = PrivateCluster {
             bin,
             data,
-            port: 54329,
+            port,
             as_postgres_user,
         };
         if as_postgres_user {
@@ -296,6 +334,15 @@ impl PrivateCluster {
             ],
         )?;
         Ok(cluster)
+    }
+
+    /// Stop the server as an operator's fast shutdown does: open connections are ended
+    /// (SQLSTATE 57P01) and new ones refused.
+    pub fn stop_fast(&self) -> Result<(), DbError> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data_str(), "-m", "fast", "-w", "stop"],
+        )
     }
 
     pub fn server_url(&self) -> String {
@@ -346,4 +393,73 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    #[derive(Debug)]
+    struct Message(&'static str);
+
+    impl DatabaseErrorInformation for Message {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn error(kind: DatabaseErrorKind, message: &'static str) -> Error {
+        Error::DatabaseError(kind, Box::new(Message(message)))
+    }
+
+    #[test]
+    fn a_server_going_away_is_unavailable_and_a_wrong_statement_is_not() {
+        use DatabaseErrorKind::{ClosedConnection, Unknown};
+        // Diesel gives these a kind of their own only in SQLSTATE class 08, or when libpq has
+        // already marked the connection bad: 57P01 while the connection still looked open was a 500.
+        for gone in [
+            error(
+                Unknown,
+                "terminating connection due to administrator command",
+            ),
+            error(Unknown, "FATAL:  the database system is shutting down"),
+            error(
+                Unknown,
+                "terminating connection because of crash of another server process",
+            ),
+            error(
+                Unknown,
+                "server closed the connection unexpectedly\n\tThis probably means...",
+            ),
+            error(ClosedConnection, "anything"),
+            Error::BrokenTransactionManager,
+        ] {
+            assert!(super::is_unavailable(&gone), "{gone:?}");
+        }
+        for wrong in [
+            error(Unknown, "syntax error at or near \"SELEC\""),
+            error(DatabaseErrorKind::UniqueViolation, "duplicate key value"),
+            Error::NotFound,
+        ] {
+            assert!(!super::is_unavailable(&wrong), "{wrong:?}");
+        }
+    }
 }

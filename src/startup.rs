@@ -147,6 +147,11 @@ impl Application {
     }
 }
 
+/// How long an idle connection stays open. actix-web's default of 5 s reset a connection that a
+/// client reused 4.95 s after its previous request (the client cannot see the close in time).
+/// Load balancers and proxies assume longer (60 s idle timeouts are common): 75 s outlasts them.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+
 fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::io::Result<Server> {
     let static_dir = state.settings.static_dir.clone();
     let data = web::Data::new(state);
@@ -167,6 +172,7 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
             .configure(crate::threats::routes)
             .default_service(web::to(not_found))
     })
+    .keep_alive(KEEP_ALIVE)
     .listen(listener)?
     .run();
     Ok(server)

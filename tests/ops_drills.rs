@@ -86,6 +86,219 @@ fn a_database_outage_gives_503_pages_and_the_app_recovers_by_itself() {
     assert_eq!(notified, 1);
 }
 
+/// Hold `table` locked in a transaction of its own, so that the next request touching it waits
+/// inside the database; then end that request's connection as a fast shutdown does (SQLSTATE
+/// 57P01) and release the lock.
+fn terminate_the_request_waiting_on(
+    db: &TestDatabase,
+    table: &str,
+    request: impl FnOnce() -> common::Response + Send,
+) -> common::Response {
+    let mut holder = PgConnection::establish(&db.url).unwrap();
+    diesel::sql_query("BEGIN").execute(&mut holder).unwrap();
+    diesel::sql_query(format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut holder)
+        .unwrap();
+    std::thread::scope(|scope| {
+        let answer = scope.spawn(request);
+        let mut admin = admin_conn(db);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            #[derive(QueryableByName)]
+            struct Ended {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                ended: i64,
+            }
+            let ended: Ended = diesel::sql_query(
+                "SELECT count(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity
+                 WHERE datname = $1 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+            )
+            .bind::<diesel::sql_types::Text, _>(&db.name)
+            .get_result(&mut admin)
+            .unwrap();
+            if ended.ended > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the request never waited on {table}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        diesel::sql_query("ROLLBACK").execute(&mut holder).unwrap();
+        answer.join().unwrap()
+    })
+}
+
+/// A response of plain ureq, as the tests read it.
+fn plain(r: Result<ureq::Response, ureq::Error>) -> common::Response {
+    let res = match r {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    common::Response {
+        status: res.status(),
+        headers: vec![(
+            "retry-after".into(),
+            res.header("retry-after").unwrap_or("").to_owned(),
+        )],
+        body: res.into_string().unwrap(),
+    }
+}
+
+#[test]
+fn a_connection_ended_mid_request_is_a_503_with_retry_after_for_pages_and_the_api() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let token = {
+        let mut conn = app.state.pool.get().unwrap();
+        let ctx =
+            heyboss::es::CommandContext::new(heyboss::es::Metadata::new(heyboss::es::Actor::Cli));
+        heyboss::threats::service::create_sensor(&mut conn, &app.state.store, &ctx, "edge")
+            .unwrap()
+            .1
+    };
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+
+    // A page whose session lookup is cut off.
+    let session = admin.cookie(heyboss::accounts::sessions::COOKIE).unwrap();
+    let page_url = app.url("/admin/accounts");
+    let page = terminate_the_request_waiting_on(&app.db, "sessions", || {
+        let r = ureq::get(&page_url)
+            .set(
+                "Cookie",
+                &format!("{}={session}", heyboss::accounts::sessions::COOKIE),
+            )
+            .call();
+        plain(r)
+    });
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert_eq!(page.header("retry-after"), Some("5"));
+    page.assert_contains("The database is not answering right now");
+
+    // A sensor batch cut off mid-transaction.
+    let base = app.address.clone();
+    let batch = serde_json::json!({"events": [{
+        "id": uuid::Uuid::new_v4(), "type": "SessionDiscovered",
+        "data": {"session_id": "s-1", "start_time": "2026-11-27T04:00:00Z", "protocol": "https",
+                 "source_ip": "10.0.0.7", "destination_ip": "198.51.100.9",
+                 "source_port": 51514, "destination_port": 443}}]});
+    let api = terminate_the_request_waiting_on(&app.db, "sensor_event_ids", || {
+        let r = ureq::post(&format!("{base}/api/v1/events"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(batch.clone());
+        plain(r)
+    });
+    assert_eq!(api.status, 503, "{}", api.body);
+    assert_eq!(api.header("retry-after"), Some("5"));
+    assert!(api.json()["error"].as_str().is_some(), "{}", api.body);
+
+    // The retried batch is stored, once.
+    let again = ureq::post(&format!("{}/api/v1/events", app.address))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(batch)
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(common::count_events(&app, "SessionDiscovered"), 1);
+}
+
+#[test]
+fn a_fast_shutdown_of_the_server_mid_ingest_answers_503_never_500() {
+    // A PostgreSQL server of this test's own, since it is shut down.
+    let dir = std::env::temp_dir().join(format!(
+        "heyboss-shutdown-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let port = free_port();
+    let cluster = heyboss::db::PrivateCluster::start_on(&dir, port).unwrap();
+    let url = format!("{}/heyboss", cluster.server_url());
+    heyboss::db::ensure_database(&url).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_heyboss"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["migrate"]);
+    let token = cli(&["sensors", "create", "--name", "edge"])
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let server = start_server_at(&url);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let posters: Vec<_> = (0..3)
+        .map(|i| {
+            let (base, token) = (server.base.clone(), token.clone());
+            let (stop, statuses) = (stop.clone(), statuses.clone());
+            std::thread::spawn(move || {
+                let mut generator = heyboss::threats::simulate::Generator::new(
+                    i,
+                    vec!["ET-TROJAN-Emotet".into()],
+                    1000,
+                );
+                while !stop.load(Ordering::Relaxed) {
+                    let body = serde_json::json!({ "events": generator.batch(500) });
+                    let answer = plain(
+                        ureq::post(&format!("{base}/api/v1/events"))
+                            .set("Authorization", &format!("Bearer {token}"))
+                            .send_json(body),
+                    );
+                    statuses
+                        .lock()
+                        .unwrap()
+                        .push((answer.status, answer.headers, answer.body));
+                }
+            })
+        })
+        .collect();
+    // Let batches run, shut the server down under them, then keep posting a moment.
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.stop_fast().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for p in posters {
+        p.join().unwrap();
+    }
+    drop(server);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let statuses = statuses.lock().unwrap();
+    let accepted = statuses.iter().filter(|s| s.0 == 200).count();
+    let unavailable: Vec<_> = statuses.iter().filter(|s| s.0 == 503).collect();
+    let other: Vec<_> = statuses
+        .iter()
+        .filter(|s| s.0 != 200 && s.0 != 503)
+        .collect();
+    assert!(other.is_empty(), "only 200 and 503: {other:#?}");
+    assert!(accepted > 0, "batches went through before the shutdown");
+    assert!(!unavailable.is_empty(), "the shutdown was seen");
+    for (_, headers, body) in unavailable {
+        assert_eq!(headers[0].1, "5", "Retry-After on every 503");
+        assert!(body.contains("\"error\""), "{body}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -99,14 +312,14 @@ impl Drop for Server {
 }
 
 fn start_server(db: &TestDatabase) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    start_server_at(&db.url)
+}
+
+fn start_server_at(database_url: &str) -> Server {
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_heyboss"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", database_url)
         .env("HEYBOSS_HOME", env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::es::projection::{ProjectionError, ProjectionFailed};
 use crate::es::CommandError;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +82,7 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::Error as E;
         match e {
             E::NotFound => AppError::NotFound,
-            E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _) => {
-                AppError::Unavailable
-            }
-            E::DatabaseError(diesel::result::DatabaseErrorKind::UnableToSendCommand, _) => {
-                AppError::Unavailable
-            }
+            gone if crate::db::is_unavailable(&gone) => AppError::Unavailable,
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -122,6 +118,10 @@ impl<R: std::error::Error + 'static> From<CommandError<R>> for AppError {
                     .into(),
             ),
             CommandError::Database(d) => d.into(),
+            CommandError::Projection(ProjectionFailed {
+                source: ProjectionError::Database(d),
+                ..
+            }) if crate::db::is_unavailable(&d) => AppError::Unavailable,
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -268,6 +268,28 @@ fn tera_escape(s: &str) -> String {
     tera::escape_html(s)
 }
 
+/// Behind HTTPS every cookie is `Secure`, whichever handler set it (the session, the flash
+/// message, the sign-in form's CSRF cookie).
+fn mark_cookies_secure(res: &mut ServiceResponse<BoxBody>) {
+    let headers = res.headers_mut();
+    let cookies: Vec<header::HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .map(
+            |v| match v.to_str().ok().and_then(|s| Cookie::parse(s).ok()) {
+                Some(mut c) if c.secure() != Some(true) => {
+                    c.set_secure(true);
+                    header::HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| v.clone())
+                }
+                _ => v.clone(),
+            },
+        )
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        headers.append(header::SET_COOKIE, c);
+    }
+}
+
 fn finish_headers(res: &mut ServiceResponse<BoxBody>, request_id: &str) {
     let pre = res.request().extensions().get::<PreSessionCsrf>().cloned();
     let secure = res
@@ -282,6 +304,13 @@ fn finish_headers(res: &mut ServiceResponse<BoxBody>, request_id: &str) {
             .same_site(SameSite::Strict)
             .finish();
         let _ = res.response_mut().add_cookie(&cookie);
+    }
+    if secure {
+        mark_cookies_secure(res);
+        res.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     let headers = res.headers_mut();
     let set = |h: &mut header::HeaderMap, k: &'static str, v: &'static str| {
