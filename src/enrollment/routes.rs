@@ -19,6 +19,7 @@ use super::service;
 use crate::accounts::service::AccountError;
 use crate::accounts::{sessions, NewAccount, Role, Viewer};
 use crate::es::CommandError;
+use crate::web::csv::CsvExport;
 use crate::web::render::{is_htmx, render_status, state};
 use crate::web::{command_context, flash_redirect, render, text_field, AppError};
 
@@ -671,23 +672,20 @@ async fn pipeline_page(
         let rows = state(&req)
             .db(move |conn| queries::pipeline(conn, &v, &filter, None))
             .await?;
-        let mut out = String::from("student,username,term,step,last_activity\n");
+        let mut export = CsvExport::new(
+            "enrollment-pipeline",
+            &["student", "username", "term", "step", "last_activity"],
+        );
         for r in rows {
-            out.push_str(&csv_line(&[
-                &r.display_name,
+            export.row([
+                r.display_name.as_str(),
                 &r.username,
                 &r.term,
                 r.stage_label,
                 &r.last_event_at.to_rfc3339(),
-            ]));
+            ]);
         }
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                "attachment; filename=\"enrollment-pipeline.csv\"",
-            ))
-            .body(out));
+        return Ok(export.into_response());
     }
 
     let f = filter.clone();
@@ -780,40 +778,9 @@ async fn pipeline_page(
     )
 }
 
-/// One CSV line: fields quoted when needed, and a leading formula character neutralised.
-fn csv_line(fields: &[&str]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| {
-            let f = if f.starts_with(['=', '+', '-', '@']) {
-                format!("'{f}")
-            } else {
-                (*f).to_owned()
-            };
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_neutralised() {
-        assert_eq!(
-            csv_line(&["a", "b,c", "say \"hi\""]),
-            "a,\"b,c\",\"say \"\"hi\"\"\"\n"
-        );
-        assert_eq!(csv_line(&["=SUM(A1)"]), "'=SUM(A1)\n");
-    }
 
     #[test]
     fn as_of_is_the_end_of_the_day() {

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::dsl::sql;
@@ -20,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 use uuid::Uuid;
 
-use super::{csv, Registry};
+use super::Registry;
 use crate::accounts::{Role, Viewer};
 use crate::es::RecordedEvent;
 use crate::schema::{events, users};
+use crate::web::csv::CsvExport;
 use crate::web::render::state;
 use crate::web::{render, AppError};
 
@@ -462,36 +462,32 @@ async fn audit_page(
         }
         Err(e) => Err(e),
         Ok(Err(rows)) => {
-            let mut out = csv::line(&[
-                "position",
-                "recorded_at",
-                "stream_type",
-                "stream_id",
-                "stream_version",
-                "event_type",
-                "actor",
-                "payload",
-            ]);
+            let mut export = CsvExport::new(
+                "audit",
+                &[
+                    "position",
+                    "recorded_at",
+                    "stream_type",
+                    "stream_id",
+                    "stream_version",
+                    "event_type",
+                    "actor",
+                    "payload",
+                ],
+            );
             for r in rows {
-                out.push_str(&csv::line(&[
-                    &r.position.to_string(),
-                    &r.recorded_at.to_rfc3339(),
-                    &r.stream_type,
-                    &r.stream_id,
-                    &r.stream_version.to_string(),
-                    &r.event_type,
-                    &r.actor,
-                    &r.payload,
-                ]));
+                export.row([
+                    r.position.to_string(),
+                    r.recorded_at.to_rfc3339(),
+                    r.stream_type,
+                    r.stream_id,
+                    r.stream_version.to_string(),
+                    r.event_type,
+                    r.actor,
+                    r.payload,
+                ]);
             }
-            Ok(HttpResponse::Ok()
-                .content_type("text/csv; charset=utf-8")
-                .insert_header((
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"audit.csv\"",
-                ))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .body(out))
+            Ok(export.into_response())
         }
         Ok(Ok(page)) => {
             ctx.insert(

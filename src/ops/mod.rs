@@ -4,7 +4,6 @@
 //! contexts plug in (audit visibility rules, notification rules, subscribers).
 
 pub mod audit;
-pub mod csv;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;

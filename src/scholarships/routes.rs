@@ -12,6 +12,7 @@ use super::queries;
 use super::service::{self, NewFund};
 use crate::accounts::{Role, Viewer};
 use crate::es::CommandOutcome;
+use crate::web::csv::CsvExport;
 use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, is_htmx, render, text_field, AppError};
 
@@ -699,19 +700,6 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-/// One CSV field: quoted when needed, and never read as a formula by a spreadsheet.
-fn csv_field(value: &str) -> String {
-    let mut v = value.to_owned();
-    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        v.insert(0, '\'');
-    }
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v
-    }
-}
-
 pub const REPORT_CSV_HEADER: &str =
     "recorded_at,application_id,student,decision,amount,reason,actor";
 
@@ -734,10 +722,10 @@ async fn report_page(
         .db(move |conn| queries::report(conn, &viewer, id, limit))
         .await?;
     if csv {
-        let mut out = String::from(REPORT_CSV_HEADER);
-        out.push('\n');
+        let header: Vec<&str> = REPORT_CSV_HEADER.split(',').collect();
+        let mut export = CsvExport::new(format!("fund-{id}-report"), &header);
         for l in &report.history {
-            let line = [
+            export.row([
                 l.recorded_at.to_rfc3339(),
                 l.application_id.to_string(),
                 l.student.clone(),
@@ -755,22 +743,9 @@ async fn report_page(
                     .unwrap_or_default(),
                 l.reason.clone(),
                 l.actor.clone(),
-            ]
-            .iter()
-            .map(|f| csv_field(f))
-            .collect::<Vec<_>>()
-            .join(",");
-            out.push_str(&line);
-            out.push('\n');
+            ]);
         }
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"fund-{id}-report.csv\""),
-            ))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(out));
+        return Ok(export.into_response());
     }
     let mut ctx = Context::new();
     ctx.insert("report", &report);
@@ -807,17 +782,4 @@ async fn application_page(
         "scholarships/application.html",
         ctx,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
-    }
 }

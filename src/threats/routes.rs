@@ -11,6 +11,7 @@ use super::queries::{self, HitsOf, Report, SessionFilter, Window};
 use super::{api, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
+use crate::web::csv::CsvExport;
 use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
@@ -59,37 +60,13 @@ fn wants_csv(format: Option<&str>) -> Result<bool, AppError> {
     }
 }
 
-/// One CSV field, quoted when it must be.
-fn csv_field(s: &str) -> String {
-    // A leading =, +, - or @ would be a formula in a spreadsheet.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 fn csv_response(name: &str, header: &str, rows: Vec<Vec<String>>) -> HttpResponse {
-    let mut out = String::from(header);
-    out.push('\n');
+    let header: Vec<&str> = header.split(',').collect();
+    let mut export = CsvExport::new(name, &header);
     for row in rows {
-        let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+        export.row(row);
     }
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}.csv\""),
-        ))
-        .insert_header(("Cache-Control", "no-store"))
-        .body(out)
+    export.into_response()
 }
 
 fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
