@@ -396,7 +396,7 @@ fn is_root() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
 
     #[derive(Debug)]
@@ -426,7 +426,8 @@ mod tests {
         }
     }
 
-    fn error(kind: DatabaseErrorKind, message: &'static str) -> Error {
+    /// A database error as Diesel reports it, for tests of what the application makes of one.
+    pub(crate) fn error(kind: DatabaseErrorKind, message: &'static str) -> Error {
         Error::DatabaseError(kind, Box::new(Message(message)))
     }
 

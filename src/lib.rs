@@ -18,6 +18,7 @@ pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 pub mod testing;
+pub mod text;
 pub mod threats;
 pub mod web;
 

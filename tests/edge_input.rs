@@ -230,3 +230,122 @@ fn count_all(app: &TestApp) -> i64 {
         .get_result(&mut conn)
         .unwrap()
 }
+
+#[test]
+fn every_text_field_keeps_one_rule_and_direction_controls_are_shown() {
+    let app = TestApp::spawn();
+    create_user(&app, "sam", "staff", PASSWORD);
+    create_user(&app, "boss", "admin", PASSWORD);
+    create_user(&app, "ana", "analyst", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("sam", PASSWORD);
+    staff.get("/scholarships/funds");
+    // BEL and ESC in a fund's name or criteria were accepted; other fields refused them.
+    for (name, criteria, says) in [
+        (
+            "Merit\u{7}",
+            "Good",
+            "The fund name contains a control character (U+0007)",
+        ),
+        (
+            "Merit",
+            "Good \u{1b}[31mred",
+            "The criteria contains a control character (U+001B)",
+        ),
+        (
+            "Mer\u{202E}it",
+            "Good",
+            "The fund name contains a text direction control (U+202E)",
+        ),
+    ] {
+        let res = staff.post(
+            "/scholarships/funds",
+            &[
+                ("name", name),
+                ("term", "2027-fall"),
+                ("budget", "1000"),
+                ("criteria", criteria),
+                ("opens_on", "2026-01-01"),
+                ("closes_on", "2026-12-31"),
+            ],
+        );
+        assert_eq!(res.status, 422, "{}", res.body);
+        res.assert_contains(says);
+    }
+    assert_eq!(count_events(&app, "FundCreated"), 0);
+
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/signatures");
+    let res = admin.post(
+        "/admin/signatures",
+        &[
+            ("name", "S"),
+            ("group", "g"),
+            ("rule_text", "alert \u{1b} tcp"),
+        ],
+    );
+    assert_eq!(res.status, 422, "{}", res.body);
+    res.assert_contains("The rule text contains a control character (U+001B)");
+    admin.get("/admin/sensors");
+    let res = admin.post("/admin/sensors", &[("name", "edge\u{202E}1")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(count_events(&app, "SignatureCreated"), 0);
+    assert_eq!(count_events(&app, "SensorRegistered"), 0);
+
+    // A sensor reports what it saw; the analyst sees the direction control as a mark.
+    let token = {
+        let mut conn = app.state.pool.get().unwrap();
+        let ctx =
+            heyboss::es::CommandContext::new(heyboss::es::Metadata::new(heyboss::es::Actor::Cli));
+        heyboss::threats::service::set_signature(
+            &mut conn,
+            &app.state.store,
+            &ctx,
+            "sig",
+            "alpha",
+            None,
+            None,
+        )
+        .unwrap();
+        heyboss::threats::service::change_clearance(
+            &mut conn,
+            &app.state.store,
+            &ctx,
+            "ana",
+            "alpha",
+            true,
+        )
+        .unwrap();
+        heyboss::threats::service::create_sensor(&mut conn, &app.state.store, &ctx, "edge")
+            .unwrap()
+            .1
+    };
+    let ev = |t: &str, data: serde_json::Value| serde_json::json!({"id": uuid::Uuid::new_v4(), "type": t, "data": data});
+    let now = chrono::Utc::now().to_rfc3339();
+    let posted = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({"events": [
+            ev("SessionDiscovered", serde_json::json!({"session_id": "s1", "start_time": now, "protocol": "smtp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 25})),
+            ev("FileDiscovered", serde_json::json!({"file_id": "f1", "session_id": "s1", "md5": "44d88612fea8a8f36de82e1278abb02f", "filename": "invoice\u{202E}fdp.exe", "file_type": "pe", "size_bytes": 1})),
+            ev("FileScored", serde_json::json!({"file_id": "f1", "session_id": "s1", "integration": "av", "score": 90, "signature": "sig"})),
+        ]}))
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let mut analyst = Client::new(&app);
+    analyst.login("ana", PASSWORD);
+    for path in [
+        "/threats/top/hash",
+        "/threats/files/f1",
+        "/threats/sessions/s1",
+        "/threats/top/hash/hits?key=44d88612fea8a8f36de82e1278abb02f",
+    ] {
+        let page = analyst.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        page.assert_contains("invoice[U+202E]fdp.exe");
+        assert!(
+            !page.body.contains('\u{202E}'),
+            "{path} shows the raw override"
+        );
+    }
+}

@@ -86,17 +86,18 @@ fn a_database_outage_gives_503_pages_and_the_app_recovers_by_itself() {
     assert_eq!(notified, 1);
 }
 
-/// Hold `table` locked in a transaction of its own, so that the next request touching it waits
-/// inside the database; then end that request's connection as a fast shutdown does (SQLSTATE
-/// 57P01) and release the lock.
+/// Hold `table` locked (in `mode`) in a transaction of its own, so that the next request touching
+/// it waits inside the database; then end that request's connection as a fast shutdown does
+/// (SQLSTATE 57P01) and release the lock.
 fn terminate_the_request_waiting_on(
     db: &TestDatabase,
     table: &str,
+    mode: &str,
     request: impl FnOnce() -> common::Response + Send,
 ) -> common::Response {
     let mut holder = PgConnection::establish(&db.url).unwrap();
     diesel::sql_query("BEGIN").execute(&mut holder).unwrap();
-    diesel::sql_query(format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+    diesel::sql_query(format!("LOCK TABLE {table} IN {mode} MODE"))
         .execute(&mut holder)
         .unwrap();
     std::thread::scope(|scope| {
@@ -164,7 +165,7 @@ fn a_connection_ended_mid_request_is_a_503_with_retry_after_for_pages_and_the_ap
     // A page whose session lookup is cut off.
     let session = admin.cookie(heyboss::accounts::sessions::COOKIE).unwrap();
     let page_url = app.url("/admin/accounts");
-    let page = terminate_the_request_waiting_on(&app.db, "sessions", || {
+    let page = terminate_the_request_waiting_on(&app.db, "sessions", "ACCESS EXCLUSIVE", || {
         let r = ureq::get(&page_url)
             .set(
                 "Cookie",
@@ -177,14 +178,16 @@ fn a_connection_ended_mid_request_is_a_503_with_retry_after_for_pages_and_the_ap
     assert_eq!(page.header("retry-after"), Some("5"));
     page.assert_contains("The database is not answering right now");
 
-    // A sensor batch cut off mid-transaction.
+    // A sensor batch cut off mid-transaction, at the append: its reads pass (EXCLUSIVE lets
+    // them), its insert into the log waits. (This answered 500: the append's error was kept as
+    // text.)
     let base = app.address.clone();
     let batch = serde_json::json!({"events": [{
         "id": uuid::Uuid::new_v4(), "type": "SessionDiscovered",
         "data": {"session_id": "s-1", "start_time": "2026-11-27T04:00:00Z", "protocol": "https",
                  "source_ip": "10.0.0.7", "destination_ip": "198.51.100.9",
                  "source_port": 51514, "destination_port": 443}}]});
-    let api = terminate_the_request_waiting_on(&app.db, "sensor_event_ids", || {
+    let api = terminate_the_request_waiting_on(&app.db, "events", "EXCLUSIVE", || {
         let r = ureq::post(&format!("{base}/api/v1/events"))
             .set("Authorization", &format!("Bearer {token}"))
             .send_json(batch.clone());

@@ -92,12 +92,12 @@ pub fn parse_username(raw: &str) -> Result<String, AccountError> {
 
 pub fn parse_display_name(raw: &str) -> Result<String, AccountError> {
     let n = raw.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+    if n.is_empty() || n.chars().count() > 100 {
         return Err(AccountError::Invalid(
             "a name has 1 to 100 characters and no control characters".into(),
         ));
     }
-    Ok(n.to_owned())
+    crate::text::check("The name", n, 100, crate::text::Lines::One).map_err(AccountError::Invalid)
 }
 
 pub fn parse_email(raw: &str) -> Result<String, AccountError> {

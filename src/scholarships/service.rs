@@ -19,6 +19,7 @@ use crate::schema::{
     scholarship_applications as apps, scholarship_assignments as assignments,
     scholarship_enrolled_students as enrolled, users,
 };
+use crate::text::{self, Lines};
 use crate::web::AppError;
 
 /// How often a fund command re-decides after a concurrent append to the same fund: each retry
@@ -45,8 +46,8 @@ impl NewFund {
         opens_on: &str,
         closes_on: &str,
     ) -> Result<NewFund, String> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 120 {
+        let name = text::check("The fund name", name, 120, Lines::One)?;
+        if name.is_empty() {
             return Err("a fund needs a name of 1 to 120 characters".into());
         }
         let term = term.trim();
@@ -58,10 +59,7 @@ impl NewFund {
         if !term_ok {
             return Err("the term looks like 2027-fall (letters, digits and '-')".into());
         }
-        let criteria = criteria.trim();
-        if criteria.chars().count() > 2000 {
-            return Err("criteria are at most 2000 characters".into());
-        }
+        let criteria = text::check("The criteria", criteria, 2000, Lines::Many)?;
         let date = |label: &str, raw: &str| {
             NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
                 .map_err(|_| format!("the {label} date must look like 2027-01-31"))

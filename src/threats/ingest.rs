@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::decider::{parse_score, parse_signature_name};
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
+use crate::es::projection::ProjectionFailed;
 use crate::es::store::StreamAppend;
 use crate::es::{Actor, CommandError, DomainEvent, EventStore, Metadata, NewEvent};
 use crate::prepared::prepared;
@@ -565,31 +566,35 @@ fn ingest_once(
             events: &per_stream[sid],
         });
     }
-    match store.append_many_in(conn, &appends, metadata) {
-        Ok(_) => {}
-        Err(CommandError::Conflict { .. }) => return Err(IngestError::Busy),
-        Err(CommandError::Database(e)) if is_collision(&e) => return Err(IngestError::Busy),
-        Err(CommandError::Projection(p)) => {
-            return Err(match p.source {
-                crate::es::projection::ProjectionError::Database(e) if is_collision(&e) => {
-                    IngestError::Busy
-                }
-                crate::es::projection::ProjectionError::Database(e) => IngestError::Database(e),
-                other => IngestError::Database(diesel::result::Error::QueryBuilderError(
-                    other.to_string().into(),
-                )),
-            })
-        }
-        Err(other) => {
-            return Err(IngestError::Database(
-                diesel::result::Error::QueryBuilderError(other.to_string().into()),
-            ))
-        }
-    }
+    store
+        .append_many_in(conn, &appends, metadata)
+        .map_err(append_error)?;
     Ok(Accepted {
         accepted: fresh.len(),
         duplicates,
     })
+}
+
+/// What a failed append means for the batch: a collision with a concurrent batch is retried;
+/// a database error stays one (so that a lost connection answers 503, not 500).
+fn append_error(e: CommandError<std::convert::Infallible>) -> IngestError {
+    use crate::es::projection::ProjectionError;
+    match e {
+        CommandError::Conflict { .. } => IngestError::Busy,
+        CommandError::Database(e)
+        | CommandError::Projection(ProjectionFailed {
+            source: ProjectionError::Database(e),
+            ..
+        }) if is_collision(&e) => IngestError::Busy,
+        CommandError::Database(e)
+        | CommandError::Projection(ProjectionFailed {
+            source: ProjectionError::Database(e),
+            ..
+        }) => IngestError::Database(e),
+        other => IngestError::Database(diesel::result::Error::QueryBuilderError(
+            other.to_string().into(),
+        )),
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -798,6 +803,37 @@ mod tests {
             diesel::result::DatabaseErrorKind::SerializationFailure,
             Box::new(Violation(None)),
         )));
+    }
+
+    #[test]
+    fn a_lost_connection_at_the_append_stays_a_database_error() {
+        let gone = || {
+            crate::db::tests::error(
+                diesel::result::DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            )
+        };
+        for e in [
+            CommandError::Database(gone()),
+            CommandError::Projection(ProjectionFailed {
+                name: "threat_hits",
+                source: crate::es::projection::ProjectionError::Database(gone()),
+            }),
+        ] {
+            match append_error(e) {
+                IngestError::Database(e) => assert!(crate::db::is_unavailable(&e), "{e:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            append_error(CommandError::Database(
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    Box::new(Violation(Some("events_stream_version_key"))),
+                )
+            )),
+            IngestError::Busy
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::decider::{
 use crate::accounts::{queries as accounts, Role};
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore};
 use crate::schema::sensor_tokens;
+use crate::text::{self, Lines};
 
 pub type Result<T> = std::result::Result<T, CommandError<Rejection>>;
 
@@ -24,10 +25,12 @@ pub fn create_sensor(
     ctx: &CommandContext,
     name: &str,
 ) -> Result<(Uuid, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return rejected("a sensor name has 1 to 100 characters");
-    }
+    let name = match text::check("The sensor name", name, 100, Lines::One) {
+        Ok(n) if !n.is_empty() => n,
+        Ok(_) => return rejected("a sensor name has 1 to 100 characters"),
+        Err(message) => return rejected(message),
+    };
+    let name = name.as_str();
     let id = Uuid::new_v4();
     let token = crate::secrets::random_token();
     conn.transaction(|conn| {
@@ -68,17 +71,21 @@ pub fn set_signature(
     score: Option<i64>,
     rule_text: Option<&str>,
 ) -> Result<CommandOutcome> {
+    // Sensors may report any name (shown with its direction controls revealed); a person
+    // typing one keeps to the rule of every text field.
     let name = parse_signature_name(name).map_err(CommandError::Rejected)?;
+    if let Err(message) = text::check("The signature name", &name, 100, Lines::One) {
+        return rejected(message);
+    }
     let group = parse_group(group).map_err(CommandError::Rejected)?;
     let default_score = score
         .map(parse_score)
         .transpose()
         .map_err(CommandError::Rejected)?;
-    let rule_text = match rule_text.map(str::trim) {
-        Some(r) if r.chars().count() > 4000 => {
-            return rejected("the rule text has at most 4000 characters")
-        }
-        other => other.map(str::to_owned),
+    let rule_text = match rule_text.map(|r| text::check("The rule text", r, 4000, Lines::Many)) {
+        Some(Err(message)) => return rejected(message),
+        Some(Ok(r)) => Some(r),
+        None => None,
     };
     store.execute::<Signature>(
         conn,

@@ -253,6 +253,7 @@ fn present_errors(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let html = req
         .app_data::<web::Data<AppState>>()
         .and_then(|s| s.templates.render(template, &ctx).ok())
+        .map(|html| crate::text::reveal(&html).into_owned())
         .unwrap_or_else(|| format!("<h1>{title}</h1><p>{}</p>", tera_escape(&message)));
     let mut response = HttpResponse::build(status);
     response.content_type("text/html; charset=utf-8");

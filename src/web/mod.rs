@@ -152,20 +152,8 @@ pub fn command_context(
     }
 }
 
-/// Trim a free-text form field and bound its length.
+/// A free-text form field (lines allowed) by the one rule of `crate::text`.
 pub fn text_field(name: &str, value: &str, max_chars: usize) -> Result<String, AppError> {
-    let v = value.trim();
-    if v.chars().count() > max_chars {
-        return Err(AppError::Unprocessable(format!(
-            "{name} is too long: at most {max_chars} characters"
-        )));
-    }
-    if v.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(AppError::Unprocessable(format!(
-            "{name} contains control characters"
-        )));
-    }
-    Ok(v.to_owned())
+    crate::text::check(name, value, max_chars, crate::text::Lines::Many)
+        .map_err(AppError::Unprocessable)
 }

@@ -115,6 +115,12 @@ pub fn render_status(
     full.extend(std::mem::take(&mut ctx));
     let template = if is_htmx(req) { fragment } else { page };
     let html = state(req).templates.render(template, &full)?;
+    // Our templates hold no direction control; any in a page came with the data (a sensor's
+    // filename), and is shown as a mark rather than allowed to reorder what the reader sees.
+    let html = match crate::text::reveal(&html) {
+        std::borrow::Cow::Borrowed(_) => html,
+        std::borrow::Cow::Owned(revealed) => revealed,
+    };
     let mut res = HttpResponse::build(status);
     res.content_type("text/html; charset=utf-8")
         .insert_header((header::VARY, "HX-Request"))
