@@ -81,8 +81,8 @@ fn parse_item(raw: &Value) -> Result<(Uuid, SensorEvent), String> {
     let id = obj
         .get("id")
         .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or("id must be a UUID string")?;
+        .and_then(event_id)
+        .ok_or("id must be a UUID in its hyphenated form (8-4-4-4-12 hexadecimal digits)")?;
     let event_type = obj
         .get("type")
         .and_then(Value::as_str)
@@ -98,62 +98,118 @@ fn parse_item(raw: &Value) -> Result<(Uuid, SensorEvent), String> {
     if !data.is_object() {
         return Err("data must be an object".into());
     }
+    if let ("SessionDiscovered", Some(Value::String(t))) = (event_type, data.get("start_time")) {
+        start_time_form(t)?;
+    }
     let event: SensorEvent = crate::es::event::decode(event_type, 1, data)
         .map_err(|e| format!("invalid {event_type} data: {}", e.message))?;
     Ok((id, normalize(event)?))
 }
 
+/// An event id as DESIGN shows it: `8-4-4-4-12` hexadecimal digits, either case. The other
+/// spellings `Uuid::parse_str` reads (no dashes, braces, `urn:uuid:`) are refused.
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+fn event_id(s: &str) -> Option<Uuid> {
+    let hyphenated = s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    hyphenated.then(|| Uuid::parse_str(s).ok()).flatten()
+}
+
+pub const MD5_PATTERN: &str = "^[0-9a-fA-F]{32}$";
+
+/// What `text` accepts, as the OpenAPI document states it (with a `maxLength`): no control
+/// character (Unicode category Cc, `char::is_control`) anywhere, and neither end a whitespace
+/// character (Unicode White_Space, `char::is_whitespace`; those that are not also controls are
+/// listed). Spelled in the subset of regular expressions that ECMA-262, Python and Rust read alike.
+pub const TEXT_PATTERN: &str = concat!(
+    r"^[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"(?:[^\u0000-\u001F\u007F-\u009F]*",
+    r"[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+);
+
+/// A text field as sent, never trimmed (see `TEXT_PATTERN`), of 1 to `max` characters.
 fn text(field: &str, value: &str, max: usize) -> Result<String, String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(format!("{field} must not be empty"));
+    if value.trim().is_empty() {
+        return Err(format!("{field} must not be empty or blank"));
     }
-    if v.chars().count() > max || v.chars().any(char::is_control) {
+    if value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(format!(
             "{field} has at most {max} characters and no control characters"
         ));
     }
-    Ok(v.to_owned())
+    if value.trim() != value {
+        return Err(format!("{field} must not start or end with whitespace"));
+    }
+    Ok(value.to_owned())
 }
 
 fn ip(field: &str, value: &str) -> Result<String, String> {
-    value
-        .trim()
-        .parse::<IpAddr>()
-        .map(|a| a.to_string())
-        .map_err(|_| {
-            format!(
-                "{field} {:?} is not an IP address",
-                value.chars().take(60).collect::<String>()
-            )
-        })
+    value.parse::<IpAddr>().map(|a| a.to_string()).map_err(|_| {
+        format!(
+            "{field} {:?} is not an IP address (without spaces, brackets or zone)",
+            value.chars().take(60).collect::<String>()
+        )
+    })
 }
 
 fn score(value: i32) -> Result<i32, String> {
     parse_score(value.into()).map_err(|e| e.0)
 }
 
-/// A start time must have a four-digit year from 0001 to 9999 (RFC 3339 allows 0000, which
-/// PostgreSQL does not read: chrono reads years far outside, which PostgreSQL cannot store, and
-/// "timestamp out of range" would fail the whole batch with a 500). It is kept to the
-/// microsecond, as the database stores it, so that the event says exactly what the read models
-/// hold (a replay in the database reads the time from the stored payload).
+const START_TIME_RULE: &str = "start_time must be an RFC 3339 time, YYYY-MM-DDTHH:MM:SS[.fraction] then Z or \
+    ±HH:MM, with a year from 0001 to 9999 (in the years 0001 and 9999: in UTC, Z, and not a leap second)";
+
+/// The written form of a start time, also the OpenAPI document's pattern for it. chrono reads
+/// relaxed forms too (a space for the `T`, ...), which this refuses. A year outside 0001 to 9999
+/// cannot be stored (RFC 3339 allows 0000, which PostgreSQL does not read); in the first and last
+/// year an offset or a leap second could carry the instant out of that range, so those two years
+/// are taken in UTC only: a rule a pattern can state, where "the instant, in UTC" is not.
+pub const START_TIME_PATTERN: &str = concat!(
+    "^(?:(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])",
+    "-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})",
+    "|(?:0001|9999)-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](?:[.][0-9]+)?[Zz])$"
+);
+
+fn start_time_form(t: &str) -> Result<(), String> {
+    static FORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(START_TIME_PATTERN).expect("a valid pattern")
+    });
+    if FORM.is_match(t) {
+        Ok(())
+    } else {
+        Err(format!("invalid SessionDiscovered data: {START_TIME_RULE}"))
+    }
+}
+
+/// A start time is kept to the microsecond, as the database stores it, so that the event says
+/// exactly what the read models hold (a replay in the database reads the time from the stored
+/// payload). A leap second (23:59:60 in UTC, the only one RFC 3339 allows) is the next second's
+/// start, as PostgreSQL reads it. `start_time_form` has already kept the year within 0001 to 9999;
+/// the year is checked again here, after the time zone is applied, as a last guard: out of range,
+/// "timestamp out of range" would fail the whole batch with a 500.
 fn storable_time(
     t: chrono::DateTime<chrono::Utc>,
 ) -> Result<chrono::DateTime<chrono::Utc>, String> {
     use chrono::{Datelike, SubsecRound, Timelike};
+    let t = match t.nanosecond().checked_sub(1_000_000_000) {
+        Some(_) if (t.hour(), t.minute()) != (23, 59) => {
+            return Err(format!(
+                "invalid SessionDiscovered data: start_time has a leap second at {}: only 23:59:60 in UTC is one",
+                t.format("%H:%M")
+            ))
+        }
+        Some(ns) => t.with_nanosecond(ns).unwrap_or(t) + chrono::TimeDelta::seconds(1),
+        None => t,
+    };
     if (1..=9999).contains(&t.year()) {
-        // A leap second (23:59:60) is the next second's start, as PostgreSQL reads it.
-        let t = match t.nanosecond().checked_sub(1_000_000_000) {
-            Some(ns) => t.with_nanosecond(ns).unwrap_or(t) + chrono::TimeDelta::seconds(1),
-            None => t,
-        };
         Ok(t.trunc_subsecs(6))
     } else {
-        Err(format!(
-            "invalid SessionDiscovered data: start_time {} is out of range: use an RFC 3339 time with a year from 0001 to 9999",
-            t.to_rfc3339()
-        ))
+        Err(format!("invalid SessionDiscovered data: {START_TIME_RULE}"))
     }
 }
 
@@ -195,7 +251,7 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             file_type,
             size_bytes,
         } => {
-            let md5 = md5.trim().to_lowercase();
+            let md5 = md5.to_lowercase();
             if md5.len() != 32 || !md5.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err("md5 must be 32 hexadecimal digits".into());
             }
@@ -222,7 +278,8 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             session_id: text("session_id", &session_id, 200)?,
             integration: text("integration", &integration, 100)?,
             score: score(s)?,
-            signature: parse_signature_name(&signature).map_err(|e| e.0)?,
+            signature: parse_signature_name(&text("signature", &signature, 100)?)
+                .map_err(|e| e.0)?,
         },
         FileRescored {
             file_id,
@@ -235,7 +292,8 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             session_id: text("session_id", &session_id, 200)?,
             integration: text("integration", &integration, 100)?,
             new_score: score(new_score)?,
-            signature: parse_signature_name(&signature).map_err(|e| e.0)?,
+            signature: parse_signature_name(&text("signature", &signature, 100)?)
+                .map_err(|e| e.0)?,
         },
     })
 }
@@ -834,6 +892,20 @@ mod tests {
             )),
             IngestError::Busy
         ));
+    }
+
+    #[test]
+    fn the_documented_text_pattern_is_what_text_accepts_for_every_character() {
+        let pattern = regex::Regex::new(TEXT_PATTERN).unwrap();
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            for value in [format!("a{c}b"), format!("a{c}"), format!("{c}a")] {
+                assert_eq!(
+                    pattern.is_match(&value),
+                    text("f", &value, 10).is_ok(),
+                    "{value:?}"
+                );
+            }
+        }
     }
 
     #[test]
