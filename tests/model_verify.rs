@@ -2580,7 +2580,10 @@ fn random_commands_leave_every_projection_equal_to_a_rebuild() {
 #[test]
 fn the_same_with_projections_caught_up_after_commit() {
     // Projections no command reads back in its own decision.
-    run_model(&["enrollment", "scholarship_funds"], steps_from_env() / 2);
+    run_model(
+        &["enrollment", "scholarship_funds", "threat_clearances"],
+        steps_from_env() / 2,
+    );
 }
 
 /// The first report: `heyboss projections verify` on a fresh `serve --demo` database.
