@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text};
 use diesel::upsert::excluded;
 use uuid::Uuid;
 
@@ -184,6 +185,12 @@ impl Projection for EnrollmentProjection {
                 .execute(conn)?;
         }
 
+        // A count that fell to zero goes: a rebuild never writes one.
+        let (emptied_terms, emptied_stages): (Vec<String>, Vec<String>) = deltas
+            .iter()
+            .filter(|(_, d)| **d < 0)
+            .map(|(key, _)| key.clone())
+            .unzip();
         let counts: Vec<_> = deltas
             .into_iter()
             .filter(|(_, d)| *d != 0)
@@ -208,6 +215,16 @@ impl Projection for EnrollmentProjection {
                         + excluded(enrollment_stage_counts::students)),
                 )
                 .execute(conn)?;
+        }
+        if !emptied_terms.is_empty() {
+            diesel::sql_query(
+                "DELETE FROM enrollment_stage_counts c \
+                 USING unnest($1::text[], $2::text[]) AS k(term, stage) \
+                 WHERE c.term = k.term AND c.stage = k.stage AND c.students = 0",
+            )
+            .bind::<Array<Text>, _>(&emptied_terms)
+            .bind::<Array<Text>, _>(&emptied_stages)
+            .execute(conn)?;
         }
         Ok(())
     }

@@ -7,9 +7,9 @@
 //! effect exactly once, and an enrollment never waits for (or fails because of) a fund.
 //!
 //! # Accepting an award while the student enrolls
-//! `service::respond_to_award` takes the student's lock ([`lock_student`]) and then reads
-//! `scholarship_enrolled_students` (an inline projection of `Enrolled`): enrolled means the
-//! acceptance disburses at once. This subscriber takes the same lock (for every student of a
+//! `service::respond_to_award` takes the student's lock ([`lock_student`]) and then reads the
+//! student's enrollment stream (`service::is_enrolled`: committed events, whatever mode the
+//! projections run in): enrolled means the acceptance disburses at once. This subscriber takes the same lock (for every student of a
 //! batch, before its first fund command) before it reads the student's awards. So either the acceptance read the enrollment (and disbursed itself, leaving
 //! nothing `accepted` here), or it committed `accepted` before this subscriber's read (which then
 //! disburses it): the subscriber reads the `Enrolled` event only after it committed, and reads the

@@ -16,8 +16,7 @@ use crate::accounts::{Role, Viewer};
 use crate::es::executor::fold;
 use crate::es::{store, CommandContext, CommandError, CommandOutcome, EventStore};
 use crate::schema::{
-    scholarship_applications as apps, scholarship_assignments as assignments,
-    scholarship_enrolled_students as enrolled, users,
+    scholarship_applications as apps, scholarship_assignments as assignments, users,
 };
 use crate::text::{self, Lines};
 use crate::web::AppError;
@@ -352,16 +351,28 @@ pub fn respond_to_award(
             });
         }
         lock_student(conn, student_id)?;
-        let is_enrolled = enrolled::table
-            .find(student_id)
-            .select(enrolled::enrolled)
-            .first::<bool>(conn)
-            .optional()?
-            .unwrap_or(false);
         Ok(FundCommand::AcceptAward {
             application_id,
             student_id,
-            enrolled: is_enrolled,
+            enrolled: is_enrolled(conn, student_id)?,
         })
     })
+}
+
+/// Whether the student's enrollment stream says enrolled now (its latest `Enrolled` or
+/// `Withdrawn` is `Enrolled`). Read from the log rather than from the
+/// `scholarship_enrolled_students` projection, which may run as a catch-up subscriber: lagging,
+/// it would let an acceptance right after enrolling miss its disbursement (and the reaction to
+/// `Enrolled`, if it ran first, would not disburse it either).
+pub fn is_enrolled(conn: &mut PgConnection, student_id: Uuid) -> QueryResult<bool> {
+    use crate::schema::events;
+    let latest: Option<String> = events::table
+        .filter(events::stream_type.eq("enrollment"))
+        .filter(events::stream_id.eq(student_id.to_string()))
+        .filter(events::event_type.eq_any(["Enrolled", "Withdrawn"]))
+        .order(events::stream_version.desc())
+        .select(events::event_type)
+        .first(conn)
+        .optional()?;
+    Ok(latest.as_deref() == Some("Enrolled"))
 }

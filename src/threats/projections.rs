@@ -616,11 +616,18 @@ fn current_views(conn: &mut PgConnection) -> QueryResult<Vec<ViewDef>> {
 
 /// Keep one view per clearance set held now (and the admins' `*`): build new ones from the
 /// per-signature rows, drop those nobody holds any more. Two small reads when nothing changed.
+/// The sets are folded from the clearance streams, not read from `threat_clearances`: that
+/// table belongs to another projection, which may run as a catch-up subscriber and lag behind
+/// the clearance event this projection is applying (its view would then never be built).
 fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
     let held: Vec<ViewDef> = prepared(
         "SELECT DISTINCT array_to_string(groups, ',') AS view_id, groups FROM (
              SELECT array_agg(group_name ORDER BY group_name COLLATE \"C\") AS groups
-             FROM threat_clearances GROUP BY user_id) AS sets
+             FROM (SELECT DISTINCT ON (stream_id, payload->>'group')
+                          stream_id, payload->>'group' AS group_name, event_type
+                   FROM events WHERE stream_type = 'clearance'
+                   ORDER BY stream_id, payload->>'group', stream_version DESC) AS latest
+             WHERE event_type = 'ClearanceGranted' GROUP BY stream_id) AS sets
          UNION SELECT '*', '{}'::text[]",
     )
     .load(conn)?;
