@@ -28,6 +28,15 @@ pub fn seed(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + S
 }
 
 fn seed_unlocked(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    for context in crate::startup::contexts() {
+        context.seed_demo(state)?;
+    }
+    tracing::info!("demo data ready: sign in as admin, staff, analyst or student with password {DEMO_PASSWORD:?}");
+    Ok(())
+}
+
+/// The demo's four accounts, one per role (the accounts context's part of the demo).
+pub fn seed_accounts(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = state.pool.get()?;
     for (username, name, role) in DEMO_USERS {
         if queries::username_taken(&mut conn, username)? {
@@ -48,10 +57,5 @@ fn seed_unlocked(state: &AppState) -> Result<(), Box<dyn std::error::Error + Sen
             |_, _| Ok(()),
         )?;
     }
-    let staff_id = queries::find_by_username(&mut conn, "staff")?.map(|u| u.id);
-    crate::enrollment::demo::seed(&mut conn, &state.store, DEMO_PASSWORD, staff_id)?;
-    crate::scholarships::demo::seed(state)?;
-    crate::threats::demo::seed(state)?;
-    tracing::info!("demo data ready: sign in as admin, staff, analyst or student with password {DEMO_PASSWORD:?}");
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod context;
 pub mod db;
 pub mod demo;
 pub mod enrollment;

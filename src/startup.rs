@@ -10,6 +10,7 @@ use diesel::RunQueryDsl;
 use tera::Tera;
 
 use crate::accounts::{self, Viewer};
+use crate::context::{BoundedContext, NavEntry};
 use crate::db::{self, PgPool};
 use crate::es::subscriber::{ProjectionSubscriber, Runner, RunnerOptions, Subscriber};
 use crate::es::{EventStore, Projections};
@@ -17,15 +18,24 @@ use crate::ops;
 use crate::scholarships;
 use crate::web::{frame::frame, AppError, AppState, Settings};
 
+/// The bounded contexts of the application, each registered once; the order is the order of
+/// their projections after an append and of their entries in the navigation bar.
+pub fn contexts() -> Vec<Arc<dyn BoundedContext>> {
+    vec![
+        Arc::new(accounts::AccountsContext),
+        Arc::new(crate::enrollment::EnrollmentContext),
+        Arc::new(scholarships::ScholarshipsContext),
+        Arc::new(crate::threats::ThreatsContext),
+        Arc::new(ops::Operations),
+    ]
+}
+
 /// Every projection of the application, in the order they run after an append.
 pub fn projections() -> Projections {
-    let p = Projections::new()
-        .with(accounts::projections::UsersProjection)
-        .with(crate::enrollment::EnrollmentProjection)
-        .with(scholarships::projections::FundsProjection)
-        .with(scholarships::projections::ApplicationsProjection)
-        .with(scholarships::projections::EnrolledStudentsProjection);
-    crate::threats::projections(p)
+    contexts()
+        .iter()
+        .flat_map(|c| c.projections())
+        .fold(Projections::new(), Projections::with_arc)
 }
 
 /// The event store with every projection of the application. Projections named in
@@ -37,15 +47,16 @@ pub fn event_store() -> EventStore {
 
 /// What contexts register with operations: audit visibility rules and notification rules.
 pub fn operations() -> ops::Registry {
-    ops::Registry::new()
-        .audit_scope(ops::audit::OwnEvents)
-        .audit_scope(crate::threats::audit::AnalystThreatScope)
-        .notification_rule(ops::notifications::AccountNotices)
-        .notification_rule(scholarships::notices::DecisionNotices)
+    let mut registry = ops::Registry::new();
+    for c in contexts() {
+        registry.audit_scopes.extend(c.audit_scopes());
+        registry.notification_rules.extend(c.notification_rules());
+    }
+    registry
 }
 
 /// The catch-up subscribers: every projection configured as catch-up, the notifications feed,
-/// and the reactions between contexts (process managers).
+/// and the contexts' reactions to each other (process managers).
 pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn Subscriber>> {
     let mut list: Vec<Arc<dyn Subscriber>> = store
         .projections()
@@ -55,10 +66,28 @@ pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn 
     list.push(Arc::new(ops::notifications::NotificationsSubscriber::new(
         registry.notification_rules.clone(),
     )));
-    list.push(Arc::new(scholarships::EnrollmentReaction {
-        store: store.clone(),
-    }));
+    for c in contexts() {
+        list.extend(c.subscribers(store));
+    }
     list
+}
+
+/// The navigation bar's entries of every context, in the contexts' order.
+pub fn navigation() -> &'static [NavEntry] {
+    static NAV: std::sync::OnceLock<Vec<NavEntry>> = std::sync::OnceLock::new();
+    NAV.get_or_init(|| {
+        contexts()
+            .iter()
+            .flat_map(|c| c.navigation().iter().copied())
+            .collect()
+    })
+}
+
+/// Every context's routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for c in contexts() {
+        c.routes(cfg);
+    }
 }
 
 pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
@@ -165,11 +194,7 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
             .service(actix_files::Files::new("/static", &static_dir).prefer_utf8(true))
             .service(healthz)
             .service(home)
-            .configure(accounts::routes)
-            .configure(crate::enrollment::routes)
-            .configure(scholarships::routes)
-            .configure(ops::routes)
-            .configure(crate::threats::routes)
+            .configure(routes)
             .default_service(web::to(not_found))
     })
     .keep_alive(KEEP_ALIVE)

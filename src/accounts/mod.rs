@@ -13,6 +13,43 @@ pub mod sessions;
 pub use decider::{Account, AccountCommand, Role};
 pub use events::AccountEvent;
 pub use queries::User;
-pub use routes::routes;
 pub use service::{AccountError, NewAccount};
 pub use sessions::Viewer;
+
+use std::sync::Arc;
+
+use crate::context::{BoundedContext, DemoResult, NavEntry};
+use crate::es::Projection;
+use crate::ops::NotificationRule;
+use crate::web::AppState;
+
+/// The accounts context as the application registers it.
+pub struct AccountsContext;
+
+impl BoundedContext for AccountsContext {
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+
+    fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        routes::routes(cfg);
+    }
+
+    fn projections(&self) -> Vec<Arc<dyn Projection>> {
+        vec![Arc::new(projections::UsersProjection)]
+    }
+
+    fn notification_rules(&self) -> Vec<Arc<dyn NotificationRule>> {
+        vec![Arc::new(crate::ops::notifications::AccountNotices)]
+    }
+
+    fn navigation(&self) -> &'static [NavEntry] {
+        const NAV: [NavEntry; 1] = [NavEntry::new(Role::Admin, "/admin/accounts", "Accounts")];
+        &NAV
+    }
+
+    /// The demo's four accounts, one per role (the other contexts add their own people).
+    fn seed_demo(&self, state: &AppState) -> DemoResult {
+        crate::demo::seed_accounts(state)
+    }
+}

@@ -75,7 +75,14 @@ fn path(waitlist: bool) -> Vec<(C, bool)> {
     steps
 }
 
-pub fn seed(
+/// The demo's students at many steps, their office steps recorded by the demo `staff`.
+pub fn seed(state: &crate::web::AppState) -> crate::context::DemoResult {
+    let mut conn = state.pool.get()?;
+    let staff_id = queries::find_by_username(&mut conn, "staff")?.map(|u| u.id);
+    seed_students(&mut conn, &state.store, crate::demo::DEMO_PASSWORD, staff_id)
+}
+
+fn seed_students(
     conn: &mut PgConnection,
     store: &EventStore,
     password: &str,

@@ -15,4 +15,39 @@ pub use commands::{Decision, Document, EnrollmentCommand, Term};
 pub use decider::{Enrollment, EnrollmentRejection, EnrollmentState, Stage, Step};
 pub use events::EnrollmentEvent;
 pub use projections::EnrollmentProjection;
-pub use routes::routes;
+
+use std::sync::Arc;
+
+use crate::accounts::Role;
+use crate::context::{BoundedContext, DemoResult, NavEntry};
+use crate::es::Projection;
+use crate::web::AppState;
+
+/// The enrollment context as the application registers it.
+pub struct EnrollmentContext;
+
+impl BoundedContext for EnrollmentContext {
+    fn name(&self) -> &'static str {
+        "enrollment"
+    }
+
+    fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        routes::routes(cfg);
+    }
+
+    fn projections(&self) -> Vec<Arc<dyn Projection>> {
+        vec![Arc::new(EnrollmentProjection)]
+    }
+
+    fn navigation(&self) -> &'static [NavEntry] {
+        const NAV: [NavEntry; 2] = [
+            NavEntry::new(Role::Student, "/enrollment", "My enrollment"),
+            NavEntry::new(Role::Staff, "/enrollment/pipeline", "Pipeline"),
+        ];
+        &NAV
+    }
+
+    fn seed_demo(&self, state: &AppState) -> DemoResult {
+        demo::seed(state)
+    }
+}

@@ -140,8 +140,12 @@ impl Projections {
         Self::default()
     }
 
-    pub fn with(mut self, projection: impl Projection) -> Self {
-        self.list.push(Arc::new(projection));
+    pub fn with(self, projection: impl Projection) -> Self {
+        self.with_arc(Arc::new(projection))
+    }
+
+    pub fn with_arc(mut self, projection: Arc<dyn Projection>) -> Self {
+        self.list.push(projection);
         self
     }
 

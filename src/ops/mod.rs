@@ -15,6 +15,35 @@ use actix_web::web;
 pub use audit::{AuditScope, EventPredicate};
 pub use notifications::{Notice, NotificationRule};
 
+/// The operations context as the application registers it: the audit log, histories,
+/// projections, notifications and metrics pages. Its default audit rule lets everyone see
+/// their own events.
+pub struct Operations;
+
+impl crate::context::BoundedContext for Operations {
+    fn name(&self) -> &'static str {
+        "operations"
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        routes(cfg);
+    }
+
+    fn audit_scopes(&self) -> Vec<Arc<dyn AuditScope>> {
+        vec![Arc::new(audit::OwnEvents)]
+    }
+
+    fn navigation(&self) -> &'static [crate::context::NavEntry] {
+        use crate::accounts::Role::Admin;
+        use crate::context::NavEntry;
+        const NAV: [NavEntry; 2] = [
+            NavEntry::new(Admin, "/audit", "Audit log"),
+            NavEntry::new(Admin, "/admin/projections", "Projections"),
+        ];
+        &NAV
+    }
+}
+
 /// What contexts register with operations, built once in `startup::operations()`.
 #[derive(Clone, Default)]
 pub struct Registry {

@@ -19,4 +19,56 @@ pub mod service;
 pub use commands::{Amount, Rubric, Scores};
 pub use decider::{Application, Fund, Review};
 pub use reactor::EnrollmentReaction;
-pub use routes::routes;
+
+use std::sync::Arc;
+
+use crate::accounts::Role;
+use crate::context::{BoundedContext, DemoResult, NavEntry};
+use crate::es::{EventStore, Projection, Subscriber};
+use crate::ops::NotificationRule;
+use crate::web::AppState;
+
+/// The scholarships context as the application registers it.
+pub struct ScholarshipsContext;
+
+impl BoundedContext for ScholarshipsContext {
+    fn name(&self) -> &'static str {
+        "scholarships"
+    }
+
+    fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        routes::routes(cfg);
+    }
+
+    fn projections(&self) -> Vec<Arc<dyn Projection>> {
+        vec![
+            Arc::new(projections::FundsProjection),
+            Arc::new(projections::ApplicationsProjection),
+            Arc::new(projections::EnrolledStudentsProjection),
+        ]
+    }
+
+    /// Awards follow the student's enrollment (the talk's "process events for multiple contexts").
+    fn subscribers(&self, store: &EventStore) -> Vec<Arc<dyn Subscriber>> {
+        vec![Arc::new(EnrollmentReaction {
+            store: store.clone(),
+        })]
+    }
+
+    fn notification_rules(&self) -> Vec<Arc<dyn NotificationRule>> {
+        vec![Arc::new(notices::DecisionNotices)]
+    }
+
+    fn navigation(&self) -> &'static [NavEntry] {
+        const NAV: [NavEntry; 3] = [
+            NavEntry::new(Role::Student, "/scholarships", "Scholarships"),
+            NavEntry::new(Role::Staff, "/scholarships/funds", "Funds"),
+            NavEntry::new(Role::Staff, "/scholarships/reviews", "My reviews"),
+        ];
+        &NAV
+    }
+
+    fn seed_demo(&self, state: &AppState) -> DemoResult {
+        demo::seed(state)
+    }
+}

@@ -13,19 +13,6 @@ pub mod routes;
 pub mod service;
 pub mod simulate;
 
-pub use routes::routes;
-
-use crate::es::Projections;
-
-/// The context's projections, in the order they must run (hits read sessions and files).
-pub fn projections(p: Projections) -> Projections {
-    p.with(projections::SensorsProjection)
-        .with(projections::SignaturesProjection)
-        .with(projections::ClearancesProjection)
-        .with(projections::SessionsProjection)
-        .with(projections::HitsProjection)
-}
-
 /// `urlencode` for Tera (its builtin is not compiled in): percent-encodes a path or query part.
 pub fn register_filters(tera: &mut tera::Tera) {
     tera.register_filter(
@@ -47,4 +34,55 @@ pub fn register_filters(tera: &mut tera::Tera) {
             Ok(tera::Value::String(encoded))
         },
     );
+}
+
+use std::sync::Arc;
+
+use crate::accounts::Role;
+use crate::context::{BoundedContext, DemoResult, NavEntry};
+use crate::es::Projection;
+use crate::ops::AuditScope;
+use crate::web::AppState;
+
+/// The threat reports context as the application registers it.
+pub struct ThreatsContext;
+
+impl BoundedContext for ThreatsContext {
+    fn name(&self) -> &'static str {
+        "threats"
+    }
+
+    fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        routes::routes(cfg);
+    }
+
+    /// In the order they must run: hits read sessions and files.
+    fn projections(&self) -> Vec<Arc<dyn Projection>> {
+        vec![
+            Arc::new(projections::SensorsProjection),
+            Arc::new(projections::SignaturesProjection),
+            Arc::new(projections::ClearancesProjection),
+            Arc::new(projections::SessionsProjection),
+            Arc::new(projections::HitsProjection),
+        ]
+    }
+
+    fn audit_scopes(&self) -> Vec<Arc<dyn AuditScope>> {
+        vec![Arc::new(audit::AnalystThreatScope)]
+    }
+
+    fn navigation(&self) -> &'static [NavEntry] {
+        const NAV: [NavEntry; 5] = [
+            NavEntry::new(Role::Analyst, "/threats/top/hash", "Top threats"),
+            NavEntry::new(Role::Analyst, "/threats/sessions", "Sessions"),
+            NavEntry::new(Role::Admin, "/threats/top/hash", "Top threats"),
+            NavEntry::new(Role::Admin, "/admin/signatures", "Signatures"),
+            NavEntry::new(Role::Admin, "/admin/sensors", "Sensors"),
+        ];
+        &NAV
+    }
+
+    fn seed_demo(&self, state: &AppState) -> DemoResult {
+        demo::seed(state)
+    }
 }

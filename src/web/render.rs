@@ -32,32 +32,16 @@ struct NavItem {
     label: &'static str,
 }
 
-/// The navigation a role sees.
+/// The navigation a role sees: every context's entries for it (`BoundedContext::navigation`).
 fn nav_for(role: Role) -> Vec<NavItem> {
-    let item = |href, label| NavItem { href, label };
-    match role {
-        Role::Student => vec![
-            item("/enrollment", "My enrollment"),
-            item("/scholarships", "Scholarships"),
-        ],
-        Role::Staff => vec![
-            item("/enrollment/pipeline", "Pipeline"),
-            item("/scholarships/funds", "Funds"),
-            item("/scholarships/reviews", "My reviews"),
-        ],
-        Role::Analyst => vec![
-            item("/threats/top/hash", "Top threats"),
-            item("/threats/sessions", "Sessions"),
-        ],
-        Role::Admin => vec![
-            item("/admin/accounts", "Accounts"),
-            item("/threats/top/hash", "Top threats"),
-            item("/admin/signatures", "Signatures"),
-            item("/admin/sensors", "Sensors"),
-            item("/audit", "Audit log"),
-            item("/admin/projections", "Projections"),
-        ],
-    }
+    crate::startup::navigation()
+        .iter()
+        .filter(|e| e.role == role)
+        .map(|e| NavItem {
+            href: e.href,
+            label: e.label,
+        })
+        .collect()
 }
 
 pub fn is_htmx(req: &HttpRequest) -> bool {
