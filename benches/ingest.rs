@@ -1,12 +1,20 @@
 //! `cargo bench --bench ingest`: sensor events per second through the real HTTP API in batches
 //! of 500, with every inline projection, at 100,000 and 1,000,000 events (HEYBOSS_BENCH_SCALE
 //! scales both), against a baseline in the same run: the same API with one event per request.
+//!
+//! Then several daemons scoring the same sessions at once: sessions and files posted first, then
+//! `FileScored` batches of 500 for random files (a tenth as many sessions as events) from 1, 2, 4
+//! and 8 posters, each a fresh store; the baseline is the one poster. Each must reach the one
+//! poster's rate in aggregate with no deadlock (PostgreSQL's count for the database), no batch
+//! retried by the server and no 409.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use diesel::prelude::*;
 use heyboss::es::{Actor, CommandContext, Metadata};
 use heyboss::testing::TestApp;
-use heyboss::threats::{service, simulate};
+use heyboss::threats::simulate::{self, EventSource, HttpClient, Scorers};
+use heyboss::threats::{ingest, service};
 
 fn clients() -> u64 {
     std::env::var("HEYBOSS_BENCH_CLIENTS")
@@ -15,24 +23,27 @@ fn clients() -> u64 {
         .unwrap_or(4)
 }
 
-/// Post `total` events from CLIENTS concurrent sensors-clients; returns events per second.
-fn run(total: u64, batch: usize) -> f64 {
-    let app = TestApp::spawn_with(|s| s.pool_size = 8);
-    let token = {
-        let mut conn = app.state.pool.get().unwrap();
-        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
-        for (name, group) in simulate::DEMO_SIGNATURES {
-            service::set_signature(&mut conn, &app.state.store, &ctx, name, group, None, None)
-                .unwrap();
-        }
-        service::create_sensor(&mut conn, &app.state.store, &ctx, "bench")
-            .unwrap()
-            .1
-    };
-    let names: Vec<String> = simulate::DEMO_SIGNATURES
+/// The demo signatures and a sensor; returns the sensor's token and the signature names.
+fn sensor(app: &TestApp) -> (String, Vec<String>) {
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    for (name, group) in simulate::DEMO_SIGNATURES {
+        service::set_signature(&mut conn, &app.state.store, &ctx, name, group, None, None).unwrap();
+    }
+    let token = service::create_sensor(&mut conn, &app.state.store, &ctx, "bench")
+        .unwrap()
+        .1;
+    let names = simulate::DEMO_SIGNATURES
         .iter()
         .map(|(n, _)| n.to_string())
         .collect();
+    (token, names)
+}
+
+/// Post `total` events from CLIENTS concurrent sensors-clients; returns events per second.
+fn run(total: u64, batch: usize) -> f64 {
+    let app = TestApp::spawn_with(|s| s.pool_size = 8);
+    let (token, names) = sensor(&app);
     let started = Instant::now();
     let clients = clients();
     let handles: Vec<_> = (0..clients)
@@ -56,12 +67,87 @@ fn run(total: u64, batch: usize) -> f64 {
 }
 
 fn common_count(app: &TestApp) -> i64 {
-    use diesel::prelude::*;
     let mut conn = app.state.pool.get().unwrap();
     heyboss::schema::events::table
         .count()
         .get_result(&mut conn)
         .unwrap()
+}
+
+/// What one overlap run did.
+struct Overlap {
+    rate: f64,
+    slowest: Duration,
+    /// Answers other than 200, with their bodies.
+    refused: Vec<String>,
+    retries: u64,
+    deadlocks: i64,
+}
+
+#[derive(QueryableByName)]
+struct Deadlocks {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deadlocks: i64,
+}
+
+/// PostgreSQL's count of deadlocks detected in the current database.
+fn deadlocks(app: &TestApp) -> i64 {
+    let mut conn = app.state.pool.get().unwrap();
+    diesel::sql_query("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        .get_result::<Deadlocks>(&mut conn)
+        .unwrap()
+        .deadlocks
+}
+
+/// `posters` daemons each post `events / posters` scores of random files of `events / 10`
+/// sessions (two files each), in batches of 500, after the sessions and files were posted.
+fn overlapping(posters: u64, events: u64) -> Overlap {
+    let app = TestApp::spawn_with(|s| s.pool_size = 8);
+    let (token, names) = sensor(&app);
+    let plan = Scorers {
+        sessions: (events / 10).max(1),
+        files_per_session: 2,
+    };
+    let mut discoveries = plan.discoveries();
+    let total = discoveries.len() as u64;
+    simulate::run(&app.address, &token, &mut discoveries, total, 500, 0).unwrap();
+    let (retries_before, deadlocks_before) = (ingest::retries(), deadlocks(&app));
+    let started = Instant::now();
+    let outcomes: Vec<(u64, Duration, Vec<String>)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..posters)
+            .map(|p| {
+                let (app, token, mut scorer) = (&app, &token, plan.scorer(p, names.clone()));
+                scope.spawn(move || {
+                    let mut client = HttpClient::connect(&app.address).unwrap();
+                    let (mut sent, mut slowest, mut refused) = (0, Duration::ZERO, Vec::new());
+                    while sent < events / posters {
+                        let batch = scorer.batch(500.min((events / posters - sent) as usize));
+                        let body = serde_json::json!({ "events": batch }).to_string();
+                        let posted = Instant::now();
+                        let (status, answer) =
+                            client.post_json("/api/v1/events", token, &body).unwrap();
+                        slowest = slowest.max(posted.elapsed());
+                        if status != 200 {
+                            refused.push(format!("{status} {answer}"));
+                        }
+                        sent += batch.len() as u64;
+                    }
+                    (sent, slowest, refused)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    // Other backends report their counts when idle for a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    Overlap {
+        rate: outcomes.iter().map(|o| o.0).sum::<u64>() as f64 / seconds,
+        slowest: outcomes.iter().map(|o| o.1).max().unwrap_or_default(),
+        refused: outcomes.into_iter().flat_map(|o| o.2).collect(),
+        retries: ingest::retries() - retries_before,
+        deadlocks: deadlocks(&app) - deadlocks_before,
+    }
 }
 
 fn main() {
@@ -70,6 +156,17 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     println!("cargo bench --bench ingest   ({} concurrent clients, keep-alive HTTP/1.1, all inline projections)", clients());
+    // HEYBOSS_BENCH_ONLY=overlap skips the first part, =ingest the second.
+    let only = std::env::var("HEYBOSS_BENCH_ONLY").unwrap_or_default();
+    if only != "overlap" {
+        ingest_rates(scale);
+    }
+    if only != "ingest" {
+        overlap_rates(scale);
+    }
+}
+
+fn ingest_rates(scale: f64) {
     let baseline_events = (4_000.0 * scale.min(1.0)).max(400.0) as u64;
     let baseline = run(baseline_events, 1);
     println!("baseline: {baseline_events} events, 1 event per request: {baseline:>9.0} events/s");
@@ -81,5 +178,34 @@ fn main() {
             rate / baseline,
             if rate >= 20_000.0 { "met" } else { "NOT met" }
         );
+    }
+}
+
+fn overlap_rates(scale: f64) {
+    let events = ((100_000.0 * scale) as u64).max(8 * 500);
+    println!(
+        "\nseveral daemons scoring the same sessions: {events} FileScored events in batches of 500 \
+         for random files of {} sessions (2 files each), posted after them",
+        events / 10
+    );
+    let mut one_poster = None;
+    for posters in [1u64, 2, 4, 8] {
+        let o = overlapping(posters, events);
+        let baseline = *one_poster.get_or_insert(o.rate);
+        let met = o.rate >= baseline && o.refused.is_empty() && o.retries == 0 && o.deadlocks == 0;
+        println!(
+            "  {posters} poster(s): {:>7.0} events/s ({:.2}x one poster), slowest batch {:>5} ms, \
+             deadlocks {}, batches retried {}, refused {}: {}",
+            o.rate,
+            o.rate / baseline,
+            o.slowest.as_millis(),
+            o.deadlocks,
+            o.retries,
+            o.refused.len(),
+            if met { "met" } else { "NOT met" }
+        );
+        for r in o.refused.iter().take(3) {
+            println!("      {r}");
+        }
     }
 }

@@ -280,10 +280,10 @@ fn cli_creates_sensors_signatures_and_clearances() {
 }
 
 #[test]
-fn concurrent_batches_on_one_session_are_retried_not_failed() {
-    // Two sensors append to the same session stream at once: one batch's append collides with
-    // the other's version of the stream, and the collision is retried inside the request. The
-    // first scores also race to create the admins' report view.
+fn concurrent_batches_on_one_session_queue_and_both_succeed() {
+    // Two sensors append to the same session stream at once: the second batch waits for the
+    // first (the session's row lock) and appends after its version. The first scores also race
+    // to create the admins' report view and to register the unknown signature.
     let app = TestApp::spawn();
     let (_, token) = sensor(&app, "edge-1");
     let (status, body) = post(&app, &token, &batch(&[session("shared")]));
@@ -379,4 +379,59 @@ fn the_same_batch_posted_twice_at_once_is_stored_once() {
     }
     assert_eq!(count_events(&app, "SessionDiscovered"), rounds);
     assert_eq!(count_events(&app, "FileScored"), rounds);
+}
+
+#[test]
+fn eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry() {
+    // The talk's "multiple daemons": integrations scoring random files of the same sessions at
+    // once. Batches touching the same sessions queue for each other (sorted row locks): none
+    // deadlocks, none collides and is retried, none is refused.
+    use heyboss::threats::simulate::{EventSource, Scorers};
+    let app = TestApp::spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    let plan = Scorers {
+        sessions: 30,
+        files_per_session: 2,
+    };
+    let discoveries: Vec<Value> = plan.discoveries().into();
+    let (status, body) = post(&app, &token, &batch(&discoveries));
+    assert_eq!(status, 200, "{body}");
+    let signatures: Vec<String> = (0..4).map(|i| format!("Sig-{i}")).collect();
+    let (posters, batches, size) = (8, 6, 40);
+    let retries = heyboss::threats::ingest::retries();
+    let together = std::sync::Barrier::new(posters);
+    let refused: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..posters)
+            .map(|p| {
+                let (app, token, together) = (&app, &token, &together);
+                let mut scorer = plan.scorer(p as u64, signatures.clone());
+                scope.spawn(move || {
+                    let mut refused = Vec::new();
+                    for b in 0..batches {
+                        let events = scorer.batch(size);
+                        together.wait();
+                        let (status, body) = post(app, token, &batch(&events));
+                        if status != 200 {
+                            refused.push(format!("poster {p}, batch {b}: {status} {body}"));
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert!(refused.is_empty(), "{refused:#?}");
+    assert_eq!(
+        heyboss::threats::ingest::retries(),
+        retries,
+        "no batch collided with another and was done twice"
+    );
+    assert_eq!(
+        count_events(&app, "FileScored"),
+        (posters * batches * size) as i64
+    );
 }

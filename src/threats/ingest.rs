@@ -378,6 +378,15 @@ pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<
         .optional()
 }
 
+/// Batches retried after a collision with a concurrent batch, by this process.
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many batches this process retried after a collision with a concurrent batch (a deadlock
+/// PostgreSQL broke, or a key both inserted): each is work done twice.
+pub fn retries() -> u64 {
+    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Write a parsed batch: all or nothing, duplicates skipped and counted.
 pub fn ingest(
     conn: &mut PgConnection,
@@ -392,17 +401,21 @@ pub fn ingest(
         match result {
             // No pause: a unique violation is raised once the other batch has committed, so
             // the retry reads its writes.
-            Err(IngestError::Busy) if attempt < 4 => attempt += 1,
+            Err(IngestError::Busy) if attempt < 4 => {
+                attempt += 1;
+                RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             other => return other,
         }
     }
 }
 
-/// The unique keys two concurrent batches can both insert: the next version of a shared stream
-/// (a session, an unknown signature registered by both), a session, file or hit first seen by
-/// both, the clearance-set view both create on first use. (Event ids are claimed with `ON
-/// CONFLICT DO NOTHING`, and the other tables the ingest writes are upserted, or keyed by the
-/// event's position.)
+/// The unique keys two concurrent batches can both insert. Batches sharing existing sessions
+/// queue for them ([`lock_sessions`]), and new signature names are locked too, so what is left
+/// is rare: a new session or file discovered by both (its stream's first version, its row), a
+/// signature an admin creates while a batch registers it, the clearance-set view both create on
+/// first use. (Event ids are claimed with `ON CONFLICT DO NOTHING`, and the other tables the
+/// ingest writes are upserted, or keyed by the event's position.)
 const COLLIDING_KEYS: [&str; 5] = [
     "events_stream_version_key",
     "threat_hits_pkey",
@@ -483,12 +496,7 @@ fn ingest_once(
     file_ids.sort();
     file_ids.dedup();
     let mut known = Known {
-        sessions: threat_sessions::table
-            .filter(threat_sessions::session_id.eq_any(&session_ids))
-            .select(threat_sessions::session_id)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect(),
+        sessions: lock_sessions(conn, &session_ids)?,
         files: threat_files::table
             .filter(threat_files::file_id.eq_any(&file_ids))
             .select((threat_files::file_id, threat_files::session_id))
@@ -516,12 +524,14 @@ fn ingest_once(
         .collect();
     names.sort();
     names.dedup();
-    let existing: HashSet<String> = threat_signatures::table
-        .filter(threat_signatures::name.eq_any(&names))
-        .select(threat_signatures::name)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+    let mut existing = registered_signatures(conn, &names)?;
+    if existing.len() < names.len() {
+        // Two batches naming the same new signature register it once: the second waits for
+        // the first, then finds it registered.
+        let unknown: Vec<&String> = names.iter().filter(|n| !existing.contains(*n)).collect();
+        lock_signature_names(conn, &unknown)?;
+        existing = registered_signatures(conn, &names)?;
+    }
     let unknown: Vec<(String, Vec<NewEvent>)> = names
         .into_iter()
         .filter(|n| !existing.contains(n))
@@ -547,7 +557,10 @@ fn ingest_once(
     .into_iter()
     .filter_map(|v| Some((v.stream_id, v.version?)))
     .collect();
-    let (order, per_stream) = by_session(fresh.iter().map(|i| &i.event));
+    let (mut order, per_stream) = by_session(fresh.iter().map(|i| &i.event));
+    // In one order for every batch: two batches discovering the same new session wait for
+    // each other's row in the stream's unique index instead of deadlocking.
+    order.sort_unstable();
     let mut appends: Vec<StreamAppend> = unknown
         .iter()
         .map(|(name, evs)| StreamAppend {
@@ -590,6 +603,56 @@ fn ingest_once(
         accepted: fresh.len(),
         duplicates,
     })
+}
+
+/// The batch's sessions that exist, each locked until the batch commits, in sorted order.
+///
+/// A batch appends the next versions of its sessions' streams and changes their files' hits,
+/// so two batches touching a session must not run at once: the second would collide on the
+/// stream's next version (a retry of the whole batch) and, taking the sessions in different
+/// orders, the two would deadlock. Locked in one order by every batch, they queue instead: the
+/// second goes on when the first commits and reads, from then on, what it wrote (versions,
+/// files, scored pairs). Row locks, not advisory locks: a batch may touch 5,000 sessions, and
+/// advisory locks take room in the server's shared lock table (64 per connection by default),
+/// where a row lock is marked on the row itself.
+fn lock_sessions(conn: &mut PgConnection, sorted_ids: &[String]) -> QueryResult<HashSet<String>> {
+    Ok(threat_sessions::table
+        .filter(threat_sessions::session_id.eq_any(sorted_ids))
+        .order(threat_sessions::session_id)
+        .select(threat_sessions::session_id)
+        .for_no_key_update()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+fn registered_signatures(
+    conn: &mut PgConnection,
+    names: &[String],
+) -> QueryResult<HashSet<String>> {
+    Ok(threat_signatures::table
+        .filter(threat_signatures::name.eq_any(names))
+        .select(threat_signatures::name)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// The first key of the advisory locks on signature names being registered (the second is
+/// `hashtext(name)`; `es::subscriber` uses 4242, `es::shadow` 4243).
+const SIGNATURE_NAME_LOCK: i32 = 4_244;
+
+/// Transaction-scoped advisory locks on signature names about to be registered, taken in the
+/// order of their keys (two names may share a key), so that batches queue rather than deadlock.
+fn lock_signature_names(conn: &mut PgConnection, names: &[&String]) -> QueryResult<()> {
+    prepared(
+        "SELECT pg_advisory_xact_lock($1, k)
+         FROM (SELECT DISTINCT hashtext(n) AS k FROM unnest($2::text[]) AS n ORDER BY 1 OFFSET 0) AS keys",
+    )
+    .bind::<diesel::sql_types::Integer, _>(SIGNATURE_NAME_LOCK)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(names)
+    .execute(conn)?;
+    Ok(())
 }
 
 #[derive(diesel::QueryableByName)]

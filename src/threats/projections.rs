@@ -403,7 +403,8 @@ impl Projection for HitsProjection {
             .any(|e| e.event_type == "ClearanceGranted" || e.event_type == "ClearanceRevoked");
         // Whether the admins' view exists is checked before the lock, so that the first batches
         // of a store take it exclusive at once (upgrading a shared hold, two would deadlock).
-        let exclusive = clearances || !admin_view_exists(conn)?;
+        // A signature move rewrites its keys' view rows in no particular order: it runs alone.
+        let exclusive = clearances || !revised.is_empty() || !admin_view_exists(conn)?;
         lock_views(conn, exclusive)?;
         let mut views = current_views(conn)?;
         if exclusive || !views.iter().any(|v| v.view_id == ADMIN_VIEW) {
@@ -591,7 +592,8 @@ struct ViewDef {
 /// created meanwhile is summed from a snapshot without the batch's hits, and the batch would not
 /// add them to it. Batches hold this lock shared, so they do not wait for each other; a change to
 /// the views holds it exclusive, so it waits for the batches in flight to commit (its sums then
-/// read their hits) and the next batches wait for its commit (they then see its views).
+/// read their hits) and the next batches wait for its commit (they then see its views). A
+/// signature move holds it exclusive too: it rewrites its keys' view rows in no fixed order.
 fn lock_views(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()> {
     prepared(if exclusive {
         "SELECT pg_advisory_xact_lock(hashtext('threat-views'))"
