@@ -705,7 +705,16 @@ impl HitsProjection {
         .into_iter()
         .map(|k| (k.file_id.clone(), k))
         .collect();
-        let mut current = current_scores(conn, decoded.iter().filter_map(|(_, e)| e.hit_key()))?;
+        // A hit's stored score is read only when the batch first rescores it: `FileScored`
+        // creates a hit (the sensor API refuses a second one of the same triple), so a hit the
+        // batch first scores is not stored yet.
+        let mut first_touch = std::collections::HashSet::new();
+        let rescored_first = decoded.iter().filter_map(|(_, e)| {
+            let key = e.hit_key()?;
+            let rescore = matches!(e, SensorEvent::FileRescored { .. });
+            (first_touch.insert(key) && rescore).then_some(key)
+        });
+        let mut current = current_scores(conn, rescored_first)?;
 
         // Changes in log order; the final state of each touched hit; report deltas.
         let mut ch_pos = Vec::new();
