@@ -384,8 +384,8 @@ fn the_same_batch_posted_twice_at_once_is_stored_once() {
 #[test]
 fn eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry() {
     // The talk's "multiple daemons": integrations scoring random files of the same sessions at
-    // once. Batches touching the same sessions queue for each other (sorted row locks): none
-    // deadlocks, none collides and is retried, none is refused.
+    // once. Batches touching the same sessions take turns (in the process, then on the sessions'
+    // rows): none deadlocks, none collides and is retried, none is refused.
     use heyboss::threats::simulate::{EventSource, Scorers};
     let app = TestApp::spawn();
     let (_, token) = sensor(&app, "edge-1");
@@ -434,4 +434,143 @@ fn eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry() {
         count_events(&app, "FileScored"),
         (posters * batches * size) as i64
     );
+}
+
+/// `heyboss serve` as a separate process on the test database; killed when dropped.
+struct Server {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Server {
+    fn start(database_url: &str) -> Server {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heyboss"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("DATABASE_URL", database_url)
+            .env("HEYBOSS_SUBSCRIBERS", "0")
+            .env("RUST_LOG", "info")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("heyboss serve starts");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("a log line").unwrap();
+            // actix's own line names the port bound: "listening on: 127.0.0.1:34785".
+            if let Some(at) = line.find("listening on: ") {
+                let rest = &line[at + "listening on: ".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                break format!("http://{}", &rest[..end]);
+            }
+        };
+        // Keep reading its log, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, address }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POST a batch to a server; a transport failure is an answer of 0 (never a panic, so that
+/// posters meeting at a barrier never wait for one that died).
+fn post_to(address: &str, token: &str, body: &str) -> (u16, String) {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(60))
+        .build();
+    match agent
+        .post(&format!("{address}/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .send_string(body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Deadlocks {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deadlocks: i64,
+}
+
+#[test]
+fn daemons_on_four_instances_scoring_the_same_sessions_never_deadlock() {
+    // Four server processes on one database: their batches cannot queue for each other in
+    // memory, only on the sessions' rows, which every batch locks in sorted order.
+    use heyboss::threats::simulate::{EventSource, Scorers};
+    let db = common::TestDatabase::new();
+    let servers: Vec<Server> = (0..4).map(|_| Server::start(&db.url)).collect();
+    let token = {
+        let mut conn = db.connect();
+        let store = heyboss::startup::event_store();
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+        heyboss::threats::service::create_sensor(&mut conn, &store, &ctx, "edge-1")
+            .unwrap()
+            .1
+    };
+    let plan = Scorers {
+        sessions: 60,
+        files_per_session: 2,
+    };
+    let body = |events: Vec<Value>| json!({ "events": events }).to_string();
+    let (status, answer) = post_to(
+        &servers[0].address,
+        &token,
+        &body(plan.discoveries().into()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let signatures: Vec<String> = (0..4).map(|i| format!("Sig-{i}")).collect();
+    let (posters, batches, size) = (8, 10, 40);
+    let together = std::sync::Barrier::new(posters);
+    let refused: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..posters)
+            .map(|p| {
+                let (server, token, together) = (&servers[p % 4], &token, &together);
+                let mut scorer = plan.scorer(p as u64, signatures.clone());
+                scope.spawn(move || {
+                    let mut refused = Vec::new();
+                    for b in 0..batches {
+                        let events = body(scorer.batch(size));
+                        together.wait();
+                        let (status, answer) = post_to(&server.address, token, &events);
+                        if status != 200 {
+                            refused.push(format!("poster {p}, batch {b}: {status} {answer}"));
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert!(refused.is_empty(), "{refused:#?}");
+    // The servers' connections close with them, and report their counts as they do.
+    drop(servers);
+    let mut conn = db.connect();
+    let deadlocks: Deadlocks = diesel::sql_query(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(deadlocks.deadlocks, 0, "PostgreSQL found deadlocks");
+    let scored: i64 = heyboss::schema::events::table
+        .filter(heyboss::schema::events::event_type.eq("FileScored"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(scored, (posters * batches * size) as i64);
 }

@@ -394,6 +394,7 @@ pub fn ingest(
     metadata: &Metadata,
     (items, parse_errors): &Parsed,
 ) -> Result<Accepted, IngestError> {
+    let _turn = SESSION_QUEUE.wait_turn(items.iter().map(|i| i.event.session_id()));
     let mut attempt = 0;
     loop {
         let result =
@@ -407,6 +408,68 @@ pub fn ingest(
             }
             other => return other,
         }
+    }
+}
+
+/// The batches of this process waiting for, or holding, their sessions.
+static SESSION_QUEUE: SessionQueue = SessionQueue {
+    entries: std::sync::Mutex::new(Vec::new()),
+    changed: std::sync::Condvar::new(),
+    tickets: std::sync::atomic::AtomicU64::new(0),
+};
+
+/// Batches of one process that share sessions take turns here, in arrival order, before they
+/// open their transaction. Their transactions would queue anyway, on the sessions' row locks
+/// ([`lock_sessions`], which still orders batches of different processes), but a transaction
+/// waiting there holds its snapshot and transaction id, so that PostgreSQL cannot prune the row
+/// versions the running batch leaves behind: with eight posters on shared sessions, each batch's
+/// upserts of the report rows every batch touches took 1.7 to 3.7 times as long as with one, and
+/// eight posters scored 20% less than one.
+struct SessionQueue {
+    /// (ticket, the batch's sessions), in ticket order.
+    entries: std::sync::Mutex<Vec<(u64, HashSet<String>)>>,
+    changed: std::sync::Condvar,
+    tickets: std::sync::atomic::AtomicU64,
+}
+
+/// A batch's turn, given back when dropped.
+struct Turn(u64);
+
+impl SessionQueue {
+    /// Wait until no batch that arrived earlier and shares a session is still waiting or running.
+    fn wait_turn<'a>(&'static self, sessions: impl Iterator<Item = &'a str>) -> Turn {
+        let sessions: HashSet<String> = sessions.map(str::to_owned).collect();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken under the lock, so that the entries stay in ticket order.
+        let ticket = self
+            .tickets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        entries.push((ticket, sessions));
+        loop {
+            let at = entries.partition_point(|(t, _)| *t < ticket);
+            let (earlier, mine) = entries.split_at(at);
+            if earlier
+                .iter()
+                .all(|(_, theirs)| theirs.is_disjoint(&mine[0].1))
+            {
+                return Turn(ticket);
+            }
+            entries = self
+                .changed
+                .wait(entries)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut entries = SESSION_QUEUE
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(t, _)| *t != self.0);
+        SESSION_QUEUE.changed.notify_all();
     }
 }
 
