@@ -40,9 +40,25 @@ fn sensor(app: &TestApp) -> (String, Vec<String>) {
     (token, names)
 }
 
-/// Post `total` events from CLIENTS concurrent sensors-clients; returns events per second.
-fn run(total: u64, batch: usize) -> f64 {
-    let app = TestApp::spawn_with(|s| s.pool_size = 8);
+/// The report projection run as a catch-up subscriber ("delay the writes to the report").
+const DELAYED: &str = "threat_hits";
+
+/// What one run did: events per second through the API, and with the reports delayed, the
+/// seconds from the last answer until the report projection had applied every event.
+struct Rate {
+    rate: f64,
+    lag_after: Option<f64>,
+}
+
+/// Post `total` events from CLIENTS concurrent sensors-clients, with the reports inline or
+/// delayed.
+fn run(total: u64, batch: usize, delayed: bool) -> Rate {
+    let app = TestApp::spawn_with(|s| {
+        s.pool_size = 8;
+        if delayed {
+            s.catch_up_projections = vec![DELAYED.to_owned()];
+        }
+    });
     let (token, names) = sensor(&app);
     let started = Instant::now();
     let clients = clients();
@@ -57,13 +73,26 @@ fn run(total: u64, batch: usize) -> f64 {
         .collect();
     let events: u64 = handles.into_iter().map(|h| h.join().unwrap().events).sum();
     let seconds = started.elapsed().as_secs_f64();
+    let lag_after = delayed.then(|| {
+        let answered = Instant::now();
+        let mut conn = app.state.pool.get().unwrap();
+        let head = heyboss::es::store::head_position(&mut conn).unwrap();
+        let caught_up =
+            heyboss::es::subscriber::wait_for(&mut conn, DELAYED, head, Duration::from_secs(600))
+                .unwrap();
+        assert!(caught_up, "the reports caught up within 10 minutes");
+        answered.elapsed().as_secs_f64()
+    });
     let stored = common_count(&app);
     assert_eq!(
         stored as u64,
         events + simulate::DEMO_SIGNATURES.len() as u64 + 1,
         "every event stored once"
     );
-    events as f64 / seconds
+    Rate {
+        rate: events as f64 / seconds,
+        lag_after,
+    }
 }
 
 fn common_count(app: &TestApp) -> i64 {
@@ -170,29 +199,45 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     println!("cargo bench --bench ingest   ({} concurrent clients, keep-alive HTTP/1.1, all inline projections)", clients());
-    // HEYBOSS_BENCH_ONLY=overlap skips the first part, =ingest the second.
+    // HEYBOSS_BENCH_ONLY=ingest, =delayed or =overlap runs one part only.
     let only = std::env::var("HEYBOSS_BENCH_ONLY").unwrap_or_default();
-    if only != "overlap" {
+    if only.is_empty() || only == "ingest" {
         ingest_rates(scale);
     }
-    if only != "ingest" {
+    if only.is_empty() || only == "ingest" || only == "delayed" {
+        delayed_rate(scale);
+    }
+    if only.is_empty() || only == "overlap" {
         overlap_rates(scale);
     }
 }
 
 fn ingest_rates(scale: f64) {
     let baseline_events = (4_000.0 * scale.min(1.0)).max(400.0) as u64;
-    let baseline = run(baseline_events, 1);
+    let baseline = run(baseline_events, 1, false).rate;
     println!("baseline: {baseline_events} events, 1 event per request: {baseline:>9.0} events/s");
     for size in [100_000u64, 1_000_000] {
         let n = ((size as f64 * scale) as u64).max(clients() * 500);
-        let rate = run(n, 500);
+        let rate = run(n, 500, false).rate;
         println!(
             "{n:>9} events, batches of 500:      {rate:>9.0} events/s  ({:.1}x the baseline; goal 20,000/s: {})",
             rate / baseline,
             if rate >= 20_000.0 { "met" } else { "NOT met" }
         );
     }
+}
+
+fn delayed_rate(scale: f64) {
+    println!("reports delayed (HEYBOSS_CATCHUP_PROJECTIONS={DELAYED}):");
+    let n = ((1_000_000.0 * scale) as u64).max(clients() * 500);
+    let Rate { rate, lag_after } = run(n, 500, true);
+    let lag = lag_after.unwrap_or_default();
+    println!(
+        "{n:>9} events, batches of 500:      {rate:>9.0} events/s  (goal 50,000/s: {}); \
+         reports caught up {lag:.1} s after the last answer (goal 10 s: {})",
+        if rate >= 50_000.0 { "met" } else { "NOT met" },
+        if lag <= 10.0 { "met" } else { "NOT met" }
+    );
 }
 
 fn overlap_rates(scale: f64) {

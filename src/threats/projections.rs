@@ -40,6 +40,9 @@ impl Projection for SessionsProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["threat_sessions", "threat_files"]
     }
+    fn inline_only(&self) -> Option<&'static str> {
+        Some("the sensor API validates batches against its sessions and files")
+    }
     fn defer_indexes(&self) -> bool {
         // It reads and updates its tables by primary key only.
         true
@@ -355,6 +358,10 @@ impl Delta {
     }
 }
 
+/// Events per batch when the reports are delayed (`threat_hits` a catch-up subscriber): each
+/// report row a batch touches is written once however many of its events touch it.
+const CATCH_UP_BATCH: i64 = 5_000;
+
 /// `threat_hits` (current score per file, integration, signature), `threat_score_changes` (every
 /// score a hit had) and `threat_report_rows` (the four reports, aggregated per key and signature).
 pub struct HitsProjection;
@@ -470,6 +477,10 @@ impl Projection for HitsProjection {
 
     fn filled_at_finish(&self) -> &'static [&'static str] {
         &["threat_report_rows", "threat_report_views"]
+    }
+
+    fn catch_up_batch_size(&self) -> Option<i64> {
+        Some(CATCH_UP_BATCH)
     }
 
     fn replays_in_database(&self) -> bool {
@@ -1186,6 +1197,9 @@ impl Projection for SignaturesProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["threat_signatures"]
     }
+    fn inline_only(&self) -> Option<&'static str> {
+        Some("every report reads who may see a signature's hits from it")
+    }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         use threat_signatures as t;
         let name = event.stream_id.as_str();
@@ -1261,6 +1275,9 @@ impl Projection for ClearancesProjection {
     fn tables(&self) -> &'static [&'static str] {
         &["threat_clearances"]
     }
+    fn inline_only(&self) -> Option<&'static str> {
+        Some("a revoked clearance must count on the next request")
+    }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         use threat_clearances as t;
         let user: uuid::Uuid = event
@@ -1298,6 +1315,9 @@ impl Projection for SensorsProjection {
     }
     fn tables(&self) -> &'static [&'static str] {
         &["sensors"]
+    }
+    fn inline_only(&self) -> Option<&'static str> {
+        Some("the sensor API authenticates against it: a revoked sensor must stop at once")
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let id: uuid::Uuid = event
