@@ -199,12 +199,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     println!("cargo bench --bench ingest   ({} concurrent clients, keep-alive HTTP/1.1, all inline projections)", clients());
-    // HEYBOSS_BENCH_ONLY=ingest, =delayed or =overlap runs one part only.
+    // HEYBOSS_BENCH_ONLY=inline, =delayed or =overlap runs one part only.
     let only = std::env::var("HEYBOSS_BENCH_ONLY").unwrap_or_default();
-    if only.is_empty() || only == "ingest" {
+    if only.is_empty() || only == "inline" {
         ingest_rates(scale);
     }
-    if only.is_empty() || only == "ingest" || only == "delayed" {
+    if only.is_empty() || only == "delayed" {
         delayed_rate(scale);
     }
     if only.is_empty() || only == "overlap" {
