@@ -2,11 +2,16 @@
 //! of 500, with every inline projection, at 100,000 and 1,000,000 events (HEYBOSS_BENCH_SCALE
 //! scales both), against a baseline in the same run: the same API with one event per request.
 //!
+//! Then 1,000,000 events with the reports delayed (`threat_hits` a catch-up subscriber): events
+//! per second, and the seconds from the last answer until the reports have applied every event.
+//!
 //! Then several daemons scoring the same sessions at once: sessions and files posted first, then
 //! `FileScored` batches of 500 for random files (a tenth as many sessions as events) from 1, 2, 4
 //! and 8 posters, each a fresh store; the baseline is the one poster. Each must reach the one
 //! poster's rate in aggregate with no deadlock (PostgreSQL's count for the database), no batch
 //! retried by the server and no 409.
+//!
+//! `HEYBOSS_BENCH_ONLY=inline`, `=delayed` or `=overlap` runs one part.
 
 use std::time::{Duration, Instant};
 
