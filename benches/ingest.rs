@@ -1,12 +1,25 @@
 //! `cargo bench --bench ingest`: sensor events per second through the real HTTP API in batches
 //! of 500, with every inline projection, at 100,000 and 1,000,000 events (HEYBOSS_BENCH_SCALE
 //! scales both), against a baseline in the same run: the same API with one event per request.
+//!
+//! Then 1,000,000 events with the reports delayed (`threat_hits` a catch-up subscriber): events
+//! per second, and the seconds from the last answer until the reports have applied every event.
+//!
+//! Then several daemons scoring the same sessions at once: sessions and files posted first, then
+//! `FileScored` batches of 500 for random files (a tenth as many sessions as events) from 1, 2, 4
+//! and 8 posters, each a fresh store; the baseline is the one poster. Each must reach the one
+//! poster's rate in aggregate with no deadlock (PostgreSQL's count for the database), no batch
+//! retried by the server and no 409.
+//!
+//! `HEYBOSS_BENCH_ONLY=inline`, `=delayed` or `=overlap` runs one part.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use diesel::prelude::*;
 use heyboss::es::{Actor, CommandContext, Metadata};
 use heyboss::testing::TestApp;
-use heyboss::threats::{service, simulate};
+use heyboss::threats::simulate::{self, EventSource, HttpClient, Scorers};
+use heyboss::threats::{ingest, service};
 
 fn clients() -> u64 {
     std::env::var("HEYBOSS_BENCH_CLIENTS")
@@ -15,24 +28,43 @@ fn clients() -> u64 {
         .unwrap_or(4)
 }
 
-/// Post `total` events from CLIENTS concurrent sensors-clients; returns events per second.
-fn run(total: u64, batch: usize) -> f64 {
-    let app = TestApp::spawn_with(|s| s.pool_size = 8);
-    let token = {
-        let mut conn = app.state.pool.get().unwrap();
-        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
-        for (name, group) in simulate::DEMO_SIGNATURES {
-            service::set_signature(&mut conn, &app.state.store, &ctx, name, group, None, None)
-                .unwrap();
-        }
-        service::create_sensor(&mut conn, &app.state.store, &ctx, "bench")
-            .unwrap()
-            .1
-    };
-    let names: Vec<String> = simulate::DEMO_SIGNATURES
+/// The demo signatures and a sensor; returns the sensor's token and the signature names.
+fn sensor(app: &TestApp) -> (String, Vec<String>) {
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    for (name, group) in simulate::DEMO_SIGNATURES {
+        service::set_signature(&mut conn, &app.state.store, &ctx, name, group, None, None).unwrap();
+    }
+    let token = service::create_sensor(&mut conn, &app.state.store, &ctx, "bench")
+        .unwrap()
+        .1;
+    let names = simulate::DEMO_SIGNATURES
         .iter()
         .map(|(n, _)| n.to_string())
         .collect();
+    (token, names)
+}
+
+/// The report projection run as a catch-up subscriber ("delay the writes to the report").
+const DELAYED: &str = "threat_hits";
+
+/// What one run did: events per second through the API, and with the reports delayed, the
+/// seconds from the last answer until the report projection had applied every event.
+struct Rate {
+    rate: f64,
+    lag_after: Option<f64>,
+}
+
+/// Post `total` events from CLIENTS concurrent sensors-clients, with the reports inline or
+/// delayed.
+fn run(total: u64, batch: usize, delayed: bool) -> Rate {
+    let app = TestApp::spawn_with(|s| {
+        s.pool_size = 8;
+        if delayed {
+            s.catch_up_projections = vec![DELAYED.to_owned()];
+        }
+    });
+    let (token, names) = sensor(&app);
     let started = Instant::now();
     let clients = clients();
     let handles: Vec<_> = (0..clients)
@@ -46,22 +78,124 @@ fn run(total: u64, batch: usize) -> f64 {
         .collect();
     let events: u64 = handles.into_iter().map(|h| h.join().unwrap().events).sum();
     let seconds = started.elapsed().as_secs_f64();
+    let lag_after = delayed.then(|| {
+        let answered = Instant::now();
+        let mut conn = app.state.pool.get().unwrap();
+        let head = heyboss::es::store::head_position(&mut conn).unwrap();
+        let caught_up =
+            heyboss::es::subscriber::wait_for(&mut conn, DELAYED, head, Duration::from_secs(600))
+                .unwrap();
+        assert!(caught_up, "the reports caught up within 10 minutes");
+        answered.elapsed().as_secs_f64()
+    });
     let stored = common_count(&app);
     assert_eq!(
         stored as u64,
         events + simulate::DEMO_SIGNATURES.len() as u64 + 1,
         "every event stored once"
     );
-    events as f64 / seconds
+    Rate {
+        rate: events as f64 / seconds,
+        lag_after,
+    }
 }
 
 fn common_count(app: &TestApp) -> i64 {
-    use diesel::prelude::*;
     let mut conn = app.state.pool.get().unwrap();
     heyboss::schema::events::table
         .count()
         .get_result(&mut conn)
         .unwrap()
+}
+
+/// What one overlap run did.
+struct Overlap {
+    rate: f64,
+    slowest: Duration,
+    /// Answers other than 200, with their bodies.
+    refused: Vec<String>,
+    retries: u64,
+    deadlocks: i64,
+}
+
+#[derive(QueryableByName)]
+struct Deadlocks {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deadlocks: i64,
+}
+
+/// PostgreSQL's count of deadlocks detected in the current database.
+fn deadlocks(app: &TestApp) -> i64 {
+    let mut conn = app.state.pool.get().unwrap();
+    diesel::sql_query("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        .get_result::<Deadlocks>(&mut conn)
+        .unwrap()
+        .deadlocks
+}
+
+/// `posters` daemons each post `events / posters` scores of random files of `events / 10`
+/// sessions (two files each), in batches of 500, after the sessions and files were posted.
+fn overlapping(posters: u64, events: u64) -> Overlap {
+    let app = TestApp::spawn_with(|s| s.pool_size = 8);
+    let (token, names) = sensor(&app);
+    let plan = Scorers {
+        sessions: (events / 10).max(1),
+        files_per_session: 2,
+    };
+    let mut discoveries = plan.discoveries();
+    let total = discoveries.len() as u64;
+    simulate::run(&app.address, &token, &mut discoveries, total, 500, 0).unwrap();
+    // Each poster's bodies are written before the clock starts: the posters share the 2 cores
+    // with the server, and what is measured is the server.
+    let bodies: Vec<Vec<(u64, String)>> = (0..posters)
+        .map(|p| {
+            let mut scorer = plan.scorer(p, names.clone());
+            let mut left = events / posters;
+            std::iter::from_fn(|| {
+                let batch = scorer.batch(500.min(left as usize));
+                left -= batch.len() as u64;
+                let body = serde_json::json!({ "events": batch }).to_string();
+                (!batch.is_empty()).then_some((batch.len() as u64, body))
+            })
+            .collect()
+        })
+        .collect();
+    let (retries_before, deadlocks_before) = (ingest::retries(), deadlocks(&app));
+    let started = Instant::now();
+    let outcomes: Vec<(u64, Duration, Vec<String>)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = bodies
+            .iter()
+            .map(|bodies| {
+                let (app, token) = (&app, &token);
+                scope.spawn(move || {
+                    let mut client = HttpClient::connect(&app.address).unwrap();
+                    let (mut sent, mut slowest, mut refused) = (0, Duration::ZERO, Vec::new());
+                    for (n, body) in bodies {
+                        let posted = Instant::now();
+                        let (status, answer) =
+                            client.post_json("/api/v1/events", token, body).unwrap();
+                        slowest = slowest.max(posted.elapsed());
+                        if status != 200 {
+                            refused.push(format!("{status} {answer}"));
+                        }
+                        sent += n;
+                    }
+                    (sent, slowest, refused)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    // Other backends report their counts when idle for a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    Overlap {
+        rate: outcomes.iter().map(|o| o.0).sum::<u64>() as f64 / seconds,
+        slowest: outcomes.iter().map(|o| o.1).max().unwrap_or_default(),
+        refused: outcomes.into_iter().flat_map(|o| o.2).collect(),
+        retries: ingest::retries() - retries_before,
+        deadlocks: deadlocks(&app) - deadlocks_before,
+    }
 }
 
 fn main() {
@@ -70,16 +204,72 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     println!("cargo bench --bench ingest   ({} concurrent clients, keep-alive HTTP/1.1, all inline projections)", clients());
+    // HEYBOSS_BENCH_ONLY=inline, =delayed or =overlap runs one part only.
+    let only = std::env::var("HEYBOSS_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "inline" {
+        ingest_rates(scale);
+    }
+    if only.is_empty() || only == "delayed" {
+        delayed_rate(scale);
+    }
+    if only.is_empty() || only == "overlap" {
+        overlap_rates(scale);
+    }
+}
+
+fn ingest_rates(scale: f64) {
     let baseline_events = (4_000.0 * scale.min(1.0)).max(400.0) as u64;
-    let baseline = run(baseline_events, 1);
+    let baseline = run(baseline_events, 1, false).rate;
     println!("baseline: {baseline_events} events, 1 event per request: {baseline:>9.0} events/s");
     for size in [100_000u64, 1_000_000] {
         let n = ((size as f64 * scale) as u64).max(clients() * 500);
-        let rate = run(n, 500);
+        let rate = run(n, 500, false).rate;
         println!(
             "{n:>9} events, batches of 500:      {rate:>9.0} events/s  ({:.1}x the baseline; goal 20,000/s: {})",
             rate / baseline,
             if rate >= 20_000.0 { "met" } else { "NOT met" }
         );
+    }
+}
+
+fn delayed_rate(scale: f64) {
+    println!("reports delayed (HEYBOSS_CATCHUP_PROJECTIONS={DELAYED}):");
+    let n = ((1_000_000.0 * scale) as u64).max(clients() * 500);
+    let Rate { rate, lag_after } = run(n, 500, true);
+    let lag = lag_after.unwrap_or_default();
+    println!(
+        "{n:>9} events, batches of 500:      {rate:>9.0} events/s  (goal 50,000/s: {}); \
+         reports caught up {lag:.1} s after the last answer (goal 10 s: {})",
+        if rate >= 50_000.0 { "met" } else { "NOT met" },
+        if lag <= 10.0 { "met" } else { "NOT met" }
+    );
+}
+
+fn overlap_rates(scale: f64) {
+    let events = ((100_000.0 * scale) as u64).max(8 * 500);
+    println!(
+        "\nseveral daemons scoring the same sessions: {events} FileScored events in batches of 500 \
+         for random files of {} sessions (2 files each), posted after them",
+        events / 10
+    );
+    let mut one_poster = None;
+    for posters in [1u64, 2, 4, 8] {
+        let o = overlapping(posters, events);
+        let baseline = *one_poster.get_or_insert(o.rate);
+        let met = o.rate >= baseline && o.refused.is_empty() && o.retries == 0 && o.deadlocks == 0;
+        println!(
+            "  {posters} poster(s): {:>7.0} events/s ({:.2}x one poster), slowest batch {:>5} ms, \
+             deadlocks {}, batches retried {}, refused {}: {}",
+            o.rate,
+            o.rate / baseline,
+            o.slowest.as_millis(),
+            o.deadlocks,
+            o.retries,
+            o.refused.len(),
+            if met { "met" } else { "NOT met" }
+        );
+        for r in o.refused.iter().take(3) {
+            println!("      {r}");
+        }
     }
 }

@@ -132,6 +132,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();
         let store = event_store().with_catch_up(&settings.catch_up_projections);
+        store.projections().check_catch_up()?;
         let registry = operations();
         let subscribers = settings.run_subscribers.then(|| {
             Runner::start(

@@ -2602,7 +2602,7 @@ fn random_commands_leave_every_projection_equal_to_a_rebuild() {
 fn the_same_with_projections_caught_up_after_commit() {
     // Projections no command reads back in its own decision; MODEL_CATCHUP=a,b tries others.
     let names = std::env::var("MODEL_CATCHUP").unwrap_or_else(|_| {
-        "enrollment,scholarship_funds,scholarship_enrolled_students,threat_clearances".into()
+        "enrollment,scholarship_funds,scholarship_enrolled_students,threat_hits".into()
     });
     let names: Vec<&str> = names.split(',').map(str::trim).collect();
     run_model(&names, steps_from_env() / 2);

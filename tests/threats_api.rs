@@ -2,11 +2,13 @@
 //! duplicates, restricted registration of unknown signatures, and the CLI commands.
 
 mod common;
+mod threats_support;
 
 use common::{count_events, TestApp};
 use diesel::prelude::*;
 use heyboss::es::{Actor, CommandContext, Metadata};
 use serde_json::{json, Value};
+use threats_support::Reports;
 
 pub fn sensor(app: &TestApp, name: &str) -> (uuid::Uuid, String) {
     let mut conn = app.state.pool.get().unwrap();
@@ -63,9 +65,8 @@ fn batch(events: &[Value]) -> String {
     json!({ "events": events }).to_string()
 }
 
-#[test]
-fn batches_are_all_or_nothing_and_reposts_are_duplicates() {
-    let app = TestApp::spawn();
+fn batches_are_all_or_nothing_and_reposts_are_duplicates(reports: Reports) {
+    let app = reports.spawn();
     let (_, token) = sensor(&app, "edge-1");
     let first = [
         session("s1"),
@@ -150,6 +151,7 @@ fn batches_are_all_or_nothing_and_reposts_are_duplicates() {
     );
     let (status, _) = post(&app, &token, &batch(&[rescore]));
     assert_eq!(status, 200);
+    reports.settle(&app);
     use heyboss::schema::threat_hits as h;
     let score: i32 = h::table.select(h::score).first(&mut conn).unwrap();
     assert_eq!(score, 20);
@@ -279,12 +281,11 @@ fn cli_creates_sensors_signatures_and_clearances() {
     assert!(!denied.status.success());
 }
 
-#[test]
-fn concurrent_batches_on_one_session_are_retried_not_failed() {
-    // Two sensors append to the same session stream at once: one batch's append collides with
-    // the other's version of the stream, and the collision is retried inside the request. The
-    // first scores also race to create the admins' report view.
-    let app = TestApp::spawn();
+fn concurrent_batches_on_one_session_queue_and_both_succeed(reports: Reports) {
+    // Two sensors append to the same session stream at once: the second batch waits for the
+    // first (the session's row lock) and appends after its version. The first scores also race
+    // to create the admins' report view and to register the unknown signature.
+    let app = reports.spawn();
     let (_, token) = sensor(&app, "edge-1");
     let (status, body) = post(&app, &token, &batch(&[session("shared")]));
     assert_eq!(status, 200, "{body}");
@@ -332,11 +333,10 @@ fn concurrent_batches_on_one_session_are_retried_not_failed() {
     assert_eq!(files, 2 * rounds as i32);
 }
 
-#[test]
-fn the_same_batch_posted_twice_at_once_is_stored_once() {
+fn the_same_batch_posted_twice_at_once_is_stored_once(reports: Reports) {
     // A sensor retrying a batch whose answer it lost can post it while the first is still in
     // flight: the ids are claimed by whichever commits first, and the other counts duplicates.
-    let app = TestApp::spawn();
+    let app = reports.spawn();
     let (_, token) = sensor(&app, "edge-1");
     let rounds = 10;
     let together = std::sync::Barrier::new(2);
@@ -379,4 +379,298 @@ fn the_same_batch_posted_twice_at_once_is_stored_once() {
     }
     assert_eq!(count_events(&app, "SessionDiscovered"), rounds);
     assert_eq!(count_events(&app, "FileScored"), rounds);
+}
+
+fn eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry(reports: Reports) {
+    // The talk's "multiple daemons": integrations scoring random files of the same sessions at
+    // once. Batches touching the same sessions take turns (in the process, then on the sessions'
+    // rows): none deadlocks, none collides and is retried, none is refused.
+    use heyboss::threats::simulate::{EventSource, Scorers};
+    let app = reports.spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    let plan = Scorers {
+        sessions: 30,
+        files_per_session: 2,
+    };
+    let discoveries: Vec<Value> = plan.discoveries().into();
+    let (status, body) = post(&app, &token, &batch(&discoveries));
+    assert_eq!(status, 200, "{body}");
+    let signatures: Vec<String> = (0..4).map(|i| format!("Sig-{i}")).collect();
+    let (posters, batches, size) = (8, 6, 40);
+    let retries = heyboss::threats::ingest::retries();
+    let together = std::sync::Barrier::new(posters);
+    let refused: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..posters)
+            .map(|p| {
+                let (app, token, together) = (&app, &token, &together);
+                let mut scorer = plan.scorer(p as u64, signatures.clone());
+                scope.spawn(move || {
+                    let mut refused = Vec::new();
+                    for b in 0..batches {
+                        let events = scorer.batch(size);
+                        together.wait();
+                        let (status, body) = post(app, token, &batch(&events));
+                        if status != 200 {
+                            refused.push(format!("poster {p}, batch {b}: {status} {body}"));
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert!(refused.is_empty(), "{refused:#?}");
+    assert_eq!(
+        heyboss::threats::ingest::retries(),
+        retries,
+        "no batch collided with another and was done twice"
+    );
+    assert_eq!(
+        count_events(&app, "FileScored"),
+        (posters * batches * size) as i64
+    );
+}
+
+/// What the sensor API validates against is current in the batch's own transaction whatever the
+/// reports' mode: a score posted right after its file is accepted, a second score of the same
+/// file, integration and signature is refused, and once the reports caught up they count what
+/// their drill-downs list and equal a replay of the log.
+fn a_score_right_after_its_file_is_validated_against_the_current_state(reports: Reports) {
+    let app = reports.spawn();
+    common::create_user(&app, "admin", "admin", common::PASSWORD);
+    let (_, token) = sensor(&app, "edge-1");
+    for i in 0..20 {
+        let (s, f) = (format!("s-{i}"), format!("f-{i}"));
+        let (status, body) = post(&app, &token, &batch(&[session(&s), file(&f, &s)]));
+        assert_eq!(status, 200, "try {i}: {body}");
+        let (status, body) = post(&app, &token, &batch(&[scored(&f, &s, "Sig-A", 50)]));
+        assert_eq!(status, 200, "try {i}: a score right after its file: {body}");
+        let (status, body) = post(&app, &token, &batch(&[scored(&f, &s, "Sig-A", 60)]));
+        assert_eq!(
+            status, 422,
+            "try {i}: a second score of the same pair: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("already scored"),
+            "{body}"
+        );
+        let rescore = ev(
+            "FileRescored",
+            json!({"file_id": f, "session_id": s, "integration": "av", "new_score": 30 + i, "signature": "Sig-A"}),
+        );
+        let (status, body) = post(&app, &token, &batch(&[rescore]));
+        assert_eq!(status, 200, "try {i}: a rescore: {body}");
+    }
+    assert_eq!(count_events(&app, "FileScored"), 20);
+    reports.settle(&app);
+    let mut admin = common::Client::new(&app);
+    admin.login("admin", common::PASSWORD);
+    let report = admin.get("/threats/top/file-type?format=csv").body;
+    assert_eq!(report.lines().nth(1), Some("pe,20,49"), "{report}");
+    let drill_down = admin
+        .get("/threats/top/file-type/hits?key=pe&format=csv")
+        .body;
+    assert_eq!(drill_down.lines().count(), 1 + 20, "{drill_down}");
+    let projections = app.state.store.projections();
+    let mut conn = app.state.pool.get().unwrap();
+    for name in ["threat_sessions", "threat_hits"] {
+        let differences = heyboss::es::shadow::verify(
+            &mut conn,
+            None,
+            projections.get(name).unwrap().as_ref(),
+            projections.is_catch_up(name),
+            500,
+            |_| {},
+        )
+        .unwrap();
+        assert!(differences.is_empty(), "{name}: {differences:?}");
+    }
+}
+
+in_both_modes!(
+    batches_are_all_or_nothing_and_reposts_are_duplicates,
+    concurrent_batches_on_one_session_queue_and_both_succeed,
+    the_same_batch_posted_twice_at_once_is_stored_once,
+    eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry,
+    a_score_right_after_its_file_is_validated_against_the_current_state,
+);
+
+/// Only the report tables may lag: naming a projection the sensor API validates against (or
+/// that decides who sees what) in HEYBOSS_CATCHUP_PROJECTIONS stops the start with one message.
+#[test]
+fn catch_up_mode_is_refused_for_what_the_api_validates_against() {
+    let db = common::TestDatabase::new();
+    for names in [
+        "threat_sessions,threat_hits",
+        "threat_signatures",
+        "threat_clearances",
+        "sensors",
+    ] {
+        let mut settings = heyboss::web::Settings::from_env(db.url.clone());
+        settings.bind = "127.0.0.1:0".into();
+        settings.catch_up_projections = names.split(',').map(str::to_owned).collect();
+        settings.run_subscribers = false;
+        let refused = match heyboss::startup::Application::build(settings) {
+            Ok(_) => panic!("{names}: started"),
+            Err(e) => e.to_string(),
+        };
+        let first = names.split(',').next().unwrap();
+        assert!(
+            refused.contains("HEYBOSS_CATCHUP_PROJECTIONS")
+                && refused.contains(&format!("{first} ("))
+                && !refused.contains("threat_hits"),
+            "{names}: {refused}"
+        );
+    }
+    let mut settings = heyboss::web::Settings::from_env(db.url.clone());
+    settings.bind = "127.0.0.1:0".into();
+    settings.catch_up_projections = vec!["threat_hits".into()];
+    settings.run_subscribers = false;
+    assert!(heyboss::startup::Application::build(settings).is_ok());
+}
+
+/// `heyboss serve` as a separate process on the test database; killed when dropped.
+struct Server {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Server {
+    fn start(database_url: &str) -> Server {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heyboss"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("DATABASE_URL", database_url)
+            .env("HEYBOSS_SUBSCRIBERS", "0")
+            .env("RUST_LOG", "info")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("heyboss serve starts");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("a log line").unwrap();
+            // actix's own line names the port bound: "listening on: 127.0.0.1:34785".
+            if let Some(at) = line.find("listening on: ") {
+                let rest = &line[at + "listening on: ".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                break format!("http://{}", &rest[..end]);
+            }
+        };
+        // Keep reading its log, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, address }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POST a batch to a server; a transport failure is an answer of 0 (never a panic, so that
+/// posters meeting at a barrier never wait for one that died).
+fn post_to(address: &str, token: &str, body: &str) -> (u16, String) {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(60))
+        .build();
+    match agent
+        .post(&format!("{address}/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .send_string(body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Deadlocks {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deadlocks: i64,
+}
+
+#[test]
+fn daemons_on_four_instances_scoring_the_same_sessions_never_deadlock() {
+    // Four server processes on one database: their batches cannot queue for each other in
+    // memory, only on the sessions' rows, which every batch locks in sorted order.
+    use heyboss::threats::simulate::{EventSource, Scorers};
+    let db = common::TestDatabase::new();
+    let servers: Vec<Server> = (0..4).map(|_| Server::start(&db.url)).collect();
+    let token = {
+        let mut conn = db.connect();
+        let store = heyboss::startup::event_store();
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+        heyboss::threats::service::create_sensor(&mut conn, &store, &ctx, "edge-1")
+            .unwrap()
+            .1
+    };
+    let plan = Scorers {
+        sessions: 60,
+        files_per_session: 2,
+    };
+    let body = |events: Vec<Value>| json!({ "events": events }).to_string();
+    let (status, answer) = post_to(
+        &servers[0].address,
+        &token,
+        &body(plan.discoveries().into()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let signatures: Vec<String> = (0..4).map(|i| format!("Sig-{i}")).collect();
+    let (posters, batches, size) = (8, 10, 40);
+    let together = std::sync::Barrier::new(posters);
+    let refused: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..posters)
+            .map(|p| {
+                let (server, token, together) = (&servers[p % 4], &token, &together);
+                let mut scorer = plan.scorer(p as u64, signatures.clone());
+                scope.spawn(move || {
+                    let mut refused = Vec::new();
+                    for b in 0..batches {
+                        let events = body(scorer.batch(size));
+                        together.wait();
+                        let (status, answer) = post_to(&server.address, token, &events);
+                        if status != 200 {
+                            refused.push(format!("poster {p}, batch {b}: {status} {answer}"));
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert!(refused.is_empty(), "{refused:#?}");
+    // The servers' connections close with them, and report their counts as they do.
+    drop(servers);
+    let mut conn = db.connect();
+    let deadlocks: Deadlocks = diesel::sql_query(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(deadlocks.deadlocks, 0, "PostgreSQL found deadlocks");
+    let scored: i64 = heyboss::schema::events::table
+        .filter(heyboss::schema::events::event_type.eq("FileScored"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(scored, (posters * batches * size) as i64);
 }

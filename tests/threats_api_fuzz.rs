@@ -6,14 +6,18 @@
 //! an accepted one adds exactly the events it reports.
 //!
 //! Reproduce a run with `FUZZ_SEED=<n>`; `FUZZ_CASES=<n>` changes the number of random cases.
+//! It runs with the reports inline, and with the reports delayed side by side with an inline
+//! application: every request is sent to both, and both must give the same answer.
 
 mod common;
+mod threats_support;
 
 use common::TestApp;
 use diesel::prelude::*;
 use heyboss::es::{Actor, CommandContext, Metadata};
 use heyboss::threats::simulate::Generator;
 use serde_json::{json, Value};
+use threats_support::Reports;
 
 /// xorshift64: the same seed gives the same requests.
 struct Rng(u64);
@@ -249,7 +253,7 @@ fn with_raw(events: &[Value], raw: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-const KINDS: usize = 24;
+const KINDS: usize = 25;
 
 fn case(rng: &mut Rng, i: usize, seed: u64, token: &str, accepted: &[(Vec<u8>, usize)]) -> Case {
     let bearer = Some(format!("Bearer {token}"));
@@ -583,6 +587,43 @@ fn case(rng: &mut Rng, i: usize, seed: u64, token: &str, accepted: &[(Vec<u8>, u
             let (body, n) = rng.pick(accepted).clone();
             json_case("replay", body, Some(n), Expect::Status(200))
         }
+        24 if !accepted.is_empty() => {
+            // Scores of files an earlier batch discovered or scored: the same pair again, a
+            // rescore, another integration. Its answer depends on what the store knows now,
+            // also of the batch accepted just before (which delayed reports may not hold yet).
+            let (body, _) = if rng.below(2) == 0 {
+                accepted.last().unwrap().clone()
+            } else {
+                rng.pick(accepted).clone()
+            };
+            let earlier: Value = serde_json::from_slice(&body).unwrap();
+            let mut follow = Vec::new();
+            for e in earlier["events"].as_array().unwrap() {
+                let (kind, mut data) = (e["type"].as_str().unwrap_or(""), e["data"].clone());
+                if kind != "FileScored" && kind != "FileDiscovered" {
+                    continue;
+                }
+                let kind = match (kind, rng.below(3)) {
+                    ("FileScored", 0) => "FileScored",
+                    ("FileScored", 1) => {
+                        let score = data["score"].take();
+                        data["new_score"] = score;
+                        data.as_object_mut().unwrap().remove("score");
+                        "FileRescored"
+                    }
+                    _ => {
+                        data = json!({"file_id": data["file_id"], "session_id": data["session_id"],
+                                      "integration": format!("fuzz-{}", rng.below(3)),
+                                      "score": rng.below(101), "signature": "ET-SCAN-Nmap"});
+                        "FileScored"
+                    }
+                };
+                let id = uuid::Uuid::from_u64_pair(rng.next(), rng.next());
+                follow.push(json!({"id": id, "type": kind, "data": data}));
+            }
+            let n = follow.len();
+            json_case("follow-up", body_of(&follow), Some(n), Expect::Any)
+        }
         21 => {
             let raw = format!(
                 "{{\"events\":[],\"events\":{}}}",
@@ -811,9 +852,18 @@ fn preview(body: &[u8]) -> String {
     }
 }
 
-#[test]
-fn no_input_makes_the_sensor_api_fail_or_half_apply() {
-    let app = TestApp::spawn();
+/// One application under test: its sensor tokens, a connection, its log's last counts.
+struct Target {
+    app: TestApp,
+    token: String,
+    revoked: String,
+    conn: PgConnection,
+    last: Option<Counts>,
+    accepted: usize,
+}
+
+fn target(reports: Reports) -> Target {
+    let app = reports.spawn();
     let (token, revoked) = {
         let mut conn = app.state.pool.get().unwrap();
         let ctx = CommandContext::new(Metadata::new(Actor::Cli));
@@ -834,6 +884,38 @@ fn no_input_makes_the_sensor_api_fail_or_half_apply() {
         service::revoke_sensor(&mut conn, s, &ctx, old).unwrap();
         (token, revoked)
     };
+    let conn = app.db.connect();
+    Target {
+        app,
+        token,
+        revoked,
+        conn,
+        last: None,
+        accepted: 0,
+    }
+}
+
+/// The cases are made with the first target's tokens; another target gets its own.
+fn for_target(c: &Case, first: &Target, t: &Target) -> Case {
+    Case {
+        auth: c.auth.as_ref().map(|a| {
+            a.replace(&first.token, &t.token)
+                .replace(&first.revoked, &t.revoked)
+        }),
+        content_type: c.content_type.clone(),
+        body: c.body.clone(),
+        ..*c
+    }
+}
+
+/// With the reports delayed, the same requests also go to an inline application: the answers
+/// must be the same.
+fn no_input_makes_the_sensor_api_fail_or_half_apply(reports: Reports) {
+    let mut targets = vec![target(reports)];
+    if reports == Reports::Delayed {
+        targets.push(target(Reports::Inline));
+    }
+    let (token, revoked) = (targets[0].token.clone(), targets[0].revoked.clone());
     let seed: u64 = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -846,14 +928,10 @@ fn no_input_makes_the_sensor_api_fail_or_half_apply() {
     let agent = ureq::AgentBuilder::new()
         .timeout(std::time::Duration::from_secs(60))
         .build();
-    let url = app.url("/api/v1/events");
-    let mut conn = app.db.connect();
 
     let mut accepted_bodies: Vec<(Vec<u8>, usize)> = Vec::new();
-    let mut total_accepted = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
-    let mut last: Option<Counts> = None;
     let mut time_by_kind = std::collections::BTreeMap::<&str, (usize, f64)>::new();
     let fixed = fixed_cases(&token, &revoked);
     let count = fixed.len() + random_cases;
@@ -866,51 +944,72 @@ fn no_input_makes_the_sensor_api_fail_or_half_apply() {
                 case(&mut rng, i, case_seed, &token, &accepted_bodies)
             }
         };
-        // Nothing else writes to this database: the count after one request is the count
-        // before the next.
-        let before = last.take().unwrap_or_else(|| counts(&mut conn));
-        let started = std::time::Instant::now();
-        let sent = send(&agent, &url, &c);
-        let slot = time_by_kind.entry(c.kind).or_insert((0, 0.0));
-        slot.0 += 1;
-        slot.1 += started.elapsed().as_secs_f64();
-        let sent = match sent {
-            Ok(s) => s,
-            Err(e) => {
-                failures.push(format!(
-                    "#{i} {}: {e}\n  request: {}",
+        let mut first: Option<(u16, String)> = None;
+        for k in 0..targets.len() {
+            let c = for_target(&c, &targets[0], &targets[k]);
+            let t = &mut targets[k];
+            // Nothing else writes to these databases: the count after one request is the
+            // count before the next.
+            let before = t.last.take().unwrap_or_else(|| counts(&mut t.conn));
+            let started = std::time::Instant::now();
+            let sent = send(&agent, &t.app.url("/api/v1/events"), &c);
+            let slot = time_by_kind.entry(c.kind).or_insert((0, 0.0));
+            slot.0 += 1;
+            slot.1 += started.elapsed().as_secs_f64();
+            let sent = match sent {
+                Ok(s) => s,
+                Err(e) => {
+                    failures.push(format!(
+                        "#{i} {}: {e}\n  request: {}",
+                        c.kind,
+                        preview(&c.body)
+                    ));
+                    continue;
+                }
+            };
+            let after = counts(&mut t.conn);
+            let judged = judge(&c, &sent, &before, &after);
+            t.last = Some(after);
+            let answer = (sent.status, sent.body.clone());
+            match &first {
+                None => first = Some(answer),
+                Some(a) if *a != answer => failures.push(format!(
+                    "#{i} {} (FUZZ_SEED={seed}): the inline application answered {} {}, the delayed one {} {}",
                     c.kind,
-                    preview(&c.body)
-                ));
+                    answer.0,
+                    preview(answer.1.as_bytes()),
+                    a.0,
+                    preview(a.1.as_bytes())
+                )),
+                Some(_) => {}
+            }
+            if k > 0 {
                 continue;
             }
-        };
-        let after = counts(&mut conn);
-        let judged = judge(&c, &sent, &before, &after);
-        last = Some(after);
-        *by_status.entry(sent.status).or_default() += 1;
-        match judged {
-            Ok(accepted) => {
-                total_accepted += accepted;
-                if accepted > 0 && c.body.len() < 100_000 {
-                    accepted_bodies.push((c.body.clone(), c.events.unwrap_or(0)));
+            *by_status.entry(sent.status).or_default() += 1;
+            match judged {
+                Ok(accepted) => {
+                    t.accepted += accepted;
+                    if accepted > 0 && c.body.len() < 100_000 {
+                        accepted_bodies.push((c.body.clone(), c.events.unwrap_or(0)));
+                    }
                 }
+                Err(why) => failures.push(format!(
+                    "#{i} {} (FUZZ_SEED={seed}): {why}\n  answer {}: {}\n  request: {}",
+                    c.kind,
+                    sent.status,
+                    preview(sent.body.as_bytes()),
+                    preview(&c.body)
+                )),
             }
-            Err(why) => failures.push(format!(
-                "#{i} {} (FUZZ_SEED={seed}): {why}\n  answer {}: {}\n  request: {}",
-                c.kind,
-                sent.status,
-                preview(sent.body.as_bytes()),
-                preview(&c.body)
-            )),
         }
     }
     for (kind, (n, secs)) in &time_by_kind {
         eprintln!("{kind:>24}: {n:>4} requests, {secs:>6.2} s");
     }
-    let end = counts(&mut conn);
+    let end = counts(&mut targets[0].conn);
     assert_eq!(
-        end.sensor as usize, total_accepted,
+        end.sensor as usize, targets[0].accepted,
         "the log holds every accepted event, once"
     );
     assert!(
@@ -929,7 +1028,7 @@ fn no_input_makes_the_sensor_api_fail_or_half_apply() {
     // on the same sessions through every retry, which a sequential run cannot provoke) and 503
     // (the database unavailable, tests/ops_drills.rs).
     let doc: Value = agent
-        .get(&app.url("/api/v1/openapi.json"))
+        .get(&targets[0].app.url("/api/v1/openapi.json"))
         .call()
         .unwrap()
         .into_json()
@@ -951,3 +1050,5 @@ fn no_input_makes_the_sensor_api_fail_or_half_apply() {
         assert!(!schema.is_null(), "{code} documents no JSON body");
     }
 }
+
+in_both_modes!(no_input_makes_the_sensor_api_fail_or_half_apply);

@@ -1,16 +1,19 @@
 //! The report projections against the raw hits: for a simulated stream (with rescans), every
 //! report read through the clearance sets' rankings equals the same report computed on demand
 //! from the hits, for an admin and for analysts, before and after a signature moves, after a
-//! rebuild from the log, and for clearance sets first held while a sensor posts.
+//! rebuild from the log, and for clearance sets first held while a sensor posts. Each runs with
+//! the reports inline and delayed (`threats_support`), compared once the lag is zero.
 
 mod common;
+mod threats_support;
 
-use common::{create_user, TestApp, PASSWORD};
+use common::{create_user, PASSWORD};
 use diesel::prelude::*;
 use heyboss::es::shadow;
 use heyboss::es::{Actor, CommandContext, Metadata};
 use heyboss::threats::queries::{self, Report, Scope, Window};
 use heyboss::threats::{ingest, service, simulate};
+use threats_support::Reports;
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Row {
@@ -74,9 +77,8 @@ fn check_all(conn: &mut PgConnection, scopes: &[Scope]) {
     }
 }
 
-#[test]
-fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
-    let app = TestApp::spawn();
+fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Reports) {
+    let app = reports.spawn();
     create_user(&app, "ana", "analyst", PASSWORD);
     let mut conn = app.state.pool.get().unwrap();
     let ctx = CommandContext::new(Metadata::new(Actor::Cli));
@@ -116,6 +118,7 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
             {"id": uuid::Uuid::new_v4(), "type": "SessionScored", "data": {"session_id": "odd-2", "threat_contributor": "ET-SCAN-Nmap", "score": 90}},
         ]),
     );
+    reports.settle(&app);
     let rescans: i64 = heyboss::schema::threat_score_changes::table
         .filter(heyboss::schema::threat_score_changes::old_score.is_not_null())
         .count()
@@ -159,6 +162,7 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
         None,
     )
     .unwrap();
+    reports.settle(&app);
     check_all(&mut conn, &scopes);
     let top =
         queries::top_in_scope(&mut conn, &analyst, Report::Protocol, Window::All, 50).unwrap();
@@ -170,14 +174,22 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
     // in batches of 333 events, which aggregates the reports once at the end and builds the
     // non-unique indexes and the report tables' keys after the rows), whether the indexes are
     // built on one connection or on two.
-    let projection = heyboss::startup::projections();
+    let projection = app.state.store.projections();
     let mut helper = app.state.pool.get().unwrap();
     for name in ["threat_sessions", "threat_hits"] {
         let p = projection.get(name).unwrap();
-        let diffs = shadow::verify(&mut conn, None, p.as_ref(), false, 333, |_| {}).unwrap();
+        let delayed = projection.is_catch_up(name);
+        let diffs = shadow::verify(&mut conn, None, p.as_ref(), delayed, 333, |_| {}).unwrap();
         assert!(diffs.is_empty(), "{name} differs from a replay: {diffs:?}");
-        let diffs =
-            shadow::verify(&mut conn, Some(&mut helper), p.as_ref(), false, 333, |_| {}).unwrap();
+        let diffs = shadow::verify(
+            &mut conn,
+            Some(&mut helper),
+            p.as_ref(),
+            delayed,
+            333,
+            |_| {},
+        )
+        .unwrap();
         assert!(
             diffs.is_empty(),
             "{name} differs from a replay on two connections: {diffs:?}"
@@ -191,7 +203,16 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds() {
         .any(|i| i.starts_with("threat_report_rows_pkey ")));
     for name in ["threat_sessions", "threat_hits"] {
         let p = projection.get(name).unwrap();
-        shadow::rebuild(&mut conn, Some(&mut helper), p.as_ref(), false, 333, |_| {}).unwrap();
+        let delayed = projection.is_catch_up(name);
+        shadow::rebuild(
+            &mut conn,
+            Some(&mut helper),
+            p.as_ref(),
+            delayed,
+            333,
+            |_| {},
+        )
+        .unwrap();
     }
     assert_eq!(index_names(&mut conn), before);
     check_all(&mut conn, &scopes);
@@ -231,9 +252,8 @@ fn index_names(conn: &mut PgConnection) -> Vec<String> {
 /// hits committed so far, and every batch in flight at that moment must still add to it. Six
 /// analysts each move to a new set while one sensor posts continuously; afterwards every set's
 /// ranking equals the on-demand definition.
-#[test]
-fn a_clearance_set_first_held_during_ingest_misses_no_batch() {
-    let app = TestApp::spawn();
+fn a_clearance_set_first_held_during_ingest_misses_no_batch(reports: Reports) {
+    let app = reports.spawn();
     let ctx = CommandContext::new(Metadata::new(Actor::Cli));
     let store = app.state.store.clone();
     let analysts = ["an1", "an2", "an3", "an4", "an5", "an6"];
@@ -292,6 +312,7 @@ fn a_clearance_set_first_held_during_ingest_misses_no_batch() {
         std::thread::sleep(std::time::Duration::from_millis(150));
         done.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+    reports.settle(&app);
     let mut conn = app.state.pool.get().unwrap();
     let mut scopes: Vec<Scope> = sets
         .iter()
@@ -307,3 +328,8 @@ fn a_clearance_set_first_held_during_ingest_misses_no_batch() {
     });
     check_all(&mut conn, &scopes);
 }
+
+in_both_modes!(
+    reports_equal_the_on_demand_definition_through_moves_and_rebuilds,
+    a_clearance_set_first_held_during_ingest_misses_no_batch,
+);

@@ -1,12 +1,16 @@
 //! Scope, over real HTTP with two analysts of different clearances: no invisible hit in any row,
 //! count, chart, CSV line, detail page or fragment; a revoked clearance counts on the next
-//! request; a signature moved to another group takes its hits along.
+//! request; a signature moved to another group takes its hits along. Each test runs with the
+//! reports inline and delayed (`threats_support`): the same answers once the lag is zero, and
+//! an admin's move or revocation shows on the next request in both.
 
 mod common;
+mod threats_support;
 
 use common::{create_user, Client, TestApp, PASSWORD};
 use heyboss::es::{Actor, CommandContext, Metadata};
 use serde_json::{json, Value};
+use threats_support::Reports;
 
 const MD5_X: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const MD5_Y: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -26,13 +30,32 @@ fn post(app: &TestApp, token: &str, events: Vec<Value>) {
 struct World {
     app: TestApp,
     token: String,
+    reports: Reports,
+}
+
+impl World {
+    /// Post a batch as the sensor, then wait until the reports have applied it (when a
+    /// subscriber applies them).
+    fn post(&self, events: Vec<Value>) {
+        post(&self.app, &self.token, events);
+        if self.app.state.settings.run_subscribers {
+            self.reports.settle(&self.app);
+        }
+    }
 }
 
 /// sig-a (group alpha) and sig-b (group beta). File x (md5 X, pe, tcp session s1 started now) is
 /// hit by sig-a (90) and sig-b (40); file y (md5 Y, pdf, udp session s2 started 10 days ago) by
 /// sig-b (70) only. ana holds alpha, bob holds beta.
-fn world() -> World {
-    let app = TestApp::spawn();
+fn world(reports: Reports) -> World {
+    world_with(reports, |_| {})
+}
+
+fn world_with(reports: Reports, configure: impl FnOnce(&mut heyboss::web::Settings)) -> World {
+    let app = TestApp::spawn_with(|s| {
+        reports.configure(s);
+        configure(s);
+    });
     create_user(&app, "admin", "admin", PASSWORD);
     create_user(&app, "ana", "analyst", PASSWORD);
     create_user(&app, "bob", "analyst", PASSWORD);
@@ -55,12 +78,15 @@ fn world() -> World {
     service::change_clearance(&mut conn, s, &ctx, "ana", "alpha", true).unwrap();
     service::change_clearance(&mut conn, s, &ctx, "bob", "beta", true).unwrap();
     let (_, token) = service::create_sensor(&mut conn, s, &ctx, "edge").unwrap();
+    drop(conn);
+    let w = World {
+        app,
+        token,
+        reports,
+    };
     let old = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
     let now = chrono::Utc::now().to_rfc3339();
-    post(
-        &app,
-        &token,
-        vec![
+    w.post(vec![
             ev(
                 "SessionDiscovered",
                 json!({"session_id": "s1", "start_time": now, "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 80}),
@@ -88,10 +114,9 @@ fn world() -> World {
             ev(
                 "FileScored",
                 json!({"file_id": "y", "session_id": "s2", "integration": "av", "score": 70, "signature": "sig-b"}),
-            ),
-        ],
-    );
-    World { app, token }
+        ),
+    ]);
+    w
 }
 
 fn signed_in(app: &TestApp, user: &str) -> Client {
@@ -118,9 +143,8 @@ fn csv(c: &mut Client, path: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn each_analyst_sees_only_hits_of_their_groups_everywhere() {
-    let w = world();
+fn each_analyst_sees_only_hits_of_their_groups_everywhere(reports: Reports) {
+    let w = world(reports);
     let mut ana = signed_in(&w.app, "ana");
     let mut bo = signed_in(&w.app, "bob");
 
@@ -247,9 +271,8 @@ fn each_analyst_sees_only_hits_of_their_groups_everywhere() {
     assert_eq!(stan.get("/threats/files/x").status, 403);
 }
 
-#[test]
-fn revoking_and_moving_take_effect_on_the_next_request() {
-    let w = world();
+fn revoking_and_moving_take_effect_on_the_next_request(reports: Reports) {
+    let w = world(reports);
     let mut ana = signed_in(&w.app, "ana");
     let mut bo = signed_in(&w.app, "bob");
     let mut admin = signed_in(&w.app, "admin");
@@ -280,14 +303,10 @@ fn revoking_and_moving_take_effect_on_the_next_request() {
         .assert_contains("SignatureRevised");
 
     // A rescore that lowers the max recomputes it: x's max is now sig-b's 40.
-    post(
-        &w.app,
-        &w.token,
-        vec![ev(
-            "FileRescored",
-            json!({"file_id": "x", "session_id": "s1", "integration": "av", "new_score": 10, "signature": "sig-a"}),
-        )],
-    );
+    w.post(vec![ev(
+        "FileRescored",
+        json!({"file_id": "x", "session_id": "s1", "integration": "av", "new_score": 10, "signature": "sig-a"}),
+    )]);
     assert_eq!(
         csv(&mut ana, "/threats/top/protocol?format=csv"),
         vec!["tcp,2,40", "udp,1,70"]
@@ -345,9 +364,8 @@ fn revoking_and_moving_take_effect_on_the_next_request() {
     res.assert_contains("out of range");
 }
 
-#[test]
-fn admins_register_and_revoke_sensors_in_the_ui() {
-    let w = world();
+fn admins_register_and_revoke_sensors_in_the_ui(reports: Reports) {
+    let w = world(reports);
     let mut admin = signed_in(&w.app, "admin");
     admin.get("/admin/sensors");
     let res = admin.post("/admin/sensors", &[("name", "branch-office")]);
@@ -386,9 +404,8 @@ fn admins_register_and_revoke_sensors_in_the_ui() {
     assert_eq!(ana.get("/admin/signatures").status, 403);
 }
 
-#[test]
-fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances() {
-    let w = world();
+fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances(reports: Reports) {
+    let w = world(reports);
     let mut ana = signed_in(&w.app, "ana");
     // Signature histories: only the cleared group's.
     let page = ana.get("/audit?stream_type=signature&format=csv");
@@ -429,14 +446,10 @@ fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances() {
 /// A session's threat contributor that names a signature outside a viewer's clearances is shown as
 /// "restricted" on the sessions list, its HTMX fragment, its CSV and the session page (and its
 /// SessionScored event is left out of the viewer's audit log); other contributors show as sent.
-#[test]
-fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere() {
-    let w = world();
+fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere(reports: Reports) {
+    let w = world(reports);
     let now = chrono::Utc::now().to_rfc3339();
-    post(
-        &w.app,
-        &w.token,
-        vec![
+    w.post(vec![
             ev(
                 "SessionDiscovered",
                 json!({"session_id": "s3", "start_time": now, "protocol": "smtp", "source_ip": "10.0.0.5", "destination_ip": "10.0.0.6", "source_port": 1, "destination_port": 25}),
@@ -454,8 +467,7 @@ fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere() {
                 "SessionScored",
                 json!({"session_id": "s3", "threat_contributor": "clamav", "score": 20}),
             ),
-        ],
-    );
+    ]);
     let mut ana = signed_in(&w.app, "ana");
     let mut bo = signed_in(&w.app, "bob");
     let mut admin = signed_in(&w.app, "admin");
@@ -567,9 +579,8 @@ fn assert_fragment(res: &common::Response, id: &str) {
 /// The admin forms of signatures, clearances and sensors through HTMX: each answer is the updated
 /// fragment (with a notice and an HX-Trigger naming the event); bad input re-renders the fragment
 /// with the message and a 422, changing nothing; a refused command goes to #messages.
-#[test]
-fn admin_forms_swap_fragments_through_htmx() {
-    let w = world();
+fn admin_forms_swap_fragments_through_htmx(reports: Reports) {
+    let w = world(reports);
     let app = &w.app;
     let mut admin = signed_in(app, "admin");
 
@@ -734,3 +745,104 @@ fn admin_forms_swap_fragments_through_htmx() {
     assert_eq!(res.status, 403);
     assert_eq!(events_in_log(app), before);
 }
+
+/// Delayed reports, held back (no subscriber runs; the test applies the log itself): the pages
+/// say how far behind they are, and a signature move the rankings have not applied yet changes
+/// what each analyst sees at once all the same (the report is computed from the hits then).
+#[test]
+fn delayed_reports_say_how_far_behind_and_a_pending_move_leaks_nothing() {
+    use heyboss::es::subscriber::{self, ProjectionSubscriber};
+    let w = world_with(Reports::Delayed, |s| s.run_subscribers = false);
+    let reports = ProjectionSubscriber(
+        w.app
+            .state
+            .store
+            .projections()
+            .get(threats_support::REPORTS)
+            .unwrap()
+            .clone(),
+    );
+    let catch_up = || {
+        let mut conn = w.app.state.pool.get().unwrap();
+        subscriber::catch_up(&mut conn, &reports, 1_000).unwrap();
+    };
+    let mut ana = signed_in(&w.app, "ana");
+    let mut bo = signed_in(&w.app, "bob");
+    let mut admin = signed_in(&w.app, "admin");
+    // Nothing applied yet: the two clearances granted and the three scores are behind, and no
+    // report counts them.
+    ana.get("/threats/top/hash")
+        .assert_contains("Reports are ")
+        .assert_contains(" s / 5 events behind the sensors");
+    assert!(csv(&mut ana, "/threats/top/hash?format=csv").is_empty());
+    catch_up();
+    assert!(!ana.get("/threats/top/hash").body.contains("behind"));
+    assert_eq!(
+        csv(&mut ana, "/threats/top/hash?format=csv"),
+        vec![format!("{MD5_X},x.exe,pe,1,90,sig-a")]
+    );
+
+    // One more hit, not applied: counted behind, not in the report, on every report page.
+    post(
+        &w.app,
+        &w.token,
+        vec![ev(
+            "FileScored",
+            json!({"file_id": "y", "session_id": "s2", "integration": "yara", "score": 55, "signature": "sig-a"}),
+        )],
+    );
+    for path in [
+        "/threats/top/protocol",
+        &format!("/threats/top/hash/hits?key={MD5_X}"),
+        "/threats/files/y",
+        "/threats/sessions/s2",
+    ] {
+        ana.get(path)
+            .assert_contains(" / 1 events behind the sensors");
+    }
+    assert_eq!(
+        csv(&mut ana, "/threats/top/protocol?format=csv"),
+        vec!["tcp,1,90"]
+    );
+
+    // Moving sig-b into alpha waits for the reports, then says they are behind.
+    admin.get("/admin/signatures");
+    let res = admin.post_htmx(
+        "/admin/signatures",
+        &[("name", "sig-b"), ("group", "alpha"), ("default_score", "")],
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.assert_contains("The reports are behind the sensors and will show it once they catch up.");
+    // The rankings still count sig-b in beta, yet ana sees its hits and bob none of them.
+    assert_eq!(
+        csv(&mut ana, "/threats/top/hash?format=csv"),
+        vec![
+            format!("{MD5_X},x.exe,pe,2,90,sig-a;sig-b"),
+            format!("{MD5_Y},secret-y.pdf,pdf,1,70,sig-b")
+        ]
+    );
+    assert!(csv(&mut bo, "/threats/top/hash?format=csv").is_empty());
+    assert!(csv(&mut bo, "/threats/top/protocol?format=csv").is_empty());
+
+    // Caught up: no lag, and the rankings give the same rows, the new hit included.
+    catch_up();
+    let page = ana.get("/threats/top/protocol");
+    assert!(!page.body.contains("behind"), "{}", page.body);
+    assert_eq!(
+        csv(&mut ana, "/threats/top/hash?format=csv"),
+        vec![
+            format!("{MD5_X},x.exe,pe,2,90,sig-a;sig-b"),
+            format!("{MD5_Y},secret-y.pdf,pdf,2,70,sig-a;sig-b")
+        ]
+    );
+    assert!(csv(&mut bo, "/threats/top/hash?format=csv").is_empty());
+}
+
+in_both_modes!(
+    each_analyst_sees_only_hits_of_their_groups_everywhere,
+    revoking_and_moving_take_effect_on_the_next_request,
+    admins_register_and_revoke_sensors_in_the_ui,
+    an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances,
+    a_contributor_naming_an_invisible_signature_is_restricted_everywhere,
+    admin_forms_swap_fragments_through_htmx,
+);

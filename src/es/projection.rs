@@ -107,6 +107,19 @@ pub trait Projection: Send + Sync + 'static {
         &[]
     }
 
+    /// Most events per batch when a catch-up subscriber runs it (`None`: the runner's default).
+    /// A projection whose statements are set-based keeps up better with larger batches.
+    fn catch_up_batch_size(&self) -> Option<i64> {
+        None
+    }
+
+    /// Why this projection must run in the append transaction, when it must (what commands
+    /// validate against, or what decides who may see what): naming it in catch-up mode is then
+    /// refused ([`Projections::check_catch_up`]).
+    fn inline_only(&self) -> Option<&'static str> {
+        None
+    }
+
     fn reset(&self, conn: &mut PgConnection) -> QueryResult<()> {
         for table in self.tables() {
             diesel::sql_query(format!("TRUNCATE TABLE {table}")).execute(conn)?;
@@ -159,7 +172,8 @@ impl Projections {
 
     /// Run the named projections as catch-up subscribers (`es::subscriber`): the append
     /// transaction skips them and a background runner applies them after commit. Unknown names
-    /// are ignored (the configuration may name a projection of another build).
+    /// are ignored (the configuration may name a projection of another build); a projection that
+    /// runs inline only stays inline, and [`Projections::check_catch_up`] says so.
     pub fn with_catch_up(mut self, names: &[String]) -> Self {
         for n in names {
             let n = n.trim();
@@ -172,6 +186,27 @@ impl Projections {
 
     pub fn is_catch_up(&self, name: &str) -> bool {
         self.catch_up.iter().any(|c| c == name)
+            && self.get(name).is_none_or(|p| p.inline_only().is_none())
+    }
+
+    /// Refuses a configuration that names an inline-only projection in catch-up mode: one
+    /// message saying which and why (the application does not start with it).
+    pub fn check_catch_up(&self) -> Result<(), String> {
+        let refused: Vec<String> = self
+            .catch_up
+            .iter()
+            .filter_map(|n| {
+                let reason = self.get(n)?.inline_only()?;
+                Some(format!("{n} ({reason})"))
+            })
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "HEYBOSS_CATCHUP_PROJECTIONS names projections that run inline only: {}; remove them",
+            refused.join("; ")
+        ))
     }
 
     /// The projections run by catch-up subscribers.

@@ -187,8 +187,24 @@ pub fn top_in_scope(
     window: Window,
     limit: i64,
 ) -> Result<Vec<ReportRow>, AppError> {
+    top_behind(conn, scope, report, window, limit, None)
+}
+
+/// [`top_in_scope`] with the reports delayed `lag` behind the log: while a signature move waits
+/// to be applied, the rankings still count the signature in its old group, so the report is
+/// computed from the hits (scoped by the signatures' groups now) instead.
+pub fn top_behind(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    report: Report,
+    window: Window,
+    limit: i64,
+    lag: Option<&ReportsLag>,
+) -> Result<Vec<ReportRow>, AppError> {
+    let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let mut rows: Vec<ReportRow> = match window {
-        Window::All => top_from_views(conn, scope, report, limit)?,
+        Window::All if views_current => top_from_views(conn, scope, report, limit)?,
+        Window::All => top_from_hits(conn, scope, report, None, limit)?,
         _ => top_from_hits(conn, scope, report, window.cutoff(Utc::now()), limit)?,
     };
     if report == Report::Hash && !rows.is_empty() {
@@ -216,6 +232,73 @@ pub fn top_in_scope(
         }
     }
     Ok(rows)
+}
+
+/// How far the report tables are behind the log when they are delayed (`threat_hits` run as a
+/// catch-up subscriber).
+#[derive(Debug, Clone, QueryableByName, Serialize)]
+pub struct ReportsLag {
+    /// Events of the types the reports read, committed and not applied yet (at most
+    /// [`LAG_COUNTED`]).
+    #[diesel(sql_type = Int8)]
+    pub events: i64,
+    /// Age of the oldest of them.
+    #[diesel(sql_type = Int8)]
+    pub seconds: i64,
+    /// A signature was moved to another group and the rankings do not know it yet.
+    #[diesel(sql_type = Bool)]
+    pub signature_moves_pending: bool,
+}
+
+/// The most events [`reports_lag`] counts (beyond, the page says "more than").
+pub const LAG_COUNTED: i64 = 100_000;
+
+impl ReportsLag {
+    /// "3 s / 12,000 events", as the report pages say it.
+    pub fn text(&self) -> String {
+        let mut digits = self.events.to_string();
+        let mut grouped = String::new();
+        while digits.len() > 3 {
+            let tail = digits.split_off(digits.len() - 3);
+            grouped = format!(",{tail}{grouped}");
+        }
+        let more = if self.events >= LAG_COUNTED {
+            "more than "
+        } else {
+            ""
+        };
+        format!("{} s / {more}{digits}{grouped} events", self.seconds)
+    }
+}
+
+/// How far the reports are behind, or `None` when they are current (applied inline, or caught
+/// up). Reads the catch-up checkpoint of `threat_hits` and the committed events after it.
+pub fn reports_lag(
+    conn: &mut PgConnection,
+    projections: &crate::es::Projections,
+) -> QueryResult<Option<ReportsLag>> {
+    use crate::es::Projection;
+    let hits = super::projections::HitsProjection;
+    if !projections.is_catch_up(hits.name()) {
+        return Ok(None);
+    }
+    let types: Vec<&str> = hits.handles().to_vec();
+    let lag: ReportsLag = diesel::sql_query(
+        "WITH c AS (SELECT coalesce(max(last_transaction_id), 0) AS t, coalesce(max(last_position), 0) AS p
+                    FROM subscriber_checkpoints WHERE name = $1),
+              behind AS (SELECT e.recorded_at FROM events e, c
+                         WHERE (e.transaction_id, e.position) > (c.t, c.p) AND (e.event_type || '') = ANY($2)
+                         ORDER BY e.transaction_id, e.position LIMIT $3)
+         SELECT (SELECT count(*) FROM behind) AS events,
+                coalesce((SELECT extract(epoch FROM now() - min(recorded_at)) FROM behind), 0)::int8 AS seconds,
+                EXISTS (SELECT 1 FROM events e, c WHERE e.event_type = 'SignatureRevised'
+                        AND (e.transaction_id, e.position) > (c.t, c.p)) AS signature_moves_pending",
+    )
+    .bind::<Text, _>(hits.name())
+    .bind::<Array<Text>, _>(&types)
+    .bind::<Int8, _>(LAG_COUNTED)
+    .get_result(conn)?;
+    Ok((lag.events > 0).then_some(lag))
 }
 
 #[derive(QueryableByName)]

@@ -132,11 +132,13 @@ async fn report_page(
     let window = Window::parse(query.window.as_deref())?;
     let csv = wants_csv(query.format.as_deref())?;
     let v = viewer.clone();
-    let (mut rows, scope) = state(&req)
+    let store = state(&req).store.clone();
+    let (mut rows, scope, lag) = state(&req)
         .db(move |conn| {
             let scope = queries::scope(conn, &v)?;
-            let rows = queries::top_in_scope(conn, &scope, report, window, limit + 1)?;
-            Ok((rows, scope))
+            let lag = queries::reports_lag(conn, store.projections())?;
+            let rows = queries::top_behind(conn, &scope, report, window, limit + 1, lag.as_ref())?;
+            Ok((rows, scope, lag))
         })
         .await?;
     let more = rows.len() as i64 > limit;
@@ -205,6 +207,7 @@ async fn report_page(
         })
         .collect();
     let mut ctx = Context::new();
+    insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("rows", &display);
@@ -248,19 +251,33 @@ async fn report_hits(
         .filter(|k| !k.is_empty() && k.len() <= 300)
         .ok_or_else(|| AppError::BadRequest("key is required".into()))?;
     let k = key.clone();
-    let hits = state(&req)
-        .db(move |conn| queries::hits_of_key(conn, &viewer, report, &k, window, 1000))
+    let store = state(&req).store.clone();
+    let (hits, lag) = state(&req)
+        .db(move |conn| {
+            let lag = queries::reports_lag(conn, store.projections())?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, window, 1000)?;
+            Ok((hits, lag))
+        })
         .await?;
     if csv {
         return Ok(hits_csv("hits", &hits));
     }
     let mut ctx = Context::new();
+    insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("key", &key);
     ctx.insert("window", window.as_str());
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
+}
+
+/// With the reports delayed: how far behind the page is ("reports are 3 s / 12,000 events
+/// behind"), shown by `threats/_lag.html`.
+fn insert_lag(ctx: &mut Context, lag: Option<&queries::ReportsLag>) {
+    if let Some(lag) = lag {
+        ctx.insert("lag", &lag.text());
+    }
 }
 
 fn hits_csv(name: &str, hits: &[queries::HitRow]) -> HttpResponse {
@@ -340,15 +357,18 @@ async fn session_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (session, files, hits) = state(&req)
+    let store = state(&req).store.clone();
+    let (session, files, hits, lag) = state(&req)
         .db(move |conn| {
             let session = queries::session(conn, &viewer, &id)?;
             let files = queries::files_of_session(conn, &viewer, &id)?;
+            let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::Session, &id)?;
-            Ok((session, files, hits))
+            Ok((session, files, hits, lag))
         })
         .await?;
     let mut ctx = Context::new();
+    insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("session", &session);
     ctx.insert("files", &files);
     ctx.insert("hits", &hits);
@@ -362,16 +382,19 @@ async fn file_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (file, hits, history) = state(&req)
+    let store = state(&req).store.clone();
+    let (file, hits, history, lag) = state(&req)
         .db(move |conn| {
             let file = queries::file(conn, &viewer, &id)?;
+            let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::File, &id)?;
             let history = queries::score_history(conn, &viewer, &id)?;
-            Ok((file, hits, history))
+            Ok((file, hits, history, lag))
         })
         .await?;
     let rescans = history.iter().filter(|c| c.old_score.is_some()).count();
     let mut ctx = Context::new();
+    insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("file", &file);
     ctx.insert("hits", &hits);
     ctx.insert("history", &history);
@@ -493,6 +516,7 @@ async fn set_signature(
     match result {
         Ok(outcome) => {
             let notice = format!("Signature {} saved.", f.name.trim());
+            let notice = reports_applied(&req, &outcome, notice).await?;
             let event = event_name(&outcome, "SignatureRevised");
             signatures_done(&req, viewer, &notice, &event).await
         }
@@ -503,6 +527,40 @@ async fn set_signature(
             signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
+}
+
+/// How long an admin's signature move or clearance change waits for delayed reports.
+const REPORTS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// With the reports delayed, wait until they have applied the command's events (a signature
+/// moved, a clearance set first held), so that the reports opened next show it; the notice says
+/// so when they are further behind than [`REPORTS_WAIT`]. Immediate with the reports inline.
+async fn reports_applied(
+    req: &HttpRequest,
+    outcome: &crate::es::CommandOutcome,
+    notice: String,
+) -> Result<String, AppError> {
+    let Some(position) = outcome.last_position() else {
+        return Ok(notice);
+    };
+    let store = state(req).store.clone();
+    let applied = state(req)
+        .db(move |conn| {
+            let hits = super::projections::HitsProjection;
+            Ok(crate::es::subscriber::wait_for_projection(
+                conn,
+                store.projections(),
+                crate::es::Projection::name(&hits),
+                position,
+                REPORTS_WAIT,
+            )?)
+        })
+        .await?;
+    Ok(if applied {
+        notice
+    } else {
+        format!("{notice} The reports are behind the sensors and will show it once they catch up.")
+    })
 }
 
 /// Name the domain event that happened, so other fragments can refresh themselves.
@@ -608,6 +666,7 @@ async fn change_clearance(
                 ("revoked from", "ClearanceRevoked")
             };
             let notice = format!("Clearance {} {what} {}.", f.group.trim(), f.username.trim());
+            let notice = reports_applied(&req, &outcome, notice).await?;
             signatures_done(&req, viewer, &notice, &event_name(&outcome, fallback)).await
         }
         Err(message) => {

@@ -30,6 +30,20 @@ const FILE_TYPES: &[(&str, &str)] = &[
 ];
 const INTEGRATIONS: &[&str] = &["clamav", "yara", "sandbox", "virustotal"];
 
+/// Where a simulated sensor takes its batches from.
+pub trait EventSource {
+    /// The next `n` events to post.
+    fn batch(&mut self, n: usize) -> Vec<Value>;
+}
+
+/// Events listed in advance, posted in order.
+impl EventSource for std::collections::VecDeque<Value> {
+    fn batch(&mut self, n: usize) -> Vec<Value> {
+        let n = n.min(self.len());
+        self.drain(..n).collect()
+    }
+}
+
 /// A deterministic generator of sensor events (xorshift, so runs are repeatable by seed).
 pub struct Generator {
     state: u64,
@@ -40,6 +54,12 @@ pub struct Generator {
     pending: std::collections::VecDeque<Value>,
     /// Hits scored so far that may be rescanned: (file, session, integration, signature).
     scored: Vec<(String, String, String, String)>,
+}
+
+impl EventSource for Generator {
+    fn batch(&mut self, n: usize) -> Vec<Value> {
+        Generator::batch(self, n)
+    }
 }
 
 impl Generator {
@@ -176,6 +196,91 @@ impl Generator {
     }
 }
 
+/// Sessions whose files several integrations score at once (the talk's "multiple daemons"): the
+/// sessions and their files first ([`Scorers::discoveries`]), then scores of random files of all
+/// of them, each scorer as its own integration ([`Scorers::scorer`]), so that concurrent batches
+/// touch the same session streams.
+#[derive(Debug, Clone, Copy)]
+pub struct Scorers {
+    pub sessions: u64,
+    pub files_per_session: u64,
+}
+
+impl Scorers {
+    fn session_id(s: u64) -> String {
+        format!("overlap-{s}")
+    }
+
+    fn file_id(s: u64, f: u64) -> String {
+        format!("overlap-{s}-f{f}")
+    }
+
+    /// Every session and file, in order (sessions before their files).
+    pub fn discoveries(&self) -> std::collections::VecDeque<Value> {
+        let mut g = Generator::new(1, Vec::new(), 1);
+        let start = chrono::Utc::now().to_rfc3339();
+        for s in 0..self.sessions {
+            let session_id = Self::session_id(s);
+            g.push(
+                "SessionDiscovered",
+                json!({"session_id": session_id, "start_time": start, "protocol": PROTOCOLS[(s % 6) as usize],
+                       "source_ip": format!("10.1.{}.{}", s % 200, 1 + s % 250), "destination_ip": "198.51.100.7",
+                       "source_port": 40000 + s % 20000, "destination_port": 443}),
+            );
+            for f in 0..self.files_per_session {
+                let (ftype, ext) = FILE_TYPES[((s + f) % 6) as usize];
+                g.push(
+                    "FileDiscovered",
+                    json!({"file_id": Self::file_id(s, f), "session_id": session_id,
+                           "md5": format!("{:032x}", (s * 7 + f) % 5000), "filename": format!("o{s}-{f}.{ext}"),
+                           "file_type": ftype, "size_bytes": 1000 + f}),
+                );
+            }
+        }
+        std::mem::take(&mut g.pending)
+    }
+
+    /// Scorer number `n`: integration `scorer-n`, scores of random files, never the same file
+    /// and signature twice.
+    pub fn scorer(&self, n: u64, signatures: Vec<String>) -> Scorer {
+        Scorer {
+            generator: Generator::new(7_000 + n, signatures, 1),
+            integration: format!("scorer-{n}"),
+            plan: *self,
+            scored: std::collections::HashSet::new(),
+        }
+    }
+}
+
+/// Posts `FileScored` events for random files of [`Scorers`]' sessions.
+pub struct Scorer {
+    generator: Generator,
+    integration: String,
+    plan: Scorers,
+    scored: std::collections::HashSet<(u64, u64, usize)>,
+}
+
+impl EventSource for Scorer {
+    fn batch(&mut self, n: usize) -> Vec<Value> {
+        let g = &mut self.generator;
+        let pairs = self.plan.sessions * self.plan.files_per_session * g.signatures.len() as u64;
+        while g.pending.len() < n && (self.scored.len() as u64) < pairs {
+            let s = g.below(self.plan.sessions);
+            let f = g.below(self.plan.files_per_session);
+            let sig = g.below(g.signatures.len() as u64) as usize;
+            if !self.scored.insert((s, f, sig)) {
+                continue;
+            }
+            let score = g.below(101);
+            let data = json!({"file_id": Scorers::file_id(s, f), "session_id": Scorers::session_id(s),
+                              "integration": self.integration, "score": score, "signature": g.signatures[sig]});
+            g.push("FileScored", data);
+        }
+        let n = n.min(g.pending.len());
+        g.pending.drain(..n).collect()
+    }
+}
+
 /// A keep-alive HTTP/1.1 connection to the app, enough to post JSON.
 pub struct HttpClient {
     host: String,
@@ -276,7 +381,7 @@ pub struct RunStats {
 pub fn run(
     base: &str,
     token: &str,
-    generator: &mut Generator,
+    generator: &mut impl EventSource,
     total: u64,
     batch: usize,
     rate: u64,
@@ -286,8 +391,12 @@ pub fn run(
     let started = std::time::Instant::now();
     let (mut sent, mut batches) = (0u64, 0u64);
     while sent < total {
-        let n = batch.min((total - sent) as usize);
-        let body = json!({"events": generator.batch(n)}).to_string();
+        let events = generator.batch(batch.min((total - sent) as usize));
+        if events.is_empty() {
+            break;
+        }
+        let n = events.len();
+        let body = json!({ "events": events }).to_string();
         let (status, answer) = client
             .post_json("/api/v1/events", token, &body)
             .map_err(|e| format!("posting failed: {e}"))?;
