@@ -109,6 +109,16 @@ pub fn init_tls() {
     openssl_sys::init();
 }
 
+/// Database work could not start: no connection came from the pool in time (the database is
+/// away or every connection is busy), or the thread running the work was lost.
+#[derive(Debug, thiserror::Error)]
+pub enum NoConnection {
+    #[error("no database connection: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("the database work was cancelled")]
+    Cancelled,
+}
+
 /// Whether an error says the database went away (a restart, a fast shutdown, a terminated
 /// connection, the network) rather than that the statement was wrong: SQLSTATE class 08
 /// (connection exception) and 57P01-57P05 (operator intervention: admin or crash shutdown,

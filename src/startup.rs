@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{get, web, App, HttpRequest, HttpResponse, HttpServer};
-use diesel::RunQueryDsl;
+use actix_web::{web, App, HttpResponse, HttpServer};
 use tera::Tera;
 
-use crate::accounts::{self, Viewer};
+use crate::accounts;
 use crate::context::{BoundedContext, NavEntry};
 use crate::db::{self, PgPool};
 use crate::es::subscriber::{ProjectionSubscriber, Runner, RunnerOptions, Subscriber};
@@ -193,8 +192,6 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
             .app_data(web::FormConfig::default().limit(256 * 1024))
             .wrap(from_fn(frame))
             .service(actix_files::Files::new("/static", &static_dir).prefer_utf8(true))
-            .service(healthz)
-            .service(home)
             .configure(routes)
             .default_service(web::to(not_found))
     })
@@ -206,34 +203,4 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
 
 async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
-}
-
-#[get("/")]
-async fn home(req: HttpRequest) -> HttpResponse {
-    let to = match actix_web::HttpMessage::extensions(&req).get::<Viewer>() {
-        Some(v) => accounts::routes::home_for(v.role),
-        None => "/login",
-    };
-    HttpResponse::SeeOther()
-        .insert_header(("Location", to))
-        .finish()
-}
-
-#[get("/healthz")]
-async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.clone();
-    let ok = web::block(move || -> bool {
-        pool.get()
-            .ok()
-            .and_then(|mut c| diesel::sql_query("SELECT 1").execute(&mut c).ok())
-            .is_some()
-    })
-    .await
-    .unwrap_or(false);
-    if ok {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"}))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
-    }
 }

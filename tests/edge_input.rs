@@ -10,20 +10,73 @@ use std::path::Path;
 
 use common::{count_events, create_user, Client, TestApp, PASSWORD};
 
-/// (method, pattern) of every route macro in src/.
+/// Every route: its method and handler from the route macros in src/, its full path (scopes
+/// included) from the application's own route table, with each placeholder as `{0}`, `{1}`...
 fn routes() -> Vec<(String, String)> {
-    let mut out = BTreeSet::new();
+    let mut handlers = Vec::new();
     for file in sources() {
         let text = std::fs::read_to_string(&file).unwrap();
         for method in ["get", "post"] {
             let marker = format!("#[{method}(\"");
             for piece in text.split(&marker).skip(1) {
-                let pattern = piece.split('"').next().unwrap().to_owned();
-                out.insert((method.to_owned(), pattern));
+                let name = piece
+                    .split("fn ")
+                    .nth(1)
+                    .and_then(|rest| rest.split('(').next())
+                    .unwrap()
+                    .to_owned();
+                handlers.push((method.to_owned(), name));
             }
         }
     }
-    out.into_iter().collect()
+    let mut names: Vec<&String> = handlers.iter().map(|(_, n)| n).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        handlers.len(),
+        "handler names are unique (the route table is by name)"
+    );
+    let names: Vec<String> = handlers.iter().map(|(_, n)| n.clone()).collect();
+    let paths = actix_web::rt::System::new().block_on(async move {
+        use actix_web::{test, web, App, HttpRequest, HttpResponse};
+        // The real route table, asked to spell each handler's path.
+        async fn spell(req: HttpRequest, names: web::Data<Vec<String>>) -> HttpResponse {
+            let paths: Vec<String> = names
+                .iter()
+                .map(|name| {
+                    (0..6)
+                        .find_map(|n| {
+                            let holes: Vec<String> = (0..n).map(|i| format!("HOLE{i}")).collect();
+                            req.url_for(name, &holes).ok()
+                        })
+                        .map(|u| u.path().to_owned())
+                        .unwrap_or_else(|| panic!("{name} is not in the route table"))
+                })
+                .collect();
+            HttpResponse::Ok().json(paths)
+        }
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(names))
+                .configure(heyboss::startup::routes)
+                .route("/__spell", web::get().to(spell)),
+        )
+        .await;
+        let req = test::TestRequest::get().uri("/__spell").to_request();
+        let paths: Vec<String> = test::call_and_read_body_json(&app, req).await;
+        paths
+    });
+    handlers
+        .into_iter()
+        .zip(paths)
+        .map(|((method, _), path)| {
+            let path = (0..6).fold(path, |p, i| {
+                p.replace(&format!("HOLE{i}"), &format!("{{{i}}}"))
+            });
+            (method, path)
+        })
+        .collect()
 }
 
 /// Every field name of a struct that derives `Deserialize` in src/ (forms, queries and JSON).

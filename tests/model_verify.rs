@@ -151,6 +151,15 @@ impl<R: std::error::Error + 'static> Answer for CommandError<R> {
     }
 }
 
+impl Answer for heyboss::enrollment::EnrollmentError {
+    fn refusal(&self) -> Result<String, String> {
+        match self.refusal() {
+            Some((status, message)) if status.as_u16() == 422 => Ok(message),
+            _ => Err(format!("{self:?}")),
+        }
+    }
+}
+
 impl Answer for AccountError {
     fn refusal(&self) -> Result<String, String> {
         match self {
@@ -746,7 +755,12 @@ impl<'a> World<'a> {
                     Metadata::new(Actor::System("signup".into())),
                     a,
                     term,
-                ),
+                )
+                .map_err(|e| match e {
+                    heyboss::enrollment::EnrollmentError::Account(a) => a,
+                    heyboss::enrollment::EnrollmentError::Database(d) => AccountError::Database(d),
+                    other => panic!("sign-up failed: {other:?}"),
+                }),
                 None => accounts::service::register(
                     &mut self.conn,
                     &store,

@@ -2,7 +2,7 @@
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use tera::Context;
 use uuid::Uuid;
@@ -16,7 +16,8 @@ use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, render, AppError, AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(login_form)
+    cfg.service(home)
+        .service(login_form)
         .service(login)
         .service(logout)
         .service(account_page)
@@ -27,6 +28,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(change_role)
         .service(reset_password)
         .service(set_active);
+}
+
+/// `/`: where the viewer starts (the sign-in page for a visitor).
+#[get("/")]
+async fn home(req: HttpRequest) -> HttpResponse {
+    let to = match req.extensions().get::<Viewer>() {
+        Some(v) => home_for(v.role),
+        None => "/login",
+    };
+    HttpResponse::SeeOther()
+        .insert_header(("Location", to))
+        .finish()
 }
 
 /// Where each role starts.

@@ -79,7 +79,12 @@ fn path(waitlist: bool) -> Vec<(C, bool)> {
 pub fn seed(state: &crate::web::AppState) -> crate::context::DemoResult {
     let mut conn = state.pool.get()?;
     let staff_id = queries::find_by_username(&mut conn, "staff")?.map(|u| u.id);
-    seed_students(&mut conn, &state.store, crate::demo::DEMO_PASSWORD, staff_id)
+    seed_students(
+        &mut conn,
+        &state.store,
+        crate::demo::DEMO_PASSWORD,
+        staff_id,
+    )
 }
 
 fn seed_students(

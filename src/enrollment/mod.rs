@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod decider;
 pub mod demo;
+pub mod error;
 pub mod events;
 pub mod projections;
 pub mod queries;
@@ -13,6 +14,7 @@ pub mod service;
 
 pub use commands::{Decision, Document, EnrollmentCommand, Term};
 pub use decider::{Enrollment, EnrollmentRejection, EnrollmentState, Stage, Step};
+pub use error::EnrollmentError;
 pub use events::EnrollmentEvent;
 pub use projections::EnrollmentProjection;
 

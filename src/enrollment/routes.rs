@@ -14,23 +14,24 @@ use uuid::Uuid;
 
 use super::commands::{self, Decision, Document, EnrollmentCommand, Term};
 use super::decider::{self, Action, EnrollmentState, Stage, Step};
+use super::error::EnrollmentError;
 use super::queries::{self, PipelineFilter, Progress};
 use super::service;
-use crate::accounts::service::AccountError;
 use crate::accounts::{sessions, NewAccount, Role, Viewer};
-use crate::es::CommandError;
 use crate::web::csv::CsvExport;
 use crate::web::render::{is_htmx, render_status, state};
 use crate::web::{command_context, flash_redirect, render, text_field, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(signup_form)
-        .service(signup)
-        .service(my_enrollment)
-        .service(student_action)
-        .service(pipeline_page)
-        .service(student_page)
-        .service(staff_action);
+    cfg.service(web::scope("/signup").service(signup_form).service(signup))
+        .service(
+            web::scope("/enrollment")
+                .service(my_enrollment)
+                .service(student_action)
+                .service(pipeline_page)
+                .service(student_page)
+                .service(staff_action),
+        );
 }
 
 // ---------------------------------------------------------------- sign-up
@@ -52,7 +53,7 @@ fn signup_context(error: Option<&str>, form: Option<&SignupForm>) -> Context {
     ctx
 }
 
-#[get("/signup")]
+#[get("")]
 async fn signup_form(req: HttpRequest, viewer: Option<Viewer>) -> Result<HttpResponse, AppError> {
     if let Some(v) = viewer {
         return Ok(HttpResponse::SeeOther()
@@ -82,7 +83,7 @@ struct SignupForm {
 }
 
 #[tracing::instrument(skip_all, fields(username = %form.username))]
-#[post("/signup")]
+#[post("")]
 async fn signup(
     req: HttpRequest,
     viewer: Option<Viewer>,
@@ -129,20 +130,17 @@ async fn signup(
         .get::<crate::web::RequestId>()
         .map(|r| r.0.clone());
     let created = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, EnrollmentError> {
             let mut meta = crate::es::Metadata::new(crate::es::Actor::System("signup".into()));
             if let Some(id) = request_id {
                 meta = meta.with_request_id(id);
             }
-            match service::sign_up(conn, &store, meta, account, &term) {
-                Ok(id) => Ok(Ok((id, sessions::create(conn, id)?, term))),
-                Err(e @ (AccountError::Invalid(_) | AccountError::UsernameTaken(_))) => Ok(Err(e)),
-                Err(e) => Err(e.into()),
-            }
+            let id = service::sign_up(conn, &store, meta, account, &term)?;
+            Ok((sessions::create(conn, id)?, term))
         })
-        .await?;
+        .await;
     match created {
-        Ok((_, token, term)) => {
+        Ok((token, term)) => {
             tracing::info!("student signed up");
             let mut res = flash_redirect(
                 "/enrollment",
@@ -164,7 +162,10 @@ async fn signup(
             res.add_cookie(&cookie).map_err(AppError::internal)?;
             Ok(res)
         }
-        Err(e) => fail(capitalize(&format!("{e}."))),
+        Err(e) => match e.refusal() {
+            Some((_, message)) => fail(message),
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -331,7 +332,7 @@ async fn load_progress(
 ) -> Result<Progress, AppError> {
     let v = viewer.clone();
     state(req)
-        .db(move |conn| queries::progress(conn, &v, student_id, until))
+        .query(move |conn| queries::progress(conn, &v, student_id, until))
         .await
 }
 
@@ -355,7 +356,7 @@ async fn show(
     render(req, page_template(viewer), "enrollment/_progress.html", ctx)
 }
 
-#[get("/enrollment")]
+#[get("")]
 async fn my_enrollment(
     req: HttpRequest,
     viewer: Viewer,
@@ -370,7 +371,7 @@ async fn my_enrollment(
     show(&req, &viewer, viewer.user_id, &query).await
 }
 
-#[get("/enrollment/students/{id}")]
+#[get("/students/{id}")]
 async fn student_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -439,7 +440,7 @@ fn parse_command(action: Action, f: &ActionForm) -> Result<EnrollmentCommand, St
     })
 }
 
-#[post("/enrollment/actions/{action}")]
+#[post("/actions/{action}")]
 async fn student_action(
     req: HttpRequest,
     viewer: Viewer,
@@ -452,7 +453,7 @@ async fn student_action(
     act(&req, &viewer, id, action, form.into_inner()).await
 }
 
-#[post("/enrollment/students/{id}/actions/{action}")]
+#[post("/students/{id}/actions/{action}")]
 async fn staff_action(
     req: HttpRequest,
     viewer: Viewer,
@@ -516,25 +517,8 @@ async fn act(
     let store = state(req).store.clone();
     let v = viewer.clone();
     let result = state(req)
-        .db(move |conn| {
-            // The scope check runs again with the write, not only on the page that showed the form.
-            if !queries::may_see(&v, student_id) {
-                return Err(AppError::NotFound);
-            }
-            match service::execute(conn, &store, &ctx, student_id, &command) {
-                Ok(outcome) => Ok(Ok(outcome)),
-                Err(CommandError::Rejected(r)) => Ok(Err((
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    capitalize(&format!("{r}.")),
-                ))),
-                Err(CommandError::Conflict { .. }) => Ok(Err((
-                    StatusCode::CONFLICT,
-                    "Someone else changed this enrollment while you were looking at it, so your action was not recorded. The page now shows the current state: check it and try again if it still applies.".to_owned(),
-                ))),
-                Err(other) => Err(other.into()),
-            }
-        })
-        .await?;
+        .run(move |conn| service::act(conn, &store, &ctx, &v, student_id, &command))
+        .await;
     match result {
         Ok(outcome) => {
             let p = load_progress(req, viewer, student_id, None).await?;
@@ -560,7 +544,10 @@ async fn act(
                 Ok(flash_redirect(&page_url, "success", &message))
             }
         }
-        Err((status, message)) => refused(req, viewer, student_id, status, &message).await,
+        Err(e) => match e.refusal() {
+            Some((status, message)) => refused(req, viewer, student_id, status, &message).await,
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -597,7 +584,7 @@ struct PipelineQuery {
 
 pub const DEFAULT_STALLED_DAYS: i64 = 14;
 
-#[get("/enrollment/pipeline")]
+#[get("/pipeline")]
 async fn pipeline_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -670,7 +657,7 @@ async fn pipeline_page(
     let v = viewer.clone();
     if csv {
         let rows = state(&req)
-            .db(move |conn| queries::pipeline(conn, &v, &filter, None))
+            .query(move |conn| queries::pipeline(conn, &v, &filter, None))
             .await?;
         let mut export = CsvExport::new(
             "enrollment-pipeline",

@@ -4,9 +4,10 @@ use diesel::PgConnection;
 use uuid::Uuid;
 
 use super::commands::{EnrollmentCommand, Term};
-use super::decider::{Enrollment, EnrollmentRejection};
+use super::decider::Enrollment;
+use super::error::EnrollmentError;
 use crate::accounts::service::{self as accounts, AccountError};
-use crate::accounts::{NewAccount, Role};
+use crate::accounts::{NewAccount, Role, Viewer};
 use crate::es::{Actor, CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
 
 /// Run one command on a student's enrollment stream in its own transaction.
@@ -16,8 +17,24 @@ pub fn execute(
     ctx: &CommandContext,
     student_id: Uuid,
     command: &EnrollmentCommand,
-) -> Result<CommandOutcome, CommandError<EnrollmentRejection>> {
-    store.execute::<Enrollment>(conn, &student_id.to_string(), command, ctx)
+) -> Result<CommandOutcome, EnrollmentError> {
+    Ok(store.execute::<Enrollment>(conn, &student_id.to_string(), command, ctx)?)
+}
+
+/// A command a viewer issues from a page: the scope is checked again with the write, not only
+/// on the page that showed the form.
+pub fn act(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &Viewer,
+    student_id: Uuid,
+    command: &EnrollmentCommand,
+) -> Result<CommandOutcome, EnrollmentError> {
+    if !super::queries::may_see(viewer, student_id) {
+        return Err(EnrollmentError::NotFound);
+    }
+    execute(conn, store, ctx, student_id, command)
 }
 
 /// Create a student account whose enrollment begins with an inquiry for `term`, in one transaction:
@@ -28,13 +45,13 @@ pub fn sign_up(
     metadata: Metadata,
     account: NewAccount,
     term: &Term,
-) -> Result<Uuid, AccountError> {
+) -> Result<Uuid, EnrollmentError> {
     let account = NewAccount {
         role: Role::Student,
         ..account
     };
     let signup = metadata.clone();
-    accounts::register(conn, store, metadata, account, |conn, user_id| {
+    let created = accounts::register(conn, store, metadata, account, |conn, user_id| {
         // The inquiry is the new student's own act, in the same correlation as the account.
         let ctx = CommandContext::new(Metadata {
             actor: Actor::User(user_id),
@@ -54,5 +71,6 @@ pub fn sign_up(
                 CommandError::Database(d) => AccountError::Database(d),
                 other => AccountError::Invalid(other.to_string()),
             })
-    })
+    });
+    Ok(created?)
 }

@@ -133,6 +133,14 @@ pub struct DecodeError {
     pub message: String,
 }
 
+/// A stored event that does not decode is a row that does not deserialize, for queries that
+/// fold events (`QueryResult`).
+impl From<DecodeError> for diesel::result::Error {
+    fn from(e: DecodeError) -> Self {
+        diesel::result::Error::DeserializationError(Box::new(e))
+    }
+}
+
 /// A context's event enum. It must serialize adjacently tagged
 /// (`#[serde(tag = "type", content = "data")]`): the tag becomes the stored event type and the
 /// content the payload.

@@ -131,7 +131,28 @@ pub fn render_process() -> String {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(metrics);
+    cfg.service(metrics).service(healthz);
+}
+
+/// `/healthz`: 200 when the database answers, 503 otherwise (DESIGN section 6).
+#[get("/healthz")]
+async fn healthz(state: web::Data<crate::web::AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let ok = web::block(move || -> bool {
+        use diesel::RunQueryDsl;
+        pool.get()
+            .ok()
+            .and_then(|mut c| diesel::sql_query("SELECT 1").execute(&mut c).ok())
+            .is_some()
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
+    }
 }
 
 /// When `HEYBOSS_METRICS_TOKEN` is set, a scrape must send `Authorization: Bearer <token>`.

@@ -17,7 +17,7 @@ use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, is_htmx, render, text_field, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(student_page)
+    cfg.service(student_home)
         .service(apply)
         .service(respond_to_award)
         .service(funds_page)
@@ -118,7 +118,7 @@ async fn student_listing(
 }
 
 #[get("/scholarships")]
-async fn student_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+async fn student_home(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     match viewer.role {
         Role::Student => student_listing(&req, viewer, Context::new(), StatusCode::OK).await,
         Role::Staff => Ok(HttpResponse::SeeOther()

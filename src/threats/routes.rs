@@ -19,7 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(api::post_events)
         .service(api::openapi)
         .service(report_hits)
-        .service(report_page)
+        .service(top_report_page)
         .service(sessions_page)
         .service(session_page)
         .service(file_page)
@@ -121,7 +121,7 @@ struct DisplayRow<'a> {
 
 #[tracing::instrument(skip_all, fields(report = %path))]
 #[get("/threats/top/{report}")]
-async fn report_page(
+async fn top_report_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,

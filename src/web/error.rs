@@ -94,6 +94,15 @@ impl From<diesel::r2d2::PoolError> for AppError {
     }
 }
 
+impl From<crate::db::NoConnection> for AppError {
+    fn from(e: crate::db::NoConnection) -> Self {
+        match e {
+            crate::db::NoConnection::Pool(_) => AppError::Unavailable,
+            cancelled => AppError::internal(cancelled),
+        }
+    }
+}
+
 impl From<tera::Error> for AppError {
     fn from(e: tera::Error) -> Self {
         use std::error::Error;

@@ -19,7 +19,7 @@ pub use error::AppError;
 pub use render::{flash_redirect, is_htmx, render, Flash};
 
 use crate::accounts::Viewer;
-use crate::db::PgPool;
+use crate::db::{NoConnection, PgPool};
 use crate::es::{Actor, CommandContext, EventStore, Metadata};
 
 /// What the application needs to know at start.
@@ -88,13 +88,34 @@ impl AppState {
         F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
+        self.run(work).await
+    }
+
+    /// Read through a context's queries (`QueryResult`: not found is a 404, a lost database a 503).
+    pub async fn query<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db(move |conn| Ok(work(conn)?)).await
+    }
+
+    /// [`AppState::db`] for work that answers with its context's own error, so that a handler
+    /// matches on what the service said (a refusal to show on the form) instead of nesting
+    /// results.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<NoConnection> + Send + 'static,
+    {
         let pool = self.pool.clone();
         web::block(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(NoConnection::from)?;
             work(&mut conn)
         })
         .await
-        .map_err(AppError::internal)?
+        .map_err(|_| NoConnection::Cancelled)?
     }
 }
 
