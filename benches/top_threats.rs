@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use diesel::prelude::*;
 use heyboss::accounts::{Role, Viewer};
-use heyboss::es::Projection;
+use heyboss::es::BulkReplay;
 use heyboss::testing::TestDatabase;
 use heyboss::threats::projections::HitsProjection;
 use heyboss::threats::queries::{self, Report, Window};

@@ -13,6 +13,6 @@ pub mod subscriber;
 pub use decider::Decider;
 pub use event::{Actor, DomainEvent, Metadata, NewEvent, RecordedEvent};
 pub use executor::{CommandContext, CommandError, CommandOutcome, EventStore};
-pub use projection::{Projection, Projections};
+pub use projection::{BulkReplay, Projection, Projections};
 pub use store::StoreError;
 pub use subscriber::Subscriber;

@@ -17,7 +17,10 @@ pub enum ProjectionError {
     Decode(#[from] DecodeError),
 }
 
-/// One read model. It owns its tables; nothing else writes them.
+/// One read model. It owns its tables; nothing else writes them. The contract is four methods:
+/// its name, the event types it handles, the tables it owns and how it applies one event; the
+/// rest has defaults. A projection that replays the log faster than event by event also
+/// implements [`BulkReplay`] and returns itself from [`Projection::bulk_replay`].
 pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The event types this projection reads; it is never given any other.
@@ -36,80 +39,8 @@ pub trait Projection: Send + Sync + 'static {
         events.iter().try_for_each(|e| self.apply(conn, e))
     }
 
-    /// Apply a batch of a replay of the whole log (rebuild, verify, a catch-up projection's first
-    /// start). A projection may leave out here what one pass at the end does for less, such as
-    /// aggregates it otherwise updates event by event; it completes them in
-    /// [`Projection::finish_replay`]. Defaults to [`Projection::apply_batch`].
-    fn replay_batch(
-        &self,
-        conn: &mut PgConnection,
-        events: &[&RecordedEvent],
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(conn, events)
-    }
-
-    /// After the last batch of a replay, before anything reads the tables or applies newer
-    /// events to them incrementally.
-    fn finish_replay(&self, _conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        Ok(())
-    }
-
-    /// Whether [`Projection::replay_range`] replays in the database. When it does, a replay into
-    /// shadow tables hands it ranges of the log instead of reading the events into the
-    /// application.
-    fn replays_in_database(&self) -> bool {
-        false
-    }
-
-    /// Whether [`Projection::replay_range`] can replay this range; when it cannot, the range is
-    /// replayed with [`Projection::replay_batch`]. By default: when every handled event in it is
-    /// stored at schema version 1, the shape statements read (older shapes need the
-    /// application's upcasters).
-    fn can_replay_in_database(
-        &self,
-        conn: &mut PgConnection,
-        range: &ReplayRange,
-    ) -> Result<bool, ProjectionError> {
-        Ok(range.current_schema_only(conn, self.handles())?)
-    }
-
-    /// Replay the handled events in `range` with statements that read them from `events` in
-    /// the database, so that no event crosses the connection or is decoded in the application
-    /// (what bounds an application-side replay). The result must equal
-    /// [`Projection::replay_batch`] of the same events; `verify` compares the two, since the live
-    /// tables are kept by the application path.
-    fn replay_range(
-        &self,
-        _conn: &mut PgConnection,
-        _range: &ReplayRange,
-    ) -> Result<(), ProjectionError> {
-        Err(ProjectionError::Database(
-            diesel::result::Error::QueryBuilderError(
-                format!("projection {} does not replay in the database", self.name()).into(),
-            ),
-        ))
-    }
-
-    /// Whether a replay into shadow tables may build the tables' non-unique indexes after the
-    /// replay rather than maintain them row by row (a bulk index build is several times
-    /// cheaper). Only for projections whose apply code does not read their own tables through
-    /// such an index.
-    fn defer_indexes(&self) -> bool {
-        false
-    }
-
-    /// Tables that a replay leaves empty for [`Projection::finish_replay`] to fill. With
-    /// [`Projection::defer_indexes`], a replay into shadow tables also builds their primary keys
-    /// and unique constraints after `finish_replay` (loading rows into a bare table and indexing
-    /// them once costs about 60% of keeping the index row by row), and may index the other
-    /// tables on a second connection while `finish_replay` runs.
-    fn filled_at_finish(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// Most events per batch when a catch-up subscriber runs it (`None`: the runner's default).
-    /// A projection whose statements are set-based keeps up better with larger batches.
-    fn catch_up_batch_size(&self) -> Option<i64> {
+    /// Its bulk-replay side, if it has one (rebuild, verify and a catch-up start then use it).
+    fn bulk_replay(&self) -> Option<&dyn BulkReplay> {
         None
     }
 
@@ -129,6 +60,86 @@ pub trait Projection: Send + Sync + 'static {
 
     fn handles_type(&self, event_type: &str) -> bool {
         self.handles().contains(&event_type)
+    }
+}
+
+/// How a projection replays the whole log faster than event by event (rebuild, verify, a
+/// catch-up projection's first start). Only the threat reports need it; every method has a
+/// default that replays through [`Projection::apply_batch`].
+pub trait BulkReplay: Projection {
+    /// Apply a batch of a replay. A projection may leave out here what one pass at the end does
+    /// for less, such as aggregates it otherwise updates event by event; it completes them in
+    /// [`BulkReplay::finish_replay`].
+    fn replay_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, events)
+    }
+
+    /// After the last batch of a replay, before anything reads the tables or applies newer
+    /// events to them incrementally.
+    fn finish_replay(&self, _conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
+    /// Whether [`BulkReplay::replay_range`] replays in the database. When it does, a replay into
+    /// shadow tables hands it ranges of the log instead of reading the events into the
+    /// application.
+    fn replays_in_database(&self) -> bool {
+        false
+    }
+
+    /// Replay the handled events in `range` with statements that read them from `events` in the
+    /// database, so that no event crosses the connection or is decoded in the application. The
+    /// result must equal [`BulkReplay::replay_batch`] of the same events (`verify` compares the
+    /// two, since the live tables are kept by the application path).
+    fn replay_range(
+        &self,
+        _conn: &mut PgConnection,
+        _range: &ReplayRange,
+    ) -> Result<(), ProjectionError> {
+        Err(ProjectionError::Database(
+            diesel::result::Error::QueryBuilderError(
+                format!("projection {} does not replay in the database", self.name()).into(),
+            ),
+        ))
+    }
+
+    /// Whether [`BulkReplay::replay_range`] can replay this range; when it cannot, the range is
+    /// replayed with [`BulkReplay::replay_batch`]. By default: when every handled event in it is
+    /// stored at schema version 1, the shape statements read (older shapes need the
+    /// application's upcasters).
+    fn can_replay_in_database(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<bool, ProjectionError> {
+        Ok(range.current_schema_only(conn, self.handles())?)
+    }
+
+    /// Whether a replay into shadow tables may build the tables' non-unique indexes after the
+    /// replay rather than maintain them row by row (a bulk index build is several times
+    /// cheaper). Only for projections whose apply code does not read their own tables through
+    /// such an index.
+    fn defer_indexes(&self) -> bool {
+        false
+    }
+
+    /// Tables that a replay leaves empty for [`BulkReplay::finish_replay`] to fill. With
+    /// [`BulkReplay::defer_indexes`], a replay into shadow tables also builds their primary keys
+    /// and unique constraints after `finish_replay` (loading rows into a bare table and indexing
+    /// them once costs about 60% of keeping the index row by row), and may index the other
+    /// tables on a second connection while `finish_replay` runs.
+    fn filled_at_finish(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Most events per batch when a catch-up subscriber runs it (`None`: the runner's default).
+    /// A projection whose statements are set-based keeps up better with larger batches.
+    fn catch_up_batch_size(&self) -> Option<i64> {
+        None
     }
 }
 
@@ -326,14 +337,20 @@ pub fn rebuild(
             let Some(last) = batch.last() else { break };
             position = last.position;
             let refs: Vec<&RecordedEvent> = batch.iter().collect();
-            projection.replay_batch(conn, &refs).map_err(fail)?;
+            match projection.bulk_replay() {
+                Some(bulk) => bulk.replay_batch(conn, &refs),
+                None => projection.apply_batch(conn, &refs),
+            }
+            .map_err(fail)?;
             done += batch.len() as u64;
             on_progress(RebuildProgress {
                 events_done: done,
                 position,
             });
         }
-        projection.finish_replay(conn).map_err(fail)?;
+        if let Some(bulk) = projection.bulk_replay() {
+            bulk.finish_replay(conn).map_err(fail)?;
+        }
         Ok(done)
     })
 }

@@ -11,7 +11,7 @@
 //!    tables (and still reads `events` and other contexts' tables from `public`); batches read in
 //!    commit-safe order (`es::subscriber`), so no event committed late is skipped (a projection
 //!    that replays in the database is handed each batch as a range of the log instead:
-//!    `Projection::replay_range`); then completes it: `Projection::finish_replay`, and the indexes
+//!    `BulkReplay::replay_range`); then completes it: `BulkReplay::finish_replay`, and the indexes
 //!    (and for tables `finish_replay` fills, the keys) that the replay left out, built on a second
 //!    connection too when the caller gives one;
 //! 3. swaps in one short transaction: lock the live tables, apply the events committed since the
@@ -174,6 +174,7 @@ fn build(
     let schema = quote_ident(&shadow_schema(name));
     diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(conn)?;
     diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(conn)?;
+    let bulk = projection.bulk_replay();
     // Deferred statements of the tables the replay fills, and of those `finish_replay` fills.
     let (mut replayed, mut finished) = (Vec::new(), Vec::new());
     for table in projection.tables() {
@@ -183,8 +184,8 @@ fn build(
             live = quote_ident(live),
         ))
         .execute(conn)?;
-        if projection.defer_indexes() {
-            if projection.filled_at_finish().contains(table) {
+        if let Some(bulk) = bulk.filter(|b| b.defer_indexes()) {
+            if bulk.filled_at_finish().contains(table) {
                 finished.extend(defer_indexes(conn, &schema, table, true)?);
             } else {
                 replayed.extend(defer_indexes(conn, &schema, table, false)?);
@@ -215,7 +216,7 @@ fn build(
                 source,
             };
             let mut until = until;
-            if projection.replays_in_database() {
+            if let Some(bulk) = bulk.filter(|b| b.replays_in_database()) {
                 let Some((upto, n)) = subscriber::committed_range_after(
                     conn,
                     cursor,
@@ -230,11 +231,11 @@ fn build(
                     after: cursor,
                     upto,
                 };
-                if projection
+                if bulk
                     .can_replay_in_database(conn, &range)
                     .map_err(apply_error)?
                 {
-                    projection.replay_range(conn, &range).map_err(apply_error)?;
+                    bulk.replay_range(conn, &range).map_err(apply_error)?;
                     done += n;
                     return Ok(Some(upto));
                 }
@@ -252,7 +253,11 @@ fn build(
                 return Ok(None);
             };
             let refs: Vec<&RecordedEvent> = batch.iter().collect();
-            projection.replay_batch(conn, &refs).map_err(apply_error)?;
+            match bulk {
+                Some(bulk) => bulk.replay_batch(conn, &refs),
+                None => projection.apply_batch(conn, &refs),
+            }
+            .map_err(apply_error)?;
             done += batch.len() as u64;
             Ok(Some(Cursor::of(last)))
         })?;
@@ -423,8 +428,10 @@ fn finish(
 ) -> Result<(), ShadowError> {
     let finish_replay = |conn: &mut PgConnection| -> Result<(), ShadowError> {
         diesel::sql_query(search_path).execute(conn)?;
-        projection
-            .finish_replay(conn)
+        let Some(bulk) = projection.bulk_replay() else {
+            return Ok(());
+        };
+        bulk.finish_replay(conn)
             .map_err(|source| ShadowError::Apply {
                 name: projection.name().to_owned(),
                 source,

@@ -189,7 +189,7 @@ pub fn read_committed_after(
 }
 
 /// Where the events [`read_committed_after`] would return end, and how many there are, reading
-/// only their keys: for a replay that lets the database read them (`Projection::replay_range`).
+/// only their keys: for a replay that lets the database read them (`BulkReplay::replay_range`).
 pub fn committed_range_after(
     conn: &mut PgConnection,
     after: Cursor,
@@ -510,7 +510,7 @@ impl Subscriber for ProjectionSubscriber {
     }
 
     fn batch_size(&self) -> Option<i64> {
-        self.0.catch_up_batch_size()
+        self.0.bulk_replay().and_then(|b| b.catch_up_batch_size())
     }
 
     fn initialize(&self, conn: &mut PgConnection) -> Result<Cursor, HandlerError> {

@@ -12,7 +12,7 @@ use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
 
 use super::decider::RESTRICTED_GROUP;
 use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
-use crate::es::projection::{ProjectionError, ReplayRange};
+use crate::es::projection::{BulkReplay, ProjectionError, ReplayRange};
 use crate::es::{Projection, RecordedEvent};
 use crate::prepared::prepared;
 use crate::schema::{sensors, threat_clearances, threat_signatures};
@@ -43,62 +43,7 @@ impl Projection for SessionsProjection {
     fn inline_only(&self) -> Option<&'static str> {
         Some("the sensor API validates batches against its sessions and files")
     }
-    fn defer_indexes(&self) -> bool {
-        // It reads and updates its tables by primary key only.
-        true
-    }
 
-    fn replays_in_database(&self) -> bool {
-        true
-    }
-
-    /// One statement per batch, grouped by session: the sessions discovered in it are inserted
-    /// with their last score and file count of the batch; older sessions are updated. (The
-    /// planner cannot tell how many events a range holds, so the statement has no join whose
-    /// plan that guess could make quadratic; the update probes `threat_sessions` by key.)
-    fn replay_range(
-        &self,
-        conn: &mut PgConnection,
-        range: &ReplayRange,
-    ) -> Result<(), ProjectionError> {
-        no_jit(conn)?;
-        range
-            .query(format!(
-                "WITH e AS MATERIALIZED (
-                     SELECT event_type, payload AS p, transaction_id, position FROM events
-                     WHERE {events} AND event_type IN ('SessionDiscovered', 'SessionScored', 'FileDiscovered')),
-                 per_session AS (
-                     SELECT p->>'session_id' AS id,
-                            (array_agg(p) FILTER (WHERE event_type = 'SessionDiscovered'))[1] AS discovered,
-                            (array_agg(p ORDER BY transaction_id DESC, position DESC)
-                                FILTER (WHERE event_type = 'SessionScored'))[1] AS scored,
-                            (count(*) FILTER (WHERE event_type = 'FileDiscovered'))::int4 AS files
-                     FROM e GROUP BY 1),
-                 files AS (
-                     INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
-                     SELECT p->>'file_id', p->>'session_id', p->>'md5', p->>'filename', p->>'file_type',
-                            (p->>'size_bytes')::int8
-                     FROM e WHERE event_type = 'FileDiscovered'),
-                 sessions AS (
-                     INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip,
-                                                  source_port, destination_port, latest_score, threat_contributor, file_count)
-                     SELECT id, (discovered->>'start_time')::timestamptz, discovered->>'protocol',
-                            discovered->>'source_ip', discovered->>'destination_ip', (discovered->>'source_port')::int4,
-                            (discovered->>'destination_port')::int4, (scored->>'score')::int4,
-                            scored->>'threat_contributor', files
-                     FROM per_session WHERE discovered IS NOT NULL)
-                 UPDATE threat_sessions t SET
-                     latest_score = CASE WHEN u.scored IS NULL THEN t.latest_score ELSE (u.scored->>'score')::int4 END,
-                     threat_contributor = CASE WHEN u.scored IS NULL THEN t.threat_contributor
-                                               ELSE u.scored->>'threat_contributor' END,
-                     file_count = t.file_count + u.files
-                 FROM per_session u
-                 WHERE t.session_id = u.id AND u.discovered IS NULL",
-                events = ReplayRange::EVENTS
-            ))
-            .execute(conn)?;
-        Ok(())
-    }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         self.apply_batch(conn, &[event])
     }
@@ -250,6 +195,69 @@ impl Projection for SessionsProjection {
             .bind::<Array<Text>, _>(&files_of_earlier)
             .execute(conn)?;
         }
+        Ok(())
+    }
+
+    fn bulk_replay(&self) -> Option<&dyn BulkReplay> {
+        Some(self)
+    }
+}
+
+impl BulkReplay for SessionsProjection {
+    fn defer_indexes(&self) -> bool {
+        // It reads and updates its tables by primary key only.
+        true
+    }
+
+    fn replays_in_database(&self) -> bool {
+        true
+    }
+
+    /// One statement per batch, grouped by session: the sessions discovered in it are inserted
+    /// with their last score and file count of the batch; older sessions are updated. (The
+    /// planner cannot tell how many events a range holds, so the statement has no join whose
+    /// plan that guess could make quadratic; the update probes `threat_sessions` by key.)
+    fn replay_range(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<(), ProjectionError> {
+        no_jit(conn)?;
+        range
+            .query(format!(
+                "WITH e AS MATERIALIZED (
+                     SELECT event_type, payload AS p, transaction_id, position FROM events
+                     WHERE {events} AND event_type IN ('SessionDiscovered', 'SessionScored', 'FileDiscovered')),
+                 per_session AS (
+                     SELECT p->>'session_id' AS id,
+                            (array_agg(p) FILTER (WHERE event_type = 'SessionDiscovered'))[1] AS discovered,
+                            (array_agg(p ORDER BY transaction_id DESC, position DESC)
+                                FILTER (WHERE event_type = 'SessionScored'))[1] AS scored,
+                            (count(*) FILTER (WHERE event_type = 'FileDiscovered'))::int4 AS files
+                     FROM e GROUP BY 1),
+                 files AS (
+                     INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
+                     SELECT p->>'file_id', p->>'session_id', p->>'md5', p->>'filename', p->>'file_type',
+                            (p->>'size_bytes')::int8
+                     FROM e WHERE event_type = 'FileDiscovered'),
+                 sessions AS (
+                     INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip,
+                                                  source_port, destination_port, latest_score, threat_contributor, file_count)
+                     SELECT id, (discovered->>'start_time')::timestamptz, discovered->>'protocol',
+                            discovered->>'source_ip', discovered->>'destination_ip', (discovered->>'source_port')::int4,
+                            (discovered->>'destination_port')::int4, (scored->>'score')::int4,
+                            scored->>'threat_contributor', files
+                     FROM per_session WHERE discovered IS NOT NULL)
+                 UPDATE threat_sessions t SET
+                     latest_score = CASE WHEN u.scored IS NULL THEN t.latest_score ELSE (u.scored->>'score')::int4 END,
+                     threat_contributor = CASE WHEN u.scored IS NULL THEN t.threat_contributor
+                                               ELSE u.scored->>'threat_contributor' END,
+                     file_count = t.file_count + u.files
+                 FROM per_session u
+                 WHERE t.session_id = u.id AND u.discovered IS NULL",
+                events = ReplayRange::EVENTS
+            ))
+            .execute(conn)?;
         Ok(())
     }
 }
@@ -432,6 +440,12 @@ impl Projection for HitsProjection {
         Ok(())
     }
 
+    fn bulk_replay(&self) -> Option<&dyn BulkReplay> {
+        Some(self)
+    }
+}
+
+impl BulkReplay for HitsProjection {
     /// A replay keeps hits and score history only; the reports are aggregated once at the end
     /// (signature moves need nothing then: the end state groups by the signatures' current
     /// groups; the views of the clearance sets held are kept per batch, as live).
