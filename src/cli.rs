@@ -166,99 +166,21 @@ pub fn run(cli: Cli) -> CliResult {
 
 fn dispatch(cli: Cli, database: &Database) -> CliResult {
     match cli.command {
-        Command::Serve { bind, demo } => {
-            let mut settings = Settings::from_env(database.url.clone());
-            if let Some(bind) = bind {
-                settings.bind = bind;
-            }
-            let app = Application::build(settings)?;
-            if demo {
-                crate::demo::seed(app.state())?;
-            }
-            tracing::info!(
-                port = app.port(),
-                "listening on http://{}",
-                app.state().settings.bind
-            );
-            actix_web::rt::System::new().block_on(app.run_until_stopped())?;
-            Ok(())
-        }
+        Command::Serve { bind, demo } => serve(database, bind, demo),
         Command::Migrate => {
             let mut conn = db::pool(&database.url, 1)?.get()?;
             let applied = db::migrate(&mut conn)?;
             println!("{applied} migrations applied");
             Ok(())
         }
-        Command::Users {
-            command:
-                UsersCommand::Create {
-                    username,
-                    role,
-                    password_stdin,
-                    name,
-                    email,
-                },
-        } => {
-            if !password_stdin {
-                return Err("pass --password-stdin and the password on standard input".into());
-            }
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password)?;
-            let password = password.lines().next().unwrap_or("").to_owned();
-            let account = NewAccount::parse(&username, &name, &email, &role, &password)?;
-            let pool = db::pool(&database.url, 1)?;
-            let mut conn = pool.get()?;
-            db::migrate(&mut conn)?;
-            let store = startup::event_store();
-            let id = service::register(
-                &mut conn,
-                &store,
-                Metadata::new(Actor::Cli),
-                account,
-                |_, _| Ok(()),
-            )?;
-            println!("created {role} {username} ({id})");
-            Ok(())
-        }
+        Command::Users { command } => users(database, command),
         Command::Sensors {
             command: SensorsCommand::Create { name },
-        } => {
-            let (mut conn, store) = cli_connection(database)?;
-            let ctx = CommandContext::new(Metadata::new(Actor::Cli));
-            let (id, token) = threats::service::create_sensor(&mut conn, &store, &ctx, &name)?;
-            println!(
-                "sensor {} registered ({id}); its API token (shown once):",
-                name.trim()
-            );
-            println!("{token}");
-            Ok(())
-        }
+        } => create_sensor(database, &name),
         Command::Signatures {
             command: SignaturesCommand::Set { name, group, score },
-        } => {
-            let (mut conn, store) = cli_connection(database)?;
-            let ctx = CommandContext::new(Metadata::new(Actor::Cli));
-            let outcome = threats::service::set_signature(
-                &mut conn, &store, &ctx, &name, &group, score, None,
-            )?;
-            match outcome.event_types.first() {
-                Some(t) => println!("{t}: {} (version {})", name.trim(), outcome.stream_version),
-                None => println!("signature {} unchanged", name.trim()),
-            }
-            Ok(())
-        }
-        Command::Clearances { command } => {
-            let (username, group, grant) = match command {
-                ClearancesCommand::Grant { username, group } => (username, group, true),
-                ClearancesCommand::Revoke { username, group } => (username, group, false),
-            };
-            let (mut conn, store) = cli_connection(database)?;
-            let ctx = CommandContext::new(Metadata::new(Actor::Cli));
-            threats::service::change_clearance(&mut conn, &store, &ctx, &username, &group, grant)?;
-            let what = if grant { "granted to" } else { "revoked from" };
-            println!("clearance {} {what} {}", group.trim(), username.trim());
-            Ok(())
-        }
+        } => set_signature(database, &name, &group, score),
+        Command::Clearances { command } => clearances(database, command),
         Command::Simulate {
             url,
             token,
@@ -267,107 +189,200 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             rate,
             hashes,
             seed,
-        } => {
-            if batch == 0 || batch > threats::ingest::MAX_BATCH {
-                return Err(format!("--batch is 1 to {}", threats::ingest::MAX_BATCH).into());
-            }
-            let token = match token {
-                Some(t) => t,
-                None => {
-                    let (mut conn, store) = cli_connection(database)?;
-                    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
-                    threats::service::create_sensor(&mut conn, &store, &ctx, "simulator")?.1
-                }
-            };
-            let seed = seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-            let names = threats::simulate::DEMO_SIGNATURES
-                .iter()
-                .map(|(n, _)| n.to_string())
-                .collect();
-            let mut generator = threats::simulate::Generator::new(seed, names, hashes);
-            let stats = threats::simulate::run(&url, &token, &mut generator, events, batch, rate)?;
-            println!(
-                "posted {} events in {} batches in {:.2} s ({:.0} events/s)",
-                stats.events,
-                stats.batches,
-                stats.seconds,
-                stats.events as f64 / stats.seconds.max(1e-9)
-            );
-            Ok(())
+        } => simulate(database, &url, token, events, batch, rate, hashes, seed),
+        Command::Projections { command } => projections(database, command),
+    }
+}
+
+fn serve(database: &Database, bind: Option<String>, demo: bool) -> CliResult {
+    let mut settings = Settings::from_env(database.url.clone());
+    if let Some(bind) = bind {
+        settings.bind = bind;
+    }
+    let app = Application::build(settings)?;
+    if demo {
+        crate::demo::seed(app.state())?;
+    }
+    tracing::info!(
+        port = app.port(),
+        "listening on http://{}",
+        app.state().settings.bind
+    );
+    actix_web::rt::System::new().block_on(app.run_until_stopped())?;
+    Ok(())
+}
+
+fn users(database: &Database, command: UsersCommand) -> CliResult {
+    let UsersCommand::Create {
+        username,
+        role,
+        password_stdin,
+        name,
+        email,
+    } = command;
+    if !password_stdin {
+        return Err("pass --password-stdin and the password on standard input".into());
+    }
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    let password = password.lines().next().unwrap_or("").to_owned();
+    let account = NewAccount::parse(&username, &name, &email, &role, &password)?;
+    let (mut conn, store) = cli_connection(database)?;
+    let id = service::register(
+        &mut conn,
+        &store,
+        Metadata::new(Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )?;
+    println!("created {role} {username} ({id})");
+    Ok(())
+}
+
+fn create_sensor(database: &Database, name: &str) -> CliResult {
+    let (mut conn, store) = cli_connection(database)?;
+    let (id, token) = threats::service::create_sensor(&mut conn, &store, &cli_context(), name)?;
+    println!(
+        "sensor {} registered ({id}); its API token (shown once):",
+        name.trim()
+    );
+    println!("{token}");
+    Ok(())
+}
+
+fn set_signature(database: &Database, name: &str, group: &str, score: Option<i64>) -> CliResult {
+    let (mut conn, store) = cli_connection(database)?;
+    let outcome = threats::service::set_signature(
+        &mut conn,
+        &store,
+        &cli_context(),
+        name,
+        group,
+        score,
+        None,
+    )?;
+    match outcome.event_types.first() {
+        Some(t) => println!("{t}: {} (version {})", name.trim(), outcome.stream_version),
+        None => println!("signature {} unchanged", name.trim()),
+    }
+    Ok(())
+}
+
+fn clearances(database: &Database, command: ClearancesCommand) -> CliResult {
+    let (username, group, grant) = match command {
+        ClearancesCommand::Grant { username, group } => (username, group, true),
+        ClearancesCommand::Revoke { username, group } => (username, group, false),
+    };
+    let (mut conn, store) = cli_connection(database)?;
+    threats::service::change_clearance(
+        &mut conn,
+        &store,
+        &cli_context(),
+        &username,
+        &group,
+        grant,
+    )?;
+    let what = if grant { "granted to" } else { "revoked from" };
+    println!("clearance {} {what} {}", group.trim(), username.trim());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // the command's own flags, one by one
+fn simulate(
+    database: &Database,
+    url: &str,
+    token: Option<String>,
+    events: u64,
+    batch: usize,
+    rate: u64,
+    hashes: u64,
+    seed: Option<u64>,
+) -> CliResult {
+    if batch == 0 || batch > threats::ingest::MAX_BATCH {
+        return Err(format!("--batch is 1 to {}", threats::ingest::MAX_BATCH).into());
+    }
+    let token = match token {
+        Some(t) => t,
+        None => {
+            let (mut conn, store) = cli_connection(database)?;
+            threats::service::create_sensor(&mut conn, &store, &cli_context(), "simulator")?.1
         }
-        Command::Projections { command } => {
-            // The second connection builds indexes alongside the first at the end of a replay.
-            let pool = db::pool(&database.url, 2)?;
-            let mut conn = pool.get()?;
-            let mut helper = pool.get()?;
-            db::migrate(&mut conn)?;
-            let store = startup::event_store();
-            let projections = store.projections();
-            let name = match &command {
-                ProjectionsCommand::Rebuild { name } | ProjectionsCommand::Verify { name } => name,
-            };
-            let selected: Vec<_> = match name {
-                Some(n) => vec![projections
-                    .get(n)
-                    .ok_or_else(|| format!("no projection named {n:?}"))?
-                    .clone()],
-                None => projections.iter().cloned().collect(),
-            };
-            let mut differing = 0;
-            for p in selected {
-                let started = std::time::Instant::now();
-                let catch_up = projections.is_catch_up(p.name());
-                match &command {
-                    ProjectionsCommand::Rebuild { .. } => {
-                        let r = shadow::rebuild(
-                            &mut conn,
-                            Some(&mut helper),
-                            p.as_ref(),
-                            catch_up,
-                            5_000,
-                            |_| {},
-                        )?;
-                        println!(
-                            "{}: {} events replayed into a shadow and swapped in, {} rows, {:.2} s",
-                            p.name(),
-                            r.events,
-                            r.rows,
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
-                    ProjectionsCommand::Verify { .. } => {
-                        let diffs = shadow::verify(
-                            &mut conn,
-                            Some(&mut helper),
-                            p.as_ref(),
-                            catch_up,
-                            5_000,
-                            |_| {},
-                        )?;
-                        if diffs.is_empty() {
-                            println!("{}: equal to a rebuild", p.name());
-                        } else {
-                            differing += 1;
-                            println!("{}: {} rows differ from a rebuild", p.name(), diffs.len());
-                            for d in diffs {
-                                println!("  {d}");
-                            }
-                        }
-                    }
-                }
+    };
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let names = threats::simulate::DEMO_SIGNATURES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut generator = threats::simulate::Generator::new(seed, names, hashes);
+    let stats = threats::simulate::run(url, &token, &mut generator, events, batch, rate)?;
+    println!(
+        "posted {} events in {} batches in {:.2} s ({:.0} events/s)",
+        stats.events,
+        stats.batches,
+        stats.seconds,
+        stats.events as f64 / stats.seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+fn projections(database: &Database, command: ProjectionsCommand) -> CliResult {
+    // The second connection builds indexes alongside the first at the end of a replay.
+    let pool = db::pool(&database.url, 2)?;
+    let mut conn = pool.get()?;
+    let mut helper = pool.get()?;
+    db::migrate(&mut conn)?;
+    let store = startup::event_store();
+    let projections = store.projections();
+    let (ProjectionsCommand::Rebuild { name } | ProjectionsCommand::Verify { name }) = &command;
+    let selected: Vec<_> = match name {
+        Some(n) => vec![projections
+            .get(n)
+            .ok_or_else(|| format!("no projection named {n:?}"))?
+            .clone()],
+        None => projections.iter().cloned().collect(),
+    };
+    let mut differing = 0;
+    for p in selected {
+        let started = std::time::Instant::now();
+        let catch_up = projections.is_catch_up(p.name());
+        let helper = Some(&mut *helper);
+        if let ProjectionsCommand::Rebuild { .. } = command {
+            let r = shadow::rebuild(&mut conn, helper, p.as_ref(), catch_up, 5_000, |_| {})?;
+            println!(
+                "{}: {} events replayed into a shadow and swapped in, {} rows, {:.2} s",
+                p.name(),
+                r.events,
+                r.rows,
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
+        let diffs = shadow::verify(&mut conn, helper, p.as_ref(), catch_up, 5_000, |_| {})?;
+        if diffs.is_empty() {
+            println!("{}: equal to a rebuild", p.name());
+        } else {
+            differing += 1;
+            println!("{}: {} rows differ from a rebuild", p.name(), diffs.len());
+            for d in diffs {
+                println!("  {d}");
             }
-            if differing > 0 {
-                // The contract: exit status 1 when verify finds a difference.
-                std::process::exit(1);
-            }
-            Ok(())
         }
     }
+    if differing > 0 {
+        // The contract: exit status 1 when verify finds a difference.
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// What the CLI's commands carry: the CLI as actor.
+fn cli_context() -> CommandContext {
+    CommandContext::new(Metadata::new(Actor::Cli))
 }
 
 /// A migrated connection and the event store, for commands that change data.

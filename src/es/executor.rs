@@ -107,31 +107,6 @@ impl<R: std::error::Error + 'static> CommandError<R> {
     pub fn is_conflict(&self) -> bool {
         matches!(self, CommandError::Conflict { .. })
     }
-
-    /// Map the rejection into another type, keeping every other variant.
-    pub fn map_rejection<S: std::error::Error + 'static>(
-        self,
-        f: impl FnOnce(R) -> S,
-    ) -> CommandError<S> {
-        match self {
-            CommandError::Rejected(r) => CommandError::Rejected(f(r)),
-            CommandError::Conflict {
-                stream_type,
-                stream_id,
-                expected,
-                actual,
-            } => CommandError::Conflict {
-                stream_type,
-                stream_id,
-                expected,
-                actual,
-            },
-            CommandError::KeyReused => CommandError::KeyReused,
-            CommandError::Projection(p) => CommandError::Projection(p),
-            CommandError::Decode(d) => CommandError::Decode(d),
-            CommandError::Database(d) => CommandError::Database(d),
-        }
-    }
 }
 
 impl<R: std::error::Error + 'static> From<StoreError> for CommandError<R> {
@@ -266,8 +241,9 @@ impl EventStore {
         Ok(outcome)
     }
 
-    /// Append already-decided events to a stream and project them, in the caller's transaction.
-    /// For writers that validate a whole batch themselves (the sensor API).
+    /// Append already-decided events to a stream and project them, in the caller's transaction,
+    /// without a decider (a writer that decided them itself). The sensor API appends many
+    /// streams at once with [`EventStore::append_many_in`].
     pub fn append_in(
         &self,
         conn: &mut PgConnection,

@@ -314,9 +314,10 @@ pub struct RebuildProgress {
     pub position: i64,
 }
 
-/// Empty a projection and replay the whole log into it, in batches of `batch_size` events so that
-/// memory stays flat however long the log is. Runs in one transaction: readers see the old table
-/// until the new one is complete.
+/// Empty a projection and replay the whole log into it, in place, in batches of `batch_size`
+/// events so that memory stays flat however long the log is. Runs in one transaction whose
+/// TRUNCATE locks the tables: readers wait until it commits. (`shadow::rebuild`, which the CLI and
+/// the projections page use, rebuilds beside the live tables and swaps them in instead.)
 pub fn rebuild(
     conn: &mut PgConnection,
     projection: &dyn Projection,

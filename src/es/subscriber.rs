@@ -285,14 +285,6 @@ pub fn try_lock(conn: &mut PgConnection, name: &str) -> QueryResult<bool> {
         .map(|f| f.flag)
 }
 
-pub fn unlock(conn: &mut PgConnection, name: &str) -> QueryResult<bool> {
-    diesel::sql_query("SELECT pg_advisory_unlock($1, hashtext($2)) AS flag")
-        .bind::<diesel::sql_types::Integer, _>(SUBSCRIBER_LOCK)
-        .bind::<Text, _>(name)
-        .get_result::<Flag>(conn)
-        .map(|f| f.flag)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriberError {
     #[error(transparent)]
