@@ -148,7 +148,35 @@ enum ActorFilter {
     Nobody,
 }
 
-fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError> {
+/// What can go wrong with an audit search: a filter that does not parse (shown with the form), or
+/// the database.
+#[derive(Debug, thiserror::Error)]
+enum AuditError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    NoConnection(#[from] crate::db::NoConnection),
+}
+
+impl From<AuditError> for AppError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Invalid(m) => AppError::Unprocessable(m),
+            AuditError::Database(d) => d.into(),
+            AuditError::NoConnection(n) => n.into(),
+        }
+    }
+}
+
+/// What an audit search answers: a page of the log, or every matching row for a CSV export.
+enum AuditAnswer {
+    Page(AuditPage),
+    Export(Vec<AuditRow>),
+}
+
+fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AuditError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -166,17 +194,18 @@ fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppE
             return Ok(Some(t.and_utc()));
         }
     }
-    Err(AppError::Unprocessable(format!(
+    Err(AuditError::Invalid(format!(
         "{raw:?} is not a time: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
     )))
 }
 
-fn non_empty(s: &str, name: &str) -> Result<Option<String>, AppError> {
-    let v = crate::web::text_field(name, s, 200)?;
+fn non_empty(s: &str, name: &str) -> Result<Option<String>, AuditError> {
+    let v =
+        crate::text::check(name, s, 200, crate::text::Lines::One).map_err(AuditError::Invalid)?;
     Ok((!v.is_empty()).then_some(v))
 }
 
-fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, AppError> {
+fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, AuditError> {
     let actor = match non_empty(&q.actor, "actor")? {
         None => None,
         Some(a) => Some(match a.to_ascii_lowercase().as_str() {
@@ -196,7 +225,7 @@ fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, App
     let to = parse_time(&q.to, true)?;
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
-            return Err(AppError::Unprocessable(
+            return Err(AuditError::Invalid(
                 "the time range is empty: \"from\" must be before \"to\"".into(),
             ));
         }
@@ -428,28 +457,25 @@ async fn audit_page(
     let csv_wanted = q.format == "csv";
     let (v, q2) = (viewer.clone(), q.clone());
     let result = state(&req)
-        .db(move |conn| {
-            let f = match parse_filters(conn, &q2) {
-                Ok(f) => f,
-                Err(e) => return Ok(Err(e)),
-            };
+        .run(move |conn| -> Result<AuditAnswer, AuditError> {
+            let f = parse_filters(conn, &q2)?;
             if csv_wanted {
                 let events = filtered(&v, &registry, &f)
                     .order(events::position.desc())
                     .limit(CSV_LIMIT)
                     .select(RecordedEvent::as_select())
                     .load(conn)?;
-                return Ok(Ok(Err(to_rows(conn, events)?)));
+                return Ok(AuditAnswer::Export(to_rows(conn, events)?));
             }
-            Ok(Ok(Ok(load_page(conn, &v, &registry, &f, &q2)?)))
+            Ok(AuditAnswer::Page(load_page(conn, &v, &registry, &f, &q2)?))
         })
-        .await?;
+        .await;
     let mut ctx = Context::new();
     ctx.insert("q", &q);
     ctx.insert("is_admin", &viewer.is(Role::Admin));
     match result {
-        Err(e @ AppError::Unprocessable(_)) => {
-            ctx.insert("error", &e.to_string());
+        Err(AuditError::Invalid(message)) => {
+            ctx.insert("error", &message);
             ctx.insert("rows", &Vec::<AuditRow>::new());
             let res = crate::web::render::render_status(
                 &req,
@@ -460,8 +486,8 @@ async fn audit_page(
             )?;
             Ok(res)
         }
-        Err(e) => Err(e),
-        Ok(Err(rows)) => {
+        Err(e) => Err(e.into()),
+        Ok(AuditAnswer::Export(rows)) => {
             let mut export = CsvExport::new(
                 "audit",
                 &[
@@ -489,7 +515,7 @@ async fn audit_page(
             }
             Ok(export.into_response())
         }
-        Ok(Ok(page)) => {
+        Ok(AuditAnswer::Page(page)) => {
             ctx.insert(
                 "older_link",
                 &page.older.map(|p| page_link(&q, Some(p), None)),
