@@ -293,18 +293,6 @@ pub struct AuditRow {
     pub history: String,
 }
 
-/// Percent-encode one path segment.
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[derive(Debug, Serialize)]
 pub struct AuditPage {
     pub rows: Vec<AuditRow>,
@@ -347,8 +335,8 @@ fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<V
             AuditRow {
                 history: format!(
                     "/history/{}/{}",
-                    segment(&e.stream_type),
-                    segment(&e.stream_id)
+                    crate::web::render::percent_encode(&e.stream_type),
+                    crate::web::render::percent_encode(&e.stream_id)
                 ),
                 position: e.position,
                 stream_type: e.stream_type,
