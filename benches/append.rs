@@ -4,6 +4,10 @@
 //!
 //! Run: cargo bench --bench append   (APPEND_BENCH_SECONDS=N to change the time per run; default 5)
 
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,10 @@
 //! HTTP from the real application; the same counts derived on demand from the event log are the
 //! baseline, measured in the same run.
 
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;

@@ -13,6 +13,10 @@
 //!
 //! `HEYBOSS_BENCH_ONLY=inline`, `=delayed` or `=overlap` runs one part.
 
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;

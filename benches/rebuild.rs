@@ -10,6 +10,10 @@
 //! sessions, files, scores by several integrations, rescans) appended with `store::append_many`,
 //! 8 signatures in 4 groups. Sizes: `HEYBOSS_BENCH_SIZES=100000,1000000` (the default).
 
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -9,6 +9,10 @@
 //! same run, so the ratios say what the board and report cost relative to the cheapest read.
 //! `SCHOLARSHIPS_BENCH_SCALE=0.1` shrinks both sizes for a quick look.
 
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;

@@ -9,6 +9,10 @@
 //! projection's end-of-replay step (tests/threats_projections.rs proves the incremental
 //! projection equals it); the raw tables hold the same rows, normalized.
 
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use diesel::prelude::*;

@@ -2,16 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use diesel::pg::PgConnection;
+use diesel::migration::{Migration, MigrationSource};
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::ConnectionError;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
-pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+pub use heyboss_es::db::{quote_ident, PgPool, PgPooled, PoolOptions};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -30,8 +27,8 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("connection pool: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
-    #[error("migrations failed: {0}")]
-    Migration(String),
+    #[error(transparent)]
+    Migration(#[from] heyboss_es::db::MigrationError),
     #[error("private PostgreSQL cluster: {0}")]
     Cluster(String),
 }
@@ -223,66 +220,38 @@ pub fn create_database_sql(admin: &mut PgConnection, name: &str) -> QueryResult<
     })
 }
 
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// The event store's pool (`heyboss_es::db`), after OpenSSL is set up for the bundled libpq.
+pub fn pool(url: &str, max_size: u32) -> Result<PgPool, DbError> {
+    pool_with(url, PoolOptions::new(max_size))
 }
 
-pub fn pool(url: &str, max_size: u32) -> Result<PgPool, DbError> {
+pub fn pool_with(url: &str, options: PoolOptions) -> Result<PgPool, DbError> {
     init_tls();
-    let manager = ConnectionManager::<PgConnection>::new(url);
-    Ok(Pool::builder()
-        .max_size(max_size)
-        .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(true)
-        .connection_customizer(Box::new(SessionSettings))
-        .build(manager)?)
+    Ok(heyboss_es::db::pool_with(url, options)?)
 }
 
 /// A connection outside the pool, with the pool's session settings.
 pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
     init_tls();
-    let mut conn = PgConnection::establish(url)?;
-    plan_each_statement(&mut conn).map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-    Ok(conn)
+    heyboss_es::db::connect(url)
 }
 
-/// Diesel keeps prepared statements per connection, and after five runs PostgreSQL may switch a
-/// statement to a generic plan that it keeps until the table's statistics change. Our read models
-/// grow from empty, and where nothing analyzes them (autovacuum off) a plan made while a table was
-/// nearly empty (a sequential scan) stayed for good: seen as the sensor ingest's lookups of
-/// `threat_files` by id growing from 1 ms to 70 ms a batch. Planning each statement for its own
-/// parameters costs a fraction of a millisecond and cannot go stale.
-///
-/// The read models are looked up by key in batches (`id = ANY($1)` of a few hundred ids, joins
-/// from `unnest`); with the default `random_page_cost` of 4 (a spinning disk) the planner scans a
-/// table of some ten thousand rows rather than probe its index a few hundred times, a choice that
-/// costs more with every batch until the table is large enough to flip it. Our working set is in
-/// memory, where an index probe costs about as much as a sequential page read.
-fn plan_each_statement(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query("SET plan_cache_mode = force_custom_plan").execute(conn)?;
-    diesel::sql_query("SET random_page_cost = 1.1").execute(conn)?;
-    Ok(())
-}
+/// Every migration of the application: the event store's (`heyboss_es::db::MIGRATIONS`) and the
+/// contexts' (`migrations/`), in version order.
+struct AllMigrations;
 
-#[derive(Debug)]
-struct SessionSettings;
-
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        plan_each_statement(conn).map_err(diesel::r2d2::Error::QueryError)
+impl MigrationSource<Pg> for AllMigrations {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
+        let mut all = MigrationSource::<Pg>::migrations(&heyboss_es::db::MIGRATIONS)?;
+        all.extend(MigrationSource::<Pg>::migrations(&MIGRATIONS)?);
+        Ok(all)
     }
 }
 
-/// Run pending migrations. Serialized with an advisory lock so several instances can start at once.
+/// Run pending migrations, the event store's and the application's. Serialized with an advisory
+/// lock so several instances can start at once.
 pub fn migrate(conn: &mut PgConnection) -> Result<usize, DbError> {
-    diesel::sql_query("SELECT pg_advisory_lock(7242011)").execute(conn)?;
-    let result = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|applied| applied.len())
-        .map_err(|e| DbError::Migration(e.to_string()));
-    diesel::sql_query("SELECT pg_advisory_unlock(7242011)").execute(conn)?;
-    result
+    Ok(heyboss_es::db::migrate_from(conn, AllMigrations)?)
 }
 
 /// A PostgreSQL cluster of our own, for machines with the server installed but not running.

@@ -1,15 +1,6 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    command_outcomes (idempotency_key) {
-        idempotency_key -> Text,
-        outcome -> Nullable<Jsonb>,
-        recorded_at -> Timestamptz,
-        fingerprint -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
     credentials (user_id) {
         user_id -> Uuid,
         password_hash -> Text,
@@ -40,21 +31,6 @@ diesel::table! {
         version -> Int8,
         started_at -> Timestamptz,
         last_event_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    events (position) {
-        position -> Int8,
-        stream_type -> Text,
-        stream_id -> Text,
-        stream_version -> Int8,
-        event_type -> Text,
-        schema_version -> Int4,
-        payload -> Jsonb,
-        metadata -> Jsonb,
-        recorded_at -> Timestamptz,
-        transaction_id -> Int8,
     }
 }
 
@@ -203,16 +179,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    subscriber_checkpoints (name) {
-        name -> Text,
-        last_transaction_id -> Int8,
-        last_position -> Int8,
-        events_handled -> Int8,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     threat_clearances (user_id, group_name) {
         user_id -> Uuid,
         group_name -> Text,
@@ -332,11 +298,9 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
-    command_outcomes,
     credentials,
     enrollment_stage_counts,
     enrollment_students,
-    events,
     login_failures,
     notifications,
     projection_runs,
@@ -350,7 +314,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sensor_tokens,
     sensors,
     sessions,
-    subscriber_checkpoints,
     threat_clearances,
     threat_files,
     threat_hits,

@@ -21,10 +21,12 @@ fn server() -> &'static Database {
 /// A name that changes whenever a migration does, so a stale template is never reused.
 fn template_name() -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // How the template is created counts too (see `db::create_database_sql`).
     "collation: C where the server's default is C.UTF-8".hash(&mut hasher);
-    let mut files: Vec<_> = walk(&dir);
+    // The event store's migrations and the application's.
+    let mut files: Vec<_> = walk(&root.join("crates/es/migrations"));
+    files.extend(walk(&root.join("migrations")));
     files.sort();
     for f in files {
         f.hash(&mut hasher);

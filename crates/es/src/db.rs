@@ -1,0 +1,136 @@
+//! Connections for the event store: an r2d2 pool whose connections plan each statement for its
+//! own parameters, and the event store's own migrations (`events`, `command_outcomes`,
+//! `subscriber_checkpoints`).
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::ConnectionError;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+/// The event store's tables. An application with tables of its own runs these together with its
+/// own (diesel orders them by version; see the heyboss application's `db::migrate`).
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How a pool is made. [`PoolOptions::new`] gives the defaults the heyboss application uses.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub min_idle: Option<u32>,
+    /// How long a check-out waits for a connection before it fails.
+    pub connection_timeout: Duration,
+    /// Ping (`SELECT 1`) a connection at every check-out, so that a connection the server
+    /// dropped is replaced before it fails a request: one more round trip per check-out.
+    pub test_on_check_out: bool,
+    /// Statements run on every new connection (`SET ...`).
+    pub session_settings: Vec<String>,
+}
+
+impl PoolOptions {
+    pub fn new(max_size: u32) -> PoolOptions {
+        PoolOptions {
+            max_size,
+            min_idle: Some(1),
+            connection_timeout: Duration::from_secs(5),
+            test_on_check_out: true,
+            session_settings: default_session_settings(),
+        }
+    }
+}
+
+/// Diesel keeps prepared statements per connection, and after five runs PostgreSQL may switch a
+/// statement to a generic plan that it keeps until the table's statistics change. Read models
+/// grow from empty, and where nothing analyzes them (autovacuum off) a plan made while a table was
+/// nearly empty (a sequential scan) stayed for good: seen as the sensor ingest's lookups of
+/// `threat_files` by id growing from 1 ms to 70 ms a batch. Planning each statement for its own
+/// parameters costs a fraction of a millisecond and cannot go stale.
+///
+/// Read models are looked up by key in batches (`id = ANY($1)` of a few hundred ids, joins from
+/// `unnest`); with the default `random_page_cost` of 4 (a spinning disk) the planner scans a
+/// table of some ten thousand rows rather than probe its index a few hundred times, a choice that
+/// costs more with every batch until the table is large enough to flip it. A working set in
+/// memory makes an index probe cost about as much as a sequential page read.
+pub fn default_session_settings() -> Vec<String> {
+    vec![
+        "SET plan_cache_mode = force_custom_plan".into(),
+        "SET random_page_cost = 1.1".into(),
+    ]
+}
+
+/// A pool with the default options.
+pub fn pool(url: &str, max_size: u32) -> Result<PgPool, diesel::r2d2::PoolError> {
+    pool_with(url, PoolOptions::new(max_size))
+}
+
+pub fn pool_with(url: &str, options: PoolOptions) -> Result<PgPool, diesel::r2d2::PoolError> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    Pool::builder()
+        .max_size(options.max_size)
+        .min_idle(options.min_idle)
+        .connection_timeout(options.connection_timeout)
+        .test_on_check_out(options.test_on_check_out)
+        .connection_customizer(Box::new(SessionSettings(options.session_settings)))
+        .build(manager)
+}
+
+/// A connection outside the pool, with the pool's default session settings.
+pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
+    let mut conn = PgConnection::establish(url)?;
+    apply_settings(&mut conn, &default_session_settings())
+        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
+
+fn apply_settings(conn: &mut PgConnection, settings: &[String]) -> QueryResult<()> {
+    for s in settings {
+        diesel::sql_query(s).execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct SessionSettings(Vec<String>);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        apply_settings(conn, &self.0).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+}
+
+/// Run the event store's pending migrations.
+pub fn migrate(conn: &mut PgConnection) -> Result<usize, MigrationError> {
+    migrate_from(conn, MIGRATIONS)
+}
+
+/// Run pending migrations of `source`, serialized with an advisory lock so that several
+/// processes can start at once on one database.
+pub fn migrate_from(
+    conn: &mut PgConnection,
+    source: impl diesel::migration::MigrationSource<diesel::pg::Pg>,
+) -> Result<usize, MigrationError> {
+    diesel::sql_query("SELECT pg_advisory_lock(7242011)").execute(conn)?;
+    let result = conn
+        .run_pending_migrations(source)
+        .map(|applied| applied.len())
+        .map_err(|e| MigrationError::Migration(e.to_string()));
+    diesel::sql_query("SELECT pg_advisory_unlock(7242011)").execute(conn)?;
+    result
+}
+
+/// A name quoted as an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

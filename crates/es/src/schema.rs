@@ -1,0 +1,39 @@
+//! The event store's tables (`diesel print-schema` of its migrations).
+
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    command_outcomes (idempotency_key) {
+        idempotency_key -> Text,
+        outcome -> Nullable<Jsonb>,
+        recorded_at -> Timestamptz,
+        fingerprint -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    events (position) {
+        position -> Int8,
+        stream_type -> Text,
+        stream_id -> Text,
+        stream_version -> Int8,
+        event_type -> Text,
+        schema_version -> Int4,
+        payload -> Jsonb,
+        metadata -> Jsonb,
+        recorded_at -> Timestamptz,
+        transaction_id -> Int8,
+    }
+}
+
+diesel::table! {
+    subscriber_checkpoints (name) {
+        name -> Text,
+        last_transaction_id -> Int8,
+        last_position -> Int8,
+        events_handled -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(command_outcomes, events, subscriber_checkpoints,);
