@@ -1,5 +1,3 @@
-//! The event store's tables (`diesel print-schema` of its migrations).
-
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
