@@ -19,7 +19,7 @@ use super::queries::{self, PipelineFilter, Progress};
 use super::service;
 use crate::accounts::{sessions, NewAccount, Role, Viewer};
 use crate::web::csv::CsvExport;
-use crate::web::render::{is_htmx, render_status, state};
+use crate::web::render::{is_htmx, render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, render, text_field, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -527,19 +527,11 @@ async fn act(
                 .last()
                 .map(|t| format!("{}.", t.description))
                 .unwrap_or_else(|| "Done.".into());
-            let trigger = outcome.event_types.last().cloned().unwrap_or_default();
             if is_htmx(req) {
                 let mut ctx = progress_context(viewer, &p, None, None);
                 ctx.insert("success", &message);
-                let mut res = render(req, page_template(viewer), "enrollment/_progress.html", ctx)?;
-                if !trigger.is_empty() {
-                    res.headers_mut().insert(
-                        actix_web::http::header::HeaderName::from_static("hx-trigger"),
-                        actix_web::http::header::HeaderValue::from_str(&trigger)
-                            .map_err(AppError::internal)?,
-                    );
-                }
-                Ok(res)
+                let res = render(req, page_template(viewer), "enrollment/_progress.html", ctx)?;
+                Ok(with_trigger(res, Some(&outcome), ""))
             } else {
                 Ok(flash_redirect(&page_url, "success", &message))
             }

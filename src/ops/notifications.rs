@@ -218,10 +218,14 @@ async fn mark_read(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, App
         .db(move |conn| Ok(mark_all_read(conn, &viewer)?))
         .await?;
     if is_htmx(&req) {
-        return Ok(HttpResponse::Ok()
-            .insert_header(("HX-Trigger", "NotificationsRead"))
+        let res = HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
-            .body("<div id=\"notices\"></div>"));
+            .body("<div id=\"notices\"></div>");
+        return Ok(crate::web::render::with_trigger(
+            res,
+            None,
+            "NotificationsRead",
+        ));
     }
     Ok(flash_redirect(
         "/notifications",

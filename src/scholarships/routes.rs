@@ -11,9 +11,8 @@ use super::commands::{Amount, Decision, Rubric, Scores};
 use super::queries;
 use super::service::{self, NewFund};
 use crate::accounts::{Role, Viewer};
-use crate::es::CommandOutcome;
 use crate::web::csv::CsvExport;
-use crate::web::render::{render_status, state};
+use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, text_field, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,22 +34,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn parse_id(raw: &str) -> Result<Uuid, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
-}
-
-/// Add `HX-Trigger` with the domain event the command recorded.
-fn triggered(
-    mut res: HttpResponse,
-    outcome: Option<&CommandOutcome>,
-    fallback: &str,
-) -> HttpResponse {
-    let name = outcome
-        .and_then(|o| o.event_types.last().cloned())
-        .unwrap_or_else(|| fallback.to_owned());
-    if let Ok(v) = header::HeaderValue::from_str(&name) {
-        res.headers_mut()
-            .insert(header::HeaderName::from_static("hx-trigger"), v);
-    }
-    res
 }
 
 fn rubric() -> Vec<serde_json::Value> {
@@ -181,7 +164,7 @@ async fn apply(
             let mut ctx = Context::new();
             ctx.insert("notice", "Your application is submitted.");
             let res = student_listing(&req, viewer, ctx, StatusCode::OK).await?;
-            Ok(triggered(res, None, "ScholarshipApplied"))
+            Ok(with_trigger(res, None, "ScholarshipApplied"))
         }
         Ok(_) => Ok(flash_redirect(
             "/scholarships",
@@ -240,7 +223,7 @@ async fn respond_to_award(
         let mut ctx = Context::new();
         ctx.insert("notice", message);
         let res = student_listing(&req, viewer, ctx, StatusCode::OK).await?;
-        return Ok(triggered(res, Some(&outcome), "AwardAccepted"));
+        return Ok(with_trigger(res, Some(&outcome), "AwardAccepted"));
     }
     Ok(flash_redirect("/scholarships", "success", message))
 }
@@ -317,7 +300,7 @@ async fn create_fund(
             ctx.insert("notice", &format!("Fund {} created.", f.name.trim()));
             ctx.insert("created", &id);
             let res = funds_listing(&req, viewer, ctx, StatusCode::OK).await?;
-            Ok(triggered(res, None, "FundCreated"))
+            Ok(with_trigger(res, None, "FundCreated"))
         }
         Ok(id) => Ok(flash_redirect(
             &format!("/scholarships/funds/{id}"),
@@ -372,7 +355,7 @@ async fn set_window(
         let mut ctx = Context::new();
         ctx.insert("notice", message);
         let res = funds_listing(&req, viewer, ctx, StatusCode::OK).await?;
-        return Ok(triggered(res, None, event));
+        return Ok(with_trigger(res, None, event));
     }
     let back = if req
         .headers()
@@ -495,7 +478,7 @@ async fn decide(
         let mut ctx = Context::new();
         ctx.insert("notice", &message);
         let res = board_listing(&req, viewer, fund_id, page, ctx).await?;
-        return Ok(triggered(res, Some(&outcome), "AwardGranted"));
+        return Ok(with_trigger(res, Some(&outcome), "AwardGranted"));
     }
     Ok(flash_redirect(
         &format!("/scholarships/funds/{fund_id}?page={page}"),
@@ -539,7 +522,7 @@ async fn assign_reviewer(
         let mut ctx = Context::new();
         ctx.insert("notice", "Reviewer assigned.");
         let res = board_listing(&req, viewer, fund_id, page, ctx).await?;
-        return Ok(triggered(res, None, "ReviewerAssigned"));
+        return Ok(with_trigger(res, None, "ReviewerAssigned"));
     }
     Ok(flash_redirect(
         &format!("/scholarships/funds/{fund_id}?page={page}"),
@@ -671,7 +654,7 @@ async fn submit_review(
                 let mut ctx = Context::new();
                 ctx.insert("notice", message);
                 let res = review_listing(&req, viewer, id, None, ctx, StatusCode::OK).await?;
-                return Ok(triggered(res, Some(&outcome), "ReviewSubmitted"));
+                return Ok(with_trigger(res, Some(&outcome), "ReviewSubmitted"));
             }
             Ok(flash_redirect("/scholarships/reviews", "success", message))
         }

@@ -12,7 +12,7 @@ use super::{api, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
 use crate::web::csv::CsvExport;
-use crate::web::render::{render_status, state};
+use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -517,8 +517,7 @@ async fn set_signature(
         Ok(outcome) => {
             let notice = format!("Signature {} saved.", f.name.trim());
             let notice = reports_applied(&req, &outcome, notice).await?;
-            let event = event_name(&outcome, "SignatureRevised");
-            signatures_done(&req, viewer, &notice, &event).await
+            signatures_done(&req, viewer, &notice, &outcome, "SignatureRevised").await
         }
         Err(message) => {
             let mut ctx = Context::new();
@@ -563,33 +562,14 @@ async fn reports_applied(
     })
 }
 
-/// Name the domain event that happened, so other fragments can refresh themselves.
-fn triggered(mut res: HttpResponse, event: &str) -> HttpResponse {
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(event) {
-        res.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("hx-trigger"),
-            v,
-        );
-    }
-    res
-}
-
-/// The last event a command recorded, or `fallback` when it recorded none.
-fn event_name(outcome: &crate::es::CommandOutcome, fallback: &str) -> String {
-    outcome
-        .event_types
-        .last()
-        .cloned()
-        .unwrap_or_else(|| fallback.to_owned())
-}
-
 /// After an admin command on signatures or clearances: for HTMX the updated fragment with the
 /// notice; without JavaScript a redirect to the page with the notice as its flash message.
 async fn signatures_done(
     req: &HttpRequest,
     viewer: Viewer,
     notice: &str,
-    event: &str,
+    outcome: &crate::es::CommandOutcome,
+    fallback: &str,
 ) -> Result<HttpResponse, AppError> {
     if !is_htmx(req) {
         return Ok(flash_redirect("/admin/signatures", "success", notice));
@@ -597,7 +577,7 @@ async fn signatures_done(
     let mut ctx = Context::new();
     ctx.insert("notice", notice);
     let res = signatures_listing(req, viewer, ctx, StatusCode::OK).await?;
-    Ok(triggered(res, event))
+    Ok(with_trigger(res, Some(outcome), fallback))
 }
 
 #[derive(Deserialize)]
@@ -621,8 +601,7 @@ async fn retire_signature(
         .db(move |conn| Ok(service::retire_signature(conn, &store, &ctx, &n)?))
         .await?;
     let notice = format!("Signature {name} retired.");
-    let event = event_name(&outcome, "SignatureRetired");
-    signatures_done(&req, viewer, &notice, &event).await
+    signatures_done(&req, viewer, &notice, &outcome, "SignatureRetired").await
 }
 
 #[derive(Deserialize)]
@@ -667,7 +646,7 @@ async fn change_clearance(
             };
             let notice = format!("Clearance {} {what} {}.", f.group.trim(), f.username.trim());
             let notice = reports_applied(&req, &outcome, notice).await?;
-            signatures_done(&req, viewer, &notice, &event_name(&outcome, fallback)).await
+            signatures_done(&req, viewer, &notice, &outcome, fallback).await
         }
         Err(message) => {
             let mut ctx = Context::new();
@@ -741,7 +720,7 @@ async fn create_sensor(
                 &serde_json::json!({"id": id, "name": f.name.trim(), "token": token}),
             );
             let res = sensors_listing(&req, viewer, ctx, StatusCode::OK).await?;
-            Ok(triggered(res, "SensorRegistered"))
+            Ok(with_trigger(res, None, "SensorRegistered"))
         }
         Err(message) => {
             ctx.insert("error", &message);
@@ -771,5 +750,5 @@ async fn revoke_sensor(
     let mut ctx = Context::new();
     ctx.insert("notice", notice);
     let res = sensors_listing(&req, viewer, ctx, StatusCode::OK).await?;
-    Ok(triggered(res, &event_name(&outcome, "SensorRevoked")))
+    Ok(with_trigger(res, Some(&outcome), "SensorRevoked"))
 }

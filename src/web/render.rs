@@ -115,6 +115,24 @@ pub fn render_status(
     Ok(res.body(html))
 }
 
+/// After a command with HTMX: name the domain event it recorded in `HX-Trigger`, so other
+/// fragments on the page can refresh themselves. `fallback` names it when the command recorded
+/// nothing new (a repeated form returns the first outcome, whose events are already known).
+pub fn with_trigger(
+    mut res: HttpResponse,
+    outcome: Option<&crate::es::CommandOutcome>,
+    fallback: &str,
+) -> HttpResponse {
+    let event = outcome
+        .and_then(|o| o.event_types.last())
+        .map_or(fallback, String::as_str);
+    if let Ok(v) = header::HeaderValue::from_str(event) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("hx-trigger"), v);
+    }
+    res
+}
+
 /// After a command without HTMX: 303 to `location`, with a message for the next page.
 pub fn flash_redirect(location: &str, kind: &'static str, message: &str) -> HttpResponse {
     HttpResponse::SeeOther()
