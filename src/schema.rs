@@ -40,6 +40,7 @@ diesel::table! {
         username -> Text,
         client_ip -> Text,
         failed_at -> Timestamptz,
+        attempt -> Text,
     }
 }
 
@@ -179,6 +180,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    signup_attempts (id) {
+        id -> Int8,
+        client_ip -> Text,
+        attempted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     threat_clearances (user_id, group_name) {
         user_id -> Uuid,
         group_name -> Text,
@@ -310,6 +319,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scholarship_enrolled_students,
     scholarship_funds,
     scholarship_reviews,
+    signup_attempts,
     sensor_event_ids,
     sensor_tokens,
     sensors,

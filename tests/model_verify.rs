@@ -162,10 +162,9 @@ impl Answer for heyboss::enrollment::EnrollmentError {
 
 impl Answer for AccountError {
     fn refusal(&self) -> Result<String, String> {
-        match self {
-            AccountError::Invalid(_) | AccountError::UsernameTaken(_) => Ok(self.to_string()),
-            AccountError::Command(c) => c.refusal(),
-            AccountError::Database(d) => Err(format!("{d:?}")),
+        match self.refusal() {
+            Some((status, message)) if status.as_u16() == 422 => Ok(message),
+            _ => Err(format!("{self:?}")),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Account changes are events on a `user` stream so the audit log shows who granted what.
 
 pub mod decider;
+pub mod error;
 pub mod events;
 pub mod passwords;
 pub mod projections;
@@ -9,11 +10,13 @@ pub mod queries;
 pub mod routes;
 pub mod service;
 pub mod sessions;
+pub mod throttle;
 
 pub use decider::{Account, AccountCommand, Role};
+pub use error::AccountError;
 pub use events::AccountEvent;
 pub use queries::User;
-pub use service::{AccountError, NewAccount};
+pub use service::NewAccount;
 pub use sessions::Viewer;
 
 use std::sync::Arc;

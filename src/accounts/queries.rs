@@ -6,7 +6,6 @@ use uuid::Uuid;
 use super::decider::Role;
 use super::sessions::Viewer;
 use crate::schema::users;
-use crate::web::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -42,24 +41,26 @@ pub fn username_taken(conn: &mut PgConnection, username: &str) -> QueryResult<bo
     find_by_username(conn, username).map(|u| u.is_some())
 }
 
-/// Every account, for the admins' accounts page.
-pub fn list_for_admin(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<User>, AppError> {
-    viewer.require(Role::Admin)?;
-    Ok(users::table
+/// Every account the viewer may see, for the admins' accounts page: an admin sees all, anyone
+/// else only themselves.
+pub fn list_for_admin(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Vec<User>> {
+    let mut query = users::table
         .order(users::username.asc())
         .select(User::as_select())
-        .load(conn)?)
+        .into_boxed();
+    if viewer.role != Role::Admin {
+        query = query.filter(users::id.eq(viewer.user_id));
+    }
+    query.load(conn)
 }
 
-/// One account as the viewer may see it: admins see any, others only themselves.
-pub fn get(conn: &mut PgConnection, viewer: &Viewer, id: Uuid) -> Result<User, AppError> {
+/// One account as the viewer may see it: admins see any, others only themselves (anyone else's
+/// is not found).
+pub fn get(conn: &mut PgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<User> {
     if viewer.role != Role::Admin && viewer.user_id != id {
-        return Err(AppError::NotFound);
+        return Err(diesel::NotFound);
     }
-    Ok(users::table
-        .find(id)
-        .select(User::as_select())
-        .first(conn)?)
+    users::table.find(id).select(User::as_select()).first(conn)
 }
 
 /// Display names of users by id, for timelines that show who did what.

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::decider::{AccountCommand, Role};
 use super::passwords::Password;
-use super::service::{self, AccountError, LoginError, NewAccount};
+use super::service::{self, NewAccount};
+use super::AccountError;
 use super::{queries, sessions, Viewer};
 use crate::es::store;
 use crate::web::render::{render_status, state};
@@ -17,17 +18,30 @@ use crate::web::{command_context, flash_redirect, render, AppError, AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(home)
-        .service(login_form)
-        .service(login)
+        .service(web::scope("/login").service(login_form).service(login))
         .service(logout)
-        .service(account_page)
-        .service(change_own_password)
-        .service(accounts_page)
-        .service(create_account)
-        .service(account_detail)
-        .service(change_role)
-        .service(reset_password)
-        .service(set_active);
+        .service(
+            web::scope("/account")
+                .service(account_page)
+                .service(change_own_password),
+        )
+        .service(
+            web::scope("/admin/accounts")
+                .service(accounts_page)
+                .service(create_account)
+                .service(account_detail)
+                .service(change_role)
+                .service(reset_password)
+                .service(set_active),
+        );
+}
+
+/// The address a request came from, for the throttles (the peer: heyboss trusts no forwarding
+/// header, since any client can send one).
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `/`: where the viewer starts (the sign-in page for a visitor).
@@ -52,7 +66,7 @@ pub fn home_for(role: Role) -> &'static str {
     }
 }
 
-#[get("/login")]
+#[get("")]
 async fn login_form(req: HttpRequest) -> Result<HttpResponse, AppError> {
     render(
         &req,
@@ -69,34 +83,26 @@ struct LoginForm {
 }
 
 #[tracing::instrument(skip_all, fields(username = %form.username))]
-#[post("/login")]
+#[post("")]
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm { username, password } = form.into_inner();
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let client_ip = client_ip(&req);
     let old_token = req.cookie(sessions::COOKIE).map(|c| c.value().to_owned());
     let attempt_username = username.clone();
     let result = state
-        .db(move |conn| {
-            match service::authenticate(conn, &attempt_username, &password, &client_ip) {
-                Ok(user) => {
-                    // A new session id at every sign-in: a planted cookie is worthless.
-                    if let Some(old) = old_token {
-                        sessions::end(conn, &old)?;
-                    }
-                    Ok(Ok((user.role(), sessions::create(conn, user.id)?)))
-                }
-                Err(LoginError::Database(e)) => Err(e.into()),
-                Err(e) => Ok(Err(e)),
+        .run(move |conn| -> Result<_, AccountError> {
+            let user = service::authenticate(conn, &attempt_username, &password, &client_ip)?;
+            // A new session id at every sign-in: a planted cookie is worthless.
+            if let Some(old) = old_token {
+                sessions::end(conn, &old)?;
             }
+            Ok((user.role(), sessions::create(conn, user.id)?))
         })
-        .await?;
+        .await;
     match result {
         Ok((role, token)) => {
             tracing::info!("signed in");
@@ -118,13 +124,12 @@ async fn login(
                 .finish())
         }
         Err(e) => {
-            tracing::info!(reason = %e, "sign-in refused");
-            let status = match e {
-                LoginError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::UNAUTHORIZED,
+            let Some((status, message)) = e.refusal() else {
+                return Err(e.into());
             };
+            tracing::info!(reason = %message, "sign-in refused");
             let mut ctx = Context::new();
-            ctx.insert("error", &e.to_string());
+            ctx.insert("error", &message);
             ctx.insert("username", &username.chars().take(64).collect::<String>());
             render_status(
                 &req,
@@ -150,7 +155,7 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     Ok(res)
 }
 
-#[get("/account")]
+#[get("")]
 async fn account_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     let mut ctx = Context::new();
     ctx.insert("me", &viewer);
@@ -169,55 +174,70 @@ struct OwnPasswordForm {
     confirm_password: String,
 }
 
-#[post("/account/password")]
+#[post("/password")]
 async fn change_own_password(
     req: HttpRequest,
     viewer: Viewer,
     form: web::Form<OwnPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let fail = |message: String| {
+    let fail = |status: StatusCode, message: String| {
         let mut ctx = Context::new();
         ctx.insert("me", &viewer);
         ctx.insert("error", &message);
         render_status(
             &req,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            status,
             "accounts/account.html",
             "accounts/_password_form.html",
             ctx,
         )
     };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     if form.new_password != form.confirm_password {
-        return fail("The new password and its confirmation differ.".into());
+        return fail(
+            unprocessable,
+            "The new password and its confirmation differ.".into(),
+        );
     }
     let new = match Password::parse(&form.new_password) {
         Ok(p) => p,
-        Err(m) => return fail(format!("The new password is not acceptable: {m}.")),
+        Err(m) => {
+            return fail(
+                unprocessable,
+                format!("The new password is not acceptable: {m}."),
+            )
+        }
     };
     let ctx = command_context(&req, &viewer, None);
-    let (user_id, keep) = (viewer.user_id, viewer.session_digest.clone());
-    let store = state(&req).store.clone();
+    let (store, client_ip, me) = (state(&req).store.clone(), client_ip(&req), viewer.clone());
     let changed = state(&req)
-        .db(move |conn| {
-            if !service::verify_password(conn, user_id, &form.current_password)? {
-                return Ok(false);
-            }
-            service::set_password(conn, &store, &ctx, user_id, &new, false, Some(&keep))?;
-            Ok(true)
+        .run(move |conn| {
+            service::change_own_password(
+                conn,
+                &store,
+                &ctx,
+                &me,
+                &form.current_password,
+                &new,
+                &client_ip,
+            )
         })
-        .await?;
-    if !changed {
-        return fail("The current password is wrong.".into());
+        .await;
+    match changed {
+        Ok(()) => Ok(flash_redirect(
+            "/account",
+            "success",
+            "Your password is changed. Your other sessions have been signed out.",
+        )),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => fail(status, message),
+            None => Err(e.into()),
+        },
     }
-    Ok(flash_redirect(
-        "/account",
-        "success",
-        "Your password is changed. Your other sessions have been signed out.",
-    ))
 }
 
-#[get("/admin/accounts")]
+#[get("")]
 async fn accounts_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     accounts_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -230,7 +250,7 @@ async fn accounts_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let users = state(req)
-        .db(move |conn| queries::list_for_admin(conn, &viewer))
+        .query(move |conn| queries::list_for_admin(conn, &viewer))
         .await?;
     ctx.insert("users", &users);
     ctx.insert("roles", &Role::ALL.map(Role::as_str));
@@ -252,7 +272,7 @@ struct CreateAccountForm {
     password: String,
 }
 
-#[post("/admin/accounts")]
+#[post("")]
 async fn create_account(
     req: HttpRequest,
     viewer: Viewer,
@@ -266,16 +286,8 @@ async fn create_account(
             let meta = crate::web::metadata(&req, &viewer);
             let store = state(&req).store.clone();
             state(&req)
-                .db(move |conn| {
-                    match service::register(conn, &store, meta, account, |_, _| Ok(())) {
-                        Ok(id) => Ok(Ok(id)),
-                        Err(e @ (AccountError::Invalid(_) | AccountError::UsernameTaken(_))) => {
-                            Ok(Err(e))
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                })
-                .await?
+                .run(move |conn| service::register(conn, &store, meta, account, |_, _| Ok(())))
+                .await
         }
         Err(e) => Err(e),
     };
@@ -285,6 +297,7 @@ async fn create_account(
             "success",
             &format!("Account {} created.", f.username.trim()),
         )),
+        Err(e) if e.refusal().is_none() => Err(e.into()),
         Err(e) => {
             let mut ctx = Context::new();
             ctx.insert("error", &e.to_string());
@@ -296,7 +309,7 @@ async fn create_account(
     }
 }
 
-#[get("/admin/accounts/{id}")]
+#[get("/{id}")]
 async fn account_detail(
     req: HttpRequest,
     viewer: Viewer,
@@ -338,7 +351,7 @@ struct RoleForm {
     command_id: Option<String>,
 }
 
-#[post("/admin/accounts/{id}/role")]
+#[post("/{id}/role")]
 async fn change_role(
     req: HttpRequest,
     viewer: Viewer,
@@ -364,7 +377,7 @@ struct ResetForm {
     new_password: String,
 }
 
-#[post("/admin/accounts/{id}/password")]
+#[post("/{id}/password")]
 async fn reset_password(
     req: HttpRequest,
     viewer: Viewer,
@@ -405,7 +418,7 @@ struct ActiveForm {
     command_id: Option<String>,
 }
 
-#[post("/admin/accounts/{id}/active")]
+#[post("/{id}/active")]
 async fn set_active(
     req: HttpRequest,
     viewer: Viewer,

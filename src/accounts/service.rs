@@ -1,46 +1,17 @@
 //! Account commands as the web and the CLI issue them: validate at the edge, then one transaction.
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::decider::{Account, AccountCommand, AccountRejection, Role};
+use super::decider::{Account, AccountCommand, Role};
 use super::passwords::{self, Password};
 use super::queries::{self, User};
 use super::sessions;
+use super::throttle::{self, Attempt};
+use super::AccountError;
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
-use crate::schema::{credentials, login_failures};
-use crate::web::AppError;
-
-/// Failed sign-ins within the window that lock a username.
-pub const MAX_FAILURES_PER_USERNAME: i64 = 5;
-/// Failed sign-ins within the window that lock a client address. Higher than per username,
-/// since an office behind one NAT address shares it.
-pub const MAX_FAILURES_PER_IP: i64 = 20;
-pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the username {0:?} is taken")]
-    UsernameTaken(String),
-    #[error(transparent)]
-    Command(#[from] CommandError<AccountRejection>),
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
-}
-
-impl From<AccountError> for AppError {
-    fn from(e: AccountError) -> Self {
-        match e {
-            AccountError::Invalid(m) => AppError::Unprocessable(m),
-            e @ AccountError::UsernameTaken(_) => AppError::Unprocessable(e.to_string()),
-            AccountError::Command(c) => c.into(),
-            AccountError::Database(d) => d.into(),
-        }
-    }
-}
+use crate::schema::credentials;
 
 /// A new account, parsed from raw input.
 #[derive(Debug)]
@@ -234,40 +205,14 @@ pub fn verify_password(
     })
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    #[error("The username or password is wrong.")]
-    Invalid,
-    #[error("Too many failed sign-in attempts. Try again in {minutes} minutes.")]
-    Throttled { minutes: i64 },
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
-}
-
-/// Check a username and password, throttled per username and per client address.
+/// Check a username and password for a sign-in, throttled per username and per client address.
 pub fn authenticate(
     conn: &mut PgConnection,
     username: &str,
     password: &str,
     client_ip: &str,
-) -> Result<User, LoginError> {
-    let since = Utc::now() - Duration::minutes(THROTTLE_WINDOW_MINUTES);
-    let by_user: i64 = login_failures::table
-        .filter(queries::lower(login_failures::username).eq(username.to_lowercase()))
-        .filter(login_failures::failed_at.gt(since))
-        .count()
-        .get_result(conn)?;
-    let by_ip: i64 = login_failures::table
-        .filter(login_failures::client_ip.eq(client_ip))
-        .filter(login_failures::failed_at.gt(since))
-        .count()
-        .get_result(conn)?;
-    if by_user >= MAX_FAILURES_PER_USERNAME || by_ip >= MAX_FAILURES_PER_IP {
-        return Err(LoginError::Throttled {
-            minutes: THROTTLE_WINDOW_MINUTES,
-        });
-    }
-
+) -> Result<User, AccountError> {
+    throttle::reserve_password_check(conn, Attempt::SignIn, username, client_ip)?;
     let user = queries::find_by_username(conn, username)?;
     let ok = match &user {
         Some(u) => verify_password(conn, u.id, password)? && u.active,
@@ -278,22 +223,39 @@ pub fn authenticate(
     };
     match user {
         Some(u) if ok => {
-            // A success wipes the username's failures; the address keeps its count.
-            diesel::delete(login_failures::table)
-                .filter(queries::lower(login_failures::username).eq(username.to_lowercase()))
-                .execute(conn)?;
+            throttle::password_accepted(conn, username)?;
             Ok(u)
         }
-        _ => {
-            diesel::insert_into(login_failures::table)
-                .values((
-                    login_failures::username.eq(username.chars().take(64).collect::<String>()),
-                    login_failures::client_ip.eq(client_ip),
-                ))
-                .execute(conn)?;
-            Err(LoginError::Invalid)
-        }
+        _ => Err(AccountError::WrongCredentials),
     }
+}
+
+/// A user changes their own password: the current one is checked under the same throttle as a
+/// sign-in (a stolen session must not be a way to guess it), then the new one is set and every
+/// other session of the user ends.
+pub fn change_own_password(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    ctx: &CommandContext,
+    viewer: &super::Viewer,
+    current: &str,
+    new: &Password,
+    client_ip: &str,
+) -> Result<(), AccountError> {
+    throttle::reserve_password_check(conn, Attempt::PasswordChange, &viewer.username, client_ip)?;
+    if !verify_password(conn, viewer.user_id, current)? {
+        return Err(AccountError::WrongCurrentPassword);
+    }
+    throttle::password_accepted(conn, &viewer.username)?;
+    set_password(
+        conn,
+        store,
+        ctx,
+        viewer.user_id,
+        new,
+        false,
+        Some(&viewer.session_digest),
+    )
 }
 
 #[cfg(test)]

@@ -43,7 +43,14 @@ impl EnrollmentError {
         let sentence = |s: String| {
             let mut c = s.chars();
             match c.next() {
-                Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+                Some(first) => {
+                    let s = first.to_uppercase().chain(c).collect::<String>();
+                    if s.ends_with('.') {
+                        s
+                    } else {
+                        s + "."
+                    }
+                }
                 None => s,
             }
         };
@@ -54,9 +61,7 @@ impl EnrollmentError {
             EnrollmentError::Rejected(r) => {
                 Some((StatusCode::UNPROCESSABLE_ENTITY, sentence(r.to_string())))
             }
-            EnrollmentError::Account(
-                e @ (AccountError::Invalid(_) | AccountError::UsernameTaken(_)),
-            ) => Some((StatusCode::UNPROCESSABLE_ENTITY, sentence(e.to_string()))),
+            EnrollmentError::Account(e) => e.refusal().map(|(status, m)| (status, sentence(m))),
             EnrollmentError::Conflict | EnrollmentError::KeyReused => {
                 Some((StatusCode::CONFLICT, self.to_string()))
             }
@@ -97,6 +102,7 @@ impl From<EnrollmentError> for AppError {
             e @ (EnrollmentError::Conflict | EnrollmentError::KeyReused) => {
                 AppError::Conflict(e.to_string())
             }
+            EnrollmentError::Account(a) => a.into(),
             refused => AppError::Unprocessable(
                 refused
                     .refusal()

@@ -98,15 +98,16 @@ async fn signup(
         ));
     }
     let form = form.into_inner();
-    let fail = |message: String| {
+    let refuse = |status: StatusCode, message: String| {
         render_status(
             &req,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            status,
             "enrollment/signup.html",
             "enrollment/signup.html",
             signup_context(Some(&message), Some(&form)),
         )
     };
+    let fail = |message: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, message);
     if form.display_name.trim().is_empty() {
         return fail("Please give your name.".into());
     }
@@ -125,6 +126,7 @@ async fn signup(
         Err(e) => return fail(capitalize(&format!("{e}."))),
     };
     let store = state(&req).store.clone();
+    let client_ip = crate::accounts::routes::client_ip(&req);
     let request_id = req
         .extensions()
         .get::<crate::web::RequestId>()
@@ -135,6 +137,7 @@ async fn signup(
             if let Some(id) = request_id {
                 meta = meta.with_request_id(id);
             }
+            crate::accounts::throttle::reserve_sign_up(conn, &client_ip)?;
             let id = service::sign_up(conn, &store, meta, account, &term)?;
             Ok((sessions::create(conn, id)?, term))
         })
@@ -163,7 +166,7 @@ async fn signup(
             Ok(res)
         }
         Err(e) => match e.refusal() {
-            Some((_, message)) => fail(message),
+            Some((status, message)) => refuse(status, message),
             None => Err(e.into()),
         },
     }

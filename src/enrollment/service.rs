@@ -6,7 +6,8 @@ use uuid::Uuid;
 use super::commands::{EnrollmentCommand, Term};
 use super::decider::Enrollment;
 use super::error::EnrollmentError;
-use crate::accounts::service::{self as accounts, AccountError};
+use crate::accounts::service as accounts;
+use crate::accounts::AccountError;
 use crate::accounts::{NewAccount, Role, Viewer};
 use crate::es::{Actor, CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
 

@@ -1,0 +1,2 @@
+DROP TABLE signup_attempts;
+ALTER TABLE login_failures DROP COLUMN attempt;
