@@ -8,7 +8,9 @@ use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-pub use heyboss_es::db::{quote_ident, PgPool, PgPooled, PoolOptions};
+pub use heyboss_es::db::{
+    analyze_if_stale, quote_ident, statistics_current, PgPool, PgPooled, PoolOptions,
+};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

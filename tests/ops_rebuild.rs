@@ -259,3 +259,42 @@ fn a_catch_up_projection_verifies_at_its_checkpoint_and_a_rebuild_moves_the_chec
             .is_empty()
     );
 }
+
+/// A rebuild on a log without planner statistics (a bulk load where autovacuum has not run:
+/// this test server runs with autovacuum off) gathers the log's statistics before it replays,
+/// and its tables go live analyzed.
+#[test]
+fn a_rebuild_plans_with_statistics_whether_or_not_autovacuum_ran() {
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store();
+    let mut conn = db.connect();
+    for i in 0..20 {
+        register(&mut conn, &store, &format!("user{i}"), "student");
+    }
+    for statement in [
+        "DELETE FROM pg_statistic WHERE starelid = 'events'::regclass",
+        "SELECT pg_stat_reset_single_table_counters('events'::regclass)",
+    ] {
+        diesel::sql_query(statement).execute(&mut conn).unwrap();
+    }
+    assert!(!heyboss::db::statistics_current(&mut conn, "events").unwrap());
+
+    let projection = store.projections().get("users").unwrap().clone();
+    shadow::rebuild(&mut conn, None, projection.as_ref(), false, 100, |_| {}).unwrap();
+    assert!(heyboss::db::statistics_current(&mut conn, "events").unwrap());
+    assert!(heyboss::db::statistics_current(&mut conn, "users").unwrap());
+    #[derive(QueryableByName)]
+    struct Rows {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        reltuples: f64,
+    }
+    let users: Rows = diesel::sql_query(
+        "SELECT reltuples::float8 AS reltuples FROM pg_class WHERE oid = 'users'::regclass",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(
+        users.reltuples, 20.0,
+        "the planner knows the new table's size"
+    );
+}

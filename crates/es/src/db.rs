@@ -134,3 +134,36 @@ pub fn migrate_from(
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// Whether `table` has planner statistics that still describe it: analyzed at least once, and
+/// changed by less than a fifth of its rows since. A store after a bulk load or an import has
+/// none until autovacuum reaches it (never, where autovacuum is off).
+pub fn statistics_current(conn: &mut PgConnection, table: &str) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Current {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        current: bool,
+    }
+    let row: Option<Current> = diesel::sql_query(
+        "SELECT coalesce(s.last_analyze, s.last_autoanalyze) IS NOT NULL \
+                AND s.n_mod_since_analyze <= greatest(c.reltuples, 0) * 0.2 AS current \
+         FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid \
+         WHERE c.oid = to_regclass($1)",
+    )
+    .bind::<diesel::sql_types::Text, _>(table)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.is_none_or(|r| r.current))
+}
+
+/// `ANALYZE` `table` (a name as written in SQL, quoted where needed) unless its statistics are
+/// current: what a bulk read of the log (a rebuild, a verify, a subscriber's first start) needs
+/// so that its plans do not depend on whether autovacuum happened to run. Returns whether it
+/// analyzed. Sampling keeps it to a fraction of a second on millions of rows.
+pub fn analyze_if_stale(conn: &mut PgConnection, table: &str) -> QueryResult<bool> {
+    if statistics_current(conn, table)? {
+        return Ok(false);
+    }
+    diesel::sql_query(format!("ANALYZE {table}")).execute(conn)?;
+    Ok(true)
+}

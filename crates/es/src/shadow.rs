@@ -192,6 +192,9 @@ fn build(
             }
         }
     }
+    // The replay reads the log by type and position: plan it with statistics that describe the
+    // log, whether or not autovacuum ever ran (a store after a bulk load has none).
+    crate::db::analyze_if_stale(conn, "events")?;
     let total: Count =
         diesel::sql_query("SELECT count(*) AS n FROM events WHERE event_type = ANY($1)")
             .bind::<diesel::sql_types::Array<Text>, _>(
@@ -289,6 +292,11 @@ fn build(
     // Complete what the replay left out, then build the deferred indexes (before any incremental
     // apply of newer events, which may read through them).
     finish(conn, helper, projection, &search_path, replayed, finished)?;
+    // The tables go live with statistics: new tables have none, and where autovacuum is off no
+    // page that reads them would ever be planned with any.
+    for table in projection.tables() {
+        diesel::sql_query(format!("ANALYZE {schema}.{}", quote_ident(table))).execute(conn)?;
+    }
     // (Unlogged shadow tables made logged before the swap measured slower: `SET LOGGED` rewrites
     // the whole table.)
     Ok((cursor, done))

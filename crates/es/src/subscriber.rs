@@ -305,6 +305,8 @@ pub fn ensure_checkpoint(
     if let Some(c) = checkpoint(conn, subscriber.name())? {
         return Ok(c);
     }
+    // A first start may read the whole log: plan it with statistics that describe the log.
+    crate::db::analyze_if_stale(conn, "events")?;
     let start = subscriber
         .initialize(conn)
         .map_err(|source| SubscriberError::Handler {
