@@ -8,12 +8,13 @@ use tera::Context;
 use uuid::Uuid;
 
 use super::commands::{Amount, Decision, Rubric, Scores};
+use super::error::{parse_id, ScholarshipsError};
 use super::queries;
 use super::service::{self, NewFund};
 use crate::accounts::{Role, Viewer};
 use crate::web::csv::CsvExport;
 use crate::web::render::{render_status, state, with_trigger};
-use crate::web::{command_context, flash_redirect, is_htmx, render, text_field, AppError};
+use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(student_home)
@@ -32,8 +33,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(application_page);
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
+/// A free-text field (lines allowed) by the one rule of `crate::text`.
+fn text_field(name: &str, value: &str, max_chars: usize) -> Result<String, ScholarshipsError> {
+    crate::text::check(name, value, max_chars, crate::text::Lines::Many)
+        .map_err(ScholarshipsError::Invalid)
 }
 
 fn rubric() -> Vec<serde_json::Value> {
@@ -60,7 +63,7 @@ fn wait_for_reaction(
     conn: &mut diesel::PgConnection,
     viewer: &Viewer,
     wait: Option<std::time::Duration>,
-) -> Result<(), AppError> {
+) -> diesel::QueryResult<()> {
     let Some(timeout) = wait.filter(|_| viewer.role == Role::Student) else {
         return Ok(());
     };
@@ -81,7 +84,7 @@ async fn student_listing(
 ) -> Result<HttpResponse, AppError> {
     let wait = reaction_wait(req);
     let (funds, applications) = state(req)
-        .db(move |conn| {
+        .query(move |conn| {
             wait_for_reaction(conn, &viewer, wait)?;
             Ok((
                 queries::open_funds(conn, &viewer)?,
@@ -127,11 +130,11 @@ async fn apply(
     path: web::Path<String>,
     form: web::Form<ApplyForm>,
 ) -> Result<HttpResponse, AppError> {
-    let fund_id = parse_id(&path)?;
+    let fund_id = parse_id("fund", &path)?;
     let form = form.into_inner();
     let statement = text_field("The statement", &form.statement, 2000).and_then(|s| {
         if s.is_empty() {
-            Err(AppError::Unprocessable(
+            Err(ScholarshipsError::Invalid(
                 "Write a short statement: why this fund, why you.".into(),
             ))
         } else {
@@ -143,19 +146,10 @@ async fn apply(
             let ctx = command_context(&req, &viewer, form.command_id.as_deref());
             let store = state(&req).store.clone();
             let v = viewer.clone();
+            let today = queries::today();
             state(&req)
-                .db(move |conn| {
-                    Ok(service::apply(
-                        conn,
-                        &store,
-                        &ctx,
-                        &v,
-                        fund_id,
-                        statement,
-                        queries::today(),
-                    ))
-                })
-                .await?
+                .run(move |conn| service::apply(conn, &store, &ctx, &v, fund_id, statement, today))
+                .await
         }
         Err(e) => Err(e),
     };
@@ -171,14 +165,16 @@ async fn apply(
             "success",
             "Your application is submitted.",
         )),
-        Err(AppError::Unprocessable(message)) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            ctx.insert("error_fund", &fund_id);
-            ctx.insert("statement", &form.statement);
-            student_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-        Err(e) => Err(e),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                ctx.insert("error_fund", &fund_id);
+                ctx.insert("statement", &form.statement);
+                student_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -195,7 +191,7 @@ async fn respond_to_award(
     path: web::Path<String>,
     form: web::Form<AwardResponseForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let accept = match form.response.as_str() {
         "accept" => true,
         "refuse" => false,
@@ -209,7 +205,7 @@ async fn respond_to_award(
     let store = state(&req).store.clone();
     let v = viewer.clone();
     let outcome = state(&req)
-        .db(move |conn| service::respond_to_award(conn, &store, &ctx, &v, id, accept))
+        .run(move |conn| service::respond_to_award(conn, &store, &ctx, &v, id, accept))
         .await?;
     let message = match (
         accept,
@@ -237,7 +233,7 @@ async fn funds_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let funds = state(req)
-        .db(move |conn| queries::funds_for_staff(conn, &viewer))
+        .query(move |conn| queries::funds_for_staff(conn, &viewer))
         .await?;
     ctx.insert("funds", &funds);
     render_status(
@@ -289,10 +285,10 @@ async fn create_fund(
             let store = state(&req).store.clone();
             let v = viewer.clone();
             state(&req)
-                .db(move |conn| Ok(service::create_fund(conn, &store, &ctx, &v, fund)))
-                .await?
+                .run(move |conn| service::create_fund(conn, &store, &ctx, &v, fund))
+                .await
         }
-        Err(m) => Err(AppError::Unprocessable(m)),
+        Err(m) => Err(ScholarshipsError::Invalid(m)),
     };
     match result {
         Ok(id) if is_htmx(&req) => {
@@ -310,13 +306,15 @@ async fn create_fund(
                 f.name.trim()
             ),
         )),
-        Err(AppError::Unprocessable(message)) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            ctx.insert("form", &f);
-            funds_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-        Err(e) => Err(e),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                ctx.insert("form", &f);
+                funds_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -334,7 +332,7 @@ async fn set_window(
     form: web::Form<WindowForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("fund", &path)?;
     let open = match form.open.as_str() {
         "true" => true,
         "false" => false,
@@ -344,7 +342,7 @@ async fn set_window(
     let store = state(&req).store.clone();
     let v = viewer.clone();
     state(&req)
-        .db(move |conn| service::set_open(conn, &store, &ctx, &v, id, open))
+        .run(move |conn| service::set_open(conn, &store, &ctx, &v, id, open))
         .await?;
     let (message, event) = if open {
         ("The fund is open for applications.", "FundOpened")
@@ -385,7 +383,7 @@ async fn board_listing(
     mut ctx: Context,
 ) -> Result<HttpResponse, AppError> {
     let (fund, board, staff) = state(req)
-        .db(move |conn| {
+        .query(move |conn| {
             Ok((
                 queries::fund(conn, &viewer, fund_id)?,
                 queries::board(conn, &viewer, fund_id, page)?,
@@ -413,7 +411,7 @@ async fn board_page(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("fund", &path)?;
     board_listing(&req, viewer, id, query.page.unwrap_or(1), Context::new()).await
 }
 
@@ -428,6 +426,30 @@ struct DecisionForm {
     command_id: Option<String>,
 }
 
+/// The committee's decision and its reason, from the form.
+fn decision_of(form: &DecisionForm) -> Result<(Decision, String), ScholarshipsError> {
+    let decision = match form.outcome.as_str() {
+        "award" => Decision::Award(
+            Amount::parse(&form.amount)
+                .map_err(|e| ScholarshipsError::Invalid(format!("Award amount: {e}.")))?,
+        ),
+        "decline" => Decision::Decline,
+        "waitlist" => Decision::Waitlist,
+        _ => {
+            return Err(ScholarshipsError::Invalid(
+                "Choose award, decline or waitlist.".into(),
+            ))
+        }
+    };
+    let reason = text_field("The reason", &form.reason, 1000)?;
+    if reason.is_empty() {
+        return Err(ScholarshipsError::Invalid(
+            "Give a reason for the decision: the student and the report will show it.".into(),
+        ));
+    }
+    Ok((decision, reason))
+}
+
 #[tracing::instrument(skip_all, fields(application = %path))]
 #[post("/scholarships/applications/{id}/decision")]
 async fn decide(
@@ -437,32 +459,14 @@ async fn decide(
     form: web::Form<DecisionForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let form = form.into_inner();
-    let decision = match form.outcome.as_str() {
-        "award" => Decision::Award(
-            Amount::parse(&form.amount)
-                .map_err(|e| AppError::Unprocessable(format!("Award amount: {e}.")))?,
-        ),
-        "decline" => Decision::Decline,
-        "waitlist" => Decision::Waitlist,
-        _ => {
-            return Err(AppError::Unprocessable(
-                "Choose award, decline or waitlist.".into(),
-            ))
-        }
-    };
-    let reason = text_field("The reason", &form.reason, 1000)?;
-    if reason.is_empty() {
-        return Err(AppError::Unprocessable(
-            "Give a reason for the decision: the student and the report will show it.".into(),
-        ));
-    }
+    let (decision, reason) = decision_of(&form)?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
     let (fund_id, outcome) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ScholarshipsError> {
             let (fund_id, _, _) = service::application_owner(conn, id)?;
             let outcome = service::decide(conn, &store, &ctx, &v, id, decision, reason)?;
             Ok((fund_id, outcome))
@@ -502,16 +506,16 @@ async fn assign_reviewer(
     form: web::Form<AssignForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let reviewer: Uuid = form
         .reviewer_id
         .parse()
-        .map_err(|_| AppError::Unprocessable("Choose a reviewer.".into()))?;
+        .map_err(|_| ScholarshipsError::Invalid("Choose a reviewer.".into()))?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
     let fund_id = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ScholarshipsError> {
             let (fund_id, _, _) = service::application_owner(conn, id)?;
             service::assign_reviewer(conn, &store, &ctx, &v, id, reviewer)?;
             Ok(fund_id)
@@ -537,7 +541,7 @@ async fn assign_reviewer(
 async fn reviews_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let queue = state(&req)
-        .db(move |conn| queries::reviewer_queue(conn, &viewer))
+        .query(move |conn| queries::reviewer_queue(conn, &viewer))
         .await?;
     let mut ctx = Context::new();
     ctx.insert("queue", &queue);
@@ -558,7 +562,7 @@ async fn review_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let (app, mine) = state(req)
-        .db(move |conn| queries::application_for_review(conn, &viewer, id))
+        .query(move |conn| queries::application_for_review(conn, &viewer, id))
         .await?;
     // What the form shows: what was just typed (after an error), else the current revision.
     let (values, comment) = match typed {
@@ -600,7 +604,7 @@ async fn review_form(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     review_listing(&req, viewer, id, None, Context::new(), StatusCode::OK).await
 }
 
@@ -613,7 +617,7 @@ async fn submit_review(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let fields = form.into_inner();
     let get = |name: &str| {
         fields
@@ -626,7 +630,7 @@ async fn submit_review(
     let command_id = get("command_id").to_owned();
     let comment_raw = get("comment").to_owned();
     let parsed = Scores::parse(&raw)
-        .map_err(AppError::Unprocessable)
+        .map_err(ScholarshipsError::Invalid)
         .and_then(|s| Ok((s, text_field("The comment", &comment_raw, 2000)?)));
     let result = match parsed {
         Ok((scores, comment)) => {
@@ -634,12 +638,10 @@ async fn submit_review(
             let store = state(&req).store.clone();
             let v = viewer.clone();
             state(&req)
-                .db(move |conn| {
-                    Ok(service::submit_review(
-                        conn, &store, &ctx, &v, id, scores, comment,
-                    ))
+                .run(move |conn| {
+                    service::submit_review(conn, &store, &ctx, &v, id, scores, comment)
                 })
-                .await?
+                .await
         }
         Err(e) => Err(e),
     };
@@ -658,21 +660,15 @@ async fn submit_review(
             }
             Ok(flash_redirect("/scholarships/reviews", "success", message))
         }
-        Err(AppError::Unprocessable(message)) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
-            review_listing(
-                &req,
-                viewer,
-                id,
-                Some((typed, comment_raw)),
-                ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => Err(e),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
+                review_listing(&req, viewer, id, Some((typed, comment_raw)), ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -694,7 +690,7 @@ async fn report_page(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("fund", &path)?;
     let csv = match query.format.as_deref() {
         None | Some("html") => false,
         Some("csv") => true,
@@ -702,7 +698,7 @@ async fn report_page(
     };
     let limit = (!csv).then_some(queries::REPORT_HISTORY_LINES);
     let report = state(&req)
-        .db(move |conn| queries::report(conn, &viewer, id, limit))
+        .query(move |conn| queries::report(conn, &viewer, id, limit))
         .await?;
     if csv {
         let header: Vec<&str> = REPORT_CSV_HEADER.split(',').collect();
@@ -746,10 +742,10 @@ async fn application_page(
     viewer: Viewer,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let wait = reaction_wait(&req);
     let (app, history) = state(&req)
-        .db(move |conn| {
+        .query(move |conn| {
             wait_for_reaction(conn, &viewer, wait)?;
             let app = queries::application(conn, &viewer, id)?;
             let history = queries::history(conn, &viewer, &app)?;
