@@ -17,20 +17,23 @@ use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(student_home)
-        .service(apply)
-        .service(respond_to_award)
-        .service(funds_page)
-        .service(create_fund)
-        .service(set_window)
-        .service(report_page)
-        .service(board_page)
-        .service(decide)
-        .service(assign_reviewer)
-        .service(reviews_page)
-        .service(review_form)
-        .service(submit_review)
-        .service(application_page);
+    cfg.service(
+        web::scope("/scholarships")
+            .service(student_home)
+            .service(apply)
+            .service(respond_to_award)
+            .service(funds_page)
+            .service(create_fund)
+            .service(set_window)
+            .service(report_page)
+            .service(board_page)
+            .service(decide)
+            .service(assign_reviewer)
+            .service(reviews_page)
+            .service(review_form)
+            .service(submit_review)
+            .service(application_page),
+    );
 }
 
 /// A free-text field (lines allowed) by the one rule of `crate::text`.
@@ -103,7 +106,7 @@ async fn student_listing(
     )
 }
 
-#[get("/scholarships")]
+#[get("")]
 async fn student_home(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     match viewer.role {
         Role::Student => student_listing(&req, viewer, Context::new(), StatusCode::OK).await,
@@ -123,7 +126,7 @@ struct ApplyForm {
 }
 
 #[tracing::instrument(skip_all, fields(fund = %path))]
-#[post("/scholarships/funds/{id}/apply")]
+#[post("/funds/{id}/apply")]
 async fn apply(
     req: HttpRequest,
     viewer: Viewer,
@@ -178,13 +181,20 @@ async fn apply(
     }
 }
 
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum AwardResponse {
+    Accept,
+    Refuse,
+}
+
 #[derive(Deserialize)]
 struct AwardResponseForm {
-    response: String,
+    response: AwardResponse,
     command_id: Option<String>,
 }
 
-#[post("/scholarships/applications/{id}/award")]
+#[post("/applications/{id}/award")]
 async fn respond_to_award(
     req: HttpRequest,
     viewer: Viewer,
@@ -192,15 +202,7 @@ async fn respond_to_award(
     form: web::Form<AwardResponseForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id("application", &path)?;
-    let accept = match form.response.as_str() {
-        "accept" => true,
-        "refuse" => false,
-        _ => {
-            return Err(AppError::BadRequest(
-                "response must be accept or refuse".into(),
-            ))
-        }
-    };
+    let accept = matches!(form.response, AwardResponse::Accept);
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
@@ -245,7 +247,7 @@ async fn funds_listing(
     )
 }
 
-#[get("/scholarships/funds")]
+#[get("/funds")]
 async fn funds_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     funds_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -263,7 +265,7 @@ struct FundForm {
 }
 
 #[tracing::instrument(skip_all)]
-#[post("/scholarships/funds")]
+#[post("/funds")]
 async fn create_fund(
     req: HttpRequest,
     viewer: Viewer,
@@ -320,11 +322,12 @@ async fn create_fund(
 
 #[derive(Deserialize)]
 struct WindowForm {
-    open: String,
+    /// `true` opens the fund for applications, `false` closes it.
+    open: bool,
     command_id: Option<String>,
 }
 
-#[post("/scholarships/funds/{id}/window")]
+#[post("/funds/{id}/window")]
 async fn set_window(
     req: HttpRequest,
     viewer: Viewer,
@@ -333,11 +336,7 @@ async fn set_window(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let id = parse_id("fund", &path)?;
-    let open = match form.open.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => return Err(AppError::BadRequest("open must be true or false".into())),
-    };
+    let open = form.open;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
@@ -403,7 +402,7 @@ async fn board_listing(
     )
 }
 
-#[get("/scholarships/funds/{id}")]
+#[get("/funds/{id}")]
 async fn board_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -451,7 +450,7 @@ fn decision_of(form: &DecisionForm) -> Result<(Decision, String), ScholarshipsEr
 }
 
 #[tracing::instrument(skip_all, fields(application = %path))]
-#[post("/scholarships/applications/{id}/decision")]
+#[post("/applications/{id}/decision")]
 async fn decide(
     req: HttpRequest,
     viewer: Viewer,
@@ -498,7 +497,7 @@ struct AssignForm {
     command_id: Option<String>,
 }
 
-#[post("/scholarships/applications/{id}/reviewers")]
+#[post("/applications/{id}/reviewers")]
 async fn assign_reviewer(
     req: HttpRequest,
     viewer: Viewer,
@@ -537,7 +536,7 @@ async fn assign_reviewer(
 
 // ---------------------------------------------------------------- reviews
 
-#[get("/scholarships/reviews")]
+#[get("/reviews")]
 async fn reviews_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let queue = state(&req)
@@ -597,7 +596,7 @@ async fn review_listing(
     )
 }
 
-#[get("/scholarships/applications/{id}/review")]
+#[get("/applications/{id}/review")]
 async fn review_form(
     req: HttpRequest,
     viewer: Viewer,
@@ -609,7 +608,7 @@ async fn review_form(
 }
 
 #[tracing::instrument(skip_all, fields(application = %path))]
-#[post("/scholarships/applications/{id}/review")]
+#[post("/applications/{id}/review")]
 async fn submit_review(
     req: HttpRequest,
     viewer: Viewer,
@@ -674,15 +673,25 @@ async fn submit_review(
 
 // ---------------------------------------------------------------- report and history
 
+/// `?format=html` (the default) or `?format=csv`.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum ReportFormat {
+    #[default]
+    Html,
+    Csv,
+}
+
 #[derive(Deserialize)]
 struct ReportQuery {
-    format: Option<String>,
+    #[serde(default)]
+    format: ReportFormat,
 }
 
 pub const REPORT_CSV_HEADER: &str =
     "recorded_at,application_id,student,decision,amount,reason,actor";
 
-#[get("/scholarships/funds/{id}/report")]
+#[get("/funds/{id}/report")]
 async fn report_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -691,11 +700,7 @@ async fn report_page(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let id = parse_id("fund", &path)?;
-    let csv = match query.format.as_deref() {
-        None | Some("html") => false,
-        Some("csv") => true,
-        Some(_) => return Err(AppError::BadRequest("format is html or csv".into())),
-    };
+    let csv = query.format == ReportFormat::Csv;
     let limit = (!csv).then_some(queries::REPORT_HISTORY_LINES);
     let report = state(&req)
         .query(move |conn| queries::report(conn, &viewer, id, limit))
@@ -736,7 +741,7 @@ async fn report_page(
     )
 }
 
-#[get("/scholarships/applications/{id}")]
+#[get("/applications/{id}")]
 async fn application_page(
     req: HttpRequest,
     viewer: Viewer,
