@@ -49,7 +49,7 @@ pub enum ScholarshipsError {
 /// An id that does not parse (a fund, an application, a stream): the page answers as for an id
 /// nobody may see, but no lookup was made, so it is not a `diesel::NotFound`.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} id {raw:?} is not an id")]
+#[error("{raw:?} is not a {what} id")]
 pub struct BadId {
     /// What it should have named: "fund", "application", a stream type.
     pub what: String,
@@ -129,5 +129,41 @@ impl From<ScholarshipsError> for AppError {
 impl From<BadId> for AppError {
     fn from(e: BadId) -> Self {
         ScholarshipsError::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_id_is_said_to_be_one_and_answers_as_not_found() {
+        let bad = parse_id("fund", "12; drop").unwrap_err();
+        assert_eq!(bad.to_string(), "\"12; drop\" is not a fund id");
+        assert!(matches!(AppError::from(bad), AppError::NotFound));
+        let in_log = ProjectionError::from(parse_id("fund", "x").unwrap_err());
+        assert!(matches!(
+            in_log,
+            ProjectionError::Database(diesel::result::Error::DeserializationError(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_are_shown_in_their_own_words_and_the_rest_maps_once() {
+        let unknown = ScholarshipsError::from(CommandError::Rejected(FundRejection::Unknown));
+        assert_eq!(
+            unknown.refusal(),
+            Some((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "there is no such fund".into()
+            ))
+        );
+        let reused = ScholarshipsError::from(CommandError::<ReviewRejection>::KeyReused);
+        assert_eq!(reused.refusal(), None);
+        assert!(
+            matches!(AppError::from(reused), AppError::Conflict(m) if m.starts_with("This form"))
+        );
+        let role = ScholarshipsError::Forbidden("Only students apply for scholarships.".into());
+        assert!(matches!(AppError::from(role), AppError::Forbidden(_)));
     }
 }
