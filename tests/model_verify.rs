@@ -36,7 +36,7 @@ use heyboss::enrollment::{self, Decision as Admission, Document, EnrollmentComma
 use heyboss::es::{shadow, subscriber, Actor, CommandContext, CommandError, EventStore, Metadata};
 use heyboss::scholarships::commands::Decision as Verdict;
 use heyboss::scholarships::reactor::REACTOR_NAME;
-use heyboss::scholarships::{self, Amount, Scores};
+use heyboss::scholarships::{self, Amount, ScholarshipsError, Scores};
 use heyboss::threats;
 use heyboss::web::AppError;
 
@@ -131,13 +131,16 @@ trait Answer {
     fn refusal(&self) -> Result<String, String>;
 }
 
-impl Answer for AppError {
+/// A scholarships answer as its page shows it: a 404, the role check's words or a refusal.
+impl Answer for ScholarshipsError {
     fn refusal(&self) -> Result<String, String> {
         match self {
-            AppError::NotFound | AppError::Forbidden(_) | AppError::Unprocessable(_) => {
-                Ok(self.to_string())
-            }
-            other => Err(format!("{other:?}")),
+            ScholarshipsError::NotFound => Ok(AppError::NotFound.to_string()),
+            ScholarshipsError::Forbidden(m) => Ok(m.clone()),
+            other => match other.refusal() {
+                Some((_, message)) => Ok(message),
+                None => Err(format!("{other:?}")),
+            },
         }
     }
 }
@@ -1559,7 +1562,9 @@ impl<'a> World<'a> {
         for (&(a, cents), result) in contenders.iter().zip(results) {
             match result {
                 Ok(outcome) => winners.push((outcome.stream_version, a, cents)),
-                Err(AppError::Unprocessable(m)) if m.contains("exceeds the remaining budget") => {
+                Err(ScholarshipsError::FundRejected(r))
+                    if r.to_string().contains("exceeds the remaining budget") =>
+                {
                     losers.push(cents)
                 }
                 Err(e) => self.fail(format!("a raced award failed: {e:?}")),
@@ -1592,7 +1597,7 @@ impl<'a> World<'a> {
         &self,
         actor: usize,
         contenders: &[(usize, i64)],
-    ) -> Vec<Result<heyboss::es::CommandOutcome, AppError>> {
+    ) -> Vec<Result<heyboss::es::CommandOutcome, ScholarshipsError>> {
         let barrier = Arc::new(Barrier::new(contenders.len()));
         let threads: Vec<_> = contenders
             .iter()

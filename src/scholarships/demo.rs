@@ -104,17 +104,71 @@ enum Stage {
     Refused(&'static str),
 }
 
+/// The demo's accounts: a committee member, a reviewer and twelve students (the demo "student"
+/// first).
+struct People {
+    staff: Uuid,
+    reviewer: Uuid,
+    students: Vec<Uuid>,
+}
+
+/// One demo application: to which fund, by whom, and how far it goes.
+struct Planned<'a> {
+    fund_id: Uuid,
+    window: &'a FundWindow,
+    student: Uuid,
+    stage: Stage,
+}
+
 pub fn seed(state: &AppState) -> DemoResult<()> {
     let mut conn = state.pool.get()?;
     let conn = &mut *conn;
     let store = &state.store;
+    if already_seeded(conn)? {
+        return Ok(());
+    }
+    let people = people(conn, store)?;
+    let merit = fund(
+        conn,
+        store,
+        FIRST_FUND,
+        "20,000",
+        "Academic excellence and a clear plan for the year ahead.",
+        45,
+    )?;
+    let service_fund = fund(
+        conn,
+        store,
+        "Community Service Grant",
+        "6,000",
+        "Volunteering and service to the community.",
+        20,
+    )?;
+    for (n, planned) in plan(&people, &merit, &service_fund).enumerate() {
+        let app = submit(conn, store, &planned, n)?;
+        if matches!(planned.stage, Stage::Submitted) {
+            continue;
+        }
+        assign_reviewers(conn, store, &people, app)?;
+        if matches!(planned.stage, Stage::Assigned) {
+            continue;
+        }
+        review(conn, store, &people, app, n, planned.stage)?;
+        decide(conn, store, app, &planned)?;
+    }
+    tracing::info!("scholarship demo data ready: two funds, 18 applications at every stage");
+    Ok(())
+}
+
+fn already_seeded(conn: &mut PgConnection) -> DemoResult<bool> {
     let exists: i64 = scholarship_funds::table
         .filter(scholarship_funds::name.eq(FIRST_FUND))
         .count()
         .get_result(conn)?;
-    if exists > 0 {
-        return Ok(());
-    }
+    Ok(exists > 0)
+}
+
+fn people(conn: &mut PgConnection, store: &EventStore) -> DemoResult<People> {
     let staff = user(conn, store, "staff", "Sam Staff", "staff")?;
     let reviewer = user(conn, store, "reviewer", "Riley Reviewer", "staff")?;
     let mut students = vec![user(conn, store, "student", "Stu Student", "student")?];
@@ -140,24 +194,20 @@ pub fn seed(state: &AppState) -> DemoResult<()> {
             "student",
         )?);
     }
+    Ok(People {
+        staff,
+        reviewer,
+        students,
+    })
+}
 
-    let (merit, merit_window) = fund(
-        conn,
-        store,
-        FIRST_FUND,
-        "20,000",
-        "Academic excellence and a clear plan for the year ahead.",
-        45,
-    )?;
-    let (service_fund, service_window) = fund(
-        conn,
-        store,
-        "Community Service Grant",
-        "6,000",
-        "Volunteering and service to the community.",
-        20,
-    )?;
-
+/// Every demo application in the order it is submitted: twelve to the merit fund, then six to
+/// the service fund.
+fn plan<'a>(
+    people: &People,
+    (merit, merit_window): &'a (Uuid, FundWindow),
+    (service_fund, service_window): &'a (Uuid, FundWindow),
+) -> impl Iterator<Item = Planned<'a>> {
     use Stage::*;
     // The demo "student" has an award to accept or decline, and the service fund left to apply to.
     let merit_stages = [
@@ -182,141 +232,171 @@ pub fn seed(state: &AppState) -> DemoResult<()> {
         Assigned,
         Submitted,
     ];
-    let plan = merit_stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (merit, &merit_window, students[i], *s))
-        .chain(
-            service_stages
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (service_fund, &service_window, students[i + 1], *s)),
-        );
-    let today = Utc::now().date_naive();
+    let to_merit: Vec<Planned<'a>> = merit_stages
+        .into_iter()
+        .zip(&people.students)
+        .map(|(stage, &student)| Planned {
+            fund_id: *merit,
+            window: merit_window,
+            student,
+            stage,
+        })
+        .collect();
+    let to_service: Vec<Planned<'a>> = service_stages
+        .into_iter()
+        .zip(&people.students[1..])
+        .map(|(stage, &student)| Planned {
+            fund_id: *service_fund,
+            window: service_window,
+            student,
+            stage,
+        })
+        .collect();
+    to_merit.into_iter().chain(to_service)
+}
+
+/// The `n`th demo application, submitted today.
+fn submit(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    planned: &Planned,
+    n: usize,
+) -> DemoResult<Uuid> {
     let statements = [
         "I am the first in my family at university and work evenings to pay for it.",
         "I tutor younger students in maths every weekend and want to study engineering.",
         "A scholarship would let me stop my second job and focus on my thesis.",
     ];
-    for (n, (fund_id, window, student, stage)) in plan.enumerate() {
-        let app = Uuid::new_v4();
+    let app = Uuid::new_v4();
+    store.execute::<Application>(
+        conn,
+        &app.to_string(),
+        &ApplicationCommand::Submit {
+            fund_id: planned.fund_id,
+            student_id: planned.student,
+            statement: statements[n % statements.len()].into(),
+            fund: planned.window.clone(),
+            today: Utc::now().date_naive(),
+        },
+        &ctx(),
+    )?;
+    Ok(app)
+}
+
+fn assign_reviewers(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    people: &People,
+    app: Uuid,
+) -> DemoResult<()> {
+    for r in [people.reviewer, people.staff] {
         store.execute::<Application>(
             conn,
             &app.to_string(),
-            &ApplicationCommand::Submit {
-                fund_id,
-                student_id: student,
-                statement: statements[n % statements.len()].into(),
-                fund: window.clone(),
-                today,
-            },
+            &ApplicationCommand::AssignReviewer { reviewer_id: r },
             &ctx(),
         )?;
-        if matches!(stage, Submitted) {
-            continue;
-        }
-        for r in [reviewer, staff] {
-            store.execute::<Application>(
-                conn,
-                &app.to_string(),
-                &ApplicationCommand::AssignReviewer { reviewer_id: r },
-                &ctx(),
-            )?;
-        }
-        if matches!(stage, Assigned) {
-            continue;
-        }
-        let score = |values: [&str; 4], comment: &str, by: Uuid| ReviewCommand::Submit {
-            application_id: app,
-            reviewer_id: by,
-            scores: Scores::parse(&values).expect("demo scores are valid"),
-            comment: comment.into(),
-            assigned: true,
-            decided: false,
-        };
-        let base = ((n % 3) + 3).to_string();
-        let b = base.as_str();
+    }
+    Ok(())
+}
+
+/// The reviewer's score, then (past `Reviewed`) the committee member's, and for `Revised` the
+/// reviewer's second revision. The `n`th application's scores vary with `n`.
+fn review(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    people: &People,
+    app: Uuid,
+    n: usize,
+    stage: Stage,
+) -> DemoResult<()> {
+    let score = |values: [&str; 4], comment: &str, by: Uuid| ReviewCommand::Submit {
+        application_id: app,
+        reviewer_id: by,
+        scores: Scores::parse(&values).expect("demo scores are valid"),
+        comment: comment.into(),
+        assigned: true,
+        decided: false,
+    };
+    let base = ((n % 3) + 3).to_string();
+    let b = base.as_str();
+    let (reviewer, staff) = (people.reviewer, people.staff);
+    store.execute::<Review>(
+        conn,
+        &review_stream_id(app, reviewer),
+        &score([b, "4", b, "3"], "Convincing statement.", reviewer),
+        &ctx(),
+    )?;
+    if matches!(stage, Stage::Reviewed) {
+        return Ok(());
+    }
+    store.execute::<Review>(
+        conn,
+        &review_stream_id(app, staff),
+        &score(["3", b, "4", b], "Good record.", staff),
+        &ctx(),
+    )?;
+    if matches!(stage, Stage::Revised) {
         store.execute::<Review>(
             conn,
             &review_stream_id(app, reviewer),
-            &score([b, "4", b, "3"], "Convincing statement.", reviewer),
+            &score([b, "5", b, "4"], "Revised after the interview.", reviewer),
             &ctx(),
         )?;
-        if matches!(stage, Reviewed) {
-            continue;
-        }
-        store.execute::<Review>(
-            conn,
-            &review_stream_id(app, staff),
-            &score(["3", b, "4", b], "Good record.", staff),
-            &ctx(),
-        )?;
-        if matches!(stage, Revised) {
-            store.execute::<Review>(
-                conn,
-                &review_stream_id(app, reviewer),
-                &score([b, "5", b, "4"], "Revised after the interview.", reviewer),
-                &ctx(),
-            )?;
-            continue;
-        }
-        let decide = |decision, reason: &str| FundCommand::Decide {
+    }
+    Ok(())
+}
+
+/// The committee's decision for the stages that have one, and the student's answer to an award
+/// accepted or refused.
+fn decide(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    app: Uuid,
+    planned: &Planned,
+) -> DemoResult<()> {
+    use Stage::*;
+    let award = |a: &str| -> DemoResult<Decision> { Ok(Decision::Award(Amount::parse(a)?)) };
+    let (decision, reason, answer) = match planned.stage {
+        Waitlisted => (
+            Decision::Waitlist,
+            "Strong, but the budget is committed.",
+            None,
+        ),
+        Declined => (
+            Decision::Decline,
+            "Does not meet the criteria this term.",
+            None,
+        ),
+        Awarded(a) => (award(a)?, "Ranked near the top.", None),
+        Accepted(a) => (award(a)?, "Ranked first by both reviewers.", Some(true)),
+        Refused(a) => (award(a)?, "A solid candidate.", Some(false)),
+        Submitted | Assigned | Reviewed | Revised => return Ok(()),
+    };
+    let (fid, student_id) = (planned.fund_id.to_string(), planned.student);
+    store.execute::<Fund>(
+        conn,
+        &fid,
+        &FundCommand::Decide {
             application_id: app,
-            student_id: student,
+            student_id,
             decision,
             reason: reason.into(),
-        };
-        let fid = fund_id.to_string();
-        let (command, answer) = match stage {
-            Waitlisted => (
-                decide(Decision::Waitlist, "Strong, but the budget is committed."),
-                None,
-            ),
-            Declined => (
-                decide(Decision::Decline, "Does not meet the criteria this term."),
-                None,
-            ),
-            Awarded(a) => (
-                decide(Decision::Award(Amount::parse(a)?), "Ranked near the top."),
-                None,
-            ),
-            Accepted(a) => (
-                decide(
-                    Decision::Award(Amount::parse(a)?),
-                    "Ranked first by both reviewers.",
-                ),
-                Some(true),
-            ),
-            Refused(a) => (
-                decide(Decision::Award(Amount::parse(a)?), "A solid candidate."),
-                Some(false),
-            ),
-            Submitted | Assigned | Reviewed | Revised => continue,
-        };
-        store.execute::<Fund>(conn, &fid, &command, &ctx().retry_on_conflict(5))?;
-        match answer {
-            Some(true) => store.execute::<Fund>(
-                conn,
-                &fid,
-                &FundCommand::AcceptAward {
-                    application_id: app,
-                    student_id: student,
-                    enrolled: false,
-                },
-                &ctx(),
-            )?,
-            Some(false) => store.execute::<Fund>(
-                conn,
-                &fid,
-                &FundCommand::RefuseAward {
-                    application_id: app,
-                    student_id: student,
-                },
-                &ctx(),
-            )?,
-            None => continue,
-        };
-    }
-    tracing::info!("scholarship demo data ready: two funds, 18 applications at every stage");
+        },
+        &ctx().retry_on_conflict(5),
+    )?;
+    let answer = match answer {
+        Some(true) => FundCommand::AcceptAward {
+            application_id: app,
+            student_id,
+            enrolled: false,
+        },
+        Some(false) => FundCommand::RefuseAward {
+            application_id: app,
+            student_id,
+        },
+        None => return Ok(()),
+    };
+    store.execute::<Fund>(conn, &fid, &answer, &ctx())?;
     Ok(())
 }

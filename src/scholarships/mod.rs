@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod decider;
 pub mod demo;
+pub mod error;
 pub mod events;
 pub mod notices;
 pub mod projections;
@@ -18,6 +19,7 @@ pub mod service;
 
 pub use commands::{Amount, Rubric, Scores};
 pub use decider::{Application, Fund, Review};
+pub use error::ScholarshipsError;
 pub use reactor::EnrollmentReaction;
 
 use std::sync::Arc;

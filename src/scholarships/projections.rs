@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::commands::mean;
+use super::error::parse_id;
 use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
 use crate::es::projection::ProjectionError;
 use crate::es::{Actor, Projection, RecordedEvent};
@@ -14,10 +15,7 @@ use crate::schema::{
 };
 
 fn stream_uuid(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
-    event
-        .stream_id
-        .parse()
-        .map_err(|_| ProjectionError::Database(diesel::result::Error::NotFound))
+    Ok(parse_id(&event.stream_type, &event.stream_id)?)
 }
 
 /// How the decision history names who acted: a user's id, or the name of a system actor.

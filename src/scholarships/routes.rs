@@ -8,32 +8,38 @@ use tera::Context;
 use uuid::Uuid;
 
 use super::commands::{Amount, Decision, Rubric, Scores};
+use super::error::{parse_id, ScholarshipsError};
 use super::queries;
 use super::service::{self, NewFund};
 use crate::accounts::{Role, Viewer};
 use crate::web::csv::CsvExport;
 use crate::web::render::{render_status, state, with_trigger};
-use crate::web::{command_context, flash_redirect, is_htmx, render, text_field, AppError};
+use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(student_home)
-        .service(apply)
-        .service(respond_to_award)
-        .service(funds_page)
-        .service(create_fund)
-        .service(set_window)
-        .service(report_page)
-        .service(board_page)
-        .service(decide)
-        .service(assign_reviewer)
-        .service(reviews_page)
-        .service(review_form)
-        .service(submit_review)
-        .service(application_page);
+    cfg.service(
+        web::scope("/scholarships")
+            .service(student_home)
+            .service(apply)
+            .service(respond_to_award)
+            .service(funds_page)
+            .service(create_fund)
+            .service(set_window)
+            .service(report_page)
+            .service(board_page)
+            .service(decide)
+            .service(assign_reviewer)
+            .service(reviews_page)
+            .service(review_form)
+            .service(submit_review)
+            .service(application_page),
+    );
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
+/// A free-text field (lines allowed) by the one rule of `crate::text`.
+fn text_field(name: &str, value: &str, max_chars: usize) -> Result<String, ScholarshipsError> {
+    crate::text::check(name, value, max_chars, crate::text::Lines::Many)
+        .map_err(ScholarshipsError::Invalid)
 }
 
 fn rubric() -> Vec<serde_json::Value> {
@@ -60,7 +66,7 @@ fn wait_for_reaction(
     conn: &mut diesel::PgConnection,
     viewer: &Viewer,
     wait: Option<std::time::Duration>,
-) -> Result<(), AppError> {
+) -> diesel::QueryResult<()> {
     let Some(timeout) = wait.filter(|_| viewer.role == Role::Student) else {
         return Ok(());
     };
@@ -81,7 +87,7 @@ async fn student_listing(
 ) -> Result<HttpResponse, AppError> {
     let wait = reaction_wait(req);
     let (funds, applications) = state(req)
-        .db(move |conn| {
+        .query(move |conn| {
             wait_for_reaction(conn, &viewer, wait)?;
             Ok((
                 queries::open_funds(conn, &viewer)?,
@@ -100,7 +106,7 @@ async fn student_listing(
     )
 }
 
-#[get("/scholarships")]
+#[get("")]
 async fn student_home(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     match viewer.role {
         Role::Student => student_listing(&req, viewer, Context::new(), StatusCode::OK).await,
@@ -120,18 +126,18 @@ struct ApplyForm {
 }
 
 #[tracing::instrument(skip_all, fields(fund = %path))]
-#[post("/scholarships/funds/{id}/apply")]
+#[post("/funds/{id}/apply")]
 async fn apply(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
     form: web::Form<ApplyForm>,
 ) -> Result<HttpResponse, AppError> {
-    let fund_id = parse_id(&path)?;
+    let fund_id = parse_id("fund", &path)?;
     let form = form.into_inner();
     let statement = text_field("The statement", &form.statement, 2000).and_then(|s| {
         if s.is_empty() {
-            Err(AppError::Unprocessable(
+            Err(ScholarshipsError::Invalid(
                 "Write a short statement: why this fund, why you.".into(),
             ))
         } else {
@@ -143,19 +149,10 @@ async fn apply(
             let ctx = command_context(&req, &viewer, form.command_id.as_deref());
             let store = state(&req).store.clone();
             let v = viewer.clone();
+            let today = queries::today();
             state(&req)
-                .db(move |conn| {
-                    Ok(service::apply(
-                        conn,
-                        &store,
-                        &ctx,
-                        &v,
-                        fund_id,
-                        statement,
-                        queries::today(),
-                    ))
-                })
-                .await?
+                .run(move |conn| service::apply(conn, &store, &ctx, &v, fund_id, statement, today))
+                .await
         }
         Err(e) => Err(e),
     };
@@ -171,45 +168,46 @@ async fn apply(
             "success",
             "Your application is submitted.",
         )),
-        Err(AppError::Unprocessable(message)) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            ctx.insert("error_fund", &fund_id);
-            ctx.insert("statement", &form.statement);
-            student_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-        Err(e) => Err(e),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                ctx.insert("error_fund", &fund_id);
+                ctx.insert("statement", &form.statement);
+                student_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum AwardResponse {
+    Accept,
+    Refuse,
 }
 
 #[derive(Deserialize)]
 struct AwardResponseForm {
-    response: String,
+    response: AwardResponse,
     command_id: Option<String>,
 }
 
-#[post("/scholarships/applications/{id}/award")]
+#[post("/applications/{id}/award")]
 async fn respond_to_award(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
     form: web::Form<AwardResponseForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id = parse_id(&path)?;
-    let accept = match form.response.as_str() {
-        "accept" => true,
-        "refuse" => false,
-        _ => {
-            return Err(AppError::BadRequest(
-                "response must be accept or refuse".into(),
-            ))
-        }
-    };
+    let id = parse_id("application", &path)?;
+    let accept = matches!(form.response, AwardResponse::Accept);
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
     let outcome = state(&req)
-        .db(move |conn| service::respond_to_award(conn, &store, &ctx, &v, id, accept))
+        .run(move |conn| service::respond_to_award(conn, &store, &ctx, &v, id, accept))
         .await?;
     let message = match (
         accept,
@@ -237,7 +235,7 @@ async fn funds_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let funds = state(req)
-        .db(move |conn| queries::funds_for_staff(conn, &viewer))
+        .query(move |conn| queries::funds_for_staff(conn, &viewer))
         .await?;
     ctx.insert("funds", &funds);
     render_status(
@@ -249,7 +247,7 @@ async fn funds_listing(
     )
 }
 
-#[get("/scholarships/funds")]
+#[get("/funds")]
 async fn funds_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     funds_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -267,7 +265,7 @@ struct FundForm {
 }
 
 #[tracing::instrument(skip_all)]
-#[post("/scholarships/funds")]
+#[post("/funds")]
 async fn create_fund(
     req: HttpRequest,
     viewer: Viewer,
@@ -289,10 +287,10 @@ async fn create_fund(
             let store = state(&req).store.clone();
             let v = viewer.clone();
             state(&req)
-                .db(move |conn| Ok(service::create_fund(conn, &store, &ctx, &v, fund)))
-                .await?
+                .run(move |conn| service::create_fund(conn, &store, &ctx, &v, fund))
+                .await
         }
-        Err(m) => Err(AppError::Unprocessable(m)),
+        Err(m) => Err(ScholarshipsError::Invalid(m)),
     };
     match result {
         Ok(id) if is_htmx(&req) => {
@@ -310,23 +308,26 @@ async fn create_fund(
                 f.name.trim()
             ),
         )),
-        Err(AppError::Unprocessable(message)) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            ctx.insert("form", &f);
-            funds_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-        Err(e) => Err(e),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                ctx.insert("form", &f);
+                funds_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
 #[derive(Deserialize)]
 struct WindowForm {
-    open: String,
+    /// `true` opens the fund for applications, `false` closes it.
+    open: bool,
     command_id: Option<String>,
 }
 
-#[post("/scholarships/funds/{id}/window")]
+#[post("/funds/{id}/window")]
 async fn set_window(
     req: HttpRequest,
     viewer: Viewer,
@@ -334,17 +335,13 @@ async fn set_window(
     form: web::Form<WindowForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
-    let open = match form.open.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => return Err(AppError::BadRequest("open must be true or false".into())),
-    };
+    let id = parse_id("fund", &path)?;
+    let open = form.open;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
     state(&req)
-        .db(move |conn| service::set_open(conn, &store, &ctx, &v, id, open))
+        .run(move |conn| service::set_open(conn, &store, &ctx, &v, id, open))
         .await?;
     let (message, event) = if open {
         ("The fund is open for applications.", "FundOpened")
@@ -385,7 +382,7 @@ async fn board_listing(
     mut ctx: Context,
 ) -> Result<HttpResponse, AppError> {
     let (fund, board, staff) = state(req)
-        .db(move |conn| {
+        .query(move |conn| {
             Ok((
                 queries::fund(conn, &viewer, fund_id)?,
                 queries::board(conn, &viewer, fund_id, page)?,
@@ -405,7 +402,7 @@ async fn board_listing(
     )
 }
 
-#[get("/scholarships/funds/{id}")]
+#[get("/funds/{id}")]
 async fn board_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -413,7 +410,7 @@ async fn board_page(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("fund", &path)?;
     board_listing(&req, viewer, id, query.page.unwrap_or(1), Context::new()).await
 }
 
@@ -428,8 +425,32 @@ struct DecisionForm {
     command_id: Option<String>,
 }
 
+/// The committee's decision and its reason, from the form.
+fn decision_of(form: &DecisionForm) -> Result<(Decision, String), ScholarshipsError> {
+    let decision = match form.outcome.as_str() {
+        "award" => Decision::Award(
+            Amount::parse(&form.amount)
+                .map_err(|e| ScholarshipsError::Invalid(format!("Award amount: {e}.")))?,
+        ),
+        "decline" => Decision::Decline,
+        "waitlist" => Decision::Waitlist,
+        _ => {
+            return Err(ScholarshipsError::Invalid(
+                "Choose award, decline or waitlist.".into(),
+            ))
+        }
+    };
+    let reason = text_field("The reason", &form.reason, 1000)?;
+    if reason.is_empty() {
+        return Err(ScholarshipsError::Invalid(
+            "Give a reason for the decision: the student and the report will show it.".into(),
+        ));
+    }
+    Ok((decision, reason))
+}
+
 #[tracing::instrument(skip_all, fields(application = %path))]
-#[post("/scholarships/applications/{id}/decision")]
+#[post("/applications/{id}/decision")]
 async fn decide(
     req: HttpRequest,
     viewer: Viewer,
@@ -437,32 +458,14 @@ async fn decide(
     form: web::Form<DecisionForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let form = form.into_inner();
-    let decision = match form.outcome.as_str() {
-        "award" => Decision::Award(
-            Amount::parse(&form.amount)
-                .map_err(|e| AppError::Unprocessable(format!("Award amount: {e}.")))?,
-        ),
-        "decline" => Decision::Decline,
-        "waitlist" => Decision::Waitlist,
-        _ => {
-            return Err(AppError::Unprocessable(
-                "Choose award, decline or waitlist.".into(),
-            ))
-        }
-    };
-    let reason = text_field("The reason", &form.reason, 1000)?;
-    if reason.is_empty() {
-        return Err(AppError::Unprocessable(
-            "Give a reason for the decision: the student and the report will show it.".into(),
-        ));
-    }
+    let (decision, reason) = decision_of(&form)?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
     let (fund_id, outcome) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ScholarshipsError> {
             let (fund_id, _, _) = service::application_owner(conn, id)?;
             let outcome = service::decide(conn, &store, &ctx, &v, id, decision, reason)?;
             Ok((fund_id, outcome))
@@ -494,7 +497,7 @@ struct AssignForm {
     command_id: Option<String>,
 }
 
-#[post("/scholarships/applications/{id}/reviewers")]
+#[post("/applications/{id}/reviewers")]
 async fn assign_reviewer(
     req: HttpRequest,
     viewer: Viewer,
@@ -502,16 +505,16 @@ async fn assign_reviewer(
     form: web::Form<AssignForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let reviewer: Uuid = form
         .reviewer_id
         .parse()
-        .map_err(|_| AppError::Unprocessable("Choose a reviewer.".into()))?;
+        .map_err(|_| ScholarshipsError::Invalid("Choose a reviewer.".into()))?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
     let fund_id = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ScholarshipsError> {
             let (fund_id, _, _) = service::application_owner(conn, id)?;
             service::assign_reviewer(conn, &store, &ctx, &v, id, reviewer)?;
             Ok(fund_id)
@@ -533,11 +536,11 @@ async fn assign_reviewer(
 
 // ---------------------------------------------------------------- reviews
 
-#[get("/scholarships/reviews")]
+#[get("/reviews")]
 async fn reviews_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let queue = state(&req)
-        .db(move |conn| queries::reviewer_queue(conn, &viewer))
+        .query(move |conn| queries::reviewer_queue(conn, &viewer))
         .await?;
     let mut ctx = Context::new();
     ctx.insert("queue", &queue);
@@ -558,7 +561,7 @@ async fn review_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let (app, mine) = state(req)
-        .db(move |conn| queries::application_for_review(conn, &viewer, id))
+        .query(move |conn| queries::application_for_review(conn, &viewer, id))
         .await?;
     // What the form shows: what was just typed (after an error), else the current revision.
     let (values, comment) = match typed {
@@ -593,19 +596,19 @@ async fn review_listing(
     )
 }
 
-#[get("/scholarships/applications/{id}/review")]
+#[get("/applications/{id}/review")]
 async fn review_form(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     review_listing(&req, viewer, id, None, Context::new(), StatusCode::OK).await
 }
 
 #[tracing::instrument(skip_all, fields(application = %path))]
-#[post("/scholarships/applications/{id}/review")]
+#[post("/applications/{id}/review")]
 async fn submit_review(
     req: HttpRequest,
     viewer: Viewer,
@@ -613,7 +616,7 @@ async fn submit_review(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let fields = form.into_inner();
     let get = |name: &str| {
         fields
@@ -626,7 +629,7 @@ async fn submit_review(
     let command_id = get("command_id").to_owned();
     let comment_raw = get("comment").to_owned();
     let parsed = Scores::parse(&raw)
-        .map_err(AppError::Unprocessable)
+        .map_err(ScholarshipsError::Invalid)
         .and_then(|s| Ok((s, text_field("The comment", &comment_raw, 2000)?)));
     let result = match parsed {
         Ok((scores, comment)) => {
@@ -634,12 +637,10 @@ async fn submit_review(
             let store = state(&req).store.clone();
             let v = viewer.clone();
             state(&req)
-                .db(move |conn| {
-                    Ok(service::submit_review(
-                        conn, &store, &ctx, &v, id, scores, comment,
-                    ))
+                .run(move |conn| {
+                    service::submit_review(conn, &store, &ctx, &v, id, scores, comment)
                 })
-                .await?
+                .await
         }
         Err(e) => Err(e),
     };
@@ -658,35 +659,39 @@ async fn submit_review(
             }
             Ok(flash_redirect("/scholarships/reviews", "success", message))
         }
-        Err(AppError::Unprocessable(message)) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
-            review_listing(
-                &req,
-                viewer,
-                id,
-                Some((typed, comment_raw)),
-                ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => Err(e),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
+                review_listing(&req, viewer, id, Some((typed, comment_raw)), ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
 // ---------------------------------------------------------------- report and history
 
+/// `?format=html` (the default) or `?format=csv`.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum ReportFormat {
+    #[default]
+    Html,
+    Csv,
+}
+
 #[derive(Deserialize)]
 struct ReportQuery {
-    format: Option<String>,
+    #[serde(default)]
+    format: ReportFormat,
 }
 
 pub const REPORT_CSV_HEADER: &str =
     "recorded_at,application_id,student,decision,amount,reason,actor";
 
-#[get("/scholarships/funds/{id}/report")]
+#[get("/funds/{id}/report")]
 async fn report_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -694,15 +699,11 @@ async fn report_page(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let id = parse_id(&path)?;
-    let csv = match query.format.as_deref() {
-        None | Some("html") => false,
-        Some("csv") => true,
-        Some(_) => return Err(AppError::BadRequest("format is html or csv".into())),
-    };
+    let id = parse_id("fund", &path)?;
+    let csv = query.format == ReportFormat::Csv;
     let limit = (!csv).then_some(queries::REPORT_HISTORY_LINES);
     let report = state(&req)
-        .db(move |conn| queries::report(conn, &viewer, id, limit))
+        .query(move |conn| queries::report(conn, &viewer, id, limit))
         .await?;
     if csv {
         let header: Vec<&str> = REPORT_CSV_HEADER.split(',').collect();
@@ -740,16 +741,16 @@ async fn report_page(
     )
 }
 
-#[get("/scholarships/applications/{id}")]
+#[get("/applications/{id}")]
 async fn application_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = parse_id(&path)?;
+    let id = parse_id("application", &path)?;
     let wait = reaction_wait(&req);
     let (app, history) = state(&req)
-        .db(move |conn| {
+        .query(move |conn| {
             wait_for_reaction(conn, &viewer, wait)?;
             let app = queries::application(conn, &viewer, id)?;
             let history = queries::history(conn, &viewer, &app)?;

@@ -1,8 +1,6 @@
 //! Scholarship commands as the pages issue them: check scope and gather what the decider needs
 //! (the fund's window, the assignment, enrollment), then execute.
 
-use std::convert::Infallible;
-
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -10,7 +8,8 @@ use uuid::Uuid;
 use super::commands::{
     Amount, ApplicationCommand, Decision, FundCommand, FundWindow, ReviewCommand, Scores,
 };
-use super::decider::{Application, Fund, Review};
+use super::decider::{Application, ApplicationRejection, Fund, Review};
+use super::error::{parse_id, ScholarshipsError};
 use super::events::review_stream_id;
 use crate::accounts::{Role, Viewer};
 use crate::es::executor::fold;
@@ -19,7 +18,6 @@ use crate::schema::{
     scholarship_applications as apps, scholarship_assignments as assignments, users,
 };
 use crate::text::{self, Lines};
-use crate::web::AppError;
 
 /// How often a fund command re-decides after a concurrent append to the same fund: each retry
 /// sees the newer budget, so an award that no longer fits is rejected with the reason.
@@ -79,6 +77,13 @@ impl NewFund {
     }
 }
 
+/// The role a command needs; another role is refused in the words of the page's check.
+fn require(viewer: &Viewer, role: Role) -> Result<(), ScholarshipsError> {
+    viewer
+        .require(role)
+        .map_err(|refused| ScholarshipsError::Forbidden(refused.to_string()))
+}
+
 /// Hold a per-student lock until the transaction ends: accepting an award and the enrollment
 /// reaction for the same student never interleave (so no accepted award misses its disbursement).
 pub fn lock_student(conn: &mut PgConnection, student_id: Uuid) -> QueryResult<()> {
@@ -96,7 +101,7 @@ pub fn execute_fund(
     fund_id: Uuid,
     ctx: &CommandContext,
     prepare: impl Fn(&mut PgConnection) -> QueryResult<FundCommand>,
-) -> Result<CommandOutcome, AppError> {
+) -> Result<CommandOutcome, ScholarshipsError> {
     let mut attempt = 0;
     loop {
         let result = conn.transaction(|conn| {
@@ -116,8 +121,8 @@ pub fn create_fund(
     ctx: &CommandContext,
     viewer: &Viewer,
     fund: NewFund,
-) -> Result<Uuid, AppError> {
-    viewer.require(Role::Staff)?;
+) -> Result<Uuid, ScholarshipsError> {
+    require(viewer, Role::Staff)?;
     let id = Uuid::new_v4();
     let outcome = store.execute::<Fund>(
         conn,
@@ -143,8 +148,8 @@ pub fn set_open(
     viewer: &Viewer,
     fund_id: Uuid,
     open: bool,
-) -> Result<(), AppError> {
-    viewer.require(Role::Staff)?;
+) -> Result<(), ScholarshipsError> {
+    require(viewer, Role::Staff)?;
     let command = if open {
         FundCommand::OpenFund
     } else {
@@ -152,7 +157,7 @@ pub fn set_open(
     };
     match store.execute::<Fund>(conn, &fund_id.to_string(), &command, ctx) {
         Err(CommandError::Rejected(super::decider::FundRejection::Unknown)) => {
-            Err(AppError::NotFound)
+            Err(ScholarshipsError::NotFound)
         }
         other => other.map(|_| ()).map_err(Into::into),
     }
@@ -167,16 +172,16 @@ pub fn apply(
     fund_id: Uuid,
     statement: String,
     today: NaiveDate,
-) -> Result<Uuid, AppError> {
+) -> Result<Uuid, ScholarshipsError> {
     if viewer.role != Role::Student {
-        return Err(AppError::Forbidden(
+        return Err(ScholarshipsError::Forbidden(
             "Only students apply for scholarships.".into(),
         ));
     }
     // A double submit answers with the application its first post created, before the check
     // below would call it a second application.
-    if let Some(first) = crate::es::executor::prior_outcome::<Infallible>(conn, ctx)? {
-        return first.stream_id.parse().map_err(AppError::internal);
+    if let Some(first) = crate::es::executor::prior_outcome::<ApplicationRejection>(conn, ctx)? {
+        return Ok(parse_id("application", &first.stream_id)?);
     }
     let already: i64 = apps::table
         .filter(apps::fund_id.eq(fund_id))
@@ -184,15 +189,15 @@ pub fn apply(
         .count()
         .get_result(conn)?;
     if already > 0 {
-        return Err(AppError::Unprocessable(
+        return Err(ScholarshipsError::Invalid(
             "You have already applied to this fund.".into(),
         ));
     }
     let history = store::load_stream(conn, "fund", &fund_id.to_string())?;
     if history.is_empty() {
-        return Err(AppError::NotFound);
+        return Err(ScholarshipsError::NotFound);
     }
-    let state = fold::<Fund>(&history).map_err(AppError::internal)?;
+    let state = fold::<Fund>(&history).map_err(|e| ScholarshipsError::Internal(e.to_string()))?;
     let window = FundWindow {
         exists: state.created,
         is_open: state.is_open,
@@ -213,7 +218,7 @@ pub fn apply(
             if p.to_string()
                 .contains("scholarship_applications_fund_student_key") =>
         {
-            Err(AppError::Unprocessable(
+            Err(ScholarshipsError::Invalid(
                 "You have already applied to this fund.".into(),
             ))
         }
@@ -223,14 +228,18 @@ pub fn apply(
 }
 
 /// The application's fund and applicant (for commands about it).
-pub fn application_owner(
-    conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<(Uuid, Uuid, String), AppError> {
-    Ok(apps::table
+pub fn application_owner(conn: &mut PgConnection, id: Uuid) -> QueryResult<(Uuid, Uuid, String)> {
+    apps::table
         .find(id)
         .select((apps::fund_id, apps::student_id, apps::outcome))
-        .first(conn)?)
+        .first(conn)
+}
+
+/// [`application_owner`] for a command: no such application is the context's "not found".
+fn owner(conn: &mut PgConnection, id: Uuid) -> Result<(Uuid, Uuid, String), ScholarshipsError> {
+    application_owner(conn, id)
+        .optional()?
+        .ok_or(ScholarshipsError::NotFound)
 }
 
 /// The committee assigns a staff member to review an application.
@@ -241,11 +250,11 @@ pub fn assign_reviewer(
     viewer: &Viewer,
     application_id: Uuid,
     reviewer_id: Uuid,
-) -> Result<(), AppError> {
-    viewer.require(Role::Staff)?;
-    let (_, student_id, _) = application_owner(conn, application_id)?;
+) -> Result<(), ScholarshipsError> {
+    require(viewer, Role::Staff)?;
+    let (_, student_id, _) = owner(conn, application_id)?;
     if student_id == viewer.user_id {
-        return Err(AppError::NotFound);
+        return Err(ScholarshipsError::NotFound);
     }
     let is_staff: i64 = users::table
         .filter(users::id.eq(reviewer_id))
@@ -254,7 +263,7 @@ pub fn assign_reviewer(
         .count()
         .get_result(conn)?;
     if is_staff == 0 {
-        return Err(AppError::Unprocessable(
+        return Err(ScholarshipsError::Invalid(
             "Choose an active staff member as reviewer.".into(),
         ));
     }
@@ -276,9 +285,9 @@ pub fn submit_review(
     application_id: Uuid,
     scores: Scores,
     comment: String,
-) -> Result<CommandOutcome, AppError> {
-    viewer.require(Role::Staff)?;
-    let (_, student_id, outcome) = application_owner(conn, application_id)?;
+) -> Result<CommandOutcome, ScholarshipsError> {
+    require(viewer, Role::Staff)?;
+    let (_, student_id, outcome) = owner(conn, application_id)?;
     let assigned: i64 = assignments::table
         .filter(assignments::application_id.eq(application_id))
         .filter(assignments::reviewer_id.eq(viewer.user_id))
@@ -286,7 +295,7 @@ pub fn submit_review(
         .get_result(conn)?;
     if student_id == viewer.user_id || assigned == 0 {
         // Not theirs to see: the same answer as for an application that does not exist.
-        return Err(AppError::NotFound);
+        return Err(ScholarshipsError::NotFound);
     }
     let command = ReviewCommand::Submit {
         application_id,
@@ -314,11 +323,11 @@ pub fn decide(
     application_id: Uuid,
     decision: Decision,
     reason: String,
-) -> Result<CommandOutcome, AppError> {
-    viewer.require(Role::Staff)?;
-    let (fund_id, student_id, _) = application_owner(conn, application_id)?;
+) -> Result<CommandOutcome, ScholarshipsError> {
+    require(viewer, Role::Staff)?;
+    let (fund_id, student_id, _) = owner(conn, application_id)?;
     if student_id == viewer.user_id {
-        return Err(AppError::NotFound);
+        return Err(ScholarshipsError::NotFound);
     }
     execute_fund(conn, store, fund_id, ctx, |_| {
         Ok(FundCommand::Decide {
@@ -338,10 +347,10 @@ pub fn respond_to_award(
     viewer: &Viewer,
     application_id: Uuid,
     accept: bool,
-) -> Result<CommandOutcome, AppError> {
-    let (fund_id, student_id, _) = application_owner(conn, application_id)?;
+) -> Result<CommandOutcome, ScholarshipsError> {
+    let (fund_id, student_id, _) = owner(conn, application_id)?;
     if student_id != viewer.user_id {
-        return Err(AppError::NotFound);
+        return Err(ScholarshipsError::NotFound);
     }
     execute_fund(conn, store, fund_id, ctx, |conn| {
         if !accept {
