@@ -50,7 +50,7 @@ pub async fn post_events(
         return Ok(too_large());
     }
     let sensor = state
-        .db(move |conn| Ok(ingest::authenticate(conn, &token)?))
+        .query(move |conn| ingest::authenticate(conn, &token))
         .await?;
     let Some(sensor_id) = sensor else {
         return Ok(error(
@@ -76,11 +76,11 @@ pub async fn post_events(
     let store = state.store.clone();
     let count = parsed.0.len() + parsed.1.len();
     let outcome = state
-        .db(move |conn| {
+        .run(move |conn| {
             let meta = ingest::sensor_metadata(sensor_id, request_id);
-            Ok(ingest::ingest(conn, &store, &meta, &parsed))
+            ingest::ingest(conn, &store, &meta, &parsed)
         })
-        .await?;
+        .await;
     match outcome {
         Ok(accepted) => {
             tracing::info!(%sensor_id, count, accepted = accepted.accepted, duplicates = accepted.duplicates, "batch ingested");
@@ -92,6 +92,7 @@ pub async fn post_events(
             "concurrent batches for the same sessions kept colliding; retry the batch",
         )),
         Err(IngestError::Database(e)) => Err(e.into()),
+        Err(IngestError::NoConnection(n)) => Err(n.into()),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod audit;
 pub mod decider;
 pub mod demo;
+pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod projections;
@@ -12,6 +13,9 @@ pub mod queries;
 pub mod routes;
 pub mod service;
 pub mod simulate;
+
+pub use decider::ThreatsRejection;
+pub use error::ThreatsError;
 
 /// `urlencode` for Tera (its builtin is not compiled in): percent-encodes a path or query part.
 pub fn register_filters(tera: &mut tera::Tera) {

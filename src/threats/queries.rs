@@ -7,11 +7,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Int4, Int8, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
+use super::error::ThreatsError;
 use crate::accounts::{Role, Viewer};
 use crate::schema::{
     sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
 };
-use crate::web::AppError;
 
 /// Which signatures a viewer may see.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub struct Scope {
 }
 
 /// The viewer's scope, read fresh on every request (a revoked clearance counts at once).
-pub fn scope(conn: &mut PgConnection, viewer: &Viewer) -> Result<Scope, AppError> {
+pub fn scope(conn: &mut PgConnection, viewer: &Viewer) -> Result<Scope, ThreatsError> {
     match viewer.role {
         Role::Admin => Ok(Scope {
             all: true,
@@ -35,10 +35,17 @@ pub fn scope(conn: &mut PgConnection, viewer: &Viewer) -> Result<Scope, AppError
                 .order(threat_clearances::group_name.asc())
                 .load(conn)?,
         }),
-        _ => Err(AppError::Forbidden(
+        _ => Err(ThreatsError::Forbidden(
             "Threat reports are for analysts and admins.".into(),
         )),
     }
+}
+
+/// The admins' pages check the role again where they read.
+fn admins_only(viewer: &Viewer) -> Result<(), ThreatsError> {
+    viewer
+        .require(Role::Admin)
+        .map_err(|e| ThreatsError::Forbidden(e.to_string()))
 }
 
 /// The report a path names.
@@ -108,14 +115,14 @@ pub enum Window {
 }
 
 impl Window {
-    pub fn parse(raw: Option<&str>) -> Result<Window, AppError> {
+    pub fn parse(raw: Option<&str>) -> Result<Window, ThreatsError> {
         Ok(match raw.unwrap_or("all") {
             "24h" => Window::Day,
             "7d" => Window::Week,
             "30d" => Window::Month,
             "all" | "" => Window::All,
             other => {
-                return Err(AppError::BadRequest(format!(
+                return Err(ThreatsError::BadQuery(format!(
                     "window {:?} is not one of 24h, 7d, 30d, all",
                     other.chars().take(20).collect::<String>()
                 )))
@@ -175,9 +182,9 @@ pub fn top(
     report: Report,
     window: Window,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> Result<Vec<ReportRow>, ThreatsError> {
     let scope = scope(conn, viewer)?;
-    top_in_scope(conn, &scope, report, window, limit)
+    Ok(top_in_scope(conn, &scope, report, window, limit)?)
 }
 
 pub fn top_in_scope(
@@ -186,7 +193,7 @@ pub fn top_in_scope(
     report: Report,
     window: Window,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> QueryResult<Vec<ReportRow>> {
     top_behind(conn, scope, report, window, limit, None)
 }
 
@@ -200,7 +207,7 @@ pub fn top_behind(
     window: Window,
     limit: i64,
     lag: Option<&ReportsLag>,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> QueryResult<Vec<ReportRow>> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let mut rows: Vec<ReportRow> = match window {
         Window::All if views_current => top_from_views(conn, scope, report, limit)?,
@@ -317,7 +324,7 @@ fn top_from_views(
     scope: &Scope,
     report: Report,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> QueryResult<Vec<ReportRow>> {
     if !scope.all && scope.groups.is_empty() {
         return Ok(Vec::new());
     }
@@ -359,7 +366,7 @@ fn fill_signatures(
     scope: &Scope,
     report: Report,
     rows: &mut [ReportRow],
-) -> Result<(), AppError> {
+) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -408,7 +415,7 @@ fn top_from_hits(
     report: Report,
     since: Option<DateTime<Utc>>,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> QueryResult<Vec<ReportRow>> {
     Ok(diesel::sql_query(format!(
         "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
                 string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
@@ -471,7 +478,7 @@ pub fn hits_of_key(
     key: &str,
     window: Window,
     limit: i64,
-) -> Result<Vec<HitRow>, AppError> {
+) -> Result<Vec<HitRow>, ThreatsError> {
     let scope = scope(conn, viewer)?;
     Ok(diesel::sql_query(format!(
         "SELECT {HIT_COLUMNS} FROM threat_hits h {join}
@@ -495,7 +502,7 @@ pub fn hits_where(
     viewer: &Viewer,
     column: HitsOf,
     id: &str,
-) -> Result<Vec<HitRow>, AppError> {
+) -> Result<Vec<HitRow>, ThreatsError> {
     let scope = scope(conn, viewer)?;
     // A session's hits by its files' ids: the primary key serves both, and the ingest keeps one
     // index fewer on the hits.
@@ -579,7 +586,7 @@ fn scoped_sessions(
     conn: &mut PgConnection,
     scope: &Scope,
     rows: Vec<SessionRow>,
-) -> Result<Vec<Session>, AppError> {
+) -> QueryResult<Vec<Session>> {
     let mut named: Vec<String> = rows
         .iter()
         .filter_map(|r| r.threat_contributor.clone())
@@ -647,7 +654,7 @@ pub fn sessions(
     viewer: &Viewer,
     filter: &SessionFilter,
     limit: i64,
-) -> Result<Vec<Session>, AppError> {
+) -> Result<Vec<Session>, ThreatsError> {
     let scope = scope(conn, viewer)?;
     let mut q = threat_sessions::table
         .select(SessionRow::as_select())
@@ -676,15 +683,19 @@ pub fn sessions(
             .ok()
             .filter(|m| (0..=100).contains(m))
             .ok_or_else(|| {
-                AppError::Unprocessable("The minimum score is a number from 0 to 100.".into())
+                ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
             })?;
         q = q.filter(threat_sessions::latest_score.ge(min));
     }
     let rows = q.load(conn)?;
-    scoped_sessions(conn, &scope, rows)
+    Ok(scoped_sessions(conn, &scope, rows)?)
 }
 
-pub fn session(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<Session, AppError> {
+pub fn session(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Session, ThreatsError> {
     let scope = scope(conn, viewer)?;
     let row: SessionRow = threat_sessions::table
         .find(id)
@@ -709,7 +720,7 @@ pub fn files_of_session(
     conn: &mut PgConnection,
     viewer: &Viewer,
     session_id: &str,
-) -> Result<Vec<File>, AppError> {
+) -> Result<Vec<File>, ThreatsError> {
     scope(conn, viewer)?;
     Ok(threat_files::table
         .filter(threat_files::session_id.eq(session_id))
@@ -718,7 +729,7 @@ pub fn files_of_session(
         .load(conn)?)
 }
 
-pub fn file(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<File, AppError> {
+pub fn file(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<File, ThreatsError> {
     scope(conn, viewer)?;
     Ok(threat_files::table
         .find(id)
@@ -747,7 +758,7 @@ pub fn score_history(
     conn: &mut PgConnection,
     viewer: &Viewer,
     file_id: &str,
-) -> Result<Vec<ScoreChange>, AppError> {
+) -> Result<Vec<ScoreChange>, ThreatsError> {
     let scope = scope(conn, viewer)?;
     Ok(diesel::sql_query(format!(
         "SELECT c.position, c.integration, c.signature, c.old_score, c.new_score, c.recorded_at
@@ -778,7 +789,7 @@ pub fn signature(
     conn: &mut PgConnection,
     viewer: &Viewer,
     name: &str,
-) -> Result<SignatureRow, AppError> {
+) -> Result<SignatureRow, ThreatsError> {
     let scope = scope(conn, viewer)?;
     let sig: SignatureRow = threat_signatures::table
         .find(name)
@@ -787,7 +798,7 @@ pub fn signature(
     if scope.all || scope.groups.contains(&sig.group_name) {
         Ok(sig)
     } else {
-        Err(AppError::NotFound)
+        Err(ThreatsError::NotFound)
     }
 }
 
@@ -795,8 +806,8 @@ pub fn signature(
 pub fn all_signatures(
     conn: &mut PgConnection,
     viewer: &Viewer,
-) -> Result<Vec<SignatureRow>, AppError> {
-    viewer.require(Role::Admin)?;
+) -> Result<Vec<SignatureRow>, ThreatsError> {
+    admins_only(viewer)?;
     Ok(threat_signatures::table
         .order((
             threat_signatures::restricted.desc(),
@@ -816,8 +827,8 @@ pub struct AnalystClearances {
 pub fn analyst_clearances(
     conn: &mut PgConnection,
     viewer: &Viewer,
-) -> Result<Vec<AnalystClearances>, AppError> {
-    viewer.require(Role::Admin)?;
+) -> Result<Vec<AnalystClearances>, ThreatsError> {
+    admins_only(viewer)?;
     let analysts: Vec<(uuid::Uuid, String, String)> = users::table
         .filter(users::role.eq("analyst"))
         .order(users::username.asc())
@@ -851,8 +862,11 @@ pub struct SensorRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub fn all_sensors(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<SensorRow>, AppError> {
-    viewer.require(Role::Admin)?;
+pub fn all_sensors(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<SensorRow>, ThreatsError> {
+    admins_only(viewer)?;
     Ok(sensors::table
         .order((sensors::active.desc(), sensors::name.asc()))
         .select(SensorRow::as_select())

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 use uuid::Uuid;
 
+use super::decider::ThreatsRejection;
+use super::error::ThreatsError;
 use super::queries::{self, HitsOf, Report, SessionFilter, Window};
 use super::{api, service};
 use crate::accounts::{Role, Viewer};
@@ -134,7 +136,7 @@ async fn top_report_page(
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (mut rows, scope, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let scope = queries::scope(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let rows = queries::top_behind(conn, &scope, report, window, limit + 1, lag.as_ref())?;
@@ -253,7 +255,7 @@ async fn report_hits(
     let k = key.clone();
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_of_key(conn, &viewer, report, &k, window, 1000)?;
             Ok((hits, lag))
@@ -319,7 +321,7 @@ async fn sessions_page(
     let csv = wants_csv(format.as_deref())?;
     let f = filter.clone();
     let sessions = state(&req)
-        .db(move |conn| queries::sessions(conn, &viewer, &f, 200))
+        .run(move |conn| queries::sessions(conn, &viewer, &f, 200))
         .await?;
     if csv {
         return Ok(csv_response(
@@ -359,7 +361,7 @@ async fn session_page(
     let id = path.into_inner();
     let store = state(&req).store.clone();
     let (session, files, hits, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let session = queries::session(conn, &viewer, &id)?;
             let files = queries::files_of_session(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
@@ -384,7 +386,7 @@ async fn file_page(
     let id = path.into_inner();
     let store = state(&req).store.clone();
     let (file, hits, history, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let file = queries::file(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::File, &id)?;
@@ -410,7 +412,7 @@ async fn signature_page(
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
     let (sig, history) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
             Ok((sig, history))
@@ -436,7 +438,7 @@ async fn signatures_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let (signatures, analysts) = state(req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             Ok((
                 queries::all_signatures(conn, &viewer)?,
                 queries::analyst_clearances(conn, &viewer)?,
@@ -488,43 +490,38 @@ async fn set_signature(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let f = form.into_inner();
-    let score = match f.default_score.trim() {
-        "" => Ok(None),
-        s => s
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| "The default score is a number from 0 to 100.".to_owned()),
-    };
     let ctx = command_context(&req, &viewer, f.command_id.as_deref());
     let store = state(&req).store.clone();
     let (name, group, rule) = (f.name.clone(), f.group.clone(), f.rule_text.clone());
-    let result = match score {
-        Err(m) => Err(m),
-        Ok(score) => {
-            state(&req)
-                .db(move |conn| {
-                    let rule = (!rule.trim().is_empty()).then_some(rule.as_str());
-                    match service::set_signature(conn, &store, &ctx, &name, &group, score, rule) {
-                        Ok(o) => Ok(Ok(o)),
-                        Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
-                        Err(e) => Err(e.into()),
-                    }
-                })
-                .await?
-        }
-    };
+    let score = f.default_score.clone();
+    let result = state(&req)
+        .run(move |conn| {
+            let score = match score.trim() {
+                "" => None,
+                s => Some(
+                    s.parse::<i64>()
+                        .map_err(|_| ThreatsRejection::ScoreNotANumber)?,
+                ),
+            };
+            let rule = (!rule.trim().is_empty()).then_some(rule.as_str());
+            service::set_signature(conn, &store, &ctx, &name, &group, score, rule)
+        })
+        .await;
     match result {
         Ok(outcome) => {
             let notice = format!("Signature {} saved.", f.name.trim());
             let notice = reports_applied(&req, &outcome, notice).await?;
             signatures_done(&req, viewer, &notice, &outcome, "SignatureRevised").await
         }
-        Err(message) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            ctx.insert("form", &f);
-            signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                ctx.insert("form", &f);
+                signatures_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -544,15 +541,15 @@ async fn reports_applied(
     };
     let store = state(req).store.clone();
     let applied = state(req)
-        .db(move |conn| {
+        .query(move |conn| {
             let hits = super::projections::HitsProjection;
-            Ok(crate::es::subscriber::wait_for_projection(
+            crate::es::subscriber::wait_for_projection(
                 conn,
                 store.projections(),
                 crate::es::Projection::name(&hits),
                 position,
                 REPORTS_WAIT,
-            )?)
+            )
         })
         .await?;
     Ok(if applied {
@@ -598,7 +595,7 @@ async fn retire_signature(
     let store = state(&req).store.clone();
     let n = name.clone();
     let outcome = state(&req)
-        .db(move |conn| Ok(service::retire_signature(conn, &store, &ctx, &n)?))
+        .run(move |conn| service::retire_signature(conn, &store, &ctx, &n))
         .await?;
     let notice = format!("Signature {name} retired.");
     signatures_done(&req, viewer, &notice, &outcome, "SignatureRetired").await
@@ -629,14 +626,8 @@ async fn change_clearance(
     let store = state(&req).store.clone();
     let (u, g) = (f.username.clone(), f.group.clone());
     let result = state(&req)
-        .db(
-            move |conn| match service::change_clearance(conn, &store, &ctx, &u, &g, grant) {
-                Ok(o) => Ok(Ok(o)),
-                Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
-                Err(e) => Err(e.into()),
-            },
-        )
-        .await?;
+        .run(move |conn| service::change_clearance(conn, &store, &ctx, &u, &g, grant))
+        .await;
     match result {
         Ok(outcome) => {
             let (what, fallback) = if grant {
@@ -648,11 +639,14 @@ async fn change_clearance(
             let notice = reports_applied(&req, &outcome, notice).await?;
             signatures_done(&req, viewer, &notice, &outcome, fallback).await
         }
-        Err(message) => {
-            let mut ctx = Context::new();
-            ctx.insert("clearance_error", &message);
-            signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("clearance_error", &message);
+                signatures_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -665,7 +659,7 @@ async fn sensors_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let sensors = state(req)
-        .db(move |conn| queries::all_sensors(conn, &viewer))
+        .run(move |conn| queries::all_sensors(conn, &viewer))
         .await?;
     ctx.insert("sensors", &sensors);
     render_status(
@@ -704,14 +698,8 @@ async fn create_sensor(
     let store = state(&req).store.clone();
     let name = f.name.clone();
     let result = state(&req)
-        .db(
-            move |conn| match service::create_sensor(conn, &store, &ctx, &name) {
-                Ok(created) => Ok(Ok(created)),
-                Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
-                Err(e) => Err(e.into()),
-            },
-        )
-        .await?;
+        .run(move |conn| service::create_sensor(conn, &store, &ctx, &name))
+        .await;
     let mut ctx = Context::new();
     match result {
         Ok((id, token)) => {
@@ -722,10 +710,13 @@ async fn create_sensor(
             let res = sensors_listing(&req, viewer, ctx, StatusCode::OK).await?;
             Ok(with_trigger(res, None, "SensorRegistered"))
         }
-        Err(message) => {
-            ctx.insert("error", &message);
-            sensors_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                ctx.insert("error", &message);
+                sensors_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -737,11 +728,14 @@ async fn revoke_sensor(
     form: web::Form<CommandForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
-    let id: Uuid = path.parse().map_err(|_| AppError::NotFound)?;
+    let id: Uuid = path.parse().map_err(|_| ThreatsError::BadId {
+        what: "sensor",
+        raw: path.chars().take(40).collect(),
+    })?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let outcome = state(&req)
-        .db(move |conn| Ok(service::revoke_sensor(conn, &store, &ctx, id)?))
+        .run(move |conn| service::revoke_sensor(conn, &store, &ctx, id))
         .await?;
     let notice = "Sensor revoked: its token no longer works.";
     if !is_htmx(&req) {
