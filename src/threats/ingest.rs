@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::decider::{parse_score, parse_signature_name};
+use super::commands::{parse_score, parse_signature_name};
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
 use crate::es::projection::ProjectionFailed;
 use crate::es::store::StreamAppend;

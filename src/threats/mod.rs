@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod commands;
 pub mod decider;
 pub mod demo;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod routes;
 pub mod service;
 pub mod simulate;
 
+pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 pub use decider::ThreatsRejection;
 pub use error::ThreatsError;
 

@@ -3,10 +3,11 @@
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::decider::{
-    parse_group, parse_score, parse_signature_name, ClearanceCommand, Clearances, Sensor,
-    SensorCommand, Signature, SignatureCommand, ThreatsRejection,
+use super::commands::{
+    parse_group, parse_score, parse_signature_name, ClearanceCommand, SensorCommand,
+    SignatureCommand,
 };
+use super::decider::{Clearances, Sensor, Signature, ThreatsRejection};
 use super::error::ThreatsError;
 use crate::accounts::{queries as accounts, Role};
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore};
