@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod projections;
 pub mod queries;
 pub mod routes;
+pub mod scope;
 pub mod service;
 pub mod simulate;
 

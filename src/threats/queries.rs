@@ -1,6 +1,7 @@
-//! Reads of the threat-reports context. Every query of hits takes the viewer and keeps only hits
-//! of signatures whose group the viewer holds (admins see all): the join with the small
-//! `threat_signatures` table happens at query time, so moving a signature moves its hits.
+//! Reads of the threat-reports context. Every query of hits takes the viewer's
+//! [`AnalystScope`] and keeps only hits of signatures whose group the viewer holds (admins see
+//! all): the join with the small `threat_signatures` table happens at query time, so moving a
+//! signature moves its hits. The longer SQL is in `sql/`.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -8,38 +9,11 @@ use diesel::sql_types::{Array, Bool, Int4, Int8, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 use super::error::ThreatsError;
+use super::scope::AnalystScope;
 use crate::accounts::{Role, Viewer};
 use crate::schema::{
     sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
 };
-
-/// Which signatures a viewer may see.
-#[derive(Debug, Clone)]
-pub struct Scope {
-    pub all: bool,
-    pub groups: Vec<String>,
-}
-
-/// The viewer's scope, read fresh on every request (a revoked clearance counts at once).
-pub fn scope(conn: &mut PgConnection, viewer: &Viewer) -> Result<Scope, ThreatsError> {
-    match viewer.role {
-        Role::Admin => Ok(Scope {
-            all: true,
-            groups: Vec::new(),
-        }),
-        Role::Analyst => Ok(Scope {
-            all: false,
-            groups: threat_clearances::table
-                .filter(threat_clearances::user_id.eq(viewer.user_id))
-                .select(threat_clearances::group_name)
-                .order(threat_clearances::group_name.asc())
-                .load(conn)?,
-        }),
-        _ => Err(ThreatsError::Forbidden(
-            "Threat reports are for analysts and admins.".into(),
-        )),
-    }
-}
 
 /// The admins' pages check the role again where they read.
 fn admins_only(viewer: &Viewer) -> Result<(), ThreatsError> {
@@ -92,15 +66,15 @@ impl Report {
             Report::Protocol => "h.protocol",
         }
     }
-    /// Hits of one key ($1).
+    /// Hits of one key (`:key`, a value or a column).
     fn key_match(self) -> &'static str {
         match self {
-            Report::Hash => "h.md5 = $1",
-            Report::FileType => "h.file_type = $1",
+            Report::Hash => "h.md5 = :key",
+            Report::FileType => "h.file_type = :key",
             Report::IpPair => {
-                "h.source_ip = split_part($1, ' ', 1) AND h.destination_ip = split_part($1, ' ', 2)"
+                "h.source_ip = split_part(:key, ' ', 1) AND h.destination_ip = split_part(:key, ' ', 2)"
             }
-            Report::Protocol => "h.protocol = $1",
+            Report::Protocol => "h.protocol = :key",
         }
     }
 }
@@ -166,13 +140,6 @@ pub struct ReportRow {
     pub file_type: String,
 }
 
-const VISIBLE: &str =
-    "JOIN threat_signatures s ON s.name = {col} AND ($2 OR s.group_name = ANY($3))";
-
-fn visible_join(col: &str) -> String {
-    VISIBLE.replace("{col}", col)
-}
-
 /// The top `limit` rows of a report (one more is fetched to tell whether there are more).
 /// With `window = all` it sums the pre-aggregated rows; a window reads the hits of sessions
 /// started in it (by the start-time index).
@@ -183,13 +150,13 @@ pub fn top(
     window: Window,
     limit: i64,
 ) -> Result<Vec<ReportRow>, ThreatsError> {
-    let scope = scope(conn, viewer)?;
+    let scope = AnalystScope::of(conn, viewer)?;
     Ok(top_in_scope(conn, &scope, report, window, limit)?)
 }
 
 pub fn top_in_scope(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     window: Window,
     limit: i64,
@@ -202,7 +169,7 @@ pub fn top_in_scope(
 /// computed from the hits (scoped by the signatures' groups now) instead.
 pub fn top_behind(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     window: Window,
     limit: i64,
@@ -216,17 +183,9 @@ pub fn top_behind(
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-        let names: std::collections::HashMap<String, (String, String)> =
-            diesel::sql_query(format!(
-                "SELECT DISTINCT ON (h.md5) h.md5 AS key, h.filename, h.file_type
-             FROM threat_hits h {}
-             WHERE h.md5 = ANY($1)
-             ORDER BY h.md5, h.filename",
-                visible_join("h.signature")
-            ))
-            .bind::<Array<Text>, _>(&keys)
-            .bind::<Bool, _>(scope.all)
-            .bind::<Array<Text>, _>(&scope.groups)
+        let names: std::collections::HashMap<String, (String, String)> = scope
+            .query(include_str!("sql/hash_names.sql"))
+            .texts("keys", keys)
             .load::<KeyName>(conn)?
             .into_iter()
             .map(|k| (k.key, (k.filename, k.file_type)))
@@ -290,21 +249,11 @@ pub fn reports_lag(
         return Ok(None);
     }
     let types: Vec<&str> = hits.handles().to_vec();
-    let lag: ReportsLag = diesel::sql_query(
-        "WITH c AS (SELECT coalesce(max(last_transaction_id), 0) AS t, coalesce(max(last_position), 0) AS p
-                    FROM subscriber_checkpoints WHERE name = $1),
-              behind AS (SELECT e.recorded_at FROM events e, c
-                         WHERE (e.transaction_id, e.position) > (c.t, c.p) AND (e.event_type || '') = ANY($2)
-                         ORDER BY e.transaction_id, e.position LIMIT $3)
-         SELECT (SELECT count(*) FROM behind) AS events,
-                coalesce((SELECT extract(epoch FROM now() - min(recorded_at)) FROM behind), 0)::int8 AS seconds,
-                EXISTS (SELECT 1 FROM events e, c WHERE e.event_type = 'SignatureRevised'
-                        AND (e.transaction_id, e.position) > (c.t, c.p)) AS signature_moves_pending",
-    )
-    .bind::<Text, _>(hits.name())
-    .bind::<Array<Text>, _>(&types)
-    .bind::<Int8, _>(LAG_COUNTED)
-    .get_result(conn)?;
+    let lag: ReportsLag = diesel::sql_query(include_str!("sql/reports_lag.sql"))
+        .bind::<Text, _>(hits.name())
+        .bind::<Array<Text>, _>(&types)
+        .bind::<Int8, _>(LAG_COUNTED)
+        .get_result(conn)?;
     Ok((lag.events > 0).then_some(lag))
 }
 
@@ -321,31 +270,23 @@ struct KeySignatures {
 /// (one index range, whatever the number of keys or hits).
 fn top_from_views(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     limit: i64,
 ) -> QueryResult<Vec<ReportRow>> {
-    if !scope.all && scope.groups.is_empty() {
+    if !scope.sees_all() && scope.groups().is_empty() {
         return Ok(Vec::new());
     }
-    let view = if scope.all {
+    let view = if scope.sees_all() {
         super::projections::ADMIN_VIEW.to_owned()
     } else {
-        super::projections::view_id(&scope.groups)
+        super::projections::view_id(scope.groups())
     };
-    let mut rows: Vec<ReportRow> = diesel::sql_query(
-        "SELECT v.key, v.hits::int8 AS hits, v.max_score, v.last_seen,
-                '' AS signatures, '' AS filename, '' AS file_type
-         FROM threat_report_views v
-         WHERE v.report = $1 AND v.view_id = $2 AND v.hits > 0
-           AND EXISTS (SELECT 1 FROM threat_views w WHERE w.view_id = $2)
-         ORDER BY v.hits DESC, v.max_score DESC, v.key ASC
-         LIMIT $3",
-    )
-    .bind::<Text, _>(report.slug())
-    .bind::<Text, _>(&view)
-    .bind::<Int8, _>(limit)
-    .load(conn)?;
+    let mut rows: Vec<ReportRow> = diesel::sql_query(include_str!("sql/top_from_views.sql"))
+        .bind::<Text, _>(report.slug())
+        .bind::<Text, _>(&view)
+        .bind::<Int8, _>(limit)
+        .load(conn)?;
     let maintained = !rows.is_empty()
         || diesel::select(diesel::dsl::exists(
             crate::schema::threat_views::table
@@ -363,7 +304,7 @@ fn top_from_views(
 /// The visible signatures of each row (from the per-signature rows or hits of those keys only).
 fn fill_signatures(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     rows: &mut [ReportRow],
 ) -> QueryResult<()> {
@@ -371,32 +312,18 @@ fn fill_signatures(
         return Ok(());
     }
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-    let sql = if !super::projections::keeps_signature_rows(report.slug()) {
-        // A report without per-signature rows: one probe of its hits index per key and
-        // visible signature, so the cost follows the report's size and the clearances held.
-        // (`LATERAL ... LIMIT 1` keeps the planner from a semi-join that reads every hit.)
-        format!(
-            "SELECT k.key, string_agg(s.name, ';' ORDER BY s.name) AS signatures
-             FROM unnest($4::text[]) AS k(key)
-             JOIN threat_signatures s ON $1 <> '' AND ($2 OR s.group_name = ANY($3))
-             CROSS JOIN LATERAL (SELECT 1 FROM threat_hits h WHERE {} AND h.signature = s.name LIMIT 1) AS hit
-             GROUP BY k.key",
-            report.key_match().replace("$1", "k.key")
-        )
+    let query = if super::projections::keeps_signature_rows(report.slug()) {
+        scope
+            .query(include_str!("sql/key_signatures_by_rows.sql"))
+            .text("report", report.slug())
     } else {
-        format!(
-            "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
-             FROM threat_report_rows r {}
-             WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
-             GROUP BY r.key",
-            visible_join("r.signature")
-        )
+        scope
+            .query(include_str!("sql/key_signatures_by_probe.sql"))
+            .sql("key_match", report.key_match())
+            .sql("key", "k.key")
     };
-    let found: std::collections::HashMap<String, String> = diesel::sql_query(sql)
-        .bind::<Text, _>(report.slug())
-        .bind::<Bool, _>(scope.all)
-        .bind::<Array<Text>, _>(&scope.groups)
-        .bind::<Array<Text>, _>(&keys)
+    let found: std::collections::HashMap<String, String> = query
+        .texts("keys", keys)
         .load::<KeySignatures>(conn)?
         .into_iter()
         .map(|k| (k.key, k.signatures))
@@ -411,28 +338,17 @@ fn fill_signatures(
 /// `None`): a window reads the hits by the start-time index.
 fn top_from_hits(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> QueryResult<Vec<ReportRow>> {
-    Ok(diesel::sql_query(format!(
-        "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
-                string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
-         FROM threat_hits h {join}
-         WHERE $1 <> '' AND ($5::timestamptz IS NULL OR h.start_time >= $5)
-         GROUP BY 1
-         ORDER BY hits DESC, max_score DESC, key ASC
-         LIMIT $4",
-        key = report.key_sql(),
-        join = visible_join("h.signature")
-    ))
-    .bind::<Text, _>(report.slug())
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .bind::<Int8, _>(limit)
-    .bind::<Nullable<Timestamptz>, _>(since)
-    .load(conn)?)
+    scope
+        .query(include_str!("sql/top_from_hits.sql"))
+        .sql("key_column", report.key_sql())
+        .time("since", since)
+        .int8("limit", limit)
+        .load(conn)
 }
 
 #[derive(QueryableByName)]
@@ -468,8 +384,6 @@ pub struct HitRow {
     pub scored_at: DateTime<Utc>,
 }
 
-const HIT_COLUMNS: &str = "h.file_id, h.session_id, h.md5, h.filename, h.signature, h.integration, h.score, h.start_time, h.scored_at";
-
 /// The visible hits behind one row of a report (at most `limit`).
 pub fn hits_of_key(
     conn: &mut PgConnection,
@@ -479,21 +393,14 @@ pub fn hits_of_key(
     window: Window,
     limit: i64,
 ) -> Result<Vec<HitRow>, ThreatsError> {
-    let scope = scope(conn, viewer)?;
-    Ok(diesel::sql_query(format!(
-        "SELECT {HIT_COLUMNS} FROM threat_hits h {join}
-         WHERE {matches} AND ($4::timestamptz IS NULL OR h.start_time >= $4)
-         ORDER BY h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature
-         LIMIT $5",
-        join = visible_join("h.signature"),
-        matches = report.key_match()
-    ))
-    .bind::<Text, _>(key)
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .bind::<Nullable<Timestamptz>, _>(window.cutoff(Utc::now()))
-    .bind::<Int8, _>(limit)
-    .load(conn)?)
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(scope
+        .query(include_str!("sql/hits_of_key.sql"))
+        .sql("key_match", report.key_match())
+        .text("key", key)
+        .time("since", window.cutoff(Utc::now()))
+        .int8("limit", limit)
+        .load(conn)?)
 }
 
 /// Visible hits of a session or a file.
@@ -503,22 +410,18 @@ pub fn hits_where(
     column: HitsOf,
     id: &str,
 ) -> Result<Vec<HitRow>, ThreatsError> {
-    let scope = scope(conn, viewer)?;
+    let scope = AnalystScope::of(conn, viewer)?;
     // A session's hits by its files' ids: the primary key serves both, and the ingest keeps one
     // index fewer on the hits.
-    let matches = match column {
-        HitsOf::Session => "h.file_id IN (SELECT file_id FROM threat_files WHERE session_id = $1)",
-        HitsOf::File => "h.file_id = $1",
+    let hits_of = match column {
+        HitsOf::Session => "h.file_id IN (SELECT file_id FROM threat_files WHERE session_id = :id)",
+        HitsOf::File => "h.file_id = :id",
     };
-    Ok(diesel::sql_query(format!(
-        "SELECT {HIT_COLUMNS} FROM threat_hits h {join} WHERE {matches}
-         ORDER BY h.file_id, h.score DESC, h.integration, h.signature",
-        join = visible_join("h.signature")
-    ))
-    .bind::<Text, _>(id)
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .load(conn)?)
+    Ok(scope
+        .query(include_str!("sql/hits_of.sql"))
+        .sql("hits_of", hits_of)
+        .text("id", id)
+        .load(conn)?)
 }
 
 pub enum HitsOf {
@@ -584,7 +487,7 @@ struct Contributor {
 /// no signature (an integration, say) are shown to everyone.
 fn scoped_sessions(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     rows: Vec<SessionRow>,
 ) -> QueryResult<Vec<Session>> {
     let mut named: Vec<String> = rows
@@ -593,21 +496,16 @@ fn scoped_sessions(
         .collect();
     named.sort();
     named.dedup();
-    let hidden: std::collections::HashSet<String> = if scope.all || named.is_empty() {
+    let hidden: std::collections::HashSet<String> = if scope.sees_all() || named.is_empty() {
         Default::default()
     } else {
-        diesel::sql_query(
-            "SELECT DISTINCT c.contributor
-             FROM unnest($1::text[]) AS c(contributor)
-             JOIN threat_signatures s ON lower(s.name) = lower(c.contributor)
-             WHERE NOT (s.group_name = ANY($2))",
-        )
-        .bind::<Array<Text>, _>(&named)
-        .bind::<Array<Text>, _>(&scope.groups)
-        .load::<Contributor>(conn)?
-        .into_iter()
-        .map(|c| c.contributor)
-        .collect()
+        scope
+            .query(include_str!("sql/hidden_contributors.sql"))
+            .texts("contributors", named)
+            .load::<Contributor>(conn)?
+            .into_iter()
+            .map(|c| c.contributor)
+            .collect()
     };
     Ok(rows
         .into_iter()
@@ -655,7 +553,7 @@ pub fn sessions(
     filter: &SessionFilter,
     limit: i64,
 ) -> Result<Vec<Session>, ThreatsError> {
-    let scope = scope(conn, viewer)?;
+    let scope = AnalystScope::of(conn, viewer)?;
     let mut q = threat_sessions::table
         .select(SessionRow::as_select())
         .order((
@@ -696,7 +594,7 @@ pub fn session(
     viewer: &Viewer,
     id: &str,
 ) -> Result<Session, ThreatsError> {
-    let scope = scope(conn, viewer)?;
+    let scope = AnalystScope::of(conn, viewer)?;
     let row: SessionRow = threat_sessions::table
         .find(id)
         .select(SessionRow::as_select())
@@ -721,7 +619,7 @@ pub fn files_of_session(
     viewer: &Viewer,
     session_id: &str,
 ) -> Result<Vec<File>, ThreatsError> {
-    scope(conn, viewer)?;
+    AnalystScope::of(conn, viewer)?;
     Ok(threat_files::table
         .filter(threat_files::session_id.eq(session_id))
         .order(threat_files::file_id.asc())
@@ -730,7 +628,7 @@ pub fn files_of_session(
 }
 
 pub fn file(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<File, ThreatsError> {
-    scope(conn, viewer)?;
+    AnalystScope::of(conn, viewer)?;
     Ok(threat_files::table
         .find(id)
         .select(File::as_select())
@@ -759,16 +657,11 @@ pub fn score_history(
     viewer: &Viewer,
     file_id: &str,
 ) -> Result<Vec<ScoreChange>, ThreatsError> {
-    let scope = scope(conn, viewer)?;
-    Ok(diesel::sql_query(format!(
-        "SELECT c.position, c.integration, c.signature, c.old_score, c.new_score, c.recorded_at
-         FROM threat_score_changes c {} WHERE c.file_id = $1 ORDER BY c.position",
-        visible_join("c.signature")
-    ))
-    .bind::<Text, _>(file_id)
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .load(conn)?)
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(scope
+        .query(include_str!("sql/score_history.sql"))
+        .text("file_id", file_id)
+        .load(conn)?)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -790,12 +683,12 @@ pub fn signature(
     viewer: &Viewer,
     name: &str,
 ) -> Result<SignatureRow, ThreatsError> {
-    let scope = scope(conn, viewer)?;
+    let scope = AnalystScope::of(conn, viewer)?;
     let sig: SignatureRow = threat_signatures::table
         .find(name)
         .select(SignatureRow::as_select())
         .first(conn)?;
-    if scope.all || scope.groups.contains(&sig.group_name) {
+    if scope.sees_group(&sig.group_name) {
         Ok(sig)
     } else {
         Err(ThreatsError::NotFound)

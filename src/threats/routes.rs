@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::decider::ThreatsRejection;
 use super::error::ThreatsError;
 use super::queries::{self, HitsOf, Report, SessionFilter, Window};
+use super::scope::AnalystScope;
 use super::{api, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
@@ -137,7 +138,7 @@ async fn top_report_page(
     let store = state(&req).store.clone();
     let (mut rows, scope, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
-            let scope = queries::scope(conn, &v)?;
+            let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let rows = queries::top_behind(conn, &scope, report, window, limit + 1, lag.as_ref())?;
             Ok((rows, scope, lag))
@@ -223,8 +224,8 @@ async fn top_report_page(
     ctx.insert("more", &more);
     ctx.insert("window", window.as_str());
     ctx.insert("windows", &["all", "24h", "7d", "30d"]);
-    ctx.insert("scope_all", &scope.all);
-    ctx.insert("groups", &scope.groups);
+    ctx.insert("scope_all", &scope.sees_all());
+    ctx.insert("groups", scope.groups());
     ctx.insert(
         "reports",
         &[
