@@ -1,4 +1,5 @@
-//! The sensor API (DESIGN section 6): `POST /api/v1/events` and its OpenAPI description.
+//! The sensor API (DESIGN section 6): `POST /api/v1/events` and its OpenAPI description, under
+//! the `/api/v1` scope of `routes::routes` (the paths are a contract).
 //! Every answer is JSON; bad input is a 4xx with a message, never a 5xx.
 
 use actix_web::http::StatusCode;
@@ -28,7 +29,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 #[tracing::instrument(skip_all)]
-#[post("/api/v1/events")]
+#[post("/events")]
 pub async fn post_events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -110,7 +111,7 @@ fn invalid(errors: Vec<ingest::ItemError>) -> HttpResponse {
     HttpResponse::UnprocessableEntity().json(json!({ "errors": errors }))
 }
 
-#[get("/api/v1/openapi.json")]
+#[get("/openapi.json")]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(openapi_document())
 }

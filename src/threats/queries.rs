@@ -79,30 +79,36 @@ impl Report {
     }
 }
 
-/// A time window on the session's start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A time window on the session's start time (`?window=24h`; all when not given).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum Window {
     Day,
     Week,
     Month,
+    #[default]
     All,
 }
 
-impl Window {
-    pub fn parse(raw: Option<&str>) -> Result<Window, ThreatsError> {
-        Ok(match raw.unwrap_or("all") {
+impl TryFrom<String> for Window {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Window, String> {
+        Ok(match raw.as_str() {
             "24h" => Window::Day,
             "7d" => Window::Week,
             "30d" => Window::Month,
             "all" | "" => Window::All,
             other => {
-                return Err(ThreatsError::BadQuery(format!(
+                return Err(format!(
                     "window {:?} is not one of 24h, 7d, 30d, all",
                     other.chars().take(20).collect::<String>()
-                )))
+                ))
             }
         })
     }
+}
+
+impl Window {
     pub fn as_str(self) -> &'static str {
         match self {
             Window::Day => "24h",

@@ -19,47 +19,91 @@ use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(api::post_events)
-        .service(api::openapi)
-        .service(report_hits)
-        .service(top_report_page)
-        .service(sessions_page)
-        .service(session_page)
-        .service(file_page)
-        .service(signature_page)
-        .service(admin_signatures)
-        .service(set_signature)
-        .service(retire_signature)
-        .service(change_clearance)
-        .service(admin_sensors)
-        .service(create_sensor)
-        .service(revoke_sensor);
+    cfg.service(
+        web::scope("/api/v1")
+            .service(api::post_events)
+            .service(api::openapi),
+    )
+    .service(
+        web::scope("/threats")
+            .service(report_hits)
+            .service(top_report_page)
+            .service(sessions_page)
+            .service(session_page)
+            .service(file_page)
+            .service(signature_page),
+    )
+    .service(
+        web::scope("/admin/signatures")
+            .service(admin_signatures)
+            .service(set_signature)
+            .service(retire_signature),
+    )
+    .service(web::scope("/admin/clearances").service(change_clearance))
+    .service(
+        web::scope("/admin/sensors")
+            .service(admin_sensors)
+            .service(create_sensor)
+            .service(revoke_sensor),
+    );
 }
 
+/// `?limit=&window=&format=&key=` of the report pages.
 #[derive(Deserialize)]
 struct ReportQuery {
-    limit: Option<String>,
-    window: Option<String>,
-    format: Option<String>,
+    #[serde(default)]
+    limit: Limit,
+    #[serde(default)]
+    window: Window,
+    #[serde(default)]
+    format: Format,
+    /// The row a drill-down lists the hits of.
     key: Option<String>,
 }
 
-fn parse_limit(raw: Option<&str>) -> Result<i64, AppError> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(10),
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| AppError::BadRequest("limit is a number from 1 to 1000".into())),
+/// How many rows a report shows: 1 to 1000, 10 when not given.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+struct Limit(i64);
+
+impl Default for Limit {
+    fn default() -> Limit {
+        Limit(10)
     }
 }
 
-fn wants_csv(format: Option<&str>) -> Result<bool, AppError> {
-    match format {
-        None | Some("") | Some("html") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(_) => Err(AppError::BadRequest("format is csv or html".into())),
+impl TryFrom<String> for Limit {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Limit, &'static str> {
+        match raw.trim() {
+            "" => Ok(Limit::default()),
+            s => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .map(Limit)
+                .ok_or("limit is a number from 1 to 1000"),
+        }
+    }
+}
+
+/// `?format=csv` for the CSV export of a page; HTML otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+enum Format {
+    #[default]
+    Html,
+    Csv,
+}
+
+impl TryFrom<String> for Format {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Format, &'static str> {
+        match raw.as_str() {
+            "" | "html" => Ok(Format::Html),
+            "csv" => Ok(Format::Csv),
+            _ => Err("format is csv or html"),
+        }
     }
 }
 
@@ -123,7 +167,7 @@ struct DisplayRow<'a> {
 }
 
 #[tracing::instrument(skip_all, fields(report = %path))]
-#[get("/threats/top/{report}")]
+#[get("/top/{report}")]
 async fn top_report_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -131,9 +175,13 @@ async fn top_report_page(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
-    let limit = parse_limit(query.limit.as_deref())?;
-    let window = Window::parse(query.window.as_deref())?;
-    let csv = wants_csv(query.format.as_deref())?;
+    let ReportQuery {
+        limit: Limit(limit),
+        window,
+        format,
+        ..
+    } = query.into_inner();
+    let csv = format == Format::Csv;
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (mut rows, scope, lag) = state(&req)
@@ -238,7 +286,7 @@ async fn top_report_page(
     render(&req, "threats/top.html", "threats/_top.html", ctx)
 }
 
-#[get("/threats/top/{report}/hits")]
+#[get("/top/{report}/hits")]
 async fn report_hits(
     req: HttpRequest,
     viewer: Viewer,
@@ -246,13 +294,16 @@ async fn report_hits(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
-    let window = Window::parse(query.window.as_deref())?;
-    let csv = wants_csv(query.format.as_deref())?;
-    let key = query
-        .key
-        .clone()
+    let ReportQuery {
+        window,
+        format,
+        key,
+        ..
+    } = query.into_inner();
+    let csv = format == Format::Csv;
+    let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
-        .ok_or_else(|| AppError::BadRequest("key is required".into()))?;
+        .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
     let k = key.clone();
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
@@ -309,17 +360,18 @@ fn hits_csv(name: &str, hits: &[queries::HitRow]) -> HttpResponse {
 struct SessionsQuery {
     #[serde(flatten)]
     filter: SessionFilter,
-    format: Option<String>,
+    #[serde(default)]
+    format: Format,
 }
 
-#[get("/threats/sessions")]
+#[get("/sessions")]
 async fn sessions_page(
     req: HttpRequest,
     viewer: Viewer,
     query: web::Query<SessionsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let SessionsQuery { filter, format } = query.into_inner();
-    let csv = wants_csv(format.as_deref())?;
+    let csv = format == Format::Csv;
     let f = filter.clone();
     let sessions = state(&req)
         .run(move |conn| queries::sessions(conn, &viewer, &f, 200))
@@ -353,7 +405,7 @@ async fn sessions_page(
     render(&req, "threats/sessions.html", "threats/_sessions.html", ctx)
 }
 
-#[get("/threats/sessions/{id}")]
+#[get("/sessions/{id}")]
 async fn session_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -378,7 +430,7 @@ async fn session_page(
     render(&req, "threats/session.html", "threats/session.html", ctx)
 }
 
-#[get("/threats/files/{id}")]
+#[get("/files/{id}")]
 async fn file_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -405,7 +457,7 @@ async fn file_page(
     render(&req, "threats/file.html", "threats/file.html", ctx)
 }
 
-#[get("/threats/signatures/{name}")]
+#[get("/signatures/{name}")]
 async fn signature_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -465,7 +517,7 @@ async fn signatures_listing(
     )
 }
 
-#[get("/admin/signatures")]
+#[get("")]
 async fn admin_signatures(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     signatures_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -483,7 +535,7 @@ struct SignatureForm {
 }
 
 /// Create or revise a signature (classifying a restricted one is revising its group).
-#[post("/admin/signatures")]
+#[post("")]
 async fn set_signature(
     req: HttpRequest,
     viewer: Viewer,
@@ -583,7 +635,7 @@ struct CommandForm {
     command_id: Option<String>,
 }
 
-#[post("/admin/signatures/{name}/retire")]
+#[post("/{name}/retire")]
 async fn retire_signature(
     req: HttpRequest,
     viewer: Viewer,
@@ -610,7 +662,7 @@ struct ClearanceForm {
     command_id: Option<String>,
 }
 
-#[post("/admin/clearances")]
+#[post("")]
 async fn change_clearance(
     req: HttpRequest,
     viewer: Viewer,
@@ -672,7 +724,7 @@ async fn sensors_listing(
     )
 }
 
-#[get("/admin/sensors")]
+#[get("")]
 async fn admin_sensors(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     sensors_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -685,7 +737,7 @@ struct SensorForm {
 }
 
 /// Register a sensor: the token is shown on this response only (it is not stored).
-#[post("/admin/sensors")]
+#[post("")]
 async fn create_sensor(
     req: HttpRequest,
     viewer: Viewer,
@@ -721,7 +773,7 @@ async fn create_sensor(
     }
 }
 
-#[post("/admin/sensors/{id}/revoke")]
+#[post("/{id}/revoke")]
 async fn revoke_sensor(
     req: HttpRequest,
     viewer: Viewer,
