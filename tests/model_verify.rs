@@ -163,6 +163,15 @@ impl Answer for heyboss::enrollment::EnrollmentError {
     }
 }
 
+impl Answer for heyboss::threats::ThreatsError {
+    fn refusal(&self) -> Result<String, String> {
+        match self.refusal() {
+            Some((_, message)) => Ok(message),
+            None => Err(format!("{self:?}")),
+        }
+    }
+}
+
 impl Answer for AccountError {
     fn refusal(&self) -> Result<String, String> {
         match self.refusal() {

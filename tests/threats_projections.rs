@@ -11,7 +11,8 @@ use common::{create_user, PASSWORD};
 use diesel::prelude::*;
 use heyboss::es::shadow;
 use heyboss::es::{Actor, CommandContext, Metadata};
-use heyboss::threats::queries::{self, Report, Scope, Window};
+use heyboss::threats::queries::{self, Report, Window};
+use heyboss::threats::scope::AnalystScope;
 use heyboss::threats::{ingest, service, simulate};
 use threats_support::Reports;
 
@@ -28,7 +29,12 @@ struct Row {
 }
 
 /// The report computed on demand from the current hits: the definition, literally.
-fn on_demand(conn: &mut PgConnection, scope: &Scope, report: Report, limit: i64) -> Vec<Row> {
+fn on_demand(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    limit: i64,
+) -> Vec<Row> {
     let key = match report {
         Report::Hash => "h.md5",
         Report::FileType => "h.file_type",
@@ -41,14 +47,14 @@ fn on_demand(conn: &mut PgConnection, scope: &Scope, report: Report, limit: i64)
          FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND ($1 OR s.group_name = ANY($2))
          GROUP BY 1 ORDER BY hits DESC, max_score DESC, key ASC LIMIT $3"
     ))
-    .bind::<diesel::sql_types::Bool, _>(scope.all)
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&scope.groups)
+    .bind::<diesel::sql_types::Bool, _>(scope.sees_all())
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(scope.groups())
     .bind::<diesel::sql_types::Int8, _>(limit)
     .load(conn)
     .unwrap()
 }
 
-fn check_all(conn: &mut PgConnection, scopes: &[Scope]) {
+fn check_all(conn: &mut PgConnection, scopes: &[AnalystScope]) {
     for scope in scopes {
         for report in [
             Report::Hash,
@@ -125,19 +131,10 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
         .get_result(&mut conn)
         .unwrap();
     assert!(rescans > 10, "the stream has rescans ({rescans})");
-    let analyst = Scope {
-        all: false,
-        groups: vec!["malware".into(), "recon".into()],
-    };
-    let admin = Scope {
-        all: true,
-        groups: vec![],
-    };
+    let analyst = AnalystScope::cleared_for(vec!["malware".into(), "recon".into()]);
+    let admin = AnalystScope::admin();
     // A set nobody holds has no maintained view: the per-signature rows answer.
-    let unheld = Scope {
-        all: false,
-        groups: vec!["exfiltration".into(), "phishing".into()],
-    };
+    let unheld = AnalystScope::cleared_for(vec!["exfiltration".into(), "phishing".into()]);
     let scopes = [analyst.clone(), admin, unheld];
     check_all(&mut conn, &scopes);
 
@@ -314,18 +311,15 @@ fn a_clearance_set_first_held_during_ingest_misses_no_batch(reports: Reports) {
     });
     reports.settle(&app);
     let mut conn = app.state.pool.get().unwrap();
-    let mut scopes: Vec<Scope> = sets
+    let mut scopes: Vec<AnalystScope> = sets
         .iter()
         .map(|groups| {
             let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
             groups.push("malware".into());
-            Scope { all: false, groups }
+            AnalystScope::cleared_for(groups)
         })
         .collect();
-    scopes.push(Scope {
-        all: true,
-        groups: vec![],
-    });
+    scopes.push(AnalystScope::admin());
     check_all(&mut conn, &scopes);
 }
 

@@ -1,4 +1,5 @@
-//! The sensor API (DESIGN section 6): `POST /api/v1/events` and its OpenAPI description.
+//! The sensor API (DESIGN section 6): `POST /api/v1/events` and its OpenAPI description, under
+//! the `/api/v1` scope of `routes::routes` (the paths are a contract).
 //! Every answer is JSON; bad input is a 4xx with a message, never a 5xx.
 
 use actix_web::http::StatusCode;
@@ -28,7 +29,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 #[tracing::instrument(skip_all)]
-#[post("/api/v1/events")]
+#[post("/events")]
 pub async fn post_events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -50,7 +51,7 @@ pub async fn post_events(
         return Ok(too_large());
     }
     let sensor = state
-        .db(move |conn| Ok(ingest::authenticate(conn, &token)?))
+        .query(move |conn| ingest::authenticate(conn, &token))
         .await?;
     let Some(sensor_id) = sensor else {
         return Ok(error(
@@ -76,11 +77,11 @@ pub async fn post_events(
     let store = state.store.clone();
     let count = parsed.0.len() + parsed.1.len();
     let outcome = state
-        .db(move |conn| {
+        .run(move |conn| {
             let meta = ingest::sensor_metadata(sensor_id, request_id);
-            Ok(ingest::ingest(conn, &store, &meta, &parsed))
+            ingest::ingest(conn, &store, &meta, &parsed)
         })
-        .await?;
+        .await;
     match outcome {
         Ok(accepted) => {
             tracing::info!(%sensor_id, count, accepted = accepted.accepted, duplicates = accepted.duplicates, "batch ingested");
@@ -92,6 +93,7 @@ pub async fn post_events(
             "concurrent batches for the same sessions kept colliding; retry the batch",
         )),
         Err(IngestError::Database(e)) => Err(e.into()),
+        Err(IngestError::NoConnection(n)) => Err(n.into()),
     }
 }
 
@@ -109,7 +111,7 @@ fn invalid(errors: Vec<ingest::ItemError>) -> HttpResponse {
     HttpResponse::UnprocessableEntity().json(json!({ "errors": errors }))
 }
 
-#[get("/api/v1/openapi.json")]
+#[get("/openapi.json")]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(openapi_document())
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 use super::events::{ClearanceEvent, SensorAdminEvent, SignatureEvent};
 use crate::es::Decider;
 
@@ -10,43 +11,46 @@ use crate::es::Decider;
 pub const RESTRICTED_GROUP: &str = "restricted";
 pub const DEFAULT_SCORE: i32 = 50;
 
+/// Why a threats command was refused: one variant per reason, worded for the admin who sees it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct Rejection(pub String);
-
-fn reject<T>(message: impl Into<String>) -> Result<T, Rejection> {
-    Err(Rejection(message.into()))
-}
-
-/// A visibility group name: lowercase letters, digits, `-` and `_`, 1 to 40 characters.
-pub fn parse_group(raw: &str) -> Result<String, Rejection> {
-    let g = raw.trim().to_lowercase();
-    if g.is_empty() || g.len() > 40 {
-        return reject("a visibility group has 1 to 40 characters");
-    }
-    if !g
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
-        return reject("a visibility group uses only letters, digits, - and _");
-    }
-    Ok(g)
-}
-
-/// A signature name as sensors report it: 1 to 100 characters, no control characters.
-pub fn parse_signature_name(raw: &str) -> Result<String, Rejection> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return reject("a signature name has 1 to 100 characters and no control characters");
-    }
-    Ok(n.to_owned())
-}
-
-pub fn parse_score(raw: i64) -> Result<i32, Rejection> {
-    if !(0..=100).contains(&raw) {
-        return reject(format!("score {raw} is out of range: scores are 0 to 100"));
-    }
-    Ok(raw as i32)
+pub enum ThreatsRejection {
+    #[error("a visibility group has 1 to 40 characters")]
+    GroupLength,
+    #[error("a visibility group uses only letters, digits, - and _")]
+    GroupCharacters,
+    #[error("a signature name has 1 to 100 characters and no control characters")]
+    SignatureName,
+    #[error("score {0} is out of range: scores are 0 to 100")]
+    ScoreOutOfRange(i64),
+    #[error("The default score is a number from 0 to 100.")]
+    ScoreNotANumber,
+    #[error("a sensor name has 1 to 100 characters")]
+    SensorName,
+    /// A free-text field broke the one rule of `crate::text` (its message names the field).
+    #[error("{0}")]
+    Text(String),
+    #[error("signature {0} is retired and cannot be revised")]
+    SignatureRetired(String),
+    #[error("there is no such signature")]
+    NoSuchSignature,
+    #[error("the signature is already retired")]
+    SignatureAlreadyRetired,
+    #[error("the restricted group is for admins only: classify the signature into another group instead")]
+    RestrictedClearance,
+    #[error("the analyst already holds the {0} clearance")]
+    ClearanceHeld(String),
+    #[error("the analyst does not hold the {0} clearance")]
+    ClearanceNotHeld(String),
+    #[error("there is no user {0:?}")]
+    NoSuchUser(String),
+    #[error("{0} is not an analyst: clearances are for analysts (admins see everything)")]
+    NotAnAnalyst(String),
+    #[error("the sensor is already registered")]
+    SensorAlreadyRegistered,
+    #[error("the sensor is already revoked")]
+    SensorAlreadyRevoked,
+    #[error("there is no such sensor")]
+    NoSuchSensor,
 }
 
 // ---------- signatures ----------
@@ -62,29 +66,17 @@ pub struct SignatureState {
     pub retired: bool,
 }
 
-#[derive(Debug, Clone)]
-pub enum SignatureCommand {
-    /// Create, or revise what is given (the CLI's `signatures set`, the admin form).
-    Set {
-        name: String,
-        rule_text: Option<String>,
-        group: String,
-        default_score: Option<i32>,
-    },
-    RegisterRestricted {
-        name: String,
-    },
-    Retire,
-}
-
 impl Decider for Signature {
     const STREAM_TYPE: &'static str = "signature";
     type State = SignatureState;
     type Command = SignatureCommand;
     type Event = SignatureEvent;
-    type Rejection = Rejection;
+    type Rejection = ThreatsRejection;
 
-    fn decide(s: &SignatureState, c: &SignatureCommand) -> Result<Vec<SignatureEvent>, Rejection> {
+    fn decide(
+        s: &SignatureState,
+        c: &SignatureCommand,
+    ) -> Result<Vec<SignatureEvent>, ThreatsRejection> {
         match c {
             SignatureCommand::Set {
                 name,
@@ -101,7 +93,7 @@ impl Decider for Signature {
                     }]);
                 }
                 if s.retired {
-                    return reject(format!("signature {name} is retired and cannot be revised"));
+                    return Err(ThreatsRejection::SignatureRetired(name.clone()));
                 }
                 let rule_text = rule_text.clone().unwrap_or_else(|| s.rule_text.clone());
                 let default_score = default_score.unwrap_or(s.default_score);
@@ -125,10 +117,10 @@ impl Decider for Signature {
             }
             SignatureCommand::Retire => {
                 if !s.exists {
-                    return reject("there is no such signature");
+                    return Err(ThreatsRejection::NoSuchSignature);
                 }
                 if s.retired {
-                    return reject("the signature is already retired");
+                    return Err(ThreatsRejection::SignatureAlreadyRetired);
                 }
                 Ok(vec![SignatureEvent::SignatureRetired {}])
             }
@@ -168,30 +160,24 @@ impl Decider for Signature {
 
 pub struct Clearances;
 
-#[derive(Debug, Clone)]
-pub enum ClearanceCommand {
-    Grant { group: String },
-    Revoke { group: String },
-}
-
 impl Decider for Clearances {
     const STREAM_TYPE: &'static str = "clearance";
     type State = BTreeSet<String>;
     type Command = ClearanceCommand;
     type Event = ClearanceEvent;
-    type Rejection = Rejection;
+    type Rejection = ThreatsRejection;
 
     fn decide(
         held: &BTreeSet<String>,
         c: &ClearanceCommand,
-    ) -> Result<Vec<ClearanceEvent>, Rejection> {
+    ) -> Result<Vec<ClearanceEvent>, ThreatsRejection> {
         match c {
             ClearanceCommand::Grant { group } => {
                 if group == RESTRICTED_GROUP {
-                    return reject("the restricted group is for admins only: classify the signature into another group instead");
+                    return Err(ThreatsRejection::RestrictedClearance);
                 }
                 if held.contains(group) {
-                    return reject(format!("the analyst already holds the {group} clearance"));
+                    return Err(ThreatsRejection::ClearanceHeld(group.clone()));
                 }
                 Ok(vec![ClearanceEvent::ClearanceGranted {
                     group: group.clone(),
@@ -199,7 +185,7 @@ impl Decider for Clearances {
             }
             ClearanceCommand::Revoke { group } => {
                 if !held.contains(group) {
-                    return reject(format!("the analyst does not hold the {group} clearance"));
+                    return Err(ThreatsRejection::ClearanceNotHeld(group.clone()));
                 }
                 Ok(vec![ClearanceEvent::ClearanceRevoked {
                     group: group.clone(),
@@ -233,34 +219,31 @@ pub enum SensorState {
     Revoked,
 }
 
-#[derive(Debug, Clone)]
-pub enum SensorCommand {
-    Register { name: String },
-    Revoke,
-}
-
 impl Decider for Sensor {
     const STREAM_TYPE: &'static str = "sensor";
     type State = SensorState;
     type Command = SensorCommand;
     type Event = SensorAdminEvent;
-    type Rejection = Rejection;
+    type Rejection = ThreatsRejection;
 
-    fn decide(s: &SensorState, c: &SensorCommand) -> Result<Vec<SensorAdminEvent>, Rejection> {
+    fn decide(
+        s: &SensorState,
+        c: &SensorCommand,
+    ) -> Result<Vec<SensorAdminEvent>, ThreatsRejection> {
         match (s, c) {
             (SensorState::Unknown, SensorCommand::Register { name }) => {
                 Ok(vec![SensorAdminEvent::SensorRegistered {
                     name: name.clone(),
                 }])
             }
-            (_, SensorCommand::Register { .. }) => reject("the sensor is already registered"),
+            (_, SensorCommand::Register { .. }) => Err(ThreatsRejection::SensorAlreadyRegistered),
             (SensorState::Active, SensorCommand::Revoke) => {
                 Ok(vec![SensorAdminEvent::SensorRevoked {}])
             }
             (SensorState::Revoked, SensorCommand::Revoke) => {
-                reject("the sensor is already revoked")
+                Err(ThreatsRejection::SensorAlreadyRevoked)
             }
-            (SensorState::Unknown, SensorCommand::Revoke) => reject("there is no such sensor"),
+            (SensorState::Unknown, SensorCommand::Revoke) => Err(ThreatsRejection::NoSuchSensor),
         }
     }
 
@@ -360,13 +343,5 @@ mod tests {
         given::<Sensor>(&[reg, SensorAdminEvent::SensorRevoked {}])
             .when(SensorCommand::Revoke)
             .then_rejected("already revoked");
-    }
-
-    #[test]
-    fn groups_and_scores_are_parsed() {
-        assert_eq!(parse_group(" Malware ").unwrap(), "malware");
-        assert!(parse_group("a b").is_err());
-        assert!(parse_score(101).is_err());
-        assert_eq!(parse_score(0).unwrap(), 0);
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::decider::{parse_score, parse_signature_name};
+use super::commands::{parse_score, parse_signature_name};
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
 use crate::es::projection::ProjectionFailed;
 use crate::es::store::StreamAppend;
@@ -158,7 +158,7 @@ fn ip(field: &str, value: &str) -> Result<String, String> {
 }
 
 fn score(value: i32) -> Result<i32, String> {
-    parse_score(value.into()).map_err(|e| e.0)
+    parse_score(value.into()).map_err(|e| e.to_string())
 }
 
 const START_TIME_RULE: &str = "start_time must be an RFC 3339 time, YYYY-MM-DDTHH:MM:SS[.fraction] then Z or \
@@ -279,7 +279,7 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             integration: text("integration", &integration, 100)?,
             score: score(s)?,
             signature: parse_signature_name(&text("signature", &signature, 100)?)
-                .map_err(|e| e.0)?,
+                .map_err(|e| e.to_string())?,
         },
         FileRescored {
             file_id,
@@ -293,7 +293,7 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             integration: text("integration", &integration, 100)?,
             new_score: score(new_score)?,
             signature: parse_signature_name(&text("signature", &signature, 100)?)
-                .map_err(|e| e.0)?,
+                .map_err(|e| e.to_string())?,
         },
     })
 }
@@ -417,6 +417,14 @@ pub enum IngestError {
     /// Concurrent writers kept colliding; the client may retry.
     Busy,
     Database(diesel::result::Error),
+    /// No connection to run the batch on (the pool timed out, the request was cancelled).
+    NoConnection(crate::db::NoConnection),
+}
+
+impl From<crate::db::NoConnection> for IngestError {
+    fn from(e: crate::db::NoConnection) -> Self {
+        IngestError::NoConnection(e)
+    }
 }
 
 impl From<diesel::result::Error> for IngestError {

@@ -3,17 +3,25 @@
 
 pub mod api;
 pub mod audit;
+pub mod commands;
 pub mod decider;
 pub mod demo;
+pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod projections;
 pub mod queries;
 pub mod routes;
+pub mod scope;
 pub mod service;
 pub mod simulate;
 
-/// `urlencode` for Tera (its builtin is not compiled in): percent-encodes a path or query part.
+pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
+pub use decider::ThreatsRejection;
+pub use error::ThreatsError;
+
+/// `urlencode` for Tera (its builtin is not compiled in): percent-encodes a path or query part
+/// with the application's one encoder.
 pub fn register_filters(tera: &mut tera::Tera) {
     tera.register_filter(
         "urlencode",
@@ -22,16 +30,7 @@ pub fn register_filters(tera: &mut tera::Tera) {
                 tera::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let encoded: String = s
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            Ok(tera::Value::String(encoded))
+            Ok(tera::Value::String(crate::web::render::percent_encode(&s)))
         },
     );
 }

@@ -24,7 +24,7 @@ fn no_jit(conn: &mut PgConnection) -> QueryResult<()> {
     Ok(())
 }
 
-/// The four top-threat reports and the column(s) of `threat_hits` each groups by.
+/// The slugs of the four top-threat reports; a report's index here is its number in [`Deltas`].
 pub const REPORTS: [&str; 4] = ["hash", "file-type", "ip-pair", "protocol"];
 
 /// `threat_sessions` and `threat_files`: sessions with their latest score and contributor, files.

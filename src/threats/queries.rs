@@ -1,44 +1,25 @@
-//! Reads of the threat-reports context. Every query of hits takes the viewer and keeps only hits
-//! of signatures whose group the viewer holds (admins see all): the join with the small
-//! `threat_signatures` table happens at query time, so moving a signature moves its hits.
+//! Reads of the threat-reports context. Every query of hits takes the viewer's
+//! [`AnalystScope`] and keeps only hits of signatures whose group the viewer holds (admins see
+//! all): the join with the small `threat_signatures` table happens at query time, so moving a
+//! signature moves its hits. The longer SQL is in `sql/`.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Int4, Int8, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
+use super::error::ThreatsError;
+use super::scope::AnalystScope;
 use crate::accounts::{Role, Viewer};
 use crate::schema::{
     sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
 };
-use crate::web::AppError;
 
-/// Which signatures a viewer may see.
-#[derive(Debug, Clone)]
-pub struct Scope {
-    pub all: bool,
-    pub groups: Vec<String>,
-}
-
-/// The viewer's scope, read fresh on every request (a revoked clearance counts at once).
-pub fn scope(conn: &mut PgConnection, viewer: &Viewer) -> Result<Scope, AppError> {
-    match viewer.role {
-        Role::Admin => Ok(Scope {
-            all: true,
-            groups: Vec::new(),
-        }),
-        Role::Analyst => Ok(Scope {
-            all: false,
-            groups: threat_clearances::table
-                .filter(threat_clearances::user_id.eq(viewer.user_id))
-                .select(threat_clearances::group_name)
-                .order(threat_clearances::group_name.asc())
-                .load(conn)?,
-        }),
-        _ => Err(AppError::Forbidden(
-            "Threat reports are for analysts and admins.".into(),
-        )),
-    }
+/// The admins' pages check the role again where they read.
+fn admins_only(viewer: &Viewer) -> Result<(), ThreatsError> {
+    viewer
+        .require(Role::Admin)
+        .map_err(|e| ThreatsError::Forbidden(e.to_string()))
 }
 
 /// The report a path names.
@@ -85,43 +66,49 @@ impl Report {
             Report::Protocol => "h.protocol",
         }
     }
-    /// Hits of one key ($1).
+    /// Hits of one key (`:key`, a value or a column).
     fn key_match(self) -> &'static str {
         match self {
-            Report::Hash => "h.md5 = $1",
-            Report::FileType => "h.file_type = $1",
+            Report::Hash => "h.md5 = :key",
+            Report::FileType => "h.file_type = :key",
             Report::IpPair => {
-                "h.source_ip = split_part($1, ' ', 1) AND h.destination_ip = split_part($1, ' ', 2)"
+                "h.source_ip = split_part(:key, ' ', 1) AND h.destination_ip = split_part(:key, ' ', 2)"
             }
-            Report::Protocol => "h.protocol = $1",
+            Report::Protocol => "h.protocol = :key",
         }
     }
 }
 
-/// A time window on the session's start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A time window on the session's start time (`?window=24h`; all when not given).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum Window {
     Day,
     Week,
     Month,
+    #[default]
     All,
 }
 
-impl Window {
-    pub fn parse(raw: Option<&str>) -> Result<Window, AppError> {
-        Ok(match raw.unwrap_or("all") {
+impl TryFrom<String> for Window {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Window, String> {
+        Ok(match raw.as_str() {
             "24h" => Window::Day,
             "7d" => Window::Week,
             "30d" => Window::Month,
             "all" | "" => Window::All,
             other => {
-                return Err(AppError::BadRequest(format!(
+                return Err(format!(
                     "window {:?} is not one of 24h, 7d, 30d, all",
                     other.chars().take(20).collect::<String>()
-                )))
+                ))
             }
         })
     }
+}
+
+impl Window {
     pub fn as_str(self) -> &'static str {
         match self {
             Window::Day => "24h",
@@ -159,13 +146,6 @@ pub struct ReportRow {
     pub file_type: String,
 }
 
-const VISIBLE: &str =
-    "JOIN threat_signatures s ON s.name = {col} AND ($2 OR s.group_name = ANY($3))";
-
-fn visible_join(col: &str) -> String {
-    VISIBLE.replace("{col}", col)
-}
-
 /// The top `limit` rows of a report (one more is fetched to tell whether there are more).
 /// With `window = all` it sums the pre-aggregated rows; a window reads the hits of sessions
 /// started in it (by the start-time index).
@@ -175,18 +155,18 @@ pub fn top(
     report: Report,
     window: Window,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
-    let scope = scope(conn, viewer)?;
-    top_in_scope(conn, &scope, report, window, limit)
+) -> Result<Vec<ReportRow>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(top_in_scope(conn, &scope, report, window, limit)?)
 }
 
 pub fn top_in_scope(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     window: Window,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> QueryResult<Vec<ReportRow>> {
     top_behind(conn, scope, report, window, limit, None)
 }
 
@@ -195,12 +175,12 @@ pub fn top_in_scope(
 /// computed from the hits (scoped by the signatures' groups now) instead.
 pub fn top_behind(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     window: Window,
     limit: i64,
     lag: Option<&ReportsLag>,
-) -> Result<Vec<ReportRow>, AppError> {
+) -> QueryResult<Vec<ReportRow>> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let mut rows: Vec<ReportRow> = match window {
         Window::All if views_current => top_from_views(conn, scope, report, limit)?,
@@ -209,17 +189,9 @@ pub fn top_behind(
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-        let names: std::collections::HashMap<String, (String, String)> =
-            diesel::sql_query(format!(
-                "SELECT DISTINCT ON (h.md5) h.md5 AS key, h.filename, h.file_type
-             FROM threat_hits h {}
-             WHERE h.md5 = ANY($1)
-             ORDER BY h.md5, h.filename",
-                visible_join("h.signature")
-            ))
-            .bind::<Array<Text>, _>(&keys)
-            .bind::<Bool, _>(scope.all)
-            .bind::<Array<Text>, _>(&scope.groups)
+        let names: std::collections::HashMap<String, (String, String)> = scope
+            .query(include_str!("sql/hash_names.sql"))
+            .texts("keys", keys)
             .load::<KeyName>(conn)?
             .into_iter()
             .map(|k| (k.key, (k.filename, k.file_type)))
@@ -283,21 +255,11 @@ pub fn reports_lag(
         return Ok(None);
     }
     let types: Vec<&str> = hits.handles().to_vec();
-    let lag: ReportsLag = diesel::sql_query(
-        "WITH c AS (SELECT coalesce(max(last_transaction_id), 0) AS t, coalesce(max(last_position), 0) AS p
-                    FROM subscriber_checkpoints WHERE name = $1),
-              behind AS (SELECT e.recorded_at FROM events e, c
-                         WHERE (e.transaction_id, e.position) > (c.t, c.p) AND (e.event_type || '') = ANY($2)
-                         ORDER BY e.transaction_id, e.position LIMIT $3)
-         SELECT (SELECT count(*) FROM behind) AS events,
-                coalesce((SELECT extract(epoch FROM now() - min(recorded_at)) FROM behind), 0)::int8 AS seconds,
-                EXISTS (SELECT 1 FROM events e, c WHERE e.event_type = 'SignatureRevised'
-                        AND (e.transaction_id, e.position) > (c.t, c.p)) AS signature_moves_pending",
-    )
-    .bind::<Text, _>(hits.name())
-    .bind::<Array<Text>, _>(&types)
-    .bind::<Int8, _>(LAG_COUNTED)
-    .get_result(conn)?;
+    let lag: ReportsLag = diesel::sql_query(include_str!("sql/reports_lag.sql"))
+        .bind::<Text, _>(hits.name())
+        .bind::<Array<Text>, _>(&types)
+        .bind::<Int8, _>(LAG_COUNTED)
+        .get_result(conn)?;
     Ok((lag.events > 0).then_some(lag))
 }
 
@@ -314,31 +276,23 @@ struct KeySignatures {
 /// (one index range, whatever the number of keys or hits).
 fn top_from_views(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
-    if !scope.all && scope.groups.is_empty() {
+) -> QueryResult<Vec<ReportRow>> {
+    if !scope.sees_all() && scope.groups().is_empty() {
         return Ok(Vec::new());
     }
-    let view = if scope.all {
+    let view = if scope.sees_all() {
         super::projections::ADMIN_VIEW.to_owned()
     } else {
-        super::projections::view_id(&scope.groups)
+        super::projections::view_id(scope.groups())
     };
-    let mut rows: Vec<ReportRow> = diesel::sql_query(
-        "SELECT v.key, v.hits::int8 AS hits, v.max_score, v.last_seen,
-                '' AS signatures, '' AS filename, '' AS file_type
-         FROM threat_report_views v
-         WHERE v.report = $1 AND v.view_id = $2 AND v.hits > 0
-           AND EXISTS (SELECT 1 FROM threat_views w WHERE w.view_id = $2)
-         ORDER BY v.hits DESC, v.max_score DESC, v.key ASC
-         LIMIT $3",
-    )
-    .bind::<Text, _>(report.slug())
-    .bind::<Text, _>(&view)
-    .bind::<Int8, _>(limit)
-    .load(conn)?;
+    let mut rows: Vec<ReportRow> = diesel::sql_query(include_str!("sql/top_from_views.sql"))
+        .bind::<Text, _>(report.slug())
+        .bind::<Text, _>(&view)
+        .bind::<Int8, _>(limit)
+        .load(conn)?;
     let maintained = !rows.is_empty()
         || diesel::select(diesel::dsl::exists(
             crate::schema::threat_views::table
@@ -356,40 +310,26 @@ fn top_from_views(
 /// The visible signatures of each row (from the per-signature rows or hits of those keys only).
 fn fill_signatures(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     rows: &mut [ReportRow],
-) -> Result<(), AppError> {
+) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-    let sql = if !super::projections::keeps_signature_rows(report.slug()) {
-        // A report without per-signature rows: one probe of its hits index per key and
-        // visible signature, so the cost follows the report's size and the clearances held.
-        // (`LATERAL ... LIMIT 1` keeps the planner from a semi-join that reads every hit.)
-        format!(
-            "SELECT k.key, string_agg(s.name, ';' ORDER BY s.name) AS signatures
-             FROM unnest($4::text[]) AS k(key)
-             JOIN threat_signatures s ON $1 <> '' AND ($2 OR s.group_name = ANY($3))
-             CROSS JOIN LATERAL (SELECT 1 FROM threat_hits h WHERE {} AND h.signature = s.name LIMIT 1) AS hit
-             GROUP BY k.key",
-            report.key_match().replace("$1", "k.key")
-        )
+    let query = if super::projections::keeps_signature_rows(report.slug()) {
+        scope
+            .query(include_str!("sql/key_signatures_by_rows.sql"))
+            .text("report", report.slug())
     } else {
-        format!(
-            "SELECT r.key, string_agg(r.signature, ';' ORDER BY r.signature) AS signatures
-             FROM threat_report_rows r {}
-             WHERE r.report = $1 AND r.key = ANY($4) AND r.hits > 0
-             GROUP BY r.key",
-            visible_join("r.signature")
-        )
+        scope
+            .query(include_str!("sql/key_signatures_by_probe.sql"))
+            .sql("key_match", report.key_match())
+            .sql("key", "k.key")
     };
-    let found: std::collections::HashMap<String, String> = diesel::sql_query(sql)
-        .bind::<Text, _>(report.slug())
-        .bind::<Bool, _>(scope.all)
-        .bind::<Array<Text>, _>(&scope.groups)
-        .bind::<Array<Text>, _>(&keys)
+    let found: std::collections::HashMap<String, String> = query
+        .texts("keys", keys)
         .load::<KeySignatures>(conn)?
         .into_iter()
         .map(|k| (k.key, k.signatures))
@@ -404,28 +344,17 @@ fn fill_signatures(
 /// `None`): a window reads the hits by the start-time index.
 fn top_from_hits(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     report: Report,
     since: Option<DateTime<Utc>>,
     limit: i64,
-) -> Result<Vec<ReportRow>, AppError> {
-    Ok(diesel::sql_query(format!(
-        "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score, max(h.start_time) AS last_seen,
-                string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures, '' AS filename, '' AS file_type
-         FROM threat_hits h {join}
-         WHERE $1 <> '' AND ($5::timestamptz IS NULL OR h.start_time >= $5)
-         GROUP BY 1
-         ORDER BY hits DESC, max_score DESC, key ASC
-         LIMIT $4",
-        key = report.key_sql(),
-        join = visible_join("h.signature")
-    ))
-    .bind::<Text, _>(report.slug())
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .bind::<Int8, _>(limit)
-    .bind::<Nullable<Timestamptz>, _>(since)
-    .load(conn)?)
+) -> QueryResult<Vec<ReportRow>> {
+    scope
+        .query(include_str!("sql/top_from_hits.sql"))
+        .sql("key_column", report.key_sql())
+        .time("since", since)
+        .int8("limit", limit)
+        .load(conn)
 }
 
 #[derive(QueryableByName)]
@@ -461,8 +390,6 @@ pub struct HitRow {
     pub scored_at: DateTime<Utc>,
 }
 
-const HIT_COLUMNS: &str = "h.file_id, h.session_id, h.md5, h.filename, h.signature, h.integration, h.score, h.start_time, h.scored_at";
-
 /// The visible hits behind one row of a report (at most `limit`).
 pub fn hits_of_key(
     conn: &mut PgConnection,
@@ -471,22 +398,15 @@ pub fn hits_of_key(
     key: &str,
     window: Window,
     limit: i64,
-) -> Result<Vec<HitRow>, AppError> {
-    let scope = scope(conn, viewer)?;
-    Ok(diesel::sql_query(format!(
-        "SELECT {HIT_COLUMNS} FROM threat_hits h {join}
-         WHERE {matches} AND ($4::timestamptz IS NULL OR h.start_time >= $4)
-         ORDER BY h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature
-         LIMIT $5",
-        join = visible_join("h.signature"),
-        matches = report.key_match()
-    ))
-    .bind::<Text, _>(key)
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .bind::<Nullable<Timestamptz>, _>(window.cutoff(Utc::now()))
-    .bind::<Int8, _>(limit)
-    .load(conn)?)
+) -> Result<Vec<HitRow>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(scope
+        .query(include_str!("sql/hits_of_key.sql"))
+        .sql("key_match", report.key_match())
+        .text("key", key)
+        .time("since", window.cutoff(Utc::now()))
+        .int8("limit", limit)
+        .load(conn)?)
 }
 
 /// Visible hits of a session or a file.
@@ -495,23 +415,19 @@ pub fn hits_where(
     viewer: &Viewer,
     column: HitsOf,
     id: &str,
-) -> Result<Vec<HitRow>, AppError> {
-    let scope = scope(conn, viewer)?;
+) -> Result<Vec<HitRow>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
     // A session's hits by its files' ids: the primary key serves both, and the ingest keeps one
     // index fewer on the hits.
-    let matches = match column {
-        HitsOf::Session => "h.file_id IN (SELECT file_id FROM threat_files WHERE session_id = $1)",
-        HitsOf::File => "h.file_id = $1",
+    let hits_of = match column {
+        HitsOf::Session => "h.file_id IN (SELECT file_id FROM threat_files WHERE session_id = :id)",
+        HitsOf::File => "h.file_id = :id",
     };
-    Ok(diesel::sql_query(format!(
-        "SELECT {HIT_COLUMNS} FROM threat_hits h {join} WHERE {matches}
-         ORDER BY h.file_id, h.score DESC, h.integration, h.signature",
-        join = visible_join("h.signature")
-    ))
-    .bind::<Text, _>(id)
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .load(conn)?)
+    Ok(scope
+        .query(include_str!("sql/hits_of.sql"))
+        .sql("hits_of", hits_of)
+        .text("id", id)
+        .load(conn)?)
 }
 
 pub enum HitsOf {
@@ -577,30 +493,25 @@ struct Contributor {
 /// no signature (an integration, say) are shown to everyone.
 fn scoped_sessions(
     conn: &mut PgConnection,
-    scope: &Scope,
+    scope: &AnalystScope,
     rows: Vec<SessionRow>,
-) -> Result<Vec<Session>, AppError> {
+) -> QueryResult<Vec<Session>> {
     let mut named: Vec<String> = rows
         .iter()
         .filter_map(|r| r.threat_contributor.clone())
         .collect();
     named.sort();
     named.dedup();
-    let hidden: std::collections::HashSet<String> = if scope.all || named.is_empty() {
+    let hidden: std::collections::HashSet<String> = if scope.sees_all() || named.is_empty() {
         Default::default()
     } else {
-        diesel::sql_query(
-            "SELECT DISTINCT c.contributor
-             FROM unnest($1::text[]) AS c(contributor)
-             JOIN threat_signatures s ON lower(s.name) = lower(c.contributor)
-             WHERE NOT (s.group_name = ANY($2))",
-        )
-        .bind::<Array<Text>, _>(&named)
-        .bind::<Array<Text>, _>(&scope.groups)
-        .load::<Contributor>(conn)?
-        .into_iter()
-        .map(|c| c.contributor)
-        .collect()
+        scope
+            .query(include_str!("sql/hidden_contributors.sql"))
+            .texts("contributors", named)
+            .load::<Contributor>(conn)?
+            .into_iter()
+            .map(|c| c.contributor)
+            .collect()
     };
     Ok(rows
         .into_iter()
@@ -647,8 +558,8 @@ pub fn sessions(
     viewer: &Viewer,
     filter: &SessionFilter,
     limit: i64,
-) -> Result<Vec<Session>, AppError> {
-    let scope = scope(conn, viewer)?;
+) -> Result<Vec<Session>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
     let mut q = threat_sessions::table
         .select(SessionRow::as_select())
         .order((
@@ -676,16 +587,20 @@ pub fn sessions(
             .ok()
             .filter(|m| (0..=100).contains(m))
             .ok_or_else(|| {
-                AppError::Unprocessable("The minimum score is a number from 0 to 100.".into())
+                ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
             })?;
         q = q.filter(threat_sessions::latest_score.ge(min));
     }
     let rows = q.load(conn)?;
-    scoped_sessions(conn, &scope, rows)
+    Ok(scoped_sessions(conn, &scope, rows)?)
 }
 
-pub fn session(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<Session, AppError> {
-    let scope = scope(conn, viewer)?;
+pub fn session(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Session, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
     let row: SessionRow = threat_sessions::table
         .find(id)
         .select(SessionRow::as_select())
@@ -709,8 +624,8 @@ pub fn files_of_session(
     conn: &mut PgConnection,
     viewer: &Viewer,
     session_id: &str,
-) -> Result<Vec<File>, AppError> {
-    scope(conn, viewer)?;
+) -> Result<Vec<File>, ThreatsError> {
+    AnalystScope::of(conn, viewer)?;
     Ok(threat_files::table
         .filter(threat_files::session_id.eq(session_id))
         .order(threat_files::file_id.asc())
@@ -718,8 +633,8 @@ pub fn files_of_session(
         .load(conn)?)
 }
 
-pub fn file(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<File, AppError> {
-    scope(conn, viewer)?;
+pub fn file(conn: &mut PgConnection, viewer: &Viewer, id: &str) -> Result<File, ThreatsError> {
+    AnalystScope::of(conn, viewer)?;
     Ok(threat_files::table
         .find(id)
         .select(File::as_select())
@@ -747,17 +662,12 @@ pub fn score_history(
     conn: &mut PgConnection,
     viewer: &Viewer,
     file_id: &str,
-) -> Result<Vec<ScoreChange>, AppError> {
-    let scope = scope(conn, viewer)?;
-    Ok(diesel::sql_query(format!(
-        "SELECT c.position, c.integration, c.signature, c.old_score, c.new_score, c.recorded_at
-         FROM threat_score_changes c {} WHERE c.file_id = $1 ORDER BY c.position",
-        visible_join("c.signature")
-    ))
-    .bind::<Text, _>(file_id)
-    .bind::<Bool, _>(scope.all)
-    .bind::<Array<Text>, _>(&scope.groups)
-    .load(conn)?)
+) -> Result<Vec<ScoreChange>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(scope
+        .query(include_str!("sql/score_history.sql"))
+        .text("file_id", file_id)
+        .load(conn)?)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -778,16 +688,16 @@ pub fn signature(
     conn: &mut PgConnection,
     viewer: &Viewer,
     name: &str,
-) -> Result<SignatureRow, AppError> {
-    let scope = scope(conn, viewer)?;
+) -> Result<SignatureRow, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
     let sig: SignatureRow = threat_signatures::table
         .find(name)
         .select(SignatureRow::as_select())
         .first(conn)?;
-    if scope.all || scope.groups.contains(&sig.group_name) {
+    if scope.sees_group(&sig.group_name) {
         Ok(sig)
     } else {
-        Err(AppError::NotFound)
+        Err(ThreatsError::NotFound)
     }
 }
 
@@ -795,8 +705,8 @@ pub fn signature(
 pub fn all_signatures(
     conn: &mut PgConnection,
     viewer: &Viewer,
-) -> Result<Vec<SignatureRow>, AppError> {
-    viewer.require(Role::Admin)?;
+) -> Result<Vec<SignatureRow>, ThreatsError> {
+    admins_only(viewer)?;
     Ok(threat_signatures::table
         .order((
             threat_signatures::restricted.desc(),
@@ -816,8 +726,8 @@ pub struct AnalystClearances {
 pub fn analyst_clearances(
     conn: &mut PgConnection,
     viewer: &Viewer,
-) -> Result<Vec<AnalystClearances>, AppError> {
-    viewer.require(Role::Admin)?;
+) -> Result<Vec<AnalystClearances>, ThreatsError> {
+    admins_only(viewer)?;
     let analysts: Vec<(uuid::Uuid, String, String)> = users::table
         .filter(users::role.eq("analyst"))
         .order(users::username.asc())
@@ -851,8 +761,11 @@ pub struct SensorRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub fn all_sensors(conn: &mut PgConnection, viewer: &Viewer) -> Result<Vec<SensorRow>, AppError> {
-    viewer.require(Role::Admin)?;
+pub fn all_sensors(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+) -> Result<Vec<SensorRow>, ThreatsError> {
+    admins_only(viewer)?;
     Ok(sensors::table
         .order((sensors::active.desc(), sensors::name.asc()))
         .select(SensorRow::as_select())

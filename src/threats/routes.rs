@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 use uuid::Uuid;
 
+use super::decider::ThreatsRejection;
+use super::error::ThreatsError;
 use super::queries::{self, HitsOf, Report, SessionFilter, Window};
+use super::scope::AnalystScope;
 use super::{api, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
@@ -16,47 +19,91 @@ use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(api::post_events)
-        .service(api::openapi)
-        .service(report_hits)
-        .service(top_report_page)
-        .service(sessions_page)
-        .service(session_page)
-        .service(file_page)
-        .service(signature_page)
-        .service(admin_signatures)
-        .service(set_signature)
-        .service(retire_signature)
-        .service(change_clearance)
-        .service(admin_sensors)
-        .service(create_sensor)
-        .service(revoke_sensor);
+    cfg.service(
+        web::scope("/api/v1")
+            .service(api::post_events)
+            .service(api::openapi),
+    )
+    .service(
+        web::scope("/threats")
+            .service(report_hits)
+            .service(top_report_page)
+            .service(sessions_page)
+            .service(session_page)
+            .service(file_page)
+            .service(signature_page),
+    )
+    .service(
+        web::scope("/admin/signatures")
+            .service(admin_signatures)
+            .service(set_signature)
+            .service(retire_signature),
+    )
+    .service(web::scope("/admin/clearances").service(change_clearance))
+    .service(
+        web::scope("/admin/sensors")
+            .service(admin_sensors)
+            .service(create_sensor)
+            .service(revoke_sensor),
+    );
 }
 
+/// `?limit=&window=&format=&key=` of the report pages.
 #[derive(Deserialize)]
 struct ReportQuery {
-    limit: Option<String>,
-    window: Option<String>,
-    format: Option<String>,
+    #[serde(default)]
+    limit: Limit,
+    #[serde(default)]
+    window: Window,
+    #[serde(default)]
+    format: Format,
+    /// The row a drill-down lists the hits of.
     key: Option<String>,
 }
 
-fn parse_limit(raw: Option<&str>) -> Result<i64, AppError> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(10),
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| AppError::BadRequest("limit is a number from 1 to 1000".into())),
+/// How many rows a report shows: 1 to 1000, 10 when not given.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+struct Limit(i64);
+
+impl Default for Limit {
+    fn default() -> Limit {
+        Limit(10)
     }
 }
 
-fn wants_csv(format: Option<&str>) -> Result<bool, AppError> {
-    match format {
-        None | Some("") | Some("html") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(_) => Err(AppError::BadRequest("format is csv or html".into())),
+impl TryFrom<String> for Limit {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Limit, &'static str> {
+        match raw.trim() {
+            "" => Ok(Limit::default()),
+            s => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .map(Limit)
+                .ok_or("limit is a number from 1 to 1000"),
+        }
+    }
+}
+
+/// `?format=csv` for the CSV export of a page; HTML otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+enum Format {
+    #[default]
+    Html,
+    Csv,
+}
+
+impl TryFrom<String> for Format {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Format, &'static str> {
+        match raw.as_str() {
+            "" | "html" => Ok(Format::Html),
+            "csv" => Ok(Format::Csv),
+            _ => Err("format is csv or html"),
+        }
     }
 }
 
@@ -120,7 +167,7 @@ struct DisplayRow<'a> {
 }
 
 #[tracing::instrument(skip_all, fields(report = %path))]
-#[get("/threats/top/{report}")]
+#[get("/top/{report}")]
 async fn top_report_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -128,14 +175,18 @@ async fn top_report_page(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
-    let limit = parse_limit(query.limit.as_deref())?;
-    let window = Window::parse(query.window.as_deref())?;
-    let csv = wants_csv(query.format.as_deref())?;
+    let ReportQuery {
+        limit: Limit(limit),
+        window,
+        format,
+        ..
+    } = query.into_inner();
+    let csv = format == Format::Csv;
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (mut rows, scope, lag) = state(&req)
-        .db(move |conn| {
-            let scope = queries::scope(conn, &v)?;
+        .run(move |conn| -> Result<_, ThreatsError> {
+            let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let rows = queries::top_behind(conn, &scope, report, window, limit + 1, lag.as_ref())?;
             Ok((rows, scope, lag))
@@ -221,8 +272,8 @@ async fn top_report_page(
     ctx.insert("more", &more);
     ctx.insert("window", window.as_str());
     ctx.insert("windows", &["all", "24h", "7d", "30d"]);
-    ctx.insert("scope_all", &scope.all);
-    ctx.insert("groups", &scope.groups);
+    ctx.insert("scope_all", &scope.sees_all());
+    ctx.insert("groups", scope.groups());
     ctx.insert(
         "reports",
         &[
@@ -235,7 +286,7 @@ async fn top_report_page(
     render(&req, "threats/top.html", "threats/_top.html", ctx)
 }
 
-#[get("/threats/top/{report}/hits")]
+#[get("/top/{report}/hits")]
 async fn report_hits(
     req: HttpRequest,
     viewer: Viewer,
@@ -243,17 +294,20 @@ async fn report_hits(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
-    let window = Window::parse(query.window.as_deref())?;
-    let csv = wants_csv(query.format.as_deref())?;
-    let key = query
-        .key
-        .clone()
+    let ReportQuery {
+        window,
+        format,
+        key,
+        ..
+    } = query.into_inner();
+    let csv = format == Format::Csv;
+    let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
-        .ok_or_else(|| AppError::BadRequest("key is required".into()))?;
+        .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
     let k = key.clone();
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_of_key(conn, &viewer, report, &k, window, 1000)?;
             Ok((hits, lag))
@@ -306,20 +360,21 @@ fn hits_csv(name: &str, hits: &[queries::HitRow]) -> HttpResponse {
 struct SessionsQuery {
     #[serde(flatten)]
     filter: SessionFilter,
-    format: Option<String>,
+    #[serde(default)]
+    format: Format,
 }
 
-#[get("/threats/sessions")]
+#[get("/sessions")]
 async fn sessions_page(
     req: HttpRequest,
     viewer: Viewer,
     query: web::Query<SessionsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let SessionsQuery { filter, format } = query.into_inner();
-    let csv = wants_csv(format.as_deref())?;
+    let csv = format == Format::Csv;
     let f = filter.clone();
     let sessions = state(&req)
-        .db(move |conn| queries::sessions(conn, &viewer, &f, 200))
+        .run(move |conn| queries::sessions(conn, &viewer, &f, 200))
         .await?;
     if csv {
         return Ok(csv_response(
@@ -350,7 +405,7 @@ async fn sessions_page(
     render(&req, "threats/sessions.html", "threats/_sessions.html", ctx)
 }
 
-#[get("/threats/sessions/{id}")]
+#[get("/sessions/{id}")]
 async fn session_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -359,7 +414,7 @@ async fn session_page(
     let id = path.into_inner();
     let store = state(&req).store.clone();
     let (session, files, hits, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let session = queries::session(conn, &viewer, &id)?;
             let files = queries::files_of_session(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
@@ -375,7 +430,7 @@ async fn session_page(
     render(&req, "threats/session.html", "threats/session.html", ctx)
 }
 
-#[get("/threats/files/{id}")]
+#[get("/files/{id}")]
 async fn file_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -384,7 +439,7 @@ async fn file_page(
     let id = path.into_inner();
     let store = state(&req).store.clone();
     let (file, hits, history, lag) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let file = queries::file(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::File, &id)?;
@@ -402,7 +457,7 @@ async fn file_page(
     render(&req, "threats/file.html", "threats/file.html", ctx)
 }
 
-#[get("/threats/signatures/{name}")]
+#[get("/signatures/{name}")]
 async fn signature_page(
     req: HttpRequest,
     viewer: Viewer,
@@ -410,7 +465,7 @@ async fn signature_page(
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
     let (sig, history) = state(&req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
             Ok((sig, history))
@@ -436,7 +491,7 @@ async fn signatures_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let (signatures, analysts) = state(req)
-        .db(move |conn| {
+        .run(move |conn| -> Result<_, ThreatsError> {
             Ok((
                 queries::all_signatures(conn, &viewer)?,
                 queries::analyst_clearances(conn, &viewer)?,
@@ -462,7 +517,7 @@ async fn signatures_listing(
     )
 }
 
-#[get("/admin/signatures")]
+#[get("")]
 async fn admin_signatures(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     signatures_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -480,7 +535,7 @@ struct SignatureForm {
 }
 
 /// Create or revise a signature (classifying a restricted one is revising its group).
-#[post("/admin/signatures")]
+#[post("")]
 async fn set_signature(
     req: HttpRequest,
     viewer: Viewer,
@@ -488,43 +543,38 @@ async fn set_signature(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let f = form.into_inner();
-    let score = match f.default_score.trim() {
-        "" => Ok(None),
-        s => s
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| "The default score is a number from 0 to 100.".to_owned()),
-    };
     let ctx = command_context(&req, &viewer, f.command_id.as_deref());
     let store = state(&req).store.clone();
     let (name, group, rule) = (f.name.clone(), f.group.clone(), f.rule_text.clone());
-    let result = match score {
-        Err(m) => Err(m),
-        Ok(score) => {
-            state(&req)
-                .db(move |conn| {
-                    let rule = (!rule.trim().is_empty()).then_some(rule.as_str());
-                    match service::set_signature(conn, &store, &ctx, &name, &group, score, rule) {
-                        Ok(o) => Ok(Ok(o)),
-                        Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
-                        Err(e) => Err(e.into()),
-                    }
-                })
-                .await?
-        }
-    };
+    let score = f.default_score.clone();
+    let result = state(&req)
+        .run(move |conn| {
+            let score = match score.trim() {
+                "" => None,
+                s => Some(
+                    s.parse::<i64>()
+                        .map_err(|_| ThreatsRejection::ScoreNotANumber)?,
+                ),
+            };
+            let rule = (!rule.trim().is_empty()).then_some(rule.as_str());
+            service::set_signature(conn, &store, &ctx, &name, &group, score, rule)
+        })
+        .await;
     match result {
         Ok(outcome) => {
             let notice = format!("Signature {} saved.", f.name.trim());
             let notice = reports_applied(&req, &outcome, notice).await?;
             signatures_done(&req, viewer, &notice, &outcome, "SignatureRevised").await
         }
-        Err(message) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &message);
-            ctx.insert("form", &f);
-            signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("error", &message);
+                ctx.insert("form", &f);
+                signatures_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -544,15 +594,15 @@ async fn reports_applied(
     };
     let store = state(req).store.clone();
     let applied = state(req)
-        .db(move |conn| {
+        .query(move |conn| {
             let hits = super::projections::HitsProjection;
-            Ok(crate::es::subscriber::wait_for_projection(
+            crate::es::subscriber::wait_for_projection(
                 conn,
                 store.projections(),
                 crate::es::Projection::name(&hits),
                 position,
                 REPORTS_WAIT,
-            )?)
+            )
         })
         .await?;
     Ok(if applied {
@@ -585,7 +635,7 @@ struct CommandForm {
     command_id: Option<String>,
 }
 
-#[post("/admin/signatures/{name}/retire")]
+#[post("/{name}/retire")]
 async fn retire_signature(
     req: HttpRequest,
     viewer: Viewer,
@@ -598,7 +648,7 @@ async fn retire_signature(
     let store = state(&req).store.clone();
     let n = name.clone();
     let outcome = state(&req)
-        .db(move |conn| Ok(service::retire_signature(conn, &store, &ctx, &n)?))
+        .run(move |conn| service::retire_signature(conn, &store, &ctx, &n))
         .await?;
     let notice = format!("Signature {name} retired.");
     signatures_done(&req, viewer, &notice, &outcome, "SignatureRetired").await
@@ -612,7 +662,7 @@ struct ClearanceForm {
     command_id: Option<String>,
 }
 
-#[post("/admin/clearances")]
+#[post("")]
 async fn change_clearance(
     req: HttpRequest,
     viewer: Viewer,
@@ -629,14 +679,8 @@ async fn change_clearance(
     let store = state(&req).store.clone();
     let (u, g) = (f.username.clone(), f.group.clone());
     let result = state(&req)
-        .db(
-            move |conn| match service::change_clearance(conn, &store, &ctx, &u, &g, grant) {
-                Ok(o) => Ok(Ok(o)),
-                Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
-                Err(e) => Err(e.into()),
-            },
-        )
-        .await?;
+        .run(move |conn| service::change_clearance(conn, &store, &ctx, &u, &g, grant))
+        .await;
     match result {
         Ok(outcome) => {
             let (what, fallback) = if grant {
@@ -648,11 +692,14 @@ async fn change_clearance(
             let notice = reports_applied(&req, &outcome, notice).await?;
             signatures_done(&req, viewer, &notice, &outcome, fallback).await
         }
-        Err(message) => {
-            let mut ctx = Context::new();
-            ctx.insert("clearance_error", &message);
-            signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = Context::new();
+                ctx.insert("clearance_error", &message);
+                signatures_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
@@ -665,7 +712,7 @@ async fn sensors_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let sensors = state(req)
-        .db(move |conn| queries::all_sensors(conn, &viewer))
+        .run(move |conn| queries::all_sensors(conn, &viewer))
         .await?;
     ctx.insert("sensors", &sensors);
     render_status(
@@ -677,7 +724,7 @@ async fn sensors_listing(
     )
 }
 
-#[get("/admin/sensors")]
+#[get("")]
 async fn admin_sensors(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     sensors_listing(&req, viewer, Context::new(), StatusCode::OK).await
@@ -690,7 +737,7 @@ struct SensorForm {
 }
 
 /// Register a sensor: the token is shown on this response only (it is not stored).
-#[post("/admin/sensors")]
+#[post("")]
 async fn create_sensor(
     req: HttpRequest,
     viewer: Viewer,
@@ -704,14 +751,8 @@ async fn create_sensor(
     let store = state(&req).store.clone();
     let name = f.name.clone();
     let result = state(&req)
-        .db(
-            move |conn| match service::create_sensor(conn, &store, &ctx, &name) {
-                Ok(created) => Ok(Ok(created)),
-                Err(crate::es::CommandError::Rejected(r)) => Ok(Err(r.to_string())),
-                Err(e) => Err(e.into()),
-            },
-        )
-        .await?;
+        .run(move |conn| service::create_sensor(conn, &store, &ctx, &name))
+        .await;
     let mut ctx = Context::new();
     match result {
         Ok((id, token)) => {
@@ -722,14 +763,17 @@ async fn create_sensor(
             let res = sensors_listing(&req, viewer, ctx, StatusCode::OK).await?;
             Ok(with_trigger(res, None, "SensorRegistered"))
         }
-        Err(message) => {
-            ctx.insert("error", &message);
-            sensors_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                ctx.insert("error", &message);
+                sensors_listing(&req, viewer, ctx, status).await
+            }
+            None => Err(e.into()),
+        },
     }
 }
 
-#[post("/admin/sensors/{id}/revoke")]
+#[post("/{id}/revoke")]
 async fn revoke_sensor(
     req: HttpRequest,
     viewer: Viewer,
@@ -737,11 +781,14 @@ async fn revoke_sensor(
     form: web::Form<CommandForm>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
-    let id: Uuid = path.parse().map_err(|_| AppError::NotFound)?;
+    let id: Uuid = path.parse().map_err(|_| ThreatsError::BadId {
+        what: "sensor",
+        raw: path.chars().take(40).collect(),
+    })?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let outcome = state(&req)
-        .db(move |conn| Ok(service::revoke_sensor(conn, &store, &ctx, id)?))
+        .run(move |conn| service::revoke_sensor(conn, &store, &ctx, id))
         .await?;
     let notice = "Sensor revoked: its token no longer works.";
     if !is_htmx(&req) {

@@ -3,20 +3,18 @@
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::decider::{
-    parse_group, parse_score, parse_signature_name, ClearanceCommand, Clearances, Rejection,
-    Sensor, SensorCommand, Signature, SignatureCommand,
+use super::commands::{
+    parse_group, parse_score, parse_signature_name, ClearanceCommand, SensorCommand,
+    SignatureCommand,
 };
+use super::decider::{Clearances, Sensor, Signature, ThreatsRejection};
+use super::error::ThreatsError;
 use crate::accounts::{queries as accounts, Role};
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore};
 use crate::schema::sensor_tokens;
 use crate::text::{self, Lines};
 
-pub type Result<T> = std::result::Result<T, CommandError<Rejection>>;
-
-fn rejected<T>(message: impl Into<String>) -> Result<T> {
-    Err(CommandError::Rejected(Rejection(message.into())))
-}
+pub type Result<T> = std::result::Result<T, ThreatsError>;
 
 /// Register a sensor and return (its id, its API token). Only the token's digest is stored.
 pub fn create_sensor(
@@ -27,29 +25,32 @@ pub fn create_sensor(
 ) -> Result<(Uuid, String)> {
     let name = match text::check("The sensor name", name, 100, Lines::One) {
         Ok(n) if !n.is_empty() => n,
-        Ok(_) => return rejected("a sensor name has 1 to 100 characters"),
-        Err(message) => return rejected(message),
+        Ok(_) => return Err(ThreatsRejection::SensorName.into()),
+        Err(message) => return Err(ThreatsRejection::Text(message).into()),
     };
     let name = name.as_str();
     let id = Uuid::new_v4();
     let token = crate::secrets::random_token();
-    conn.transaction(|conn| {
-        store.execute_in::<Sensor>(
-            conn,
-            &id.to_string(),
-            &SensorCommand::Register {
-                name: name.to_owned(),
-            },
-            ctx,
-        )?;
-        diesel::insert_into(sensor_tokens::table)
-            .values((
-                sensor_tokens::token_digest.eq(crate::secrets::digest(&token)),
-                sensor_tokens::sensor_id.eq(id),
-            ))
-            .execute(conn)?;
-        Ok((id, token))
-    })
+    conn.transaction(
+        |conn| -> std::result::Result<_, CommandError<ThreatsRejection>> {
+            store.execute_in::<Sensor>(
+                conn,
+                &id.to_string(),
+                &SensorCommand::Register {
+                    name: name.to_owned(),
+                },
+                ctx,
+            )?;
+            diesel::insert_into(sensor_tokens::table)
+                .values((
+                    sensor_tokens::token_digest.eq(crate::secrets::digest(&token)),
+                    sensor_tokens::sensor_id.eq(id),
+                ))
+                .execute(conn)?;
+            Ok((id, token))
+        },
+    )
+    .map_err(ThreatsError::from)
 }
 
 pub fn revoke_sensor(
@@ -58,7 +59,7 @@ pub fn revoke_sensor(
     ctx: &CommandContext,
     id: Uuid,
 ) -> Result<CommandOutcome> {
-    store.execute::<Sensor>(conn, &id.to_string(), &SensorCommand::Revoke, ctx)
+    Ok(store.execute::<Sensor>(conn, &id.to_string(), &SensorCommand::Revoke, ctx)?)
 }
 
 /// Create or revise a signature (`signatures set`, the admin form).
@@ -73,21 +74,15 @@ pub fn set_signature(
 ) -> Result<CommandOutcome> {
     // Sensors may report any name (shown with its direction controls revealed); a person
     // typing one keeps to the rule of every text field.
-    let name = parse_signature_name(name).map_err(CommandError::Rejected)?;
-    if let Err(message) = text::check("The signature name", &name, 100, Lines::One) {
-        return rejected(message);
-    }
-    let group = parse_group(group).map_err(CommandError::Rejected)?;
-    let default_score = score
-        .map(parse_score)
+    let name = parse_signature_name(name)?;
+    text::check("The signature name", &name, 100, Lines::One).map_err(ThreatsRejection::Text)?;
+    let group = parse_group(group)?;
+    let default_score = score.map(parse_score).transpose()?;
+    let rule_text = rule_text
+        .map(|r| text::check("The rule text", r, 4000, Lines::Many))
         .transpose()
-        .map_err(CommandError::Rejected)?;
-    let rule_text = match rule_text.map(|r| text::check("The rule text", r, 4000, Lines::Many)) {
-        Some(Err(message)) => return rejected(message),
-        Some(Ok(r)) => Some(r),
-        None => None,
-    };
-    store.execute::<Signature>(
+        .map_err(ThreatsRejection::Text)?;
+    Ok(store.execute::<Signature>(
         conn,
         &name.clone(),
         &SignatureCommand::Set {
@@ -97,7 +92,7 @@ pub fn set_signature(
             default_score,
         },
         ctx,
-    )
+    )?)
 }
 
 pub fn retire_signature(
@@ -106,7 +101,7 @@ pub fn retire_signature(
     ctx: &CommandContext,
     name: &str,
 ) -> Result<CommandOutcome> {
-    store.execute::<Signature>(conn, name, &SignatureCommand::Retire, ctx)
+    Ok(store.execute::<Signature>(conn, name, &SignatureCommand::Retire, ctx)?)
 }
 
 /// Grant (or revoke) a visibility group to an analyst, by username.
@@ -118,20 +113,17 @@ pub fn change_clearance(
     group: &str,
     grant: bool,
 ) -> Result<CommandOutcome> {
-    let group = parse_group(group).map_err(CommandError::Rejected)?;
+    let group = parse_group(group)?;
     let Some(user) = accounts::find_by_username(conn, username.trim())? else {
-        return rejected(format!("there is no user {:?}", username.trim()));
+        return Err(ThreatsRejection::NoSuchUser(username.trim().to_owned()).into());
     };
     if user.role() != Role::Analyst {
-        return rejected(format!(
-            "{} is not an analyst: clearances are for analysts (admins see everything)",
-            user.username
-        ));
+        return Err(ThreatsRejection::NotAnAnalyst(user.username).into());
     }
     let command = if grant {
         ClearanceCommand::Grant { group }
     } else {
         ClearanceCommand::Revoke { group }
     };
-    store.execute::<Clearances>(conn, &user.id.to_string(), &command, ctx)
+    Ok(store.execute::<Clearances>(conn, &user.id.to_string(), &command, ctx)?)
 }
