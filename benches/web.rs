@@ -1,0 +1,215 @@
+//! `cargo bench --bench web`: one form command through the real HTTP stack, beside a GET of the
+//! same page, at 1 and 8 clients, so that the cost of the frame (session lookup, CSRF check,
+//! idempotency key, rendering, the pool) is known per request.
+//!
+//! Each client is a browser signed in once as an admin: it posts the role form of an account of
+//! its own (`POST /admin/accounts/{id}/role`, CSRF token and a fresh `command_id`, answered 303:
+//! one `RoleChanged` event, its projection and the key's outcome in one transaction), or loads
+//! that account's page (`GET /admin/accounts/{id}`: the session, the account, its history
+//! rendered). The floor beside them, measured in the same run: a static file through the same
+//! server and middleware (`GET /static/app.css`), the least a request can cost here.
+//!
+//! Clients and server share this machine's cores. `HEYBOSS_BENCH_REQUESTS` (default 4000) per
+//! row. Goal: p99 under 10 ms at 8 clients.
+
+/// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use heyboss::accounts::{service, NewAccount};
+use heyboss::es::{Actor, Metadata};
+use heyboss::testing::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn register(app: &TestApp, username: &str, role: &str) -> uuid::Uuid {
+    let mut conn = app.state.pool.get().unwrap();
+    let account = NewAccount::parse(username, "", "", role, PASSWORD).unwrap();
+    service::register(
+        &mut conn,
+        &app.state.store,
+        Metadata::new(Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )
+    .unwrap()
+}
+
+fn csrf(body: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker).expect("a CSRF token") + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+/// A signed-in admin's browser, with the CSRF token of the account page it works on.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    page: String,
+    token: String,
+    role: usize,
+}
+
+impl Browser {
+    fn sign_in(base: &str, username: &str, account: uuid::Uuid) -> Browser {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let login = agent
+            .get(&format!("{base}/login"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let res = agent
+            .post(&format!("{base}/login"))
+            .send_form(&[
+                ("csrf_token", &csrf(&login)),
+                ("username", username),
+                ("password", PASSWORD),
+            ])
+            .unwrap();
+        assert_eq!(res.status(), 303, "{username} signs in");
+        let page = format!("{base}/admin/accounts/{account}");
+        let body = agent.get(&page).call().unwrap().into_string().unwrap();
+        Browser {
+            token: csrf(&body),
+            agent,
+            base: base.to_owned(),
+            page,
+            role: 0,
+        }
+    }
+
+    fn get(&self, url: &str) {
+        let res = self.agent.get(url).call().unwrap();
+        assert_eq!(res.status(), 200);
+        let mut sink = Vec::new();
+        res.into_reader().read_to_end(&mut sink).unwrap();
+    }
+
+    fn request(&mut self, what: What) {
+        match what {
+            What::Static => self.get(&format!("{}/static/app.css", self.base)),
+            What::Page => self.get(&self.page.clone()),
+            What::Command => {
+                self.role += 1;
+                let role = ["staff", "student"][self.role % 2];
+                let res = self
+                    .agent
+                    .post(&format!("{}/role", self.page))
+                    .send_form(&[
+                        ("csrf_token", &self.token),
+                        ("role", role),
+                        ("command_id", &uuid::Uuid::new_v4().to_string()),
+                    ])
+                    .unwrap();
+                assert_eq!(res.status(), 303, "the command is recorded");
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum What {
+    Static,
+    Page,
+    Command,
+}
+
+#[derive(Clone, Copy)]
+struct Row {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn measure(browsers: &mut Vec<Browser>, what: What, requests: usize) -> Row {
+    let clients = browsers.len();
+    // Warm up: connections open, statements prepared.
+    for b in browsers.iter_mut() {
+        for _ in 0..20 {
+            b.request(what);
+        }
+    }
+    let started = Instant::now();
+    let taken: Vec<Browser> = std::mem::take(browsers);
+    let handles: Vec<_> = taken
+        .into_iter()
+        .map(|mut b| {
+            std::thread::spawn(move || {
+                let mut latencies = Vec::with_capacity(requests / clients);
+                for _ in 0..requests / clients {
+                    let t = Instant::now();
+                    b.request(what);
+                    latencies.push(t.elapsed());
+                }
+                (b, latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        let (b, latencies) = h.join().unwrap();
+        browsers.push(b);
+        all.extend(latencies);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Row {
+        per_second: all.len() as f64 / seconds,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn main() {
+    let requests: usize = std::env::var("HEYBOSS_BENCH_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let app = TestApp::spawn();
+    println!(
+        "cargo bench --bench web  ({requests} requests a row; pool of {}; clients and server on this machine's {} cores)",
+        app.state.settings.pool_size,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>8} {:>28} {:>10} {:>9} {:>9} {:>14}",
+        "clients", "request", "req/s", "p50 ms", "p99 ms", "vs static req/s"
+    );
+    for clients in [1, 8] {
+        let mut browsers: Vec<Browser> = (0..clients)
+            .map(|i| {
+                let admin = format!("admin{clients}x{i}");
+                register(&app, &admin, "admin");
+                let account = register(&app, &format!("member{clients}x{i}"), "student");
+                Browser::sign_in(&app.address, &admin, account)
+            })
+            .collect();
+        let floor = measure(&mut browsers, What::Static, requests);
+        for (what, name) in [
+            (What::Static, "GET /static/app.css (floor)"),
+            (What::Page, "GET /admin/accounts/{id}"),
+            (What::Command, "POST .../role (303)"),
+        ] {
+            let row = if what == What::Static {
+                floor
+            } else {
+                measure(&mut browsers, what, requests)
+            };
+            println!(
+                "{:>8} {:>28} {:>10.0} {:>9.2} {:>9.2} {:>14.2}",
+                clients,
+                name,
+                row.per_second,
+                row.p50.as_secs_f64() * 1000.0,
+                row.p99.as_secs_f64() * 1000.0,
+                row.per_second / floor.per_second
+            );
+        }
+    }
+    println!("goal: p99 under 10 ms at 8 clients for the page and the command");
+}
