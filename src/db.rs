@@ -12,6 +12,11 @@ pub use heyboss_es::db::{
     analyze_if_stale, quote_ident, statistics_current, PgPool, PgPooled, PoolOptions,
 };
 
+diesel::define_sql_function! {
+    /// SQL `lower(text)`: usernames and signature names match in any letter case.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// The default when `DATABASE_URL` is not set. TCP rather than a socket: the bundled libpq looks

@@ -16,6 +16,17 @@ pub mod ops;
 pub mod schema {
     include!("schema.rs");
     pub use heyboss_es::schema::{command_outcomes, events, subscriber_checkpoints};
+
+    // The analyst's audit scope (threats/audit.rs) filters events by subqueries on signatures and
+    // clearances, so these tables may appear in one query with `events`. The pairing lives here,
+    // not in the event store, which knows no application tables. `allow_tables_to_appear_in_same_query!`
+    // cannot be used: besides these impls it pairs the `Only<..>` and `Tablesample<..>` wrappers of
+    // both tables, which the orphan rule forbids outside the crate of `events`. These name a local
+    // table, so they compile (and no query uses ONLY or TABLESAMPLE on them).
+    impl diesel::query_source::TableNotEqual<events::table> for threat_signatures::table {}
+    impl diesel::query_source::TableNotEqual<threat_signatures::table> for events::table {}
+    impl diesel::query_source::TableNotEqual<events::table> for threat_clearances::table {}
+    impl diesel::query_source::TableNotEqual<threat_clearances::table> for events::table {}
 }
 pub mod scholarships;
 pub mod secrets;

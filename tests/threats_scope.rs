@@ -406,6 +406,10 @@ fn admins_register_and_revoke_sensors_in_the_ui(reports: Reports) {
 
 fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances(reports: Reports) {
     let w = world(reports);
+    w.post(vec![ev(
+        "FileRescored",
+        json!({"file_id": "x", "session_id": "s1", "integration": "yara", "new_score": 45, "signature": "sig-b"}),
+    )]);
     let mut ana = signed_in(&w.app, "ana");
     // Signature histories: only the cleared group's.
     let page = ana.get("/audit?stream_type=signature&format=csv");
@@ -415,6 +419,8 @@ fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances(repo
     // Hits: only those of visible signatures; the sessions themselves are not hits.
     let hits = ana.get("/audit?event_type=FileScored&format=csv").body;
     assert!(hits.contains("sig-a") && !hits.contains("sig-b"), "{hits}");
+    let rescores = ana.get("/audit?event_type=FileRescored&format=csv").body;
+    assert!(!rescores.contains("sig-b"), "{rescores}");
     let sessions = ana
         .get("/audit?event_type=SessionDiscovered&format=csv")
         .body;
@@ -433,6 +439,10 @@ fn an_analysts_audit_log_hides_signatures_and_hits_outside_their_clearances(repo
         bob_hits.contains("sig-b") && !bob_hits.contains("sig-a"),
         "{bob_hits}"
     );
+    let bob_rescores = signed_in(&w.app, "bob")
+        .get("/audit?event_type=FileRescored&format=csv")
+        .body;
+    assert!(bob_rescores.contains("sig-b"), "{bob_rescores}");
     let admin_hits = signed_in(&w.app, "admin")
         .get("/audit?event_type=FileScored&format=csv")
         .body;

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::decider::Role;
 use super::sessions::Viewer;
+use crate::db::lower;
 use crate::schema::users;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -25,8 +26,6 @@ impl User {
         Role::parse(&self.role).unwrap_or(Role::Student)
     }
 }
-
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 /// For sign-in and the CLI: not scoped, since no viewer exists yet.
 pub fn find_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Option<User>> {

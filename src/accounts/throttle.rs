@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::error::AccountError;
-use super::queries::lower;
+use crate::db::lower;
 use crate::schema::{login_failures, signup_attempts};
 
 /// Failed password checks within the window that lock a username.
