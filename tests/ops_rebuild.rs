@@ -298,3 +298,70 @@ fn a_rebuild_plans_with_statistics_whether_or_not_autovacuum_ran() {
         "the planner knows the new table's size"
     );
 }
+
+/// A stored event whose stream id is not a uuid, met by a projection of a stream keyed by one (in a
+/// rebuild, or a verify), is reported as a bad stream id: not as a row that was not found.
+#[test]
+fn a_stream_id_that_is_not_a_uuid_is_reported_as_one_by_every_projection() {
+    use heyboss::es::projection::ProjectionError;
+    use heyboss::es::{Projection, RecordedEvent};
+    use heyboss::{accounts, enrollment, scholarships, threats};
+    use serde_json::json;
+
+    let db = TestDatabase::new();
+    let mut conn = db.connect();
+    let bad = |stream_type: &str, event_type: &str, payload: serde_json::Value| RecordedEvent {
+        position: 1,
+        stream_type: stream_type.into(),
+        stream_id: "not-a-uuid".into(),
+        stream_version: 1,
+        event_type: event_type.into(),
+        schema_version: 1,
+        payload,
+        metadata: json!({}),
+        recorded_at: chrono::Utc::now(),
+        transaction_id: 1,
+    };
+    let cases: Vec<(&dyn Projection, RecordedEvent)> = vec![
+        (
+            &accounts::projections::UsersProjection,
+            bad(
+                "user",
+                "UserRegistered",
+                json!({"username": "u", "display_name": "U", "email": "", "role": "student"}),
+            ),
+        ),
+        (
+            &enrollment::projections::EnrollmentProjection,
+            bad("enrollment", "Inquired", json!({"term": "2031-fall"})),
+        ),
+        (
+            &scholarships::projections::FundsProjection,
+            bad("fund", "FundCreated", json!({})),
+        ),
+        (
+            &scholarships::projections::ApplicationsProjection,
+            bad("scholarship_application", "ScholarshipApplied", json!({})),
+        ),
+        (
+            &threats::projections::ClearancesProjection,
+            bad("clearance", "ClearanceGranted", json!({"group": "alpha"})),
+        ),
+        (
+            &threats::projections::SensorsProjection,
+            bad("sensor", "SensorRegistered", json!({"name": "edge"})),
+        ),
+    ];
+    for (projection, event) in cases {
+        match projection.apply(&mut conn, &event) {
+            Err(ProjectionError::BadStreamId {
+                stream_type,
+                stream_id,
+            }) => {
+                assert_eq!(stream_type, event.stream_type, "{}", projection.name());
+                assert_eq!(stream_id, "not-a-uuid", "{}", projection.name());
+            }
+            other => panic!("{}: {other:?}", projection.name()),
+        }
+    }
+}

@@ -22,10 +22,7 @@ impl Projection for UsersProjection {
     }
 
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let id: uuid::Uuid = event
-            .stream_id
-            .parse()
-            .map_err(|_| diesel::result::Error::NotFound)?;
+        let id = event.stream_uuid()?;
         let at = event.recorded_at;
         let row = users::table.find(id);
         match event.decode::<AccountEvent>()? {

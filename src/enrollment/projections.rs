@@ -103,7 +103,7 @@ impl Projection for EnrollmentProjection {
         }
         let mut ids = events
             .iter()
-            .map(|e| parse_stream_id(e))
+            .map(|e| e.stream_uuid())
             .collect::<Result<Vec<Uuid>, _>>()?;
         ids.sort_unstable();
         ids.dedup();
@@ -122,7 +122,7 @@ impl Projection for EnrollmentProjection {
         // (term, stage) -> change in students; sorted, so concurrent writers lock in one order.
         let mut deltas: BTreeMap<(String, String), i64> = BTreeMap::new();
         for e in events {
-            let id = parse_stream_id(e)?;
+            let id = e.stream_uuid()?;
             let event: EnrollmentEvent = e.decode()?;
             let row = rows.entry(id).or_insert_with(|| StudentRow {
                 student_id: id,
@@ -228,10 +228,4 @@ impl Projection for EnrollmentProjection {
         }
         Ok(())
     }
-}
-
-fn parse_stream_id(e: &RecordedEvent) -> Result<Uuid, ProjectionError> {
-    e.stream_id
-        .parse()
-        .map_err(|_| ProjectionError::Database(diesel::result::Error::NotFound))
 }

@@ -65,13 +65,6 @@ pub fn parse_id(what: &str, raw: &str) -> Result<Uuid, BadId> {
     })
 }
 
-/// A stored event whose stream id is not its entity's id does not decode.
-impl From<BadId> for ProjectionError {
-    fn from(e: BadId) -> Self {
-        ProjectionError::Database(diesel::result::Error::DeserializationError(Box::new(e)))
-    }
-}
-
 impl ScholarshipsError {
     /// A refusal the person can act on, shown on the page they came from with this status;
     /// `None` for what becomes an error page.
@@ -141,11 +134,6 @@ mod tests {
         let bad = parse_id("fund", "12; drop").unwrap_err();
         assert_eq!(bad.to_string(), "\"12; drop\" is not a fund id");
         assert!(matches!(AppError::from(bad), AppError::NotFound));
-        let in_log = ProjectionError::from(parse_id("fund", "x").unwrap_err());
-        assert!(matches!(
-            in_log,
-            ProjectionError::Database(diesel::result::Error::DeserializationError(_))
-        ));
     }
 
     #[test]

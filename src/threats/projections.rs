@@ -1304,10 +1304,7 @@ impl Projection for ClearancesProjection {
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         use threat_clearances as t;
-        let user: uuid::Uuid = event
-            .stream_id
-            .parse()
-            .map_err(|_| diesel::result::Error::NotFound)?;
+        let user = event.stream_uuid()?;
         match event.decode::<ClearanceEvent>()? {
             ClearanceEvent::ClearanceGranted { group } => {
                 diesel::insert_into(t::table)
@@ -1344,10 +1341,7 @@ impl Projection for SensorsProjection {
         Some("the sensor API authenticates against it: a revoked sensor must stop at once")
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let id: uuid::Uuid = event
-            .stream_id
-            .parse()
-            .map_err(|_| diesel::result::Error::NotFound)?;
+        let id = event.stream_uuid()?;
         match event.decode::<SensorAdminEvent>()? {
             SensorAdminEvent::SensorRegistered { name } => {
                 diesel::insert_into(sensors::table)

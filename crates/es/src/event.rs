@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::projection::ProjectionError;
 use crate::schema::events;
 
 /// Who caused an event: recorded in every event's metadata, shown in the audit log.
@@ -108,6 +109,16 @@ impl RecordedEvent {
             });
         }
         decode(&self.event_type, self.schema_version, self.payload.clone())
+    }
+
+    /// The id of a stream keyed by a uuid (a user, a sensor, a student), for projections.
+    pub fn stream_uuid(&self) -> Result<Uuid, ProjectionError> {
+        self.stream_id
+            .parse()
+            .map_err(|_| ProjectionError::BadStreamId {
+                stream_type: self.stream_type.clone(),
+                stream_id: self.stream_id.clone(),
+            })
     }
 
     pub fn actor(&self) -> Option<Actor> {
@@ -247,6 +258,42 @@ impl<'de> serde::de::MapAccess<'de> for Tagged<'de> {
             )),
             (_, Some(data)) => seed.deserialize(data),
             _ => Err(serde::de::Error::custom("no value")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_of(stream_type: &str, stream_id: &str) -> RecordedEvent {
+        RecordedEvent {
+            position: 1,
+            stream_type: stream_type.into(),
+            stream_id: stream_id.into(),
+            stream_version: 1,
+            event_type: "Happened".into(),
+            schema_version: 1,
+            payload: Value::Null,
+            metadata: Value::Null,
+            recorded_at: Utc::now(),
+            transaction_id: 1,
+        }
+    }
+
+    #[test]
+    fn a_stream_id_that_is_not_a_uuid_is_reported_as_such() {
+        let id = Uuid::new_v4();
+        assert_eq!(event_of("user", &id.to_string()).stream_uuid().unwrap(), id);
+        match event_of("user", "not-a-uuid").stream_uuid() {
+            Err(ProjectionError::BadStreamId {
+                stream_type,
+                stream_id,
+            }) => assert_eq!(
+                (stream_type.as_str(), stream_id.as_str()),
+                ("user", "not-a-uuid")
+            ),
+            other => panic!("expected BadStreamId, got {other:?}"),
         }
     }
 }

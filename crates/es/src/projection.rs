@@ -15,6 +15,13 @@ pub enum ProjectionError {
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// An event of a stream keyed by a uuid whose stream id is not one: the log holds what its
+    /// writer should have refused, which is not a row that is missing.
+    #[error("the {stream_type} stream id {stream_id:?} is not a uuid")]
+    BadStreamId {
+        stream_type: String,
+        stream_id: String,
+    },
 }
 
 /// One read model. It owns its tables; nothing else writes them. The contract is four methods:
