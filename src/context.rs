@@ -67,3 +67,98 @@ pub trait BoundedContext: Send + Sync + 'static {
         Ok(())
     }
 }
+
+/// `From<CommandError<R>>` for a context's error enum, for each rejection `R` that converts into
+/// it: the same in every context, so that it is written once. A rejection becomes the context's
+/// own; a conflict becomes what `conflict` makes of the executor's words; a reused form key is
+/// `KeyReused`; the database, or a read model's write that lost it (the database away, not a bug),
+/// is `Database`; anything else is `Internal`. The enum keeps its own variants and its one mapping
+/// to HTTP.
+///
+/// `from_command_errors!(ThreatsError, conflict: |message| ThreatsError::Conflict(message));`
+macro_rules! from_command_errors {
+    ($error:ident, conflict: |$message:ident| $conflict:expr) => {
+        impl<R> From<$crate::es::CommandError<R>> for $error
+        where
+            R: std::error::Error + Into<$error> + 'static,
+        {
+            fn from(e: $crate::es::CommandError<R>) -> Self {
+                use $crate::es::projection::{ProjectionError, ProjectionFailed};
+                use $crate::es::CommandError;
+                match e {
+                    CommandError::Rejected(r) => r.into(),
+                    c @ CommandError::Conflict { .. } => {
+                        let $message = c.to_string();
+                        $conflict
+                    }
+                    CommandError::KeyReused => $error::KeyReused,
+                    CommandError::Database(d) => $error::Database(d),
+                    CommandError::Projection(ProjectionFailed {
+                        source: ProjectionError::Database(d),
+                        ..
+                    }) if $crate::db::is_unavailable(&d) => $error::Database(d),
+                    other => $error::Internal(other.to_string()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use from_command_errors;
+
+#[cfg(test)]
+mod tests {
+    use crate::accounts::decider::AccountRejection;
+    use crate::accounts::AccountError;
+    use crate::es::projection::{ProjectionError, ProjectionFailed};
+    use crate::es::CommandError;
+    use crate::threats::decider::ThreatsRejection;
+    use crate::threats::error::ThreatsError;
+
+    fn conflict<R: std::error::Error>() -> CommandError<R> {
+        CommandError::Conflict {
+            stream_type: "user".into(),
+            stream_id: "u".into(),
+            expected: 1,
+            actual: Some(2),
+        }
+    }
+
+    fn projection_failed<R: std::error::Error>(e: diesel::result::Error) -> CommandError<R> {
+        CommandError::Projection(ProjectionFailed {
+            name: "users",
+            source: ProjectionError::Database(e),
+        })
+    }
+
+    #[test]
+    fn every_context_reads_the_executors_errors_the_same_way() {
+        let account = |e: CommandError<AccountRejection>| AccountError::from(e);
+        assert!(matches!(
+            account(CommandError::Rejected(AccountRejection::Unknown)),
+            AccountError::Rejected(AccountRejection::Unknown)
+        ));
+        // Accounts say a conflict in their own words; threats pass on the executor's.
+        assert!(matches!(account(conflict()), AccountError::Conflict));
+        let threats = ThreatsError::from(conflict::<ThreatsRejection>());
+        assert!(
+            matches!(&threats, ThreatsError::Conflict(m) if m.contains("changed by someone else")),
+            "{threats:?}"
+        );
+        assert!(matches!(
+            account(CommandError::KeyReused),
+            AccountError::KeyReused
+        ));
+        // A read model that lost the database is the database being away; any other failure of
+        // a read model is a bug.
+        assert!(matches!(
+            account(projection_failed(
+                diesel::result::Error::BrokenTransactionManager
+            )),
+            AccountError::Database(_)
+        ));
+        assert!(matches!(
+            account(projection_failed(diesel::result::Error::NotFound)),
+            AccountError::Internal(_)
+        ));
+    }
+}

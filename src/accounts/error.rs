@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 
 use super::decider::AccountRejection;
 use super::throttle::Attempt;
+use crate::context::from_command_errors;
 use crate::db::NoConnection;
-use crate::es::CommandError;
 use crate::web::AppError;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,17 +63,7 @@ impl AccountError {
     }
 }
 
-impl From<CommandError<AccountRejection>> for AccountError {
-    fn from(e: CommandError<AccountRejection>) -> Self {
-        match e {
-            CommandError::Rejected(r) => AccountError::Rejected(r),
-            CommandError::Conflict { .. } => AccountError::Conflict,
-            CommandError::KeyReused => AccountError::KeyReused,
-            CommandError::Database(d) => AccountError::Database(d),
-            other => AccountError::Internal(other.to_string()),
-        }
-    }
-}
+from_command_errors!(AccountError, conflict: |_message| AccountError::Conflict);
 
 /// The one mapping of account errors to HTTP.
 impl From<AccountError> for AppError {

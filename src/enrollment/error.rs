@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 
 use super::decider::EnrollmentRejection;
 use crate::accounts::AccountError;
+use crate::context::from_command_errors;
 use crate::db::NoConnection;
-use crate::es::CommandError;
 use crate::web::AppError;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,17 +70,7 @@ impl EnrollmentError {
     }
 }
 
-impl From<CommandError<EnrollmentRejection>> for EnrollmentError {
-    fn from(e: CommandError<EnrollmentRejection>) -> Self {
-        match e {
-            CommandError::Rejected(r) => EnrollmentError::Rejected(r),
-            CommandError::Conflict { .. } => EnrollmentError::Conflict,
-            CommandError::KeyReused => EnrollmentError::KeyReused,
-            CommandError::Database(d) => EnrollmentError::Database(d),
-            other => EnrollmentError::Internal(other.to_string()),
-        }
-    }
-}
+from_command_errors!(EnrollmentError, conflict: |_message| EnrollmentError::Conflict);
 
 impl From<AccountError> for EnrollmentError {
     fn from(e: AccountError) -> Self {

@@ -4,9 +4,8 @@ use actix_web::http::StatusCode;
 use uuid::Uuid;
 
 use super::decider::{ApplicationRejection, FundRejection, ReviewRejection};
+use crate::context::from_command_errors;
 use crate::db::NoConnection;
-use crate::es::projection::{ProjectionError, ProjectionFailed};
-use crate::es::CommandError;
 use crate::web::AppError;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,25 +80,7 @@ impl ScholarshipsError {
     }
 }
 
-impl<R> From<CommandError<R>> for ScholarshipsError
-where
-    R: std::error::Error + Into<ScholarshipsError> + 'static,
-{
-    fn from(e: CommandError<R>) -> Self {
-        match e {
-            CommandError::Rejected(r) => r.into(),
-            c @ CommandError::Conflict { .. } => ScholarshipsError::Conflict(c.to_string()),
-            CommandError::KeyReused => ScholarshipsError::KeyReused,
-            CommandError::Database(d) => ScholarshipsError::Database(d),
-            // A read model's write that failed because the database went away: a 503, not a bug.
-            CommandError::Projection(ProjectionFailed {
-                source: ProjectionError::Database(d),
-                ..
-            }) if crate::db::is_unavailable(&d) => ScholarshipsError::Database(d),
-            other => ScholarshipsError::Internal(other.to_string()),
-        }
-    }
-}
+from_command_errors!(ScholarshipsError, conflict: |message| ScholarshipsError::Conflict(message));
 
 /// The one mapping of scholarships errors to HTTP.
 impl From<ScholarshipsError> for AppError {
@@ -128,6 +109,7 @@ impl From<BadId> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::es::CommandError;
 
     #[test]
     fn a_bad_id_is_said_to_be_one_and_answers_as_not_found() {

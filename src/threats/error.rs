@@ -3,9 +3,8 @@
 use actix_web::http::StatusCode;
 
 use super::decider::ThreatsRejection;
+use crate::context::from_command_errors;
 use crate::db::NoConnection;
-use crate::es::projection::{ProjectionError, ProjectionFailed};
-use crate::es::CommandError;
 use crate::web::AppError;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,22 +52,7 @@ impl ThreatsError {
     }
 }
 
-impl From<CommandError<ThreatsRejection>> for ThreatsError {
-    fn from(e: CommandError<ThreatsRejection>) -> Self {
-        match e {
-            CommandError::Rejected(r) => ThreatsError::Rejected(r),
-            c @ CommandError::Conflict { .. } => ThreatsError::Conflict(c.to_string()),
-            CommandError::KeyReused => ThreatsError::KeyReused,
-            CommandError::Database(d) => ThreatsError::Database(d),
-            // A projection that lost the database is the database being away, not a bug.
-            CommandError::Projection(ProjectionFailed {
-                source: ProjectionError::Database(d),
-                ..
-            }) if crate::db::is_unavailable(&d) => ThreatsError::Database(d),
-            other => ThreatsError::Internal(other.to_string()),
-        }
-    }
-}
+from_command_errors!(ThreatsError, conflict: |message| ThreatsError::Conflict(message));
 
 /// The one mapping of threats errors to HTTP.
 impl From<ThreatsError> for AppError {
