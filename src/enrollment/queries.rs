@@ -175,6 +175,21 @@ pub struct PipelineRow {
 
 type RowTuple = (Uuid, String, String, String, String, DateTime<Utc>);
 
+/// Every student's pipeline row with their names, as [`RowTuple`]s.
+#[diesel::dsl::auto_type]
+fn pipeline_rows() -> _ {
+    enrollment_students::table
+        .inner_join(users::table.on(users::id.eq(enrollment_students::student_id)))
+        .select((
+            enrollment_students::student_id,
+            users::username,
+            users::display_name,
+            enrollment_students::term,
+            enrollment_students::stage,
+            enrollment_students::last_event_at,
+        ))
+}
+
 fn to_rows(rows: Vec<RowTuple>, now: DateTime<Utc>) -> Vec<PipelineRow> {
     rows.into_iter()
         .map(
@@ -212,16 +227,7 @@ pub fn pipeline(
     if viewer.role != Role::Staff {
         return Ok(Vec::new());
     }
-    let mut query = enrollment_students::table
-        .inner_join(users::table.on(users::id.eq(enrollment_students::student_id)))
-        .select((
-            enrollment_students::student_id,
-            users::username,
-            users::display_name,
-            enrollment_students::term,
-            enrollment_students::stage,
-            enrollment_students::last_event_at,
-        ))
+    let mut query = pipeline_rows()
         .order((
             enrollment_students::last_event_at.desc(),
             enrollment_students::student_id.asc(),
@@ -264,18 +270,9 @@ pub fn stalled(
         .filter(|s| !s.is_open())
         .map(Stage::as_str)
         .collect();
-    let rows = enrollment_students::table
-        .inner_join(users::table.on(users::id.eq(enrollment_students::student_id)))
+    let rows = pipeline_rows()
         .filter(enrollment_students::last_event_at.lt(now - Duration::days(days)))
         .filter(enrollment_students::stage.ne_all(closed))
-        .select((
-            enrollment_students::student_id,
-            users::username,
-            users::display_name,
-            enrollment_students::term,
-            enrollment_students::stage,
-            enrollment_students::last_event_at,
-        ))
         .order((
             enrollment_students::last_event_at.asc(),
             enrollment_students::student_id.asc(),
