@@ -1,9 +1,10 @@
 //! Demo data for `serve --demo`: idempotent, so a restart adds nothing twice.
 
-use diesel::RunQueryDsl;
+use diesel::{PgConnection, RunQueryDsl};
+use uuid::Uuid;
 
 use crate::accounts::{queries, service, NewAccount};
-use crate::es::{Actor, Metadata};
+use crate::es::{Actor, EventStore, Metadata};
 use crate::web::AppState;
 
 /// Every demo account signs in with this password.
@@ -39,23 +40,34 @@ fn seed_unlocked(state: &AppState) -> Result<(), Box<dyn std::error::Error + Sen
 pub fn seed_accounts(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = state.pool.get()?;
     for (username, name, role) in DEMO_USERS {
-        if queries::username_taken(&mut conn, username)? {
-            continue;
-        }
-        let account = NewAccount::parse(
-            username,
-            name,
-            &format!("{username}@heyboss.example"),
-            role,
-            DEMO_PASSWORD,
-        )?;
-        service::register(
-            &mut conn,
-            &state.store,
-            Metadata::new(Actor::Cli),
-            account,
-            |_, _| Ok(()),
-        )?;
+        demo_user(&mut conn, &state.store, username, name, role)?;
     }
     Ok(())
+}
+
+/// The id of the demo account `username`, registered with the demo password unless it exists.
+pub fn demo_user(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    username: &str,
+    name: &str,
+    role: &str,
+) -> Result<Uuid, Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(u) = queries::find_by_username(conn, username)? {
+        return Ok(u.id);
+    }
+    let account = NewAccount::parse(
+        username,
+        name,
+        &format!("{username}@heyboss.example"),
+        role,
+        DEMO_PASSWORD,
+    )?;
+    Ok(service::register(
+        conn,
+        store,
+        Metadata::new(Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )?)
 }

@@ -11,8 +11,7 @@ use super::commands::{
 };
 use super::decider::{Application, Fund, Review};
 use super::events::review_stream_id;
-use crate::accounts::{queries, service, NewAccount};
-use crate::demo::DEMO_PASSWORD;
+use crate::demo::demo_user;
 use crate::es::{Actor, CommandContext, EventStore, Metadata};
 use crate::schema::scholarship_funds;
 use crate::web::AppState;
@@ -23,32 +22,6 @@ const FIRST_FUND: &str = "Founders' Merit Scholarship";
 
 fn ctx() -> CommandContext {
     CommandContext::new(Metadata::new(Actor::Cli))
-}
-
-fn user(
-    conn: &mut PgConnection,
-    store: &EventStore,
-    username: &str,
-    name: &str,
-    role: &str,
-) -> DemoResult<Uuid> {
-    if let Some(u) = queries::find_by_username(conn, username)? {
-        return Ok(u.id);
-    }
-    let account = NewAccount::parse(
-        username,
-        name,
-        &format!("{username}@heyboss.example"),
-        role,
-        DEMO_PASSWORD,
-    )?;
-    Ok(service::register(
-        conn,
-        store,
-        Metadata::new(Actor::Cli),
-        account,
-        |_, _| Ok(()),
-    )?)
 }
 
 fn fund(
@@ -169,9 +142,9 @@ fn already_seeded(conn: &mut PgConnection) -> DemoResult<bool> {
 }
 
 fn people(conn: &mut PgConnection, store: &EventStore) -> DemoResult<People> {
-    let staff = user(conn, store, "staff", "Sam Staff", "staff")?;
-    let reviewer = user(conn, store, "reviewer", "Riley Reviewer", "staff")?;
-    let mut students = vec![user(conn, store, "student", "Stu Student", "student")?];
+    let staff = demo_user(conn, store, "staff", "Sam Staff", "staff")?;
+    let reviewer = demo_user(conn, store, "reviewer", "Riley Reviewer", "staff")?;
+    let mut students = vec![demo_user(conn, store, "student", "Stu Student", "student")?];
     let names = [
         "Amara Osei",
         "Ben Carter",
@@ -186,7 +159,7 @@ fn people(conn: &mut PgConnection, store: &EventStore) -> DemoResult<People> {
         "Kai Lindqvist",
     ];
     for (i, name) in names.iter().enumerate() {
-        students.push(user(
+        students.push(demo_user(
             conn,
             store,
             &format!("scholar{:02}", i + 1),
