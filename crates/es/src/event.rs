@@ -83,7 +83,7 @@ fn cause_meta_event_id(cause: &RecordedEvent) -> Option<Uuid> {
 }
 
 /// An event as stored in the log.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
 pub struct RecordedEvent {
     pub position: i64,

@@ -59,10 +59,17 @@ pub fn append(
             metadata,
         })
         .collect();
-    diesel::insert_into(events::table)
-        .values(&rows)
-        .returning(RecordedEvent::as_returning())
-        .get_results(conn)
+    let inserted = match rows.as_slice() {
+        // A command's usual append: one statement the connection prepares once. (Diesel sends a
+        // multi-row INSERT unprepared, parsed anew each time: measured 5-25% of a one-event
+        // command's throughput in ../shared/peers.)
+        [row] => insert_one(conn, row),
+        _ => diesel::insert_into(events::table)
+            .values(&rows)
+            .returning(RecordedEvent::as_returning())
+            .get_results(conn),
+    };
+    inserted
         .inspect(|appended: &Vec<RecordedEvent>| {
             super::stats::count_appended(appended.iter().map(|e| e.event_type.as_str()))
         })
@@ -79,6 +86,24 @@ pub fn append(
             }
             other => StoreError::Database(other),
         })
+}
+
+fn insert_one(conn: &mut PgConnection, row: &EventRow) -> QueryResult<Vec<RecordedEvent>> {
+    use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
+    prepared(
+        "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING position, stream_type, stream_id, stream_version, event_type, schema_version,
+                   payload, metadata, recorded_at, transaction_id",
+    )
+    .bind::<Text, _>(row.stream_type)
+    .bind::<Text, _>(row.stream_id)
+    .bind::<BigInt, _>(row.stream_version)
+    .bind::<Text, _>(row.event_type)
+    .bind::<Integer, _>(row.schema_version)
+    .bind::<Jsonb, _>(row.payload)
+    .bind::<Jsonb, _>(row.metadata)
+    .load(conn)
 }
 
 /// Events for one stream within [`append_many`].
