@@ -5,7 +5,8 @@ use super::event::DomainEvent;
 pub trait Decider {
     /// The stream type under which this aggregate's events are stored.
     const STREAM_TYPE: &'static str;
-    type State: Default + Clone + std::fmt::Debug;
+    /// Kept between commands by [`crate::EventStore::execute`], hence shareable across threads.
+    type State: Default + Clone + std::fmt::Debug + Send + Sync + 'static;
     type Command: std::fmt::Debug;
     type Event: DomainEvent + PartialEq;
     type Rejection: std::error::Error + Send + Sync + 'static;

@@ -107,6 +107,10 @@ impl<R: std::error::Error + 'static> CommandError<R> {
     pub fn is_conflict(&self) -> bool {
         matches!(self, CommandError::Conflict { .. })
     }
+
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, CommandError::Rejected(_))
+    }
 }
 
 impl<R: std::error::Error + 'static> From<StoreError> for CommandError<R> {
@@ -132,12 +136,14 @@ impl<R: std::error::Error + 'static> From<StoreError> for CommandError<R> {
 #[derive(Clone)]
 pub struct EventStore {
     projections: Arc<Projections>,
+    states: Arc<StateCache>,
 }
 
 impl EventStore {
     pub fn new(projections: Projections) -> Self {
         EventStore {
             projections: Arc::new(projections),
+            states: Arc::new(StateCache::default()),
         }
     }
 
@@ -164,6 +170,13 @@ impl EventStore {
     }
 
     /// Execute a command in its own transaction; nothing is written unless everything succeeds.
+    ///
+    /// A stream this store has written before is not read again: its state and version are
+    /// kept from the last command (after its commit), the command is decided on them and
+    /// appended at that version. When another writer (another process) moved the stream on, the
+    /// append fails on the stream's unique version and the command runs again on a fresh load;
+    /// a rejection decided on a kept state is checked on a fresh load too, so a kept state never
+    /// decides alone. (Marten, Axon and Akka keep aggregates the same way.)
     pub fn execute<D: Decider>(
         &self,
         conn: &mut PgConnection,
@@ -172,17 +185,44 @@ impl EventStore {
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
         let mut attempt = 0;
+        let mut trust_kept = true;
         loop {
-            let result =
-                conn.transaction(|conn| self.execute_in::<D>(conn, stream_id, command, ctx));
+            // Read before the transaction's first write, so that a kept version is always older
+            // than this transaction's id (see `decide_and_append`).
+            let kept = if trust_kept {
+                self.states.get::<D>(stream_id)
+            } else {
+                None
+            }
+            .filter(|(version, _)| ctx.expected_version.is_none_or(|e| e == *version));
+            let from_kept = kept.is_some();
+            let result = conn.transaction(|conn| {
+                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept)
+            });
             match result {
+                Ok((outcome, state)) => {
+                    match state {
+                        Some(state) => {
+                            self.states
+                                .put::<D>(stream_id, outcome.stream_version, state)
+                        }
+                        // A repeated key: the stream may have moved since; read it next time.
+                        None => self.states.forget::<D>(stream_id),
+                    }
+                    return Ok(outcome);
+                }
+                Err(e) if from_kept && (e.is_conflict() || e.is_rejection()) => {
+                    self.states.forget::<D>(stream_id);
+                    trust_kept = false;
+                }
                 Err(e) if e.is_conflict() && attempt < ctx.retries_on_conflict => attempt += 1,
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// Execute a command inside a transaction the caller holds (to write more in the same one).
+    /// The stream is always loaded: the caller's transaction may not be retried.
     pub fn execute_in<D: Decider>(
         &self,
         conn: &mut PgConnection,
@@ -190,15 +230,39 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
-        // Load before claiming the key: the claim is this transaction's first write, which gives
-        // it its transaction id, so a later writer of the stream always has a higher id than an
-        // earlier one and catch-up subscribers (ordered by transaction id) see the stream in order.
-        let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
+        let (outcome, _) = self.decide_and_append::<D>(conn, stream_id, command, ctx, None)?;
+        // What this store kept of the stream may be older than what the caller's transaction
+        // commits.
+        self.states.forget::<D>(stream_id);
+        Ok(outcome)
+    }
+
+    /// Load the stream (unless its version and state are `known`), claim the key, decide,
+    /// append and project; the outcome and the stream's new state (`None` for a repeated key).
+    fn decide_and_append<D: Decider>(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &str,
+        command: &D::Command,
+        ctx: &CommandContext,
+        known: Option<(i64, D::State)>,
+    ) -> Result<Decided<D>, CommandError<D::Rejection>> {
+        // Know the version before claiming the key: the claim is this transaction's first write,
+        // which gives it its transaction id, so a later writer of the stream always has a higher
+        // id than an earlier one and catch-up subscribers (ordered by transaction id) see the
+        // stream in order.
+        let (version, state) = match known {
+            Some(known) => known,
+            None => {
+                let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
+                let version = history.last().map_or(0, |e| e.stream_version);
+                (version, fold::<D>(&history)?)
+            }
+        };
         if let Some(first) = claim_idempotency_key(conn, ctx)? {
-            return Ok(first);
+            return Ok((first, None));
         }
 
-        let version = history.last().map_or(0, |e| e.stream_version);
         if let Some(expected) = ctx.expected_version {
             if expected != version {
                 super::stats::count_conflict();
@@ -210,7 +274,6 @@ impl EventStore {
                 });
             }
         }
-        let state = fold::<D>(&history)?;
         let decided = D::decide(&state, command).map_err(CommandError::Rejected)?;
 
         let new_events: Vec<_> = decided.iter().map(DomainEvent::encode).collect();
@@ -238,7 +301,8 @@ impl EventStore {
                 .set(command_outcomes::outcome.eq(serde_json::to_value(&outcome).ok()))
                 .execute(conn)?;
         }
-        Ok(outcome)
+        let state = decided.iter().fold(state, D::evolve);
+        Ok((outcome, Some(state)))
     }
 
     /// Append already-decided events to a stream and project them, in the caller's transaction,
@@ -340,4 +404,46 @@ pub fn prior_outcome<R: std::error::Error + 'static>(
             duplicate: true,
             ..o
         }))
+}
+
+/// A command's outcome and the stream's state after it (`None` for a repeated key).
+type Decided<D> = (CommandOutcome, Option<<D as Decider>::State>);
+
+/// The state and version of streams this process wrote last, by stream type and id (see
+/// [`EventStore::execute`]). Bounded: when full it starts again empty, which costs one load per
+/// stream.
+#[derive(Default)]
+struct StateCache {
+    streams: std::sync::Mutex<StateMap>,
+}
+
+type StateMap =
+    std::collections::HashMap<(&'static str, String), (i64, Arc<dyn std::any::Any + Send + Sync>)>;
+
+impl StateCache {
+    const MAX_STREAMS: usize = 100_000;
+
+    fn get<D: Decider>(&self, stream_id: &str) -> Option<(i64, D::State)> {
+        let streams = self.streams.lock().ok()?;
+        let (version, state) = streams.get(&(D::STREAM_TYPE, stream_id.to_owned()))?;
+        Some((*version, state.downcast_ref::<D::State>()?.clone()))
+    }
+
+    fn put<D: Decider>(&self, stream_id: &str, version: i64, state: D::State) {
+        if let Ok(mut streams) = self.streams.lock() {
+            if streams.len() >= Self::MAX_STREAMS {
+                streams.clear();
+            }
+            streams.insert(
+                (D::STREAM_TYPE, stream_id.to_owned()),
+                (version, Arc::new(state)),
+            );
+        }
+    }
+
+    fn forget<D: Decider>(&self, stream_id: &str) {
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.remove(&(D::STREAM_TYPE, stream_id.to_owned()));
+        }
+    }
 }

@@ -208,3 +208,104 @@ fn the_event_store_works_alone_with_its_own_migrations() {
     shadow::rebuild(&mut conn, None, &Totals, false, 2, |_| {}).unwrap();
     assert_eq!(total(&mut conn), 12);
 }
+
+/// A tank that holds at most 3: filling past that is refused, so a decision rests on the state.
+struct Tank;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum TankEvent {
+    Filled { by: i64 },
+    Drained { by: i64 },
+}
+
+impl DomainEvent for TankEvent {}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the tank holds {0}; it cannot take {1} more")]
+struct Overflow(i64, i64);
+
+impl Decider for Tank {
+    const STREAM_TYPE: &'static str = "tank";
+    type State = i64;
+    type Command = i64;
+    type Event = TankEvent;
+    type Rejection = Overflow;
+
+    fn decide(level: &i64, change: &i64) -> Result<Vec<TankEvent>, Overflow> {
+        if level + change > 3 {
+            return Err(Overflow(*level, *change));
+        }
+        Ok(vec![if *change >= 0 {
+            TankEvent::Filled { by: *change }
+        } else {
+            TankEvent::Drained { by: -change }
+        }])
+    }
+
+    fn evolve(level: i64, event: &TankEvent) -> i64 {
+        match event {
+            TankEvent::Filled { by } => level + by,
+            TankEvent::Drained { by } => level - by,
+        }
+    }
+}
+
+/// Two stores on one database, as two processes: each keeps the state of the streams it wrote
+/// (`EventStore::execute` does not read them again), and what the other one wrote since is never
+/// decided over: a kept state that is behind makes the append fail on the stream's version, or a
+/// refusal be checked again, and the command runs on the log as it is.
+#[test]
+fn a_kept_state_never_decides_over_what_another_process_wrote() {
+    let scratch = Scratch::new();
+    let mut conn = PgConnection::establish(&scratch.url()).unwrap();
+    db::migrate(&mut conn).unwrap();
+    let (a, b) = (
+        EventStore::new(Projections::new()),
+        EventStore::new(Projections::new()),
+    );
+    let ctx = || CommandContext::new(Metadata::new(Actor::Cli));
+    let level = |conn: &mut PgConnection| -> i64 {
+        heyboss_es::executor::fold::<Tank>(
+            &heyboss_es::store::load_stream(conn, "tank", "t1").unwrap(),
+        )
+        .unwrap()
+    };
+
+    a.execute::<Tank>(&mut conn, "t1", &1, &ctx()).unwrap();
+    a.execute::<Tank>(&mut conn, "t1", &1, &ctx()).unwrap(); // a keeps level 2 at version 2
+    b.execute::<Tank>(&mut conn, "t1", &1, &ctx()).unwrap(); // b reads the log: full, version 3
+
+    // A kept state that is behind accepts what the log refuses: the append at version 2 fails
+    // on the stream's version, a reads the log and refuses.
+    let refused = a.execute::<Tank>(&mut conn, "t1", &1, &ctx());
+    assert!(
+        matches!(refused, Err(CommandError::Rejected(Overflow(3, 1)))),
+        "{refused:?}"
+    );
+    assert_eq!(level(&mut conn), 3);
+
+    a.execute::<Tank>(&mut conn, "t1", &-1, &ctx()).unwrap(); // a keeps level 2 at version 4
+    b.execute::<Tank>(&mut conn, "t1", &-2, &ctx()).unwrap(); // b: conflict, reread: 0 at 5
+    a.execute::<Tank>(&mut conn, "t1", &0, &ctx()).unwrap(); // a: conflict, reread: 0 at 6
+    let outcome = a.execute::<Tank>(&mut conn, "t1", &3, &ctx()).unwrap();
+    assert_eq!(outcome.stream_version, 7);
+    assert_eq!(level(&mut conn), 3);
+
+    // b keeps level 0 at version 5: its append fails on the version and the log refuses.
+    let refused = b.execute::<Tank>(&mut conn, "t1", &2, &ctx());
+    assert!(
+        matches!(refused, Err(CommandError::Rejected(Overflow(3, 2)))),
+        "{refused:?}"
+    );
+    // A kept state that is behind refuses what the log accepts: a keeps level 3, b drains it,
+    // and a's refusal is checked on the log, which accepts.
+    b.execute::<Tank>(&mut conn, "t1", &-3, &ctx()).unwrap();
+    let accepted = a.execute::<Tank>(&mut conn, "t1", &3, &ctx());
+    assert!(accepted.is_ok(), "{accepted:?}");
+    assert_eq!(level(&mut conn), 3);
+    let versions: i64 = heyboss_es::store::load_stream(&mut conn, "tank", "t1")
+        .unwrap()
+        .len() as i64;
+    assert_eq!(versions, 9, "every accepted command is one event, in order");
+}
