@@ -1,6 +1,9 @@
 //! Commands per second and latency of the command executor (load, decide, append one event, one
 //! inline projection, commit) from 1 and 8 clients, against the same SQL run as bare transactions
-//! over the same connections: the database's own limit for this work on this machine.
+//! at their fastest, as pgbench runs them: each statement prepared once per connection, over
+//! connections with PostgreSQL's default settings (no per-statement planning, no ping): the
+//! database's own limit for this work on this machine. The executor runs on the application's
+//! pool (`db::pool`, as `serve` does).
 //!
 //! Run: cargo bench --bench append   (APPEND_BENCH_SECONDS=N to change the time per run; default 5)
 
@@ -68,7 +71,7 @@ impl Projection for TallyTotals {
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let TallyEvent::Counted { by } = event.decode()?;
-        diesel::sql_query(UPSERT)
+        heyboss::prepared::prepared(UPSERT)
             .bind::<Text, _>(&event.stream_id)
             .bind::<BigInt, _>(by)
             .execute(conn)?;
@@ -89,20 +92,20 @@ struct Loaded {
 /// The same statements as a command, written by hand: the floor the executor is compared with.
 fn bare_command(conn: &mut PgConnection, stream: &str) -> QueryResult<()> {
     conn.transaction(|conn| {
-        let loaded: Vec<Loaded> = diesel::sql_query(LOAD)
+        let loaded: Vec<Loaded> = heyboss::prepared::prepared(LOAD)
             .bind::<Text, _>("tally")
             .bind::<Text, _>(stream)
             .load(conn)?;
         let version = loaded.last().map_or(0, |l| l.stream_version);
         let meta = serde_json::json!({"actor": {"kind": "cli"}});
-        diesel::sql_query(INSERT)
+        heyboss::prepared::prepared(INSERT)
             .bind::<Text, _>("tally")
             .bind::<Text, _>(stream)
             .bind::<BigInt, _>(version + 1)
             .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
             .bind::<Jsonb, _>(meta)
             .execute(conn)?;
-        diesel::sql_query(UPSERT)
+        heyboss::prepared::prepared(UPSERT)
             .bind::<Text, _>(stream)
             .bind::<BigInt, _>(1)
             .execute(conn)?;
@@ -170,6 +173,10 @@ fn main() {
         .execute(&mut pool.get().unwrap())
         .unwrap();
     let store = EventStore::new(Projections::new().with(TallyTotals));
+    let mut bare_options = heyboss::db::PoolOptions::new(8);
+    bare_options.test_on_check_out = false;
+    bare_options.session_settings = Vec::new();
+    let bare_pool = heyboss_es::db::pool_with(&db.url, bare_options).unwrap();
 
     let executor: Work = Arc::new(move |conn, stream| {
         let ctx = CommandContext::new(Metadata::new(Actor::Cli)).retry_on_conflict(10);
@@ -189,13 +196,13 @@ fn main() {
         "clients", "executor/s", "p50 ms", "p99 ms", "bare SQL/s", "p50 ms", "p99 ms", "ratio"
     );
     // Warm up the caches and the connection pool.
-    run(8, 1.0, &pool, bare.clone());
+    run(8, 1.0, &bare_pool, bare.clone());
     for clients in [1, 8] {
         // Alternate bare and executor runs twice and keep the better of each, to damp noise.
         let mut best_exec: Option<RunResult> = None;
         let mut best_bare: Option<RunResult> = None;
         for _ in 0..2 {
-            let b = run(clients, seconds, &pool, bare.clone());
+            let b = run(clients, seconds, &bare_pool, bare.clone());
             let e = run(clients, seconds, &pool, executor.clone());
             if best_bare
                 .as_ref()

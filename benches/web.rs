@@ -24,6 +24,8 @@ use heyboss::es::{Actor, Metadata};
 use heyboss::testing::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
+/// Accounts each client changes in turn.
+const ACCOUNTS_PER_CLIENT: usize = 50;
 
 fn register(app: &TestApp, username: &str, role: &str) -> uuid::Uuid {
     let mut conn = app.state.pool.get().unwrap();
@@ -48,13 +50,17 @@ fn csrf(body: &str) -> String {
 struct Browser {
     agent: ureq::Agent,
     base: String,
-    page: String,
+    /// The pages of the accounts this browser works on, taken in turn (so that each account's
+    /// stream stays as short as a real one: a few events).
+    pages: Vec<String>,
     token: String,
-    role: usize,
+    turn: usize,
+    /// Role changes made to each account so far.
+    changes: Vec<usize>,
 }
 
 impl Browser {
-    fn sign_in(base: &str, username: &str, account: uuid::Uuid) -> Browser {
+    fn sign_in(base: &str, username: &str, accounts: &[uuid::Uuid]) -> Browser {
         let agent = ureq::AgentBuilder::new().redirects(0).build();
         let login = agent
             .get(&format!("{base}/login"))
@@ -71,14 +77,19 @@ impl Browser {
             ])
             .unwrap();
         assert_eq!(res.status(), 303, "{username} signs in");
-        let page = format!("{base}/admin/accounts/{account}");
-        let body = agent.get(&page).call().unwrap().into_string().unwrap();
+        let pages: Vec<String> = accounts
+            .iter()
+            .map(|a| format!("{base}/admin/accounts/{a}"))
+            .collect();
+        // The CSRF token is the session's, the same on every page.
+        let body = agent.get(&pages[0]).call().unwrap().into_string().unwrap();
         Browser {
             token: csrf(&body),
             agent,
             base: base.to_owned(),
-            page,
-            role: 0,
+            changes: vec![0; pages.len()],
+            pages,
+            turn: 0,
         }
     }
 
@@ -90,15 +101,19 @@ impl Browser {
     }
 
     fn request(&mut self, what: What) {
+        self.turn += 1;
+        let account = self.turn % self.pages.len();
+        let page = self.pages[account].clone();
         match what {
             What::Static => self.get(&format!("{}/static/app.css", self.base)),
-            What::Page => self.get(&self.page.clone()),
+            What::Page => self.get(&page),
             What::Command => {
-                self.role += 1;
-                let role = ["staff", "student"][self.role % 2];
+                // Each account starts as a student: staff, student, staff, ... as its turns come.
+                let role = ["staff", "student"][self.changes[account] % 2];
+                self.changes[account] += 1;
                 let res = self
                     .agent
-                    .post(&format!("{}/role", self.page))
+                    .post(&format!("{page}/role"))
                     .send_form(&[
                         ("csrf_token", &self.token),
                         ("role", role),
@@ -106,6 +121,9 @@ impl Browser {
                     ])
                     .unwrap();
                 assert_eq!(res.status(), 303, "the command is recorded");
+                // Read to the end, so that the connection goes back to the agent's pool.
+                let mut sink = Vec::new();
+                res.into_reader().read_to_end(&mut sink).unwrap();
             }
         }
     }
@@ -185,8 +203,10 @@ fn main() {
             .map(|i| {
                 let admin = format!("admin{clients}x{i}");
                 register(&app, &admin, "admin");
-                let account = register(&app, &format!("member{clients}x{i}"), "student");
-                Browser::sign_in(&app.address, &admin, account)
+                let accounts: Vec<uuid::Uuid> = (0..ACCOUNTS_PER_CLIENT)
+                    .map(|a| register(&app, &format!("member{clients}x{i}x{a}"), "student"))
+                    .collect();
+                Browser::sign_in(&app.address, &admin, &accounts)
             })
             .collect();
         let floor = measure(&mut browsers, What::Static, requests);

@@ -196,6 +196,14 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
             .default_service(web::to(not_found))
     })
     .keep_alive(KEEP_ALIVE)
+    // Send each response as soon as it is written: with Nagle's algorithm on, a response written
+    // in two parts (headers, then a file's body) waited for the client's delayed ACK, 40 ms a
+    // request on a kept-alive connection (measured by `cargo bench --bench web`).
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .listen(listener)?
     .run();
     Ok(server)
