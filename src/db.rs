@@ -385,8 +385,9 @@ fn is_root() -> bool {
 pub(crate) mod tests {
     use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
 
+    /// What a test's database error says: its message and the constraint it names.
     #[derive(Debug)]
-    struct Message(&'static str);
+    struct Message(&'static str, Option<&'static str>);
 
     impl DatabaseErrorInformation for Message {
         fn message(&self) -> &str {
@@ -405,7 +406,7 @@ pub(crate) mod tests {
             None
         }
         fn constraint_name(&self) -> Option<&str> {
-            None
+            self.1
         }
         fn statement_position(&self) -> Option<i32> {
             None
@@ -414,7 +415,18 @@ pub(crate) mod tests {
 
     /// A database error as Diesel reports it, for tests of what the application makes of one.
     pub(crate) fn error(kind: DatabaseErrorKind, message: &'static str) -> Error {
-        Error::DatabaseError(kind, Box::new(Message(message)))
+        Error::DatabaseError(kind, Box::new(Message(message, None)))
+    }
+
+    /// A unique violation of `constraint`, as PostgreSQL reports one.
+    pub(crate) fn violation(constraint: Option<&'static str>) -> Error {
+        Error::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new(Message(
+                "duplicate key value violates unique constraint",
+                constraint,
+            )),
+        )
     }
 
     #[test]

@@ -132,6 +132,34 @@ pub const TEXT_PATTERN: &str = concat!(
     r"[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
 );
 
+/// The fields a score and a rescore share, checked in the order they are reported.
+struct Hit {
+    file_id: String,
+    session_id: String,
+    integration: String,
+    score: i32,
+    signature: String,
+}
+
+impl Hit {
+    fn check(
+        file_id: &str,
+        session_id: &str,
+        integration: &str,
+        raw_score: i32,
+        signature: &str,
+    ) -> Result<Hit, String> {
+        Ok(Hit {
+            file_id: text("file_id", file_id, 200)?,
+            session_id: text("session_id", session_id, 200)?,
+            integration: text("integration", integration, 100)?,
+            score: score(raw_score)?,
+            signature: parse_signature_name(&text("signature", signature, 100)?)
+                .map_err(|e| e.to_string())?,
+        })
+    }
+}
+
 /// A text field as sent, never trimmed (see `TEXT_PATTERN`), of 1 to `max` characters.
 fn text(field: &str, value: &str, max: usize) -> Result<String, String> {
     if value.trim().is_empty() {
@@ -271,30 +299,34 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             file_id,
             session_id,
             integration,
-            score: s,
+            score,
             signature,
-        } => FileScored {
-            file_id: text("file_id", &file_id, 200)?,
-            session_id: text("session_id", &session_id, 200)?,
-            integration: text("integration", &integration, 100)?,
-            score: score(s)?,
-            signature: parse_signature_name(&text("signature", &signature, 100)?)
-                .map_err(|e| e.to_string())?,
-        },
+        } => {
+            let h = Hit::check(&file_id, &session_id, &integration, score, &signature)?;
+            FileScored {
+                file_id: h.file_id,
+                session_id: h.session_id,
+                integration: h.integration,
+                score: h.score,
+                signature: h.signature,
+            }
+        }
         FileRescored {
             file_id,
             session_id,
             integration,
             new_score,
             signature,
-        } => FileRescored {
-            file_id: text("file_id", &file_id, 200)?,
-            session_id: text("session_id", &session_id, 200)?,
-            integration: text("integration", &integration, 100)?,
-            new_score: score(new_score)?,
-            signature: parse_signature_name(&text("signature", &signature, 100)?)
-                .map_err(|e| e.to_string())?,
-        },
+        } => {
+            let h = Hit::check(&file_id, &session_id, &integration, new_score, &signature)?;
+            FileRescored {
+                file_id: h.file_id,
+                session_id: h.session_id,
+                integration: h.integration,
+                new_score: h.score,
+                signature: h.signature,
+            }
+        }
     })
 }
 
@@ -377,16 +409,8 @@ fn check(known: &mut Known, event: &SensorEvent) -> Result<(), String> {
             integration,
             signature,
             ..
-        } => {
-            file_in(known, file_id, session_id)?;
-            let key = (file_id.clone(), integration.clone(), signature.clone());
-            if !known.hits.insert(key) {
-                return Err(format!(
-                    "file {file_id} was already scored by {integration} for {signature}: send FileRescored"
-                ));
-            }
         }
-        FileRescored {
+        | FileRescored {
             file_id,
             session_id,
             integration,
@@ -395,9 +419,16 @@ fn check(known: &mut Known, event: &SensorEvent) -> Result<(), String> {
         } => {
             file_in(known, file_id, session_id)?;
             let key = (file_id.clone(), integration.clone(), signature.clone());
-            if !known.hits.contains(&key) {
+            // A pair is scored once, then only rescored.
+            if matches!(event, FileRescored { .. }) {
+                if !known.hits.contains(&key) {
+                    return Err(format!(
+                        "rescoring an unscored pair: file {file_id} was never scored by {integration} for {signature}"
+                    ));
+                }
+            } else if !known.hits.insert(key) {
                 return Err(format!(
-                    "rescoring an unscored pair: file {file_id} was never scored by {integration} for {signature}"
+                    "file {file_id} was already scored by {integration} for {signature}: send FileRescored"
                 ));
             }
         }
@@ -1019,49 +1050,17 @@ mod tests {
         );
     }
 
-    #[derive(Debug)]
-    struct Violation(Option<&'static str>);
-
-    impl diesel::result::DatabaseErrorInformation for Violation {
-        fn message(&self) -> &str {
-            "duplicate key value violates unique constraint"
-        }
-        fn details(&self) -> Option<&str> {
-            None
-        }
-        fn hint(&self) -> Option<&str> {
-            None
-        }
-        fn table_name(&self) -> Option<&str> {
-            None
-        }
-        fn column_name(&self) -> Option<&str> {
-            None
-        }
-        fn constraint_name(&self) -> Option<&str> {
-            self.0
-        }
-        fn statement_position(&self) -> Option<i32> {
-            None
-        }
-    }
-
     #[test]
     fn only_keys_concurrent_batches_share_count_as_collisions() {
-        let unique = |c| {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                Box::new(Violation(c)),
-            )
-        };
+        let unique = crate::db::tests::violation;
         assert!(is_collision(&unique(Some("events_stream_version_key"))));
         assert!(is_collision(&unique(Some("threat_files_pkey"))));
         assert!(is_collision(&unique(Some("threat_views_pkey"))));
         assert!(!is_collision(&unique(Some("threat_score_changes_pkey"))));
         assert!(!is_collision(&unique(None)));
-        assert!(is_collision(&diesel::result::Error::DatabaseError(
+        assert!(is_collision(&crate::db::tests::error(
             diesel::result::DatabaseErrorKind::SerializationFailure,
-            Box::new(Violation(None)),
+            "could not serialize access due to concurrent update",
         )));
     }
 
@@ -1086,12 +1085,9 @@ mod tests {
             }
         }
         assert!(matches!(
-            append_error(CommandError::Database(
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    Box::new(Violation(Some("events_stream_version_key"))),
-                )
-            )),
+            append_error(CommandError::Database(crate::db::tests::violation(Some(
+                "events_stream_version_key"
+            )))),
             IngestError::Busy
         ));
     }
