@@ -19,31 +19,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use heyboss::accounts::{service, NewAccount};
-use heyboss::es::{Actor, Metadata};
 use heyboss::testing::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
 /// Accounts each client changes in turn.
 const ACCOUNTS_PER_CLIENT: usize = 50;
 
-fn register(app: &TestApp, username: &str, role: &str) -> uuid::Uuid {
-    let mut conn = app.state.pool.get().unwrap();
-    let account = NewAccount::parse(username, "", "", role, PASSWORD).unwrap();
-    service::register(
-        &mut conn,
-        &app.state.store,
-        Metadata::new(Actor::Cli),
-        account,
-        |_, _| Ok(()),
-    )
-    .unwrap()
-}
-
 fn csrf(body: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = body.find(marker).expect("a CSRF token") + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
+    heyboss::testing::csrf_token(body).expect("a CSRF token")
 }
 
 /// A signed-in admin's browser, with the CSRF token of the account page it works on.
@@ -202,9 +185,11 @@ fn main() {
         let mut browsers: Vec<Browser> = (0..clients)
             .map(|i| {
                 let admin = format!("admin{clients}x{i}");
-                register(&app, &admin, "admin");
+                app.create_account(&admin, "admin", PASSWORD);
                 let accounts: Vec<uuid::Uuid> = (0..ACCOUNTS_PER_CLIENT)
-                    .map(|a| register(&app, &format!("member{clients}x{i}x{a}"), "student"))
+                    .map(|a| {
+                        app.create_account(&format!("member{clients}x{i}x{a}"), "student", PASSWORD)
+                    })
                     .collect();
                 Browser::sign_in(&app.address, &admin, &accounts)
             })

@@ -196,6 +196,22 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
+
+    /// An account that signs in with `password`, made through the accounts service as the CLI
+    /// makes one.
+    pub fn create_account(&self, username: &str, role: &str, password: &str) -> uuid::Uuid {
+        let mut conn = self.state.pool.get().expect("a connection");
+        let account = crate::accounts::NewAccount::parse(username, "", "", role, password)
+            .expect("a valid account");
+        crate::accounts::service::register(
+            &mut conn,
+            &self.state.store,
+            crate::es::Metadata::new(crate::es::Actor::Cli),
+            account,
+            |_, _| Ok(()),
+        )
+        .expect("the account is registered")
+    }
 }
 
 impl Drop for TestApp {
@@ -209,4 +225,12 @@ impl Drop for TestApp {
             let _ = t.join();
         }
     }
+}
+
+/// The CSRF token a rendered page carries in its forms (`csrf_token`), as a browser submits it.
+pub fn csrf_token(body: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker)? + marker.len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_owned())
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{create_user, extract_csrf, Client, PASSWORD};
+use common::{create_user, Client, PASSWORD};
 use diesel::prelude::*;
 use heyboss::db::quote_ident;
 use heyboss::testing::{TestApp, TestDatabase};
@@ -350,7 +350,7 @@ fn start_server_at(database_url: &str) -> Server {
 fn admin_agent(base: &str) -> (ureq::Agent, String) {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let login = agent.get(&format!("{base}/login")).call().unwrap();
-    let csrf = extract_csrf(&login.into_string().unwrap()).unwrap();
+    let csrf = heyboss::testing::csrf_token(&login.into_string().unwrap()).unwrap();
     let res = agent.post(&format!("{base}/login")).send_form(&[
         ("csrf_token", &csrf),
         ("username", "boss"),
@@ -358,7 +358,7 @@ fn admin_agent(base: &str) -> (ureq::Agent, String) {
     ]);
     assert_eq!(res.unwrap().status(), 303);
     let page = agent.get(&format!("{base}/admin/accounts")).call().unwrap();
-    let csrf = extract_csrf(&page.into_string().unwrap()).unwrap();
+    let csrf = heyboss::testing::csrf_token(&page.into_string().unwrap()).unwrap();
     (agent, csrf)
 }
 

@@ -181,7 +181,7 @@ async fn change_own_password(
     form: web::Form<OwnPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let fail = |status: StatusCode, message: String| {
+    let refuse = |status: StatusCode, message: String| {
         let mut ctx = Context::new();
         ctx.insert("me", &viewer);
         ctx.insert("error", &message);
@@ -193,21 +193,13 @@ async fn change_own_password(
             ctx,
         )
     };
-    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let fail = |message: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, message);
     if form.new_password != form.confirm_password {
-        return fail(
-            unprocessable,
-            "The new password and its confirmation differ.".into(),
-        );
+        return fail("The new password and its confirmation differ.".into());
     }
     let new = match Password::parse(&form.new_password) {
         Ok(p) => p,
-        Err(m) => {
-            return fail(
-                unprocessable,
-                format!("The new password is not acceptable: {m}."),
-            )
-        }
+        Err(m) => return fail(format!("The new password is not acceptable: {m}.")),
     };
     let ctx = command_context(&req, &viewer, None);
     let (store, client_ip, me) = (state(&req).store.clone(), client_ip(&req), viewer.clone());
@@ -231,7 +223,7 @@ async fn change_own_password(
             "Your password is changed. Your other sessions have been signed out.",
         )),
         Err(e) => match e.refusal() {
-            Some((status, message)) => fail(status, message),
+            Some((status, message)) => refuse(status, message),
             None => Err(e.into()),
         },
     }

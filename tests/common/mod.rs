@@ -87,7 +87,7 @@ impl Client {
             .collect();
         let mut body = String::new();
         res.into_reader().read_to_string(&mut body).unwrap();
-        if let Some(token) = extract_csrf(&body) {
+        if let Some(token) = heyboss::testing::csrf_token(&body) {
             self.csrf = token;
         }
         Response {
@@ -215,25 +215,9 @@ impl Client {
     }
 }
 
-pub fn extract_csrf(body: &str) -> Option<String> {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = body.find(marker)? + marker.len();
-    let end = body[start..].find('"')? + start;
-    Some(body[start..end].to_owned())
-}
-
 /// Create an account directly through the accounts service (as the CLI does).
 pub fn create_user(app: &TestApp, username: &str, role: &str, password: &str) -> uuid::Uuid {
-    let mut conn = app.state.pool.get().unwrap();
-    let account = heyboss::accounts::NewAccount::parse(username, "", "", role, password).unwrap();
-    heyboss::accounts::service::register(
-        &mut conn,
-        &app.state.store,
-        heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
-        account,
-        |_, _| Ok(()),
-    )
-    .unwrap()
+    app.create_account(username, role, password)
 }
 
 pub const PASSWORD: &str = "correct horse battery";

@@ -292,11 +292,6 @@ fn build(
     // Complete what the replay left out, then build the deferred indexes (before any incremental
     // apply of newer events, which may read through them).
     finish(conn, helper, projection, &search_path, replayed, finished)?;
-    // The tables go live with statistics: new tables have none, and where autovacuum is off no
-    // page that reads them would ever be planned with any.
-    for table in projection.tables() {
-        diesel::sql_query(format!("ANALYZE {schema}.{}", quote_ident(table))).execute(conn)?;
-    }
     // (Unlogged shadow tables made logged before the swap measured slower: `SET LOGGED` rewrites
     // the whole table.)
     Ok((cursor, done))
@@ -659,6 +654,16 @@ fn rebuild_locked(
         batch_size,
         on_progress,
     )?;
+    // The tables go live with statistics (new tables have none, and where autovacuum is off no
+    // page that reads them would ever be planned with any), gathered before the swap's lock.
+    for table in projection.tables() {
+        diesel::sql_query(format!(
+            "ANALYZE {}.{}",
+            quote_ident(&shadow),
+            quote_ident(table)
+        ))
+        .execute(conn)?;
+    }
     conn.transaction(|conn| -> Result<RebuildReport, ShadowError> {
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
         diesel::sql_query(format!(
