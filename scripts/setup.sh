@@ -47,3 +47,10 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   log "installing chromium and chromium-driver"
   apt_install chromium chromium-driver
 fi
+
+# The load-balancer test (tests/load_balancer.rs): Debian's HAProxy, run by the test itself (the
+# package's own service is not needed).
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  log "installing haproxy"
+  apt_install haproxy
+fi
