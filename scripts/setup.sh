@@ -54,3 +54,6 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
   log "installing haproxy"
   apt_install haproxy
 fi
+
+# The read-replica test (tests/replicas.rs): a streaming replica of the server on port 5433.
+bash "$(dirname "$0")/replica.sh" ensure

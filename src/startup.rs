@@ -140,8 +140,13 @@ impl Application {
                 RunnerOptions::default(),
             )
         });
+        let replicas = Arc::new(crate::replicas::Replicas::connect(
+            &settings.replica_urls,
+            settings.pool_size,
+        ));
         let state = AppState {
             pool,
+            replicas,
             store,
             templates: Arc::new(templates),
             settings: Arc::new(settings),
