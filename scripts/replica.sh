@@ -67,6 +67,8 @@ make_replica() {
 case "$action" in
   ensure)
     if pg_isready -h localhost -p "$port" -q 2>/dev/null; then
+      # A test stopped mid-way (killed) may have left the replay paused.
+      psql -h localhost -p "$port" -U postgres -tAc 'SELECT pg_wal_replay_resume()' postgres >/dev/null 2>&1 || true
       exit 0
     fi
     if [ "$(id -u)" != 0 ]; then
