@@ -86,10 +86,27 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Bring a legacy system's records in as history.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Export the event log as NDJSON, or import such an export into an empty store.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Legacy enrollment records (CSV: legacy_id, student_number, name, email, term, status,
+    /// updated_at); exit status 1 when a row could not be imported.
+    Enrollments {
+        file: String,
+        /// Report what would be imported and every row that cannot be, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -210,6 +227,13 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
         } => simulate(database, &url, token, events, batch, rate, hashes, seed),
         Command::Projections { command } => projections(database, command),
         Command::Events { command } => crate::ops::event_log::run(database, command),
+        Command::Import { command } => {
+            if !crate::import::run(database, command)? {
+                // Some rows were not imported (listed above).
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
