@@ -279,7 +279,9 @@ impl Decider for Enrollment {
             // The same legacy record again changes nothing; any other history stays as it is.
             return match &state.legacy_id {
                 Some(id) if *id == legacy.legacy_id => Ok(vec![]),
-                Some(id) => Err(R::HistoryExists(format!("imported from legacy record {id}"))),
+                Some(id) => Err(R::HistoryExists(format!(
+                    "imported from legacy record {id}"
+                ))),
                 None => Err(R::HistoryExists(format!(
                     "{} for {}",
                     state.stage().map_or("inquiry", Stage::as_str),

@@ -62,7 +62,11 @@ pub fn map_status(raw: &str) -> Result<(String, Stage), String> {
             format!(
                 "unknown status {:?}: it maps to no step (known: {})",
                 raw.trim(),
-                STATUSES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+                STATUSES
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
 }
@@ -113,11 +117,7 @@ struct Row {
     fingerprint: String,
 }
 
-fn parse_row(
-    line: u64,
-    get: impl Fn(&str) -> String,
-    source: &str,
-) -> Result<Row, Skipped> {
+fn parse_row(line: u64, get: impl Fn(&str) -> String, source: &str) -> Result<Row, Skipped> {
     let legacy_id = get("legacy_id");
     let skipped = |reasons: Vec<String>| Skipped {
         line,
@@ -239,7 +239,9 @@ fn read(text: &[u8], source: &str) -> Result<(Vec<Row>, Vec<Skipped>, u64), Impo
         match first.get(id) {
             Some((_, fp, _)) if *fp == r.fingerprint => {}
             Some((line, _, status)) => {
-                let lines = conflicts.entry(id.to_owned()).or_insert_with(|| vec![*line]);
+                let lines = conflicts
+                    .entry(id.to_owned())
+                    .or_insert_with(|| vec![*line]);
                 lines.push(r.line);
                 let _ = status;
             }
@@ -381,9 +383,7 @@ fn find_or_create_student(
             _ => return Err(format!("several accounts have the email {}", r.email)),
         }
     }
-    if let Some(user) =
-        accounts::queries::find_by_username(conn, &r.student_number).map_err(db)?
-    {
+    if let Some(user) = accounts::queries::find_by_username(conn, &r.student_number).map_err(db)? {
         return if user.role() == Role::Student {
             Ok((user.id, false))
         } else {
@@ -421,15 +421,26 @@ mod tests {
     #[test]
     fn statuses_terms_and_dates_are_read_as_legacy_exports_write_them() {
         assert_eq!(map_status(" admitted ").unwrap().1, Stage::Admitted);
-        assert_eq!(map_status("Deposit Paid").unwrap(), ("DEPOSIT_PAID".into(), Stage::OfferAccepted));
-        assert!(map_status("PENDING_REVIEW").unwrap_err().contains("unknown status"));
+        assert_eq!(
+            map_status("Deposit Paid").unwrap(),
+            ("DEPOSIT_PAID".into(), Stage::OfferAccepted)
+        );
+        assert!(map_status("PENDING_REVIEW")
+            .unwrap_err()
+            .contains("unknown status"));
         assert!(map_status("").is_err());
         assert_eq!(parse_term("FA2026").unwrap().as_str(), "2026-fall");
         assert_eq!(parse_term("sp2027").unwrap().as_str(), "2027-spring");
         assert_eq!(parse_term("2027-fall").unwrap().as_str(), "2027-fall");
         assert!(parse_term("WI2027").is_err());
-        assert_eq!(parse_time("2026-08-14").unwrap().to_rfc3339(), "2026-08-14T00:00:00+00:00");
-        assert_eq!(parse_time("2026-08-14 09:30").unwrap().to_rfc3339(), "2026-08-14T09:30:00+00:00");
+        assert_eq!(
+            parse_time("2026-08-14").unwrap().to_rfc3339(),
+            "2026-08-14T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("2026-08-14 09:30").unwrap().to_rfc3339(),
+            "2026-08-14T09:30:00+00:00"
+        );
         assert!(parse_time("2026-02-30").is_err());
         assert!(parse_time("14/08/2026").is_err());
     }

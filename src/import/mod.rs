@@ -39,7 +39,11 @@ impl std::fmt::Display for Skipped {
         if self.legacy_id.is_empty() {
             write!(f, "line {}: {}", self.line, self.reason)
         } else {
-            write!(f, "line {} ({}): {}", self.line, self.legacy_id, self.reason)
+            write!(
+                f,
+                "line {} ({}): {}",
+                self.line, self.legacy_id, self.reason
+            )
         }
     }
 }
@@ -151,7 +155,10 @@ pub fn row<T>(
 }
 
 /// `heyboss import ...`.
-pub fn run(database: &crate::db::Database, command: crate::cli::ImportCommand) -> Result<bool, ImportError> {
+pub fn run(
+    database: &crate::db::Database,
+    command: crate::cli::ImportCommand,
+) -> Result<bool, ImportError> {
     use crate::cli::ImportCommand;
     let pool = crate::db::pool(&database.url, 1)?;
     let mut conn = pool.get()?;
