@@ -727,6 +727,72 @@ mod tests {
         }
     }
 
+    // ---- legacy records ----
+
+    fn legacy(id: &str, stage: Stage) -> super::super::commands::LegacyEnrollment {
+        super::super::commands::LegacyEnrollment {
+            term: Term::parse(T).unwrap(),
+            legacy_id: id.into(),
+            legacy_status: "ADMITTED".into(),
+            legacy_updated_at: chrono::DateTime::UNIX_EPOCH,
+            source: "legacy.csv".into(),
+            stage,
+        }
+    }
+
+    fn imported(id: &str, stage: Stage) -> E {
+        E::EnrollmentImported {
+            term: t(),
+            legacy_id: id.into(),
+            legacy_status: "ADMITTED".into(),
+            legacy_updated_at: chrono::DateTime::UNIX_EPOCH,
+            source: "legacy.csv".into(),
+            stage,
+        }
+    }
+
+    #[test]
+    fn a_legacy_record_begins_an_enrollment_at_its_stage_and_the_decider_takes_over() {
+        given::<Enrollment>(&[])
+            .when(C::Import(legacy("ENR-1", Stage::Admitted)))
+            .then(&[imported("ENR-1", Stage::Admitted)]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Admitted)])
+            .when(C::AcceptOffer {
+                deposit_cents: 25_000,
+            })
+            .then(&[E::OfferAccepted {
+                term: t(),
+                deposit_cents: 25_000,
+            }]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Waitlisted)])
+            .when(C::DecideAdmission {
+                decision: Decision::Admitted,
+            })
+            .then(&[E::AdmissionDecided {
+                term: t(),
+                decision: Decision::Admitted,
+            }]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Withdrawn)])
+            .when(C::Reinstate)
+            .then(&[E::Reinstated { term: t() }]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Denied)])
+            .when(C::AcceptOffer { deposit_cents: 1 })
+            .then_rejected("admission was denied");
+    }
+
+    #[test]
+    fn a_legacy_record_imported_again_changes_nothing_and_never_overwrites_a_history() {
+        given::<Enrollment>(&[imported("ENR-1", Stage::Admitted)])
+            .when(C::Import(legacy("ENR-1", Stage::Admitted)))
+            .then(&[]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Admitted)])
+            .when(C::Import(legacy("ENR-2", Stage::Enrolled)))
+            .then_rejected("imported from legacy record ENR-1");
+        given::<Enrollment>(&history_to(Step::ApplicationStarted))
+            .when(C::Import(legacy("ENR-1", Stage::Admitted)))
+            .then_rejected("already has a history in heyboss (application_started for 2027-fall)");
+    }
+
     // ---- every legal step ----
 
     #[test]
