@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::heyboss_cli as heyboss;
 use common::TestApp;
 use diesel::prelude::*;
 use heyboss::es::projection::ReplayRange;
@@ -63,15 +62,6 @@ fn stored(conn: &mut PgConnection, event_type: &str) -> Vec<RecordedEvent> {
         .order(events::position)
         .select(RecordedEvent::as_select())
         .load(conn)
-        .unwrap()
-}
-
-fn heyboss(db_url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_heyboss"))
-        .args(args)
-        .env("DATABASE_URL", db_url)
-        .env("RUST_LOG", "warn")
-        .output()
         .unwrap()
 }
 

@@ -7,19 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::heyboss_cli as heyboss;
 use common::{Client, TestApp, TestDatabase};
 use diesel::prelude::*;
 use heyboss::demo::DEMO_PASSWORD;
 use heyboss::schema::events;
-
-fn heyboss(db_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_heyboss"))
-        .args(args)
-        .env("DATABASE_URL", db_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("heyboss-log-{}", uuid::Uuid::new_v4().simple()));

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
+use common::heyboss_cli as heyboss;
 use common::{count_events, Client, TestApp, PASSWORD};
 use diesel::prelude::*;
 use heyboss::schema::{credentials, events, users};
@@ -15,15 +14,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/legacy_enrollments.csv"
 );
-
-fn heyboss(db_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_heyboss"))
-        .args(args)
-        .env("DATABASE_URL", db_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn total_events(app: &TestApp) -> i64 {
     let mut conn = app.state.pool.get().unwrap();
