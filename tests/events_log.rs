@@ -288,6 +288,7 @@ fn an_import_refuses_a_store_with_events_and_a_bad_line_and_changes_nothing() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_heyboss"))
         .args(["events", "import", "-"])
         .env("DATABASE_URL", &empty.url)
+        .env("HEYBOSS_CATCHUP_PROJECTIONS", "threat_hits")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -305,6 +306,11 @@ fn an_import_refuses_a_store_with_events_and_a_bad_line_and_changes_nothing() {
         .get_result(&mut e)
         .unwrap();
     assert_eq!(users, 1);
+    // The catch-up projection and the notifications feed start after the imported log.
+    for name in ["threat_hits", "notifications"] {
+        let at = heyboss::es::subscriber::checkpoint(&mut e, name).unwrap();
+        assert_eq!(at.map(|c| c.position), Some(head(&mut e)), "{name}");
+    }
 }
 
 /// Constant memory: the export and the import of 40,000 events of 2 KB (80 MB of NDJSON, 40
