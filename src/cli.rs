@@ -86,6 +86,41 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Bring a legacy system's records in as history.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Export the event log as NDJSON, or import such an export into an empty store.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Legacy enrollment records (CSV: legacy_id, student_number, name, email, term, status,
+    /// updated_at); exit status 1 when a row could not be imported.
+    Enrollments {
+        file: String,
+        /// Report what would be imported and every row that cannot be, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Write the log to standard output, one JSON event a line, in position order.
+    Export {
+        /// Only the events after this position (for an export that continues an earlier one).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Load an export (a file, or - for standard input) into a store with no events, and run
+    /// every projection on it.
+    Import { file: String },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +226,14 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
             seed,
         } => simulate(database, &url, token, events, batch, rate, hashes, seed),
         Command::Projections { command } => projections(database, command),
+        Command::Events { command } => crate::ops::event_log::run(database, command),
+        Command::Import { command } => {
+            if !crate::import::run(database, command)? {
+                // Some rows were not imported (listed above).
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

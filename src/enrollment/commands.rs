@@ -234,6 +234,20 @@ pub enum EnrollmentCommand {
     Withdraw { reason: String },
     /// Staff.
     Reinstate,
+    /// The CLI: a legacy system's record (`heyboss import enrollments`), on an enrollment that
+    /// has not begun in heyboss.
+    Import(LegacyEnrollment),
+}
+
+/// A legacy enrollment record, parsed at the edge (`crate::import`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyEnrollment {
+    pub term: Term,
+    pub legacy_id: String,
+    pub legacy_status: String,
+    pub legacy_updated_at: chrono::DateTime<chrono::Utc>,
+    pub source: String,
+    pub stage: super::decider::Stage,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The enrollment decider: which step may follow which, and who may take it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::commands::{Decision, Document, EnrollmentCommand, Term};
 use super::events::EnrollmentEvent;
@@ -90,10 +90,12 @@ pub struct EnrollmentState {
     pub courses: Vec<String>,
     /// Withdrawn and not reinstated. Progress is kept, so reinstatement returns to the same step.
     pub withdrawn: bool,
+    /// The legacy record this enrollment was imported from, if it was.
+    pub legacy_id: Option<String>,
 }
 
 /// Where a student stands in the pipeline: the step, refined by the decision, or withdrawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Inquiry,
@@ -236,6 +238,8 @@ pub enum EnrollmentRejection {
     NotWithdrawn,
     #[error("give a reason for withdrawing (at most {max} characters)")]
     ReasonRequired { max: usize },
+    #[error("the student's enrollment already has a history in heyboss ({0}): a legacy record is imported only into an enrollment that has not begun")]
+    HistoryExists(String),
 }
 
 pub struct Enrollment;
@@ -260,9 +264,31 @@ impl Decider for Enrollment {
                 C::Inquire { term } => Ok(vec![E::Inquired {
                     term: term.as_str().to_owned(),
                 }]),
+                C::Import(legacy) => Ok(vec![E::EnrollmentImported {
+                    term: legacy.term.as_str().to_owned(),
+                    legacy_id: legacy.legacy_id.clone(),
+                    legacy_status: legacy.legacy_status.clone(),
+                    legacy_updated_at: legacy.legacy_updated_at,
+                    source: legacy.source.clone(),
+                    stage: legacy.stage,
+                }]),
                 _ => Err(R::NotStarted),
             };
         };
+        if let C::Import(legacy) = command {
+            // The same legacy record again changes nothing; any other history stays as it is.
+            return match &state.legacy_id {
+                Some(id) if *id == legacy.legacy_id => Ok(vec![]),
+                Some(id) => Err(R::HistoryExists(format!(
+                    "imported from legacy record {id}"
+                ))),
+                None => Err(R::HistoryExists(format!(
+                    "{} for {}",
+                    state.stage().map_or("inquiry", Stage::as_str),
+                    state.term
+                ))),
+            };
+        }
         let term = state.term.clone();
         match command {
             C::Inquire { .. } => return Err(R::AlreadyStarted(term)),
@@ -292,7 +318,7 @@ impl Decider for Enrollment {
         };
 
         match command {
-            C::Inquire { .. } | C::Reinstate => unreachable!("handled above"),
+            C::Inquire { .. } | C::Reinstate | C::Import(_) => unreachable!("handled above"),
             C::StartApplication => next(
                 Step::ApplicationStarted,
                 "starting an application",
@@ -432,9 +458,43 @@ impl Decider for Enrollment {
             E::Enrolled { .. } => advance(&mut state, Step::Enrolled),
             E::Withdrawn { .. } => state.withdrawn = true,
             E::Reinstated { .. } => state.withdrawn = false,
+            E::EnrollmentImported {
+                term,
+                legacy_id,
+                stage,
+                ..
+            } => {
+                state.term.clone_from(term);
+                state.legacy_id = Some(legacy_id.clone());
+                imported_stage(&mut state, *stage);
+            }
         }
         state
     }
+}
+
+/// The state a legacy status's stage stands for: the step, the decision it implies, and the
+/// documents an admission decision needs. A withdrawal in a status column keeps no step: the
+/// enrollment is withdrawn at the inquiry (reinstating it returns there).
+fn imported_stage(state: &mut EnrollmentState, stage: Stage) {
+    let (step, decision) = match stage {
+        Stage::Inquiry | Stage::Withdrawn => (Step::Inquiry, None),
+        Stage::ApplicationStarted => (Step::ApplicationStarted, None),
+        Stage::ApplicationSubmitted => (Step::ApplicationSubmitted, None),
+        Stage::DocumentsReceived => (Step::DocumentsReceived, None),
+        Stage::Waitlisted => (Step::AdmissionDecided, Some(Decision::Waitlisted)),
+        Stage::Admitted => (Step::AdmissionDecided, Some(Decision::Admitted)),
+        Stage::Denied => (Step::AdmissionDecided, Some(Decision::Denied)),
+        Stage::OfferAccepted => (Step::OfferAccepted, Some(Decision::Admitted)),
+        Stage::OrientationCompleted => (Step::OrientationCompleted, Some(Decision::Admitted)),
+        Stage::CoursesRegistered => (Step::CoursesRegistered, Some(Decision::Admitted)),
+        Stage::Enrolled => (Step::Enrolled, Some(Decision::Admitted)),
+    };
+    state.step = Some(step);
+    state.decision = decision;
+    state.transcript = step >= Step::DocumentsReceived;
+    state.identification = step >= Step::DocumentsReceived;
+    state.withdrawn = stage == Stage::Withdrawn;
 }
 
 fn wanted_done(step: Step) -> &'static str {
@@ -665,6 +725,72 @@ mod tests {
             term: t(),
             reason: "moving abroad".into(),
         }
+    }
+
+    // ---- legacy records ----
+
+    fn legacy(id: &str, stage: Stage) -> super::super::commands::LegacyEnrollment {
+        super::super::commands::LegacyEnrollment {
+            term: Term::parse(T).unwrap(),
+            legacy_id: id.into(),
+            legacy_status: "ADMITTED".into(),
+            legacy_updated_at: chrono::DateTime::UNIX_EPOCH,
+            source: "legacy.csv".into(),
+            stage,
+        }
+    }
+
+    fn imported(id: &str, stage: Stage) -> E {
+        E::EnrollmentImported {
+            term: t(),
+            legacy_id: id.into(),
+            legacy_status: "ADMITTED".into(),
+            legacy_updated_at: chrono::DateTime::UNIX_EPOCH,
+            source: "legacy.csv".into(),
+            stage,
+        }
+    }
+
+    #[test]
+    fn a_legacy_record_begins_an_enrollment_at_its_stage_and_the_decider_takes_over() {
+        given::<Enrollment>(&[])
+            .when(C::Import(legacy("ENR-1", Stage::Admitted)))
+            .then(&[imported("ENR-1", Stage::Admitted)]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Admitted)])
+            .when(C::AcceptOffer {
+                deposit_cents: 25_000,
+            })
+            .then(&[E::OfferAccepted {
+                term: t(),
+                deposit_cents: 25_000,
+            }]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Waitlisted)])
+            .when(C::DecideAdmission {
+                decision: Decision::Admitted,
+            })
+            .then(&[E::AdmissionDecided {
+                term: t(),
+                decision: Decision::Admitted,
+            }]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Withdrawn)])
+            .when(C::Reinstate)
+            .then(&[E::Reinstated { term: t() }]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Denied)])
+            .when(C::AcceptOffer { deposit_cents: 1 })
+            .then_rejected("admission was denied");
+    }
+
+    #[test]
+    fn a_legacy_record_imported_again_changes_nothing_and_never_overwrites_a_history() {
+        given::<Enrollment>(&[imported("ENR-1", Stage::Admitted)])
+            .when(C::Import(legacy("ENR-1", Stage::Admitted)))
+            .then(&[]);
+        given::<Enrollment>(&[imported("ENR-1", Stage::Admitted)])
+            .when(C::Import(legacy("ENR-2", Stage::Enrolled)))
+            .then_rejected("imported from legacy record ENR-1");
+        given::<Enrollment>(&history_to(Step::ApplicationStarted))
+            .when(C::Import(legacy("ENR-1", Stage::Admitted)))
+            .then_rejected("already has a history in heyboss (application_started for 2027-fall)");
     }
 
     // ---- every legal step ----

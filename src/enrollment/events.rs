@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::commands::{Decision, Document};
+use super::decider::Stage;
 use crate::es::DomainEvent;
 
 /// Facts of one student's enrollment (stream type `enrollment`, stream id = the student's user id).
@@ -47,6 +48,19 @@ pub enum EnrollmentEvent {
     Reinstated {
         term: String,
     },
+    /// What a legacy system knew of this enrollment, brought in by `heyboss import enrollments`:
+    /// its record's id and status as the legacy system wrote them, and the stage that status maps
+    /// to. The steps before it are not invented; the decider takes over from that stage.
+    EnrollmentImported {
+        term: String,
+        legacy_id: String,
+        legacy_status: String,
+        /// When the legacy system last changed the record.
+        legacy_updated_at: chrono::DateTime<chrono::Utc>,
+        /// The file it came from.
+        source: String,
+        stage: Stage,
+    },
 }
 
 impl DomainEvent for EnrollmentEvent {}
@@ -64,6 +78,7 @@ impl EnrollmentEvent {
         "Enrolled",
         "Withdrawn",
         "Reinstated",
+        "EnrollmentImported",
     ];
 
     pub fn term(&self) -> &str {
@@ -79,7 +94,8 @@ impl EnrollmentEvent {
             | E::CoursesRegistered { term, .. }
             | E::Enrolled { term }
             | E::Withdrawn { term, .. }
-            | E::Reinstated { term } => term,
+            | E::Reinstated { term }
+            | E::EnrollmentImported { term, .. } => term,
         }
     }
 
@@ -107,6 +123,15 @@ impl EnrollmentEvent {
             E::Enrolled { .. } => "Enrolled".into(),
             E::Withdrawn { reason, .. } => format!("Withdrawn: {reason}"),
             E::Reinstated { .. } => "Reinstated".into(),
+            E::EnrollmentImported {
+                legacy_id,
+                legacy_status,
+                stage,
+                ..
+            } => format!(
+                "Imported from the legacy system (record {legacy_id}, status {legacy_status}): {}",
+                stage.label()
+            ),
         }
     }
 }

@@ -12,7 +12,7 @@ pub mod queries;
 pub mod routes;
 pub mod service;
 
-pub use commands::{Decision, Document, EnrollmentCommand, Term};
+pub use commands::{Decision, Document, EnrollmentCommand, LegacyEnrollment, Term};
 pub use decider::{Enrollment, EnrollmentRejection, EnrollmentState, Stage, Step};
 pub use error::EnrollmentError;
 pub use events::EnrollmentEvent;

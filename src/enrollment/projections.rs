@@ -52,6 +52,7 @@ impl StudentRow {
             deposit_cents: self.deposit_cents,
             courses: self.courses.clone(),
             withdrawn: self.withdrawn,
+            legacy_id: None,
         }
     }
 

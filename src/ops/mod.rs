@@ -4,6 +4,7 @@
 //! contexts plug in (audit visibility rules, notification rules, subscribers).
 
 pub mod audit;
+pub mod event_log;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;

@@ -379,13 +379,26 @@ impl ApplicationsProjection {
 /// `scholarship_enrolled_students`: who the enrollment context records as enrolled now.
 pub struct EnrolledStudentsProjection;
 
+/// The enrollment events that say whether a student is enrolled: `Enrolled`, `Withdrawn`, and a
+/// legacy record imported at the stage `enrolled` (or any other).
+pub const ENROLLED_OR_NOT: &[&str] = &["Enrolled", "Withdrawn", "EnrollmentImported"];
+
+/// Whether an event of [`ENROLLED_OR_NOT`] leaves the student enrolled.
+pub fn says_enrolled(event_type: &str, payload: &serde_json::Value) -> bool {
+    match event_type {
+        "Enrolled" => true,
+        "EnrollmentImported" => payload.get("stage").and_then(|s| s.as_str()) == Some("enrolled"),
+        _ => false,
+    }
+}
+
 impl Projection for EnrolledStudentsProjection {
     fn name(&self) -> &'static str {
         "scholarship_enrolled_students"
     }
 
     fn handles(&self) -> &'static [&'static str] {
-        &["Enrolled", "Withdrawn"]
+        ENROLLED_OR_NOT
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -400,7 +413,7 @@ impl Projection for EnrolledStudentsProjection {
         let Ok(student_id) = event.stream_uuid() else {
             return Ok(());
         };
-        let now_enrolled = event.event_type == "Enrolled";
+        let now_enrolled = says_enrolled(&event.event_type, &event.payload);
         diesel::insert_into(enrolled::table)
             .values((
                 enrolled::student_id.eq(student_id),

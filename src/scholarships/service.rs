@@ -375,13 +375,13 @@ pub fn respond_to_award(
 /// `Enrolled`, if it ran first, would not disburse it either).
 pub fn is_enrolled(conn: &mut PgConnection, student_id: Uuid) -> QueryResult<bool> {
     use crate::schema::events;
-    let latest: Option<String> = events::table
+    let latest: Option<(String, serde_json::Value)> = events::table
         .filter(events::stream_type.eq("enrollment"))
         .filter(events::stream_id.eq(student_id.to_string()))
-        .filter(events::event_type.eq_any(["Enrolled", "Withdrawn"]))
+        .filter(events::event_type.eq_any(super::projections::ENROLLED_OR_NOT))
         .order(events::stream_version.desc())
-        .select(events::event_type)
+        .select((events::event_type, events::payload))
         .first(conn)
         .optional()?;
-    Ok(latest.as_deref() == Some("Enrolled"))
+    Ok(latest.is_some_and(|(t, payload)| super::projections::says_enrolled(&t, &payload)))
 }

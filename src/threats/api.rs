@@ -253,7 +253,7 @@ fn schemas() -> serde_json::Value {
         }), &["file_id", "session_id", "md5", "filename", "file_type", "size_bytes"]),
         "FileScored": event("FileScored", json!({
             "file_id": text(200), "session_id": text(200), "integration": text(100),
-            "score": score, "signature": text(100)
+            "score": score, "signature": text(100), "engine_version": text(64)
         }), &["file_id", "session_id", "integration", "score", "signature"]),
         "FileRescored": event("FileRescored", json!({
             "file_id": text(200), "session_id": text(200), "integration": text(100),

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::es::DomainEvent;
 
@@ -35,12 +36,18 @@ pub enum SensorEvent {
         file_type: String,
         size_bytes: i64,
     },
+    /// Schema version 2: `engine_version`, the version of the engine (the integration's
+    /// program and rules) that produced the score, so a score can be read against the engine
+    /// that gave it; `null` when the sensor did not report it (sensors may leave it out), and in
+    /// every event stored at version 1, which had no such field ([`SensorEvent::upcast`]).
     FileScored {
         file_id: String,
         session_id: String,
         integration: String,
         score: i32,
         signature: String,
+        #[serde(default)]
+        engine_version: Option<String>,
     },
     FileRescored {
         file_id: String,
@@ -51,7 +58,29 @@ pub enum SensorEvent {
     },
 }
 
-impl DomainEvent for SensorEvent {}
+impl DomainEvent for SensorEvent {
+    fn schema_version(event_type: &str) -> i32 {
+        match event_type {
+            "FileScored" => 2,
+            _ => 1,
+        }
+    }
+
+    /// `FileScored` 1 -> 2: version 1 had no engine version; it is unknown (`null`).
+    fn upcast(event_type: &str, stored_version: i32, mut payload: Value) -> Result<Value, String> {
+        match (event_type, stored_version) {
+            ("FileScored", 1) => {
+                let fields = payload
+                    .as_object_mut()
+                    .ok_or("a FileScored payload is an object")?;
+                fields.insert("engine_version".into(), Value::Null);
+                Ok(payload)
+            }
+            (t, v) if v == Self::schema_version(t) => Ok(payload),
+            (t, v) => Err(format!("no upcaster of {t} from schema version {v}")),
+        }
+    }
+}
 
 impl SensorEvent {
     /// The (file, integration, signature) hit a FileScored or FileRescored event is about.

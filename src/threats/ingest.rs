@@ -101,8 +101,14 @@ fn parse_item(raw: &Value) -> Result<(Uuid, SensorEvent), String> {
     if let ("SessionDiscovered", Some(Value::String(t))) = (event_type, data.get("start_time")) {
         start_time_form(t)?;
     }
-    let event: SensorEvent = crate::es::event::decode(event_type, 1, data)
-        .map_err(|e| format!("invalid {event_type} data: {}", e.message))?;
+    // The API takes the current shape; a field a version added is optional for sensors, but
+    // when given it is a string (an explicit null is refused, as the OpenAPI document says).
+    if event_type == "FileScored" && data.get("engine_version") == Some(&Value::Null) {
+        return Err("invalid FileScored data: engine_version must be a string when given".into());
+    }
+    let event: SensorEvent =
+        crate::es::event::decode(event_type, SensorEvent::schema_version(event_type), data)
+            .map_err(|e| format!("invalid {event_type} data: {}", e.message))?;
     Ok((id, normalize(event)?))
 }
 
@@ -301,6 +307,7 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
             integration,
             score,
             signature,
+            engine_version,
         } => {
             let h = Hit::check(&file_id, &session_id, &integration, score, &signature)?;
             FileScored {
@@ -309,6 +316,9 @@ fn normalize(event: SensorEvent) -> Result<SensorEvent, String> {
                 integration: h.integration,
                 score: h.score,
                 signature: h.signature,
+                engine_version: engine_version
+                    .map(|v| text("engine_version", &v, 64))
+                    .transpose()?,
             }
         }
         FileRescored {
@@ -973,6 +983,7 @@ mod tests {
             integration: "av".into(),
             score: 10,
             signature: "sig".into(),
+            engine_version: None,
         }
     }
 

@@ -446,6 +446,16 @@ impl Projection for HitsProjection {
 }
 
 impl BulkReplay for HitsProjection {
+    /// Its statements read the fields `FileScored` versions 1 and 2 share (version 2 only
+    /// added `engine_version`, which no report shows), so both replay in the database.
+    fn can_replay_in_database(
+        &self,
+        conn: &mut PgConnection,
+        range: &ReplayRange,
+    ) -> Result<bool, ProjectionError> {
+        Ok(range.only_schemas(conn, self.handles(), &[("FileScored", 2)])?)
+    }
+
     /// A replay keeps hits and score history only; the reports are aggregated once at the end
     /// (signature moves need nothing then: the end state groups by the signatures' current
     /// groups; the views of the clearance sets held are kept per batch, as live).

@@ -233,3 +233,13 @@ pub fn count_events(app: &TestApp, event_type: &str) -> i64 {
         .get_result(&mut conn)
         .unwrap()
 }
+
+/// The real `heyboss` binary run on a database, as an operator runs it.
+pub fn heyboss_cli(db_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_heyboss"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}

@@ -280,17 +280,36 @@ impl ReplayRange {
         conn: &mut PgConnection,
         types: &[&str],
     ) -> QueryResult<bool> {
+        self.only_schemas(conn, types, &[])
+    }
+
+    /// Whether every event of the range that `types` names is stored at schema version 1 or at
+    /// one of the `readable` (event type, schema version) pairs: the shapes a replay's statements
+    /// read (a projection whose SQL reads the fields two versions share lists the newer one).
+    pub fn only_schemas(
+        &self,
+        conn: &mut PgConnection,
+        types: &[&str],
+        readable: &[(&str, i32)],
+    ) -> QueryResult<bool> {
+        use diesel::sql_types::{Array, Integer, Text};
         #[derive(QueryableByName)]
         struct Current {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             current: bool,
         }
+        let readable_types: Vec<&str> = readable.iter().map(|r| r.0).collect();
+        let readable_versions: Vec<i32> = readable.iter().map(|r| r.1).collect();
         self.query(format!(
             "SELECT NOT EXISTS (SELECT 1 FROM events
-                                WHERE {} AND event_type = ANY($5) AND schema_version <> 1) AS current",
+                                WHERE {} AND event_type = ANY($5) AND schema_version <> 1
+                                  AND (event_type, schema_version) NOT IN
+                                      (SELECT * FROM unnest($6::text[], $7::int4[]))) AS current",
             Self::EVENTS
         ))
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(types)
+        .bind::<Array<Text>, _>(types)
+        .bind::<Array<Text>, _>(readable_types)
+        .bind::<Array<Integer>, _>(readable_versions)
         .get_result::<Current>(conn)
         .map(|c| c.current)
     }
