@@ -665,6 +665,7 @@ impl<'a> World<'a> {
             role: u.role,
             csrf_token: String::new(),
             session_digest: String::new(),
+            time_zone: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod csv;
 pub mod edge;
 pub mod error;
+pub mod format;
 pub mod frame;
 pub mod render;
 
@@ -38,10 +39,13 @@ pub struct Settings {
     /// Run the catch-up subscribers in this process (HEYBOSS_SUBSCRIBERS=0 turns them off; only
     /// one instance at a time runs each, by an advisory lock).
     pub run_subscribers: bool,
+    /// The campus time zone, for viewers who chose none (HEYBOSS_TIMEZONE, an IANA name).
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Settings {
-    /// From the environment: HEYBOSS_BIND, HEYBOSS_POOL_SIZE, HEYBOSS_SECURE_COOKIES, HEYBOSS_HOME.
+    /// From the environment: HEYBOSS_BIND, HEYBOSS_POOL_SIZE, HEYBOSS_SECURE_COOKIES, HEYBOSS_HOME,
+    /// HEYBOSS_TIMEZONE (an unknown zone name is refused at start by `Settings::check`).
     pub fn from_env(database_url: String) -> Settings {
         let home = std::env::var("HEYBOSS_HOME")
             .map(PathBuf::from)
@@ -69,8 +73,27 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             run_subscribers: !std::env::var("HEYBOSS_SUBSCRIBERS").is_ok_and(|v| v == "0"),
+            time_zone: campus_zone().ok().flatten().unwrap_or(format::DEFAULT_ZONE),
         }
     }
+
+    /// What start-up refuses in the environment: a campus time zone that is not an IANA name.
+    pub fn check() -> Result<(), String> {
+        campus_zone().map(|_| ())
+    }
+}
+
+/// HEYBOSS_TIMEZONE (HEYBOSS_TIME_ZONE is read too), if set.
+fn campus_zone() -> Result<Option<chrono_tz::Tz>, String> {
+    let Some(name) = ["HEYBOSS_TIMEZONE", "HEYBOSS_TIME_ZONE"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    else {
+        return Ok(None);
+    };
+    format::parse_zone(&name)
+        .map(Some)
+        .map_err(|e| format!("HEYBOSS_TIMEZONE: {e}"))
 }
 
 #[derive(Clone)]
