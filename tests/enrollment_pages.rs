@@ -253,7 +253,7 @@ fn student_and_staff_walk_the_whole_path_and_the_timeline_says_who_did_what() {
 
     let page = s.get("/enrollment");
     page.assert_contains("id=\"current-stage\">Enrolled<")
-        .assert_contains("Offer accepted with a deposit of 250.00")
+        .assert_contains("Offer accepted with a deposit of $250.00")
         .assert_contains("Courses registered: CS101, MATH201")
         .assert_contains("Admission decided: admitted")
         .assert_contains("by sam")
