@@ -403,8 +403,8 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     assert!(audited.len() >= 13, "pages checked with axe: {audited:?}");
 }
 
-/// The health checks can fail: an unlabeled field, a failed request and a page without visible
-/// focus are each caught (so a clean journey means something).
+/// The health checks can fail: an unlabeled field, a failed request, an inline style the CSP
+/// blocks and a page without visible focus are each caught (so a clean journey means something).
 #[test]
 #[ignore = "needs chromium; run with --run-ignored all"]
 fn the_page_checks_catch_what_they_look_for() {
@@ -439,6 +439,29 @@ fn the_page_checks_catch_what_they_look_for() {
         errors
             .iter()
             .any(|e| e.contains("missing.png") && e.contains("404")),
+        "{errors:#?}"
+    );
+
+    // An inline style blocked by the Content-Security-Policy is caught: Chromium leaves it out
+    // of the log WebDriver reads, so a journey once logged 38 of them and passed.
+    browser.execute(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<p style=\"color: red\">styled</p>');",
+        json!([]),
+    );
+    let errors = browser.console_errors();
+    assert!(
+        errors.iter().any(|e| e.contains("style-src")),
+        "{errors:#?}"
+    );
+    // ... and in a page the browser navigated to since.
+    browser.goto(&app.url("/login"));
+    browser.execute(
+        "document.head.insertAdjacentHTML('beforeend', '<style>p { color: red; }</style>');",
+        json!([]),
+    );
+    let errors = browser.console_errors();
+    assert!(
+        errors.iter().any(|e| e.contains("style-src")),
         "{errors:#?}"
     );
 
