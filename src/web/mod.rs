@@ -1,6 +1,7 @@
 //! Web plumbing shared by every context: state, the request frame (ids, sessions, CSRF, errors,
 //! security headers), rendering of pages and fragments, and small form helpers.
 
+pub mod confirm;
 pub mod csv;
 pub mod edge;
 pub mod error;
