@@ -17,7 +17,7 @@ mod webdriver;
 
 use common::TestApp;
 use journeys::{
-    choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
+    assert_usable_on_a_phone, choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
     screenshot, screenshot_of, sign_in, sign_up_student, table_rows, text_of, wait_until, Health,
 };
 use serde_json::json;
@@ -82,6 +82,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     health.page(&student);
     assert_eq!(text_of(&student, "#current-stage"), "Inquiry");
     assert_eq!(progress(&student), (1, 1));
+    assert_usable_on_a_phone(&student, "the student's enrollment");
 
     // Start and submit the application: the stepper and the timeline update without a reload.
     enrollment_step(
@@ -119,6 +120,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.wait_for_text("Record for the office");
     health.page(&staff);
     let student_page = staff.current_url();
+    assert_usable_on_a_phone(&staff, "the office's page of a student");
     for document in ["transcript", "identification"] {
         htmx_submit(
             &staff,
@@ -204,6 +206,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.goto(&board);
     staff.wait_for_text("3 applications");
     health.page(&staff);
+    assert_usable_on_a_phone(&staff, "the committee board");
     let row = staff
         .execute(
             "return [...document.querySelectorAll('#board tbody tr')].find(tr => tr.innerText.includes(arguments[0])).id;",
@@ -231,6 +234,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.click(&staff.find("#to-do a.button"));
     staff.wait_for_text("Your review");
     health.page(&staff);
+    assert_usable_on_a_phone(&staff, "the review form");
     for (field, score) in [
         ("merit", "5"),
         ("need", "4"),
@@ -264,6 +268,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     assert_eq!(ranking[0], ("1".to_owned(), "Ada Lovelace".to_owned()));
     screenshot_of(&staff, "committee-board", "#board");
     staff.click(&staff.find(&format!("#{row} details.decide summary")));
+    assert_usable_on_a_phone(&staff, "the committee board's decision form");
     choose(&staff, &format!("#{row} select[name='outcome']"), "award");
     // Bad input: the message shows in place, nothing is recorded, the form keeps what was typed.
     staff.fill(&format!("#{row} input[name='amount']"), "12.345");
@@ -313,6 +318,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     student.goto(&app.url("/scholarships"));
     health.page(&student);
     student.wait_for_text("$2,500.00");
+    assert_usable_on_a_phone(&student, "the student's award to accept or decline");
     htmx_submit(
         &student,
         "form[action$='/award']:has(input[value='accept']) button",
@@ -392,11 +398,14 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.set_window_size(390, 844);
     let pipeline = app.url("/enrollment/pipeline");
     let funds = app.url("/scholarships/funds");
-    for url in [&pipeline, &funds, &board, &report, &student_page] {
+    let reviews = app.url("/scholarships/reviews");
+    for url in [&pipeline, &funds, &board, &report, &student_page, &reviews] {
         staff.goto(url);
         health.quiet(&staff);
         let wide = overflowing_elements(&staff);
         assert!(wide.is_empty(), "{url} overflows at phone width: {wide:?}");
+        let out = journeys::actions_out_of_reach(&staff);
+        assert!(out.is_empty(), "{url}: actions out of reach at phone width: {out:#?}");
     }
 
     let audited = health.audited();
