@@ -17,8 +17,9 @@ mod webdriver;
 
 use common::TestApp;
 use journeys::{
-    assert_usable_on_a_phone, choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
-    screenshot, screenshot_of, sign_in, sign_up_student, table_rows, text_of, wait_until, Health,
+    assert_usable_on_a_phone, choose, count, create_account, htmx_submit, in_view,
+    overflowing_elements, register_student, screenshot, screenshot_of, sign_in, sign_up_student,
+    table_rows, text_of, wait_until, Health,
 };
 use serde_json::json;
 use webdriver::Browser;
@@ -405,7 +406,10 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         let wide = overflowing_elements(&staff);
         assert!(wide.is_empty(), "{url} overflows at phone width: {wide:?}");
         let out = journeys::actions_out_of_reach(&staff);
-        assert!(out.is_empty(), "{url}: actions out of reach at phone width: {out:#?}");
+        assert!(
+            out.is_empty(),
+            "{url}: actions out of reach at phone width: {out:#?}"
+        );
     }
 
     let audited = health.audited();
@@ -486,6 +490,42 @@ fn the_page_checks_catch_what_they_look_for() {
             .is_some_and(|p| p.contains("not visible")),
         "{problem:?}"
     );
+}
+
+/// With JavaScript a destructive action asks in a dialog before it is sent: Cancel sends
+/// nothing; OK applies it in place (HTMX). (Without JavaScript: tests/confirmations.rs.)
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn withdrawing_in_the_browser_asks_first() {
+    let app = TestApp::spawn();
+    let browser = Browser::start();
+    let health = Health::new();
+    sign_up_student(&browser, &app, "wren", "Wren Walker");
+    browser.fill("#reason", "Moving abroad");
+    let withdraw = "form[action='/enrollment/actions/withdraw'] button";
+    browser.mark_page();
+    browser.click(&browser.find(withdraw));
+    assert!(browser
+        .alert_text()
+        .starts_with("Withdraw your application?"));
+    browser.answer_alert(false);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(text_of(&browser, "#current-stage"), "Inquiry");
+    assert_eq!(
+        common::count_events(&app, "Withdrawn"),
+        0,
+        "Cancel sends nothing"
+    );
+
+    browser.click(&browser.find(withdraw));
+    browser.answer_alert(true);
+    browser.wait_for_text("You have withdrawn");
+    assert!(
+        !browser.page_was_reloaded(),
+        "applied in place through HTMX"
+    );
+    assert_eq!(common::count_events(&app, "Withdrawn"), 1);
+    health.quiet(&browser);
 }
 
 /// Two analysts with different clearances on one report, and a clearance revoked by an admin.

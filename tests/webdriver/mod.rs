@@ -320,6 +320,26 @@ impl Browser {
         errors
     }
 
+    /// The text of the open dialog (`window.confirm`), waiting up to 5 s for it to open.
+    pub fn alert_text(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let url = format!("{}/session/{}/alert/text", self.base, self.session);
+            if let Ok(r) = self.agent.get(&url).call() {
+                let v: Value = r.into_json().unwrap_or(Value::Null);
+                return v["value"].as_str().unwrap_or_default().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no dialog opened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Answer the open dialog: OK (`true`) or Cancel.
+    pub fn answer_alert(&self, ok: bool) {
+        let what = if ok { "accept" } else { "dismiss" };
+        self.call("POST", &format!("/alert/{what}"), Some(json!({})));
+    }
+
     /// Press Tab (keyboard focus moves as a person's would, so `:focus-visible` applies).
     pub fn press_tab(&self) {
         self.call(
