@@ -621,13 +621,17 @@ fn two_analysts_see_their_own_top_threats_and_a_revoked_clearance_disappears() {
     );
     assert_eq!(count(&ana, "svg.chart rect"), 1, "Ana's chart has one bar");
     screenshot(&bob, "top-threats");
+    assert_usable_on_a_phone(&bob, "the top threats report");
 
     // The admin revokes beta from Bob on the signatures page.
     let admin = Browser::start();
     sign_in(&admin, &app, "root");
     admin.goto(&app.url("/admin/signatures"));
     health.page(&admin);
+    assert_usable_on_a_phone(&admin, "the signatures and clearances page");
     admin.click(&admin.find("button[aria-label='Revoke beta from bob']"));
+    assert!(admin.alert_text().starts_with("Revoke beta from bob?"));
+    admin.answer_alert(true);
     admin.wait_for_text("revoked");
     health.page(&admin);
 
@@ -648,4 +652,13 @@ fn two_analysts_see_their_own_top_threats_and_a_revoked_clearance_disappears() {
     health.page(&bob);
     let text = bob.page_text();
     assert!(text.contains("sig-a") && !text.contains("sig-b"), "{text}");
+    assert_usable_on_a_phone(&bob, "the hits behind a row");
+
+    // The audit log, which the admin reads on a phone too.
+    admin.goto(&app.url("/audit"));
+    health.page(&admin);
+    assert_usable_on_a_phone(&admin, "the audit log");
+    admin.goto(&app.url("/admin/sensors"));
+    health.page(&admin);
+    assert_usable_on_a_phone(&admin, "the sensors page");
 }
