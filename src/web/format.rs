@@ -3,7 +3,8 @@
 //! recent ("5 min ago", the exact time in the `title`), and terms in calendar order.
 //!
 //! Templates use them as Tera filters (`register`): `money` (cents), `count`, `bytes`, `when`
-//! (a `<time>` element), `datetime`, `date`. A Tera filter sees only its value, not the page's
+//! (a `<time>` element), `datetime`, `date`, and `fields` (an event's payload as labelled fields,
+//! each value read the same way). A Tera filter sees only its value, not the page's
 //! context, so the viewer's zone is set for the duration of one render by `in_zone` (the renderer
 //! does it for every page and fragment); outside a render, times read in UTC.
 
@@ -177,6 +178,74 @@ fn integer(value: &Value) -> Option<i64> {
     }
 }
 
+/// "size_bytes" -> "Size", "default_score" -> "Default score", "md5" -> "MD5".
+fn label(key: &str) -> String {
+    let key = key
+        .strip_suffix("_bytes")
+        .or_else(|| key.strip_suffix("_cents"))
+        .unwrap_or(key);
+    let words: Vec<String> = key
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| match w {
+            "id" | "ip" | "md5" => w.to_ascii_uppercase(),
+            _ => w.to_owned(),
+        })
+        .collect();
+    let text = words.join(" ");
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// One field's value as a person reads it: times in the viewer's zone, sizes, money.
+fn field_value(key: &str, value: &Value) -> String {
+    match value {
+        Value::Number(_) if key.ends_with("_bytes") => escape(&bytes(integer(value).unwrap_or(0))),
+        Value::Number(_) if key.ends_with("_cents") => escape(&money(integer(value).unwrap_or(0))),
+        Value::String(s) => match parse_time(value) {
+            Some(t) if s.len() >= 19 => when(t, Utc::now()),
+            _ => escape(s),
+        },
+        Value::Null => "—".into(),
+        Value::Bool(b) => (if *b { "yes" } else { "no" }).into(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| field_value(key, v))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => escape(&other.to_string()),
+    }
+}
+
+/// An event's payload (a JSON object, or its text) as labelled fields: `<dl class="fields">`.
+pub fn fields(value: &Value) -> Option<String> {
+    let parsed;
+    let object = match value {
+        Value::Object(o) => o,
+        Value::String(s) => {
+            parsed = serde_json::from_str::<Value>(s).ok()?;
+            parsed.as_object()?
+        }
+        _ => return None,
+    };
+    if object.is_empty() {
+        return Some(String::new());
+    }
+    let mut out = String::from(r#"<dl class="fields">"#);
+    for (key, v) in object {
+        out.push_str(&format!(
+            "<dt>{}</dt><dd>{}</dd>",
+            escape(&label(key)),
+            field_value(key, v)
+        ));
+    }
+    out.push_str("</dl>");
+    Some(out)
+}
+
 type Args = HashMap<String, Value>;
 
 /// A filter of one value; anything it cannot read is shown as it came (never a failed page).
@@ -213,7 +282,7 @@ fn escape(s: &str) -> String {
 
 /// Register the filters with the templates (see the module documentation).
 pub fn register(tera: &mut tera::Tera) {
-    let filters: [(&str, Format); 6] = [
+    let filters: [(&str, Format); 7] = [
         (
             "money",
             Format {
@@ -239,6 +308,13 @@ pub fn register(tera: &mut tera::Tera) {
             "when",
             Format {
                 read: |v| parse_time(v).map(|t| when(t, Utc::now())),
+                safe: true,
+            },
+        ),
+        (
+            "fields",
+            Format {
+                read: fields,
                 safe: true,
             },
         ),
@@ -325,6 +401,33 @@ mod tests {
         assert!(when(old, now).contains(">2 Jan 2025, 03:04</time>"));
         let this_year = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         assert!(when(this_year, now).contains(">2 Jan, 03:04</time>"));
+    }
+
+    #[test]
+    fn a_payload_reads_as_labelled_fields() {
+        let payload = serde_json::json!({
+            "md5": "44d8",
+            "size_bytes": 1_234_567,
+            "start_time": "2025-01-02T03:04:05Z",
+            "filename": "<b>.exe",
+            "default_score": 80,
+        });
+        let html = fields(&payload).unwrap();
+        assert!(html.starts_with(r#"<dl class="fields">"#), "{html}");
+        assert!(html.contains("<dt>MD5</dt><dd>44d8</dd>"), "{html}");
+        assert!(html.contains("<dt>Size</dt><dd>1.2 MB</dd>"), "{html}");
+        assert!(
+            html.contains("<dt>Start time</dt><dd><time datetime=\"2025-01-02T03:04:05Z\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("<dt>Filename</dt><dd>&lt;b&gt;.exe</dd>"),
+            "{html}"
+        );
+        assert!(html.contains("<dt>Default score</dt><dd>80</dd>"), "{html}");
+        // The audit log holds payloads as text.
+        assert_eq!(fields(&Value::String(payload.to_string())), Some(html));
+        assert_eq!(fields(&Value::String("not json".into())), None);
     }
 
     #[test]
