@@ -216,6 +216,7 @@ fn main() {
         role: Role::Staff,
         csrf_token: String::new(),
         session_digest: String::new(),
+        time_zone: None,
     };
     let browser = Browser::login(&app.address, "benchstaff");
     let projection = app

@@ -122,6 +122,7 @@ fn main() {
         role: Role::Staff,
         csrf_token: String::new(),
         session_digest: String::new(),
+        time_zone: None,
     };
     let mut previous: Option<(Duration, Duration)> = None;
     for (apps, reviews) in [(5_000i64, 20_000i64), (50_000, 200_000)] {

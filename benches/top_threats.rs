@@ -138,6 +138,7 @@ fn main() {
         role: Role::Analyst,
         csrf_token: String::new(),
         session_digest: String::new(),
+        time_zone: None,
     };
     let fast_runs: usize = std::env::var("HEYBOSS_BENCH_RUNS")
         .ok()

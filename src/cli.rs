@@ -238,6 +238,7 @@ fn dispatch(cli: Cli, database: &Database) -> CliResult {
 }
 
 fn serve(database: &Database, bind: Option<String>, demo: bool) -> CliResult {
+    Settings::check()?;
     let mut settings = Settings::from_env(database.url.clone());
     if let Some(bind) = bind {
         settings.bind = bind;

@@ -102,6 +102,7 @@ pub fn load_templates(settings: &Settings) -> Result<Tera, tera::Error> {
         },
     );
     crate::threats::register_filters(&mut tera);
+    crate::web::format::register(&mut tera);
     Ok(tera)
 }
 

@@ -39,6 +39,25 @@
     }
     swappedId = null;
   });
+  // A destructive form (data-confirm) asks first; confirmed, it carries confirm=yes, without
+  // which the server asks on a page of its own (the same question without JavaScript). Captured
+  // at the document, before HTMX's own submit handler on the form.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) return;
+    if (!window.confirm(form.getAttribute("data-confirm"))) {
+      event.preventDefault();
+      event.stopPropagation();
+      return;
+    }
+    if (!form.querySelector("input[name=confirm]")) {
+      var yes = document.createElement("input");
+      yes.type = "hidden";
+      yes.name = "confirm";
+      yes.value = "yes";
+      form.appendChild(yes);
+    }
+  }, true);
   document.addEventListener("htmx:beforeRequest", function (event) {
     var form = formOf(event);
     if (!form) return;

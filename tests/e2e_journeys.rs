@@ -17,8 +17,9 @@ mod webdriver;
 
 use common::TestApp;
 use journeys::{
-    choose, count, create_account, htmx_submit, in_view, overflowing_elements, register_student,
-    screenshot, screenshot_of, sign_in, sign_up_student, table_rows, text_of, wait_until, Health,
+    assert_usable_on_a_phone, choose, count, create_account, htmx_submit, in_view,
+    overflowing_elements, register_student, screenshot, screenshot_of, sign_in, sign_up_student,
+    table_rows, text_of, wait_until, Health,
 };
 use serde_json::json;
 use webdriver::Browser;
@@ -82,6 +83,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     health.page(&student);
     assert_eq!(text_of(&student, "#current-stage"), "Inquiry");
     assert_eq!(progress(&student), (1, 1));
+    assert_usable_on_a_phone(&student, "the student's enrollment");
 
     // Start and submit the application: the stepper and the timeline update without a reload.
     enrollment_step(
@@ -119,6 +121,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.wait_for_text("Record for the office");
     health.page(&staff);
     let student_page = staff.current_url();
+    assert_usable_on_a_phone(&staff, "the office's page of a student");
     for document in ["transcript", "identification"] {
         htmx_submit(
             &staff,
@@ -204,6 +207,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.goto(&board);
     staff.wait_for_text("3 applications");
     health.page(&staff);
+    assert_usable_on_a_phone(&staff, "the committee board");
     let row = staff
         .execute(
             "return [...document.querySelectorAll('#board tbody tr')].find(tr => tr.innerText.includes(arguments[0])).id;",
@@ -231,6 +235,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.click(&staff.find("#to-do a.button"));
     staff.wait_for_text("Your review");
     health.page(&staff);
+    assert_usable_on_a_phone(&staff, "the review form");
     for (field, score) in [
         ("merit", "5"),
         ("need", "4"),
@@ -264,6 +269,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     assert_eq!(ranking[0], ("1".to_owned(), "Ada Lovelace".to_owned()));
     screenshot_of(&staff, "committee-board", "#board");
     staff.click(&staff.find(&format!("#{row} details.decide summary")));
+    assert_usable_on_a_phone(&staff, "the committee board's decision form");
     choose(&staff, &format!("#{row} select[name='outcome']"), "award");
     // Bad input: the message shows in place, nothing is recorded, the form keeps what was typed.
     staff.fill(&format!("#{row} input[name='amount']"), "12.345");
@@ -313,6 +319,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     student.goto(&app.url("/scholarships"));
     health.page(&student);
     student.wait_for_text("$2,500.00");
+    assert_usable_on_a_phone(&student, "the student's award to accept or decline");
     htmx_submit(
         &student,
         "form[action$='/award']:has(input[value='accept']) button",
@@ -392,19 +399,25 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.set_window_size(390, 844);
     let pipeline = app.url("/enrollment/pipeline");
     let funds = app.url("/scholarships/funds");
-    for url in [&pipeline, &funds, &board, &report, &student_page] {
+    let reviews = app.url("/scholarships/reviews");
+    for url in [&pipeline, &funds, &board, &report, &student_page, &reviews] {
         staff.goto(url);
         health.quiet(&staff);
         let wide = overflowing_elements(&staff);
         assert!(wide.is_empty(), "{url} overflows at phone width: {wide:?}");
+        let out = journeys::actions_out_of_reach(&staff);
+        assert!(
+            out.is_empty(),
+            "{url}: actions out of reach at phone width: {out:#?}"
+        );
     }
 
     let audited = health.audited();
     assert!(audited.len() >= 13, "pages checked with axe: {audited:?}");
 }
 
-/// The health checks can fail: an unlabeled field, a failed request and a page without visible
-/// focus are each caught (so a clean journey means something).
+/// The health checks can fail: an unlabeled field, a failed request, an inline style the CSP
+/// blocks and a page without visible focus are each caught (so a clean journey means something).
 #[test]
 #[ignore = "needs chromium; run with --run-ignored all"]
 fn the_page_checks_catch_what_they_look_for() {
@@ -442,6 +455,29 @@ fn the_page_checks_catch_what_they_look_for() {
         "{errors:#?}"
     );
 
+    // An inline style blocked by the Content-Security-Policy is caught: Chromium leaves it out
+    // of the log WebDriver reads, so a journey once logged 38 of them and passed.
+    browser.execute(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<p style=\"color: red\">styled</p>');",
+        json!([]),
+    );
+    let errors = browser.console_errors();
+    assert!(
+        errors.iter().any(|e| e.contains("style-src")),
+        "{errors:#?}"
+    );
+    // ... and in a page the browser navigated to since.
+    browser.goto(&app.url("/login"));
+    browser.execute(
+        "document.head.insertAdjacentHTML('beforeend', '<style>p { color: red; }</style>');",
+        json!([]),
+    );
+    let errors = browser.console_errors();
+    assert!(
+        errors.iter().any(|e| e.contains("style-src")),
+        "{errors:#?}"
+    );
+
     // A stylesheet that hides the focus ring is caught.
     browser.execute(
         "document.styleSheets[0].insertRule(':focus-visible { outline: none !important; }', document.styleSheets[0].cssRules.length);",
@@ -454,6 +490,42 @@ fn the_page_checks_catch_what_they_look_for() {
             .is_some_and(|p| p.contains("not visible")),
         "{problem:?}"
     );
+}
+
+/// With JavaScript a destructive action asks in a dialog before it is sent: Cancel sends
+/// nothing; OK applies it in place (HTMX). (Without JavaScript: tests/confirmations.rs.)
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn withdrawing_in_the_browser_asks_first() {
+    let app = TestApp::spawn();
+    let browser = Browser::start();
+    let health = Health::new();
+    sign_up_student(&browser, &app, "wren", "Wren Walker");
+    browser.fill("#reason", "Moving abroad");
+    let withdraw = "form[action='/enrollment/actions/withdraw'] button";
+    browser.mark_page();
+    browser.click(&browser.find(withdraw));
+    assert!(browser
+        .alert_text()
+        .starts_with("Withdraw your application?"));
+    browser.answer_alert(false);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(text_of(&browser, "#current-stage"), "Inquiry");
+    assert_eq!(
+        common::count_events(&app, "Withdrawn"),
+        0,
+        "Cancel sends nothing"
+    );
+
+    browser.click(&browser.find(withdraw));
+    browser.answer_alert(true);
+    browser.wait_for_text("You have withdrawn");
+    assert!(
+        !browser.page_was_reloaded(),
+        "applied in place through HTMX"
+    );
+    assert_eq!(common::count_events(&app, "Withdrawn"), 1);
+    health.quiet(&browser);
 }
 
 /// Two analysts with different clearances on one report, and a clearance revoked by an admin.
@@ -549,13 +621,17 @@ fn two_analysts_see_their_own_top_threats_and_a_revoked_clearance_disappears() {
     );
     assert_eq!(count(&ana, "svg.chart rect"), 1, "Ana's chart has one bar");
     screenshot(&bob, "top-threats");
+    assert_usable_on_a_phone(&bob, "the top threats report");
 
     // The admin revokes beta from Bob on the signatures page.
     let admin = Browser::start();
     sign_in(&admin, &app, "root");
     admin.goto(&app.url("/admin/signatures"));
     health.page(&admin);
+    assert_usable_on_a_phone(&admin, "the signatures and clearances page");
     admin.click(&admin.find("button[aria-label='Revoke beta from bob']"));
+    assert!(admin.alert_text().starts_with("Revoke beta from bob?"));
+    admin.answer_alert(true);
     admin.wait_for_text("revoked");
     health.page(&admin);
 
@@ -576,4 +652,13 @@ fn two_analysts_see_their_own_top_threats_and_a_revoked_clearance_disappears() {
     health.page(&bob);
     let text = bob.page_text();
     assert!(text.contains("sig-a") && !text.contains("sig-b"), "{text}");
+    assert_usable_on_a_phone(&bob, "the hits behind a row");
+
+    // The audit log, which the admin reads on a phone too.
+    admin.goto(&app.url("/audit"));
+    health.page(&admin);
+    assert_usable_on_a_phone(&admin, "the audit log");
+    admin.goto(&app.url("/admin/sensors"));
+    health.page(&admin);
+    assert_usable_on_a_phone(&admin, "the sensors page");
 }

@@ -57,7 +57,12 @@ fn version(body: &str) -> String {
 fn act(c: &mut Client, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
     let body = c.get(page).body;
     let v = version(&body);
-    let mut all = vec![("version", v.as_str()), ("command_id", "cmd")];
+    // Confirmed, as the withdrawal's question asks (tests/confirmations.rs asks it).
+    let mut all = vec![
+        ("version", v.as_str()),
+        ("command_id", "cmd"),
+        ("confirm", "yes"),
+    ];
     all.extend_from_slice(fields);
     let id = Uuid::new_v4().to_string();
     all[1] = ("command_id", &id);
@@ -253,7 +258,7 @@ fn student_and_staff_walk_the_whole_path_and_the_timeline_says_who_did_what() {
 
     let page = s.get("/enrollment");
     page.assert_contains("id=\"current-stage\">Enrolled<")
-        .assert_contains("Offer accepted with a deposit of 250.00")
+        .assert_contains("Offer accepted with a deposit of $250.00")
         .assert_contains("Courses registered: CS101, MATH201")
         .assert_contains("Admission decided: admitted")
         .assert_contains("by sam")
@@ -424,7 +429,7 @@ fn a_student_sees_and_changes_only_their_own_enrollment() {
     alice.get("/enrollment");
     let res = alice.post(
         &format!("/enrollment/students/{bob_id}/actions/withdraw"),
-        &[("reason", "mischief")],
+        &[("reason", "mischief"), ("confirm", "yes")],
     );
     assert_eq!(res.status, 404);
     // Their own staff URL sends them to their page; the office's steps are not theirs.

@@ -326,7 +326,13 @@ fn post(client: &mut Client, action: &str, fields: &[(String, String)]) -> Respo
         .filter(|(k, _)| k != "csrf_token")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    client.post(action, &fields)
+    let res = client.post(action, &fields);
+    // A destructive action asks first (web/confirm.rs): confirm it, as a person would.
+    if res.status == 200 && res.body.contains("name=\"confirm\" value=\"yes\"") {
+        let confirmed: Vec<(&str, &str)> = fields.into_iter().chain([("confirm", "yes")]).collect();
+        return client.post(action, &confirmed);
+    }
+    res
 }
 
 /// A plain (non-HTMX) form post that worked redirects, with a success message if any, or shows

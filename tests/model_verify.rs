@@ -190,6 +190,8 @@ struct User {
     username: String,
     role: Role,
     active: bool,
+    /// The zone chosen on /account (`None`: the campus default).
+    time_zone: Option<&'static str>,
 }
 
 /// One student's enrollment as the README's rules describe it.
@@ -545,6 +547,7 @@ const ACTIONS: &[(usize, &str)] = &[
     (3, "change role"),
     (1, "reset password"),
     (3, "deactivate or reactivate"),
+    (1, "choose time zone"),
     (40, "enrollment step"),
     (1, "create fund"),
     (2, "open or close fund"),
@@ -667,6 +670,7 @@ impl<'a> World<'a> {
             role: u.role,
             csrf_token: String::new(),
             session_digest: String::new(),
+            time_zone: None,
         }
     }
 
@@ -794,6 +798,7 @@ impl<'a> World<'a> {
             username,
             role,
             active: true,
+            time_zone: None,
         });
         let registered = if by_signup.is_some() {
             "UserRegistered by system"
@@ -922,6 +927,33 @@ impl<'a> World<'a> {
         self.account_command("deactivate or reactivate", target, command, expect, event);
         if expect == Expect::Accept {
             self.users[target].active = !deactivate;
+        }
+    }
+
+    fn choose_time_zone(&mut self) {
+        let Some(target) = self.pick_target() else {
+            return;
+        };
+        let zone = *self
+            .rng
+            .pick(&[None, Some("America/New_York"), Some("Europe/Paris")]);
+        let expect = if self.users[target].time_zone == zone {
+            Expect::Refuse("already shown in")
+        } else {
+            Expect::Accept
+        };
+        let command = AccountCommand::ChooseTimeZone {
+            zone: zone.map(|z| z.parse().unwrap()),
+        };
+        self.account_command(
+            "choose time zone",
+            target,
+            command,
+            expect,
+            "TimeZoneChosen",
+        );
+        if expect == Expect::Accept {
+            self.users[target].time_zone = zone;
         }
     }
 
@@ -2269,6 +2301,7 @@ impl<'a> World<'a> {
             username: root,
             role: Role::Admin,
             active: true,
+            time_zone: None,
         });
         self.log.push("user", id, "UserRegistered");
         for role in [
@@ -2304,6 +2337,7 @@ impl<'a> World<'a> {
             "change role" => self.change_role(),
             "reset password" => self.reset_password(),
             "deactivate or reactivate" => self.toggle_active(),
+            "choose time zone" => self.choose_time_zone(),
             "enrollment step" => self.enrollment_step(),
             "create fund" => self.create_fund(),
             "open or close fund" => self.open_or_close_fund(),

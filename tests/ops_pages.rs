@@ -184,15 +184,19 @@ fn admins_rebuild_and_verify_projections_from_the_page() {
         .assert_contains("Catch-up subscribers")
         .assert_contains("scholarships-enrollment-reaction");
     assert_eq!(
-        analyst.post("/admin/projections/users/rebuild", &[]).status,
+        analyst
+            .post("/admin/projections/users/rebuild", &[("confirm", "yes")])
+            .status,
         403
     );
     assert_eq!(
-        admin.post("/admin/projections/nope/rebuild", &[]).status,
+        admin
+            .post("/admin/projections/nope/rebuild", &[("confirm", "yes")])
+            .status,
         404
     );
 
-    let res = admin.post("/admin/projections/users/rebuild", &[]);
+    let res = admin.post("/admin/projections/users/rebuild", &[("confirm", "yes")]);
     assert_eq!(res.status, 303, "{}", res.body);
     let wait_for = |client: &mut Client, text: &str| -> String {
         for _ in 0..200 {

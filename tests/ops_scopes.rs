@@ -45,6 +45,7 @@ fn viewer(role: Role) -> Viewer {
         role,
         csrf_token: String::new(),
         session_digest: String::new(),
+        time_zone: None,
     }
 }
 

@@ -493,6 +493,7 @@ fn students_accepting_while_being_enrolled_are_disbursed_exactly_once() {
                 role: Role::Student,
                 csrf_token: String::new(),
                 session_digest: String::new(),
+                time_zone: None,
             };
             barrier.wait();
             heyboss::scholarships::service::respond_to_award(

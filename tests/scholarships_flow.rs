@@ -345,7 +345,7 @@ fn reviews_rank_the_board_and_decisions_fill_the_report_and_history() {
         .assert_contains("top of the ranking");
     let res = s.post(
         &format!("/scholarships/applications/{a}/award"),
-        &[("response", "refuse")],
+        &[("response", "refuse"), ("confirm", "yes")],
     );
     assert_eq!(res.status, 303);
     assert_eq!(awarded_cents(&app, fund), 0);

@@ -31,7 +31,7 @@ fn a_student_is_told_that_their_application_was_decided() {
     }
     assert!(
         page.contains(
-            "Your scholarship application was decided: you are offered an award of $1200.00."
+            "Your scholarship application was decided: you are offered an award of $1,200.00."
         ),
         "{page}"
     );

@@ -321,6 +321,7 @@ fn revoking_and_moving_take_effect_on_the_next_request(reports: Reports) {
             ("username", "ana"),
             ("group", "alpha"),
             ("action", "revoke"),
+            ("confirm", "yes"),
         ],
     );
     assert_eq!(res.status, 303, "{}", res.body);
@@ -389,7 +390,10 @@ fn admins_register_and_revoke_sensors_in_the_ui(reports: Reports) {
     for id in ids {
         assert_eq!(
             admin
-                .post(&format!("/admin/sensors/{id}/revoke"), &[])
+                .post(
+                    &format!("/admin/sensors/{id}/revoke"),
+                    &[("confirm", "yes")]
+                )
                 .status,
             303
         );
@@ -701,6 +705,7 @@ fn admin_forms_swap_fragments_through_htmx(reports: Reports) {
             ("username", "ana"),
             ("group", "gamma"),
             ("action", "revoke"),
+            ("confirm", "yes"),
         ],
     );
     assert_eq!(res.status, 200, "{}", res.body);
@@ -708,13 +713,13 @@ fn admin_forms_swap_fragments_through_htmx(reports: Reports) {
     assert_eq!(res.header("HX-Trigger"), Some("ClearanceRevoked"));
 
     // Retire; retiring again is refused, shown in #messages, and changes nothing.
-    let res = admin.post_htmx("/admin/signatures/sig-c/retire", &[]);
+    let res = admin.post_htmx("/admin/signatures/sig-c/retire", &[("confirm", "yes")]);
     assert_eq!(res.status, 200, "{}", res.body);
     assert_fragment(&res, "admin-signatures");
     res.assert_contains("Signature sig-c retired.");
     assert_eq!(res.header("HX-Trigger"), Some("SignatureRetired"));
     let before = events_in_log(app);
-    let res = admin.post_htmx("/admin/signatures/sig-c/retire", &[]);
+    let res = admin.post_htmx("/admin/signatures/sig-c/retire", &[("confirm", "yes")]);
     assert!(res.status >= 400 && res.status < 500, "{}", res.status);
     assert_eq!(res.header("HX-Retarget"), Some("#messages"));
     assert_eq!(events_in_log(app), before);
@@ -736,14 +741,17 @@ fn admin_forms_swap_fragments_through_htmx(reports: Reports) {
     let marker = "hx-post=\"/admin/sensors/";
     let at = res.body.find(marker).unwrap() + marker.len();
     let id = res.body[at..at + 36].to_owned();
-    let res = admin.post_htmx(&format!("/admin/sensors/{id}/revoke"), &[]);
+    let res = admin.post_htmx(
+        &format!("/admin/sensors/{id}/revoke"),
+        &[("confirm", "yes")],
+    );
     assert_eq!(res.status, 200, "{}", res.body);
     assert_fragment(&res, "admin-sensors");
     res.assert_contains("Sensor revoked");
     assert_eq!(res.header("HX-Trigger"), Some("SensorRevoked"));
     let res = admin.post_htmx(
         &format!("/admin/sensors/{}/revoke", uuid::Uuid::new_v4()),
-        &[],
+        &[("confirm", "yes")],
     );
     assert_eq!(res.status, 422);
     res.assert_contains("no such sensor");

@@ -48,6 +48,7 @@ pub struct AccountState {
     pub registered: bool,
     pub role: Option<Role>,
     pub active: bool,
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +67,10 @@ pub enum AccountCommand {
     },
     Deactivate,
     Reactivate,
+    /// `None`: the campus default.
+    ChooseTimeZone {
+        zone: Option<chrono_tz::Tz>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,6 +87,8 @@ pub enum AccountRejection {
     AlreadyActive,
     #[error("the account is deactivated: reactivate it first")]
     Inactive,
+    #[error("your times are already shown in {0}")]
+    SameTimeZone(String),
 }
 
 pub struct Account;
@@ -132,6 +139,15 @@ impl Decider for Account {
             C::Deactivate => Ok(vec![AccountEvent::UserDeactivated {}]),
             C::Reactivate if state.active => Err(R::AlreadyActive),
             C::Reactivate => Ok(vec![AccountEvent::UserReactivated {}]),
+            C::ChooseTimeZone { zone } => {
+                let time_zone = zone.map(|z| z.name().to_owned());
+                if time_zone == state.time_zone {
+                    return Err(R::SameTimeZone(
+                        time_zone.unwrap_or_else(|| "the campus time zone".into()),
+                    ));
+                }
+                Ok(vec![AccountEvent::TimeZoneChosen { time_zone }])
+            }
         }
     }
 
@@ -146,6 +162,7 @@ impl Decider for Account {
             AccountEvent::PasswordChanged { .. } => {}
             AccountEvent::UserDeactivated {} => state.active = false,
             AccountEvent::UserReactivated {} => state.active = true,
+            AccountEvent::TimeZoneChosen { time_zone } => state.time_zone = time_zone.clone(),
         }
         state
     }
@@ -231,5 +248,24 @@ mod tests {
         given::<Account>(&[registered()])
             .when(AccountCommand::Reactivate)
             .then_rejected("already active");
+    }
+
+    #[test]
+    fn a_time_zone_is_chosen_and_given_back() {
+        let ny = Some(chrono_tz::America::New_York);
+        given::<Account>(&[registered()])
+            .when(AccountCommand::ChooseTimeZone { zone: ny })
+            .then(&[E::TimeZoneChosen {
+                time_zone: Some("America/New_York".into()),
+            }]);
+        let chosen = E::TimeZoneChosen {
+            time_zone: Some("America/New_York".into()),
+        };
+        given::<Account>(&[registered(), chosen.clone()])
+            .when(AccountCommand::ChooseTimeZone { zone: ny })
+            .then_rejected("already shown in America/New_York");
+        given::<Account>(&[registered(), chosen])
+            .when(AccountCommand::ChooseTimeZone { zone: None })
+            .then(&[E::TimeZoneChosen { time_zone: None }]);
     }
 }

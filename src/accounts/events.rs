@@ -23,6 +23,10 @@ pub enum AccountEvent {
     },
     UserDeactivated {},
     UserReactivated {},
+    /// The zone the user reads times in (an IANA name); `None`: back to the campus default.
+    TimeZoneChosen {
+        time_zone: Option<String>,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -34,5 +38,6 @@ impl AccountEvent {
         "PasswordChanged",
         "UserDeactivated",
         "UserReactivated",
+        "TimeZoneChosen",
     ];
 }

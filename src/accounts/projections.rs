@@ -60,6 +60,11 @@ impl Projection for UsersProjection {
                     .set((users::active.eq(false), users::updated_at.eq(at)))
                     .execute(conn)?;
             }
+            AccountEvent::TimeZoneChosen { time_zone } => {
+                diesel::update(row)
+                    .set((users::time_zone.eq(time_zone), users::updated_at.eq(at)))
+                    .execute(conn)?;
+            }
             AccountEvent::UserReactivated {} => {
                 diesel::update(row)
                     .set((users::active.eq(true), users::updated_at.eq(at)))

@@ -23,7 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/account")
                 .service(account_page)
-                .service(change_own_password),
+                .service(change_own_password)
+                .service(choose_time_zone),
         )
         .service(
             web::scope("/admin/accounts")
@@ -155,10 +156,22 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     Ok(res)
 }
 
+/// The account page's context: the viewer and the time zone choice.
+fn account_context(req: &HttpRequest, viewer: &Viewer) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("me", viewer);
+    ctx.insert("my_zone", &viewer.time_zone.map(|z| z.name()));
+    ctx.insert("campus_zone", state(req).settings.time_zone.name());
+    ctx.insert(
+        "zones",
+        &crate::web::format::zone_names().collect::<Vec<_>>(),
+    );
+    ctx
+}
+
 #[get("")]
 async fn account_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
-    let mut ctx = Context::new();
-    ctx.insert("me", &viewer);
+    let ctx = account_context(&req, &viewer);
     render(
         &req,
         "accounts/account.html",
@@ -182,8 +195,7 @@ async fn change_own_password(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let refuse = |status: StatusCode, message: String| {
-        let mut ctx = Context::new();
-        ctx.insert("me", &viewer);
+        let mut ctx = account_context(&req, &viewer);
         ctx.insert("error", &message);
         render_status(
             &req,
@@ -221,6 +233,59 @@ async fn change_own_password(
             "/account",
             "success",
             "Your password is changed. Your other sessions have been signed out.",
+        )),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => refuse(status, message),
+            None => Err(e.into()),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct TimeZoneForm {
+    time_zone: String,
+    command_id: Option<String>,
+}
+
+/// `POST /account/time-zone`: the zone the viewer reads times in (empty: the campus default).
+#[post("/time-zone")]
+async fn choose_time_zone(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<TimeZoneForm>,
+) -> Result<HttpResponse, AppError> {
+    let refuse = |status: StatusCode, message: String| {
+        let mut ctx = account_context(&req, &viewer);
+        ctx.insert("zone_error", &message);
+        render_status(
+            &req,
+            status,
+            "accounts/account.html",
+            "accounts/account.html",
+            ctx,
+        )
+    };
+    let zone = match form.time_zone.trim() {
+        "" => None,
+        name => match crate::web::format::parse_zone(name) {
+            Ok(z) => Some(z),
+            Err(m) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, m),
+        },
+    };
+    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+    let (store, id) = (state(&req).store.clone(), viewer.user_id);
+    let command = AccountCommand::ChooseTimeZone { zone };
+    match state(&req)
+        .run(move |conn| service::execute(conn, &store, &ctx, id, command))
+        .await
+    {
+        Ok(_) => Ok(flash_redirect(
+            "/account",
+            "success",
+            &format!(
+                "Times are now shown in {}.",
+                zone.map_or("the campus time zone", |z| z.name())
+            ),
         )),
         Err(e) => match e.refusal() {
             Some((status, message)) => refuse(status, message),

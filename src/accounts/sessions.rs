@@ -24,6 +24,9 @@ pub struct Viewer {
     pub csrf_token: String,
     #[serde(skip)]
     pub session_digest: String,
+    /// The zone the user chose for times (`TimeZoneChosen`); `None`: the campus default.
+    #[serde(skip)]
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 impl Viewer {
@@ -77,17 +80,19 @@ pub fn load(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Viewer>>
             users::display_name,
             users::role,
             sessions::csrf_token,
+            users::time_zone,
         ))
-        .first::<(Uuid, String, String, String, String)>(conn)
+        .first::<(Uuid, String, String, String, String, Option<String>)>(conn)
         .optional()?;
     Ok(found.map(
-        |(user_id, username, display_name, role, csrf_token)| Viewer {
+        |(user_id, username, display_name, role, csrf_token, time_zone)| Viewer {
             user_id,
             username,
             display_name,
             role: Role::parse(&role).unwrap_or(Role::Student),
             csrf_token,
             session_digest: digest,
+            time_zone: time_zone.and_then(|z| z.parse().ok()),
         },
     ))
 }

@@ -168,9 +168,8 @@ pub fn parse_deposit(raw: &str) -> Result<i64, String> {
     Ok(cents)
 }
 
-pub fn format_cents(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
+/// "$1,250.50": the one money format of every page (`web::format::money`).
+pub use crate::web::format::money as format_cents;
 
 /// At most this many courses in one registration.
 pub const MAX_COURSES: usize = 8;
@@ -280,7 +279,7 @@ mod tests {
         assert!(parse_deposit("10000.01").is_err());
         assert!(parse_deposit("1.234").is_err());
         assert!(parse_deposit("").is_err());
-        assert_eq!(format_cents(125_050), "1250.50");
+        assert_eq!(format_cents(125_050), "$1,250.50");
     }
 
     #[test]

@@ -282,14 +282,15 @@ pub fn stalled(
     Ok(to_rows(rows, now))
 }
 
-/// The terms that have students, for the filter's choice.
+/// The terms that have students, in calendar order, for the filter's choice.
 pub fn terms(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Vec<String>> {
     if viewer.role != Role::Staff {
         return Ok(Vec::new());
     }
-    enrollment_stage_counts::table
+    let mut terms: Vec<String> = enrollment_stage_counts::table
         .select(enrollment_stage_counts::term)
         .distinct()
-        .order(enrollment_stage_counts::term.asc())
-        .load(conn)
+        .load(conn)?;
+    crate::web::format::sort_terms(&mut terms);
+    Ok(terms)
 }

@@ -74,20 +74,8 @@ impl std::fmt::Display for Amount {
     }
 }
 
-/// "$1,234.56" (negative amounts with a leading minus).
-pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let c = cents.unsigned_abs();
-    let whole = (c / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}${grouped}.{:02}", c % 100)
-}
+/// "$1,234.56": the one money format of every page (`web::format::money`).
+pub use crate::web::format::money as format_cents;
 
 /// The review rubric: every criterion is scored 1 to 5.
 pub struct Rubric;

@@ -29,7 +29,7 @@ impl NotificationRule for DecisionNotices {
         if event.stream_type != "fund" {
             return Ok(vec![]);
         }
-        let money = |cents: i64| format!("${}.{:02}", cents / 100, cents % 100);
+        let money = crate::web::format::money;
         let (student_id, message) = match event.decode::<FundEvent>()? {
             FundEvent::AwardGranted { student_id, amount_cents, .. } => (
                 student_id,

@@ -12,6 +12,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
+use super::confirm;
 use super::edge::{self, Unstorable};
 use super::render::{base_context, flash_cookie, is_htmx, PreSessionCsrf, PRE_CSRF_COOKIE};
 use super::{AppError, AppState, FormFingerprint, RequestId};
@@ -42,6 +43,16 @@ pub async fn frame(
         let res = match guard(req).await {
             // Handler errors arrive as responses carrying the error; an `Err` here comes from
             // inner middleware only, and actix renders it.
+            Ok(req) if req.extensions().get::<Unconfirmed>().is_some() => {
+                let (req, _) = req.into_parts();
+                let Unconfirmed(question, fields) = req
+                    .extensions_mut()
+                    .remove::<Unconfirmed>()
+                    .expect("checked above");
+                let res =
+                    confirm::ask(&req, &question, &fields).unwrap_or_else(HttpResponse::from_error);
+                ServiceResponse::new(req, res)
+            }
             Ok(req) => next.call(req).await?.map_into_boxed_body(),
             Err((req, e)) => ServiceResponse::new(req, HttpResponse::from_error(e)),
         };
@@ -180,7 +191,18 @@ async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, 
         None => form.as_deref().and_then(|b| form_field(b, "csrf_token")),
     };
     match provided {
-        Some(p) if secrets::constant_time_eq(&p, &expected) => Ok(req),
+        Some(p) if secrets::constant_time_eq(&p, &expected) => {
+            if let Some(body) = &form {
+                let fields: Vec<(String, String)> =
+                    serde_urlencoded::from_bytes(body).unwrap_or_default();
+                if let Some(q) = confirm::question(req.path(), &fields) {
+                    if !confirm::confirmed(&fields) {
+                        req.extensions_mut().insert(Unconfirmed(q, fields));
+                    }
+                }
+            }
+            Ok(req)
+        }
         _ if req.extensions().get::<PreSessionCsrf>().is_some() && req.cookie(sessions::COOKIE).is_some() => {
             // A session cookie that no longer names a session: it expired or was ended.
             Err((req.request().clone(), AppError::Unauthenticated))
@@ -193,6 +215,9 @@ async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, 
         )),
     }
 }
+
+/// A destructive post without `confirm=yes`: answered with the question instead of the handler.
+struct Unconfirmed(confirm::Question, Vec<(String, String)>);
 
 /// Read a urlencoded body, check that it is storable text, and put it back for the handler.
 async fn read_form(req: &mut ServiceRequest) -> Result<Option<web::Bytes>, AppError> {

@@ -1,9 +1,11 @@
 //! Web plumbing shared by every context: state, the request frame (ids, sessions, CSRF, errors,
 //! security headers), rendering of pages and fragments, and small form helpers.
 
+pub mod confirm;
 pub mod csv;
 pub mod edge;
 pub mod error;
+pub mod format;
 pub mod frame;
 pub mod render;
 
@@ -41,10 +43,13 @@ pub struct Settings {
     pub run_subscribers: bool,
     /// Streaming replicas for the read-only pages (HEYBOSS_REPLICA_URL, comma-separated).
     pub replica_urls: Vec<String>,
+    /// The campus time zone, for viewers who chose none (HEYBOSS_TIMEZONE, an IANA name).
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Settings {
-    /// From the environment: HEYBOSS_BIND, HEYBOSS_POOL_SIZE, HEYBOSS_SECURE_COOKIES, HEYBOSS_HOME.
+    /// From the environment: HEYBOSS_BIND, HEYBOSS_POOL_SIZE, HEYBOSS_SECURE_COOKIES, HEYBOSS_HOME,
+    /// HEYBOSS_TIMEZONE (an unknown zone name is refused at start by `Settings::check`).
     pub fn from_env(database_url: String) -> Settings {
         let home = std::env::var("HEYBOSS_HOME")
             .map(PathBuf::from)
@@ -78,8 +83,27 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            time_zone: campus_zone().ok().flatten().unwrap_or(format::DEFAULT_ZONE),
         }
     }
+
+    /// What start-up refuses in the environment: a campus time zone that is not an IANA name.
+    pub fn check() -> Result<(), String> {
+        campus_zone().map(|_| ())
+    }
+}
+
+/// HEYBOSS_TIMEZONE (HEYBOSS_TIME_ZONE is read too), if set.
+fn campus_zone() -> Result<Option<chrono_tz::Tz>, String> {
+    let Some(name) = ["HEYBOSS_TIMEZONE", "HEYBOSS_TIME_ZONE"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    else {
+        return Ok(None);
+    };
+    format::parse_zone(&name)
+        .map(Some)
+        .map_err(|e| format!("HEYBOSS_TIMEZONE: {e}"))
 }
 
 #[derive(Clone)]

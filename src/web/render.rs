@@ -98,7 +98,13 @@ pub fn render_status(
     let mut full = base;
     full.extend(std::mem::take(&mut ctx));
     let template = if is_htmx(req) { fragment } else { page };
-    let html = state(req).templates.render(template, &full)?;
+    let state = state(req);
+    let zone = req
+        .extensions()
+        .get::<Viewer>()
+        .and_then(|v| v.time_zone)
+        .unwrap_or(state.settings.time_zone);
+    let html = super::format::in_zone(zone, || state.templates.render(template, &full))?;
     // Our templates hold no direction control; any in a page came with the data (a sensor's
     // filename), and is shown as a mark rather than allowed to reorder what the reader sees.
     let html = match crate::text::reveal(&html) {

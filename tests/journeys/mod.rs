@@ -214,6 +214,50 @@ pub fn overflowing_elements(browser: &Browser) -> Vec<String> {
         .collect()
 }
 
+/// The action controls (buttons, disclosures, button links) a person cannot reach at the current
+/// window width without scrolling sideways: past the window's left or right edge, or clipped by
+/// a container that scrolls sideways (a wide table). Empty when every one is in reach.
+pub fn actions_out_of_reach(browser: &Browser) -> Vec<String> {
+    let found = browser.execute(
+        "const w = document.documentElement.clientWidth;
+         const out = [];
+         for (const el of document.querySelectorAll('main button, main summary, main a.button, main input[type=submit]')) {
+           const r = el.getBoundingClientRect();
+           if (r.width === 0 || r.height === 0) continue;
+           const name = el.tagName.toLowerCase() + ' [' + (el.innerText || el.value || '').trim().slice(0, 40) + ']';
+           if (r.left < -1 || r.right > w + 1) { out.push(name + ' at ' + Math.round(r.left) + '..' + Math.round(r.right) + ' in a ' + w + 'px window'); continue; }
+           for (let p = el.parentElement; p; p = p.parentElement) {
+             const o = getComputedStyle(p).overflowX;
+             if (o !== 'auto' && o !== 'scroll' && o !== 'hidden') continue;
+             const pr = p.getBoundingClientRect();
+             if (r.left < pr.left - 1 || r.right > pr.right + 1) { out.push(name + ' hidden sideways in ' + p.tagName.toLowerCase() + '.' + String(p.className)); break; }
+           }
+         }
+         return out;",
+        json!([]),
+    );
+    serde_json::from_value(found).unwrap_or_default()
+}
+
+/// At phone width (390x844), every action of the page is in reach and nothing overflows
+/// sideways; the window is given back its desktop size after.
+#[track_caller]
+pub fn assert_usable_on_a_phone(browser: &Browser, what: &str) {
+    browser.set_window_size(390, 844);
+    wait_until_idle(browser);
+    let out = actions_out_of_reach(browser);
+    let wide = overflowing_elements(browser);
+    browser.set_window_size(1280, 900);
+    assert!(
+        out.is_empty(),
+        "{what} at phone width: actions out of reach: {out:#?}"
+    );
+    assert!(
+        wide.is_empty(),
+        "{what} overflows sideways at phone width: {wide:?}"
+    );
+}
+
 /// Health checks for every page a journey visits: console errors and failed requests after every
 /// page and action; axe once per distinct page (path with ids blanked out), since it is slow.
 #[derive(Default)]

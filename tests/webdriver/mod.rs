@@ -83,13 +83,57 @@ impl Browser {
             .as_str()
             .expect("session id")
             .to_owned();
-        Browser {
+        let browser = Browser {
             driver,
             base,
             session,
             agent,
             profile,
-        }
+        };
+        browser.record_csp_violations();
+        browser
+    }
+
+    /// Chromium does not put Content-Security-Policy violations in the `browser` log that
+    /// WebDriver reads (an inline style blocked after an HTMX swap went unseen): every document
+    /// records them itself, from its first script on, in sessionStorage (kept across the
+    /// navigations of the tab), and `console_errors` reads them with the log.
+    fn record_csp_violations(&self) {
+        let source = "document.addEventListener('securitypolicyviolation', function (e) {
+             try {
+               var seen = JSON.parse(sessionStorage.getItem('__heybossCsp') || '[]');
+               seen.push('CSP ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber + (e.sample ? ' (' + e.sample + ')' : ''));
+               sessionStorage.setItem('__heybossCsp', JSON.stringify(seen));
+             } catch (_) {}
+           }, true);";
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}})),
+        );
+    }
+
+    /// The violations recorded since the last call (see `record_csp_violations`).
+    fn csp_violations(&self) -> Vec<String> {
+        // The event is dispatched in a task after the violation: let it run first.
+        let found = self.try_call(
+            "POST",
+            "/execute/async",
+            json!({"script": "const done = arguments[arguments.length - 1];
+                setTimeout(function () {
+                  try {
+                    const seen = JSON.parse(sessionStorage.getItem('__heybossCsp') || '[]');
+                    sessionStorage.removeItem('__heybossCsp');
+                    done(seen);
+                  } catch (_) { done([]); }
+                }, 0);", "args": []}),
+        );
+        found
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -256,8 +300,10 @@ impl Browser {
             .unwrap_or(true)
     }
 
-    /// Browser console entries at SEVERE level (errors and failed requests) since the last call.
+    /// Browser console entries at SEVERE level (errors and failed requests) and Content Security
+    /// Policy violations since the last call.
     pub fn console_errors(&self) -> Vec<String> {
+        let mut errors = self.csp_violations();
         let url = format!("{}/session/{}/se/log", self.base, self.session);
         let logs: Value = match self.agent.post(&url).send_json(json!({"type": "browser"})) {
             Ok(r) => r.into_json().unwrap_or(Value::Null),
@@ -270,7 +316,28 @@ impl Browser {
             .into_iter()
             .filter(|e| e["level"] == "SEVERE")
             .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-            .collect()
+            .for_each(|e| errors.push(e));
+        errors
+    }
+
+    /// The text of the open dialog (`window.confirm`), waiting up to 5 s for it to open.
+    pub fn alert_text(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let url = format!("{}/session/{}/alert/text", self.base, self.session);
+            if let Ok(r) = self.agent.get(&url).call() {
+                let v: Value = r.into_json().unwrap_or(Value::Null);
+                return v["value"].as_str().unwrap_or_default().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no dialog opened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Answer the open dialog: OK (`true`) or Cancel.
+    pub fn answer_alert(&self, ok: bool) {
+        let what = if ok { "accept" } else { "dismiss" };
+        self.call("POST", &format!("/alert/{what}"), Some(json!({})));
     }
 
     /// Press Tab (keyboard focus moves as a person's would, so `:focus-visible` applies).
