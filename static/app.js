@@ -31,6 +31,8 @@
     var active = document.activeElement;
     if (!swappedId || (active && active !== document.body && document.contains(active))) return;
     var root = document.getElementById(swappedId);
+    // Fragments that load by themselves (the notifications banner) never take the focus.
+    if (root && root.hasAttribute("data-keep-focus")) root = null;
     var message = root && root.querySelector(".flash");
     if (root && !message && root.classList.contains("flash")) message = root;
     if (message) {

@@ -48,6 +48,7 @@ pub struct AccountState {
     pub registered: bool,
     pub role: Option<Role>,
     pub active: bool,
+    pub email: String,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +67,10 @@ pub enum AccountCommand {
     },
     Deactivate,
     Reactivate,
+    /// A parsed address (`service::parse_email`), or empty for none.
+    ChangeEmail {
+        email: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,6 +87,8 @@ pub enum AccountRejection {
     AlreadyActive,
     #[error("the account is deactivated: reactivate it first")]
     Inactive,
+    #[error("that is already the account's email address")]
+    SameEmail,
 }
 
 pub struct Account;
@@ -132,12 +139,18 @@ impl Decider for Account {
             C::Deactivate => Ok(vec![AccountEvent::UserDeactivated {}]),
             C::Reactivate if state.active => Err(R::AlreadyActive),
             C::Reactivate => Ok(vec![AccountEvent::UserReactivated {}]),
+            C::ChangeEmail { .. } if !state.active => Err(R::Inactive),
+            C::ChangeEmail { email } if *email == state.email => Err(R::SameEmail),
+            C::ChangeEmail { email } => Ok(vec![AccountEvent::EmailChanged {
+                email: email.clone(),
+            }]),
         }
     }
 
     fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountState {
         match event {
-            AccountEvent::UserRegistered { role, .. } => {
+            AccountEvent::UserRegistered { role, email, .. } => {
+                state.email = email.clone();
                 state.registered = true;
                 state.active = true;
                 state.role = Some(*role);
@@ -146,6 +159,7 @@ impl Decider for Account {
             AccountEvent::PasswordChanged { .. } => {}
             AccountEvent::UserDeactivated {} => state.active = false,
             AccountEvent::UserReactivated {} => state.active = true,
+            AccountEvent::EmailChanged { email } => state.email = email.clone(),
         }
         state
     }
@@ -203,6 +217,29 @@ mod tests {
                 role: Role::Student,
             })
             .then_rejected("already has the role student");
+    }
+
+    #[test]
+    fn an_email_change_records_a_different_address() {
+        let change = |email: &str| AccountCommand::ChangeEmail {
+            email: email.into(),
+        };
+        given::<Account>(&[registered()])
+            .when(change("ada@uni.example"))
+            .then(&[E::EmailChanged {
+                email: "ada@uni.example".into(),
+            }]);
+        given::<Account>(&[
+            registered(),
+            E::EmailChanged {
+                email: "ada@uni.example".into(),
+            },
+        ])
+        .when(change("ada@uni.example"))
+        .then_rejected("already the account's email address");
+        given::<Account>(&[registered(), E::UserDeactivated {}])
+            .when(change(""))
+            .then_rejected("deactivated");
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum AccountEvent {
     },
     UserDeactivated {},
     UserReactivated {},
+    /// The user changed the address their notifications are emailed to (empty: none).
+    EmailChanged {
+        email: String,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -34,5 +38,6 @@ impl AccountEvent {
         "PasswordChanged",
         "UserDeactivated",
         "UserReactivated",
+        "EmailChanged",
     ];
 }

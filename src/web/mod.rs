@@ -38,6 +38,8 @@ pub struct Settings {
     /// Run the catch-up subscribers in this process (HEYBOSS_SUBSCRIBERS=0 turns them off; only
     /// one instance at a time runs each, by an advisory lock).
     pub run_subscribers: bool,
+    /// Email notifications (`ops::mail`): on when HEYBOSS_SMTP_URL is set.
+    pub mail: Option<crate::ops::mail::MailSettings>,
 }
 
 impl Settings {
@@ -69,6 +71,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             run_subscribers: !std::env::var("HEYBOSS_SUBSCRIBERS").is_ok_and(|v| v == "0"),
+            mail: crate::ops::mail::MailSettings::from_env(),
         }
     }
 }
