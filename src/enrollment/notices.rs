@@ -8,8 +8,8 @@ use crate::es::subscriber::HandlerError;
 use crate::es::RecordedEvent;
 use crate::ops::notifications::{Notice, NotificationRule};
 
-/// Documents received, the admission decision, orientation, reinstatement: every step someone
-/// else took on the student's enrollment; and the confirmation that they are enrolled.
+/// Documents received, the admission decision, orientation, the confirmed enrollment,
+/// withdrawal and reinstatement: every step someone else took on the student's enrollment.
 pub struct EnrollmentNotices;
 
 impl NotificationRule for EnrollmentNotices {
@@ -60,8 +60,9 @@ impl NotificationRule for EnrollmentNotices {
             E::OrientationCompleted { .. } if by_someone_else => {
                 "Your orientation is recorded as completed.".to_owned()
             }
-            // The confirmation follows the student's own course registration: it is news anyway.
-            E::Enrolled { term } => format!("Your enrollment for the {term} term is confirmed."),
+            E::Enrolled { term } if by_someone_else => {
+                format!("Your enrollment for the {term} term is confirmed.")
+            }
             E::Withdrawn { reason, .. } if by_someone_else => {
                 format!("Your enrollment was withdrawn: {reason}.")
             }
