@@ -22,12 +22,11 @@
   // After a swap that took the focused button away, move focus to the swapped fragment's message
   // (success or refusal), so keyboard and screen reader users learn what happened and continue
   // from there rather than from the top of the page.
-  var swappedId = null;
-  document.addEventListener("htmx:beforeSwap", function (event) {
+  // Each swap knows its own target: a shared "last swapped" variable let the banner's swap,
+  // loading while an action ran, stand in for the action's.
+  document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
-    swappedId = target && target.id ? target.id : null;
-  });
-  document.addEventListener("htmx:afterSettle", function () {
+    var swappedId = target && target.id ? target.id : null;
     var active = document.activeElement;
     if (!swappedId || (active && active !== document.body && document.contains(active))) return;
     var root = document.getElementById(swappedId);
@@ -39,7 +38,6 @@
       message.setAttribute("tabindex", "-1");
       message.focus({ preventScroll: true });
     }
-    swappedId = null;
   });
   document.addEventListener("htmx:beforeRequest", function (event) {
     var form = formOf(event);
