@@ -47,3 +47,14 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   log "installing chromium and chromium-driver"
   apt_install chromium chromium-driver
 fi
+
+# The email tests' SMTP server (tests/notifications.rs): Python's standard smtpd up to Python 3.11,
+# aiosmtpd from PyPI on later versions, which no longer ship smtpd.
+if ! command -v python3 >/dev/null; then
+  log "installing python3"
+  apt_install python3 python3-pip
+fi
+if ! python3 -W ignore -c 'import smtpd' 2>/dev/null && ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing aiosmtpd"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+fi

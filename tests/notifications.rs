@@ -339,15 +339,31 @@ mod smtp {
         }
     }
 
+    /// Python's standard smtpd (up to 3.11), else aiosmtpd (scripts/setup.sh installs it).
     const SCRIPT: &str = r#"
-import asyncore, json, sys, warnings
+import json, os, sys, warnings
 warnings.simplefilter("ignore")
-import smtpd
 port, out = int(sys.argv[1]), sys.argv[2]
+def record(mailfrom, rcpttos, data):
+    with open(out, "a") as f:
+        f.write(json.dumps({"from": mailfrom, "to": rcpttos, "data": data}) + "\n")
+try:
+    if os.environ.get("HEYBOSS_TEST_AIOSMTPD"):
+        raise ImportError
+    import asyncore, smtpd
+except ImportError:
+    import threading
+    from aiosmtpd.controller import Controller
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            record(envelope.mail_from, envelope.rcpt_tos, envelope.content.decode("utf-8", "replace"))
+            return "250 OK"
+    Controller(Handler(), hostname="127.0.0.1", port=port).start()
+    print("ready", flush=True)
+    threading.Event().wait()
 class Recorder(smtpd.SMTPServer):
     def process_message(self, peer, mailfrom, rcpttos, data, **kw):
-        with open(out, "a") as f:
-            f.write(json.dumps({"from": mailfrom, "to": rcpttos, "data": data}) + "\n")
+        record(mailfrom, rcpttos, data)
 Recorder(("127.0.0.1", port), None, decode_data=True)
 print("ready", flush=True)
 asyncore.loop()
