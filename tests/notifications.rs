@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{create_user, Client, Response, TestApp, PASSWORD};
 use diesel::prelude::*;
 use heyboss::schema::users;
-use scholarships_support::{application_id, create_open_fund};
+use scholarships_support::{application_id, apply_and_award, create_open_fund};
 use uuid::Uuid;
 
 /// Sign up through the form (with an email address); the new student is signed in.
@@ -130,22 +130,7 @@ fn a_student_hears_of_every_step_taken_for_them_and_the_banner_clears_once_acted
 
     // An award, accepted: its "Accept or decline" goes from the banner.
     let fund = create_open_fund(&mut stan, "Notice fund", "5000");
-    ada.get("/scholarships");
-    ada.post(
-        &format!("/scholarships/funds/{fund}/apply"),
-        &[("statement", "please")],
-    );
-    let application = application_id(&app, fund, ada_id);
-    stan.get("/scholarships/funds");
-    let res = stan.post(
-        &format!("/scholarships/applications/{application}/decision"),
-        &[
-            ("outcome", "award"),
-            ("amount", "1200"),
-            ("reason", "excellent"),
-        ],
-    );
-    assert_eq!(res.status, 303, "{}", res.body);
+    let application = apply_and_award(&app, &mut stan, &mut ada, fund, ada_id, "1200");
     wait_for(&mut ada, "/notifications/banner", "Accept or decline it.");
     wait_unread(&mut ada, 4);
     ada.get("/scholarships");
@@ -202,17 +187,7 @@ fn an_award_revoked_on_withdrawal_is_told_and_its_offer_cleared() {
     let (mut bea, bea_id) = signup(&app, "bea");
     let mut stan = staff(&app, "stan");
     let fund = create_open_fund(&mut stan, "Revoked fund", "5000");
-    bea.get("/scholarships");
-    bea.post(
-        &format!("/scholarships/funds/{fund}/apply"),
-        &[("statement", "please")],
-    );
-    let application = application_id(&app, fund, bea_id);
-    stan.get("/scholarships/funds");
-    stan.post(
-        &format!("/scholarships/applications/{application}/decision"),
-        &[("outcome", "award"), ("amount", "500"), ("reason", "good")],
-    );
+    apply_and_award(&app, &mut stan, &mut bea, fund, bea_id, "500");
     wait_for(&mut bea, "/notifications/banner", "Accept or decline it.");
     own(&mut bea, "withdraw", &[("reason", "moving abroad")]);
     wait_for(&mut bea, "/notifications", "Your award was revoked");
@@ -526,10 +501,12 @@ fn a_notification_made_while_the_mail_server_is_away_is_delivered_once_it_is_bac
     }
     let (_, sent, error) = outbox(&app).remove(0);
     assert!(!sent && !error.is_empty(), "{error}");
-    // A page is served at once meanwhile.
+    // A page is served at once meanwhile, and /metrics tells of the waiting email.
     let started = Instant::now();
     stan.get("/enrollment/pipeline").assert_contains("Pipeline");
     assert!(started.elapsed() < Duration::from_secs(1));
+    stan.get("/metrics")
+        .assert_contains("\nheyboss_notification_emails_unsent 1\n");
 
     let server = smtp::Server::start(port);
     let got = server.wait_for(1);
@@ -541,4 +518,6 @@ fn a_notification_made_while_the_mail_server_is_away_is_delivered_once_it_is_bac
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(server.received().len(), 1);
     assert!(outbox(&app)[0].1, "marked sent");
+    stan.get("/metrics")
+        .assert_contains("\nheyboss_notification_emails_unsent 0\n");
 }

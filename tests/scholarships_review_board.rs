@@ -6,8 +6,6 @@ mod common;
 mod scholarships_support;
 
 use common::{create_user, Client, TestApp, PASSWORD};
-use heyboss::accounts::{Account, AccountCommand, Role};
-use heyboss::es::{Actor, CommandContext, Metadata};
 use scholarships_support::*;
 use uuid::Uuid;
 
@@ -72,18 +70,7 @@ fn assign_offers_only_reviewers_who_may_review_and_the_board_labels_every_score(
         application_id(&app, fund, ada),
         application_id(&app, fund, sam),
     );
-    {
-        let mut conn = app.state.pool.get().unwrap();
-        app.state
-            .store
-            .execute::<Account>(
-                &mut conn,
-                &sam.to_string(),
-                &AccountCommand::ChangeRole { role: Role::Staff },
-                &CommandContext::new(Metadata::new(Actor::Cli)),
-            )
-            .unwrap();
-    }
+    promote_to_staff(&app, sam);
     let board_path = format!("/scholarships/funds/{fund}");
     let ids = |v: &[Uuid]| v.iter().map(Uuid::to_string).collect::<Vec<_>>();
 

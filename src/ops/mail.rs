@@ -119,6 +119,14 @@ pub fn enqueue(
     Ok(())
 }
 
+/// Emails in the outbox the server has not accepted yet (`/metrics`).
+pub fn unsent(conn: &mut PgConnection) -> QueryResult<i64> {
+    notification_emails::table
+        .filter(notification_emails::sent_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
 /// "heyboss: " and the message's first words.
 fn subject(message: &str) -> String {
     const MAX: usize = 70;
