@@ -328,14 +328,14 @@ mod tests {
     #[test]
     fn a_malformed_setting_is_named_at_start() {
         let mut bad_url = MailSettings::new("smtq://127.0.0.1:2525");
-        let e = bad_url.transport().err().expect("refused").to_string();
+        let e = bad_url.transport().expect_err("refused").to_string();
         assert!(
             e.starts_with("HEYBOSS_SMTP_URL \"smtq://127.0.0.1:2525\""),
             "{e}"
         );
         bad_url.smtp_url = "smtp://127.0.0.1:2525".into();
         bad_url.from = "nobody at all".into();
-        let e = bad_url.transport().err().expect("refused").to_string();
+        let e = bad_url.transport().expect_err("refused").to_string();
         assert!(e.starts_with("HEYBOSS_MAIL_FROM \"nobody at all\""), "{e}");
         bad_url.from = "Admissions <admissions@uni.example>".into();
         assert!(bad_url.transport().is_ok());
