@@ -48,6 +48,16 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
 fi
 
+# The load-balancer test (tests/load_balancer.rs): Debian's HAProxy, run by the test itself (the
+# package's own service is not needed).
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  log "installing haproxy"
+  apt_install haproxy
+fi
+
+# The read-replica test (tests/replicas.rs): a streaming replica of the server on port 5433.
+bash "$(dirname "$0")/replica.sh" ensure
+
 # The email tests' SMTP server (tests/notifications.rs): Python's standard smtpd up to Python 3.11,
 # aiosmtpd from PyPI on later versions, which no longer ship smtpd.
 if ! command -v python3 >/dev/null; then

@@ -151,8 +151,13 @@ impl Application {
             (Some(mail), true) => Some(ops::mail::Mailer::start(pool.clone(), mail.clone())?),
             _ => None,
         };
+        let replicas = Arc::new(crate::replicas::Replicas::connect(
+            &settings.replica_urls,
+            settings.pool_size,
+        ));
         let state = AppState {
             pool,
+            replicas,
             store,
             templates: Arc::new(templates),
             settings: Arc::new(settings),

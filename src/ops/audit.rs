@@ -445,7 +445,7 @@ async fn audit_page(
     let csv_wanted = q.format == "csv";
     let (v, q2) = (viewer.clone(), q.clone());
     let result = state(&req)
-        .run(move |conn| -> Result<AuditAnswer, AuditError> {
+        .read(&req, move |conn| -> Result<AuditAnswer, AuditError> {
             let f = parse_filters(conn, &q2)?;
             if csv_wanted {
                 let events = filtered(&v, &registry, &f)
@@ -536,7 +536,9 @@ async fn history_page(
     let registry = registry.into_inner();
     let (st, si) = (stream_type.clone(), stream_id.clone());
     let history = state(&req)
-        .db(move |conn| Ok(visible_history(conn, &viewer, &registry, &st, &si)?))
+        .read_query(&req, move |conn| {
+            visible_history(conn, &viewer, &registry, &st, &si)
+        })
         .await?;
     // Nothing visible and nothing there look the same: no existence is leaked.
     if history.is_empty() {

@@ -170,6 +170,62 @@ fn authorized(req: &HttpRequest) -> bool {
         .is_some_and(|given| crate::secrets::constant_time_eq(given, &token))
 }
 
+/// Read replicas: lag behind the primary and where the read-only pages' reads went.
+async fn render_replicas(out: &mut String, state: &AppState) {
+    let (pool, replicas) = (state.pool.clone(), state.replicas.clone());
+    let lags = web::block(move || {
+        let mut conn = pool.get().ok()?;
+        Some(replicas.lag(&mut conn))
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    out.push_str("# HELP heyboss_replica_up Whether a read replica answers (1) or not (0).\n");
+    out.push_str("# TYPE heyboss_replica_up gauge\n");
+    for l in &lags {
+        let _ = writeln!(
+            out,
+            "heyboss_replica_up{{replica=\"{}\"}} {}",
+            label(&l.replica),
+            u8::from(l.up)
+        );
+    }
+    out.push_str("# HELP heyboss_replica_lag_bytes WAL a read replica has still to replay.\n");
+    out.push_str("# TYPE heyboss_replica_lag_bytes gauge\n");
+    for l in &lags {
+        if let Some(bytes) = l.lag_bytes {
+            let _ = writeln!(
+                out,
+                "heyboss_replica_lag_bytes{{replica=\"{}\"}} {bytes}",
+                label(&l.replica)
+            );
+        }
+    }
+    out.push_str("# HELP heyboss_replica_lag_seconds Age of the newest commit a read replica has replayed, while it is behind (0 when caught up).\n");
+    out.push_str("# TYPE heyboss_replica_lag_seconds gauge\n");
+    for l in &lags {
+        if let Some(seconds) = l.lag_seconds {
+            let _ = writeln!(
+                out,
+                "heyboss_replica_lag_seconds{{replica=\"{}\"}} {seconds:.3}",
+                label(&l.replica)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP heyboss_reads_total Reads of the read-only pages, by where they were served.\n",
+    );
+    out.push_str("# TYPE heyboss_reads_total counter\n");
+    for (served, n) in crate::replicas::served_counts() {
+        let _ = writeln!(
+            out,
+            "heyboss_reads_total{{served_by=\"{}\"}} {n}",
+            served.label()
+        );
+    }
+}
+
 #[get("/metrics")]
 async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if !authorized(&req) {
@@ -233,6 +289,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         out.push_str("# TYPE heyboss_notification_emails_unsent gauge\n");
         let _ = writeln!(out, "heyboss_notification_emails_unsent {n}");
     }
+    render_replicas(&mut out, &state).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))

@@ -245,17 +245,20 @@ async fn projections_page(req: HttpRequest, viewer: Viewer) -> Result<HttpRespon
     viewer.require(Role::Admin)?;
     let st = state(&req).clone();
     let store = st.store.clone();
-    let (rows, subscribers) = st
+    let replicas = st.replicas.clone();
+    let (rows, subscribers, replicas) = st
         .db(move |conn| {
             Ok((
                 overview(conn, store.projections())?,
                 subscriber::statuses(conn)?,
+                replicas.lag(conn),
             ))
         })
         .await?;
     let mut ctx = Context::new();
     ctx.insert("projections", &rows);
     ctx.insert("subscribers", &subscribers);
+    ctx.insert("replicas", &replicas);
     render(&req, "ops/projections.html", "ops/projections.html", ctx)
 }
 

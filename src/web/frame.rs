@@ -46,6 +46,9 @@ pub async fn frame(
             Err((req, e)) => ServiceResponse::new(req, HttpResponse::from_error(e)),
         };
         let mut res = present_errors(res);
+        if !method.is_safe() && res.status().as_u16() < 400 && uses_session(&path) {
+            remember_write(&mut res).await;
+        }
         finish_headers(&mut res, &request_id);
         let status = res.status().as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -63,6 +66,35 @@ pub async fn frame(
     }
     .instrument(span)
     .await
+}
+
+/// With read replicas, note in a cookie the primary's WAL position after a state-changing request,
+/// so that the browser's next reads wait for a replica to have it (`AppState::read`).
+async fn remember_write(res: &mut ServiceResponse<BoxBody>) {
+    let Some(state) = res.request().app_data::<web::Data<AppState>>().cloned() else {
+        return;
+    };
+    if state.replicas.is_empty() {
+        return;
+    }
+    let pool = state.pool.clone();
+    let position = web::block(move || {
+        let mut conn = pool.get().ok()?;
+        crate::replicas::primary_position(&mut conn).ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(lsn) = position {
+        let cookie = Cookie::build(crate::replicas::WROTE_COOKIE, lsn.to_string())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.settings.secure_cookies)
+            .max_age(actix_web::cookie::time::Duration::minutes(10))
+            .finish();
+        let _ = res.response_mut().add_cookie(&cookie);
+    }
 }
 
 fn uses_session(path: &str) -> bool {

@@ -21,6 +21,7 @@ pub use render::{flash_redirect, is_htmx, render, Flash};
 use crate::accounts::Viewer;
 use crate::db::{NoConnection, PgPool};
 use crate::es::{Actor, CommandContext, EventStore, Metadata};
+use crate::replicas::{self, Lsn, Replicas, Served};
 
 /// What the application needs to know at start.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct Settings {
     pub run_subscribers: bool,
     /// Email notifications (`ops::mail`): on when HEYBOSS_SMTP_URL is set.
     pub mail: Option<crate::ops::mail::MailSettings>,
+    /// Streaming replicas for the read-only pages (HEYBOSS_REPLICA_URL, comma-separated).
+    pub replica_urls: Vec<String>,
 }
 
 impl Settings {
@@ -72,6 +75,12 @@ impl Settings {
                 .collect(),
             run_subscribers: !std::env::var("HEYBOSS_SUBSCRIBERS").is_ok_and(|v| v == "0"),
             mail: crate::ops::mail::MailSettings::from_env(),
+            replica_urls: std::env::var("HEYBOSS_REPLICA_URL")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
         }
     }
 }
@@ -79,6 +88,8 @@ impl Settings {
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Read replicas (none unless configured); see [`AppState::read`].
+    pub replicas: Arc<Replicas>,
     pub store: EventStore,
     pub templates: Arc<Tera>,
     pub settings: Arc<Settings>,
@@ -101,6 +112,55 @@ impl AppState {
         T: Send + 'static,
     {
         self.db(move |conn| Ok(work(conn)?)).await
+    }
+
+    /// Read-only work for a page that may be served by a read replica: the report pages, the
+    /// audit log, histories and CSV exports. It goes to a replica that has replayed this browser's
+    /// last write (the `heyboss_wrote` cookie), else to the primary. Work that fails on a replica
+    /// (a query cancelled by recovery, a replica stopped mid-query) runs again on the primary:
+    /// it only reads, so running it twice changes nothing, and a stopped replica is never an
+    /// error page.
+    pub async fn read<T, E, F>(&self, req: &HttpRequest, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E> + Clone + Send + 'static,
+        T: Send + 'static,
+        E: From<NoConnection> + Send + 'static,
+    {
+        if self.replicas.is_empty() {
+            replicas::count(Served::PrimaryOnly);
+            return self.run(work).await;
+        }
+        let wrote = req
+            .cookie(replicas::WROTE_COOKIE)
+            .and_then(|c| c.value().parse::<Lsn>().ok());
+        let replicas = self.replicas.clone();
+        let on_replica = work.clone();
+        let answered = web::block(move || match replicas.checkout(wrote) {
+            Ok(mut conn) => on_replica(&mut conn).map_err(|_| Served::PrimaryReplicaDown),
+            Err(why) => Err(why),
+        })
+        .await
+        .map_err(|_| NoConnection::Cancelled)?;
+        match answered {
+            Ok(v) => {
+                replicas::count(Served::Replica);
+                Ok(v)
+            }
+            Err(why) => {
+                replicas::count(why);
+                self.run(work).await
+            }
+        }
+    }
+
+    /// [`AppState::read`] for a context's queries (`QueryResult`).
+    pub async fn read_query<T, F>(&self, req: &HttpRequest, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Clone + Send + 'static,
+        T: Send + 'static,
+    {
+        self.read(req, move |conn| Ok::<T, AppError>(work(conn)?))
+            .await
     }
 
     /// [`AppState::db`] for work that answers with its context's own error, so that a handler
