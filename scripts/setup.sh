@@ -57,3 +57,14 @@ fi
 
 # The read-replica test (tests/replicas.rs): a streaming replica of the server on port 5433.
 bash "$(dirname "$0")/replica.sh" ensure
+
+# The email tests' SMTP server (tests/notifications.rs): Python's standard smtpd up to Python 3.11,
+# aiosmtpd from PyPI on later versions, which no longer ship smtpd.
+if ! command -v python3 >/dev/null; then
+  log "installing python3"
+  apt_install python3 python3-pip
+fi
+if ! python3 -W ignore -c 'import smtpd' 2>/dev/null && ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing aiosmtpd"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+fi

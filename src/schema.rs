@@ -45,6 +45,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    notification_emails (notification_id) {
+        notification_id -> Int8,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Text,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Int8,
         user_id -> Uuid,
@@ -53,6 +66,7 @@ diesel::table! {
         link -> Text,
         created_at -> Timestamptz,
         read_at -> Nullable<Timestamptz>,
+        action -> Text,
     }
 }
 
@@ -312,6 +326,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollment_stage_counts,
     enrollment_students,
     login_failures,
+    notification_emails,
     notifications,
     projection_runs,
     scholarship_applications,

@@ -56,15 +56,20 @@ pub fn operations() -> ops::Registry {
 
 /// The catch-up subscribers: every projection configured as catch-up, the notifications feed,
 /// and the contexts' reactions to each other (process managers).
-pub fn subscribers(store: &EventStore, registry: &ops::Registry) -> Vec<Arc<dyn Subscriber>> {
+pub fn subscribers(
+    store: &EventStore,
+    registry: &ops::Registry,
+    settings: &Settings,
+) -> Vec<Arc<dyn Subscriber>> {
     let mut list: Vec<Arc<dyn Subscriber>> = store
         .projections()
         .catch_up()
         .map(|p| Arc::new(ProjectionSubscriber(p.clone())) as Arc<dyn Subscriber>)
         .collect();
-    list.push(Arc::new(ops::notifications::NotificationsSubscriber::new(
-        registry.notification_rules.clone(),
-    )));
+    list.push(Arc::new(
+        ops::notifications::NotificationsSubscriber::new(registry.notification_rules.clone())
+            .with_mail(settings.mail.clone()),
+    ));
     for c in contexts() {
         list.extend(c.subscribers(store));
     }
@@ -112,6 +117,8 @@ pub struct Application {
     state: AppState,
     /// The catch-up subscribers, stopped when the server stops.
     subscribers: Option<Runner>,
+    /// The email outbox's sender (with the subscribers, when HEYBOSS_SMTP_URL is set).
+    mailer: Option<ops::mail::Mailer>,
 }
 
 impl Application {
@@ -137,10 +144,14 @@ impl Application {
         let subscribers = settings.run_subscribers.then(|| {
             Runner::start(
                 &settings.database_url,
-                subscribers(&store, &registry),
+                subscribers(&store, &registry, &settings),
                 RunnerOptions::default(),
             )
         });
+        let mailer = match (&settings.mail, settings.run_subscribers) {
+            (Some(mail), true) => Some(ops::mail::Mailer::start(pool.clone(), mail.clone())?),
+            _ => None,
+        };
         let replicas = Arc::new(crate::replicas::Replicas::connect(
             &settings.replica_urls,
             settings.pool_size,
@@ -158,6 +169,7 @@ impl Application {
             server,
             state,
             subscribers,
+            mailer,
         })
     }
 
@@ -177,6 +189,9 @@ impl Application {
         let result = self.server.await;
         if let Some(mut runner) = self.subscribers {
             runner.stop();
+        }
+        if let Some(mut mailer) = self.mailer {
+            mailer.stop();
         }
         result
     }

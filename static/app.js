@@ -22,22 +22,22 @@
   // After a swap that took the focused button away, move focus to the swapped fragment's message
   // (success or refusal), so keyboard and screen reader users learn what happened and continue
   // from there rather than from the top of the page.
-  var swappedId = null;
-  document.addEventListener("htmx:beforeSwap", function (event) {
+  // Each swap knows its own target: a shared "last swapped" variable let the banner's swap,
+  // loading while an action ran, stand in for the action's.
+  document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
-    swappedId = target && target.id ? target.id : null;
-  });
-  document.addEventListener("htmx:afterSettle", function () {
+    var swappedId = target && target.id ? target.id : null;
     var active = document.activeElement;
     if (!swappedId || (active && active !== document.body && document.contains(active))) return;
     var root = document.getElementById(swappedId);
+    // Fragments that load by themselves (the notifications banner) never take the focus.
+    if (root && root.hasAttribute("data-keep-focus")) root = null;
     var message = root && root.querySelector(".flash");
     if (root && !message && root.classList.contains("flash")) message = root;
     if (message) {
       message.setAttribute("tabindex", "-1");
       message.focus({ preventScroll: true });
     }
-    swappedId = null;
   });
   // A destructive form (data-confirm) asks first; confirmed, it carries confirm=yes, without
   // which the server asks on a page of its own (the same question without JavaScript). Captured

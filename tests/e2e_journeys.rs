@@ -19,7 +19,7 @@ use common::TestApp;
 use journeys::{
     assert_usable_on_a_phone, choose, count, create_account, htmx_submit, in_view,
     overflowing_elements, register_student, screenshot, screenshot_of, sign_in, sign_up_student,
-    table_rows, text_of, wait_until, Health,
+    table_rows, text_of, wait_until, wait_until_idle, Health,
 };
 use serde_json::json;
 use webdriver::Browser;
@@ -69,7 +69,7 @@ fn enrollment_step(browser: &Browser, health: &Health, button_css: &str, stage: 
 #[ignore = "needs chromium; run with --run-ignored all"]
 fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_finish() {
     let app = TestApp::spawn();
-    create_account(&app, "committee", "Jordan Reyes", "staff");
+    let committee = create_account(&app, "committee", "Jordan Reyes", "staff");
     let student = Browser::start();
     let staff = Browser::start();
     let mut health = Health::new();
@@ -216,6 +216,12 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         .as_str()
         .unwrap()
         .to_owned();
+    // No reviewer is preselected: the committee chooses one.
+    choose(
+        &staff,
+        &format!("#{row} select[name=reviewer_id]"),
+        &committee.to_string(),
+    );
     htmx_submit(
         &staff,
         &format!("#{row} form[action$='/reviewers'] button"),
@@ -315,9 +321,32 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     assert_eq!(text_of(&staff, "#remaining"), "$7,500.00");
     staff.wait_for_text("Top of the ranking.");
 
-    // --- The student accepts the award: offered now, paid once enrolled.
-    student.goto(&app.url("/scholarships"));
+    // --- The student accepts the award: offered now, paid once enrolled. The notification
+    // banner tells of the offer, with the unread count in the navigation, and leaves the
+    // keyboard focus where it was (it loads after the page).
+    // The banner's text once it has loaded (None before).
+    let banner = || {
+        student
+            .execute(
+                "const n = document.querySelector('#notices .flash'); return n ? n.innerText : null;",
+                json!([]),
+            )
+            .as_str()
+            .map(str::to_owned)
+    };
+    let banner_says = |text: &str| banner().is_some_and(|b| b.contains(text));
+    wait_until("the banner tells of the award", || {
+        student.goto(&app.url("/scholarships"));
+        wait_until_idle(&student);
+        banner_says("Accept or decline it.")
+    });
     health.page(&student);
+    assert!(student.try_find("#unread-count").is_some());
+    let focus_in_banner = student.execute(
+        "return document.activeElement.closest('#notices') !== null;",
+        json!([]),
+    );
+    assert_eq!(focus_in_banner, json!(false), "the banner took the focus");
     student.wait_for_text("$2,500.00");
     assert_usable_on_a_phone(&student, "the student's award to accept or decline");
     htmx_submit(
@@ -326,6 +355,12 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         "It will be disbursed once you are enrolled.",
     );
     health.quiet(&student);
+    // Accepted, the offer is no longer asked for on the next page.
+    wait_until("the banner forgets the answered offer", || {
+        student.goto(&app.url("/scholarships"));
+        wait_until_idle(&student);
+        banner().is_some_and(|b| !b.contains("Accept or decline it."))
+    });
 
     // --- Orientation (staff), courses (student), enrollment confirmed (staff).
     staff.goto(&student_page);

@@ -548,6 +548,7 @@ const ACTIONS: &[(usize, &str)] = &[
     (1, "reset password"),
     (3, "deactivate or reactivate"),
     (1, "choose time zone"),
+    (1, "change email"),
     (40, "enrollment step"),
     (1, "create fund"),
     (2, "open or close fund"),
@@ -892,6 +893,26 @@ impl<'a> World<'a> {
         if expect == Expect::Accept {
             self.users[target].role = role;
         }
+    }
+
+    /// A new address each time (never the current one); a deactivated account is refused.
+    fn change_email(&mut self) {
+        let Some(target) = self.pick_target() else {
+            return;
+        };
+        let email = format!("{}@example.edu", self.fresh_name("mail"));
+        let (expect, event) = if self.users[target].active {
+            (Expect::Accept, "EmailChanged")
+        } else {
+            (Expect::Refuse("deactivated"), "")
+        };
+        self.account_command(
+            "change email",
+            target,
+            AccountCommand::ChangeEmail { email },
+            expect,
+            event,
+        );
     }
 
     fn toggle_active(&mut self) {
@@ -2338,6 +2359,7 @@ impl<'a> World<'a> {
             "reset password" => self.reset_password(),
             "deactivate or reactivate" => self.toggle_active(),
             "choose time zone" => self.choose_time_zone(),
+            "change email" => self.change_email(),
             "enrollment step" => self.enrollment_step(),
             "create fund" => self.create_fund(),
             "open or close fund" => self.open_or_close_fund(),

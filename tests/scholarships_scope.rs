@@ -5,8 +5,6 @@ mod common;
 mod scholarships_support;
 
 use common::{create_user, Client, TestApp, PASSWORD};
-use heyboss::accounts::{Account, AccountCommand, Role};
-use heyboss::es::{Actor, CommandContext, Metadata};
 use scholarships_support::*;
 
 #[test]
@@ -123,18 +121,7 @@ fn reviewers_see_only_what_is_assigned_and_never_their_own_application() {
         application_id(&app, fund, bob),
         application_id(&app, fund, sam),
     );
-    {
-        let mut conn = app.state.pool.get().unwrap();
-        app.state
-            .store
-            .execute::<Account>(
-                &mut conn,
-                &sam.to_string(),
-                &AccountCommand::ChangeRole { role: Role::Staff },
-                &CommandContext::new(Metadata::new(Actor::Cli)),
-            )
-            .unwrap();
-    }
+    promote_to_staff(&app, sam);
     staff.get(&format!("/scholarships/funds/{fund}"));
     let assign = |c: &mut Client, app_id: uuid::Uuid, reviewer: uuid::Uuid| {
         c.post(

@@ -49,6 +49,7 @@ pub struct AccountState {
     pub role: Option<Role>,
     pub active: bool,
     pub time_zone: Option<String>,
+    pub email: String,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +72,10 @@ pub enum AccountCommand {
     ChooseTimeZone {
         zone: Option<chrono_tz::Tz>,
     },
+    /// A parsed address (`service::parse_email`), or empty for none.
+    ChangeEmail {
+        email: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -89,6 +94,8 @@ pub enum AccountRejection {
     Inactive,
     #[error("your times are already shown in {0}")]
     SameTimeZone(String),
+    #[error("that is already the account's email address")]
+    SameEmail,
 }
 
 pub struct Account;
@@ -148,12 +155,18 @@ impl Decider for Account {
                 }
                 Ok(vec![AccountEvent::TimeZoneChosen { time_zone }])
             }
+            C::ChangeEmail { .. } if !state.active => Err(R::Inactive),
+            C::ChangeEmail { email } if *email == state.email => Err(R::SameEmail),
+            C::ChangeEmail { email } => Ok(vec![AccountEvent::EmailChanged {
+                email: email.clone(),
+            }]),
         }
     }
 
     fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountState {
         match event {
-            AccountEvent::UserRegistered { role, .. } => {
+            AccountEvent::UserRegistered { role, email, .. } => {
+                state.email = email.clone();
                 state.registered = true;
                 state.active = true;
                 state.role = Some(*role);
@@ -163,6 +176,7 @@ impl Decider for Account {
             AccountEvent::UserDeactivated {} => state.active = false,
             AccountEvent::UserReactivated {} => state.active = true,
             AccountEvent::TimeZoneChosen { time_zone } => state.time_zone = time_zone.clone(),
+            AccountEvent::EmailChanged { email } => state.email = email.clone(),
         }
         state
     }
@@ -220,6 +234,29 @@ mod tests {
                 role: Role::Student,
             })
             .then_rejected("already has the role student");
+    }
+
+    #[test]
+    fn an_email_change_records_a_different_address() {
+        let change = |email: &str| AccountCommand::ChangeEmail {
+            email: email.into(),
+        };
+        given::<Account>(&[registered()])
+            .when(change("ada@uni.example"))
+            .then(&[E::EmailChanged {
+                email: "ada@uni.example".into(),
+            }]);
+        given::<Account>(&[
+            registered(),
+            E::EmailChanged {
+                email: "ada@uni.example".into(),
+            },
+        ])
+        .when(change("ada@uni.example"))
+        .then_rejected("already the account's email address");
+        given::<Account>(&[registered(), E::UserDeactivated {}])
+            .when(change(""))
+            .then_rejected("deactivated");
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub enum AccountEvent {
     TimeZoneChosen {
         time_zone: Option<String>,
     },
+    /// The user changed the address their notifications are emailed to (empty: none).
+    EmailChanged {
+        email: String,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -39,5 +43,6 @@ impl AccountEvent {
         "UserDeactivated",
         "UserReactivated",
         "TimeZoneChosen",
+        "EmailChanged",
     ];
 }

@@ -70,6 +70,11 @@ impl Projection for UsersProjection {
                     .set((users::active.eq(true), users::updated_at.eq(at)))
                     .execute(conn)?;
             }
+            AccountEvent::EmailChanged { email } => {
+                diesel::update(row)
+                    .set((users::email.eq(email), users::updated_at.eq(at)))
+                    .execute(conn)?;
+            }
         }
         Ok(())
     }

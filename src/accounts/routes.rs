@@ -24,7 +24,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/account")
                 .service(account_page)
                 .service(change_own_password)
-                .service(choose_time_zone),
+                .service(choose_time_zone)
+                .service(change_own_email),
         )
         .service(
             web::scope("/admin/accounts")
@@ -171,13 +172,82 @@ fn account_context(req: &HttpRequest, viewer: &Viewer) -> Context {
 
 #[get("")]
 async fn account_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
-    let ctx = account_context(&req, &viewer);
+    let mut ctx = account_context(&req, &viewer);
+    account_email(&req, &viewer, &mut ctx, None).await?;
     render(
         &req,
         "accounts/account.html",
         "accounts/_password_form.html",
         ctx,
     )
+}
+
+/// The viewer's email address for the account page: the stored one, or what they just typed.
+async fn account_email(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    ctx: &mut Context,
+    typed: Option<&str>,
+) -> Result<(), AppError> {
+    let me = viewer.clone();
+    let stored = state(req)
+        .query(move |conn| queries::get(conn, &me, me.user_id))
+        .await?
+        .email;
+    ctx.insert("email", typed.unwrap_or(&stored));
+    ctx.insert("stored_email", &stored);
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct OwnEmailForm {
+    email: String,
+    command_id: Option<String>,
+}
+
+/// `/account/email`: the address notifications are emailed to (empty: none).
+#[post("/email")]
+async fn change_own_email(
+    req: HttpRequest,
+    viewer: Viewer,
+    form: web::Form<OwnEmailForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let parsed = service::parse_email(&form.email);
+    let result = match parsed {
+        Ok(email) => {
+            let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+            let (store, id) = (state(&req).store.clone(), viewer.user_id);
+            let command = AccountCommand::ChangeEmail { email };
+            state(&req)
+                .run(move |conn| service::execute(conn, &store, &ctx, id, command))
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(flash_redirect(
+            "/account",
+            "success",
+            "Your email address is changed.",
+        )),
+        Err(e) => match e.refusal() {
+            Some((status, message)) => {
+                let mut ctx = account_context(&req, &viewer);
+                ctx.insert("email_error", &message);
+                account_email(&req, &viewer, &mut ctx, Some(&form.email)).await?;
+                render_status(
+                    &req,
+                    status,
+                    "accounts/account.html",
+                    "accounts/account.html",
+                    ctx,
+                )
+            }
+            None => Err(e.into()),
+        },
+    }
 }
 
 #[derive(Deserialize)]

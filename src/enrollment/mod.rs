@@ -7,6 +7,7 @@ pub mod decider;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod notices;
 pub mod projections;
 pub mod queries;
 pub mod routes;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use crate::accounts::Role;
 use crate::context::{BoundedContext, DemoResult, NavEntry};
 use crate::es::Projection;
+use crate::ops::NotificationRule;
 use crate::web::AppState;
 
 /// The enrollment context as the application registers it.
@@ -39,6 +41,10 @@ impl BoundedContext for EnrollmentContext {
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
         vec![Arc::new(EnrollmentProjection)]
+    }
+
+    fn notification_rules(&self) -> Vec<Arc<dyn NotificationRule>> {
+        vec![Arc::new(notices::EnrollmentNotices)]
     }
 
     fn navigation(&self) -> &'static [NavEntry] {

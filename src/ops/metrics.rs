@@ -251,13 +251,17 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     );
     let _ = writeln!(out, "heyboss_db_pool_max_connections {max}");
     let pool = state.pool.clone();
-    let statuses = web::block(move || -> Option<Vec<subscriber::SubscriberStatus>> {
-        let mut conn = pool.get().ok()?;
-        subscriber::statuses(&mut conn).ok()
+    let (statuses, unsent) = web::block(move || {
+        let Ok(mut conn) = pool.get() else {
+            return (None, None);
+        };
+        (
+            subscriber::statuses(&mut conn).ok(),
+            super::mail::unsent(&mut conn).ok(),
+        )
     })
     .await
-    .ok()
-    .flatten();
+    .unwrap_or((None, None));
     out.push_str("# HELP heyboss_subscriber_lag_events Committed events after a catch-up subscriber's checkpoint.\n");
     out.push_str("# TYPE heyboss_subscriber_lag_events gauge\n");
     let mut seconds = String::new();
@@ -280,6 +284,11 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     );
     out.push_str("# TYPE heyboss_subscriber_checkpoint_position gauge\n");
     out.push_str(&seconds);
+    if let Some(n) = unsent {
+        out.push_str("# HELP heyboss_notification_emails_unsent Emails in the outbox not yet accepted by the SMTP server.\n");
+        out.push_str("# TYPE heyboss_notification_emails_unsent gauge\n");
+        let _ = writeln!(out, "heyboss_notification_emails_unsent {n}");
+    }
     render_replicas(&mut out, &state).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod event_log;
+pub mod mail;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;

@@ -1,7 +1,9 @@
 //! The notifications feed: a catch-up subscriber turns events into per-user notifications
 //! (`notifications` table), which the user sees on their next page (a banner loaded with the
-//! page) and on `/notifications`. Contexts register [`NotificationRule`]s in
-//! `startup::operations()`.
+//! page) and on `/notifications`, with their unread count in the navigation. Contexts register
+//! [`NotificationRule`]s in `startup::operations()`. A notice that asks something of its reader
+//! (accept an award) names that action; the event doing it marks the notice read, so a banner
+//! never asks for what is done. With mail on, each notice also goes to the outbox (`ops::mail`).
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use uuid::Uuid;
 use crate::accounts::{AccountEvent, Viewer};
 use crate::es::subscriber::{HandlerError, Subscriber};
 use crate::es::RecordedEvent;
+use crate::ops::mail::MailSettings;
 use crate::schema::notifications;
 use crate::web::render::state;
 use crate::web::{flash_redirect, is_htmx, render, AppError};
@@ -26,6 +29,26 @@ pub struct Notice {
     pub message: String,
     /// Where to look (a path of this site), or empty.
     pub link: String,
+    /// What it asks the user to do (`award:<application id>`), or empty: marked read when a rule's
+    /// [`NotificationRule::done`] reports it done.
+    pub action: String,
+}
+
+impl Notice {
+    pub fn new(user_id: Uuid, message: String, link: &str) -> Notice {
+        Notice {
+            user_id,
+            message,
+            link: link.to_owned(),
+            action: String::new(),
+        }
+    }
+
+    /// The notice asks for `action`, until it is done.
+    pub fn asking(mut self, action: String) -> Notice {
+        self.action = action;
+        self
+    }
 }
 
 /// Which events notify whom.
@@ -38,6 +61,11 @@ pub trait NotificationRule: Send + Sync + 'static {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<Vec<Notice>, HandlerError>;
+    /// The (user, action) pairs an event does: that user's unread notices asking it are marked
+    /// read. Its event types must be among [`NotificationRule::handles`].
+    fn done(&self, _event: &RecordedEvent) -> Result<Vec<(Uuid, String)>, HandlerError> {
+        Ok(vec![])
+    }
 }
 
 /// Account changes that someone else made to your account.
@@ -70,11 +98,7 @@ impl NotificationRule for AccountNotices {
             AccountEvent::UserReactivated {} => "Your account was reactivated.".to_owned(),
             _ => return Ok(vec![]),
         };
-        Ok(vec![Notice {
-            user_id,
-            message,
-            link: "/account".into(),
-        }])
+        Ok(vec![Notice::new(user_id, message, "/account")])
     }
 }
 
@@ -84,6 +108,8 @@ pub struct NotificationsSubscriber {
     /// Every type some rule looks at: the only events read (a sensor ingest appends thousands a
     /// second that no rule wants).
     handled: Vec<&'static str>,
+    /// Mail on: every notice also goes to the outbox.
+    mail: Option<MailSettings>,
 }
 
 impl NotificationsSubscriber {
@@ -94,7 +120,41 @@ impl NotificationsSubscriber {
             .collect();
         handled.sort_unstable();
         handled.dedup();
-        NotificationsSubscriber { rules, handled }
+        NotificationsSubscriber {
+            rules,
+            handled,
+            mail: None,
+        }
+    }
+
+    pub fn with_mail(mut self, mail: Option<MailSettings>) -> NotificationsSubscriber {
+        self.mail = mail;
+        self
+    }
+
+    fn write(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+        notice: &Notice,
+    ) -> Result<(), HandlerError> {
+        let id: Option<i64> = diesel::insert_into(notifications::table)
+            .values((
+                notifications::user_id.eq(notice.user_id),
+                notifications::position.eq(event.position),
+                notifications::message.eq(&notice.message),
+                notifications::link.eq(&notice.link),
+                notifications::action.eq(&notice.action),
+                notifications::created_at.eq(event.recorded_at),
+            ))
+            .on_conflict_do_nothing()
+            .returning(notifications::id)
+            .get_result(conn)
+            .optional()?;
+        if let (Some(id), Some(mail)) = (id, &self.mail) {
+            super::mail::enqueue(conn, id, notice, mail)?;
+        }
+        Ok(())
     }
 }
 
@@ -120,16 +180,17 @@ impl Subscriber for NotificationsSubscriber {
                     continue;
                 }
                 for notice in rule.notify(conn, event)? {
-                    diesel::insert_into(notifications::table)
-                        .values((
-                            notifications::user_id.eq(notice.user_id),
-                            notifications::position.eq(event.position),
-                            notifications::message.eq(&notice.message),
-                            notifications::link.eq(&notice.link),
-                            notifications::created_at.eq(event.recorded_at),
-                        ))
-                        .on_conflict_do_nothing()
-                        .execute(conn)?;
+                    self.write(conn, event, &notice)?;
+                }
+                for (user_id, action) in rule.done(event)? {
+                    diesel::update(
+                        notifications::table
+                            .filter(notifications::user_id.eq(user_id))
+                            .filter(notifications::action.eq(action))
+                            .filter(notifications::read_at.is_null()),
+                    )
+                    .set(notifications::read_at.eq(event.recorded_at))
+                    .execute(conn)?;
                 }
             }
         }
@@ -164,6 +225,19 @@ pub fn for_viewer(
         q = q.filter(notifications::read_at.is_null());
     }
     q.load(conn)
+}
+
+/// The viewer's unread count, read with the session for every page (`web::frame`).
+#[derive(Debug, Clone, Copy)]
+pub struct Unread(pub i64);
+
+/// How many notifications the viewer has not read (the count in the navigation).
+pub fn unread_count(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<i64> {
+    notifications::table
+        .filter(notifications::user_id.eq(viewer.user_id))
+        .filter(notifications::read_at.is_null())
+        .count()
+        .get_result(conn)
 }
 
 pub fn mark_all_read(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<usize> {
@@ -220,7 +294,11 @@ async fn mark_read(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, App
     if is_htmx(&req) {
         let res = HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
-            .body("<div id=\"notices\"></div>");
+            // The count in the navigation goes with the banner (an out-of-band swap).
+            .body(concat!(
+                "<div id=\"notices\" data-keep-focus></div>",
+                "<a href=\"/notifications\" id=\"notifications-link\" hx-swap-oob=\"true\">Notifications</a>"
+            ));
         return Ok(crate::web::render::with_trigger(
             res,
             None,

@@ -88,8 +88,42 @@ impl Rubric {
         ("statement", "Personal statement"),
         ("community", "Community contribution"),
     ];
+    /// What each criterion looks at, in the order of `CRITERIA` (shown on the review form).
+    pub const DESCRIPTIONS: [&'static str; 4] = [
+        "Grades, the courses taken and the academic record so far.",
+        "How far the student's means fall short of the cost of study.",
+        "How clearly and convincingly the statement makes the case.",
+        "Service, leadership and involvement beyond the classroom.",
+    ];
+    /// What each score means, from `MIN` to `MAX`.
+    pub const SCALE: [&'static str; 5] = [
+        "does not meet the criterion",
+        "weak",
+        "meets the criterion",
+        "strong",
+        "exceptional",
+    ];
     pub const MIN: i32 = 1;
     pub const MAX: i32 = 5;
+
+    /// The criteria's labels with one review's scores, "Academic merit 5".
+    pub fn labelled(scores: &[i32]) -> Vec<LabelledScore> {
+        scores
+            .iter()
+            .zip(Rubric::CRITERIA)
+            .map(|(score, (_, label))| LabelledScore {
+                label,
+                score: *score,
+            })
+            .collect()
+    }
+}
+
+/// One criterion's score, with the criterion's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelledScore {
+    pub label: &'static str,
+    pub score: i32,
 }
 
 /// One score per rubric criterion, in the rubric's order.

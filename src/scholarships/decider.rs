@@ -416,9 +416,9 @@ pub enum ApplicationRejection {
     StatementRequired,
     #[error("there is no such application")]
     Unknown,
-    #[error("a reviewer cannot review their own application")]
+    #[error("the applicant cannot review their own application: choose another reviewer")]
     OwnApplication,
-    #[error("this reviewer is already assigned to the application")]
+    #[error("this reviewer is already assigned to the application: choose another reviewer")]
     AlreadyAssigned,
 }
 

@@ -58,7 +58,10 @@ impl BoundedContext for ScholarshipsContext {
     }
 
     fn notification_rules(&self) -> Vec<Arc<dyn NotificationRule>> {
-        vec![Arc::new(notices::DecisionNotices)]
+        vec![
+            Arc::new(notices::DecisionNotices),
+            Arc::new(notices::ReviewNotices),
+        ]
     }
 
     fn navigation(&self) -> &'static [NavEntry] {

@@ -11,7 +11,7 @@ use diesel::sql_types::{Bool, Text};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::commands::{format_cents, Rubric};
+use super::commands::{format_cents, LabelledScore, Rubric};
 use crate::accounts::{Role, Viewer};
 use crate::es::RecordedEvent;
 use crate::schema::{
@@ -264,6 +264,8 @@ pub struct ReviewView {
     pub reviewer_id: Uuid,
     pub reviewer: String,
     pub scores: Vec<i32>,
+    /// The scores with the rubric's names ("Academic merit 5").
+    pub criteria: Vec<LabelledScore>,
     pub score: String,
     pub comment: String,
     pub revision: i32,
@@ -305,6 +307,7 @@ fn reviews_of(
         out.entry(app).or_default().push(ReviewView {
             reviewer_id,
             reviewer,
+            criteria: Rubric::labelled(&scores),
             scores,
             score: format!("{score:.2}"),
             comment,
@@ -321,6 +324,8 @@ pub struct BoardRow {
     pub app: ApplicationView,
     pub reviews: Vec<ReviewView>,
     pub reviewers: Vec<String>,
+    /// The staff the committee may still assign: active staff, not the applicant, not assigned.
+    pub assignable: Vec<StaffMember>,
 }
 
 #[derive(Debug, Serialize)]
@@ -374,22 +379,38 @@ pub fn board(
         .collect();
     let ids: Vec<Uuid> = rows.iter().map(|(r, _)| r.id).collect();
     let mut reviews = reviews_of(conn, &ids)?;
-    let assigned: Vec<(Uuid, String)> = assignments::table
+    let assigned: Vec<(Uuid, Uuid, String)> = assignments::table
         .inner_join(users::table.on(users::id.eq(assignments::reviewer_id)))
         .filter(assignments::application_id.eq_any(&ids))
         .order(users::display_name)
-        .select((assignments::application_id, users::display_name))
+        .select((
+            assignments::application_id,
+            assignments::reviewer_id,
+            users::display_name,
+        ))
         .load(conn)?;
     let mut reviewers: HashMap<Uuid, Vec<String>> = HashMap::new();
-    for (app, name) in assigned {
+    let mut taken: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (app, reviewer, name) in assigned {
         reviewers.entry(app).or_default().push(name);
+        taken.entry(app).or_default().push(reviewer);
     }
+    let staff = staff_members(conn, viewer)?;
+    let assignable = |app: Uuid, student: Uuid| -> Vec<StaffMember> {
+        let taken = taken.get(&app).map(Vec::as_slice).unwrap_or_default();
+        staff
+            .iter()
+            .filter(|s| s.id != student && !taken.contains(&s.id))
+            .cloned()
+            .collect()
+    };
     Ok(Board {
         rows: rows
             .into_iter()
             .map(|(r, student)| {
                 let id = r.id;
                 BoardRow {
+                    assignable: assignable(id, r.student_id),
                     app: view(r, String::new(), String::new(), student),
                     reviews: reviews.remove(&id).unwrap_or_default(),
                     reviewers: reviewers.remove(&id).unwrap_or_default(),
@@ -403,7 +424,7 @@ pub fn board(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StaffMember {
     pub id: Uuid,
     pub display_name: String,
@@ -425,7 +446,7 @@ pub fn staff_members(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Ve
         .collect())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct QueueItem {
     pub application_id: Uuid,
     pub fund_name: String,
@@ -502,6 +523,22 @@ pub fn reviewer_queue(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Q
         }
     }
     Ok(queue)
+}
+
+/// The application to score after `current` in the viewer's queue (the first when `current` is
+/// not in it), other than `current`: the review page's "Next application".
+pub fn next_to_review(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    current: Option<Uuid>,
+) -> QueryResult<Option<QueueItem>> {
+    let to_do = reviewer_queue(conn, viewer)?.to_do;
+    let at = current.and_then(|c| to_do.iter().position(|q| q.application_id == c));
+    let next = match at {
+        Some(i) => to_do.iter().skip(i + 1).chain(&to_do[..i]).next(),
+        None => to_do.first(),
+    };
+    Ok(next.cloned())
 }
 
 /// One line of an application's history, in words.

@@ -42,13 +42,6 @@ fn text_field(name: &str, value: &str, max_chars: usize) -> Result<String, Schol
         .map_err(ScholarshipsError::Invalid)
 }
 
-fn rubric() -> Vec<serde_json::Value> {
-    Rubric::CRITERIA
-        .iter()
-        .map(|(field, label)| serde_json::json!({ "field": field, "label": label }))
-        .collect()
-}
-
 // ---------------------------------------------------------------- students
 
 /// How long a student's page waits for the reaction to their enrollment (none when this process
@@ -381,19 +374,16 @@ async fn board_listing(
     page: i64,
     mut ctx: Context,
 ) -> Result<HttpResponse, AppError> {
-    let (fund, board, staff) = state(req)
+    let (fund, board) = state(req)
         .query(move |conn| {
             Ok((
                 queries::fund(conn, &viewer, fund_id)?,
                 queries::board(conn, &viewer, fund_id, page)?,
-                queries::staff_members(conn, &viewer)?,
             ))
         })
         .await?;
     ctx.insert("fund", &fund);
     ctx.insert("board", &board);
-    ctx.insert("staff", &staff);
-    ctx.insert("rubric", &rubric());
     render(
         req,
         "scholarships/board.html",
@@ -560,8 +550,11 @@ async fn review_listing(
     mut ctx: Context,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let (app, mine) = state(req)
-        .query(move |conn| queries::application_for_review(conn, &viewer, id))
+    let (app, mine, next) = state(req)
+        .query(move |conn| {
+            let (app, mine) = queries::application_for_review(conn, &viewer, id)?;
+            Ok((app, mine, queries::next_to_review(conn, &viewer, Some(id))?))
+        })
         .await?;
     // What the form shows: what was just typed (after an error), else the current revision.
     let (values, comment) = match typed {
@@ -576,11 +569,19 @@ async fn review_listing(
     };
     let criteria: Vec<serde_json::Value> = Rubric::CRITERIA
         .iter()
+        .zip(Rubric::DESCRIPTIONS)
         .enumerate()
-        .map(|(i, (field, label))| {
-            serde_json::json!({ "field": field, "label": label, "value": values.get(i).copied().flatten() })
+        .map(|(i, ((field, label), description))| {
+            serde_json::json!({ "field": field, "label": label, "description": description,
+                "value": values.get(i).copied().flatten() })
         })
         .collect();
+    let scale: Vec<serde_json::Value> = (Rubric::MIN..=Rubric::MAX)
+        .zip(Rubric::SCALE)
+        .map(|(value, meaning)| serde_json::json!({ "value": value, "meaning": meaning }))
+        .collect();
+    ctx.insert("scale", &scale);
+    ctx.insert("next", &next);
     ctx.insert("app", &app);
     ctx.insert("criteria", &criteria);
     ctx.insert("comment", &comment);

@@ -135,12 +135,24 @@ async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, 
         .clone();
 
     if let Some(token) = req.cookie(sessions::COOKIE).map(|c| c.value().to_owned()) {
+        // A page shows the viewer's unread count in the navigation: read on the same connection.
+        let page = req.method() == actix_web::http::Method::GET;
         let loaded = state
-            .db(move |conn| Ok(sessions::load(conn, &token)?))
+            .db(move |conn| {
+                let Some(viewer) = sessions::load(conn, &token)? else {
+                    return Ok(None);
+                };
+                let unread = match page {
+                    true => crate::ops::notifications::unread_count(conn, &viewer)?,
+                    false => 0,
+                };
+                Ok(Some((viewer, crate::ops::notifications::Unread(unread))))
+            })
             .await;
         match loaded {
-            Ok(Some(viewer)) => {
+            Ok(Some((viewer, unread))) => {
                 req.extensions_mut().insert(viewer);
+                req.extensions_mut().insert(unread);
             }
             Ok(None) => {}
             Err(e) => return Err((req.request().clone(), e)),

@@ -41,6 +41,8 @@ pub struct Settings {
     /// Run the catch-up subscribers in this process (HEYBOSS_SUBSCRIBERS=0 turns them off; only
     /// one instance at a time runs each, by an advisory lock).
     pub run_subscribers: bool,
+    /// Email notifications (`ops::mail`): on when HEYBOSS_SMTP_URL is set.
+    pub mail: Option<crate::ops::mail::MailSettings>,
     /// Streaming replicas for the read-only pages (HEYBOSS_REPLICA_URL, comma-separated).
     pub replica_urls: Vec<String>,
     /// The campus time zone, for viewers who chose none (HEYBOSS_TIMEZONE, an IANA name).
@@ -77,6 +79,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             run_subscribers: !std::env::var("HEYBOSS_SUBSCRIBERS").is_ok_and(|v| v == "0"),
+            mail: crate::ops::mail::MailSettings::from_env(),
             replica_urls: std::env::var("HEYBOSS_REPLICA_URL")
                 .unwrap_or_default()
                 .split(',')

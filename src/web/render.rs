@@ -73,6 +73,11 @@ pub fn base_context(req: &HttpRequest) -> Context {
         &viewer.as_ref().map(|v| nav_for(v.role)).unwrap_or_default(),
     );
     ctx.insert("viewer", &viewer);
+    let unread = req
+        .extensions()
+        .get::<crate::ops::notifications::Unread>()
+        .map_or(0, |u| u.0);
+    ctx.insert("unread_notifications", &unread);
     ctx.insert("flash", &read_flash(req));
     ctx
 }

@@ -266,3 +266,18 @@ pub fn apply_and_award(
     assert_eq!(res.status, 303, "{}", res.body);
     application
 }
+
+/// A student who applied and later joined the staff (an admin's role change, by the CLI).
+pub fn promote_to_staff(app: &TestApp, user: Uuid) {
+    use heyboss::accounts::{Account, AccountCommand, Role};
+    let mut conn = app.state.pool.get().unwrap();
+    app.state
+        .store
+        .execute::<Account>(
+            &mut conn,
+            &user.to_string(),
+            &AccountCommand::ChangeRole { role: Role::Staff },
+            &CommandContext::new(Metadata::new(Actor::Cli)),
+        )
+        .unwrap();
+}
