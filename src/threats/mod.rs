@@ -9,12 +9,14 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod live;
 pub mod projections;
 pub mod queries;
 pub mod routes;
 pub mod scope;
 pub mod service;
 pub mod simulate;
+pub mod triage;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 pub use decider::ThreatsRejection;
@@ -63,6 +65,7 @@ impl BoundedContext for ThreatsContext {
             Arc::new(projections::ClearancesProjection),
             Arc::new(projections::SessionsProjection),
             Arc::new(projections::HitsProjection),
+            Arc::new(triage::TriageProjection),
         ]
     }
 

@@ -1,0 +1,156 @@
+//! Live reports (issue 20.5): an auto-refresh toggle, off by default and kept in the URL
+//! (`?live=1&since=P`), that makes a report fragment poll itself every few seconds, with "N new
+//! hits since you opened this page" counted in the viewer's scope from the position `P` the page
+//! carries (the last score change it was rendered from).
+//!
+//! The toggle lives in the fragment it refreshes, so a poll always asks for the report as it is
+//! shown now; a request that does not say (the range form of the page) keeps what the address
+//! bar says (HTMX's `HX-Current-URL`).
+
+use actix_web::HttpRequest;
+use diesel::prelude::*;
+use diesel::sql_types::Int8;
+use serde::Deserialize;
+use tera::Context;
+
+use super::scope::AnalystScope;
+
+/// Seconds between two refreshes.
+pub const EVERY_SECONDS: u32 = 5;
+/// The most new hits counted (beyond, the page says "more than").
+const COUNTED: i64 = 10_000;
+
+/// The query string of the request without the named parameters.
+pub fn query_without(req: &HttpRequest, names: &[&str]) -> String {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let kept: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| !names.contains(&k.as_str()))
+        .collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
+}
+
+/// `?live=` and `?since=`.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct LiveParams {
+    live: Option<String>,
+    since: Option<String>,
+}
+
+/// The toggle as the request asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveRequest {
+    pub on: bool,
+    /// The position the page was opened at, when it carries one.
+    pub since: Option<i64>,
+}
+
+impl LiveRequest {
+    pub fn of(req: &HttpRequest) -> LiveRequest {
+        let parse = |q: &str| serde_urlencoded::from_str::<LiveParams>(q).unwrap_or_default();
+        let mut p = parse(req.query_string());
+        if p.live.is_none() && crate::web::is_htmx(req) {
+            // The page's own form: keep what the address bar says.
+            if let Some(current) = req
+                .headers()
+                .get("HX-Current-URL")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|u| u.split_once('?').map(|(_, q)| q.to_owned()))
+            {
+                p = parse(&current);
+            }
+        }
+        LiveRequest {
+            on: p.live.as_deref() == Some("1"),
+            since: p
+                .since
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|s| *s >= 0),
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = Int8)]
+    n: i64,
+}
+
+/// The toggle's state for the page: the position it counts from and the new hits since.
+#[derive(Debug, Clone, Copy)]
+pub struct Live {
+    pub on: bool,
+    pub since: i64,
+    pub new_hits: i64,
+}
+
+/// The last score change the reports hold: where a page opened now counts from.
+pub fn position_now(conn: &mut PgConnection) -> QueryResult<i64> {
+    diesel::sql_query("SELECT coalesce(max(position), 0) AS n FROM threat_score_changes")
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
+}
+
+/// New hits (first scores; rescans are not new hits) after `since` that the scope sees, at most
+/// [`COUNTED`] + 1.
+pub fn new_hits(conn: &mut PgConnection, scope: &AnalystScope, since: i64) -> QueryResult<i64> {
+    scope
+        .query(
+            "SELECT count(*) AS n FROM (
+                 SELECT 1 FROM threat_score_changes c
+                 JOIN threat_signatures s ON s.name = c.signature AND :visible
+                 WHERE c.position > :since AND c.old_score IS NULL
+                 LIMIT :most) x",
+        )
+        .int8("since", since)
+        .int8("most", COUNTED + 1)
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
+}
+
+/// Read what the toggle shows: nothing to count while it is off.
+pub fn read(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    asked: LiveRequest,
+) -> QueryResult<Live> {
+    let since = match asked.since {
+        Some(s) => s,
+        None => position_now(conn)?,
+    };
+    let new_hits = if asked.on && asked.since.is_some() {
+        new_hits(conn, scope, since)?
+    } else {
+        0
+    };
+    Ok(Live {
+        on: asked.on,
+        since,
+        new_hits,
+    })
+}
+
+/// The toggle's links and poll for `threats/_live.html`, which refreshes `target` (the
+/// fragment it is in).
+pub fn insert(ctx: &mut Context, req: &HttpRequest, live: &Live, target: &str) {
+    let rest = query_without(req, &["live", "since"]);
+    let path = req.path();
+    let sep = if rest.is_empty() { "" } else { "&" };
+    let on = format!("{path}?{rest}{sep}live=1&since={}", live.since);
+    ctx.insert("live_on", &live.on);
+    ctx.insert("live_every", &EVERY_SECONDS);
+    ctx.insert("live_target", target);
+    ctx.insert("live_on_url", &on);
+    ctx.insert("live_off_url", &format!("{path}?{rest}{sep}live=0"));
+    ctx.insert("live_off_push", &format!("{path}?{rest}"));
+    ctx.insert(
+        "live_new_hits",
+        &if live.new_hits > COUNTED {
+            format!("More than {COUNTED}")
+        } else {
+            live.new_hits.to_string()
+        },
+    );
+    ctx.insert("live_new_count", &live.new_hits);
+}
