@@ -1,7 +1,9 @@
-//! Triage and live reports over real HTTP, with two analysts of different clearances: a mark is
-//! a command and an event, shown as a badge, hidden by the filter, kept in a history; an analyst
-//! never reads a note about a hit they may not see and cannot triage what they cannot see; the
-//! live toggle counts new hits in the viewer's scope.
+//! Triage, live reports, signature revisions and rescans over real HTTP, with two analysts of
+//! different clearances: a mark is a command and an event, shown as a badge, hidden by the
+//! filter, kept in a history; an analyst never reads a note about a hit they may not see and
+//! cannot triage what they cannot see; the live toggle counts new hits in the viewer's scope; a
+//! signature's page tells its revisions and charts its score; the rescans report shows only
+//! rescans of hits the viewer may see.
 
 mod common;
 
@@ -407,4 +409,117 @@ fn live_reports_poll_only_when_asked_and_count_new_hits_in_the_viewers_scope() {
             .replace("live=1", "live=0"),
     );
     assert!(!off.body.contains("hx-trigger=\"every"));
+}
+
+fn rescore(file: &str, session: &str, signature: &str, score: i32) -> Value {
+    ev(
+        "FileRescored",
+        json!({"file_id": file, "session_id": session, "integration": "av", "new_score": score, "signature": signature}),
+    )
+}
+
+#[test]
+fn a_signatures_page_tells_its_revisions_and_charts_its_score() {
+    let w = world();
+    let account =
+        heyboss::accounts::NewAccount::parse("ada", "Ada Admin", "", "admin", PASSWORD).unwrap();
+    let mut conn = w.app.state.pool.get().unwrap();
+    heyboss::accounts::service::register(
+        &mut conn,
+        &w.app.state.store,
+        Metadata::new(Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    drop(conn);
+    let mut ada = signed_in(&w.app, "ada");
+    ada.get("/admin/signatures");
+    for (score, group) in [("70", "alpha"), ("20", "alpha")] {
+        let res = ada.post(
+            "/admin/signatures",
+            &[
+                ("name", "sig-a"),
+                ("group", group),
+                ("default_score", score),
+            ],
+        );
+        assert_eq!(res.status, 303, "{}", res.body);
+    }
+    let mut ana = signed_in(&w.app, "ana");
+    let page = ana.get("/threats/signatures/sig-a");
+    assert_eq!(page.status, 200);
+    page.assert_contains("Created in group alpha with score 50 by the command line,")
+        .assert_contains("Score raised from 50 to 70 by Ada Admin,")
+        .assert_contains("Score lowered from 70 to 20 by Ada Admin,")
+        .assert_contains("<svg class=\"score-chart\"")
+        .assert_contains("class=\"score-line\"");
+    // Newest first; no inline style anywhere (the CSP allows none).
+    let lowered = page.body.find("Score lowered").unwrap();
+    let raised = page.body.find("Score raised").unwrap();
+    assert!(lowered < raised);
+    assert!(!page.body.contains("style="));
+    // Three scores: three points, the line stepping down to 20 (y = 152 - 140 * 20 / 100 = 124).
+    assert_eq!(
+        page.body.matches("<circle class=\"score-point\"").count(),
+        3
+    );
+    assert!(page.body.contains("V124 H350"), "{}", page.body);
+    // bob is not cleared for sig-a's group: no page.
+    let mut bob = signed_in(&w.app, "bob");
+    assert_eq!(bob.get("/threats/signatures/sig-a").status, 404);
+}
+
+#[test]
+fn the_rescans_report_shows_what_moved_in_the_viewers_scope_paged() {
+    let w = world();
+    // x: sig-a 60 -> 90 (ana's); y: sig-b 60 -> 30 (bob's); x: sig-b 60 -> 70 -> 60 (moved back).
+    w.post(vec![
+        rescore("x", "s1", "sig-a", 80),
+        rescore("x", "s1", "sig-a", 90),
+        rescore("y", "s2", "sig-b", 30),
+        rescore("x", "s1", "sig-b", 70),
+        rescore("x", "s1", "sig-b", 60),
+    ]);
+    let mut ana = signed_in(&w.app, "ana");
+    let mut bob = signed_in(&w.app, "bob");
+    let page = ana.get("/threats/rescans");
+    assert_eq!(page.status, 200);
+    page.assert_contains("1 hit whose score a rescan moved")
+        .assert_contains("raised from 60 to <strong>90</strong>")
+        .assert_contains("x.exe");
+    assert!(!page.body.contains("y.exe"));
+    let page = bob.get("/threats/rescans?window=1h");
+    page.assert_contains("1 hit whose score a rescan moved")
+        .assert_contains("lowered from 60 to <strong>30</strong>")
+        .assert_contains("y.exe");
+    assert!(
+        !page.body.contains("x.exe"),
+        "the moved-back rescan is not a change"
+    );
+    // A range with nothing in it, and a bad one.
+    let future = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M");
+    ana.get(&format!("/threats/rescans?from={future}"))
+        .assert_contains("No rescan moved a score you may see in this range.");
+    let res = ana.get("/threats/rescans?window=2w");
+    assert_eq!(res.status, 400);
+    res.assert_contains("not one of 1h, 24h, 7d, 30d, all");
+
+    // 55 more of ana's files rescanned: two pages for her, nothing more for bob.
+    let mut events = vec![session("s9")];
+    for i in 0..55 {
+        events.extend(w.file("s9", &format!("f{i}"), &format!("{i:032x}"), &["sig-a"]));
+        events.push(rescore(&format!("f{i}"), "s9", "sig-a", 99));
+    }
+    w.post(events);
+    let page = ana.get("/threats/rescans");
+    page.assert_contains("56 hits whose score a rescan moved")
+        .assert_contains("Page 1 of 2");
+    assert_eq!(page.body.matches("raised from").count(), 50);
+    let page = ana.get_htmx("/threats/rescans?page=2");
+    assert!(page.body.starts_with("<div id=\"rescans\">"));
+    assert_eq!(page.body.matches("raised from").count(), 6);
+    page.assert_contains("Page 2 of 2");
+    bob.get("/threats/rescans")
+        .assert_contains("1 hit whose score a rescan moved");
 }

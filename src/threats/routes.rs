@@ -34,7 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(session_page)
             .service(file_page)
             .service(signature_page)
-            .configure(triage::routes),
+            .configure(triage::routes)
+            .configure(super::rescans::routes),
     )
     .service(
         web::scope("/admin/signatures")
@@ -499,14 +500,17 @@ async fn signature_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
-    let (sig, history) = state(&req)
+    let (sig, history, (revisions, score_chart)) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
-            Ok((sig, history))
+            let read = super::revisions::read(conn, &history, chrono::Utc::now())?;
+            Ok((sig, history, read))
         })
         .await?;
     let mut ctx = Context::new();
+    ctx.insert("revisions", &revisions);
+    ctx.insert("score_chart", &score_chart);
     ctx.insert("sig", &sig);
     ctx.insert("history", &history);
     render(
