@@ -152,6 +152,18 @@ fn analysts_triage_in_place_watch_new_hits_arrive_and_read_history_on_a_phone() 
         assert!(!b.page_was_reloaded(), "the live report reloaded the page");
         health.quiet(b);
     }
+    // The page's own form keeps it on (and the count), and the address bar says so again.
+    ana.click(&ana.find("form[hx-get] button[type=submit]"));
+    wait_until_idle(&ana);
+    assert!(ana.page_text().contains("1 new hit since"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !ana.current_url().contains("live=1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poll puts live=1 back in the URL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     // Turned off: no more polling element.
     ana.click(&ana.find("#live a"));
     wait_until("auto-refresh is off", || {

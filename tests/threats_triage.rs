@@ -181,6 +181,17 @@ fn analysts_triage_what_they_see_and_read_only_notes_about_hits_they_may_see() {
     let hidden = ana.get("/threats/top/hash?hide_triaged=1");
     assert!(!hidden.body.contains(MD5_X));
     hidden.assert_contains("show them");
+    // The report's own links (more rows) keep the filter of the address bar; "show them" says so.
+    let more = ana.get_htmx_from(
+        "/threats/top/hash?limit=20",
+        "/threats/top/hash?hide_triaged=1",
+    );
+    assert!(!more.body.contains(MD5_X));
+    let shown = ana.get_htmx_from(
+        "/threats/top/hash?hide_triaged=0",
+        "/threats/top/hash?hide_triaged=1",
+    );
+    shown.assert_contains(MD5_X);
     // bob's escalated Y stays (it still needs someone); X stays (he read no mark of it).
     let rows = csv_rows(&mut bob, "/threats/top/hash?format=csv&hide_triaged=1");
     assert_eq!(rows.len(), 2, "{rows:?}");

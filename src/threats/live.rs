@@ -38,6 +38,31 @@ struct LiveParams {
     since: Option<String>,
 }
 
+/// The page's parameters of one of these toggles: the request's, or, for an HTMX request that
+/// does not name `key` (a form or link of the page built without it), what the address bar holds
+/// (HTMX's `HX-Current-URL`). A toggle turned off says so (`key=0`), so that it is not taken back
+/// from the address bar.
+pub fn query_or_current<T: serde::de::DeserializeOwned + Default>(
+    req: &HttpRequest,
+    key: &str,
+) -> T {
+    let parse = |q: &str| serde_urlencoded::from_str::<T>(q).unwrap_or_default();
+    let named = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, _)| k == key);
+    if named || !crate::web::is_htmx(req) {
+        return parse(req.query_string());
+    }
+    let current = req
+        .headers()
+        .get("HX-Current-URL")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| u.split_once('?').map(|(_, q)| q.to_owned()))
+        .unwrap_or_default();
+    parse(&current)
+}
+
 /// The toggle as the request asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveRequest {
@@ -48,19 +73,7 @@ pub struct LiveRequest {
 
 impl LiveRequest {
     pub fn of(req: &HttpRequest) -> LiveRequest {
-        let parse = |q: &str| serde_urlencoded::from_str::<LiveParams>(q).unwrap_or_default();
-        let mut p = parse(req.query_string());
-        if p.live.is_none() && crate::web::is_htmx(req) {
-            // The page's own form: keep what the address bar says.
-            if let Some(current) = req
-                .headers()
-                .get("HX-Current-URL")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|u| u.split_once('?').map(|(_, q)| q.to_owned()))
-            {
-                p = parse(&current);
-            }
-        }
+        let p: LiveParams = query_or_current(req, "live");
         LiveRequest {
             on: p.live.as_deref() == Some("1"),
             since: p

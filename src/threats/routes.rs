@@ -177,10 +177,9 @@ async fn top_report_page(
     viewer: Viewer,
     path: web::Path<String>,
     query: web::Query<ReportQuery>,
-    hide: web::Query<TriageFilter>,
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
-    let (hide, asked) = (hide.into_inner(), live::LiveRequest::of(&req));
+    let (hide, asked) = (TriageFilter::of(&req), live::LiveRequest::of(&req));
     let ReportQuery {
         limit: Limit(limit),
         window,
@@ -388,10 +387,10 @@ async fn sessions_page(
     req: HttpRequest,
     viewer: Viewer,
     query: web::Query<SessionsQuery>,
-    hide: web::Query<TriageFilter>,
 ) -> Result<HttpResponse, AppError> {
     let SessionsQuery { filter, format } = query.into_inner();
     let csv = format == Format::Csv;
+    let hide = TriageFilter::of(&req);
     let (f, h) = (filter.clone(), hide.clone());
     let (sessions, listed) = state(&req)
         .run(move |conn| {

@@ -284,6 +284,12 @@ pub struct TriageFilter {
 }
 
 impl TriageFilter {
+    /// The request's, or the address bar's for the page's own HTMX requests (see
+    /// [`super::live::query_or_current`]).
+    pub fn of(req: &HttpRequest) -> TriageFilter {
+        super::live::query_or_current(req, "hide_triaged")
+    }
+
     pub fn hides(&self) -> bool {
         matches!(self.hide_triaged.as_str(), "1" | "true" | "on")
     }
@@ -336,7 +342,10 @@ impl ListTriage {
             "hide_triaged_on",
             &format!("{}?{rest}{sep}hide_triaged=1", req.path()),
         );
-        ctx.insert("hide_triaged_off", &format!("{}?{rest}", req.path()));
+        ctx.insert(
+            "hide_triaged_off",
+            &format!("{}?{rest}{sep}hide_triaged=0", req.path()),
+        );
     }
 }
 
