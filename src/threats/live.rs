@@ -17,8 +17,8 @@ use super::scope::AnalystScope;
 
 /// Seconds between two refreshes.
 pub const EVERY_SECONDS: u32 = 5;
-/// The most new hits counted (beyond, the page says "more than").
-const COUNTED: i64 = 10_000;
+/// The most score changes a count reads (beyond, the page says "at least").
+const SCANNED: i64 = 100_000;
 
 /// The query string of the request without the named parameters.
 pub fn query_without(req: &HttpRequest, names: &[&str]) -> String {
@@ -96,6 +96,8 @@ pub struct Live {
     pub on: bool,
     pub since: i64,
     pub new_hits: i64,
+    /// More changes came than a count reads: "at least".
+    pub capped: bool,
 }
 
 /// The last score change the reports hold: where a page opened now counts from.
@@ -105,21 +107,33 @@ pub fn position_now(conn: &mut PgConnection) -> QueryResult<i64> {
         .map(|c| c.n)
 }
 
-/// New hits (first scores; rescans are not new hits) after `since` that the scope sees, at most
-/// [`COUNTED`] + 1.
-pub fn new_hits(conn: &mut PgConnection, scope: &AnalystScope, since: i64) -> QueryResult<i64> {
-    scope
+/// New hits (first scores; rescans are not new hits) after `since` that the scope sees, and
+/// whether there may be more: only the first [`SCANNED`] score changes after `since` are read, so
+/// that a page left open for hours does not read more at every poll.
+pub fn new_hits(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    since: i64,
+) -> QueryResult<(i64, bool)> {
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = Int8)]
+        n: i64,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        capped: bool,
+    }
+    let c: Counted = scope
         .query(
-            "SELECT count(*) AS n FROM (
-                 SELECT 1 FROM threat_score_changes c
-                 JOIN threat_signatures s ON s.name = c.signature AND :visible
-                 WHERE c.position > :since AND c.old_score IS NULL
-                 LIMIT :most) x",
+            "SELECT count(*) FILTER (WHERE c.old_score IS NULL AND :visible) AS n,
+                    count(*) >= :scanned AS capped
+             FROM (SELECT signature, old_score FROM threat_score_changes
+                   WHERE position > :since ORDER BY position LIMIT :scanned) c
+             LEFT JOIN threat_signatures s ON s.name = c.signature",
         )
         .int8("since", since)
-        .int8("most", COUNTED + 1)
-        .get_result::<Count>(conn)
-        .map(|c| c.n)
+        .int8("scanned", SCANNED)
+        .get_result(conn)?;
+    Ok((c.n, c.capped))
 }
 
 /// Read what the toggle shows: nothing to count while it is off.
@@ -132,15 +146,16 @@ pub fn read(
         Some(s) => s,
         None => position_now(conn)?,
     };
-    let new_hits = if asked.on && asked.since.is_some() {
+    let (new_hits, capped) = if asked.on && asked.since.is_some() {
         new_hits(conn, scope, since)?
     } else {
-        0
+        (0, false)
     };
     Ok(Live {
         on: asked.on,
         since,
         new_hits,
+        capped,
     })
 }
 
@@ -159,8 +174,8 @@ pub fn insert(ctx: &mut Context, req: &HttpRequest, live: &Live, target: &str) {
     ctx.insert("live_off_push", &format!("{path}?{rest}"));
     ctx.insert(
         "live_new_hits",
-        &if live.new_hits > COUNTED {
-            format!("More than {COUNTED}")
+        &if live.capped {
+            format!("At least {}", live.new_hits)
         } else {
             live.new_hits.to_string()
         },
