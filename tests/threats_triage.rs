@@ -98,6 +98,21 @@ fn triage(c: &mut Client, page: &str, status: &str, note: &str) -> common::Respo
     c.submit(&form, &[("status", status), ("note", note)])
 }
 
+/// The triage form's fields: kind, subject, status, note.
+fn fields([kind, subject, status, note]: [&str; 4]) -> [(&'static str, &str); 4] {
+    [
+        ("subject_kind", kind),
+        ("subject", subject),
+        ("status", status),
+        ("note", note),
+    ]
+}
+
+/// Post the triage fields with the page's CSRF token.
+fn post_triage(c: &mut Client, values: [&str; 4]) -> common::Response {
+    c.post("/threats/triage", &fields(values))
+}
+
 /// The lines of a CSV body after its header.
 fn csv_rows(c: &mut Client, path: &str) -> Vec<String> {
     let res = c.get(path);
@@ -142,15 +157,7 @@ fn analysts_triage_what_they_see_and_read_only_notes_about_hits_they_may_see() {
 
     // Y has only sig-b hits: ana may not see its page, and may not triage it.
     assert_eq!(ana.get(&hash_y).status, 404);
-    let res = ana.post(
-        "/threats/triage",
-        &[
-            ("subject_kind", "hash"),
-            ("subject", MD5_Y),
-            ("status", "triaged"),
-            ("note", "probing"),
-        ],
-    );
+    let res = post_triage(&mut ana, ["hash", MD5_Y, "triaged", "probing"]);
     assert_eq!(res.status, 422);
     res.assert_contains("You can triage only what you may see");
     assert_eq!(count_events(&w.app, "ThreatTriaged"), 1);
@@ -227,15 +234,7 @@ fn analysts_triage_what_they_see_and_read_only_notes_about_hits_they_may_see() {
     // s2 has no hit ana sees: no form for her, and a post is refused.
     ana.get("/threats/sessions/s2")
         .assert_contains("once it has hits in the signatures you are cleared for");
-    let res = ana.post(
-        "/threats/triage",
-        &[
-            ("subject_kind", "session"),
-            ("subject", "s2"),
-            ("status", "triaged"),
-            ("note", "x"),
-        ],
-    );
+    let res = post_triage(&mut ana, ["session", "s2", "triaged", "x"]);
     assert_eq!(res.status, 422);
 
     // The read model rebuilds and verifies like every projection.
@@ -274,12 +273,7 @@ fn triage_form_errors_re_render_with_the_message_and_record_nothing() {
     ana.get(&hash_x);
     let res = ana.post_htmx(
         "/threats/triage",
-        &[
-            ("subject_kind", "hash"),
-            ("subject", MD5_X),
-            ("status", "triaged"),
-            ("note", "bad \u{202E} note"),
-        ],
+        &fields(["hash", MD5_X, "triaged", "bad \u{202E} note"]),
     );
     assert_eq!(res.status, 422);
     assert!(
@@ -290,15 +284,7 @@ fn triage_form_errors_re_render_with_the_message_and_record_nothing() {
         res.body
     );
     res.assert_contains("The note");
-    let res = ana.post(
-        "/threats/triage",
-        &[
-            ("subject_kind", "file"),
-            ("subject", "x"),
-            ("status", "triaged"),
-            ("note", "n"),
-        ],
-    );
+    let res = post_triage(&mut ana, ["file", "x", "triaged", "n"]);
     assert_eq!(res.status, 422);
     res.assert_contains("a hash or a session");
     assert_eq!(count_events(&w.app, "ThreatTriaged"), 0);
@@ -306,12 +292,7 @@ fn triage_form_errors_re_render_with_the_message_and_record_nothing() {
     // A success through HTMX: the panel with the notice, and the event named for other fragments.
     let res = ana.post_htmx(
         "/threats/triage",
-        &[
-            ("subject_kind", "hash"),
-            ("subject", MD5_X),
-            ("status", "escalated"),
-            ("note", "ana: needs IR"),
-        ],
+        &fields(["hash", MD5_X, "escalated", "ana: needs IR"]),
     );
     assert_eq!(res.status, 200);
     assert_eq!(res.header("hx-trigger"), Some("ThreatTriaged"));
@@ -319,38 +300,14 @@ fn triage_form_errors_re_render_with_the_message_and_record_nothing() {
         .assert_contains("triage-escalated");
 
     // Session and CSRF are checked; other roles are refused.
-    let res = ana.post_without_csrf(
-        "/threats/triage",
-        &[
-            ("subject_kind", "hash"),
-            ("subject", MD5_X),
-            ("status", "triaged"),
-            ("note", "n"),
-        ],
-    );
+    let res = ana.post_without_csrf("/threats/triage", &fields(["hash", MD5_X, "triaged", "n"]));
     assert_eq!(res.status, 403);
     let mut stan = signed_in(&w.app, "stan");
-    let res = stan.post(
-        "/threats/triage",
-        &[
-            ("subject_kind", "hash"),
-            ("subject", MD5_X),
-            ("status", "triaged"),
-            ("note", "n"),
-        ],
-    );
+    let res = post_triage(&mut stan, ["hash", MD5_X, "triaged", "n"]);
     assert_eq!(res.status, 403);
     let mut anonymous = Client::new(&w.app);
     anonymous.get("/login");
-    let res = anonymous.post(
-        "/threats/triage",
-        &[
-            ("subject_kind", "hash"),
-            ("subject", MD5_X),
-            ("status", "triaged"),
-            ("note", "n"),
-        ],
-    );
+    let res = post_triage(&mut anonymous, ["hash", MD5_X, "triaged", "n"]);
     assert!(res.status == 303 || res.status == 401, "{}", res.status);
     assert_eq!(count_events(&w.app, "ThreatTriaged"), 1);
 }

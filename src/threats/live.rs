@@ -20,15 +20,22 @@ pub const EVERY_SECONDS: u32 = 5;
 /// The most score changes a count reads (beyond, the page says "at least").
 const SCANNED: i64 = 100_000;
 
-/// The query string of the request without the named parameters.
-pub fn query_without(req: &HttpRequest, names: &[&str]) -> String {
+/// This request's address with the parameters `names` taken out and `then` (already encoded,
+/// such as `live=1&since=42`, or empty) added at the end.
+pub fn address_with(req: &HttpRequest, names: &[&str], then: &str) -> String {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let kept: Vec<(String, String)> = pairs
         .into_iter()
         .filter(|(k, _)| !names.contains(&k.as_str()))
         .collect();
-    serde_urlencoded::to_string(kept).unwrap_or_default()
+    let rest = serde_urlencoded::to_string(kept).unwrap_or_default();
+    let sep = if rest.is_empty() || then.is_empty() {
+        ""
+    } else {
+        "&"
+    };
+    format!("{}?{rest}{sep}{then}", req.path())
 }
 
 /// `?live=` and `?since=`.
@@ -162,16 +169,16 @@ pub fn read(
 /// The toggle's links and poll for `threats/_live.html`, which refreshes `target` (the
 /// fragment it is in).
 pub fn insert(ctx: &mut Context, req: &HttpRequest, live: &Live, target: &str) {
-    let rest = query_without(req, &["live", "since"]);
-    let path = req.path();
-    let sep = if rest.is_empty() { "" } else { "&" };
-    let on = format!("{path}?{rest}{sep}live=1&since={}", live.since);
+    let with = |then: &str| address_with(req, &["live", "since"], then);
     ctx.insert("live_on", &live.on);
     ctx.insert("live_every", &EVERY_SECONDS);
     ctx.insert("live_target", target);
-    ctx.insert("live_on_url", &on);
-    ctx.insert("live_off_url", &format!("{path}?{rest}{sep}live=0"));
-    ctx.insert("live_off_push", &format!("{path}?{rest}"));
+    ctx.insert(
+        "live_on_url",
+        &with(&format!("live=1&since={}", live.since)),
+    );
+    ctx.insert("live_off_url", &with("live=0"));
+    ctx.insert("live_off_push", &with(""));
     ctx.insert(
         "live_new_hits",
         &if live.capped {

@@ -192,14 +192,15 @@ async fn rescans_page(
         })
         .collect();
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    let rest = super::live::query_without(&req, &["page"]);
-    let sep = if rest.is_empty() { "" } else { "&" };
     let mut ctx = Context::new();
     ctx.insert("rows", &lines);
     ctx.insert("total", &total);
     ctx.insert("page", &range.page);
     ctx.insert("pages", &pages);
-    ctx.insert("page_url", &format!("/threats/rescans?{rest}{sep}page="));
+    ctx.insert(
+        "page_url",
+        &super::live::address_with(&req, &["page"], "page="),
+    );
     ctx.insert("query", &query);
     ctx.insert("windows", &WINDOWS);
     let custom = !query.from.trim().is_empty() || !query.to.trim().is_empty();

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::decider::{Signature, DEFAULT_SCORE, RESTRICTED_GROUP};
 use super::events::SignatureEvent;
 use crate::es::{Actor, Decider, RecordedEvent};
-use crate::schema::users;
 
 /// A moment as the pages say it: "3 Dec 14:02 UTC" this year, "3 Dec 2025 14:02 UTC" before.
 pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -149,12 +148,7 @@ pub fn read(
             _ => None,
         })
         .collect();
-    let names: HashMap<Uuid, String> = users::table
-        .filter(users::id.eq_any(&ids))
-        .select((users::id, users::display_name))
-        .load::<(Uuid, String)>(conn)?
-        .into_iter()
-        .collect();
+    let names = crate::accounts::queries::display_names(conn, &ids)?;
     let mut state = <Signature as Decider>::State::default();
     let mut revisions = Vec::new();
     let mut scores: Vec<(DateTime<Utc>, i32)> = Vec::new();

@@ -336,16 +336,9 @@ impl ListTriage {
         ctx.insert("triage_status", &self.statuses);
         ctx.insert("hide_triaged", &filter.hides());
         ctx.insert("triage_target", target);
-        let rest = super::live::query_without(req, &["hide_triaged"]);
-        let sep = if rest.is_empty() { "" } else { "&" };
-        ctx.insert(
-            "hide_triaged_on",
-            &format!("{}?{rest}{sep}hide_triaged=1", req.path()),
-        );
-        ctx.insert(
-            "hide_triaged_off",
-            &format!("{}?{rest}{sep}hide_triaged=0", req.path()),
-        );
+        let with = |then| super::live::address_with(req, &["hide_triaged"], then);
+        ctx.insert("hide_triaged_on", &with("hide_triaged=1"));
+        ctx.insert("hide_triaged_off", &with("hide_triaged=0"));
     }
 }
 
