@@ -465,6 +465,13 @@ fn the_rescans_report_shows_what_moved_in_the_viewers_scope_paged() {
         !page.body.contains("x.exe"),
         "the moved-back rescan is not a change"
     );
+    // The same row as CSV.
+    let rows = csv_rows(&mut bob, "/threats/rescans?window=1h&format=csv");
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].starts_with(&format!("{MD5_Y},y.exe,y,s2,sig-b,av,60,30,1,")),
+        "{rows:?}"
+    );
     // A range with nothing in it, and a bad one.
     let future = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M");
     ana.get(&format!("/threats/rescans?from={future}"))
