@@ -203,6 +203,10 @@ fn analysts_triage_what_they_see_and_read_only_notes_about_hits_they_may_see() {
     let rows = csv_rows(&mut bob, "/threats/top/hash?format=csv&hide_triaged=1");
     assert_eq!(rows.len(), 2, "{rows:?}");
 
+    // Nor in the audit log: analysts see their own marks there only.
+    assert!(!bob.get("/audit").body.contains("ana: signed installer"));
+    ana.get("/audit").assert_contains("ana: signed installer");
+
     // Sessions: bob triages s1 (he sees its sig-b hit); ana does not read it.
     let res = triage(
         &mut bob,
