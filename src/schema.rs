@@ -301,6 +301,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    threat_triage (position) {
+        position -> Int8,
+        subject_kind -> Text,
+        subject -> Text,
+        status -> Text,
+        note -> Text,
+        signatures -> Array<Text>,
+        actor_id -> Nullable<Uuid>,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     threat_views (view_id) {
         view_id -> Text,
         groups -> Array<Text>,
@@ -348,6 +361,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_score_changes,
     threat_sessions,
     threat_signatures,
+    threat_triage,
     threat_views,
     users,
 );

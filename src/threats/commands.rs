@@ -61,6 +61,107 @@ pub enum SensorCommand {
     Revoke,
 }
 
+/// What an analyst triages: a file hash (md5) or a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriageSubject {
+    Hash,
+    Session,
+}
+
+impl TriageSubject {
+    pub fn parse(raw: &str) -> Result<TriageSubject, ThreatsRejection> {
+        match raw {
+            "hash" => Ok(TriageSubject::Hash),
+            "session" => Ok(TriageSubject::Session),
+            _ => Err(ThreatsRejection::TriageSubject),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageSubject::Hash => "hash",
+            TriageSubject::Session => "session",
+        }
+    }
+    /// The subject's id as its stream and pages name it: a hash lower-cased (32 hex digits), a
+    /// session id as sensors report it (1 to 200 characters).
+    pub fn parse_id(self, raw: &str) -> Result<String, ThreatsRejection> {
+        let id = raw.trim();
+        match self {
+            TriageSubject::Hash => {
+                let md5 = id.to_ascii_lowercase();
+                if md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(md5)
+                } else {
+                    Err(ThreatsRejection::TriageHash)
+                }
+            }
+            TriageSubject::Session => {
+                if id.is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control) {
+                    Err(ThreatsRejection::TriageSession)
+                } else {
+                    Ok(id.to_owned())
+                }
+            }
+        }
+    }
+    /// The stream of a subject's triage.
+    pub fn stream_id(self, id: &str) -> String {
+        format!("{}:{id}", self.as_str())
+    }
+}
+
+/// A triage status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriageStatus {
+    Triaged,
+    FalsePositive,
+    Escalated,
+}
+
+impl TriageStatus {
+    pub const ALL: [TriageStatus; 3] = [
+        TriageStatus::Triaged,
+        TriageStatus::FalsePositive,
+        TriageStatus::Escalated,
+    ];
+    pub fn parse(raw: &str) -> Result<TriageStatus, ThreatsRejection> {
+        TriageStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or(ThreatsRejection::TriageStatus)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageStatus::Triaged => "triaged",
+            TriageStatus::FalsePositive => "false-positive",
+            TriageStatus::Escalated => "escalated",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            TriageStatus::Triaged => "Triaged",
+            TriageStatus::FalsePositive => "False positive",
+            TriageStatus::Escalated => "Escalated",
+        }
+    }
+    /// Hidden by "hide triaged": dealt with (an escalated subject still needs someone).
+    pub fn is_settled(self) -> bool {
+        self != TriageStatus::Escalated
+    }
+}
+
+/// Mark a subject: `visible_signatures` are the signatures of the subject's hits the analyst may
+/// see now (read by the service; none means they may not triage it).
+#[derive(Debug, Clone)]
+pub struct TriageCommand {
+    pub subject: TriageSubject,
+    pub id: String,
+    pub status: TriageStatus,
+    pub note: String,
+    pub visible_signatures: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

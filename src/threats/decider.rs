@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::commands::{ClearanceCommand, SensorCommand, SignatureCommand};
-use super::events::{ClearanceEvent, SensorAdminEvent, SignatureEvent};
+use super::commands::{ClearanceCommand, SensorCommand, SignatureCommand, TriageCommand};
+use super::events::{ClearanceEvent, SensorAdminEvent, SignatureEvent, TriageEvent};
 use crate::es::Decider;
 
 /// The group of signatures a sensor reported before an admin created them: admins only.
@@ -51,6 +51,18 @@ pub enum ThreatsRejection {
     SensorAlreadyRevoked,
     #[error("there is no such sensor")]
     NoSuchSensor,
+    #[error("A triage is about a hash or a session.")]
+    TriageSubject,
+    #[error("A file hash is an MD5: 32 hexadecimal digits.")]
+    TriageHash,
+    #[error("A session id has 1 to 200 characters.")]
+    TriageSession,
+    #[error("Choose a status: triaged, false positive or escalated.")]
+    TriageStatus,
+    #[error("Write a note: say what you found.")]
+    TriageNoteMissing,
+    #[error("You can triage only what you may see: this {0} has no hits in the signatures you are cleared for.")]
+    TriageNotVisible(&'static str),
 }
 
 // ---------- signatures ----------
@@ -255,6 +267,44 @@ impl Decider for Sensor {
     }
 }
 
+// ---------- triage ----------
+
+/// One subject's triage: every mark is kept (its history); the decision needs only what the
+/// command carries (whether the analyst sees any of the subject's hits).
+pub struct Triage;
+
+impl Decider for Triage {
+    const STREAM_TYPE: &'static str = "threat_triage";
+    /// How many times the subject was marked.
+    type State = u64;
+    type Command = TriageCommand;
+    type Event = TriageEvent;
+    type Rejection = ThreatsRejection;
+
+    fn decide(_: &u64, c: &TriageCommand) -> Result<Vec<TriageEvent>, ThreatsRejection> {
+        if c.visible_signatures.is_empty() {
+            return Err(ThreatsRejection::TriageNotVisible(c.subject.as_str()));
+        }
+        if c.note.trim().is_empty() {
+            return Err(ThreatsRejection::TriageNoteMissing);
+        }
+        let mut signatures = c.visible_signatures.clone();
+        signatures.sort();
+        signatures.dedup();
+        Ok(vec![TriageEvent::ThreatTriaged {
+            subject_kind: c.subject.as_str().to_owned(),
+            subject: c.id.clone(),
+            status: c.status.as_str().to_owned(),
+            note: c.note.clone(),
+            signatures,
+        }])
+    }
+
+    fn evolve(marks: u64, _: &TriageEvent) -> u64 {
+        marks + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +382,33 @@ mod tests {
                 group: "malware".into(),
             })
             .then_rejected("does not hold");
+    }
+
+    #[test]
+    fn a_triage_needs_a_visible_hit_and_a_note() {
+        use super::super::commands::{TriageStatus, TriageSubject};
+        let mark = |signatures: &[&str], note: &str| TriageCommand {
+            subject: TriageSubject::Hash,
+            id: "aa".into(),
+            status: TriageStatus::FalsePositive,
+            note: note.into(),
+            visible_signatures: signatures.iter().map(|s| s.to_string()).collect(),
+        };
+        given::<Triage>(&[])
+            .when(mark(&[], "benign"))
+            .then_rejected("only what you may see");
+        given::<Triage>(&[])
+            .when(mark(&["sig-b", "sig-a", "sig-b"], "  "))
+            .then_rejected("Write a note");
+        given::<Triage>(&[])
+            .when(mark(&["sig-b", "sig-a", "sig-b"], "benign installer"))
+            .then(&[TriageEvent::ThreatTriaged {
+                subject_kind: "hash".into(),
+                subject: "aa".into(),
+                status: "false-positive".into(),
+                note: "benign installer".into(),
+                signatures: vec!["sig-a".into(), "sig-b".into()],
+            }]);
     }
 
     #[test]

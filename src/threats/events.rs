@@ -182,3 +182,27 @@ impl DomainEvent for SensorAdminEvent {}
 impl SensorAdminEvent {
     pub const TYPES: &'static [&'static str] = &["SensorRegistered", "SensorRevoked"];
 }
+
+/// An analyst's triage of a hash or a session: one `threat_triage` stream per subject
+/// (`hash:<md5>`, `session:<id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum TriageEvent {
+    ThreatTriaged {
+        /// `hash` or `session`.
+        subject_kind: String,
+        subject: String,
+        /// `triaged`, `false-positive` or `escalated`.
+        status: String,
+        note: String,
+        /// The signatures of the hits of the subject that the analyst could see: what the note
+        /// is about, and who may read it (only viewers who may see all of them).
+        signatures: Vec<String>,
+    },
+}
+
+impl DomainEvent for TriageEvent {}
+
+impl TriageEvent {
+    pub const TYPES: &'static [&'static str] = &["ThreatTriaged"];
+}

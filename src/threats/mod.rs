@@ -9,12 +9,16 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod live;
 pub mod projections;
 pub mod queries;
+pub mod rescans;
+pub mod revisions;
 pub mod routes;
 pub mod scope;
 pub mod service;
 pub mod simulate;
+pub mod triage;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 pub use decider::ThreatsRejection;
@@ -63,6 +67,7 @@ impl BoundedContext for ThreatsContext {
             Arc::new(projections::ClearancesProjection),
             Arc::new(projections::SessionsProjection),
             Arc::new(projections::HitsProjection),
+            Arc::new(triage::TriageProjection),
         ]
     }
 
@@ -71,10 +76,12 @@ impl BoundedContext for ThreatsContext {
     }
 
     fn navigation(&self) -> &'static [NavEntry] {
-        const NAV: [NavEntry; 5] = [
+        const NAV: [NavEntry; 7] = [
             NavEntry::new(Role::Analyst, "/threats/top/hash", "Top threats"),
             NavEntry::new(Role::Analyst, "/threats/sessions", "Sessions"),
+            NavEntry::new(Role::Analyst, "/threats/rescans", "Rescans"),
             NavEntry::new(Role::Admin, "/threats/top/hash", "Top threats"),
+            NavEntry::new(Role::Admin, "/threats/rescans", "Rescans"),
             NavEntry::new(Role::Admin, "/admin/signatures", "Signatures"),
             NavEntry::new(Role::Admin, "/admin/sensors", "Sensors"),
         ];

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 use uuid::Uuid;
 
+use super::commands::TriageSubject;
 use super::decider::ThreatsRejection;
 use super::error::ThreatsError;
 use super::queries::{self, HitsOf, Report, SessionFilter, Window};
 use super::scope::AnalystScope;
-use super::{api, service};
+use super::triage::{self, TriageFilter};
+use super::{api, live, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
 use crate::web::csv::CsvExport;
@@ -31,7 +33,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(sessions_page)
             .service(session_page)
             .service(file_page)
-            .service(signature_page),
+            .service(signature_page)
+            .configure(triage::routes)
+            .configure(super::rescans::routes),
     )
     .service(
         web::scope("/admin/signatures")
@@ -175,6 +179,7 @@ async fn top_report_page(
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
+    let (hide, asked) = (TriageFilter::of(&req), live::LiveRequest::of(&req));
     let ReportQuery {
         limit: Limit(limit),
         window,
@@ -184,12 +189,23 @@ async fn top_report_page(
     let csv = format == Format::Csv;
     let v = viewer.clone();
     let store = state(&req).store.clone();
-    let (mut rows, scope, lag) = state(&req)
+    let h = hide.clone();
+    let (mut rows, scope, lag, listed, live) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
-            let rows = queries::top_behind(conn, &scope, report, window, limit + 1, lag.as_ref())?;
-            Ok((rows, scope, lag))
+            let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
+            let (rows, listed) = triage::list(
+                conn,
+                &scope,
+                subject,
+                &h,
+                limit + 1,
+                |conn, n| queries::top_behind(conn, &scope, report, window, n, lag.as_ref()),
+                |r| &r.key,
+            )?;
+            let live = live::read(conn, &scope, asked)?;
+            Ok((rows, scope, lag, listed, live))
         })
         .await?;
     let more = rows.len() as i64 > limit;
@@ -259,6 +275,8 @@ async fn top_report_page(
         .collect();
     let mut ctx = Context::new();
     insert_lag(&mut ctx, lag.as_ref());
+    listed.insert(&mut ctx, &req, &hide, "#report");
+    live::insert(&mut ctx, &req, &live, "#report");
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("rows", &display);
@@ -372,9 +390,22 @@ async fn sessions_page(
 ) -> Result<HttpResponse, AppError> {
     let SessionsQuery { filter, format } = query.into_inner();
     let csv = format == Format::Csv;
-    let f = filter.clone();
-    let sessions = state(&req)
-        .run(move |conn| queries::sessions(conn, &viewer, &f, 200))
+    let hide = TriageFilter::of(&req);
+    let (f, h) = (filter.clone(), hide.clone());
+    let (sessions, listed) = state(&req)
+        .run(move |conn| {
+            let scope = AnalystScope::of(conn, &viewer)?;
+            let subject = Some(TriageSubject::Session);
+            triage::list(
+                conn,
+                &scope,
+                subject,
+                &h,
+                200,
+                |conn, n| queries::sessions(conn, &viewer, &f, n),
+                |s| &s.session_id,
+            )
+        })
         .await?;
     if csv {
         return Ok(csv_response(
@@ -400,6 +431,7 @@ async fn sessions_page(
         ));
     }
     let mut ctx = Context::new();
+    listed.insert(&mut ctx, &req, &hide, "#sessions");
     ctx.insert("sessions", &sessions);
     ctx.insert("filter", &filter);
     render(&req, "threats/sessions.html", "threats/_sessions.html", ctx)
@@ -413,16 +445,19 @@ async fn session_page(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let store = state(&req).store.clone();
-    let (session, files, hits, lag) = state(&req)
+    let (session, files, hits, lag, panel) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let session = queries::session(conn, &viewer, &id)?;
             let files = queries::files_of_session(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::Session, &id)?;
-            Ok((session, files, hits, lag))
+            let scope = AnalystScope::of(conn, &viewer)?;
+            let panel = triage::panel(conn, &scope, TriageSubject::Session, &id)?;
+            Ok((session, files, hits, lag, panel))
         })
         .await?;
     let mut ctx = Context::new();
+    triage::insert_panel(&mut ctx, &panel);
     insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("session", &session);
     ctx.insert("files", &files);
@@ -464,14 +499,17 @@ async fn signature_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
-    let (sig, history) = state(&req)
+    let (sig, history, (revisions, score_chart)) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
-            Ok((sig, history))
+            let read = super::revisions::read(conn, &history, chrono::Utc::now())?;
+            Ok((sig, history, read))
         })
         .await?;
     let mut ctx = Context::new();
+    ctx.insert("revisions", &revisions);
+    ctx.insert("score_chart", &score_chart);
     ctx.insert("sig", &sig);
     ctx.insert("history", &history);
     render(

@@ -111,6 +111,17 @@ impl Client {
         self.finish(r)
     }
 
+    /// An HTMX request from a page whose address bar shows `current` (HTMX's `HX-Current-URL`).
+    pub fn get_htmx_from(&mut self, path: &str, current: &str) -> Response {
+        let r = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("HX-Request", "true")
+            .set("HX-Current-URL", &format!("{}{current}", self.base))
+            .call();
+        self.finish(r)
+    }
+
     /// Post a form with the current CSRF token, as the page's form would.
     pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
         let csrf = self.csrf.clone();

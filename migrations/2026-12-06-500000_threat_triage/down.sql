@@ -1,0 +1,2 @@
+DROP INDEX threat_score_changes_rescans_idx;
+DROP TABLE threat_triage;
