@@ -317,7 +317,10 @@ fn actor_names(
         .collect())
 }
 
-fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<Vec<AuditRow>> {
+pub(crate) fn to_rows(
+    conn: &mut PgConnection,
+    events: Vec<RecordedEvent>,
+) -> QueryResult<Vec<AuditRow>> {
     let names = actor_names(conn, &events)?;
     Ok(events
         .into_iter()
@@ -531,8 +534,10 @@ async fn history_page(
     viewer: Viewer,
     registry: web::Data<Registry>,
     path: web::Path<(String, String)>,
+    step: web::Query<super::replay::StepQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (stream_type, stream_id) = path.into_inner();
+    let step = step.parse()?;
     let registry = registry.into_inner();
     let (st, si) = (stream_type.clone(), stream_id.clone());
     let history = state(&req)
@@ -546,5 +551,6 @@ async fn history_page(
     ctx.insert("history", &history);
     ctx.insert("stream_type", &stream_type);
     ctx.insert("stream_id", &stream_id);
+    super::replay::insert(&mut ctx, &stream_type, &stream_id, &history, step)?;
     render(&req, "ops/history.html", "_history.html", ctx)
 }

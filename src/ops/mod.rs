@@ -4,9 +4,11 @@
 //! contexts plug in (audit visibility rules, notification rules, subscribers).
 
 pub mod audit;
+pub mod causes;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;
+pub mod replay;
 
 use std::sync::Arc;
 
@@ -72,6 +74,8 @@ impl Registry {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     audit::routes(cfg);
     projections::routes(cfg);
+    replay::routes(cfg);
+    causes::routes(cfg);
     notifications::routes(cfg);
     metrics::routes(cfg);
 }
