@@ -3,6 +3,7 @@
 //! `es::subscriber` and `es::shadow`; this module holds the pages and the registries through which
 //! contexts plug in (audit visibility rules, notification rules, subscribers).
 
+pub mod as_of;
 pub mod audit;
 pub mod causes;
 pub mod metrics;
