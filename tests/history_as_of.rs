@@ -166,3 +166,82 @@ fn funds_and_a_students_page_as_of_a_moment_are_the_live_pages_of_that_moment() 
     assert_eq!(res.status, 400);
     res.assert_contains("is not a moment");
 }
+
+/// The facts of a signature page (group, default score, status, rule), as text.
+fn facts(body: &str) -> String {
+    let start = body
+        .find("<dl class=\"facts\">")
+        .unwrap_or_else(|| panic!("no facts in:\n{body}"));
+    let end = start + body[start..].find("</dl>").unwrap();
+    text(&body[start..end])
+}
+
+#[test]
+fn a_signature_as_of_a_moment_is_its_page_of_that_moment_for_those_cleared_then_and_now() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    for (name, groups) in [
+        ("both", &["alpha", "beta"][..]),
+        ("beta_only", &["beta"][..]),
+    ] {
+        create_user(&app, name, "analyst", PASSWORD);
+        let mut admin = Client::new(&app);
+        admin.login("boss", PASSWORD);
+        admin.get("/admin/signatures");
+        for g in groups {
+            let res = admin.post(
+                "/admin/clearances",
+                &[("username", name), ("group", g), ("action", "grant")],
+            );
+            assert_eq!(res.status, 303, "{}", res.body);
+        }
+    }
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/signatures");
+    let set = |admin: &mut Client, group: &str, rule: &str, score: &str| {
+        admin.get("/admin/signatures");
+        let res = admin.post(
+            "/admin/signatures",
+            &[
+                ("name", "Emotet"),
+                ("group", group),
+                ("rule_text", rule),
+                ("default_score", score),
+            ],
+        );
+        assert_eq!(res.status, 303, "{}", res.body);
+    };
+    let before = now_mark();
+    set(&mut admin, "alpha", "rule one", "50");
+    let mut both = Client::new(&app);
+    both.login("both", PASSWORD);
+    let page = "/threats/signatures/Emotet";
+    let facts_then = facts(&both.get(page).body);
+    assert!(facts_then.contains("alpha") && facts_then.contains("rule one"));
+    let then = now_mark();
+    set(&mut admin, "beta", "rule two", "80");
+    let facts_now = facts(&both.get(page).body);
+    assert!(facts_now.contains("beta") && facts_now.contains("rule two"));
+
+    let res = both.get(&format!("{page}?as_of={then}"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.assert_contains("This page shows the past")
+        .assert_contains("Back to now");
+    assert_eq!(facts(&res.body), facts_then);
+    // Its history as of then: the creation, not the revision.
+    assert!(res.body.contains("SignatureCreated") && !res.body.contains("SignatureRevised"));
+    assert_eq!(
+        facts(&admin.get(&format!("{page}?as_of={then}")).body),
+        facts_then
+    );
+
+    // Cleared for its group now but not for the group it had then: not found, as for a page
+    // one may not see; before it existed, not found either.
+    let mut beta_only = Client::new(&app);
+    beta_only.login("beta_only", PASSWORD);
+    assert_eq!(beta_only.get(page).status, 200);
+    assert_eq!(beta_only.get(&format!("{page}?as_of={then}")).status, 404);
+    assert_eq!(both.get(&format!("{page}?as_of={before}")).status, 404);
+    assert_eq!(both.get(&format!("{page}?as_of=soon")).status, 400);
+}

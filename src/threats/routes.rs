@@ -462,16 +462,22 @@ async fn signature_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
+    as_of: web::Query<crate::ops::as_of::AsOfQuery>,
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
+    let as_of = as_of.parse()?;
+    let mut ctx = Context::new();
+    crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the signature");
     let (sig, history) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
+            if let Some(a) = &as_of {
+                return super::as_of::signature(conn, &viewer, &name, a);
+            }
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
             Ok((sig, history))
         })
         .await?;
-    let mut ctx = Context::new();
     ctx.insert("sig", &sig);
     ctx.insert("history", &history);
     render(
