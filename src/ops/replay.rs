@@ -367,7 +367,7 @@ fn session(s: &SessionState) -> Fields {
     }
     for ((file, integration, sig), score) in &s.hits {
         fields.push(field(
-            format!("Hit {file} / {integration} / {sig}"),
+            format!("Hit on {file} by {sig} ({integration})"),
             score.to_string(),
         ));
     }

@@ -410,11 +410,19 @@ async fn session_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
+    as_of: web::Query<crate::ops::as_of::AsOfQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let store = state(&req).store.clone();
+    let as_of = as_of.parse()?;
+    let mut ctx = Context::new();
+    crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the session");
     let (session, files, hits, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
+            if let Some(a) = &as_of {
+                let (session, files, hits) = super::as_of::session(conn, &viewer, &id, a)?;
+                return Ok((session, files, hits, None));
+            }
             let session = queries::session(conn, &viewer, &id)?;
             let files = queries::files_of_session(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
@@ -422,7 +430,6 @@ async fn session_page(
             Ok((session, files, hits, lag))
         })
         .await?;
-    let mut ctx = Context::new();
     insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("session", &session);
     ctx.insert("files", &files);
