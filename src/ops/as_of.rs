@@ -73,6 +73,21 @@ pub fn parse(raw: Option<&str>) -> Result<Option<AsOf>, AppError> {
     }))
 }
 
+/// Put the banner's values into a page's context: `as_of` (the label, absent for now),
+/// `as_of_input` (for the picker) and `as_of_what` (what the page shows, in words).
+pub fn insert(ctx: &mut tera::Context, as_of: Option<&AsOf>, what: &str) {
+    if let Some(a) = as_of {
+        ctx.insert("as_of", &a.label);
+        ctx.insert(
+            "as_of_input",
+            &(a.until - Duration::microseconds(1))
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string(),
+        );
+    }
+    ctx.insert("as_of_what", what);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,19 +107,4 @@ mod tests {
         assert!(parse(Some("yesterday")).is_err());
         assert!(parse(Some("2026-13-01")).is_err());
     }
-}
-
-/// Put the banner's values into a page's context: `as_of` (the label, absent for now),
-/// `as_of_input` (for the picker) and `as_of_what` (what the page shows, in words).
-pub fn insert(ctx: &mut tera::Context, as_of: Option<&AsOf>, what: &str) {
-    if let Some(a) = as_of {
-        ctx.insert("as_of", &a.label);
-        ctx.insert(
-            "as_of_input",
-            &(a.until - Duration::microseconds(1))
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string(),
-        );
-    }
-    ctx.insert("as_of_what", what);
 }

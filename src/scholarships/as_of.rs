@@ -179,7 +179,7 @@ pub fn student_page(
         })
         .collect();
     let mut mine: Vec<ApplicationRow> = apps.into_values().collect();
-    mine.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
+    mine.sort_by_key(|a| std::cmp::Reverse(a.submitted_at));
     let views = mine
         .into_iter()
         .map(|r| {
