@@ -77,6 +77,14 @@ fn funds_and_a_students_page_as_of_a_moment_are_the_live_pages_of_that_moment() 
         &student_then[student_then.find("<h2>Open funds</h2>").unwrap()
             ..student_then.find("<h2>Your applications</h2>").unwrap()],
     );
+    let app_page = format!("/scholarships/applications/{application}");
+    let app_then: Vec<(String, String)> = [&mut staff, &mut student]
+        .into_iter()
+        .map(|c| {
+            let body = c.get(&app_page).body;
+            (facts(&body), history_section(&body))
+        })
+        .collect();
     let then = now_mark();
     assert_eq!(funds_then.len(), 1);
     assert_eq!(funds_then[0][3..6], ["$5,000.00", "$1,500.00", "$3,500.00"]);
@@ -136,14 +144,32 @@ fn funds_and_a_students_page_as_of_a_moment_are_the_live_pages_of_that_moment() 
     );
     assert_eq!(now[0][4], "accepted");
 
+    // The application's page, for the committee and for the applicant: as it was then.
+    for (i, c) in [&mut staff, &mut student].into_iter().enumerate() {
+        let now = c.get(&app_page).body;
+        assert!(facts(&now).contains("accepted"), "{}", facts(&now));
+        let res = c.get(&format!("{app_page}?as_of={then}"));
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.assert_contains("This page shows the past");
+        assert_eq!(facts(&res.body), app_then[i].0);
+        assert!(facts(&res.body).contains("offered"));
+        assert_eq!(history_section(&res.body), app_then[i].1);
+        assert!(history_section(&now).contains("AwardAccepted"));
+    }
+    let mut bea = Client::new(&app);
+    bea.login("bea", PASSWORD);
+    assert_eq!(bea.get(&format!("{app_page}?as_of={then}")).status, 404);
+    assert_eq!(
+        student.get(&format!("{app_page}?as_of=2000-01-01")).status,
+        404
+    );
+
     // Before the fund existed, there was nothing.
     let res = staff.get("/scholarships/funds?as_of=2000-01-01");
     res.assert_contains("No funds yet");
 
     // Scoped like the live pages: another student sees none of ada's applications; a student
     // may not see the funds page; an analyst has no scholarships page.
-    let mut bea = Client::new(&app);
-    bea.login("bea", PASSWORD);
     let res = bea.get(&format!("/scholarships?as_of={then}"));
     assert_eq!(res.status, 200);
     assert!(table_rows(&res.body, "<h2>Your applications</h2>").is_empty());
@@ -167,7 +193,16 @@ fn funds_and_a_students_page_as_of_a_moment_are_the_live_pages_of_that_moment() 
     res.assert_contains("is not a moment");
 }
 
-/// The facts of a signature page (group, default score, status, rule), as text.
+/// The "History" section of an application's page, as text.
+fn history_section(body: &str) -> String {
+    let start = body
+        .find("<h2>History</h2>")
+        .unwrap_or_else(|| panic!("no history in:\n{body}"));
+    let end = start + body[start..].find("</section>").unwrap();
+    text(&body[start..end])
+}
+
+/// The facts of a signature or application page (group, default score, status, rule), as text.
 fn facts(body: &str) -> String {
     let start = body
         .find("<dl class=\"facts\">")

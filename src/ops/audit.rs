@@ -528,6 +528,26 @@ async fn audit_page(
     }
 }
 
+/// The visible events of a stream for a page, or "not found" when there are none: nothing
+/// visible and nothing there look the same, so no existence is leaked.
+pub async fn history_or_404(
+    req: &HttpRequest,
+    viewer: Viewer,
+    registry: web::Data<Registry>,
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<Vec<RecordedEvent>, AppError> {
+    let registry = registry.into_inner();
+    let (st, si) = (stream_type.to_owned(), stream_id.to_owned());
+    let history = state(req)
+        .db(move |conn| Ok(visible_history(conn, &viewer, &registry, &st, &si)?))
+        .await?;
+    if history.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Ok(history)
+}
+
 #[get("/history/{stream_type}/{stream_id}")]
 async fn history_page(
     req: HttpRequest,
@@ -538,15 +558,7 @@ async fn history_page(
 ) -> Result<HttpResponse, AppError> {
     let (stream_type, stream_id) = path.into_inner();
     let step = step.parse()?;
-    let registry = registry.into_inner();
-    let (st, si) = (stream_type.clone(), stream_id.clone());
-    let history = state(&req)
-        .db(move |conn| Ok(visible_history(conn, &viewer, &registry, &st, &si)?))
-        .await?;
-    // Nothing visible and nothing there look the same: no existence is leaked.
-    if history.is_empty() {
-        return Err(AppError::NotFound);
-    }
+    let history = history_or_404(&req, viewer, registry, &stream_type, &stream_id).await?;
     let mut ctx = Context::new();
     ctx.insert("history", &history);
     ctx.insert("stream_type", &stream_type);

@@ -11,9 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use tera::Context;
 
+use super::audit::history_or_404;
+use super::Registry;
 use crate::accounts::decider::{Account, AccountState};
+use crate::accounts::Viewer;
 use crate::enrollment::decider::{Enrollment, EnrollmentState};
 use crate::es::event::DecodeError;
 use crate::es::{Decider, RecordedEvent};
@@ -23,6 +28,8 @@ use crate::scholarships::decider::{
 };
 use crate::threats::decider::{Clearances, Sensor, SensorState, Signature, SignatureState};
 use crate::threats::events::{SensorEvent, SESSION_STREAM};
+use crate::web::render::{is_htmx, percent_encode};
+use crate::web::{render, AppError};
 
 /// One labelled value of a state, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -433,62 +440,7 @@ pub fn step(
     }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_diff_marks_what_changed_was_added_and_was_removed() {
-        let before = vec![field("A", "1"), field("B", "2"), field("C", "3")];
-        let after = vec![field("A", "1"), field("B", "5"), field("D", "4")];
-        let d = diff(&before, &after);
-        let changes: Vec<(&str, Change)> = d.iter().map(|d| (d.label.as_str(), d.change)).collect();
-        assert_eq!(
-            changes,
-            [
-                ("A", Change::Same),
-                ("B", Change::Changed),
-                ("D", Change::Added),
-                ("C", Change::Removed)
-            ]
-        );
-        assert_eq!(d[1].before.as_deref(), Some("2"));
-        assert_eq!(d[1].after.as_deref(), Some("5"));
-    }
-
-    #[test]
-    fn a_rescore_replaces_the_hits_score_in_the_session_fold() {
-        let scored = SensorEvent::FileScored {
-            file_id: "f".into(),
-            session_id: "s".into(),
-            integration: "av".into(),
-            score: 40,
-            signature: "Sig".into(),
-        };
-        let rescored = SensorEvent::FileRescored {
-            file_id: "f".into(),
-            session_id: "s".into(),
-            integration: "av".into(),
-            new_score: 90,
-            signature: "Sig".into(),
-        };
-        let s = SessionFold::fold([&scored, &rescored]);
-        assert_eq!(s.hits.len(), 1);
-        assert_eq!(session(&s).last().unwrap().value, "90");
-    }
-}
-
 // ---------------------------------------------------------------- pages
-
-use actix_web::{get, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use tera::Context;
-
-use super::audit::visible_history;
-use super::Registry;
-use crate::accounts::Viewer;
-use crate::web::render::{is_htmx, percent_encode, state};
-use crate::web::{render, AppError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(replay_fragment);
@@ -568,16 +520,53 @@ async fn replay_fragment(
             .insert_header(("Location", location))
             .finish());
     }
-    let registry = registry.into_inner();
-    let (st, si) = (stream_type.clone(), stream_id.clone());
-    let history = state(&req)
-        .db(move |conn| Ok(visible_history(conn, &viewer, &registry, &st, &si)?))
-        .await?;
-    // As on the history page: nothing visible and nothing there look the same.
-    if history.is_empty() {
-        return Err(AppError::NotFound);
-    }
+    let history = history_or_404(&req, viewer, registry, &stream_type, &stream_id).await?;
     let mut ctx = Context::new();
     insert(&mut ctx, &stream_type, &stream_id, &history, asked)?;
     render(&req, "ops/_replay.html", "ops/_replay.html", ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_diff_marks_what_changed_was_added_and_was_removed() {
+        let before = vec![field("A", "1"), field("B", "2"), field("C", "3")];
+        let after = vec![field("A", "1"), field("B", "5"), field("D", "4")];
+        let d = diff(&before, &after);
+        let changes: Vec<(&str, Change)> = d.iter().map(|d| (d.label.as_str(), d.change)).collect();
+        assert_eq!(
+            changes,
+            [
+                ("A", Change::Same),
+                ("B", Change::Changed),
+                ("D", Change::Added),
+                ("C", Change::Removed)
+            ]
+        );
+        assert_eq!(d[1].before.as_deref(), Some("2"));
+        assert_eq!(d[1].after.as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn a_rescore_replaces_the_hits_score_in_the_session_fold() {
+        let scored = SensorEvent::FileScored {
+            file_id: "f".into(),
+            session_id: "s".into(),
+            integration: "av".into(),
+            score: 40,
+            signature: "Sig".into(),
+        };
+        let rescored = SensorEvent::FileRescored {
+            file_id: "f".into(),
+            session_id: "s".into(),
+            integration: "av".into(),
+            new_score: 90,
+            signature: "Sig".into(),
+        };
+        let s = SessionFold::fold([&scored, &rescored]);
+        assert_eq!(s.hits.len(), 1);
+        assert_eq!(session(&s).last().unwrap().value, "90");
+    }
 }

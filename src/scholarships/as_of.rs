@@ -1,8 +1,9 @@
 //! The scholarships pages as of a moment of the past (`?as_of=`): funds (budget, awarded,
-//! remaining as they stood) and a student's own page, folded from the events recorded until then
+//! remaining as they stood), a student's own page and one application's page, folded from the events recorded until then
 //! by the fund decider's `evolve` (money, window, open) and the same rules as the projections
 //! (names, outcomes), never read from the read models. Scoped like the live pages: the committee
-//! sees every fund, a student only their own applications.
+//! sees every fund, a student only their own applications; an application's page is shown to
+//! whom the live page is.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,8 +13,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use uuid::Uuid;
 
+use super::commands::mean;
 use super::decider::{Fund, FundState};
-use super::events::{ApplicationEvent, FundEvent};
+use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
 use super::queries::{ApplicationRow, ApplicationView, FundRow, FundView, OpenFund};
 use crate::accounts::{Role, Viewer};
 use crate::es::{Decider, RecordedEvent};
@@ -250,4 +252,86 @@ fn apply_decision(apps: &mut HashMap<Uuid, ApplicationRow>, event: &FundEvent, a
     if let Some(a) = apps.get_mut(id) {
         a.award_status = Some(status.into());
     }
+}
+
+/// Visible-to-this-viewer events of `stream_type` recorded before `until` whose payload names
+/// `application_id`, or (for the application's own stream) whose stream is it.
+fn application_events(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    application_id: Uuid,
+    until: DateTime<Utc>,
+) -> QueryResult<Vec<RecordedEvent>> {
+    let id = application_id.to_string();
+    let mut query = events::table
+        .filter(events::stream_type.eq(stream_type.to_owned()))
+        .filter(events::recorded_at.lt(until))
+        .into_boxed();
+    query = if stream_type == "scholarship_application" {
+        query.filter(events::stream_id.eq(id))
+    } else {
+        query.filter(sql::<Bool>("(payload ->> 'application_id') = ").bind::<Text, _>(id))
+    };
+    query
+        .order(events::position.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)
+}
+
+/// One application's page as it stood: `live` (the application as the viewer may see it now,
+/// which checks the scope) folded back from the events recorded until then, and its history up
+/// to then (`live_history`, the lines the viewer may see now).
+pub fn application(
+    conn: &mut PgConnection,
+    live: ApplicationView,
+    live_history: Vec<super::queries::HistoryItem>,
+    as_of: &AsOf,
+) -> QueryResult<(ApplicationView, Vec<super::queries::HistoryItem>)> {
+    let id = live.row.id;
+    let applied = application_events(conn, "scholarship_application", id, as_of.until)?;
+    // Not applied yet then: as if there were no such application.
+    let submitted_at = applied
+        .iter()
+        .find(|e| e.event_type == "ScholarshipApplied")
+        .map(|e| e.recorded_at)
+        .ok_or(diesel::result::Error::NotFound)?;
+    let mut apps = HashMap::from([(
+        id,
+        ApplicationRow {
+            submitted_at,
+            outcome: "submitted".into(),
+            decision_reason: None,
+            decided_at: None,
+            award_cents: None,
+            award_status: None,
+            review_count: 0,
+            avg_score: None,
+            ..live.row.clone()
+        },
+    )]);
+    for e in application_events(conn, Fund::STREAM_TYPE, id, as_of.until)? {
+        apply_decision(&mut apps, &e.decode()?, e.recorded_at);
+    }
+    // Reviews: each reviewer's latest revision counts, with the mean of its scores.
+    let mut latest: HashMap<String, f64> = HashMap::new();
+    for e in application_events(conn, "scholarship_review", id, as_of.until)? {
+        let (ReviewEvent::ReviewSubmitted { scores, .. }
+        | ReviewEvent::ReviewRevised { scores, .. }) = e.decode()?;
+        latest.insert(e.stream_id.clone(), mean(&scores));
+    }
+    let mut row = apps.remove(&id).ok_or(diesel::result::Error::NotFound)?;
+    row.review_count = latest.len() as i32;
+    row.avg_score =
+        (!latest.is_empty()).then(|| latest.values().sum::<f64>() / latest.len() as f64);
+    let view = ApplicationView {
+        award: row.award_cents.map(format_cents),
+        avg: row.avg_score.map(|s| format!("{s:.2}")),
+        row,
+        ..live
+    };
+    let history = live_history
+        .into_iter()
+        .filter(|h| h.recorded_at < as_of.until)
+        .collect();
+    Ok((view, history))
 }

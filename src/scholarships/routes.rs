@@ -775,15 +775,19 @@ async fn application_page(
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id("application", &path)?;
     let wait = reaction_wait(&req);
+    let mut ctx = Context::new();
+    let as_of = ctx_as_of(&req, &mut ctx, "the application")?;
     let (app, history) = state(&req)
         .query(move |conn| {
             wait_for_reaction(conn, &viewer, wait)?;
             let app = queries::application(conn, &viewer, id)?;
             let history = queries::history(conn, &viewer, &app)?;
-            Ok((app, history))
+            match &as_of {
+                Some(a) => super::as_of::application(conn, app, history, a),
+                None => Ok((app, history)),
+            }
         })
         .await?;
-    let mut ctx = Context::new();
     ctx.insert("app", &app);
     ctx.insert("history", &history);
     render(
