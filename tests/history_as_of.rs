@@ -6,7 +6,7 @@ mod common;
 mod scholarships_support;
 
 use chrono::{SecondsFormat, Utc};
-use common::{create_user, Client, TestApp, PASSWORD};
+use common::{create_user, text_of, Client, TestApp, PASSWORD};
 use scholarships_support::*;
 
 /// The text of every cell of every body row of the first table after `marker`, tags removed and
@@ -27,24 +27,10 @@ fn table_rows(body: &str, marker: &str) -> Vec<Vec<String>> {
         .map(|tr| {
             tr.split("<td")
                 .skip(1)
-                .map(|td| text(&td[td.find('>').unwrap() + 1..td.find("</td>").unwrap()]))
+                .map(|td| text_of(&td[td.find('>').unwrap() + 1..td.find("</td>").unwrap()]))
                 .collect()
         })
         .collect()
-}
-
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A moment just after everything recorded so far, as the `as_of` of an address.
@@ -73,7 +59,7 @@ fn funds_and_a_students_page_as_of_a_moment_are_the_live_pages_of_that_moment() 
     let funds_then = table_rows(&staff.get("/scholarships/funds").body, "<h2>Funds</h2>");
     let student_then = student.get("/scholarships").body;
     let apps_then = table_rows(&student_then, "<h2>Your applications</h2>");
-    let open_then = text(
+    let open_then = text_of(
         &student_then[student_then.find("<h2>Open funds</h2>").unwrap()
             ..student_then.find("<h2>Your applications</h2>").unwrap()],
     );
@@ -132,7 +118,7 @@ fn funds_and_a_students_page_as_of_a_moment_are_the_live_pages_of_that_moment() 
     assert_eq!(apps_as_of.len(), 1);
     assert_eq!(apps_as_of[0][..4], apps_then[0][..4]);
     assert_eq!(apps_as_of[0][4], "offered", "the offer stood, unanswered");
-    let open_as_of = text(
+    let open_as_of = text_of(
         &res.body[res.body.find("<h2>Open funds</h2>").unwrap()
             ..res.body.find("<h2>Your applications</h2>").unwrap()],
     );
@@ -199,7 +185,7 @@ fn history_section(body: &str) -> String {
         .find("<h2>History</h2>")
         .unwrap_or_else(|| panic!("no history in:\n{body}"));
     let end = start + body[start..].find("</section>").unwrap();
-    text(&body[start..end])
+    text_of(&body[start..end])
 }
 
 /// The facts of a signature or application page (group, default score, status, rule), as text.
@@ -208,7 +194,7 @@ fn facts(body: &str) -> String {
         .find("<dl class=\"facts\">")
         .unwrap_or_else(|| panic!("no facts in:\n{body}"));
     let end = start + body[start..].find("</dl>").unwrap();
-    text(&body[start..end])
+    text_of(&body[start..end])
 }
 
 #[test]

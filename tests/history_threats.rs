@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::{SecondsFormat, Utc};
-use common::{create_user, Client, TestApp, PASSWORD};
+use common::{create_user, text_of, Client, TestApp, PASSWORD};
 use heyboss::es::{Actor, CommandContext, Metadata};
 use serde_json::{json, Value};
 
@@ -26,20 +26,6 @@ fn signed_in(app: &TestApp, user: &str) -> Client {
     c
 }
 
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// What the session page shows: its facts, files and hits, as text (the lag note and the
 /// banner left out).
 fn shown(body: &str) -> String {
@@ -47,7 +33,7 @@ fn shown(body: &str) -> String {
         .find("<dl class=\"facts\">")
         .unwrap_or_else(|| panic!("no session in:\n{body}"));
     let end = body.find("</main>").unwrap_or(body.len());
-    text(&body[start..end])
+    text_of(&body[start..end])
 }
 
 /// sig-a (group alpha), sig-b (group beta); ana holds alpha, bob beta; session s1 with file x

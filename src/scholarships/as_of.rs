@@ -21,7 +21,6 @@ use crate::accounts::{Role, Viewer};
 use crate::es::{Decider, RecordedEvent};
 use crate::ops::as_of::AsOf;
 use crate::schema::events;
-use crate::scholarships::commands::format_cents;
 
 /// One fund folded from its events.
 #[derive(Default)]
@@ -140,20 +139,7 @@ pub fn student_page(
                 .map_err(|_| diesel::result::Error::NotFound)?;
             apps.insert(
                 id,
-                ApplicationRow {
-                    id,
-                    fund_id,
-                    student_id,
-                    statement,
-                    submitted_at: e.recorded_at,
-                    outcome: "submitted".into(),
-                    decision_reason: None,
-                    decided_at: None,
-                    award_cents: None,
-                    award_status: None,
-                    review_count: 0,
-                    avg_score: None,
-                },
+                submitted(id, fund_id, student_id, statement, e.recorded_at),
             );
         }
     }
@@ -189,17 +175,34 @@ pub fn student_page(
                 .get(&r.fund_id)
                 .map(|f| (f.name.clone(), f.term.clone()))
                 .unwrap_or_default();
-            ApplicationView {
-                award: r.award_cents.map(format_cents),
-                avg: None,
-                row: r,
-                fund_name: name,
-                fund_term: term,
-                student_name: viewer.display_name.clone(),
-            }
+            super::queries::view(r, name, term, viewer.display_name.clone())
         })
         .collect();
     Ok((open_funds, views))
+}
+
+/// An application as it stands when submitted, before any decision or review.
+fn submitted(
+    id: Uuid,
+    fund_id: Uuid,
+    student_id: Uuid,
+    statement: String,
+    submitted_at: DateTime<Utc>,
+) -> ApplicationRow {
+    ApplicationRow {
+        id,
+        fund_id,
+        student_id,
+        statement,
+        submitted_at,
+        outcome: "submitted".into(),
+        decision_reason: None,
+        decided_at: None,
+        award_cents: None,
+        award_status: None,
+        review_count: 0,
+        avg_score: None,
+    }
 }
 
 /// What one fund event does to the application it is about (the rules of the applications
@@ -295,20 +298,15 @@ pub fn application(
         .find(|e| e.event_type == "ScholarshipApplied")
         .map(|e| e.recorded_at)
         .ok_or(diesel::result::Error::NotFound)?;
-    let mut apps = HashMap::from([(
+    let r = &live.row;
+    let row = submitted(
         id,
-        ApplicationRow {
-            submitted_at,
-            outcome: "submitted".into(),
-            decision_reason: None,
-            decided_at: None,
-            award_cents: None,
-            award_status: None,
-            review_count: 0,
-            avg_score: None,
-            ..live.row.clone()
-        },
-    )]);
+        r.fund_id,
+        r.student_id,
+        r.statement.clone(),
+        submitted_at,
+    );
+    let mut apps = HashMap::from([(id, row)]);
     for e in application_events(conn, Fund::STREAM_TYPE, id, as_of.until)? {
         apply_decision(&mut apps, &e.decode()?, e.recorded_at);
     }
@@ -323,12 +321,7 @@ pub fn application(
     row.review_count = latest.len() as i32;
     row.avg_score =
         (!latest.is_empty()).then(|| latest.values().sum::<f64>() / latest.len() as f64);
-    let view = ApplicationView {
-        award: row.award_cents.map(format_cents),
-        avg: row.avg_score.map(|s| format!("{s:.2}")),
-        row,
-        ..live
-    };
+    let view = super::queries::view(row, live.fund_name, live.fund_term, live.student_name);
     let history = live_history
         .into_iter()
         .filter(|h| h.recorded_at < as_of.until)

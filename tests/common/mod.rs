@@ -233,3 +233,18 @@ pub fn count_events(app: &TestApp, event_type: &str) -> i64 {
         .get_result(&mut conn)
         .unwrap()
 }
+
+/// The text of an HTML fragment as a reader sees it: tags removed, spaces collapsed.
+pub fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
