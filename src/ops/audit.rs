@@ -317,7 +317,10 @@ fn actor_names(
         .collect())
 }
 
-fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<Vec<AuditRow>> {
+pub(crate) fn to_rows(
+    conn: &mut PgConnection,
+    events: Vec<RecordedEvent>,
+) -> QueryResult<Vec<AuditRow>> {
     let names = actor_names(conn, &events)?;
     Ok(events
         .into_iter()
@@ -525,18 +528,19 @@ async fn audit_page(
     }
 }
 
-#[get("/history/{stream_type}/{stream_id}")]
-async fn history_page(
-    req: HttpRequest,
+/// The visible events of a stream for a page, or "not found" when there are none: nothing
+/// visible and nothing there look the same, so no existence is leaked.
+pub async fn history_or_404(
+    req: &HttpRequest,
     viewer: Viewer,
     registry: web::Data<Registry>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AppError> {
-    let (stream_type, stream_id) = path.into_inner();
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<Vec<RecordedEvent>, AppError> {
     let registry = registry.into_inner();
-    let (st, si) = (stream_type.clone(), stream_id.clone());
-    let history = state(&req)
-        .read_query(&req, move |conn| {
+    let (st, si) = (stream_type.to_owned(), stream_id.to_owned());
+    let history = state(req)
+        .read_query(req, move |conn| {
             visible_history(conn, &viewer, &registry, &st, &si)
         })
         .await?;
@@ -544,9 +548,24 @@ async fn history_page(
     if history.is_empty() {
         return Err(AppError::NotFound);
     }
+    Ok(history)
+}
+
+#[get("/history/{stream_type}/{stream_id}")]
+async fn history_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    registry: web::Data<Registry>,
+    path: web::Path<(String, String)>,
+    step: web::Query<super::replay::StepQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (stream_type, stream_id) = path.into_inner();
+    let step = step.parse()?;
+    let history = history_or_404(&req, viewer, registry, &stream_type, &stream_id).await?;
     let mut ctx = Context::new();
     ctx.insert("history", &history);
     ctx.insert("stream_type", &stream_type);
     ctx.insert("stream_id", &stream_id);
+    super::replay::insert(&mut ctx, &stream_type, &stream_id, &history, step)?;
     render(&req, "ops/history.html", "_history.html", ctx)
 }

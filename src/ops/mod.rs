@@ -3,12 +3,15 @@
 //! `es::subscriber` and `es::shadow`; this module holds the pages and the registries through which
 //! contexts plug in (audit visibility rules, notification rules, subscribers).
 
+pub mod as_of;
 pub mod audit;
 pub mod event_log;
 pub mod mail;
+pub mod causes;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;
+pub mod replay;
 
 use std::sync::Arc;
 
@@ -74,6 +77,8 @@ impl Registry {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     audit::routes(cfg);
     projections::routes(cfg);
+    replay::routes(cfg);
+    causes::routes(cfg);
     notifications::routes(cfg);
     metrics::routes(cfg);
 }

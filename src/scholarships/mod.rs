@@ -5,6 +5,7 @@
 //! decided on one stream), `scholarship_application` (one per student per fund, with its
 //! reviewers), `scholarship_review` (one per reviewer per application, every revision an event).
 
+pub mod as_of;
 pub mod commands;
 pub mod decider;
 pub mod demo;

@@ -175,7 +175,7 @@ pub struct ApplicationView {
     pub avg: Option<String>,
 }
 
-fn view(
+pub(crate) fn view(
     row: ApplicationRow,
     fund_name: String,
     fund_term: String,

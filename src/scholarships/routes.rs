@@ -79,8 +79,12 @@ async fn student_listing(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let wait = reaction_wait(req);
+    let as_of = ctx_as_of(req, &mut ctx, "your scholarships")?;
     let (funds, applications) = state(req)
         .query(move |conn| {
+            if let Some(a) = &as_of {
+                return super::as_of::student_page(conn, &viewer, a);
+            }
             wait_for_reaction(conn, &viewer, wait)?;
             Ok((
                 queries::open_funds(conn, &viewer)?,
@@ -219,6 +223,24 @@ async fn respond_to_award(
     Ok(flash_redirect("/scholarships", "success", message))
 }
 
+/// `?as_of=` of a GET (a post's re-render shows now): the moment, with the banner's values put
+/// into `ctx`.
+fn ctx_as_of(
+    req: &HttpRequest,
+    ctx: &mut Context,
+    what: &str,
+) -> Result<Option<crate::ops::as_of::AsOf>, AppError> {
+    let as_of = if req.method() == actix_web::http::Method::GET {
+        web::Query::<crate::ops::as_of::AsOfQuery>::from_query(req.query_string())
+            .map_err(|_| AppError::BadRequest("That address has a query it cannot read.".into()))?
+            .parse()?
+    } else {
+        None
+    };
+    crate::ops::as_of::insert(ctx, as_of.as_ref(), what);
+    Ok(as_of)
+}
+
 // ---------------------------------------------------------------- funds (staff)
 
 async fn funds_listing(
@@ -227,8 +249,12 @@ async fn funds_listing(
     mut ctx: Context,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
+    let as_of = ctx_as_of(req, &mut ctx, "the funds")?;
     let funds = state(req)
-        .query(move |conn| queries::funds_for_staff(conn, &viewer))
+        .query(move |conn| match &as_of {
+            Some(a) => super::as_of::funds_for_staff(conn, &viewer, a),
+            None => queries::funds_for_staff(conn, &viewer),
+        })
         .await?;
     ctx.insert("funds", &funds);
     render_status(
@@ -750,15 +776,19 @@ async fn application_page(
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id("application", &path)?;
     let wait = reaction_wait(&req);
+    let mut ctx = Context::new();
+    let as_of = ctx_as_of(&req, &mut ctx, "the application")?;
     let (app, history) = state(&req)
         .query(move |conn| {
             wait_for_reaction(conn, &viewer, wait)?;
             let app = queries::application(conn, &viewer, id)?;
             let history = queries::history(conn, &viewer, &app)?;
-            Ok((app, history))
+            match &as_of {
+                Some(a) => super::as_of::application(conn, app, history, a),
+                None => Ok((app, history)),
+            }
         })
         .await?;
-    let mut ctx = Context::new();
     ctx.insert("app", &app);
     ctx.insert("history", &history);
     render(

@@ -2,6 +2,7 @@
 //! projections, each seeing only hits of signatures in groups they are cleared for.
 
 pub mod api;
+pub mod as_of;
 pub mod audit;
 pub mod commands;
 pub mod decider;

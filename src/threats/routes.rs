@@ -442,22 +442,32 @@ async fn session_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
+    as_of: web::Query<crate::ops::as_of::AsOfQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let store = state(&req).store.clone();
+    let as_of = as_of.parse()?;
+    let mut ctx = Context::new();
+    crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the session");
     let (session, files, hits, lag, panel) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
+            if let Some(a) = &as_of {
+                let (session, files, hits) = super::as_of::session(conn, &viewer, &id, a)?;
+                // The past carries no forms: no triage panel.
+                return Ok((session, files, hits, None, None));
+            }
             let session = queries::session(conn, &viewer, &id)?;
             let files = queries::files_of_session(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::Session, &id)?;
             let scope = AnalystScope::of(conn, &viewer)?;
             let panel = triage::panel(conn, &scope, TriageSubject::Session, &id)?;
-            Ok((session, files, hits, lag, panel))
+            Ok((session, files, hits, lag, Some(panel)))
         })
         .await?;
-    let mut ctx = Context::new();
-    triage::insert_panel(&mut ctx, &panel);
+    if let Some(panel) = &panel {
+        triage::insert_panel(&mut ctx, panel);
+    }
     insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("session", &session);
     ctx.insert("files", &files);
@@ -497,17 +507,25 @@ async fn signature_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
+    as_of: web::Query<crate::ops::as_of::AsOfQuery>,
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
+    let as_of = as_of.parse()?;
+    let mut ctx = Context::new();
+    crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the signature");
     let (sig, history, (revisions, score_chart)) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
+            if let Some(a) = &as_of {
+                let (sig, history) = super::as_of::signature(conn, &viewer, &name, a)?;
+                let read = super::revisions::read(conn, &history, a.until)?;
+                return Ok((sig, history, read));
+            }
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
             let read = super::revisions::read(conn, &history, chrono::Utc::now())?;
             Ok((sig, history, read))
         })
         .await?;
-    let mut ctx = Context::new();
     ctx.insert("revisions", &revisions);
     ctx.insert("score_chart", &score_chart);
     ctx.insert("sig", &sig);

@@ -254,3 +254,18 @@ pub fn heyboss_cli(db_url: &str, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// The text of an HTML fragment as a reader sees it: tags removed, spaces collapsed.
+pub fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
