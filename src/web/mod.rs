@@ -5,6 +5,7 @@ pub mod csv;
 pub mod edge;
 pub mod error;
 pub mod frame;
+pub mod paging;
 pub mod render;
 
 use std::path::PathBuf;
