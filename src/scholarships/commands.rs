@@ -176,7 +176,7 @@ pub struct FundWindow {
 pub enum FundCommand {
     CreateFund {
         name: String,
-        term: String,
+        term: crate::enrollment::commands::Term,
         budget: Amount,
         criteria: String,
         opens_on: NaiveDate,
