@@ -63,4 +63,16 @@ fn the_audit_log_offers_what_exists_and_finds_actors_by_name() {
     assert_eq!(none.status, 200);
     none.assert_contains("No events match event type “RoleChanged”, actor “nobody-at-all”")
         .assert_contains("<a href=\"/audit\">clear filters</a>");
+
+    // Errors read without status codes.
+    let missing = sam.get_htmx("/history/user/nobody");
+    assert_eq!(missing.status, 404);
+    assert!(!missing.body.contains("404"), "{}", missing.body);
+    // A history reads as sentences by people.
+    let h = sam.get(&format!("/history/user/{id}"));
+    h.assert_contains("<strong>Role changed from student to staff</strong>")
+        .assert_contains("by Sam Staff")
+        .assert_contains("<strong>Account created: student</strong>")
+        .assert_contains("by the command line")
+        .assert_contains("<dt>Username</dt><dd>stu</dd>");
 }

@@ -362,6 +362,7 @@ async fn account_detail(
                 <super::Account as crate::es::Decider>::STREAM_TYPE,
                 &id.to_string(),
             )?;
+            let history = crate::ops::describe::history(conn, &history)?;
             Ok((user, history, sessions::count_for(conn, id)?))
         })
         .await?;

@@ -7,8 +7,6 @@
 //! none denies. Contexts register rules in `startup::operations()`; the default
 //! [`OwnEvents`] grants a user their own user stream and the events they caused.
 
-use std::collections::HashMap;
-
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::dsl::sql;
@@ -399,6 +397,8 @@ pub struct AuditRow {
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
     pub payload: String,
+    /// The event in words (the page shows this; the CSV keeps the payload).
+    pub description: super::describe::EventDescription,
     /// The stream's history page.
     pub history: String,
 }
@@ -410,46 +410,14 @@ pub struct AuditPage {
     pub newer: Option<i64>,
 }
 
-fn actor_names(
-    conn: &mut PgConnection,
-    events: &[RecordedEvent],
-) -> QueryResult<HashMap<String, String>> {
-    let ids: Vec<Uuid> = events
-        .iter()
-        .filter_map(|e| e.actor().and_then(|a| a.user_id()))
-        .collect();
-    Ok(users::table
-        .filter(users::id.eq_any(ids))
-        .select((users::id, users::display_name, users::username))
-        .load::<(Uuid, String, String)>(conn)?
-        .into_iter()
-        .map(|(id, name, username)| {
-            let name = if name.trim().is_empty() {
-                username
-            } else {
-                name
-            };
-            (id.to_string(), name)
-        })
-        .collect())
-}
-
 fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<Vec<AuditRow>> {
-    let names = actor_names(conn, &events)?;
+    let names = super::describe::actor_names(conn, &events)?;
     Ok(events
         .into_iter()
         .map(|e| {
-            let actor = match e.actor() {
-                Some(crate::es::Actor::User(id)) => names
-                    .get(&id.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| format!("user {id}")),
-                Some(crate::es::Actor::Sensor(id)) => format!("sensor {id}"),
-                Some(crate::es::Actor::Cli) => "the command line".into(),
-                Some(crate::es::Actor::System(_)) => "the system".into(),
-                None => "unknown".into(),
-            };
+            let actor = super::describe::actor_label(e.actor(), &names);
             AuditRow {
+                description: super::describe::describe(&e),
                 history: format!(
                     "/history/{}/{}",
                     crate::web::render::percent_encode(&e.stream_type),
@@ -669,7 +637,10 @@ async fn history_page(
     let registry = registry.into_inner();
     let (st, si) = (stream_type.clone(), stream_id.clone());
     let history = state(&req)
-        .db(move |conn| Ok(visible_history(conn, &viewer, &registry, &st, &si)?))
+        .query(move |conn| {
+            let events = visible_history(conn, &viewer, &registry, &st, &si)?;
+            super::describe::history(conn, &events)
+        })
         .await?;
     // Nothing visible and nothing there look the same: no existence is leaked.
     if history.is_empty() {

@@ -4,6 +4,7 @@
 //! contexts plug in (audit visibility rules, notification rules, subscribers).
 
 pub mod audit;
+pub mod describe;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;

@@ -468,6 +468,7 @@ async fn signature_page(
         .run(move |conn| -> Result<_, ThreatsError> {
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
+            let history = crate::ops::describe::history(conn, &history)?;
             Ok((sig, history))
         })
         .await?;
