@@ -146,7 +146,7 @@ fn main() {
         .collect();
     let bare = "SELECT (SELECT array_agg(x.position) FROM unnest($1::text[]) t(ty) CROSS JOIN LATERAL \
                   (SELECT position FROM events WHERE event_type = t.ty ORDER BY position DESC LIMIT 1) x), \
-                (SELECT array_agg(s.n_live_tup) FROM pg_stat_user_tables s WHERE s.relname = ANY($2)), \
+                (SELECT array_agg(pg_stat_get_live_tuples(to_regclass(t))) FROM unnest($2::text[]) t), \
                 (SELECT array_agg(c.last_position) FROM subscriber_checkpoints c)";
     let before: Vec<String> = projections
         .iter()
