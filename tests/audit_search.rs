@@ -4,25 +4,12 @@
 
 mod common;
 
-use common::{create_user, Client, TestApp, PASSWORD};
-
-fn register(app: &TestApp, username: &str, name: &str, role: &str) {
-    let mut conn = app.state.pool.get().unwrap();
-    let account = heyboss::accounts::NewAccount::parse(username, name, "", role, PASSWORD).unwrap();
-    heyboss::accounts::service::register(
-        &mut conn,
-        &app.state.store,
-        heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
-        account,
-        |_, _| Ok(()),
-    )
-    .unwrap();
-}
+use common::{create_named_user, create_user, Client, TestApp, PASSWORD};
 
 #[test]
 fn the_audit_log_offers_what_exists_and_finds_actors_by_name() {
     let app = TestApp::spawn();
-    register(&app, "sstaff", "Sam Staff", "admin");
+    create_named_user(&app, "sstaff", "Sam Staff", "admin");
     create_user(&app, "stu", "student", PASSWORD);
     let mut sam = Client::new(&app);
     sam.login("sstaff", PASSWORD);

@@ -3,22 +3,7 @@
 
 mod common;
 
-use common::{create_user, Client, TestApp, PASSWORD};
-
-/// An account with a display name, made through the accounts service as the CLI makes one.
-fn account(app: &TestApp, username: &str, name: &str) {
-    let mut conn = app.state.pool.get().unwrap();
-    let account = heyboss::accounts::NewAccount::parse(username, name, "", "student", PASSWORD)
-        .expect("a valid account");
-    heyboss::accounts::service::register(
-        &mut conn,
-        &app.state.store,
-        heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
-        account,
-        |_, _| Ok(()),
-    )
-    .unwrap();
-}
+use common::{create_named_user, create_user, Client, TestApp, PASSWORD};
 
 fn admin(app: &TestApp) -> Client {
     create_user(app, "root", "admin", PASSWORD);
@@ -40,9 +25,14 @@ fn the_accounts_page_pages_with_a_total_sorts_and_searches() {
     let app = TestApp::spawn();
     let mut c = admin(&app);
     for i in 0..44 {
-        account(&app, &format!("user{i:02}"), &format!("Person {}", 43 - i));
+        create_named_user(
+            &app,
+            &format!("user{i:02}"),
+            &format!("Person {}", 43 - i),
+            "student",
+        );
     }
-    account(&app, "zed", "Ada Lovelace");
+    create_named_user(&app, "zed", "Ada Lovelace", "student");
 
     // 46 accounts, 20 a page, by username.
     let first = c.get("/admin/accounts");
