@@ -25,12 +25,10 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use heyboss::es::projection::ProjectionError;
-use heyboss::es::store::{self, StreamAppend};
 use heyboss::es::{shadow, Actor, CommandContext, Metadata};
 use heyboss::es::{Projection, RecordedEvent};
 use heyboss::testing::TestDatabase;
-use heyboss::threats::events::SESSION_STREAM;
-use heyboss::threats::{ingest, service, simulate};
+use heyboss::threats::{service, simulate};
 
 /// A projection replayed as the ingest applies it: no deferred aggregates, no deferred indexes.
 struct AsIngest(Arc<dyn Projection>);
@@ -54,39 +52,6 @@ impl Projection for AsIngest {
         events: &[&RecordedEvent],
     ) -> Result<(), ProjectionError> {
         self.0.apply_batch(conn, events)
-    }
-}
-
-/// Append `n` more sensor events to the log (no projections run: the rebuild fills them).
-fn generate(
-    conn: &mut PgConnection,
-    generator: &mut simulate::Generator,
-    versions: &mut HashMap<String, i64>,
-    n: usize,
-) {
-    let metadata = serde_json::to_value(Metadata::new(Actor::Cli)).unwrap();
-    let mut left = n;
-    while left > 0 {
-        let size = left.min(5000);
-        left -= size;
-        let body = serde_json::json!({ "events": generator.batch(size) }).to_string();
-        let (items, errors) = ingest::parse_body(body.as_bytes()).unwrap();
-        assert!(errors.is_empty(), "{errors:?}");
-        let (order, per_stream) = ingest::by_session(items.iter().map(|i| &i.event));
-        let appends: Vec<StreamAppend> = order
-            .iter()
-            .map(|sid| StreamAppend {
-                stream_type: SESSION_STREAM,
-                stream_id: sid,
-                expected_version: versions.get(sid).copied().unwrap_or(0),
-                events: &per_stream[sid],
-            })
-            .collect();
-        conn.transaction(|conn| store::append_many(conn, &appends, &metadata).map(|_| ()))
-            .unwrap();
-        for sid in order {
-            *versions.entry(sid.clone()).or_default() += per_stream[&sid].len() as i64;
-        }
     }
 }
 
@@ -188,7 +153,7 @@ fn main() {
     let mut have = 0;
     for &size in &sizes {
         let started = Instant::now();
-        generate(&mut conn, &mut generator, &mut versions, size - have);
+        simulate::append_unprojected(&mut conn, &mut generator, &mut versions, size - have);
         have = size;
         eprintln!(
             "appended {size} sensor events in {:.1} s",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::accounts::Role;
-use crate::es::{EventStore, Projection, Subscriber};
+use crate::es::{EventStore, Projection, RecordedEvent, Subscriber};
 use crate::ops::{AuditScope, NotificationRule};
 use crate::web::AppState;
 
@@ -60,6 +60,12 @@ pub trait BoundedContext: Send + Sync + 'static {
     /// Its entries of the navigation bar, per role, in order.
     fn navigation(&self) -> &'static [NavEntry] {
         &[]
+    }
+
+    /// Its events in the words of the domain (`None`: not one of its events). Histories and the
+    /// audit log show these instead of type names and payloads (`ops::describe`).
+    fn describe(&self, _event: &RecordedEvent) -> Option<crate::ops::describe::EventDescription> {
+        None
     }
 
     /// Its part of `serve --demo` (idempotent: a second run adds nothing).

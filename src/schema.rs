@@ -82,6 +82,7 @@ diesel::table! {
         started_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        phase -> Text,
     }
 }
 

@@ -204,7 +204,7 @@ fn an_admin_creates_accounts_and_changes_roles_as_events_with_the_admin_as_actor
         .unwrap()
         .unwrap();
     let page = c.get(&format!("/admin/accounts/{}", sam.id));
-    page.assert_contains("UserRegistered");
+    page.assert_contains("<strong>Account created: staff</strong>");
     let res = c.post(
         &format!("/admin/accounts/{}/role", sam.id),
         &[("role", "analyst")],
@@ -212,7 +212,7 @@ fn an_admin_creates_accounts_and_changes_roles_as_events_with_the_admin_as_actor
     assert_eq!(res.status, 303);
     c.get(&format!("/admin/accounts/{}", sam.id))
         .assert_contains("Role changed to analyst.")
-        .assert_contains("RoleChanged");
+        .assert_contains("<strong>Role changed from staff to analyst</strong>");
 
     let history = heyboss::es::store::load_stream(&mut conn, "user", &sam.id.to_string()).unwrap();
     let role_change = history

@@ -1874,6 +1874,9 @@ impl<'a> World<'a> {
             Some(t) if self.users[t].role != Role::Analyst => Expect::Refuse("is not an analyst"),
             _ if grant && group == "restricted" => Expect::Refuse("admins only"),
             _ if grant && held.contains(&group) => Expect::Refuse("already holds"),
+            _ if grant && !self.signatures.values().any(|s| s.group == group) => {
+                Expect::Refuse("no signature is in the group")
+            }
             _ if !grant && !held.contains(&group) => Expect::Refuse("does not hold"),
             _ => Expect::Accept,
         };

@@ -147,7 +147,7 @@ fn a_student_hears_of_every_step_taken_for_them_and_the_banner_clears_once_acted
     assert!(!banner.contains("Accept the offer"), "{banner}");
     // Still listed on the notifications page, as read.
     ada.get("/notifications")
-        .assert_contains("you are offered an award of $1200.00");
+        .assert_contains("you are offered an award of $1,200.00");
 
     // Orientation, then enrolled: the confirmation, and the award disbursed.
     office(&mut stan, ada_id, "orientation", &[]);
@@ -156,7 +156,7 @@ fn a_student_hears_of_every_step_taken_for_them_and_the_banner_clears_once_acted
     let page = wait_for(
         &mut ada,
         "/notifications",
-        "Your award of $1200.00 was disbursed.",
+        "Your award of $1,200.00 was disbursed.",
     );
     page.assert_contains("Your orientation is recorded as completed.")
         .assert_contains("Your enrollment for the 2027-fall term is confirmed.");
@@ -189,7 +189,7 @@ fn an_award_revoked_on_withdrawal_is_told_and_its_offer_cleared() {
     let fund = create_open_fund(&mut stan, "Revoked fund", "5000");
     apply_and_award(&app, &mut stan, &mut bea, fund, bea_id, "500");
     wait_for(&mut bea, "/notifications/banner", "Accept or decline it.");
-    own(&mut bea, "withdraw", &[("reason", "moving abroad")]);
+    own(&mut bea, "withdraw", &[("reason", "moving abroad"), ("confirm", "yes")]);
     wait_for(&mut bea, "/notifications", "Your award was revoked");
     // The offer she can no longer answer is not asked of her any more.
     let banner = bea.get_htmx("/notifications/banner").body;

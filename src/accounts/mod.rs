@@ -34,6 +34,16 @@ impl BoundedContext for AccountsContext {
         "accounts"
     }
 
+    fn describe(
+        &self,
+        event: &crate::es::RecordedEvent,
+    ) -> Option<crate::ops::describe::EventDescription> {
+        (event.stream_type == "user")
+            .then(|| event.decode::<events::AccountEvent>().ok())
+            .flatten()
+            .map(|e| e.describe())
+    }
+
     fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
         routes::routes(cfg);
     }

@@ -13,6 +13,7 @@ use super::service::{self, NewAccount};
 use super::AccountError;
 use super::{queries, sessions, Viewer};
 use crate::es::store;
+use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, render, AppError, AppState};
 
@@ -364,28 +365,65 @@ async fn choose_time_zone(
     }
 }
 
+/// The accounts page's query: a search of usernames and names, and the list's page and sort.
+#[derive(Debug, Default, Deserialize)]
+struct AccountsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
 #[get("")]
-async fn accounts_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
+async fn accounts_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    query: web::Query<AccountsQuery>,
+) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
-    accounts_listing(&req, viewer, Context::new(), StatusCode::OK).await
+    accounts_listing(
+        &req,
+        viewer,
+        query.into_inner(),
+        Context::new(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn accounts_listing(
     req: &HttpRequest,
     viewer: Viewer,
+    query: AccountsQuery,
     mut ctx: Context,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let users = state(req)
-        .query(move |conn| queries::list_for_admin(conn, &viewer))
+    let search = crate::text::check("search", &query.q, 100, crate::text::Lines::One)
+        .map_err(AppError::Unprocessable)?;
+    let mut paging = Paging::parse(queries::ACCOUNT_LIST, &query.page);
+    let s = search.clone();
+    let (users, total, paging) = state(req)
+        .query(move |conn| {
+            let (users, total) = queries::search_for_admin(conn, &viewer, &s, &mut paging)?;
+            Ok((users, total, paging))
+        })
         .await?;
+    let pager = paging.pager(
+        total,
+        users.len(),
+        "/admin/accounts",
+        &[("q", search.clone())],
+        "account-list",
+    );
     ctx.insert("users", &users);
+    ctx.insert("pager", &pager);
+    ctx.insert("search", &search);
     ctx.insert("roles", &Role::ALL.map(Role::as_str));
     render_status(
         req,
         status,
         "accounts/admin_list.html",
-        "accounts/_admin_list.html",
+        "accounts/_account_table.html",
         ctx,
     )
 }
@@ -431,7 +469,14 @@ async fn create_account(
             ctx.insert("form", &serde_json::json!({
                 "username": f.username, "display_name": f.display_name, "email": f.email, "role": f.role,
             }));
-            accounts_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await
+            accounts_listing(
+                &req,
+                viewer,
+                AccountsQuery::default(),
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }
@@ -452,6 +497,7 @@ async fn account_detail(
                 <super::Account as crate::es::Decider>::STREAM_TYPE,
                 &id.to_string(),
             )?;
+            let history = crate::ops::describe::history(conn, &history)?;
             Ok((user, history, sessions::count_for(conn, id)?))
         })
         .await?;

@@ -35,6 +35,18 @@ impl BoundedContext for EnrollmentContext {
         "enrollment"
     }
 
+    fn describe(
+        &self,
+        event: &crate::es::RecordedEvent,
+    ) -> Option<crate::ops::describe::EventDescription> {
+        (event.stream_type == "enrollment")
+            .then(|| event.decode::<events::EnrollmentEvent>().ok())
+            .flatten()
+            .map(|e| {
+                crate::ops::describe::EventDescription::new(e.describe()).field("Term", e.term())
+            })
+    }
+
     fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
         routes::routes(cfg);
     }

@@ -7,8 +7,6 @@
 //! none denies. Contexts register rules in `startup::operations()`; the default
 //! [`OwnEvents`] grants a user their own user stream and the events they caused.
 
-use std::collections::HashMap;
-
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::dsl::sql;
@@ -21,6 +19,7 @@ use uuid::Uuid;
 
 use super::Registry;
 use crate::accounts::{Role, Viewer};
+use crate::db::lower;
 use crate::es::RecordedEvent;
 use crate::schema::{events, users};
 use crate::web::csv::CsvExport;
@@ -143,9 +142,8 @@ struct Filters {
 
 enum ActorFilter {
     Kind(&'static str),
-    Id(String),
-    /// A username that names nobody: matches nothing.
-    Nobody,
+    /// The users whose name or username contains what was typed (none: matches nothing).
+    Ids(Vec<String>),
 }
 
 /// What can go wrong with an audit search: a filter that does not parse (shown with the form), or
@@ -208,19 +206,36 @@ fn non_empty(s: &str, name: &str) -> Result<Option<String>, AuditError> {
 fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, AuditError> {
     let actor = match non_empty(&q.actor, "actor")? {
         None => None,
-        Some(a) => Some(match a.to_ascii_lowercase().as_str() {
-            "cli" => ActorFilter::Kind("cli"),
-            "sensor" => ActorFilter::Kind("sensor"),
-            "system" => ActorFilter::Kind("system"),
+        Some(a) => Some(match a.to_lowercase().as_str() {
+            "cli" | "the command line" | "command line" => ActorFilter::Kind("cli"),
+            "sensor" | "a sensor" => ActorFilter::Kind("sensor"),
+            "system" | "the system" => ActorFilter::Kind("system"),
             _ => match Uuid::parse_str(&a) {
-                Ok(id) => ActorFilter::Id(id.to_string()),
-                Err(_) => match crate::accounts::queries::find_by_username(conn, &a)? {
-                    Some(u) => ActorFilter::Id(u.id.to_string()),
-                    None => ActorFilter::Nobody,
-                },
+                Ok(id) => ActorFilter::Ids(vec![id.to_string()]),
+                // By name or username, in any letter case, anywhere in it.
+                Err(_) => {
+                    let pattern = crate::web::paging::contains_pattern(&a);
+                    ActorFilter::Ids(
+                        users::table
+                            .filter(
+                                lower(users::display_name)
+                                    .like(pattern.clone())
+                                    .or(lower(users::username).like(pattern)),
+                            )
+                            .select(users::id)
+                            .limit(500)
+                            .load::<Uuid>(conn)?
+                            .into_iter()
+                            .map(|id| id.to_string())
+                            .collect(),
+                    )
+                }
             },
         }),
     };
+    let choices = AuditChoices::load(conn)?;
+    let stream_type = non_empty(&q.stream_type, "stream type")?.map(|t| choices.stream_type(&t));
+    let event_type = non_empty(&q.event_type, "event type")?.map(|t| choices.event_type(&t));
     let from = parse_time(&q.from, false)?;
     let to = parse_time(&q.to, true)?;
     if let (Some(f), Some(t)) = (from, to) {
@@ -231,13 +246,105 @@ fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, Aud
         }
     }
     Ok(Filters {
-        stream_type: non_empty(&q.stream_type, "stream type")?,
+        stream_type,
         stream_id: non_empty(&q.stream_id, "stream id")?,
-        event_type: non_empty(&q.event_type, "event type")?,
+        event_type,
         actor,
         from,
         to,
     })
+}
+
+/// The stream and event types the log holds, for the filter's select lists.
+#[derive(Debug, Default, Serialize)]
+pub struct AuditChoices {
+    pub stream_types: Vec<Choice>,
+    pub event_types: Vec<Choice>,
+}
+
+/// One option of a select list: the stored name and how a person reads it.
+#[derive(Debug, Serialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// `AdmissionDecided` or `threat_session` as words: "Admission decided", "Threat session".
+pub fn humanize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, ch) in name.chars().enumerate() {
+        if ch == '_' || ch == '-' {
+            out.push(' ');
+        } else if ch.is_uppercase() && i > 0 {
+            out.push(' ');
+            out.extend(ch.to_lowercase());
+        } else if i == 0 {
+            out.extend(ch.to_uppercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+impl AuditChoices {
+    /// The distinct values of `stream_type` and `event_type`, each by a skip scan of an index
+    /// that starts with it (a handful of probes however long the log).
+    pub fn load(conn: &mut PgConnection) -> QueryResult<AuditChoices> {
+        let distinct = |conn: &mut PgConnection, column: &str| -> QueryResult<Vec<Choice>> {
+            let names: Vec<Name> = diesel::sql_query(format!(
+                "WITH RECURSIVE t(name) AS ( \
+                   (SELECT {column} FROM events ORDER BY {column} LIMIT 1) \
+                   UNION ALL \
+                   SELECT (SELECT {column} FROM events WHERE {column} > t.name ORDER BY {column} LIMIT 1) \
+                   FROM t WHERE t.name IS NOT NULL) \
+                 SELECT name FROM t WHERE name IS NOT NULL"
+            ))
+            .load(conn)?;
+            let mut choices: Vec<Choice> = names
+                .into_iter()
+                .map(|n| Choice {
+                    label: humanize(&n.name),
+                    value: n.name,
+                })
+                .collect();
+            choices.sort_by(|a, b| a.label.cmp(&b.label));
+            Ok(choices)
+        };
+        Ok(AuditChoices {
+            stream_types: distinct(conn, "stream_type")?,
+            event_types: distinct(conn, "event_type")?,
+        })
+    }
+
+    /// The stored name a typed one means, in any letter case or as words ("admission decided").
+    fn resolve(choices: &[Choice], typed: &str) -> String {
+        let squash = |s: &str| {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        };
+        let want = squash(typed);
+        choices
+            .iter()
+            .find(|c| squash(&c.value) == want)
+            .map_or_else(|| typed.to_owned(), |c| c.value.clone())
+    }
+
+    fn stream_type(&self, typed: &str) -> String {
+        Self::resolve(&self.stream_types, typed)
+    }
+
+    fn event_type(&self, typed: &str) -> String {
+        Self::resolve(&self.event_types, typed)
+    }
 }
 
 type BoxedEvents<'a> = events::BoxedQuery<'a, Pg>;
@@ -262,12 +369,13 @@ fn filtered<'a>(viewer: &Viewer, registry: &Registry, f: &Filters) -> BoxedEvent
             query =
                 query.filter(sql::<Bool>("(metadata -> 'actor' ->> 'kind') = ").bind::<Text, _>(*k))
         }
-        Some(ActorFilter::Id(id)) => {
+        Some(ActorFilter::Ids(ids)) => {
             query = query.filter(
-                sql::<Bool>("(metadata -> 'actor' ->> 'id') = ").bind::<Text, _>(id.clone()),
+                sql::<Bool>("(metadata -> 'actor' ->> 'id') = ANY(")
+                    .bind::<diesel::sql_types::Array<Text>, _>(ids.clone())
+                    .sql(")"),
             )
         }
-        Some(ActorFilter::Nobody) => query = query.filter(sql::<Bool>("FALSE")),
     }
     if let Some(t) = f.from {
         query = query.filter(events::recorded_at.ge(t));
@@ -289,6 +397,8 @@ pub struct AuditRow {
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
     pub payload: String,
+    /// The event in words (the page shows this; the CSV keeps the payload).
+    pub description: super::describe::EventDescription,
     /// The stream's history page.
     pub history: String,
 }
@@ -300,42 +410,14 @@ pub struct AuditPage {
     pub newer: Option<i64>,
 }
 
-fn actor_names(
-    conn: &mut PgConnection,
-    events: &[RecordedEvent],
-) -> QueryResult<HashMap<String, String>> {
-    let ids: Vec<Uuid> = events
-        .iter()
-        .filter_map(|e| e.actor().and_then(|a| a.user_id()))
-        .collect();
-    Ok(users::table
-        .filter(users::id.eq_any(ids))
-        .select((users::id, users::username))
-        .load::<(Uuid, String)>(conn)?
-        .into_iter()
-        .map(|(id, name)| (id.to_string(), name))
-        .collect())
-}
-
-pub(crate) fn to_rows(
-    conn: &mut PgConnection,
-    events: Vec<RecordedEvent>,
-) -> QueryResult<Vec<AuditRow>> {
-    let names = actor_names(conn, &events)?;
+pub(crate) fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<Vec<AuditRow>> {
+    let names = super::describe::actor_names(conn, &events)?;
     Ok(events
         .into_iter()
         .map(|e| {
-            let actor = match e.actor() {
-                Some(crate::es::Actor::User(id)) => names
-                    .get(&id.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| format!("user {id}")),
-                Some(crate::es::Actor::Sensor(id)) => format!("sensor {id}"),
-                Some(crate::es::Actor::Cli) => "cli".into(),
-                Some(crate::es::Actor::System(name)) => format!("system ({name})"),
-                None => "unknown".into(),
-            };
+            let actor = super::describe::actor_label(e.actor(), &names);
             AuditRow {
+                description: super::describe::describe(&e),
                 history: format!(
                     "/history/{}/{}",
                     crate::web::render::percent_encode(&e.stream_type),
@@ -464,6 +546,22 @@ async fn audit_page(
     let mut ctx = Context::new();
     ctx.insert("q", &q);
     ctx.insert("is_admin", &viewer.is(Role::Admin));
+    if !csv_wanted {
+        ctx.insert("choices", &state(&req).query(AuditChoices::load).await?);
+    }
+    let filtered_by: Vec<String> = [
+        ("stream type", &q.stream_type),
+        ("stream id", &q.stream_id),
+        ("event type", &q.event_type),
+        ("actor", &q.actor),
+        ("from", &q.from),
+        ("to", &q.to),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.trim().is_empty())
+    .map(|(k, v)| format!("{k} “{}”", v.trim()))
+    .collect();
+    ctx.insert("filtered_by", &filtered_by.join(", "));
     match result {
         Err(AuditError::Invalid(message)) => {
             ctx.insert("error", &message);
@@ -561,11 +659,15 @@ async fn history_page(
 ) -> Result<HttpResponse, AppError> {
     let (stream_type, stream_id) = path.into_inner();
     let step = step.parse()?;
-    let history = history_or_404(&req, viewer, registry, &stream_type, &stream_id).await?;
+    let events = history_or_404(&req, viewer, registry, &stream_type, &stream_id).await?;
+    let described = events.clone();
+    let history = state(&req)
+        .read_query(&req, move |conn| super::describe::history(conn, &described))
+        .await?;
     let mut ctx = Context::new();
     ctx.insert("history", &history);
     ctx.insert("stream_type", &stream_type);
     ctx.insert("stream_id", &stream_id);
-    super::replay::insert(&mut ctx, &stream_type, &stream_id, &history, step)?;
+    super::replay::insert(&mut ctx, &stream_type, &stream_id, &events, step)?;
     render(&req, "ops/history.html", "_history.html", ctx)
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod event_log;
 pub mod mail;
 pub mod causes;
+pub mod describe;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;

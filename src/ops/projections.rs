@@ -2,21 +2,23 @@
 //! with rebuild and verify run in the background. Their progress is kept in `projection_runs`, so
 //! whichever instance serves the polling request shows it.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 use tera::Context;
 
 use crate::accounts::{Role, Viewer};
 use crate::db::{quote_ident, PgPool};
 use crate::es::shadow::{self, ShadowProgress};
-use crate::es::{subscriber, Projection};
-use crate::schema::{events, projection_runs};
+use crate::es::subscriber::{self, SubscriberStatus};
+use crate::es::Projection;
+use crate::schema::projection_runs;
 use crate::web::render::state;
 use crate::web::{flash_redirect, is_htmx, render, AppError};
 
@@ -33,15 +35,24 @@ pub struct Run {
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub phase: String,
 }
 
 /// A run as the page shows it.
 #[derive(Debug, Serialize)]
 pub struct RunView {
     pub run: Run,
-    pub percent: i64,
+    /// What the run is doing: a phase while it runs ("preparing", "replaying", "indexing",
+    /// "analyzing", "swapping", "comparing"), then "done" or "failed".
+    pub step: String,
+    /// `None` while the total is not known yet (the bar is then indeterminate).
+    pub percent: Option<i64>,
     pub rate: i64,
     pub seconds_left: Option<i64>,
+    /// The first line of the outcome, and the rows of a verify's differences (behind a
+    /// disclosure).
+    pub summary: String,
+    pub details: Vec<String>,
 }
 
 impl RunView {
@@ -50,17 +61,28 @@ impl RunView {
         let secs = (end - run.started_at).num_milliseconds().max(1) as f64 / 1000.0;
         let rate = run.events_done as f64 / secs;
         let left = (run.events_total - run.events_done).max(0) as f64;
+        let running = run.state == "running";
+        let step = match run.phase.as_str() {
+            p if running && !p.is_empty() => p.to_owned(),
+            _ if running => "preparing".to_owned(),
+            _ => run.state.clone(),
+        };
+        let percent = if run.events_total > 0 {
+            Some((run.events_done * 100 / run.events_total).min(100))
+        } else if step == "preparing" {
+            None
+        } else {
+            Some(100)
+        };
+        let mut lines = run.message.lines().map(str::to_owned);
+        let summary = lines.next().unwrap_or_default();
         RunView {
-            percent: if run.events_total > 0 {
-                (run.events_done * 100 / run.events_total).min(100)
-            } else if run.state == "running" {
-                0
-            } else {
-                100
-            },
+            percent,
             rate: rate as i64,
-            seconds_left: (run.state == "running" && rate > 0.0)
-                .then(|| (left / rate).ceil() as i64),
+            seconds_left: (step == "replaying" && rate > 0.0).then(|| (left / rate).ceil() as i64),
+            step,
+            summary,
+            details: lines.collect(),
             run,
         }
     }
@@ -74,24 +96,92 @@ pub struct ProjectionRow {
     pub events_handled: Option<i64>,
     pub behind: Option<i64>,
     pub rows: i64,
+    /// `rows` is the planner's estimate (the tables are too large to count on each load).
+    pub rows_estimated: bool,
     pub tables: Vec<String>,
     pub run: Option<RunView>,
 }
 
+/// Tables of up to this many rows are counted on each load; larger ones are estimated (a count
+/// of millions of rows took most of the page's 1.4 s).
+const COUNTED: i64 = 1_000;
+
 #[derive(QueryableByName)]
-struct Count {
+struct TableSize {
+    #[diesel(sql_type = Text)]
+    name: String,
+    /// `count(*)`, stopped at `COUNTED + 1`.
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    counted: i64,
+    /// Live rows by the statistics that every insert and delete keeps (autovacuum or not), else
+    /// by the last analysis. Read with `pg_stat_get_live_tuples`, not the `pg_stat_user_tables`
+    /// view, which reads every table's statistics each time (20 ms a table).
+    #[diesel(sql_type = BigInt)]
+    estimate: i64,
 }
 
-fn rows_of(conn: &mut PgConnection, p: &dyn Projection) -> QueryResult<i64> {
-    let mut n = 0;
-    for t in p.tables() {
-        let c: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {}", quote_ident(t)))
-            .get_result(conn)?;
-        n += c.n;
+/// Each table's rows: exact when there are few, else an estimate (`true`).
+fn table_sizes(
+    conn: &mut PgConnection,
+    tables: &[&str],
+) -> QueryResult<HashMap<String, (i64, bool)>> {
+    if tables.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(n)
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let literal = format!("'{}'", t.replace('\'', "''"));
+            format!(
+                "SELECT {literal}::text AS name, \
+                   (SELECT count(*) FROM (SELECT 1 FROM {ident} LIMIT {limit}) x) AS counted, \
+                   COALESCE((SELECT GREATEST(pg_stat_get_live_tuples(c.oid), c.reltuples::bigint) \
+                     FROM pg_class c WHERE c.oid = to_regclass(quote_ident({literal}))), 0)::bigint \
+                   AS estimate",
+                ident = quote_ident(t),
+                limit = COUNTED + 1,
+            )
+        })
+        .collect();
+    let sizes: Vec<TableSize> = diesel::sql_query(parts.join(" UNION ALL ")).load(conn)?;
+    Ok(sizes
+        .into_iter()
+        .map(|s| {
+            let size = if s.counted <= COUNTED {
+                (s.counted, false)
+            } else {
+                (s.estimate.max(s.counted), true)
+            };
+            (s.name, size)
+        })
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct TypeHead {
+    #[diesel(sql_type = Text)]
+    event_type: String,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+/// The position of the last event of each of `types`: one probe of the (event_type, position)
+/// index per type.
+fn last_positions(
+    conn: &mut PgConnection,
+    types: Vec<String>,
+) -> QueryResult<HashMap<String, i64>> {
+    let heads: Vec<TypeHead> = diesel::sql_query(
+        "SELECT t.ty AS event_type, x.position FROM unnest($1::text[]) AS t(ty) \
+         CROSS JOIN LATERAL (SELECT position FROM events WHERE event_type = t.ty \
+           ORDER BY position DESC LIMIT 1) x",
+    )
+    .bind::<diesel::sql_types::Array<Text>, _>(types)
+    .load(conn)?;
+    Ok(heads
+        .into_iter()
+        .map(|h| (h.event_type, h.position))
+        .collect())
 }
 
 pub fn run_of(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Run>> {
@@ -102,12 +192,30 @@ pub fn run_of(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Run>> {
         .optional()
 }
 
-/// Every projection's state.
+/// Every projection's state, and the catch-up subscribers' checkpoints. Nothing here reads more
+/// than a few index entries per projection: the page stays fast however long the log.
 pub fn overview(
     conn: &mut PgConnection,
     projections: &crate::es::Projections,
-) -> QueryResult<Vec<ProjectionRow>> {
+) -> QueryResult<(Vec<ProjectionRow>, Vec<SubscriberStatus>)> {
     let statuses = subscriber::statuses(conn)?;
+    let inline_types: BTreeSet<String> = projections
+        .iter()
+        .filter(|p| !projections.is_catch_up(p.name()))
+        .flat_map(|p| p.handles().iter().map(|t| t.to_string()))
+        .collect();
+    let heads = last_positions(conn, inline_types.into_iter().collect())?;
+    let tables: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    let sizes = table_sizes(conn, &tables)?;
+    let mut runs: HashMap<String, Run> = projection_runs::table
+        .select(Run::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
     let mut out = Vec::new();
     for p in projections.iter() {
         let catch_up = projections.is_catch_up(p.name());
@@ -115,32 +223,41 @@ pub fn overview(
         let position = match (catch_up, status) {
             (true, Some(s)) => s.last_position,
             (true, None) => 0,
-            (false, _) => events::table
-                .filter(events::event_type.eq_any(p.handles().to_vec()))
-                .select(diesel::dsl::max(events::position))
-                .first::<Option<i64>>(conn)?
+            (false, _) => p
+                .handles()
+                .iter()
+                .filter_map(|t| heads.get(*t))
+                .copied()
+                .max()
                 .unwrap_or(0),
         };
+        let (mut rows, mut rows_estimated) = (0, false);
+        for t in p.tables() {
+            let (n, estimated) = sizes.get(*t).copied().unwrap_or((0, false));
+            rows += n;
+            rows_estimated |= estimated;
+        }
         out.push(ProjectionRow {
             name: p.name().to_owned(),
             mode: if catch_up { "catch-up" } else { "inline" },
             position,
             events_handled: status.filter(|_| catch_up).map(|s| s.events_handled),
             behind: status.filter(|_| catch_up).map(|s| s.behind),
-            rows: rows_of(conn, p.as_ref())?,
+            rows,
+            rows_estimated,
             tables: p.tables().iter().map(|t| t.to_string()).collect(),
-            run: run_of(conn, p.name())?.map(RunView::of),
+            run: runs.remove(p.name()).map(RunView::of),
         });
     }
-    Ok(out)
+    Ok((out, statuses))
 }
 
 /// Record the start of a run; `false` when one is already running (and alive: it reported in the
 /// last minute).
 pub fn claim_run(conn: &mut PgConnection, name: &str, kind: &str) -> QueryResult<bool> {
     let n = diesel::sql_query(
-        "INSERT INTO projection_runs (name, kind, state) VALUES ($1, $2, 'running') \
-         ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, state = 'running', events_total = 0, \
+        "INSERT INTO projection_runs (name, kind, state, phase) VALUES ($1, $2, 'running', 'preparing') \
+         ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, state = 'running', phase = 'preparing', events_total = 0, \
            events_done = 0, differences = NULL, message = '', started_at = now(), updated_at = now(), \
            finished_at = NULL \
          WHERE projection_runs.state <> 'running' OR projection_runs.updated_at < now() - interval '1 minute'",
@@ -165,14 +282,18 @@ fn report(pool: &PgPool, name: &str, f: impl FnOnce(&mut PgConnection) -> QueryR
 pub fn execute_run(pool: &PgPool, projection: &dyn Projection, catch_up: bool, kind: &str) {
     let name = projection.name();
     let mut last_report = Instant::now() - Duration::from_secs(1);
+    let mut last_phase = None;
     let on_progress = |p: ShadowProgress| {
-        if last_report.elapsed() >= Duration::from_millis(200) {
+        // A new phase is shown at once; progress within one, at most five times a second.
+        if last_phase != Some(p.phase) || last_report.elapsed() >= Duration::from_millis(200) {
             last_report = Instant::now();
+            last_phase = Some(p.phase);
             report(pool, name, |conn| {
                 diesel::update(projection_runs::table.find(name))
                     .set((
                         projection_runs::events_done.eq(p.events_done as i64),
                         projection_runs::events_total.eq(p.events_total as i64),
+                        projection_runs::phase.eq(p.phase.as_str()),
                         projection_runs::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)
@@ -222,6 +343,7 @@ pub fn execute_run(pool: &PgPool, projection: &dyn Projection, catch_up: bool, k
         diesel::update(projection_runs::table.find(name))
             .set((
                 projection_runs::state.eq(state),
+                projection_runs::phase.eq(""),
                 projection_runs::message.eq(message),
                 projection_runs::differences.eq(differences),
                 projection_runs::events_done.eq(diesel::dsl::sql::<BigInt>(
@@ -246,14 +368,8 @@ async fn projections_page(req: HttpRequest, viewer: Viewer) -> Result<HttpRespon
     let st = state(&req).clone();
     let store = st.store.clone();
     let replicas = st.replicas.clone();
-    let (rows, subscribers, replicas) = st
-        .db(move |conn| {
-            Ok((
-                overview(conn, store.projections())?,
-                subscriber::statuses(conn)?,
-                replicas.lag(conn),
-            ))
-        })
+    let ((rows, subscribers), replicas) = st
+        .query(move |conn| Ok((overview(conn, store.projections())?, replicas.lag(conn))))
         .await?;
     let mut ctx = Context::new();
     ctx.insert("projections", &rows);
@@ -340,4 +456,54 @@ async fn progress(
     ctx.insert("p", &serde_json::json!({"name": name}));
     ctx.insert("run", &run.map(RunView::of));
     render(&req, "ops/progress.html", "ops/_progress.html", ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(state: &str, phase: &str, done: i64, total: i64, message: &str) -> Run {
+        let now = Utc::now();
+        Run {
+            name: "users".into(),
+            kind: "rebuild".into(),
+            state: state.into(),
+            events_total: total,
+            events_done: done,
+            differences: None,
+            message: message.into(),
+            started_at: now - chrono::Duration::seconds(2),
+            updated_at: now,
+            finished_at: (state != "running").then_some(now),
+            phase: phase.into(),
+        }
+    }
+
+    #[test]
+    fn every_step_of_a_run_is_named() {
+        // Just claimed: no total yet, so no "0 / 0" but an indeterminate "preparing".
+        let v = RunView::of(run("running", "preparing", 0, 0, ""));
+        assert_eq!((v.step.as_str(), v.percent), ("preparing", None));
+        let v = RunView::of(run("running", "replaying", 50, 200, ""));
+        assert_eq!((v.step.as_str(), v.percent), ("replaying", Some(25)));
+        assert!(v.seconds_left.is_some());
+        // At 100% the run says what it still does.
+        for phase in ["indexing", "analyzing", "swapping", "comparing"] {
+            let v = RunView::of(run("running", phase, 200, 200, ""));
+            assert_eq!(
+                (v.step.as_str(), v.percent, v.seconds_left),
+                (phase, Some(100), None)
+            );
+        }
+        let v = RunView::of(run(
+            "done",
+            "",
+            200,
+            200,
+            "3 rows differ from a rebuild\na\nb",
+        ));
+        assert_eq!(v.step, "done");
+        assert_eq!(v.summary, "3 rows differ from a rebuild");
+        assert_eq!(v.details, ["a", "b"]);
+    }
 }

@@ -198,7 +198,7 @@ pub struct FundWindow {
 pub enum FundCommand {
     CreateFund {
         name: String,
-        term: String,
+        term: crate::enrollment::commands::Term,
         budget: Amount,
         criteria: String,
         opens_on: NaiveDate,

@@ -160,7 +160,7 @@ impl Decider for Fund {
                 }
                 Ok(vec![FundEvent::FundCreated {
                     name: name.clone(),
-                    term: term.clone(),
+                    term: term.as_str().to_owned(),
                     budget_cents: budget.cents(),
                     criteria: criteria.clone(),
                     opens_on: *opens_on,
@@ -601,6 +601,7 @@ impl Decider for Review {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enrollment::commands::Term;
     use crate::es::decider::given;
     use crate::scholarships::commands::{Amount, FundWindow, Scores};
 
@@ -642,7 +643,7 @@ mod tests {
         given::<Fund>(&[])
             .when(FundCommand::CreateFund {
                 name: "Merit".into(),
-                term: "2027-fall".into(),
+                term: Term::parse("2027-fall").unwrap(),
                 budget: Amount::from_cents(100_000),
                 criteria: "GPA".into(),
                 opens_on: day("2027-01-01"),
@@ -652,7 +653,7 @@ mod tests {
         given::<Fund>(&[])
             .when(FundCommand::CreateFund {
                 name: "Merit".into(),
-                term: "2027-fall".into(),
+                term: Term::parse("2027-fall").unwrap(),
                 budget: Amount::from_cents(100_000),
                 criteria: "GPA".into(),
                 opens_on: day("2027-03-01"),

@@ -43,7 +43,7 @@ fn fund(
         &id.to_string(),
         &FundCommand::CreateFund {
             name: name.into(),
-            term: "2027-fall".into(),
+            term: crate::enrollment::commands::Term::parse("2027-fall")?,
             budget: Amount::parse(budget)?,
             criteria: criteria.into(),
             opens_on,

@@ -257,6 +257,13 @@ async fn funds_listing(
         })
         .await?;
     ctx.insert("funds", &funds);
+    // The terms a fund may be for: the current season's and the next five (a fund for "fall
+    // 2027" was accepted when the term was typed).
+    let today = chrono::Utc::now().date_naive() - chrono::Duration::days(124);
+    ctx.insert(
+        "terms",
+        &crate::enrollment::commands::Term::upcoming(today, 6),
+    );
     render_status(
         req,
         status,
@@ -300,17 +307,34 @@ async fn create_fund(
         &f.opens_on,
         &f.closes_on,
     );
-    let result = match parsed {
-        Ok(fund) => {
-            let ctx = command_context(&req, &viewer, f.command_id.as_deref());
-            let store = state(&req).store.clone();
-            let v = viewer.clone();
-            state(&req)
-                .run(move |conn| service::create_fund(conn, &store, &ctx, &v, fund))
-                .await
+    let fund = match parsed {
+        Ok(fund) => fund,
+        Err(errors) => {
+            // Every field's message beside it, and one line that says how many.
+            let mut ctx = Context::new();
+            let n = errors.len();
+            ctx.insert(
+                "error",
+                &format!(
+                    "The fund was not created: correct the {} marked below.",
+                    if n == 1 {
+                        "field".to_owned()
+                    } else {
+                        format!("{n} fields")
+                    }
+                ),
+            );
+            ctx.insert("errors", &errors);
+            ctx.insert("form", &f);
+            return funds_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
-        Err(m) => Err(ScholarshipsError::Invalid(m)),
     };
+    let ctx = command_context(&req, &viewer, f.command_id.as_deref());
+    let store = state(&req).store.clone();
+    let v = viewer.clone();
+    let result = state(&req)
+        .run(move |conn| service::create_fund(conn, &store, &ctx, &v, fund))
+        .await;
     match result {
         Ok(id) if is_htmx(&req) => {
             let mut ctx = Context::new();

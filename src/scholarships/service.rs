@@ -12,6 +12,7 @@ use super::decider::{Application, ApplicationRejection, Fund, Review};
 use super::error::{parse_id, ScholarshipsError};
 use super::events::review_stream_id;
 use crate::accounts::{Role, Viewer};
+use crate::enrollment::commands::Term;
 use crate::es::executor::fold;
 use crate::es::{store, CommandContext, CommandError, CommandOutcome, EventStore};
 use crate::schema::{
@@ -27,12 +28,15 @@ pub const FUND_RETRIES: u32 = 200;
 #[derive(Debug, Clone)]
 pub struct NewFund {
     pub name: String,
-    pub term: String,
+    pub term: Term,
     pub budget: Amount,
     pub criteria: String,
     pub opens_on: NaiveDate,
     pub closes_on: NaiveDate,
 }
+
+/// What is wrong with a form, by field name: every field's message at once.
+pub type FieldErrors = std::collections::BTreeMap<&'static str, String>;
 
 impl NewFund {
     pub fn parse(
@@ -42,38 +46,62 @@ impl NewFund {
         criteria: &str,
         opens_on: &str,
         closes_on: &str,
-    ) -> Result<NewFund, String> {
-        let name = text::check("The fund name", name, 120, Lines::One)?;
-        if name.is_empty() {
-            return Err("a fund needs a name of 1 to 120 characters".into());
+    ) -> Result<NewFund, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        fn kept<T>(errors: &mut FieldErrors, key: &'static str, r: Result<T, String>) -> Option<T> {
+            r.map_err(|m| errors.insert(key, m)).ok()
         }
-        let term = term.trim();
-        let term_ok = term.len() <= 32
-            && !term.is_empty()
-            && term
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ');
-        if !term_ok {
-            return Err("the term looks like 2027-fall (letters, digits and '-')".into());
-        }
-        let criteria = text::check("The criteria", criteria, 2000, Lines::Many)?;
+        let mut field = |key, r| kept(&mut errors, key, r);
+        let name = field(
+            "name",
+            text::check("The fund name", name, 120, Lines::One).and_then(|n| {
+                (!n.is_empty())
+                    .then_some(n)
+                    .ok_or_else(|| "a fund needs a name of 1 to 120 characters".to_owned())
+            }),
+        );
+        let criteria = field(
+            "criteria",
+            text::check("The criteria", criteria, 2000, Lines::Many),
+        );
+        let term = kept(&mut errors, "term", Term::parse(term));
+        let budget = kept(
+            &mut errors,
+            "budget",
+            Amount::parse(budget).map_err(|e| format!("budget: {e}")),
+        );
         let date = |label: &str, raw: &str| {
             NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
                 .map_err(|_| format!("the {label} date must look like 2027-01-31"))
         };
-        let opens_on = date("opening", opens_on)?;
-        let closes_on = date("closing", closes_on)?;
-        if closes_on < opens_on {
-            return Err("the application window must close on or after the day it opens".into());
+        let opens_on = kept(&mut errors, "opens_on", date("opening", opens_on));
+        let closes_on = kept(&mut errors, "closes_on", date("closing", closes_on));
+        if let (Some(o), Some(c)) = (opens_on, closes_on) {
+            if c < o {
+                errors.insert(
+                    "closes_on",
+                    "the application window must close on or after the day it opens".into(),
+                );
+            }
         }
-        Ok(NewFund {
-            name: name.to_owned(),
-            term: term.to_owned(),
-            budget: Amount::parse(budget).map_err(|e| format!("budget: {e}"))?,
-            criteria: criteria.to_owned(),
-            opens_on,
-            closes_on,
-        })
+        match (name, term, budget, criteria, opens_on, closes_on) {
+            (
+                Some(name),
+                Some(term),
+                Some(budget),
+                Some(criteria),
+                Some(opens_on),
+                Some(closes_on),
+            ) if errors.is_empty() => Ok(NewFund {
+                name,
+                term,
+                budget,
+                criteria,
+                opens_on,
+                closes_on,
+            }),
+            _ => Err(errors),
+        }
     }
 }
 

@@ -51,8 +51,15 @@ pub enum SignatureCommand {
 
 #[derive(Debug, Clone)]
 pub enum ClearanceCommand {
-    Grant { group: String },
-    Revoke { group: String },
+    /// `group_exists`: whether some signature is in the group (a misspelled group is refused,
+    /// not granted).
+    Grant {
+        group: String,
+        group_exists: bool,
+    },
+    Revoke {
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -37,6 +37,8 @@ pub enum ThreatsRejection {
     SignatureAlreadyRetired,
     #[error("the restricted group is for admins only: classify the signature into another group instead")]
     RestrictedClearance,
+    #[error("no signature is in the group {0:?}: choose one of the groups signatures are in")]
+    UnknownGroup(String),
     #[error("the analyst already holds the {0} clearance")]
     ClearanceHeld(String),
     #[error("the analyst does not hold the {0} clearance")]
@@ -184,12 +186,18 @@ impl Decider for Clearances {
         c: &ClearanceCommand,
     ) -> Result<Vec<ClearanceEvent>, ThreatsRejection> {
         match c {
-            ClearanceCommand::Grant { group } => {
+            ClearanceCommand::Grant {
+                group,
+                group_exists,
+            } => {
                 if group == RESTRICTED_GROUP {
                     return Err(ThreatsRejection::RestrictedClearance);
                 }
                 if held.contains(group) {
                     return Err(ThreatsRejection::ClearanceHeld(group.clone()));
+                }
+                if !group_exists {
+                    return Err(ThreatsRejection::UnknownGroup(group.clone()));
                 }
                 Ok(vec![ClearanceEvent::ClearanceGranted {
                     group: group.clone(),
@@ -363,7 +371,17 @@ mod tests {
 
     #[test]
     fn clearances_are_granted_once_and_revoked_only_when_held() {
-        let grant = |g: &str| ClearanceCommand::Grant { group: g.into() };
+        let grant = |g: &str| ClearanceCommand::Grant {
+            group: g.into(),
+            group_exists: true,
+        };
+        // A misspelled group (no signature is in it) is refused, not granted.
+        given::<Clearances>(&[])
+            .when(ClearanceCommand::Grant {
+                group: "phishng".into(),
+                group_exists: false,
+            })
+            .then_rejected("no signature is in the group \"phishng\"");
         given::<Clearances>(&[])
             .when(grant("malware"))
             .then(&[ClearanceEvent::ClearanceGranted {

@@ -518,11 +518,13 @@ async fn signature_page(
             if let Some(a) = &as_of {
                 let (sig, history) = super::as_of::signature(conn, &viewer, &name, a)?;
                 let read = super::revisions::read(conn, &history, a.until)?;
+                let history = crate::ops::describe::history(conn, &history)?;
                 return Ok((sig, history, read));
             }
             let sig = queries::signature(conn, &viewer, &name)?;
             let history = store::load_stream(conn, "signature", &sig.name)?;
             let read = super::revisions::read(conn, &history, chrono::Utc::now())?;
+            let history = crate::ops::describe::history(conn, &history)?;
             Ok((sig, history, read))
         })
         .await?;

@@ -11,7 +11,7 @@ use super::decider::{Clearances, Sensor, Signature, ThreatsRejection};
 use super::error::ThreatsError;
 use crate::accounts::{queries as accounts, Role};
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore};
-use crate::schema::sensor_tokens;
+use crate::schema::{sensor_tokens, threat_signatures};
 use crate::text::{self, Lines};
 
 pub type Result<T> = std::result::Result<T, ThreatsError>;
@@ -121,7 +121,14 @@ pub fn change_clearance(
         return Err(ThreatsRejection::NotAnAnalyst(user.username).into());
     }
     let command = if grant {
-        ClearanceCommand::Grant { group }
+        let group_exists = diesel::select(diesel::dsl::exists(
+            threat_signatures::table.filter(threat_signatures::group_name.eq(&group)),
+        ))
+        .get_result(conn)?;
+        ClearanceCommand::Grant {
+            group,
+            group_exists,
+        }
     } else {
         ClearanceCommand::Revoke { group }
     };

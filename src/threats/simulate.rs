@@ -418,3 +418,40 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Append `n` more of the generator's events to the log as the sensor API would, but with no
+/// projection run (a benchmark then rebuilds them). `versions` holds each session stream's version.
+/// A benchmark's helper: panics on any error.
+pub fn append_unprojected(
+    conn: &mut diesel::PgConnection,
+    generator: &mut Generator,
+    versions: &mut std::collections::HashMap<String, i64>,
+    n: usize,
+) {
+    let metadata = serde_json::to_value(crate::es::Metadata::new(crate::es::Actor::Cli)).unwrap();
+    let mut left = n;
+    while left > 0 {
+        let size = left.min(5000);
+        left -= size;
+        let body = serde_json::json!({ "events": generator.batch(size) }).to_string();
+        let (items, errors) = super::ingest::parse_body(body.as_bytes()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let (order, per_stream) = super::ingest::by_session(items.iter().map(|i| &i.event));
+        let appends: Vec<crate::es::store::StreamAppend> = order
+            .iter()
+            .map(|sid| crate::es::store::StreamAppend {
+                stream_type: super::events::SESSION_STREAM,
+                stream_id: sid,
+                expected_version: versions.get(sid).copied().unwrap_or(0),
+                events: &per_stream[sid],
+            })
+            .collect();
+        diesel::Connection::transaction(conn, |conn| {
+            crate::es::store::append_many(conn, &appends, &metadata).map(|_| ())
+        })
+        .unwrap();
+        for sid in order {
+            *versions.entry(sid.clone()).or_default() += per_stream[&sid].len() as i64;
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod edge;
 pub mod error;
 pub mod format;
 pub mod frame;
+pub mod paging;
 pub mod render;
 
 use std::path::PathBuf;

@@ -269,3 +269,18 @@ pub fn text_of(html: &str) -> String {
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// An account with a display name, made through the accounts service as the CLI makes one.
+pub fn create_named_user(app: &TestApp, username: &str, name: &str, role: &str) -> uuid::Uuid {
+    let mut conn = app.state.pool.get().unwrap();
+    let account = heyboss::accounts::NewAccount::parse(username, name, "", role, PASSWORD)
+        .expect("a valid account");
+    heyboss::accounts::service::register(
+        &mut conn,
+        &app.state.store,
+        heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
+        account,
+        |_, _| Ok(()),
+    )
+    .expect("the account is registered")
+}

@@ -57,13 +57,45 @@ pub enum ShadowError {
     Database(#[from] diesel::result::Error),
 }
 
-/// Progress after each batch of the replay.
+/// Progress at each step of a rebuild or verify and after each batch of its replay.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct ShadowProgress {
+    pub phase: Phase,
     pub events_done: u64,
-    /// Events of the handled types in the log when the replay started.
+    /// Events of the handled types in the log when the replay started (0 while preparing).
     pub events_total: u64,
     pub position: i64,
+}
+
+/// The step a rebuild or verify is at, so that a progress bar never sits at "0 / 0" or at 100%
+/// without saying what it waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Creating the shadow tables and counting the events to replay.
+    Preparing,
+    Replaying,
+    /// Completing what the replay deferred and building the indexes.
+    Indexing,
+    /// Gathering the planner's statistics of the rebuilt tables.
+    Analyzing,
+    /// Swapping the rebuilt tables in (a rebuild).
+    Swapping,
+    /// Comparing the rebuilt tables with the live ones (a verify).
+    Comparing,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Preparing => "preparing",
+            Phase::Replaying => "replaying",
+            Phase::Indexing => "indexing",
+            Phase::Analyzing => "analyzing",
+            Phase::Swapping => "swapping",
+            Phase::Comparing => "comparing",
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -171,6 +203,15 @@ fn build(
     on_progress: &mut dyn FnMut(ShadowProgress),
 ) -> Result<(Cursor, u64), ShadowError> {
     let name = projection.name();
+    let mut step = |phase, events_done, events_total, position| {
+        on_progress(ShadowProgress {
+            phase,
+            events_done,
+            events_total,
+            position,
+        })
+    };
+    step(Phase::Preparing, 0, 0, 0);
     let schema = quote_ident(&shadow_schema(name));
     diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(conn)?;
     diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(conn)?;
@@ -205,6 +246,7 @@ fn build(
                     .collect::<Vec<_>>(),
             )
             .get_result(conn)?;
+    step(Phase::Replaying, 0, total.n as u64, 0);
     let search_path = format!("SET LOCAL search_path TO {schema}, {}", quote_ident(live));
     let mut cursor = Cursor::START;
     let mut done = 0u64;
@@ -283,12 +325,14 @@ fn build(
         };
         waited_since = None;
         cursor = next;
-        on_progress(ShadowProgress {
-            events_done: done,
-            events_total: (total.n as u64).max(done),
-            position: cursor.position,
-        });
+        step(
+            Phase::Replaying,
+            done,
+            (total.n as u64).max(done),
+            cursor.position,
+        );
     }
+    step(Phase::Indexing, done, done, cursor.position);
     // Complete what the replay left out, then build the deferred indexes (before any incremental
     // apply of newer events, which may read through them).
     finish(conn, helper, projection, &search_path, replayed, finished)?;
@@ -654,6 +698,15 @@ fn rebuild_locked(
         batch_size,
         on_progress,
     )?;
+    let mut step = |phase| {
+        on_progress(ShadowProgress {
+            phase,
+            events_done: replayed,
+            events_total: replayed,
+            position: cursor.position,
+        })
+    };
+    step(Phase::Analyzing);
     // The tables go live with statistics (new tables have none, and where autovacuum is off no
     // page that reads them would ever be planned with any), gathered before the swap's lock.
     for table in projection.tables() {
@@ -664,6 +717,7 @@ fn rebuild_locked(
         ))
         .execute(conn)?;
     }
+    step(Phase::Swapping);
     conn.transaction(|conn| -> Result<RebuildReport, ShadowError> {
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
         diesel::sql_query(format!(
@@ -758,7 +812,7 @@ fn verify_locked(
     } else {
         None
     };
-    let (cursor, _) = build(
+    let (cursor, replayed) = build(
         conn,
         helper,
         projection,
@@ -767,6 +821,12 @@ fn verify_locked(
         batch_size,
         on_progress,
     )?;
+    on_progress(ShadowProgress {
+        phase: Phase::Comparing,
+        events_done: replayed,
+        events_total: replayed,
+        position: cursor.position,
+    });
     let mut differences = Vec::new();
     let outcome = conn.transaction(|conn| -> Result<(), ShadowError> {
         if catch_up {

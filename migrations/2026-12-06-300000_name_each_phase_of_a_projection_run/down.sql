@@ -1,0 +1,1 @@
+ALTER TABLE projection_runs DROP COLUMN phase;
