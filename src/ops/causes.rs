@@ -202,7 +202,7 @@ async fn event_page(
     let position: i64 = path.parse().map_err(|_| AppError::NotFound)?;
     let registry = registry.into_inner();
     let page = state(&req)
-        .db(move |conn| Ok(load(conn, &viewer, &registry, position)?))
+        .read_query(&req, move |conn| load(conn, &viewer, &registry, position))
         .await?
         // Not visible and not there look the same, as on the history page.
         .ok_or(AppError::NotFound)?;
