@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod buckets;
 pub mod commands;
 pub mod decider;
 pub mod demo;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod ingest;
 pub mod projections;
 pub mod queries;
+pub mod report_query;
 pub mod routes;
 pub mod scope;
 pub mod service;

@@ -83,6 +83,7 @@ impl Report {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum Window {
+    Hour,
     Day,
     Week,
     Month,
@@ -94,13 +95,14 @@ impl TryFrom<String> for Window {
     type Error = String;
     fn try_from(raw: String) -> Result<Window, String> {
         Ok(match raw.as_str() {
+            "1h" => Window::Hour,
             "24h" => Window::Day,
             "7d" => Window::Week,
             "30d" => Window::Month,
             "all" | "" => Window::All,
             other => {
                 return Err(format!(
-                    "window {:?} is not one of 24h, 7d, 30d, all",
+                    "window {:?} is not one of 1h, 24h, 7d, 30d, all",
                     other.chars().take(20).collect::<String>()
                 ))
             }
@@ -111,6 +113,7 @@ impl TryFrom<String> for Window {
 impl Window {
     pub fn as_str(self) -> &'static str {
         match self {
+            Window::Hour => "1h",
             Window::Day => "24h",
             Window::Week => "7d",
             Window::Month => "30d",
@@ -119,11 +122,43 @@ impl Window {
     }
     pub fn cutoff(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
+            Window::Hour => Some(now - Duration::hours(1)),
             Window::Day => Some(now - Duration::hours(24)),
             Window::Week => Some(now - Duration::days(7)),
             Window::Month => Some(now - Duration::days(30)),
             Window::All => None,
         }
+    }
+}
+
+impl Window {
+    /// The range of the last hour, day, week or month (open at its end: sessions a sensor dates
+    /// ahead count too), or all time.
+    pub fn range(self, now: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: self.cutoff(now),
+            to: None,
+        }
+    }
+}
+
+/// A range of the sessions' start time: `from` inclusive, `to` exclusive, `None` an open end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+    /// The ends, open ones as times beyond any stored one.
+    pub fn ends(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            self.from.unwrap_or_else(super::buckets::earliest),
+            self.to.unwrap_or_else(super::buckets::latest),
+        )
     }
 }
 
@@ -160,6 +195,18 @@ pub fn top(
     Ok(top_in_scope(conn, &scope, report, window, limit)?)
 }
 
+/// [`top`] over any time range.
+pub fn top_in_range(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    report: Report,
+    range: &TimeRange,
+    limit: i64,
+) -> Result<Vec<ReportRow>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(top_behind(conn, &scope, report, range, limit, None)?)
+}
+
 pub fn top_in_scope(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -167,7 +214,7 @@ pub fn top_in_scope(
     window: Window,
     limit: i64,
 ) -> QueryResult<Vec<ReportRow>> {
-    top_behind(conn, scope, report, window, limit, None)
+    top_behind(conn, scope, report, &window.range(Utc::now()), limit, None)
 }
 
 /// [`top_in_scope`] with the reports delayed `lag` behind the log: while a signature move waits
@@ -177,15 +224,17 @@ pub fn top_behind(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
-    window: Window,
+    range: &TimeRange,
     limit: i64,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<Vec<ReportRow>> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
-    let mut rows: Vec<ReportRow> = match window {
-        Window::All if views_current => top_from_views(conn, scope, report, limit)?,
-        Window::All => top_from_hits(conn, scope, report, None, limit)?,
-        _ => top_from_hits(conn, scope, report, window.cutoff(Utc::now()), limit)?,
+    let mut rows: Vec<ReportRow> = if !views_current {
+        top_from_hits(conn, scope, report, range, limit)?
+    } else if range.is_all() {
+        top_from_views(conn, scope, report, limit)?
+    } else {
+        top_from_buckets(conn, scope, report, range, limit)?
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -304,7 +353,93 @@ fn top_from_views(
         return Ok(rows);
     }
     // Otherwise (a set nobody holds, which only code can ask for): computed from the hits.
-    top_from_hits(conn, scope, report, None, limit)
+    top_from_hits(conn, scope, report, &TimeRange::default(), limit)
+}
+
+/// The view (clearance set) whose rankings answer for a scope, if one is maintained.
+fn maintained_view(conn: &mut PgConnection, scope: &AnalystScope) -> QueryResult<Option<String>> {
+    if !scope.sees_all() && scope.groups().is_empty() {
+        return Ok(None);
+    }
+    let view = if scope.sees_all() {
+        super::projections::ADMIN_VIEW.to_owned()
+    } else {
+        super::projections::view_id(scope.groups())
+    };
+    let held = diesel::select(diesel::dsl::exists(
+        crate::schema::threat_views::table.filter(crate::schema::threat_views::view_id.eq(&view)),
+    ))
+    .get_result::<bool>(conn)?;
+    Ok(held.then_some(view))
+}
+
+/// A report over a time range from the scope's time buckets: the whole days and hours inside
+/// the range, and the visible hits of its unaligned edges (`sql/top_from_buckets.sql`).
+fn top_from_buckets(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    limit: i64,
+) -> QueryResult<Vec<ReportRow>> {
+    if !scope.sees_all() && scope.groups().is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(view) = maintained_view(conn, scope)? else {
+        return top_from_hits(conn, scope, report, range, limit);
+    };
+    let (from, to) = range.ends();
+    let plan = super::buckets::Plan::of(from, to);
+    let mut rows: Vec<ReportRow> = scope
+        .query(include_str!("sql/top_from_buckets.sql"))
+        .text("report", report.slug())
+        .text("view", view)
+        .sql("key_column", report.key_sql())
+        .time("d_from", Some(plan.days.0))
+        .time("d_to", Some(plan.days.1))
+        .time("h1_from", Some(plan.hours[0].0))
+        .time("h1_to", Some(plan.hours[0].1))
+        .time("h2_from", Some(plan.hours[1].0))
+        .time("h2_to", Some(plan.hours[1].1))
+        .time("e1_from", Some(plan.edges[0].0))
+        .time("e1_to", Some(plan.edges[0].1))
+        .time("e2_from", Some(plan.edges[1].0))
+        .time("e2_to", Some(plan.edges[1].1))
+        .int8("limit", limit)
+        .load(conn)?;
+    fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
+    Ok(rows)
+}
+
+/// The visible signatures of each row among the hits in the range: one probe of the report's
+/// hits index per key and visible signature.
+fn fill_signatures_in_range(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    rows: &mut [ReportRow],
+) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (from, to) = range.ends();
+    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    let found: std::collections::HashMap<String, String> = scope
+        .query(include_str!("sql/key_signatures_in_range.sql"))
+        .sql("key_match", report.key_match())
+        .sql("key", "k.key")
+        .time("from", Some(from))
+        .time("to", Some(to))
+        .texts("keys", keys)
+        .load::<KeySignatures>(conn)?
+        .into_iter()
+        .map(|k| (k.key, k.signatures))
+        .collect();
+    for r in rows {
+        r.signatures = found.get(&r.key).cloned().unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// The visible signatures of each row (from the per-signature rows or hits of those keys only).
@@ -340,19 +475,21 @@ fn fill_signatures(
     Ok(())
 }
 
-/// A report computed on demand from the visible hits of sessions started since `since` (all with
-/// `None`): a window reads the hits by the start-time index.
-fn top_from_hits(
+/// A report computed on demand from the visible hits of sessions started in the range: a
+/// bounded range reads the hits by the start-time index. (The baseline the buckets are measured
+/// against, and the answer while a signature move waits to be applied.)
+pub fn top_from_hits(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
-    since: Option<DateTime<Utc>>,
+    range: &TimeRange,
     limit: i64,
 ) -> QueryResult<Vec<ReportRow>> {
     scope
         .query(include_str!("sql/top_from_hits.sql"))
         .sql("key_column", report.key_sql())
-        .time("since", since)
+        .time("since", range.from)
+        .time("until", range.to)
         .int8("limit", limit)
         .load(conn)
 }
@@ -396,7 +533,7 @@ pub fn hits_of_key(
     viewer: &Viewer,
     report: Report,
     key: &str,
-    window: Window,
+    range: &TimeRange,
     limit: i64,
 ) -> Result<Vec<HitRow>, ThreatsError> {
     let scope = AnalystScope::of(conn, viewer)?;
@@ -404,7 +541,8 @@ pub fn hits_of_key(
         .query(include_str!("sql/hits_of_key.sql"))
         .sql("key_match", report.key_match())
         .text("key", key)
-        .time("since", window.cutoff(Utc::now()))
+        .time("since", range.from)
+        .time("until", range.to)
         .int8("limit", limit)
         .load(conn)?)
 }

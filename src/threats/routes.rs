@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::decider::ThreatsRejection;
 use super::error::ThreatsError;
-use super::queries::{self, HitsOf, Report, SessionFilter, Window};
+use super::queries::{self, HitsOf, Report, SessionFilter};
+use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
 use super::{api, service};
 use crate::accounts::{Role, Viewer};
@@ -48,13 +49,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// `?limit=&window=&format=&key=` of the report pages.
+/// `?limit=&window=&from=&to=&format=&key=` of the report pages.
 #[derive(Deserialize)]
 struct ReportQuery {
     #[serde(default)]
     limit: Limit,
-    #[serde(default)]
-    window: Window,
+    #[serde(flatten)]
+    range: RangeParams,
     #[serde(default)]
     format: Format,
     /// The row a drill-down lists the hits of.
@@ -177,18 +178,19 @@ async fn top_report_page(
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
     let ReportQuery {
         limit: Limit(limit),
-        window,
+        range: params,
         format,
         ..
     } = query.into_inner();
     let csv = format == Format::Csv;
+    let range = params.range(chrono::Utc::now())?;
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (mut rows, scope, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
-            let rows = queries::top_behind(conn, &scope, report, window, limit + 1, lag.as_ref())?;
+            let rows = queries::top_behind(conn, &scope, report, &range, limit + 1, lag.as_ref())?;
             Ok((rows, scope, lag))
         })
         .await?;
@@ -268,10 +270,10 @@ async fn top_report_page(
         &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
     );
     ctx.insert("limit", &limit);
+    ctx.insert("keep", &[("limit", limit.to_string())]);
     ctx.insert("next_limit", &(limit + 10).min(1000));
     ctx.insert("more", &more);
-    ctx.insert("window", window.as_str());
-    ctx.insert("windows", &["all", "24h", "7d", "30d"]);
+    insert_range(&mut ctx, &params, &range);
     ctx.insert("scope_all", &scope.sees_all());
     ctx.insert("groups", scope.groups());
     ctx.insert(
@@ -295,11 +297,12 @@ async fn report_hits(
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
     let ReportQuery {
-        window,
+        range: params,
         format,
         key,
         ..
     } = query.into_inner();
+    let range = params.range(chrono::Utc::now())?;
     let csv = format == Format::Csv;
     let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
@@ -309,7 +312,7 @@ async fn report_hits(
     let (hits, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
-            let hits = queries::hits_of_key(conn, &viewer, report, &k, window, 1000)?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, 1000)?;
             Ok((hits, lag))
         })
         .await?;
@@ -321,9 +324,36 @@ async fn report_hits(
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("key", &key);
-    ctx.insert("window", window.as_str());
+    ctx.insert("keep", &[("key", key.clone())]);
+    insert_range(&mut ctx, &params, &range);
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
+}
+
+/// The range controls of a page: the preset, the custom ends as `datetime-local` values, and
+/// the query string that keeps the range in links (`range_qs`).
+fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRange) {
+    let custom = params.is_custom();
+    let preset = params.preset().unwrap_or_default();
+    ctx.insert("window", if custom { "custom" } else { preset.as_str() });
+    ctx.insert("windows", &["1h", "24h", "7d", "30d", "all"]);
+    ctx.insert(
+        "range_from",
+        &if custom {
+            local_input(range.from)
+        } else {
+            String::new()
+        },
+    );
+    ctx.insert(
+        "range_to",
+        &if custom {
+            local_input(range.to)
+        } else {
+            String::new()
+        },
+    );
+    ctx.insert("range_qs", &params.query_string());
 }
 
 /// With the reports delayed: how far behind the page is ("reports are 3 s / 12,000 events
