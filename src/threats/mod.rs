@@ -17,6 +17,7 @@ pub mod routes;
 pub mod scope;
 pub mod service;
 pub mod simulate;
+pub mod table;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 pub use decider::ThreatsRejection;

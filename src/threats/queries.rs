@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::error::ThreatsError;
 use super::scope::AnalystScope;
+use super::table::{Column, Sorted};
 use crate::accounts::{Role, Viewer};
 use crate::schema::{
     sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
@@ -179,6 +180,44 @@ pub struct ReportRow {
     pub filename: String,
     #[diesel(sql_type = Text)]
     pub file_type: String,
+    /// How many rows the whole report has (every page).
+    #[diesel(sql_type = Int8)]
+    pub total: i64,
+}
+
+/// The sortable columns of every report, the ranking first (DESIGN section 4's order).
+pub static REPORT_COLUMNS: [Column; 4] = [
+    Column {
+        name: "hits",
+        desc: "hits DESC, max_score DESC, key ASC",
+        asc: "hits ASC, max_score ASC, key ASC",
+        first_desc: true,
+    },
+    Column {
+        name: "max_score",
+        desc: "max_score DESC, hits DESC, key ASC",
+        asc: "max_score ASC, hits ASC, key ASC",
+        first_desc: true,
+    },
+    Column {
+        name: "last_seen",
+        desc: "last_seen DESC, key ASC",
+        asc: "last_seen ASC, key ASC",
+        first_desc: true,
+    },
+    Column {
+        name: "key",
+        desc: "key DESC",
+        asc: "key ASC",
+        first_desc: false,
+    },
+];
+
+/// One page of a report and the number of rows in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportPage {
+    pub rows: Vec<ReportRow>,
+    pub total: i64,
 }
 
 /// The top `limit` rows of a report (one more is fetched to tell whether there are more).
@@ -228,13 +267,39 @@ pub fn top_behind(
     limit: i64,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<Vec<ReportRow>> {
+    let sorted = Sorted::default_of(&REPORT_COLUMNS);
+    Ok(report_page(conn, scope, report, range, &sorted, limit, lag)?.rows)
+}
+
+/// One page of `size` rows of a report over a range, sorted by a column of
+/// [`REPORT_COLUMNS`], with the report's row count.
+pub fn report_page(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    sorted: &Sorted,
+    size: i64,
+    lag: Option<&ReportsLag>,
+) -> QueryResult<ReportPage> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
-    let mut rows: Vec<ReportRow> = if !views_current {
-        top_from_hits(conn, scope, report, range, limit)?
+    let page = Slice {
+        order: sorted.order_sql(),
+        limit: size,
+        offset: sorted.offset(size),
+    };
+    let (mut rows, total) = if !views_current {
+        with_total(top_from_hits(conn, scope, report, range, &page)?)
     } else if range.is_all() {
-        top_from_views(conn, scope, report, limit)?
+        top_from_views(
+            conn,
+            scope,
+            report,
+            &page,
+            sorted.is_default(&REPORT_COLUMNS),
+        )?
     } else {
-        top_from_buckets(conn, scope, report, range, limit)?
+        with_total(top_from_buckets(conn, scope, report, range, &page)?)
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -252,7 +317,20 @@ pub fn top_behind(
             }
         }
     }
-    Ok(rows)
+    Ok(ReportPage { rows, total })
+}
+
+/// Which rows of a sorted report to read.
+struct Slice {
+    order: &'static str,
+    limit: i64,
+    offset: i64,
+}
+
+/// Rows that carry the total (`count(*) OVER ()`), with it.
+fn with_total(rows: Vec<ReportRow>) -> (Vec<ReportRow>, i64) {
+    let total = rows.first().map_or(0, |r| r.total);
+    (rows, total)
 }
 
 /// How far the report tables are behind the log when they are delayed (`threat_hits` run as a
@@ -327,33 +405,43 @@ fn top_from_views(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
-    limit: i64,
-) -> QueryResult<Vec<ReportRow>> {
+    page: &Slice,
+    ranked: bool,
+) -> QueryResult<(Vec<ReportRow>, i64)> {
     if !scope.sees_all() && scope.groups().is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
-    let view = if scope.sees_all() {
-        super::projections::ADMIN_VIEW.to_owned()
-    } else {
-        super::projections::view_id(scope.groups())
+    let Some(view) = maintained_view(conn, scope)? else {
+        // A set nobody holds (which only code can ask for): computed from the hits.
+        return Ok(with_total(top_from_hits(
+            conn,
+            scope,
+            report,
+            &TimeRange::default(),
+            page,
+        )?));
     };
-    let mut rows: Vec<ReportRow> = diesel::sql_query(include_str!("sql/top_from_views.sql"))
-        .bind::<Text, _>(report.slug())
-        .bind::<Text, _>(&view)
-        .bind::<Int8, _>(limit)
-        .load(conn)?;
-    let maintained = !rows.is_empty()
-        || diesel::select(diesel::dsl::exists(
-            crate::schema::threat_views::table
-                .filter(crate::schema::threat_views::view_id.eq(&view)),
-        ))
-        .get_result::<bool>(conn)?;
-    if maintained {
-        fill_signatures(conn, scope, report, &mut rows)?;
-        return Ok(rows);
-    }
-    // Otherwise (a set nobody holds, which only code can ask for): computed from the hits.
-    top_from_hits(conn, scope, report, &TimeRange::default(), limit)
+    // The ranking reads the first entries of its index; another order sorts the view's rows.
+    let order = if ranked {
+        "v.hits DESC, v.max_score DESC, v.key ASC"
+    } else {
+        page.order
+    };
+    let mut rows: Vec<ReportRow> =
+        diesel::sql_query(include_str!("sql/top_from_views.sql").replace("{order}", order))
+            .bind::<Text, _>(report.slug())
+            .bind::<Text, _>(&view)
+            .bind::<Int8, _>(page.limit)
+            .bind::<Int8, _>(page.offset)
+            .load(conn)?;
+    let total: i64 = crate::schema::threat_report_views::table
+        .filter(crate::schema::threat_report_views::report.eq(report.slug()))
+        .filter(crate::schema::threat_report_views::view_id.eq(&view))
+        .filter(crate::schema::threat_report_views::hits.gt(0))
+        .count()
+        .get_result(conn)?;
+    fill_signatures(conn, scope, report, &mut rows)?;
+    Ok((rows, total))
 }
 
 /// The view (clearance set) whose rankings answer for a scope, if one is maintained.
@@ -380,13 +468,13 @@ fn top_from_buckets(
     scope: &AnalystScope,
     report: Report,
     range: &TimeRange,
-    limit: i64,
+    page: &Slice,
 ) -> QueryResult<Vec<ReportRow>> {
     if !scope.sees_all() && scope.groups().is_empty() {
         return Ok(Vec::new());
     }
     let Some(view) = maintained_view(conn, scope)? else {
-        return top_from_hits(conn, scope, report, range, limit);
+        return top_from_hits(conn, scope, report, range, page);
     };
     let (from, to) = range.ends();
     let plan = super::buckets::Plan::of(from, to);
@@ -405,7 +493,9 @@ fn top_from_buckets(
         .time("e1_to", Some(plan.edges[0].1))
         .time("e2_from", Some(plan.edges[1].0))
         .time("e2_to", Some(plan.edges[1].1))
-        .int8("limit", limit)
+        .sql("order", page.order)
+        .int8("limit", page.limit)
+        .int8("offset", page.offset)
         .load(conn)?;
     fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
     Ok(rows)
@@ -478,19 +568,36 @@ fn fill_signatures(
 /// A report computed on demand from the visible hits of sessions started in the range: a
 /// bounded range reads the hits by the start-time index. (The baseline the buckets are measured
 /// against, and the answer while a signature move waits to be applied.)
-pub fn top_from_hits(
+pub fn top_from_hits_in_scope(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
     range: &TimeRange,
     limit: i64,
 ) -> QueryResult<Vec<ReportRow>> {
+    let page = Slice {
+        order: REPORT_COLUMNS[0].desc,
+        limit,
+        offset: 0,
+    };
+    top_from_hits(conn, scope, report, range, &page)
+}
+
+fn top_from_hits(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    page: &Slice,
+) -> QueryResult<Vec<ReportRow>> {
     scope
         .query(include_str!("sql/top_from_hits.sql"))
         .sql("key_column", report.key_sql())
         .time("since", range.from)
         .time("until", range.to)
-        .int8("limit", limit)
+        .sql("order", page.order)
+        .int8("limit", page.limit)
+        .int8("offset", page.offset)
         .load(conn)
 }
 

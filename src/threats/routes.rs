@@ -12,6 +12,7 @@ use super::error::ThreatsError;
 use super::queries::{self, HitsOf, Report, SessionFilter};
 use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
+use super::table::{headings, Pager, SortParams};
 use super::{api, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
@@ -56,6 +57,8 @@ struct ReportQuery {
     limit: Limit,
     #[serde(flatten)]
     range: RangeParams,
+    #[serde(flatten)]
+    sort: SortParams,
     #[serde(default)]
     format: Format,
     /// The row a drill-down lists the hits of.
@@ -179,23 +182,28 @@ async fn top_report_page(
     let ReportQuery {
         limit: Limit(limit),
         range: params,
+        sort,
         format,
         ..
     } = query.into_inner();
     let csv = format == Format::Csv;
     let range = params.range(chrono::Utc::now())?;
+    let sorted = sort
+        .parse(&queries::REPORT_COLUMNS)
+        .map_err(ThreatsError::BadQuery)?;
     let v = viewer.clone();
     let store = state(&req).store.clone();
-    let (mut rows, scope, lag) = state(&req)
+    let (page, scope, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
-            let rows = queries::top_behind(conn, &scope, report, &range, limit + 1, lag.as_ref())?;
-            Ok((rows, scope, lag))
+            let page =
+                queries::report_page(conn, &scope, report, &range, &sorted, limit, lag.as_ref())?;
+            Ok((page, scope, lag))
         })
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
+    let pager = Pager::new(&sorted, limit, page.total, page.rows.len());
+    let rows = page.rows;
     if csv {
         let (header, lines): (&str, Vec<Vec<String>>) = match report {
             Report::Hash => (
@@ -270,9 +278,41 @@ async fn top_report_page(
         &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
     );
     ctx.insert("limit", &limit);
-    ctx.insert("keep", &[("limit", limit.to_string())]);
-    ctx.insert("next_limit", &(limit + 10).min(1000));
-    ctx.insert("more", &more);
+    ctx.insert(
+        "keep",
+        &[
+            ("limit", limit.to_string()),
+            ("sort", pager.sort.to_owned()),
+            ("dir", pager.dir.to_owned()),
+        ],
+    );
+    let page_base = format!(
+        "/threats/top/{}?limit={limit}&{}",
+        report.slug(),
+        params.query_string()
+    );
+    let key_heading: &[(&str, &str, bool)] = match report {
+        Report::Hash => &[
+            ("MD5", "key", false),
+            ("Filename", "", false),
+            ("File type", "", false),
+        ],
+        Report::FileType => &[("File type", "key", false)],
+        Report::IpPair => &[("Source IP", "key", false), ("Destination IP", "", false)],
+        Report::Protocol => &[("Protocol", "key", false)],
+    };
+    let mut spec = key_heading.to_vec();
+    spec.extend([("Hits", "hits", true), ("Max score", "max_score", true)]);
+    if report == Report::Hash {
+        spec.extend([("Signatures", "", false), ("Last seen", "last_seen", false)]);
+    }
+    spec.push(("Details", "", false));
+    ctx.insert(
+        "headings",
+        &headings(&spec, &queries::REPORT_COLUMNS, &pager, &page_base),
+    );
+    ctx.insert("page_base", &page_base);
+    ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range);
     ctx.insert("scope_all", &scope.sees_all());
     ctx.insert("groups", scope.groups());

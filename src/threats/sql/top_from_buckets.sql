@@ -2,7 +2,7 @@
 -- whole hours around them, and the visible hits of the unaligned edges. Empty parts are empty
 -- spans ([x, x)).
 SELECT p.key, sum(p.hits)::int8 AS hits, max(p.max_score) AS max_score, max(p.last_seen) AS last_seen,
-       '' AS signatures, '' AS filename, '' AS file_type
+       '' AS signatures, '' AS filename, '' AS file_type, count(*) OVER () AS total
 FROM (
     SELECT b.key, b.hits, b.max_score, b.last_seen FROM threat_report_buckets b
     WHERE b.report = :report AND b.view_id = :view AND b.grain = 'day'
@@ -25,5 +25,5 @@ FROM (
     WHERE h.start_time >= :e2_from AND h.start_time < :e2_to
 ) p
 GROUP BY p.key
-ORDER BY hits DESC, max_score DESC, key ASC
-LIMIT :limit
+ORDER BY :order
+LIMIT :limit OFFSET :offset
