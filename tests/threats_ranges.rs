@@ -232,7 +232,54 @@ fn reports_sort_by_their_columns_and_page_with_a_total(reports: Reports) {
     }
 }
 
+/// The sessions list and a drill-down page on instead of stopping, sort, and take the range.
+fn lists_page_sort_and_take_the_range(reports: Reports) {
+    let (app, day) = world(reports);
+    let mut ana = signed_in(&app, "ana");
+    let ids = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.split(',').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(csv(&mut ana, "/threats/sessions?format=csv")),
+        vec!["s3", "s2", "s1", "s0"]
+    );
+    assert_eq!(
+        ids(csv(
+            &mut ana,
+            "/threats/sessions?format=csv&sort=session_id&dir=asc"
+        )),
+        vec!["s0", "s1", "s2", "s3"]
+    );
+    let range = format!("from={}&to={}", at(day, "10:30"), at(day, "13:59"));
+    assert_eq!(
+        ids(csv(
+            &mut ana,
+            &format!("/threats/sessions?format=csv&{range}")
+        )),
+        vec!["s2", "s1"]
+    );
+    let page = ana.get("/threats/sessions?sort=start_time&dir=asc");
+    page.assert_contains("Rows 1–4 of 4")
+        .assert_contains("aria-sort=\"ascending\"");
+    assert_eq!(ana.get("/threats/sessions?sort=secret").status, 400);
+    // A drill-down: sorted by score ascending, ana's 4 hits of file type pe.
+    let scores: Vec<String> = csv(
+        &mut ana,
+        "/threats/top/file-type/hits?key=pe&format=csv&sort=score&dir=asc",
+    )
+    .iter()
+    .map(|l| l.split(',').nth(6).unwrap().to_owned())
+    .collect();
+    assert_eq!(scores, vec!["10", "20", "30", "40"]);
+    ana.get("/threats/top/file-type/hits?key=pe")
+        .assert_contains("Rows 1–4 of 4");
+}
+
 in_both_modes!(
     ranges_count_exactly_the_sessions_started_in_them,
-    reports_sort_by_their_columns_and_page_with_a_total
+    reports_sort_by_their_columns_and_page_with_a_total,
+    lists_page_sort_and_take_the_range
 );

@@ -634,24 +634,82 @@ pub struct HitRow {
     pub scored_at: DateTime<Utc>,
 }
 
-/// The visible hits behind one row of a report (at most `limit`).
+/// The sortable columns of a list of hits, the default (highest score first) first.
+pub static HIT_COLUMNS: [Column; 5] = [
+    Column {
+        name: "score",
+        desc: "h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature",
+        asc: "h.score ASC, h.scored_at ASC, h.file_id, h.integration, h.signature",
+        first_desc: true,
+    },
+    Column {
+        name: "start_time",
+        desc: "h.start_time DESC, h.file_id, h.integration, h.signature",
+        asc: "h.start_time ASC, h.file_id, h.integration, h.signature",
+        first_desc: true,
+    },
+    Column {
+        name: "scored_at",
+        desc: "h.scored_at DESC, h.file_id, h.integration, h.signature",
+        asc: "h.scored_at ASC, h.file_id, h.integration, h.signature",
+        first_desc: true,
+    },
+    Column {
+        name: "signature",
+        desc: "h.signature DESC, h.file_id, h.integration",
+        asc: "h.signature ASC, h.file_id, h.integration",
+        first_desc: false,
+    },
+    Column {
+        name: "filename",
+        desc: "h.filename DESC, h.file_id, h.integration, h.signature",
+        asc: "h.filename ASC, h.file_id, h.integration, h.signature",
+        first_desc: false,
+    },
+];
+
+/// A page of hits and how many there are in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitsPage {
+    pub hits: Vec<HitRow>,
+    pub total: i64,
+}
+
+#[derive(QueryableByName)]
+struct HitWithTotal {
+    #[diesel(embed)]
+    hit: HitRow,
+    #[diesel(sql_type = Int8)]
+    total: i64,
+}
+
+/// One page of `size` visible hits behind one row of a report, sorted by a column of
+/// [`HIT_COLUMNS`].
 pub fn hits_of_key(
     conn: &mut PgConnection,
     viewer: &Viewer,
     report: Report,
     key: &str,
     range: &TimeRange,
-    limit: i64,
-) -> Result<Vec<HitRow>, ThreatsError> {
+    sorted: &Sorted,
+    size: i64,
+) -> Result<HitsPage, ThreatsError> {
     let scope = AnalystScope::of(conn, viewer)?;
-    Ok(scope
+    let rows: Vec<HitWithTotal> = scope
         .query(include_str!("sql/hits_of_key.sql"))
         .sql("key_match", report.key_match())
         .text("key", key)
         .time("since", range.from)
         .time("until", range.to)
-        .int8("limit", limit)
-        .load(conn)?)
+        .sql("order", sorted.order_sql())
+        .int8("limit", size)
+        .int8("offset", sorted.offset(size))
+        .load(conn)?;
+    let total = rows.first().map_or(0, |r| r.total);
+    Ok(HitsPage {
+        hits: rows.into_iter().map(|r| r.hit).collect(),
+        total,
+    })
 }
 
 /// Visible hits of a session or a file.
@@ -796,48 +854,140 @@ pub struct SessionFilter {
     pub min_score: String,
 }
 
-/// Sessions, newest first, filtered. Sessions carry no signature: every analyst sees them; what
-/// is scoped is the hits shown on a session's page and a threat contributor naming a signature.
+/// The sortable columns of the sessions list, newest first by default. (Only names: the list is
+/// a Diesel query, ordered in [`sessions`].)
+pub static SESSION_COLUMNS: [Column; 6] = [
+    Column {
+        name: "start_time",
+        desc: "",
+        asc: "",
+        first_desc: true,
+    },
+    Column {
+        name: "session_id",
+        desc: "",
+        asc: "",
+        first_desc: false,
+    },
+    Column {
+        name: "protocol",
+        desc: "",
+        asc: "",
+        first_desc: false,
+    },
+    Column {
+        name: "latest_score",
+        desc: "",
+        asc: "",
+        first_desc: true,
+    },
+    Column {
+        name: "file_count",
+        desc: "",
+        asc: "",
+        first_desc: true,
+    },
+    Column {
+        name: "source_ip",
+        desc: "",
+        asc: "",
+        first_desc: false,
+    },
+];
+
+/// A page of sessions and how many match in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionsPage {
+    pub sessions: Vec<Session>,
+    pub total: i64,
+}
+
+/// Sessions started in the range, filtered, sorted and one page of `size` of them. Sessions
+/// carry no signature: every analyst sees them; what is scoped is the hits shown on a session's
+/// page and a threat contributor naming a signature.
 pub fn sessions(
     conn: &mut PgConnection,
     viewer: &Viewer,
     filter: &SessionFilter,
-    limit: i64,
-) -> Result<Vec<Session>, ThreatsError> {
+    range: &TimeRange,
+    sorted: &Sorted,
+    size: i64,
+) -> Result<SessionsPage, ThreatsError> {
+    use threat_sessions as t;
     let scope = AnalystScope::of(conn, viewer)?;
-    let mut q = threat_sessions::table
-        .select(SessionRow::as_select())
-        .order((
-            threat_sessions::start_time.desc(),
-            threat_sessions::session_id.asc(),
-        ))
-        .limit(limit)
-        .into_boxed();
     let protocol = filter.protocol.trim().to_lowercase();
-    if !protocol.is_empty() {
-        q = q.filter(threat_sessions::protocol.eq(protocol));
-    }
     let ip = filter.ip.trim().to_owned();
-    if !ip.is_empty() {
-        q = q.filter(
-            threat_sessions::source_ip
-                .eq(ip.clone())
-                .or(threat_sessions::destination_ip.eq(ip)),
-        );
-    }
-    let min = filter.min_score.trim();
-    if !min.is_empty() {
-        let min: i32 = min
-            .parse()
-            .ok()
-            .filter(|m| (0..=100).contains(m))
-            .ok_or_else(|| {
-                ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
-            })?;
-        q = q.filter(threat_sessions::latest_score.ge(min));
-    }
-    let rows = q.load(conn)?;
-    Ok(scoped_sessions(conn, &scope, rows)?)
+    let min = match filter.min_score.trim() {
+        "" => None,
+        m => Some(
+            m.parse::<i32>()
+                .ok()
+                .filter(|m| (0..=100).contains(m))
+                .ok_or_else(|| {
+                    ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
+                })?,
+        ),
+    };
+    let filtered = || {
+        let mut q = t::table.into_boxed();
+        if !protocol.is_empty() {
+            q = q.filter(t::protocol.eq(protocol.clone()));
+        }
+        if !ip.is_empty() {
+            q = q.filter(
+                t::source_ip
+                    .eq(ip.clone())
+                    .or(t::destination_ip.eq(ip.clone())),
+            );
+        }
+        if let Some(min) = min {
+            q = q.filter(t::latest_score.ge(min));
+        }
+        if let Some(from) = range.from {
+            q = q.filter(t::start_time.ge(from));
+        }
+        if let Some(to) = range.to {
+            q = q.filter(t::start_time.lt(to));
+        }
+        q
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let q = filtered().select(SessionRow::as_select());
+    let q = match (sorted.column.name, sorted.desc) {
+        ("session_id", true) => q.order(t::session_id.desc()),
+        ("session_id", false) => q.order(t::session_id.asc()),
+        ("protocol", true) => q.order((t::protocol.desc(), t::start_time.desc())),
+        ("protocol", false) => q.order((t::protocol.asc(), t::start_time.desc())),
+        ("latest_score", true) => {
+            q.order((t::latest_score.desc().nulls_last(), t::start_time.desc()))
+        }
+        ("latest_score", false) => {
+            q.order((t::latest_score.asc().nulls_first(), t::start_time.desc()))
+        }
+        ("file_count", true) => q.order((t::file_count.desc(), t::start_time.desc())),
+        ("file_count", false) => q.order((t::file_count.asc(), t::start_time.desc())),
+        ("source_ip", true) => q.order((
+            t::source_ip.desc(),
+            t::destination_ip.desc(),
+            t::start_time.desc(),
+        )),
+        ("source_ip", false) => q.order((
+            t::source_ip.asc(),
+            t::destination_ip.asc(),
+            t::start_time.desc(),
+        )),
+        (_, false) => q.order((t::start_time.asc(), t::session_id.asc())),
+        (_, true) => q.order((t::start_time.desc(), t::session_id.asc())),
+    };
+    let rows = q
+        .then_order_by(t::session_id.asc())
+        .limit(size)
+        .offset(sorted.offset(size))
+        .load(conn)?;
+    Ok(SessionsPage {
+        sessions: scoped_sessions(conn, &scope, rows)?,
+        total,
+    })
 }
 
 pub fn session(

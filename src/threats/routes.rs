@@ -338,33 +338,60 @@ async fn report_hits(
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
     let ReportQuery {
         range: params,
+        sort,
         format,
         key,
         ..
     } = query.into_inner();
     let range = params.range(chrono::Utc::now())?;
+    let sorted = sort
+        .parse(&queries::HIT_COLUMNS)
+        .map_err(ThreatsError::BadQuery)?;
     let csv = format == Format::Csv;
     let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
         .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
     let k = key.clone();
+    // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
+    let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
-            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, 1000)?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &sorted, size)?;
             Ok((hits, lag))
         })
         .await?;
     if csv {
-        return Ok(hits_csv("hits", &hits));
+        return Ok(hits_csv("hits", &hits.hits));
     }
+    let pager = Pager::new(&sorted, size, hits.total, hits.hits.len());
+    let page_base = format!(
+        "/threats/top/{}/hits?key={}&{}",
+        report.slug(),
+        crate::web::render::percent_encode(&key),
+        params.query_string()
+    );
+    let hits = hits.hits;
     let mut ctx = Context::new();
     insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("key", &key);
-    ctx.insert("keep", &[("key", key.clone())]);
+    ctx.insert(
+        "keep",
+        &[
+            ("key", key.clone()),
+            ("sort", pager.sort.to_owned()),
+            ("dir", pager.dir.to_owned()),
+        ],
+    );
+    ctx.insert(
+        "headings",
+        &headings(HIT_HEADINGS, &queries::HIT_COLUMNS, &pager, &page_base),
+    );
+    ctx.insert("page_base", &page_base);
+    ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range);
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
@@ -395,6 +422,32 @@ fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRa
     );
     ctx.insert("range_qs", &params.query_string());
 }
+
+/// The headings of the sessions list.
+const SESSION_HEADINGS: &[(&str, &str, bool)] = &[
+    ("Session", "session_id", false),
+    ("Started", "start_time", false),
+    ("Protocol", "protocol", false),
+    ("Source", "source_ip", false),
+    ("Destination", "", false),
+    ("Latest score", "latest_score", true),
+    ("Threat contributor", "", false),
+    ("Files", "file_count", true),
+];
+
+/// Rows per page of a list of hits.
+const HITS_PAGE: i64 = 100;
+
+/// The headings of a list of hits (`threats/_hits.html`).
+const HIT_HEADINGS: &[(&str, &str, bool)] = &[
+    ("File", "filename", false),
+    ("Session", "", false),
+    ("Signature", "signature", false),
+    ("Integration", "", false),
+    ("Score", "score", true),
+    ("Session start", "start_time", false),
+    ("Scored", "scored_at", false),
+];
 
 /// With the reports delayed: how far behind the page is ("reports are 3 s / 12,000 events
 /// behind"), shown by `threats/_lag.html`.
@@ -430,9 +483,16 @@ fn hits_csv(name: &str, hits: &[queries::HitRow]) -> HttpResponse {
 struct SessionsQuery {
     #[serde(flatten)]
     filter: SessionFilter,
+    #[serde(flatten)]
+    range: RangeParams,
+    #[serde(flatten)]
+    sort: SortParams,
     #[serde(default)]
     format: Format,
 }
+
+/// Sessions per page (the CSV export takes up to 1,000 a page).
+const SESSIONS_PAGE: i64 = 50;
 
 #[get("/sessions")]
 async fn sessions_page(
@@ -440,12 +500,24 @@ async fn sessions_page(
     viewer: Viewer,
     query: web::Query<SessionsQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let SessionsQuery { filter, format } = query.into_inner();
+    let SessionsQuery {
+        filter,
+        range: params,
+        sort,
+        format,
+    } = query.into_inner();
     let csv = format == Format::Csv;
+    let range = params.range(chrono::Utc::now())?;
+    let sorted = sort
+        .parse(&queries::SESSION_COLUMNS)
+        .map_err(ThreatsError::BadQuery)?;
+    let size = if csv { 1000 } else { SESSIONS_PAGE };
     let f = filter.clone();
-    let sessions = state(&req)
-        .run(move |conn| queries::sessions(conn, &viewer, &f, 200))
+    let page = state(&req)
+        .run(move |conn| queries::sessions(conn, &viewer, &f, &range, &sorted, size))
         .await?;
+    let pager = Pager::new(&sorted, size, page.total, page.sessions.len());
+    let sessions = page.sessions;
     if csv {
         return Ok(csv_response(
             "sessions",
@@ -470,6 +542,35 @@ async fn sessions_page(
         ));
     }
     let mut ctx = Context::new();
+    let page_base = format!(
+        "/threats/sessions?protocol={}&ip={}&min_score={}&{}",
+        crate::web::render::percent_encode(&filter.protocol),
+        crate::web::render::percent_encode(&filter.ip),
+        crate::web::render::percent_encode(&filter.min_score),
+        params.query_string()
+    );
+    ctx.insert(
+        "headings",
+        &headings(
+            SESSION_HEADINGS,
+            &queries::SESSION_COLUMNS,
+            &pager,
+            &page_base,
+        ),
+    );
+    ctx.insert(
+        "keep",
+        &[
+            ("protocol", filter.protocol.clone()),
+            ("ip", filter.ip.clone()),
+            ("min_score", filter.min_score.clone()),
+            ("sort", pager.sort.to_owned()),
+            ("dir", pager.dir.to_owned()),
+        ],
+    );
+    insert_range(&mut ctx, &params, &range);
+    ctx.insert("page_base", &page_base);
+    ctx.insert("pager", &pager);
     ctx.insert("sessions", &sessions);
     ctx.insert("filter", &filter);
     render(&req, "threats/sessions.html", "threats/_sessions.html", ctx)
