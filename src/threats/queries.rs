@@ -268,7 +268,13 @@ pub fn top_behind(
     lag: Option<&ReportsLag>,
 ) -> QueryResult<Vec<ReportRow>> {
     let sorted = Sorted::default_of(&REPORT_COLUMNS);
-    Ok(report_page(conn, scope, report, range, &sorted, limit, lag)?.rows)
+    let page = Slice {
+        order: sorted.order_sql(),
+        limit,
+        offset: 0,
+        count: false,
+    };
+    Ok(read_report(conn, scope, report, range, &page, true, lag)?.rows)
 }
 
 /// One page of `size` rows of a report over a range, sorted by a column of
@@ -282,24 +288,32 @@ pub fn report_page(
     size: i64,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
-    let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let page = Slice {
         order: sorted.order_sql(),
         limit: size,
         offset: sorted.offset(size),
+        count: true,
     };
+    let ranked = sorted.is_default(&REPORT_COLUMNS);
+    read_report(conn, scope, report, range, &page, ranked, lag)
+}
+
+fn read_report(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    page: &Slice,
+    ranked: bool,
+    lag: Option<&ReportsLag>,
+) -> QueryResult<ReportPage> {
+    let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let (mut rows, total) = if !views_current {
-        with_total(top_from_hits(conn, scope, report, range, &page)?)
+        with_total(top_from_hits(conn, scope, report, range, page)?)
     } else if range.is_all() {
-        top_from_views(
-            conn,
-            scope,
-            report,
-            &page,
-            sorted.is_default(&REPORT_COLUMNS),
-        )?
+        top_from_views(conn, scope, report, page, ranked)?
     } else {
-        with_total(top_from_buckets(conn, scope, report, range, &page)?)
+        with_total(top_from_buckets(conn, scope, report, range, page)?)
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -325,6 +339,9 @@ struct Slice {
     order: &'static str,
     limit: i64,
     offset: i64,
+    /// Whether the all-time rankings count their rows (a page's total: a count of the view's
+    /// rows, which a top-N read does without).
+    count: bool,
 }
 
 /// Rows that carry the total (`count(*) OVER ()`), with it.
@@ -434,12 +451,16 @@ fn top_from_views(
             .bind::<Int8, _>(page.limit)
             .bind::<Int8, _>(page.offset)
             .load(conn)?;
-    let total: i64 = crate::schema::threat_report_views::table
-        .filter(crate::schema::threat_report_views::report.eq(report.slug()))
-        .filter(crate::schema::threat_report_views::view_id.eq(&view))
-        .filter(crate::schema::threat_report_views::hits.gt(0))
-        .count()
-        .get_result(conn)?;
+    let total: i64 = if page.count {
+        crate::schema::threat_report_views::table
+            .filter(crate::schema::threat_report_views::report.eq(report.slug()))
+            .filter(crate::schema::threat_report_views::view_id.eq(&view))
+            .filter(crate::schema::threat_report_views::hits.gt(0))
+            .count()
+            .get_result(conn)?
+    } else {
+        rows.len() as i64
+    };
     fill_signatures(conn, scope, report, &mut rows)?;
     Ok((rows, total))
 }
@@ -502,7 +523,7 @@ fn top_from_buckets(
 }
 
 /// The visible signatures of each row among the hits in the range: one probe of the report's
-/// hits index per key and visible signature.
+/// hits index per key and visible signature, or the range's hits when it is short.
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -515,10 +536,20 @@ fn fill_signatures_in_range(
     }
     let (from, to) = range.ends();
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-    let found: std::collections::HashMap<String, String> = scope
-        .query(include_str!("sql/key_signatures_in_range.sql"))
-        .sql("key_match", report.key_match())
-        .sql("key", "k.key")
+    // A range of a few hours (the last hour, say) has fewer hits than a probe per key and
+    // signature reads: a file type's index range of one signature is mostly outside it.
+    let short = Duration::hours(2);
+    let query = if to - from <= short || from >= Utc::now() - short {
+        scope
+            .query(include_str!("sql/key_signatures_of_range_hits.sql"))
+            .sql("key_column", report.key_sql())
+    } else {
+        scope
+            .query(include_str!("sql/key_signatures_in_range.sql"))
+            .sql("key_match", report.key_match())
+            .sql("key", "k.key")
+    };
+    let found: std::collections::HashMap<String, String> = query
         .time("from", Some(from))
         .time("to", Some(to))
         .texts("keys", keys)
@@ -579,6 +610,7 @@ pub fn top_from_hits_in_scope(
         order: REPORT_COLUMNS[0].desc,
         limit,
         offset: 0,
+        count: false,
     };
     top_from_hits(conn, scope, report, range, &page)
 }
