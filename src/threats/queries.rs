@@ -549,10 +549,17 @@ fn fill_signatures_in_range(
             .sql("key_match", report.key_match())
             .sql("key", "k.key")
     };
+    let query = query.time("from", Some(from)).time("to", Some(to));
+    set_signatures(conn, query.texts("keys", keys), rows)
+}
+
+/// Each row's signatures as `query` (of `KeySignatures`) finds them; none when it finds none.
+fn set_signatures(
+    conn: &mut PgConnection,
+    query: super::scope::ScopedQuery,
+    rows: &mut [ReportRow],
+) -> QueryResult<()> {
     let found: std::collections::HashMap<String, String> = query
-        .time("from", Some(from))
-        .time("to", Some(to))
-        .texts("keys", keys)
         .load::<KeySignatures>(conn)?
         .into_iter()
         .map(|k| (k.key, k.signatures))
@@ -584,16 +591,7 @@ fn fill_signatures(
             .sql("key_match", report.key_match())
             .sql("key", "k.key")
     };
-    let found: std::collections::HashMap<String, String> = query
-        .texts("keys", keys)
-        .load::<KeySignatures>(conn)?
-        .into_iter()
-        .map(|k| (k.key, k.signatures))
-        .collect();
-    for r in rows {
-        r.signatures = found.get(&r.key).cloned().unwrap_or_default();
-    }
-    Ok(())
+    set_signatures(conn, query.texts("keys", keys), rows)
 }
 
 /// A report computed on demand from the visible hits of sessions started in the range: a
