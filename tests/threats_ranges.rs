@@ -161,7 +161,7 @@ fn ranges_count_exactly_the_sessions_started_in_them(reports: Reports) {
     assert_eq!(hits.len(), 2, "{hits:?}");
     // The page offers the range, applied on change, and links keep it.
     let page = ana.get(&format!("/threats/top/hash?{range}"));
-    page.assert_contains("hx-trigger=\"change\"")
+    page.assert_contains("hx-trigger=\"change, submit\"")
         .assert_contains(&format!("value=\"{}\"", at(day, "10:30")))
         .assert_contains("window=custom&amp;from=");
     // Bad ranges: a clear 400.
