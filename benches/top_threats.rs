@@ -215,6 +215,86 @@ fn main() {
         );
     }
     println!("(projection: {fast_runs} runs per report; legacy join: {slow_runs} runs per report)");
+    ranges(&mut conn, &viewer, fast_runs);
+}
+
+/// Every report over time ranges (issue 20.1): from the time buckets (whole days and hours, the
+/// hits of the unaligned edges) against the same report computed on demand from the hits of
+/// the range (the start-time index), same run, same data; rows compared.
+fn ranges(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
+    use heyboss::threats::queries::TimeRange;
+    use heyboss::threats::scope::AnalystScope;
+    let runs = (runs / 4).max(5);
+    let slow_runs = 5;
+    let now = chrono::Utc::now();
+    let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
+    let ranges = [
+        ("1h", Window::Hour.range(now)),
+        ("24h", Window::Day.range(now)),
+        ("7d", Window::Week.range(now)),
+        ("30d", Window::Month.range(now)),
+        (
+            "custom",
+            TimeRange {
+                from: ago(10 * 1440 - 17),
+                to: ago(3 * 1440 + 23),
+            },
+        ),
+    ];
+    let scope = AnalystScope::of(conn, viewer).unwrap();
+    println!("\ntime ranges (analyst cleared for 5 of 10 groups, top 10; custom: 6 d 23 h 20 min, both ends inside hours)");
+    println!(
+        "{:<10} {:<7} {:>12} {:>12} {:>15} {:>15} {:>10} {:>6}",
+        "report",
+        "range",
+        "proj p50 ms",
+        "proj p99 ms",
+        "on-demand p50",
+        "on-demand p99",
+        "p50 ratio",
+        "same?"
+    );
+    for report in [
+        Report::Hash,
+        Report::FileType,
+        Report::IpPair,
+        Report::Protocol,
+    ] {
+        for (name, range) in &ranges {
+            let mut fast = Vec::new();
+            let mut fast_rows = Vec::new();
+            for _ in 0..runs {
+                let t = Instant::now();
+                fast_rows = queries::top_behind(conn, &scope, report, range, 10, None).unwrap();
+                fast.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            let mut slow = Vec::new();
+            let mut slow_rows = Vec::new();
+            for _ in 0..slow_runs {
+                let t = Instant::now();
+                slow_rows =
+                    queries::top_from_hits_in_scope(conn, &scope, report, range, 10).unwrap();
+                slow.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            fast.sort_by(f64::total_cmp);
+            slow.sort_by(f64::total_cmp);
+            let key = |r: &queries::ReportRow| (r.key.clone(), r.hits, r.max_score, r.last_seen);
+            let same = fast_rows.iter().map(key).collect::<Vec<_>>()
+                == slow_rows.iter().map(key).collect::<Vec<_>>();
+            println!(
+                "{:<10} {:<7} {:>12.2} {:>12.2} {:>15.1} {:>15.1} {:>9.1}x {:>6}",
+                report.slug(),
+                name,
+                percentile(&fast, 0.5),
+                percentile(&fast, 0.99),
+                percentile(&slow, 0.5),
+                percentile(&slow, 0.99),
+                percentile(&slow, 0.5) / percentile(&fast, 0.5),
+                if same { "yes" } else { "NO" }
+            );
+        }
+    }
+    println!("(buckets: {runs} runs per report and range; on demand: {slow_runs} runs)");
 }
 
 #[derive(QueryableByName)]

@@ -240,6 +240,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    threat_report_buckets (report, view_id, grain, bucket, key) {
+        report -> Text,
+        view_id -> Text,
+        grain -> Text,
+        bucket -> Timestamptz,
+        key -> Text,
+        hits -> Int4,
+        max_score -> Int4,
+        last_seen -> Timestamptz,
+    }
+}
+
+diesel::table! {
     threat_report_rows (report, signature, key) {
         report -> Text,
         key -> Text,
@@ -357,6 +370,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_clearances,
     threat_files,
     threat_hits,
+    threat_report_buckets,
     threat_report_rows,
     threat_report_views,
     threat_score_changes,

@@ -11,7 +11,7 @@ use common::{create_user, PASSWORD};
 use diesel::prelude::*;
 use heyboss::es::shadow;
 use heyboss::es::{Actor, CommandContext, Metadata};
-use heyboss::threats::queries::{self, Report, Window};
+use heyboss::threats::queries::{self, Report, TimeRange, Window};
 use heyboss::threats::scope::AnalystScope;
 use heyboss::threats::{ingest, service, simulate};
 use threats_support::Reports;
@@ -26,13 +26,17 @@ struct Row {
     max_score: i32,
     #[diesel(sql_type = diesel::sql_types::Text)]
     signatures: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    last_seen: chrono::DateTime<chrono::Utc>,
 }
 
-/// The report computed on demand from the current hits: the definition, literally.
+/// The report computed on demand from the current hits of sessions started in the range: the
+/// definition, literally.
 fn on_demand(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
+    range: &TimeRange,
     limit: i64,
 ) -> Vec<Row> {
     let key = match report {
@@ -43,18 +47,71 @@ fn on_demand(
     };
     diesel::sql_query(format!(
         "SELECT {key} AS key, count(*)::int8 AS hits, max(h.score) AS max_score,
-                string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures
+                string_agg(DISTINCT h.signature, ';' ORDER BY h.signature) AS signatures,
+                max(h.start_time) AS last_seen
          FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND ($1 OR s.group_name = ANY($2))
+         WHERE ($4::timestamptz IS NULL OR h.start_time >= $4) AND ($5::timestamptz IS NULL OR h.start_time < $5)
          GROUP BY 1 ORDER BY hits DESC, max_score DESC, key ASC LIMIT $3"
     ))
     .bind::<diesel::sql_types::Bool, _>(scope.sees_all())
     .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(scope.groups())
     .bind::<diesel::sql_types::Int8, _>(limit)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(range.from)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(range.to)
     .load(conn)
     .unwrap()
 }
 
+/// Ranges whose ends fall inside hours and days (and on their edges), open at either end, a
+/// range within one hour, one across the odd leap-second session of 2016, and all time.
+fn ranges() -> Vec<TimeRange> {
+    let now = chrono::Utc::now();
+    let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc());
+    let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
+    let hour = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| {
+            heyboss::threats::buckets::bucket_start(t, heyboss::threats::buckets::Grain::Hour)
+        })
+    };
+    vec![
+        TimeRange::default(),
+        Window::Hour.range(now),
+        Window::Day.range(now),
+        Window::Week.range(now),
+        Window::Month.range(now),
+        TimeRange {
+            from: ago(9 * 1440 + 17),
+            to: ago(2 * 1440 + 433),
+        },
+        TimeRange {
+            from: ago(3 * 60 + 7),
+            to: ago(3 * 60 - 29),
+        },
+        TimeRange {
+            from: hour(ago(5 * 1440)),
+            to: hour(ago(1440)),
+        },
+        TimeRange {
+            from: None,
+            to: ago(20 * 1440 + 611),
+        },
+        TimeRange {
+            from: ago(33 * 1440 + 5),
+            to: None,
+        },
+        TimeRange {
+            from: at("2016-12-31T23:00:00Z"),
+            to: at("2017-01-01T00:00:01Z"),
+        },
+        TimeRange {
+            from: at("2016-12-31T12:30:00Z"),
+            to: at("2017-01-02T00:30:00Z"),
+        },
+    ]
+}
+
 fn check_all(conn: &mut PgConnection, scopes: &[AnalystScope]) {
+    let ranges = ranges();
     for scope in scopes {
         for report in [
             Report::Hash,
@@ -62,22 +119,26 @@ fn check_all(conn: &mut PgConnection, scopes: &[AnalystScope]) {
             Report::IpPair,
             Report::Protocol,
         ] {
-            for limit in [1, 10, 50] {
-                let fast: Vec<Row> = queries::top_in_scope(conn, scope, report, Window::All, limit)
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| Row {
-                        key: r.key,
-                        hits: r.hits,
-                        max_score: r.max_score,
-                        signatures: r.signatures,
-                    })
-                    .collect();
-                assert_eq!(
-                    fast,
-                    on_demand(conn, scope, report, limit),
-                    "{report:?} limit {limit} scope {scope:?}"
-                );
+            for range in &ranges {
+                for limit in [1, 10, 50] {
+                    let fast: Vec<Row> =
+                        queries::top_behind(conn, scope, report, range, limit, None)
+                            .unwrap()
+                            .into_iter()
+                            .map(|r| Row {
+                                key: r.key,
+                                hits: r.hits,
+                                max_score: r.max_score,
+                                signatures: r.signatures,
+                                last_seen: r.last_seen,
+                            })
+                            .collect();
+                    assert_eq!(
+                        fast,
+                        on_demand(conn, scope, report, range, limit),
+                        "{report:?} limit {limit} range {range:?} scope {scope:?}"
+                    );
+                }
             }
         }
     }

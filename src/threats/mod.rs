@@ -4,6 +4,7 @@
 pub mod api;
 pub mod as_of;
 pub mod audit;
+pub mod buckets;
 pub mod commands;
 pub mod decider;
 pub mod demo;
@@ -15,11 +16,13 @@ pub mod projections;
 pub mod queries;
 pub mod rescans;
 pub mod revisions;
+pub mod report_query;
 pub mod routes;
 pub mod scope;
 pub mod service;
 pub mod simulate;
 pub mod triage;
+pub mod table;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 pub use decider::ThreatsRejection;

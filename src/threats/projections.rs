@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
 
+use super::buckets::{
+    apply_bucket_deltas, bucket_rows, bucket_start, BucketDeltas, Grain, ReportKey, REPORT_KEYS,
+};
 use super::decider::RESTRICTED_GROUP;
 use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
 use crate::es::projection::{BulkReplay, ProjectionError, ReplayRange};
@@ -19,7 +22,7 @@ use crate::schema::{sensors, threat_clearances, threat_signatures};
 
 /// A batch statement runs for tens of milliseconds: compiling it (JIT, which the planner's
 /// guess of a range's size can trigger) would cost more than it saves.
-fn no_jit(conn: &mut PgConnection) -> QueryResult<()> {
+pub(super) fn no_jit(conn: &mut PgConnection) -> QueryResult<()> {
     diesel::sql_query("SET LOCAL jit TO off").execute(conn)?;
     Ok(())
 }
@@ -349,16 +352,16 @@ pub struct FileKeysView<'a> {
 }
 
 #[derive(Default)]
-struct Delta {
-    hits: i32,
-    max_score: i32,
-    last_seen: Option<DateTime<Utc>>,
-    lowered: bool,
+pub(super) struct Delta {
+    pub(super) hits: i32,
+    pub(super) max_score: i32,
+    pub(super) last_seen: Option<DateTime<Utc>>,
+    pub(super) lowered: bool,
 }
 
 impl Delta {
     /// Roll another delta into this one (a key of a coarser level).
-    fn add(&mut self, other: &Delta) {
+    pub(super) fn add(&mut self, other: &Delta) {
         self.hits += other.hits;
         self.max_score = self.max_score.max(other.max_score);
         self.last_seen = self.last_seen.max(other.last_seen);
@@ -399,6 +402,7 @@ impl Projection for HitsProjection {
             "threat_report_rows",
             "threat_views",
             "threat_report_views",
+            "threat_report_buckets",
         ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -493,6 +497,12 @@ impl BulkReplay for HitsProjection {
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
+        prepared(format!(
+            "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {}",
+            bucket_rows("true", |_| "true".into())
+        ))
+        .bind::<Text, _>(RESTRICTED_GROUP)
+        .execute(conn)?;
         Ok(())
     }
 
@@ -503,7 +513,11 @@ impl BulkReplay for HitsProjection {
     }
 
     fn filled_at_finish(&self) -> &'static [&'static str] {
-        &["threat_report_rows", "threat_report_views"]
+        &[
+            "threat_report_rows",
+            "threat_report_views",
+            "threat_report_buckets",
+        ]
     }
 
     fn catch_up_batch_size(&self) -> Option<i64> {
@@ -588,6 +602,33 @@ fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), Projecti
     ))
     .bind::<Text, _>(name)
     .execute(conn)?;
+    // The time buckets of every key the signature has hits under, from those keys' hits.
+    let of_signature = |r: &ReportKey| {
+        format!(
+            "({cols}) IN (SELECT {cols} FROM threat_hits WHERE signature = $2)",
+            cols = r.columns
+        )
+    };
+    prepared(format!(
+        "DELETE FROM threat_report_buckets b WHERE (b.report, b.key) IN ({})",
+        REPORT_KEYS
+            .iter()
+            .map(|r| format!(
+                "SELECT '{}', {} FROM threat_hits h WHERE h.signature = $1",
+                r.name, r.key
+            ))
+            .collect::<Vec<_>>()
+            .join(" UNION ")
+    ))
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    prepared(format!(
+        "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {}",
+        bucket_rows("true", of_signature)
+    ))
+    .bind::<Text, _>(RESTRICTED_GROUP)
+    .bind::<Text, _>(name)
+    .execute(conn)?;
     prepared(format!(
         "INSERT INTO threat_report_views (report, view_id, key, hits, max_score, last_seen) {}",
         view_rows(
@@ -619,11 +660,11 @@ pub fn view_id(groups: &[String]) -> String {
 }
 
 #[derive(QueryableByName)]
-struct ViewDef {
+pub(super) struct ViewDef {
     #[diesel(sql_type = Text)]
-    view_id: String,
+    pub(super) view_id: String,
     #[diesel(sql_type = Array<Text>)]
-    groups: Vec<String>,
+    pub(super) groups: Vec<String>,
 }
 
 /// The set of views must not change between a batch's read of it and the batch's commit: a view
@@ -690,6 +731,13 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         .bind::<Text, _>(RESTRICTED_GROUP)
         .bind::<Text, _>(&v.view_id)
         .execute(conn)?;
+        prepared(format!(
+            "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {}",
+            bucket_rows("w.view_id = $2", |_| "true".into())
+        ))
+        .bind::<Text, _>(RESTRICTED_GROUP)
+        .bind::<Text, _>(&v.view_id)
+        .execute(conn)?;
     }
     for e in &existing {
         if held.iter().any(|v| v.view_id == e.view_id) {
@@ -697,6 +745,10 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         }
         prepared("DELETE FROM threat_report_views WHERE view_id = $1")
             .bind::<Text, _>(&e.view_id)
+            .execute(conn)?;
+        prepared("DELETE FROM threat_report_buckets WHERE report = ANY($2) AND view_id = $1")
+            .bind::<Text, _>(&e.view_id)
+            .bind::<Array<Text>, _>(REPORTS.to_vec())
             .execute(conn)?;
         prepared("DELETE FROM threat_views WHERE view_id = $1")
             .bind::<Text, _>(&e.view_id)
@@ -774,6 +826,7 @@ impl HitsProjection {
         let mut touched: BTreeMap<(String, String, String), (DateTime<Utc>, bool)> =
             BTreeMap::new();
         let mut deltas: BTreeMap<(usize, String, String), Delta> = BTreeMap::new();
+        let mut buckets = BucketDeltas::new();
         for (rec, event) in &decoded {
             let (file_id, integration, signature, score, rescore) = match event {
                 SensorEvent::FileScored {
@@ -819,8 +872,7 @@ impl HitsProjection {
                 destination_ip: &k.destination_ip,
                 protocol: &k.protocol,
             };
-            for (r, key) in report_keys(&view).into_iter().enumerate() {
-                let d = deltas.entry((r, key, signature.clone())).or_default();
+            let bump = |d: &mut Delta| {
                 if !rescore || old.is_none() {
                     d.hits += 1;
                 }
@@ -829,6 +881,15 @@ impl HitsProjection {
                 if rescore && old.is_some_and(|o| score < o) {
                     d.lowered = true;
                 }
+            };
+            let hour = bucket_start(k.start_time, Grain::Hour);
+            for (r, key) in report_keys(&view).into_iter().enumerate() {
+                bump(
+                    buckets
+                        .entry((r, key.clone(), signature.clone(), hour))
+                        .or_default(),
+                );
+                bump(deltas.entry((r, key, signature.clone())).or_default());
             }
         }
 
@@ -931,8 +992,13 @@ impl HitsProjection {
         let (hot, cold): (Deltas, Deltas) = deltas
             .into_iter()
             .partition(|((r, _, _), _)| keeps_signature_rows(REPORTS[*r]));
+        let (hot_buckets, cold_buckets): (BucketDeltas, BucketDeltas) = buckets
+            .into_iter()
+            .partition(|((r, _, _, _), _)| keeps_signature_rows(REPORTS[*r]));
+        apply_bucket_deltas(conn, cold_buckets, &group_of, views)?;
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
+        apply_bucket_deltas(conn, hot_buckets, &group_of, views)?;
         Ok(())
     }
 }
@@ -982,7 +1048,7 @@ const COLD_REPORTS: [ColdReport; 2] = [
 /// Joins `col`, a signature name, to each view `w` whose clearance set holds that signature's
 /// group (`$1`: the restricted group, which a signature not registered yet counts in; that cannot
 /// happen after validation).
-fn in_view(col: &str) -> String {
+pub(super) fn in_view(col: &str) -> String {
     format!(
         "LEFT JOIN threat_signatures s ON s.name = {col}
          JOIN threat_views w ON w.view_id = '*' OR coalesce(s.group_name, $1) = ANY(w.groups)"

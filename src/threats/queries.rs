@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::error::ThreatsError;
 use super::scope::AnalystScope;
+use super::table::{Column, Sorted};
 use crate::accounts::{Role, Viewer};
 use crate::schema::{
     sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
@@ -83,6 +84,7 @@ impl Report {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum Window {
+    Hour,
     Day,
     Week,
     Month,
@@ -94,13 +96,14 @@ impl TryFrom<String> for Window {
     type Error = String;
     fn try_from(raw: String) -> Result<Window, String> {
         Ok(match raw.as_str() {
+            "1h" => Window::Hour,
             "24h" => Window::Day,
             "7d" => Window::Week,
             "30d" => Window::Month,
             "all" | "" => Window::All,
             other => {
                 return Err(format!(
-                    "window {:?} is not one of 24h, 7d, 30d, all",
+                    "window {:?} is not one of 1h, 24h, 7d, 30d, all",
                     other.chars().take(20).collect::<String>()
                 ))
             }
@@ -111,6 +114,7 @@ impl TryFrom<String> for Window {
 impl Window {
     pub fn as_str(self) -> &'static str {
         match self {
+            Window::Hour => "1h",
             Window::Day => "24h",
             Window::Week => "7d",
             Window::Month => "30d",
@@ -119,11 +123,43 @@ impl Window {
     }
     pub fn cutoff(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
+            Window::Hour => Some(now - Duration::hours(1)),
             Window::Day => Some(now - Duration::hours(24)),
             Window::Week => Some(now - Duration::days(7)),
             Window::Month => Some(now - Duration::days(30)),
             Window::All => None,
         }
+    }
+}
+
+impl Window {
+    /// The range of the last hour, day, week or month (open at its end: sessions a sensor dates
+    /// ahead count too), or all time.
+    pub fn range(self, now: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: self.cutoff(now),
+            to: None,
+        }
+    }
+}
+
+/// A range of the sessions' start time: `from` inclusive, `to` exclusive, `None` an open end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+    /// The ends, open ones as times beyond any stored one.
+    pub fn ends(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            self.from.unwrap_or_else(super::buckets::earliest),
+            self.to.unwrap_or_else(super::buckets::latest),
+        )
     }
 }
 
@@ -144,6 +180,44 @@ pub struct ReportRow {
     pub filename: String,
     #[diesel(sql_type = Text)]
     pub file_type: String,
+    /// How many rows the whole report has (every page).
+    #[diesel(sql_type = Int8)]
+    pub total: i64,
+}
+
+/// The sortable columns of every report, the ranking first (DESIGN section 4's order).
+pub static REPORT_COLUMNS: [Column; 4] = [
+    Column {
+        name: "hits",
+        desc: "hits DESC, max_score DESC, key ASC",
+        asc: "hits ASC, max_score ASC, key ASC",
+        first_desc: true,
+    },
+    Column {
+        name: "max_score",
+        desc: "max_score DESC, hits DESC, key ASC",
+        asc: "max_score ASC, hits ASC, key ASC",
+        first_desc: true,
+    },
+    Column {
+        name: "last_seen",
+        desc: "last_seen DESC, key ASC",
+        asc: "last_seen ASC, key ASC",
+        first_desc: true,
+    },
+    Column {
+        name: "key",
+        desc: "key DESC",
+        asc: "key ASC",
+        first_desc: false,
+    },
+];
+
+/// One page of a report and the number of rows in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportPage {
+    pub rows: Vec<ReportRow>,
+    pub total: i64,
 }
 
 /// The top `limit` rows of a report (one more is fetched to tell whether there are more).
@@ -160,6 +234,18 @@ pub fn top(
     Ok(top_in_scope(conn, &scope, report, window, limit)?)
 }
 
+/// [`top`] over any time range.
+pub fn top_in_range(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    report: Report,
+    range: &TimeRange,
+    limit: i64,
+) -> Result<Vec<ReportRow>, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
+    Ok(top_behind(conn, &scope, report, range, limit, None)?)
+}
+
 pub fn top_in_scope(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -167,7 +253,7 @@ pub fn top_in_scope(
     window: Window,
     limit: i64,
 ) -> QueryResult<Vec<ReportRow>> {
-    top_behind(conn, scope, report, window, limit, None)
+    top_behind(conn, scope, report, &window.range(Utc::now()), limit, None)
 }
 
 /// [`top_in_scope`] with the reports delayed `lag` behind the log: while a signature move waits
@@ -177,15 +263,57 @@ pub fn top_behind(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
-    window: Window,
+    range: &TimeRange,
     limit: i64,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<Vec<ReportRow>> {
+    let sorted = Sorted::default_of(&REPORT_COLUMNS);
+    let page = Slice {
+        order: sorted.order_sql(),
+        limit,
+        offset: 0,
+        count: false,
+    };
+    Ok(read_report(conn, scope, report, range, &page, true, lag)?.rows)
+}
+
+/// One page of `size` rows of a report over a range, sorted by a column of
+/// [`REPORT_COLUMNS`], with the report's row count.
+pub fn report_page(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    sorted: &Sorted,
+    size: i64,
+    lag: Option<&ReportsLag>,
+) -> QueryResult<ReportPage> {
+    let page = Slice {
+        order: sorted.order_sql(),
+        limit: size,
+        offset: sorted.offset(size),
+        count: true,
+    };
+    let ranked = sorted.is_default(&REPORT_COLUMNS);
+    read_report(conn, scope, report, range, &page, ranked, lag)
+}
+
+fn read_report(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    page: &Slice,
+    ranked: bool,
+    lag: Option<&ReportsLag>,
+) -> QueryResult<ReportPage> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
-    let mut rows: Vec<ReportRow> = match window {
-        Window::All if views_current => top_from_views(conn, scope, report, limit)?,
-        Window::All => top_from_hits(conn, scope, report, None, limit)?,
-        _ => top_from_hits(conn, scope, report, window.cutoff(Utc::now()), limit)?,
+    let (mut rows, total) = if !views_current {
+        with_total(top_from_hits(conn, scope, report, range, page)?)
+    } else if range.is_all() {
+        top_from_views(conn, scope, report, page, ranked)?
+    } else {
+        with_total(top_from_buckets(conn, scope, report, range, page)?)
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -203,7 +331,23 @@ pub fn top_behind(
             }
         }
     }
-    Ok(rows)
+    Ok(ReportPage { rows, total })
+}
+
+/// Which rows of a sorted report to read.
+struct Slice {
+    order: &'static str,
+    limit: i64,
+    offset: i64,
+    /// Whether the all-time rankings count their rows (a page's total: a count of the view's
+    /// rows, which a top-N read does without).
+    count: bool,
+}
+
+/// Rows that carry the total (`count(*) OVER ()`), with it.
+fn with_total(rows: Vec<ReportRow>) -> (Vec<ReportRow>, i64) {
+    let total = rows.first().map_or(0, |r| r.total);
+    (rows, total)
 }
 
 /// How far the report tables are behind the log when they are delayed (`threat_hits` run as a
@@ -278,33 +422,152 @@ fn top_from_views(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
-    limit: i64,
-) -> QueryResult<Vec<ReportRow>> {
+    page: &Slice,
+    ranked: bool,
+) -> QueryResult<(Vec<ReportRow>, i64)> {
     if !scope.sees_all() && scope.groups().is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
+    }
+    let Some(view) = maintained_view(conn, scope)? else {
+        // A set nobody holds (which only code can ask for): computed from the hits.
+        return Ok(with_total(top_from_hits(
+            conn,
+            scope,
+            report,
+            &TimeRange::default(),
+            page,
+        )?));
+    };
+    // The ranking reads the first entries of its index; another order sorts the view's rows.
+    let order = if ranked {
+        "v.hits DESC, v.max_score DESC, v.key ASC"
+    } else {
+        page.order
+    };
+    let mut rows: Vec<ReportRow> =
+        diesel::sql_query(include_str!("sql/top_from_views.sql").replace("{order}", order))
+            .bind::<Text, _>(report.slug())
+            .bind::<Text, _>(&view)
+            .bind::<Int8, _>(page.limit)
+            .bind::<Int8, _>(page.offset)
+            .load(conn)?;
+    let total: i64 = if page.count {
+        crate::schema::threat_report_views::table
+            .filter(crate::schema::threat_report_views::report.eq(report.slug()))
+            .filter(crate::schema::threat_report_views::view_id.eq(&view))
+            .filter(crate::schema::threat_report_views::hits.gt(0))
+            .count()
+            .get_result(conn)?
+    } else {
+        rows.len() as i64
+    };
+    fill_signatures(conn, scope, report, &mut rows)?;
+    Ok((rows, total))
+}
+
+/// The view (clearance set) whose rankings answer for a scope, if one is maintained.
+fn maintained_view(conn: &mut PgConnection, scope: &AnalystScope) -> QueryResult<Option<String>> {
+    if !scope.sees_all() && scope.groups().is_empty() {
+        return Ok(None);
     }
     let view = if scope.sees_all() {
         super::projections::ADMIN_VIEW.to_owned()
     } else {
         super::projections::view_id(scope.groups())
     };
-    let mut rows: Vec<ReportRow> = diesel::sql_query(include_str!("sql/top_from_views.sql"))
-        .bind::<Text, _>(report.slug())
-        .bind::<Text, _>(&view)
-        .bind::<Int8, _>(limit)
-        .load(conn)?;
-    let maintained = !rows.is_empty()
-        || diesel::select(diesel::dsl::exists(
-            crate::schema::threat_views::table
-                .filter(crate::schema::threat_views::view_id.eq(&view)),
-        ))
-        .get_result::<bool>(conn)?;
-    if maintained {
-        fill_signatures(conn, scope, report, &mut rows)?;
-        return Ok(rows);
+    let held = diesel::select(diesel::dsl::exists(
+        crate::schema::threat_views::table.filter(crate::schema::threat_views::view_id.eq(&view)),
+    ))
+    .get_result::<bool>(conn)?;
+    Ok(held.then_some(view))
+}
+
+/// A report over a time range from the scope's time buckets: the whole days and hours inside
+/// the range, and the visible hits of its unaligned edges (`sql/top_from_buckets.sql`).
+fn top_from_buckets(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    page: &Slice,
+) -> QueryResult<Vec<ReportRow>> {
+    if !scope.sees_all() && scope.groups().is_empty() {
+        return Ok(Vec::new());
     }
-    // Otherwise (a set nobody holds, which only code can ask for): computed from the hits.
-    top_from_hits(conn, scope, report, None, limit)
+    let Some(view) = maintained_view(conn, scope)? else {
+        return top_from_hits(conn, scope, report, range, page);
+    };
+    let (from, to) = range.ends();
+    let plan = super::buckets::Plan::of(from, to);
+    let mut rows: Vec<ReportRow> = scope
+        .query(include_str!("sql/top_from_buckets.sql"))
+        .text("report", report.slug())
+        .text("view", view)
+        .sql("key_column", report.key_sql())
+        .time("d_from", Some(plan.days.0))
+        .time("d_to", Some(plan.days.1))
+        .time("h1_from", Some(plan.hours[0].0))
+        .time("h1_to", Some(plan.hours[0].1))
+        .time("h2_from", Some(plan.hours[1].0))
+        .time("h2_to", Some(plan.hours[1].1))
+        .time("e1_from", Some(plan.edges[0].0))
+        .time("e1_to", Some(plan.edges[0].1))
+        .time("e2_from", Some(plan.edges[1].0))
+        .time("e2_to", Some(plan.edges[1].1))
+        .sql("order", page.order)
+        .int8("limit", page.limit)
+        .int8("offset", page.offset)
+        .load(conn)?;
+    fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
+    Ok(rows)
+}
+
+/// The visible signatures of each row among the hits in the range: one probe of the report's
+/// hits index per key and visible signature, or the range's hits when it is short.
+fn fill_signatures_in_range(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    rows: &mut [ReportRow],
+) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (from, to) = range.ends();
+    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    // A range of a few hours (the last hour, say) has fewer hits than a probe per key and
+    // signature reads: a file type's index range of one signature is mostly outside it.
+    let short = Duration::hours(2);
+    let query = if to - from <= short || from >= Utc::now() - short {
+        scope
+            .query(include_str!("sql/key_signatures_of_range_hits.sql"))
+            .sql("key_column", report.key_sql())
+    } else {
+        scope
+            .query(include_str!("sql/key_signatures_in_range.sql"))
+            .sql("key_match", report.key_match())
+            .sql("key", "k.key")
+    };
+    let query = query.time("from", Some(from)).time("to", Some(to));
+    set_signatures(conn, query.texts("keys", keys), rows)
+}
+
+/// Each row's signatures as `query` (of `KeySignatures`) finds them; none when it finds none.
+fn set_signatures(
+    conn: &mut PgConnection,
+    query: super::scope::ScopedQuery,
+    rows: &mut [ReportRow],
+) -> QueryResult<()> {
+    let found: std::collections::HashMap<String, String> = query
+        .load::<KeySignatures>(conn)?
+        .into_iter()
+        .map(|k| (k.key, k.signatures))
+        .collect();
+    for r in rows {
+        r.signatures = found.get(&r.key).cloned().unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// The visible signatures of each row (from the per-signature rows or hits of those keys only).
@@ -328,32 +591,43 @@ fn fill_signatures(
             .sql("key_match", report.key_match())
             .sql("key", "k.key")
     };
-    let found: std::collections::HashMap<String, String> = query
-        .texts("keys", keys)
-        .load::<KeySignatures>(conn)?
-        .into_iter()
-        .map(|k| (k.key, k.signatures))
-        .collect();
-    for r in rows {
-        r.signatures = found.get(&r.key).cloned().unwrap_or_default();
-    }
-    Ok(())
+    set_signatures(conn, query.texts("keys", keys), rows)
 }
 
-/// A report computed on demand from the visible hits of sessions started since `since` (all with
-/// `None`): a window reads the hits by the start-time index.
+/// A report computed on demand from the visible hits of sessions started in the range: a
+/// bounded range reads the hits by the start-time index. (The baseline the buckets are measured
+/// against, and the answer while a signature move waits to be applied.)
+pub fn top_from_hits_in_scope(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    limit: i64,
+) -> QueryResult<Vec<ReportRow>> {
+    let page = Slice {
+        order: REPORT_COLUMNS[0].desc,
+        limit,
+        offset: 0,
+        count: false,
+    };
+    top_from_hits(conn, scope, report, range, &page)
+}
+
 fn top_from_hits(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
-    since: Option<DateTime<Utc>>,
-    limit: i64,
+    range: &TimeRange,
+    page: &Slice,
 ) -> QueryResult<Vec<ReportRow>> {
     scope
         .query(include_str!("sql/top_from_hits.sql"))
         .sql("key_column", report.key_sql())
-        .time("since", since)
-        .int8("limit", limit)
+        .time("since", range.from)
+        .time("until", range.to)
+        .sql("order", page.order)
+        .int8("limit", page.limit)
+        .int8("offset", page.offset)
         .load(conn)
 }
 
@@ -390,23 +664,82 @@ pub struct HitRow {
     pub scored_at: DateTime<Utc>,
 }
 
-/// The visible hits behind one row of a report (at most `limit`).
+/// The sortable columns of a list of hits, the default (highest score first) first.
+pub static HIT_COLUMNS: [Column; 5] = [
+    Column {
+        name: "score",
+        desc: "h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature",
+        asc: "h.score ASC, h.scored_at ASC, h.file_id, h.integration, h.signature",
+        first_desc: true,
+    },
+    Column {
+        name: "start_time",
+        desc: "h.start_time DESC, h.file_id, h.integration, h.signature",
+        asc: "h.start_time ASC, h.file_id, h.integration, h.signature",
+        first_desc: true,
+    },
+    Column {
+        name: "scored_at",
+        desc: "h.scored_at DESC, h.file_id, h.integration, h.signature",
+        asc: "h.scored_at ASC, h.file_id, h.integration, h.signature",
+        first_desc: true,
+    },
+    Column {
+        name: "signature",
+        desc: "h.signature DESC, h.file_id, h.integration",
+        asc: "h.signature ASC, h.file_id, h.integration",
+        first_desc: false,
+    },
+    Column {
+        name: "filename",
+        desc: "h.filename DESC, h.file_id, h.integration, h.signature",
+        asc: "h.filename ASC, h.file_id, h.integration, h.signature",
+        first_desc: false,
+    },
+];
+
+/// A page of hits and how many there are in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitsPage {
+    pub hits: Vec<HitRow>,
+    pub total: i64,
+}
+
+#[derive(QueryableByName)]
+struct HitWithTotal {
+    #[diesel(embed)]
+    hit: HitRow,
+    #[diesel(sql_type = Int8)]
+    total: i64,
+}
+
+/// One page of `size` visible hits behind one row of a report, sorted by a column of
+/// [`HIT_COLUMNS`].
 pub fn hits_of_key(
     conn: &mut PgConnection,
     viewer: &Viewer,
     report: Report,
     key: &str,
-    window: Window,
-    limit: i64,
-) -> Result<Vec<HitRow>, ThreatsError> {
+    range: &TimeRange,
+    sorted: &Sorted,
+    size: i64,
+) -> Result<HitsPage, ThreatsError> {
     let scope = AnalystScope::of(conn, viewer)?;
-    Ok(scope
+    let rows: Vec<HitWithTotal> = scope
         .query(include_str!("sql/hits_of_key.sql"))
         .sql("key_match", report.key_match())
         .text("key", key)
-        .time("since", window.cutoff(Utc::now()))
-        .int8("limit", limit)
-        .load(conn)?)
+        .time("since", range.from)
+        .time("until", range.to)
+        .sql("order", sorted.order_sql())
+        .int8("limit", size)
+        .int8("offset", sorted.offset(size))
+        .load(conn)?;
+    let total = rows.first().map_or(0, |r| r.total);
+    Ok(HitsPage {
+        hits: rows.into_iter().map(|r| r.hit).collect(),
+        total,
+    })
 }
 
 /// Visible hits of a session or a file.
@@ -551,48 +884,140 @@ pub struct SessionFilter {
     pub min_score: String,
 }
 
-/// Sessions, newest first, filtered. Sessions carry no signature: every analyst sees them; what
-/// is scoped is the hits shown on a session's page and a threat contributor naming a signature.
+/// The sortable columns of the sessions list, newest first by default. (Only names: the list is
+/// a Diesel query, ordered in [`sessions`].)
+pub static SESSION_COLUMNS: [Column; 6] = [
+    Column {
+        name: "start_time",
+        desc: "",
+        asc: "",
+        first_desc: true,
+    },
+    Column {
+        name: "session_id",
+        desc: "",
+        asc: "",
+        first_desc: false,
+    },
+    Column {
+        name: "protocol",
+        desc: "",
+        asc: "",
+        first_desc: false,
+    },
+    Column {
+        name: "latest_score",
+        desc: "",
+        asc: "",
+        first_desc: true,
+    },
+    Column {
+        name: "file_count",
+        desc: "",
+        asc: "",
+        first_desc: true,
+    },
+    Column {
+        name: "source_ip",
+        desc: "",
+        asc: "",
+        first_desc: false,
+    },
+];
+
+/// A page of sessions and how many match in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionsPage {
+    pub sessions: Vec<Session>,
+    pub total: i64,
+}
+
+/// Sessions started in the range, filtered, sorted and one page of `size` of them. Sessions
+/// carry no signature: every analyst sees them; what is scoped is the hits shown on a session's
+/// page and a threat contributor naming a signature.
 pub fn sessions(
     conn: &mut PgConnection,
     viewer: &Viewer,
     filter: &SessionFilter,
-    limit: i64,
-) -> Result<Vec<Session>, ThreatsError> {
+    range: &TimeRange,
+    sorted: &Sorted,
+    size: i64,
+) -> Result<SessionsPage, ThreatsError> {
+    use threat_sessions as t;
     let scope = AnalystScope::of(conn, viewer)?;
-    let mut q = threat_sessions::table
-        .select(SessionRow::as_select())
-        .order((
-            threat_sessions::start_time.desc(),
-            threat_sessions::session_id.asc(),
-        ))
-        .limit(limit)
-        .into_boxed();
     let protocol = filter.protocol.trim().to_lowercase();
-    if !protocol.is_empty() {
-        q = q.filter(threat_sessions::protocol.eq(protocol));
-    }
     let ip = filter.ip.trim().to_owned();
-    if !ip.is_empty() {
-        q = q.filter(
-            threat_sessions::source_ip
-                .eq(ip.clone())
-                .or(threat_sessions::destination_ip.eq(ip)),
-        );
-    }
-    let min = filter.min_score.trim();
-    if !min.is_empty() {
-        let min: i32 = min
-            .parse()
-            .ok()
-            .filter(|m| (0..=100).contains(m))
-            .ok_or_else(|| {
-                ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
-            })?;
-        q = q.filter(threat_sessions::latest_score.ge(min));
-    }
-    let rows = q.load(conn)?;
-    Ok(scoped_sessions(conn, &scope, rows)?)
+    let min = match filter.min_score.trim() {
+        "" => None,
+        m => Some(
+            m.parse::<i32>()
+                .ok()
+                .filter(|m| (0..=100).contains(m))
+                .ok_or_else(|| {
+                    ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
+                })?,
+        ),
+    };
+    let filtered = || {
+        let mut q = t::table.into_boxed();
+        if !protocol.is_empty() {
+            q = q.filter(t::protocol.eq(protocol.clone()));
+        }
+        if !ip.is_empty() {
+            q = q.filter(
+                t::source_ip
+                    .eq(ip.clone())
+                    .or(t::destination_ip.eq(ip.clone())),
+            );
+        }
+        if let Some(min) = min {
+            q = q.filter(t::latest_score.ge(min));
+        }
+        if let Some(from) = range.from {
+            q = q.filter(t::start_time.ge(from));
+        }
+        if let Some(to) = range.to {
+            q = q.filter(t::start_time.lt(to));
+        }
+        q
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let q = filtered().select(SessionRow::as_select());
+    let q = match (sorted.column.name, sorted.desc) {
+        ("session_id", true) => q.order(t::session_id.desc()),
+        ("session_id", false) => q.order(t::session_id.asc()),
+        ("protocol", true) => q.order((t::protocol.desc(), t::start_time.desc())),
+        ("protocol", false) => q.order((t::protocol.asc(), t::start_time.desc())),
+        ("latest_score", true) => {
+            q.order((t::latest_score.desc().nulls_last(), t::start_time.desc()))
+        }
+        ("latest_score", false) => {
+            q.order((t::latest_score.asc().nulls_first(), t::start_time.desc()))
+        }
+        ("file_count", true) => q.order((t::file_count.desc(), t::start_time.desc())),
+        ("file_count", false) => q.order((t::file_count.asc(), t::start_time.desc())),
+        ("source_ip", true) => q.order((
+            t::source_ip.desc(),
+            t::destination_ip.desc(),
+            t::start_time.desc(),
+        )),
+        ("source_ip", false) => q.order((
+            t::source_ip.asc(),
+            t::destination_ip.asc(),
+            t::start_time.desc(),
+        )),
+        (_, false) => q.order((t::start_time.asc(), t::session_id.asc())),
+        (_, true) => q.order((t::start_time.desc(), t::session_id.asc())),
+    };
+    let rows = q
+        .then_order_by(t::session_id.asc())
+        .limit(size)
+        .offset(sorted.offset(size))
+        .load(conn)?;
+    Ok(SessionsPage {
+        sessions: scoped_sessions(conn, &scope, rows)?,
+        total,
+    })
 }
 
 pub fn session(

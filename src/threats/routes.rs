@@ -10,8 +10,10 @@ use uuid::Uuid;
 use super::commands::TriageSubject;
 use super::decider::ThreatsRejection;
 use super::error::ThreatsError;
-use super::queries::{self, HitsOf, Report, SessionFilter, Window};
+use super::queries::{self, HitsOf, Report, SessionFilter};
+use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
+use super::table::{headings, Pager, SortParams};
 use super::triage::{self, TriageFilter};
 use super::{api, live, service};
 use crate::accounts::{Role, Viewer};
@@ -52,13 +54,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// `?limit=&window=&format=&key=` of the report pages.
+/// `?limit=&window=&from=&to=&format=&key=` of the report pages.
 #[derive(Deserialize)]
 struct ReportQuery {
     #[serde(default)]
     limit: Limit,
-    #[serde(default)]
-    window: Window,
+    #[serde(flatten)]
+    range: RangeParams,
+    #[serde(flatten)]
+    sort: SortParams,
     #[serde(default)]
     format: Format,
     /// The row a drill-down lists the hits of.
@@ -182,34 +186,55 @@ async fn top_report_page(
     let (hide, asked) = (TriageFilter::of(&req), live::LiveRequest::of(&req));
     let ReportQuery {
         limit: Limit(limit),
-        window,
+        range: params,
+        sort,
         format,
         ..
     } = query.into_inner();
     let csv = format == Format::Csv;
+    let range = params.range(chrono::Utc::now())?;
+    let sorted = sort
+        .parse(&queries::REPORT_COLUMNS)
+        .map_err(ThreatsError::BadQuery)?;
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let h = hide.clone();
-    let (mut rows, scope, lag, listed, live) = state(&req)
+    let (page, scope, lag, listed, live) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
+            // With "hide triaged" on, the page asks for as many more rows as there are settled
+            // subjects and leaves those out (the total still counts them).
+            let mut total = 0;
             let (rows, listed) = triage::list(
                 conn,
                 &scope,
                 subject,
                 &h,
-                limit + 1,
-                |conn, n| queries::top_behind(conn, &scope, report, window, n, lag.as_ref()),
+                limit,
+                |conn, n| -> Result<_, ThreatsError> {
+                    let page = queries::report_page(
+                        conn,
+                        &scope,
+                        report,
+                        &range,
+                        &sorted,
+                        n,
+                        lag.as_ref(),
+                    )?;
+                    total = page.total;
+                    Ok(page.rows)
+                },
                 |r| &r.key,
             )?;
+            let page = queries::ReportPage { rows, total };
             let live = live::read(conn, &scope, asked)?;
-            Ok((rows, scope, lag, listed, live))
+            Ok((page, scope, lag, listed, live))
         })
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
+    let pager = Pager::new(&sorted, limit, page.total, page.rows.len());
+    let rows = page.rows;
     if csv {
         let (header, lines): (&str, Vec<Vec<String>>) = match report {
             Report::Hash => (
@@ -286,10 +311,42 @@ async fn top_report_page(
         &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
     );
     ctx.insert("limit", &limit);
-    ctx.insert("next_limit", &(limit + 10).min(1000));
-    ctx.insert("more", &more);
-    ctx.insert("window", window.as_str());
-    ctx.insert("windows", &["all", "24h", "7d", "30d"]);
+    ctx.insert(
+        "keep",
+        &[
+            ("limit", limit.to_string()),
+            ("sort", pager.sort.to_owned()),
+            ("dir", pager.dir.to_owned()),
+        ],
+    );
+    let page_base = format!(
+        "/threats/top/{}?limit={limit}&{}",
+        report.slug(),
+        params.query_string()
+    );
+    let key_heading: &[(&str, &str, bool)] = match report {
+        Report::Hash => &[
+            ("MD5", "key", false),
+            ("Filename", "", false),
+            ("File type", "", false),
+        ],
+        Report::FileType => &[("File type", "key", false)],
+        Report::IpPair => &[("Source IP", "key", false), ("Destination IP", "", false)],
+        Report::Protocol => &[("Protocol", "key", false)],
+    };
+    let mut spec = key_heading.to_vec();
+    spec.extend([("Hits", "hits", true), ("Max score", "max_score", true)]);
+    if report == Report::Hash {
+        spec.extend([("Signatures", "", false), ("Last seen", "last_seen", false)]);
+    }
+    spec.push(("Details", "", false));
+    ctx.insert(
+        "headings",
+        &headings(&spec, &queries::REPORT_COLUMNS, &pager, &page_base),
+    );
+    ctx.insert("page_base", &page_base);
+    ctx.insert("pager", &pager);
+    insert_range(&mut ctx, &params, &range);
     ctx.insert("scope_all", &scope.sees_all());
     ctx.insert("groups", scope.groups());
     ctx.insert(
@@ -313,36 +370,117 @@ async fn report_hits(
 ) -> Result<HttpResponse, AppError> {
     let report = Report::parse(&path).ok_or(AppError::NotFound)?;
     let ReportQuery {
-        window,
+        range: params,
+        sort,
         format,
         key,
         ..
     } = query.into_inner();
+    let range = params.range(chrono::Utc::now())?;
+    let sorted = sort
+        .parse(&queries::HIT_COLUMNS)
+        .map_err(ThreatsError::BadQuery)?;
     let csv = format == Format::Csv;
     let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
         .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
     let k = key.clone();
+    // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
+    let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
-            let hits = queries::hits_of_key(conn, &viewer, report, &k, window, 1000)?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &sorted, size)?;
             Ok((hits, lag))
         })
         .await?;
     if csv {
-        return Ok(hits_csv("hits", &hits));
+        return Ok(hits_csv("hits", &hits.hits));
     }
+    let pager = Pager::new(&sorted, size, hits.total, hits.hits.len());
+    let page_base = format!(
+        "/threats/top/{}/hits?key={}&{}",
+        report.slug(),
+        crate::web::render::percent_encode(&key),
+        params.query_string()
+    );
+    let hits = hits.hits;
     let mut ctx = Context::new();
     insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("key", &key);
-    ctx.insert("window", window.as_str());
+    ctx.insert(
+        "keep",
+        &[
+            ("key", key.clone()),
+            ("sort", pager.sort.to_owned()),
+            ("dir", pager.dir.to_owned()),
+        ],
+    );
+    ctx.insert(
+        "headings",
+        &headings(HIT_HEADINGS, &queries::HIT_COLUMNS, &pager, &page_base),
+    );
+    ctx.insert("page_base", &page_base);
+    ctx.insert("pager", &pager);
+    insert_range(&mut ctx, &params, &range);
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
 }
+
+/// The range controls of a page: the preset, the custom ends as `datetime-local` values, and
+/// the query string that keeps the range in links (`range_qs`).
+fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRange) {
+    let custom = params.is_custom();
+    let preset = params.preset().unwrap_or_default();
+    ctx.insert("window", if custom { "custom" } else { preset.as_str() });
+    ctx.insert("windows", &["1h", "24h", "7d", "30d", "all"]);
+    ctx.insert(
+        "range_from",
+        &if custom {
+            local_input(range.from)
+        } else {
+            String::new()
+        },
+    );
+    ctx.insert(
+        "range_to",
+        &if custom {
+            local_input(range.to)
+        } else {
+            String::new()
+        },
+    );
+    ctx.insert("range_qs", &params.query_string());
+}
+
+/// The headings of the sessions list.
+const SESSION_HEADINGS: &[(&str, &str, bool)] = &[
+    ("Session", "session_id", false),
+    ("Started", "start_time", false),
+    ("Protocol", "protocol", false),
+    ("Source", "source_ip", false),
+    ("Destination", "", false),
+    ("Latest score", "latest_score", true),
+    ("Threat contributor", "", false),
+    ("Files", "file_count", true),
+];
+
+/// Rows per page of a list of hits.
+const HITS_PAGE: i64 = 100;
+
+/// The headings of a list of hits (`threats/_hits.html`).
+const HIT_HEADINGS: &[(&str, &str, bool)] = &[
+    ("File", "filename", false),
+    ("Session", "", false),
+    ("Signature", "signature", false),
+    ("Integration", "", false),
+    ("Score", "score", true),
+    ("Session start", "start_time", false),
+    ("Scored", "scored_at", false),
+];
 
 /// With the reports delayed: how far behind the page is ("reports are 3 s / 12,000 events
 /// behind"), shown by `threats/_lag.html`.
@@ -378,9 +516,16 @@ fn hits_csv(name: &str, hits: &[queries::HitRow]) -> HttpResponse {
 struct SessionsQuery {
     #[serde(flatten)]
     filter: SessionFilter,
+    #[serde(flatten)]
+    range: RangeParams,
+    #[serde(flatten)]
+    sort: SortParams,
     #[serde(default)]
     format: Format,
 }
+
+/// Sessions per page (the CSV export takes up to 1,000 a page).
+const SESSIONS_PAGE: i64 = 50;
 
 #[get("/sessions")]
 async fn sessions_page(
@@ -388,25 +533,42 @@ async fn sessions_page(
     viewer: Viewer,
     query: web::Query<SessionsQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let SessionsQuery { filter, format } = query.into_inner();
+    let SessionsQuery {
+        filter,
+        range: params,
+        sort,
+        format,
+    } = query.into_inner();
     let csv = format == Format::Csv;
+    let range = params.range(chrono::Utc::now())?;
+    let sorted = sort
+        .parse(&queries::SESSION_COLUMNS)
+        .map_err(ThreatsError::BadQuery)?;
+    let size = if csv { 1000 } else { SESSIONS_PAGE };
     let hide = TriageFilter::of(&req);
     let (f, h) = (filter.clone(), hide.clone());
-    let (sessions, listed) = state(&req)
-        .run(move |conn| {
+    let (page, listed) = state(&req)
+        .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &viewer)?;
-            let subject = Some(TriageSubject::Session);
-            triage::list(
+            let mut total = 0;
+            let (sessions, listed) = triage::list(
                 conn,
                 &scope,
-                subject,
+                Some(TriageSubject::Session),
                 &h,
-                200,
-                |conn, n| queries::sessions(conn, &viewer, &f, n),
+                size,
+                |conn, n| -> Result<_, ThreatsError> {
+                    let page = queries::sessions(conn, &viewer, &f, &range, &sorted, n)?;
+                    total = page.total;
+                    Ok(page.sessions)
+                },
                 |s| &s.session_id,
-            )
+            )?;
+            Ok((queries::SessionsPage { sessions, total }, listed))
         })
         .await?;
+    let pager = Pager::new(&sorted, size, page.total, page.sessions.len());
+    let sessions = page.sessions;
     if csv {
         return Ok(csv_response(
             "sessions",
@@ -432,6 +594,35 @@ async fn sessions_page(
     }
     let mut ctx = Context::new();
     listed.insert(&mut ctx, &req, &hide, "#sessions");
+    let page_base = format!(
+        "/threats/sessions?protocol={}&ip={}&min_score={}&{}",
+        crate::web::render::percent_encode(&filter.protocol),
+        crate::web::render::percent_encode(&filter.ip),
+        crate::web::render::percent_encode(&filter.min_score),
+        params.query_string()
+    );
+    ctx.insert(
+        "headings",
+        &headings(
+            SESSION_HEADINGS,
+            &queries::SESSION_COLUMNS,
+            &pager,
+            &page_base,
+        ),
+    );
+    ctx.insert(
+        "keep",
+        &[
+            ("protocol", filter.protocol.clone()),
+            ("ip", filter.ip.clone()),
+            ("min_score", filter.min_score.clone()),
+            ("sort", pager.sort.to_owned()),
+            ("dir", pager.dir.to_owned()),
+        ],
+    );
+    insert_range(&mut ctx, &params, &range);
+    ctx.insert("page_base", &page_base);
+    ctx.insert("pager", &pager);
     ctx.insert("sessions", &sessions);
     ctx.insert("filter", &filter);
     render(&req, "threats/sessions.html", "threats/_sessions.html", ctx)

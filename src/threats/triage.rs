@@ -19,7 +19,7 @@ use super::commands::{TriageCommand, TriageStatus, TriageSubject};
 use super::decider::{ThreatsRejection, Triage};
 use super::error::ThreatsError;
 use super::events::TriageEvent;
-use super::queries::{self, Report, Window};
+use super::queries::{self, Report};
 use super::scope::AnalystScope;
 use crate::accounts::Viewer;
 use crate::es::projection::ProjectionError;
@@ -370,7 +370,23 @@ async fn hash_page(
     let (hits, panel) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &viewer)?;
-            let hits = queries::hits_of_key(conn, &viewer, Report::Hash, &m, Window::All, 1000)?;
+            let all_time = queries::TimeRange {
+                from: None,
+                to: None,
+            };
+            let newest_first = super::table::SortParams::default()
+                .parse(&queries::HIT_COLUMNS)
+                .map_err(ThreatsError::BadQuery)?;
+            let hits = queries::hits_of_key(
+                conn,
+                &viewer,
+                Report::Hash,
+                &m,
+                &all_time,
+                &newest_first,
+                1000,
+            )?
+            .hits;
             if hits.is_empty() {
                 return Err(ThreatsError::NotFound);
             }

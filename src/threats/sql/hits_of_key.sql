@@ -1,6 +1,9 @@
--- The visible hits behind one row of a report, in sessions started since `since` (all when NULL).
-SELECT h.file_id, h.session_id, h.md5, h.filename, h.signature, h.integration, h.score, h.start_time, h.scored_at
+-- The visible hits behind one row of a report, in sessions started in [since, until)
+-- (NULL: open).
+SELECT h.file_id, h.session_id, h.md5, h.filename, h.signature, h.integration, h.score, h.start_time, h.scored_at,
+       count(*) OVER () AS total
 FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND :visible
 WHERE :key_match AND (:since::timestamptz IS NULL OR h.start_time >= :since)
-ORDER BY h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature
-LIMIT :limit
+  AND (:until::timestamptz IS NULL OR h.start_time < :until)
+ORDER BY :order
+LIMIT :limit OFFSET :offset
