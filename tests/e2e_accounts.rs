@@ -35,7 +35,8 @@ fn an_admin_signs_in_and_creates_an_account_in_the_browser() {
     browser.fill("#new-username", "sam");
     browser.fill("#new-name", "Sam Staff");
     browser.fill("#new-password", "sams long password");
-    browser.click(&browser.find("form[action='/admin/accounts'] button[type=submit]"));
+    browser
+        .click(&browser.find("form[method='post'][action='/admin/accounts'] button[type=submit]"));
     browser.wait_for_text("Account sam created.");
     assert!(browser.page_text().contains("Sam Staff"));
 

@@ -148,7 +148,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     health.page(&staff);
     staff.find(".empty");
     staff.fill("#fund-name", "Lovelace Prize");
-    staff.fill("#fund-term", "2027-fall");
+    choose(&staff, "#fund-term", "2027-fall");
     staff.fill("#fund-budget", "10,000.00");
     staff.fill("#fund-criteria", "Curiosity and a plan.");
     choose(&staff, "#fund-opens", "2020-01-01");

@@ -201,6 +201,24 @@ fn facts(body: &str) -> String {
 fn a_signature_as_of_a_moment_is_its_page_of_that_moment_for_those_cleared_then_and_now() {
     let app = TestApp::spawn();
     create_user(&app, "boss", "admin", PASSWORD);
+    // A clearance names a group some signature is in: one signature per group first.
+    {
+        let mut admin = Client::new(&app);
+        admin.login("boss", PASSWORD);
+        for g in ["alpha", "beta"] {
+            admin.get("/admin/signatures");
+            let res = admin.post(
+                "/admin/signatures",
+                &[
+                    ("name", &format!("Seed {g}")),
+                    ("group", g),
+                    ("rule_text", "seed"),
+                    ("default_score", "10"),
+                ],
+            );
+            assert_eq!(res.status, 303, "{}", res.body);
+        }
+    }
     for (name, groups) in [
         ("both", &["alpha", "beta"][..]),
         ("beta_only", &["beta"][..]),
@@ -251,7 +269,10 @@ fn a_signature_as_of_a_moment_is_its_page_of_that_moment_for_those_cleared_then_
         .assert_contains("Back to now");
     assert_eq!(facts(&res.body), facts_then);
     // Its history as of then: the creation, not the revision.
-    assert!(res.body.contains("SignatureCreated") && !res.body.contains("SignatureRevised"));
+    assert!(
+        res.body.contains("<strong>Signature created</strong>")
+            && !res.body.contains("<strong>Signature revised</strong>")
+    );
     assert_eq!(
         facts(&admin.get(&format!("{page}?as_of={then}")).body),
         facts_then

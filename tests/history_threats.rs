@@ -33,7 +33,13 @@ fn shown(body: &str) -> String {
         .find("<dl class=\"facts\">")
         .unwrap_or_else(|| panic!("no session in:\n{body}"));
     let end = body.find("</main>").unwrap_or(body.len());
-    text_of(&body[start..end])
+    let mut shown = body[start..end].to_owned();
+    // The live page's triage panel is a form, which the past does not carry.
+    if let Some(panel) = shown.find("<section class=\"card\" id=\"triage\">") {
+        let close = panel + shown[panel..].find("</section>").unwrap() + "</section>".len();
+        shown.replace_range(panel..close, "");
+    }
+    text_of(&shown)
 }
 
 /// sig-a (group alpha), sig-b (group beta); ana holds alpha, bob beta; session s1 with file x

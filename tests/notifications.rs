@@ -189,7 +189,11 @@ fn an_award_revoked_on_withdrawal_is_told_and_its_offer_cleared() {
     let fund = create_open_fund(&mut stan, "Revoked fund", "5000");
     apply_and_award(&app, &mut stan, &mut bea, fund, bea_id, "500");
     wait_for(&mut bea, "/notifications/banner", "Accept or decline it.");
-    own(&mut bea, "withdraw", &[("reason", "moving abroad"), ("confirm", "yes")]);
+    own(
+        &mut bea,
+        "withdraw",
+        &[("reason", "moving abroad"), ("confirm", "yes")],
+    );
     wait_for(&mut bea, "/notifications", "Your award was revoked");
     // The offer she can no longer answer is not asked of her any more.
     let banner = bea.get_htmx("/notifications/banner").body;

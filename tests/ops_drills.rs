@@ -457,7 +457,10 @@ fn after_sigkill_under_load_every_acknowledged_command_is_in_the_log_and_project
     // The restarted server serves the new accounts.
     let (agent, _) = admin_agent(&restarted.base);
     let page = agent
-        .get(&format!("{}/admin/accounts", restarted.base))
+        .get(&format!(
+            "{}/admin/accounts?q={}",
+            restarted.base, acknowledged[0]
+        ))
         .call()
         .unwrap()
         .into_string()

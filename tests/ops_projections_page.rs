@@ -54,7 +54,7 @@ fn a_difference_found_by_verify_is_an_error_with_its_rows_behind_a_disclosure() 
         .assert_contains(">Verify</button>");
 
     // A rebuild repairs it and the error goes.
-    admin.post("/admin/projections/users/rebuild", &[]);
+    admin.post("/admin/projections/users/rebuild", &[("confirm", "yes")]);
     wait_for(&mut admin, "users", "rebuild done");
     let page = admin.get("/admin/projections");
     assert!(!page.body.contains("rows differ"), "{}", page.body);

@@ -410,7 +410,10 @@ pub struct AuditPage {
     pub newer: Option<i64>,
 }
 
-pub(crate) fn to_rows(conn: &mut PgConnection, events: Vec<RecordedEvent>) -> QueryResult<Vec<AuditRow>> {
+pub(crate) fn to_rows(
+    conn: &mut PgConnection,
+    events: Vec<RecordedEvent>,
+) -> QueryResult<Vec<AuditRow>> {
     let names = super::describe::actor_names(conn, &events)?;
     Ok(events
         .into_iter()

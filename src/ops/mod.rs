@@ -5,10 +5,10 @@
 
 pub mod as_of;
 pub mod audit;
-pub mod event_log;
-pub mod mail;
 pub mod causes;
 pub mod describe;
+pub mod event_log;
+pub mod mail;
 pub mod metrics;
 pub mod notifications;
 pub mod projections;

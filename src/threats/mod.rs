@@ -14,15 +14,15 @@ pub mod ingest;
 pub mod live;
 pub mod projections;
 pub mod queries;
+pub mod report_query;
 pub mod rescans;
 pub mod revisions;
-pub mod report_query;
 pub mod routes;
 pub mod scope;
 pub mod service;
 pub mod simulate;
-pub mod triage;
 pub mod table;
+pub mod triage;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};
 pub use decider::ThreatsRejection;
