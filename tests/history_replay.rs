@@ -57,7 +57,7 @@ fn an_enrollment_is_replayed_step_by_step_with_what_each_event_changed() {
     let res = admin.get(&history);
     assert_eq!(res.status, 200, "{}", res.body);
     res.assert_contains("Event 9 of 9")
-        .assert_contains("CoursesRegistered");
+        .assert_contains("Courses registered");
     assert!(diff_row(&res.body, "Courses").contains("<ins>CS101</ins>"));
     assert!(diff_row(&res.body, "Courses").contains("changed"));
     assert!(
@@ -81,7 +81,7 @@ fn an_enrollment_is_replayed_step_by_step_with_what_each_event_changed() {
     // step moved on; nothing else changed.
     let res = admin.get(&format!("{history}?step=5"));
     res.assert_contains("Event 5 of 9")
-        .assert_contains("DocumentReceived");
+        .assert_contains("Document received");
     let row = diff_row(&res.body, "Identification received");
     assert!(
         row.contains("<del>no</del>") && row.contains("<ins>yes</ins>"),
@@ -99,7 +99,7 @@ fn an_enrollment_is_replayed_step_by_step_with_what_each_event_changed() {
         .trim_start()
         .starts_with("<section class=\"card\" id=\"replay\""));
     res.assert_contains("Event 2 of 9")
-        .assert_contains("ApplicationStarted");
+        .assert_contains("Application started");
     assert!(!res.body.contains("<html"));
     let res = admin.get(&format!("{history}/replay?step=2"));
     assert_eq!(res.status, 303);
@@ -155,7 +155,7 @@ fn a_fund_replays_its_budget_and_awards() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(diff_row(&res.body, "Budget").contains("<ins>$5,000.00</ins>"));
     let res = admin.get(&format!("/history/fund/{fund}"));
-    res.assert_contains("AwardGranted");
+    res.assert_contains("Award granted");
     let remaining = diff_row(&res.body, "Remaining");
     assert!(
         remaining.contains("<del>$5,000.00</del>") && remaining.contains("<ins>$3,500.00</ins>"),

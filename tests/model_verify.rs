@@ -1925,7 +1925,16 @@ impl<'a> World<'a> {
         if self.sensors.is_empty() || self.rng.chance(40) {
             return self.register_sensor();
         }
-        let s = self.rng.below(self.sensors.len());
+        // Revoking a revoked sensor again is the refusal to cover: aim at one now and then, so
+        // that the walk does not depend on drawing one by luck.
+        let revoked: Vec<usize> = (0..self.sensors.len())
+            .filter(|&i| !self.sensors[i].active)
+            .collect();
+        let s = if !revoked.is_empty() && self.rng.chance(30) {
+            revoked[self.rng.below(revoked.len())]
+        } else {
+            self.rng.below(self.sensors.len())
+        };
         let expect = if self.sensors[s].active {
             Expect::Accept
         } else {

@@ -112,6 +112,20 @@ fn pages_read_the_replica_see_their_own_writes_and_survive_a_stopped_replica() {
         metric(&mut boss, "heyboss_replica_up{replica=").unwrap(),
         1.0
     );
+    // So do the threat reports and their CSV exports.
+    for page in [
+        "/threats/top/hash",
+        "/threats/top/protocol?format=csv",
+        "/threats/sessions",
+    ] {
+        let served = metric(&mut boss, "heyboss_reads_total{served_by=\"replica\"}").unwrap();
+        let res = auditor.get(page);
+        assert_eq!(res.status, 200, "{page}: {}", res.body);
+        assert!(
+            metric(&mut boss, "heyboss_reads_total{served_by=\"replica\"}").unwrap() > served,
+            "{page} is read on the replica"
+        );
+    }
 
     // Hold the replica at this point of the log: writes from now on are on the primary only.
     eventually("the replica has replayed everything so far", || {

@@ -388,6 +388,8 @@ pub struct ReplayStep {
     pub step: usize,
     pub steps: usize,
     pub event: RecordedEvent,
+    /// The event in words (its context's description).
+    pub summary: String,
     pub diff: Vec<FieldDiff>,
     pub changed: usize,
     /// First, previous, next and last: a step to go to, or none (shown, not linked).
@@ -428,6 +430,7 @@ pub fn step(
         step: n,
         steps,
         event: events[n - 1].clone(),
+        summary: super::describe::describe(&events[n - 1]).summary,
         changed,
         diff,
         nav: [

@@ -200,7 +200,7 @@ async fn top_report_page(
     let store = state(&req).store.clone();
     let h = hide.clone();
     let (page, scope, lag, listed, live) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
@@ -389,7 +389,7 @@ async fn report_hits(
     let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &sorted, size)?;
             Ok((hits, lag))
@@ -548,7 +548,7 @@ async fn sessions_page(
     let hide = TriageFilter::of(&req);
     let (f, h) = (filter.clone(), hide.clone());
     let (page, listed) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &viewer)?;
             let mut total = 0;
             let (sessions, listed) = triage::list(
@@ -641,7 +641,7 @@ async fn session_page(
     let mut ctx = Context::new();
     crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the session");
     let (session, files, hits, lag, panel) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             if let Some(a) = &as_of {
                 let (session, files, hits) = super::as_of::session(conn, &viewer, &id, a)?;
                 // The past carries no forms: no triage panel.
@@ -675,7 +675,7 @@ async fn file_page(
     let id = path.into_inner();
     let store = state(&req).store.clone();
     let (file, hits, history, lag) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             let file = queries::file(conn, &viewer, &id)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let hits = queries::hits_where(conn, &viewer, HitsOf::File, &id)?;
@@ -705,7 +705,7 @@ async fn signature_page(
     let mut ctx = Context::new();
     crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the signature");
     let (sig, history, (revisions, score_chart)) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             if let Some(a) = &as_of {
                 let (sig, history) = super::as_of::signature(conn, &viewer, &name, a)?;
                 let read = super::revisions::read(conn, &history, a.until)?;
