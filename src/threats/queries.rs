@@ -279,6 +279,7 @@ pub fn top_behind(
 
 /// One page of `size` rows of a report over a range, sorted by a column of
 /// [`REPORT_COLUMNS`], with the report's row count.
+#[allow(clippy::too_many_arguments)] // the report's own query: what, which range, which page
 pub fn report_page(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -286,11 +287,14 @@ pub fn report_page(
     range: &TimeRange,
     sorted: &Sorted,
     size: i64,
+    extra: i64,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
+    // `extra` rows past the page are read for a caller that leaves some out (hidden triaged
+    // subjects); the page still starts where a page of `size` starts.
     let page = Slice {
         order: sorted.order_sql(),
-        limit: size,
+        limit: size + extra,
         offset: sorted.offset(size),
         count: true,
     };
@@ -942,6 +946,7 @@ pub fn sessions(
     range: &TimeRange,
     sorted: &Sorted,
     size: i64,
+    extra: i64,
 ) -> Result<SessionsPage, ThreatsError> {
     use threat_sessions as t;
     let scope = AnalystScope::of(conn, viewer)?;
@@ -1011,7 +1016,7 @@ pub fn sessions(
     };
     let rows = q
         .then_order_by(t::session_id.asc())
-        .limit(size)
+        .limit(size + extra)
         .offset(sorted.offset(size))
         .load(conn)?;
     Ok(SessionsPage {

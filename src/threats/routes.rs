@@ -204,8 +204,9 @@ async fn top_report_page(
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
-            // With "hide triaged" on, the page asks for as many more rows as there are settled
-            // subjects and leaves those out (the total still counts them).
+            // With "hide triaged" on, the page reads as many more rows as there are settled
+            // subjects and leaves those out; it starts where the page of `limit` starts (the
+            // total still counts them).
             let mut total = 0;
             let (rows, listed) = triage::list(
                 conn,
@@ -220,7 +221,8 @@ async fn top_report_page(
                         report,
                         &range,
                         &sorted,
-                        n,
+                        limit,
+                        n - limit,
                         lag.as_ref(),
                     )?;
                     total = page.total;
@@ -558,7 +560,8 @@ async fn sessions_page(
                 &h,
                 size,
                 |conn, n| -> Result<_, ThreatsError> {
-                    let page = queries::sessions(conn, &viewer, &f, &range, &sorted, n)?;
+                    let page =
+                        queries::sessions(conn, &viewer, &f, &range, &sorted, size, n - size)?;
                     total = page.total;
                     Ok(page.sessions)
                 },
