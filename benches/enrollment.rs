@@ -265,7 +265,14 @@ fn main() {
         });
         let query = measure(runs, || {
             queries::stage_counts(&mut conn, &viewer).unwrap();
-            queries::pipeline(&mut conn, &viewer, &PipelineFilter::default(), Some(50)).unwrap();
+            {
+                let mut paging = heyboss::web::paging::Paging::parse(
+                    queries::PIPELINE_LIST,
+                    &Default::default(),
+                );
+                queries::pipeline_page(&mut conn, &viewer, &PipelineFilter::default(), &mut paging)
+                    .unwrap();
+            }
             queries::stalled(&mut conn, &viewer, 14, 20).unwrap();
         });
         let counts = measure(runs, || {

@@ -71,3 +71,102 @@ fn the_accounts_page_pages_with_a_total_sorts_and_searches() {
     fragment.assert_contains("id=\"account-list\"");
     assert!(!fragment.body.contains("Create an account"));
 }
+
+/// A student signed up (account and inquiry) through the enrollment service, as the sign-up page
+/// does.
+fn student(app: &TestApp, username: &str, name: &str, term: &str) -> uuid::Uuid {
+    let mut conn = app.state.pool.get().unwrap();
+    let account = heyboss::accounts::NewAccount::parse(username, name, "", "student", PASSWORD)
+        .expect("a valid account");
+    heyboss::enrollment::service::sign_up(
+        &mut conn,
+        &app.state.store,
+        heyboss::es::Metadata::new(heyboss::es::Actor::Cli),
+        account,
+        &heyboss::enrollment::commands::Term::parse(term).unwrap(),
+    )
+    .expect("signed up")
+}
+
+/// The pipeline table's rows as (student, term).
+fn pipeline_rows(body: &str) -> Vec<(String, String)> {
+    body.split("<td><a href=\"/enrollment/students/")
+        .skip(1)
+        .map(|s| {
+            let name = s[s.find('>').unwrap() + 1..s.find("</a>").unwrap()].to_owned();
+            let cells: Vec<&str> = s.split("<td>").collect();
+            // Student, username, term: the term is the third cell.
+            let term = cells[2][..cells[2].find("</td>").unwrap()].to_owned();
+            (name, term)
+        })
+        .collect()
+}
+
+#[test]
+fn the_enrollment_pipeline_pages_with_a_total_and_sorts_terms_in_calendar_order() {
+    let app = TestApp::spawn();
+    create_user(&app, "office", "staff", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("office", PASSWORD);
+    let terms = ["2027-fall", "2027-spring", "2028-spring"];
+    for i in 0..55 {
+        student(
+            &app,
+            &format!("s{i:02}"),
+            &format!("Student {i:02}"),
+            terms[i % 3],
+        );
+    }
+
+    // 55 students, 50 a page, most recent activity first.
+    let first = staff.get("/enrollment/pipeline");
+    first.assert_contains("1–50 of 55");
+    let rows = pipeline_rows(&first.body);
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows[0].0, "Student 54", "the newest first");
+    first.assert_contains("rel=\"next\"");
+    let second = staff.get("/enrollment/pipeline?page=2");
+    second.assert_contains("51–55 of 55");
+    assert_eq!(pipeline_rows(&second.body).len(), 5);
+    // A page past the last shows the last.
+    staff
+        .get("/enrollment/pipeline?page=9")
+        .assert_contains("51–55 of 55");
+
+    // Terms in calendar order: spring 2027, fall 2027, spring 2028 (not alphabetical).
+    let by_term = staff.get("/enrollment/pipeline?sort=term&dir=asc");
+    by_term.assert_contains("aria-sort=\"ascending\"");
+    let rows = pipeline_rows(&by_term.body);
+    assert_eq!(rows[0].1, "2027-spring");
+    assert_eq!(rows[18].1, "2027-fall", "18 students in spring 2027");
+    let by_term = staff.get("/enrollment/pipeline?sort=term&dir=desc");
+    assert_eq!(pipeline_rows(&by_term.body)[0].1, "2028-spring");
+
+    // By name, both ways; the pages never overlap.
+    let a = pipeline_rows(&staff.get("/enrollment/pipeline?sort=name&dir=asc").body);
+    let b = pipeline_rows(
+        &staff
+            .get("/enrollment/pipeline?sort=name&dir=asc&page=2")
+            .body,
+    );
+    assert_eq!(a[0].0, "Student 00");
+    assert_eq!(b.last().unwrap().0, "Student 54");
+    let mut names: Vec<String> = a.iter().chain(&b).map(|r| r.0.clone()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 55);
+    let z = pipeline_rows(&staff.get("/enrollment/pipeline?sort=name&dir=desc").body);
+    assert_eq!(z[0].0, "Student 54");
+
+    // A filter is kept by the paging and sorting links, and counted.
+    let spring = staff.get("/enrollment/pipeline?term=2027-spring&sort=name&dir=asc");
+    spring.assert_contains("1–18 of 18");
+    spring.assert_contains("pipeline?term=2027-spring&amp;days=14&amp;sort=name&amp;dir=desc");
+    assert!(pipeline_rows(&spring.body)
+        .iter()
+        .all(|(_, t)| t == "2027-spring"));
+
+    // HTMX swaps only the list, which still starts with its own element.
+    let fragment = staff.get_htmx("/enrollment/pipeline?sort=step");
+    assert!(fragment.body.starts_with("<div id=\"pipeline-list\">"));
+    fragment.assert_contains("of 55");
+}

@@ -11,6 +11,7 @@ use super::events::EnrollmentEvent;
 use crate::accounts::{queries as accounts, Role, Viewer};
 use crate::es::{store, Actor, Decider, RecordedEvent};
 use crate::schema::{enrollment_stage_counts, enrollment_students, users};
+use crate::web::paging::{Column, ListSpec, Paging};
 
 /// May the viewer see this student's enrollment? Anyone else gets "not found", never "forbidden",
 /// so a student cannot even learn that another student's page exists.
@@ -156,7 +157,6 @@ pub struct PipelineFilter {
     pub term: Option<String>,
     /// A part of the student's name or username.
     pub name: Option<String>,
-    pub page: i64,
 }
 
 pub const PAGE_SIZE: i64 = 50;
@@ -216,23 +216,48 @@ fn escape_like(s: &str) -> String {
         .collect()
 }
 
-/// One page of the pipeline, most recent activity first; `limit` rows (plus one, to tell whether
-/// there is a next page). `limit: None` returns every matching row (for CSV).
-pub fn pipeline(
-    conn: &mut PgConnection,
-    viewer: &Viewer,
-    filter: &PipelineFilter,
-    limit: Option<i64>,
-) -> QueryResult<Vec<PipelineRow>> {
-    if viewer.role != Role::Staff {
-        return Ok(Vec::new());
-    }
-    let mut query = pipeline_rows()
-        .order((
-            enrollment_students::last_event_at.desc(),
-            enrollment_students::student_id.asc(),
-        ))
-        .into_boxed();
+/// How the pipeline sorts and pages (`?sort=&dir=&page=`, DESIGN section 7): by last activity
+/// (newest first) unless asked otherwise.
+pub const PIPELINE_LIST: ListSpec = ListSpec {
+    columns: &[
+        Column::desc("activity"),
+        Column::asc("name"),
+        Column::asc("username"),
+        Column::asc("term"),
+        Column::asc("step"),
+    ],
+    per_page: PAGE_SIZE,
+};
+
+/// A term's place in the calendar in SQL ("2027-spring" before "2027-fall"), as
+/// `web::format::term_key` orders them in Rust.
+fn term_order_sql(desc: bool) -> String {
+    let seasons: String = crate::enrollment::commands::SEASONS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(" WHEN '{s}' THEN {i}"))
+        .collect();
+    let dir = if desc { "DESC" } else { "ASC" };
+    format!(
+        "NULLIF(split_part(enrollment_students.term, '-', 1), '')::text {dir}, \
+         CASE lower(split_part(enrollment_students.term, '-', 2)){seasons} ELSE 99 END {dir}"
+    )
+}
+
+/// A step's place on the way (inquiry first, withdrawn last) in SQL.
+fn stage_order_sql(desc: bool) -> String {
+    let steps: String = Stage::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(" WHEN '{}' THEN {i}", s.as_str()))
+        .collect();
+    let dir = if desc { "DESC" } else { "ASC" };
+    format!("CASE enrollment_students.stage{steps} ELSE 99 END {dir}")
+}
+
+/// The pipeline rows the filter matches, unordered.
+fn matching(filter: &PipelineFilter) -> _BoxedPipeline<'static> {
+    let mut query = pipeline_rows().into_boxed();
     if let Some(stage) = filter.stage {
         query = query.filter(enrollment_students::stage.eq(stage.as_str()));
     }
@@ -247,10 +272,60 @@ pub fn pipeline(
                 .or(users::username.ilike(pattern)),
         );
     }
-    if let Some(limit) = limit {
-        query = query.limit(limit + 1).offset(filter.page * limit);
+    query
+}
+
+type _BoxedPipeline<'a> = diesel::dsl::IntoBoxed<'a, pipeline_rows, diesel::pg::Pg>;
+
+/// Every student the filter matches, most recent activity first (for CSV).
+pub fn pipeline(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    filter: &PipelineFilter,
+) -> QueryResult<Vec<PipelineRow>> {
+    if viewer.role != Role::Staff {
+        return Ok(Vec::new());
     }
-    Ok(to_rows(query.load::<RowTuple>(conn)?, Utc::now()))
+    let rows = matching(filter)
+        .order((
+            enrollment_students::last_event_at.desc(),
+            enrollment_students::student_id.asc(),
+        ))
+        .load::<RowTuple>(conn)?;
+    Ok(to_rows(rows, Utc::now()))
+}
+
+/// One page of the pipeline in the order asked for, with the number of students the filter
+/// matches. A page past the last shows the last.
+pub fn pipeline_page(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    filter: &PipelineFilter,
+    paging: &mut Paging,
+) -> QueryResult<(Vec<PipelineRow>, i64)> {
+    if viewer.role != Role::Staff {
+        return Ok((Vec::new(), 0));
+    }
+    let total: i64 = matching(filter).count().get_result(conn)?;
+    paging.clamp(total);
+    let desc = paging.desc;
+    let dir = if desc { "DESC" } else { "ASC" };
+    // The student id breaks ties, so pages never overlap or skip.
+    let order = match paging.sort {
+        "name" => format!("lower(users.display_name) {dir}, users.username {dir}"),
+        "username" => format!("users.username {dir}"),
+        "term" => format!("{}, users.username ASC", term_order_sql(desc)),
+        "step" => format!("{}, users.username ASC", stage_order_sql(desc)),
+        _ => format!("enrollment_students.last_event_at {dir}"),
+    };
+    let rows = matching(filter)
+        .order(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "{order}, enrollment_students.student_id ASC"
+        )))
+        .offset(paging.offset())
+        .limit(paging.limit())
+        .load::<RowTuple>(conn)?;
+    Ok((to_rows(rows, Utc::now()), total))
 }
 
 /// Students still on their way (not enrolled, denied or withdrawn) with no event for `days` days,

@@ -19,6 +19,7 @@ use super::queries::{self, PipelineFilter, Progress};
 use super::service;
 use crate::accounts::{sessions, NewAccount, Role, Viewer};
 use crate::web::csv::CsvExport;
+use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{is_htmx, render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, render, text_field, AppError};
 
@@ -572,9 +573,10 @@ struct PipelineQuery {
     stage: Option<String>,
     term: Option<String>,
     name: Option<String>,
-    page: Option<String>,
     days: Option<String>,
     format: Option<String>,
+    #[serde(flatten)]
+    paging: PageParams,
 }
 
 pub const DEFAULT_STALLED_DAYS: i64 = 14;
@@ -615,16 +617,7 @@ async fn pipeline_page(
         Some(n) => Some(text_field("The name", &n, 100)?),
         None => None,
     };
-    let page = match blank(&q.page) {
-        Some(p) => {
-            p.parse::<i64>()
-                .ok()
-                .filter(|p| (1..=100_000).contains(p))
-                .ok_or_else(|| AppError::BadRequest("The page must be a number from 1.".into()))?
-                - 1
-        }
-        None => 0,
-    };
+    let mut paging = Paging::parse(queries::PIPELINE_LIST, &q.paging);
     let days = match blank(&q.days) {
         Some(d) => d
             .parse::<i64>()
@@ -635,12 +628,7 @@ async fn pipeline_page(
             })?,
         None => DEFAULT_STALLED_DAYS,
     };
-    let filter = PipelineFilter {
-        stage,
-        term,
-        name,
-        page,
-    };
+    let filter = PipelineFilter { stage, term, name };
     let csv = q.format.as_deref() == Some("csv");
     if let Some(f) = q.format.as_deref().filter(|f| *f != "csv" && *f != "html") {
         return Err(AppError::BadRequest(format!(
@@ -652,7 +640,7 @@ async fn pipeline_page(
     let v = viewer.clone();
     if csv {
         let rows = state(&req)
-            .query(move |conn| queries::pipeline(conn, &v, &filter, None))
+            .query(move |conn| queries::pipeline(conn, &v, &filter))
             .await?;
         let mut export = CsvExport::new(
             "enrollment-pipeline",
@@ -671,19 +659,17 @@ async fn pipeline_page(
     }
 
     let f = filter.clone();
-    let (counts, rows, stalled, terms) = state(&req)
+    let (counts, (rows, total, paging), stalled, terms) = state(&req)
         .db(move |conn| {
+            let (rows, total) = queries::pipeline_page(conn, &v, &f, &mut paging)?;
             Ok((
                 queries::stage_counts(conn, &v)?,
-                queries::pipeline(conn, &v, &f, Some(queries::PAGE_SIZE))?,
+                (rows, total, paging),
                 queries::stalled(conn, &v, days, 20)?,
                 queries::terms(conn, &v)?,
             ))
         })
         .await?;
-    let mut rows = rows;
-    let has_next = rows.len() as i64 > queries::PAGE_SIZE;
-    rows.truncate(queries::PAGE_SIZE as usize);
 
     // The counts as a table: one row per stage, one column per term.
     let mut by_stage: BTreeMap<(usize, String), i64> = BTreeMap::new();
@@ -742,16 +728,37 @@ async fn pipeline_page(
             "name": filter.name.clone().unwrap_or_default(),
         }),
     );
-    let query_without_page = serde_urlencoded::to_string([
-        ("stage", filter.stage.map(Stage::as_str).unwrap_or("")),
-        ("term", filter.term.as_deref().unwrap_or("")),
-        ("name", filter.name.as_deref().unwrap_or("")),
-        ("days", &days.to_string()),
-    ])
+    let days_text = days.to_string();
+    let filters = [
+        (
+            "stage",
+            filter.stage.map(Stage::as_str).unwrap_or("").to_owned(),
+        ),
+        ("term", filter.term.clone().unwrap_or_default()),
+        ("name", filter.name.clone().unwrap_or_default()),
+        ("days", days_text),
+    ];
+    let pager = paging.pager(
+        total,
+        rows.len(),
+        "/enrollment/pipeline",
+        &filters,
+        "pipeline-list",
+    );
+    // The CSV link keeps the filters and the order (every row, not the page).
+    let query = serde_urlencoded::to_string(
+        filters
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain([
+                ("sort", paging.sort),
+                ("dir", if paging.desc { "desc" } else { "asc" }),
+            ])
+            .collect::<Vec<_>>(),
+    )
     .map_err(AppError::internal)?;
-    ctx.insert("query", &query_without_page);
-    ctx.insert("page", &(filter.page + 1));
-    ctx.insert("has_next", &has_next);
+    ctx.insert("query", &query);
+    ctx.insert("pager", &pager);
     render(
         &req,
         "enrollment/pipeline.html",
