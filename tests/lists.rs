@@ -170,3 +170,60 @@ fn the_enrollment_pipeline_pages_with_a_total_and_sorts_terms_in_calendar_order(
     assert!(fragment.body.starts_with("<div id=\"pipeline-list\">"));
     fragment.assert_contains("of 55");
 }
+
+#[test]
+fn notifications_page_with_a_total_newest_first() {
+    use heyboss::accounts::{AccountCommand, Role};
+    let app = TestApp::spawn();
+    let ann = create_named_user(&app, "ann", "Ann Example", "student");
+    let mut conn = app.state.pool.get().unwrap();
+    // Thirty role changes, each of which tells Ann.
+    for i in 0..30 {
+        let role = if i % 2 == 0 {
+            Role::Staff
+        } else {
+            Role::Student
+        };
+        heyboss::accounts::service::execute(
+            &mut conn,
+            &app.state.store,
+            &heyboss::es::CommandContext::new(heyboss::es::Metadata::new(heyboss::es::Actor::Cli)),
+            ann,
+            AccountCommand::ChangeRole { role },
+        )
+        .expect("the role changes");
+    }
+    let mut c = Client::new(&app);
+    c.login("ann", PASSWORD);
+    let start = std::time::Instant::now();
+    let first = loop {
+        let page = c.get("/notifications");
+        if page.body.contains("1–25 of 30") || start.elapsed().as_secs() > 10 {
+            break page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    first.assert_contains("1–25 of 30");
+    first.assert_contains("Mark all as read (30 new)");
+    assert_eq!(
+        first
+            .body
+            .matches("<span class=\"badge\">new</span>")
+            .count(),
+        25
+    );
+    let second = c.get("/notifications?page=2");
+    second.assert_contains("26–30 of 30");
+    let listed = |body: &str| body[body.find("id=\"notification-list\"").unwrap()..].to_owned();
+    assert_eq!(listed(&second.body).matches("<li>").count(), 5);
+    // The newest first: the last change (the 30th) made Ann a student again, the first one staff.
+    let first_list = listed(&first.body);
+    let first_item = &first_list[first_list.find("<li>").unwrap()..];
+    assert!(first_item[..first_item.find("</li>").unwrap()].contains("from staff to student"));
+    let second_list = listed(&second.body);
+    let last_item = &second_list[second_list.rfind("<li>").unwrap()..];
+    assert!(last_item[..last_item.find("</li>").unwrap()].contains("from student to staff"));
+    let fragment = c.get_htmx("/notifications?page=2");
+    fragment.assert_contains("id=\"notification-list\"");
+    assert!(!fragment.body.contains("<h1>"));
+}

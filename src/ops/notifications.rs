@@ -19,6 +19,7 @@ use crate::es::subscriber::{HandlerError, Subscriber};
 use crate::es::RecordedEvent;
 use crate::ops::mail::MailSettings;
 use crate::schema::notifications;
+use crate::web::paging::{Column, ListSpec, PageParams, Paging};
 use crate::web::render::state;
 use crate::web::{flash_redirect, is_htmx, render, AppError};
 
@@ -256,21 +257,59 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(mark_read);
 }
 
+/// The notifications page: newest first, 25 a page, with the total.
+pub const NOTIFICATION_LIST: ListSpec = ListSpec {
+    columns: &[Column::desc("newest")],
+    per_page: 25,
+};
+
+/// One page of the viewer's notifications, newest first, with their total and unread counts.
+pub fn page_for_viewer(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    paging: &mut Paging,
+) -> QueryResult<(Vec<Notification>, i64, i64)> {
+    let mine = notifications::table.filter(notifications::user_id.eq(viewer.user_id));
+    let total: i64 = mine.count().get_result(conn)?;
+    let unread = unread_count(conn, viewer)?;
+    paging.clamp(total);
+    let list = mine
+        .order(notifications::id.desc())
+        .offset(paging.offset())
+        .limit(paging.limit())
+        .select(Notification::as_select())
+        .load(conn)?;
+    Ok((list, total, unread))
+}
+
 #[get("/notifications")]
-async fn notifications_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
-    let list = state(&req)
-        .db(move |conn| Ok(for_viewer(conn, &viewer, false, 100)?))
+async fn notifications_page(
+    req: HttpRequest,
+    viewer: Viewer,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, AppError> {
+    let mut paging = Paging::parse(NOTIFICATION_LIST, &query);
+    let (list, total, unread, paging) = state(&req)
+        .db(move |conn| {
+            let (list, total, unread) = page_for_viewer(conn, &viewer, &mut paging)?;
+            Ok((list, total, unread, paging))
+        })
         .await?;
+    let pager = paging.pager(
+        total,
+        list.len(),
+        "/notifications",
+        &[],
+        "notification-list",
+    );
     let mut ctx = Context::new();
     ctx.insert("notifications", &list);
-    ctx.insert(
-        "unread",
-        &list.iter().filter(|n| n.read_at.is_none()).count(),
-    );
+    ctx.insert("unread", &unread);
+    ctx.insert("pager", &pager);
     render(
         &req,
         "ops/notifications.html",
-        "ops/notifications.html",
+        "ops/_notification_list.html",
         ctx,
     )
 }
