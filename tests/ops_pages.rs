@@ -142,6 +142,7 @@ fn the_audit_log_pages_by_position_older_and_newer() {
     let p1 = positions(&first.body);
     assert_eq!(p1.len(), 50);
     assert!(p1.windows(2).all(|w| w[0] > w[1]), "newest first");
+    first.assert_contains("1–50 of 120");
     assert!(link(&first.body, "← Newer").is_none());
     let older = link(&first.body, "Older →").expect("an older link");
     assert!(older.contains("before="), "{older}");
@@ -151,13 +152,16 @@ fn the_audit_log_pages_by_position_older_and_newer() {
     let p2 = positions(&second.body);
     assert_eq!(p2.len(), 50);
     assert!(p2[0] < *p1.last().unwrap());
+    second.assert_contains("51–100 of 120");
     let third = admin.get(&link(&second.body, "Older →").unwrap());
     let p3 = positions(&third.body);
     assert_eq!(p3.len(), 20);
+    third.assert_contains("101–120 of 120");
     assert!(link(&third.body, "Older →").is_none());
 
     let back = admin.get(&link(&third.body, "← Newer").unwrap());
     assert_eq!(positions(&back.body), p2);
+    back.assert_contains("51–100 of 120");
 
     // With HTMX only the results are swapped.
     let frag = admin.get_htmx(&older);

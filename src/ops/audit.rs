@@ -408,6 +408,33 @@ pub struct AuditPage {
     pub rows: Vec<AuditRow>,
     pub older: Option<i64>,
     pub newer: Option<i64>,
+    /// How many events the filters match, counted up to [`COUNT_CAP`].
+    pub total: Counted,
+    /// The 1-based place of the page's first row among them (newest first), also counted up to
+    /// the cap.
+    pub first: Counted,
+}
+
+/// Counting is capped so that a page of a large log stays fast: beyond the cap the page says
+/// "more than 10,000" rather than reading the whole log on every load.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// A count that stops at [`COUNT_CAP`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counted {
+    pub n: i64,
+    /// More than the cap: `n` is the cap.
+    pub more: bool,
+}
+
+impl Counted {
+    fn of(found: usize) -> Counted {
+        let found = found as i64;
+        Counted {
+            n: found.min(COUNT_CAP),
+            more: found > COUNT_CAP,
+        }
+    }
 }
 
 pub(crate) fn to_rows(
@@ -487,10 +514,36 @@ fn load_page(
         ),
         _ => (None, None),
     };
+    // The total and the page's place in it, each read from the index up to the cap.
+    let count = |conn: &mut PgConnection, newer_than: Option<i64>| -> QueryResult<Counted> {
+        let mut query = filtered(viewer, registry, f);
+        if let Some(p) = newer_than {
+            query = query.filter(events::position.gt(p));
+        }
+        let found: Vec<i64> = query
+            .select(events::position)
+            .order(events::position.desc())
+            .limit(COUNT_CAP + 1)
+            .load(conn)?;
+        Ok(Counted::of(found.len()))
+    };
+    let total = count(conn, None)?;
+    let first = match (newer, events.first()) {
+        (Some(_), Some(e)) => {
+            let ahead = count(conn, Some(e.position))?;
+            Counted {
+                n: ahead.n + 1,
+                more: ahead.more,
+            }
+        }
+        _ => Counted { n: 1, more: false },
+    };
     Ok(AuditPage {
         rows: to_rows(conn, events)?,
         older,
         newer,
+        total,
+        first,
     })
 }
 
@@ -623,6 +676,29 @@ async fn audit_page(
                 "csv_link",
                 &format!("{}&format=csv", page_link(&csv_q, None, None)),
             );
+            // "51–100 of 3,214", or "of more than 10,000" on a large log.
+            let fmt = crate::web::format::count;
+            let shown = page.rows.len() as i64;
+            let counted = match (page.first.more, page.total.more) {
+                (false, false) => format!(
+                    "{}–{} of {}",
+                    fmt(page.first.n),
+                    fmt(page.first.n + shown - 1),
+                    fmt(page.total.n)
+                ),
+                (false, true) => format!(
+                    "{}–{} of more than {}",
+                    fmt(page.first.n),
+                    fmt(page.first.n + shown - 1),
+                    fmt(COUNT_CAP)
+                ),
+                (true, _) => format!(
+                    "{} events, more than {} newer ones before them",
+                    fmt(shown),
+                    fmt(COUNT_CAP)
+                ),
+            };
+            ctx.insert("counted", &counted);
             ctx.insert("rows", &page.rows);
             render(&req, "ops/audit.html", "ops/_audit_results.html", ctx)
         }
@@ -673,4 +749,19 @@ async fn history_page(
     ctx.insert("stream_id", &stream_id);
     super::replay::insert(&mut ctx, &stream_type, &stream_id, &events, step)?;
     render(&req, "ops/history.html", "_history.html", ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_stops_at_the_cap_and_says_so() {
+        let under = Counted::of(120);
+        assert_eq!((under.n, under.more), (120, false));
+        let at = Counted::of(COUNT_CAP as usize);
+        assert_eq!((at.n, at.more), (COUNT_CAP, false));
+        let over = Counted::of(COUNT_CAP as usize + 1);
+        assert_eq!((over.n, over.more), (COUNT_CAP, true));
+    }
 }
