@@ -227,3 +227,56 @@ fn notifications_page_with_a_total_newest_first() {
     fragment.assert_contains("id=\"notification-list\"");
     assert!(!fragment.body.contains("<h1>"));
 }
+
+#[test]
+fn a_long_history_pages_newest_first_with_a_total() {
+    use diesel::prelude::*;
+    use heyboss::accounts::{AccountCommand, Role};
+    let app = TestApp::spawn();
+    let mut c = admin(&app);
+    let ann = create_named_user(&app, "ann", "Ann Example", "student");
+    let mut conn = app.state.pool.get().unwrap();
+    for i in 0..60 {
+        let role = if i % 2 == 0 {
+            Role::Staff
+        } else {
+            Role::Student
+        };
+        heyboss::accounts::service::execute(
+            &mut conn,
+            &app.state.store,
+            &heyboss::es::CommandContext::new(heyboss::es::Metadata::new(heyboss::es::Actor::Cli)),
+            ann,
+            AccountCommand::ChangeRole { role },
+        )
+        .expect("the role changes");
+    }
+    let (stream_type, total): (String, i64) = heyboss::schema::events::table
+        .filter(heyboss::schema::events::stream_id.eq(ann.to_string()))
+        .group_by(heyboss::schema::events::stream_type)
+        .select((
+            heyboss::schema::events::stream_type,
+            diesel::dsl::count_star(),
+        ))
+        .first(&mut conn)
+        .unwrap();
+    assert!(total > 60);
+    let path = format!("/history/{stream_type}/{ann}");
+    let first = c.get(&path);
+    first.assert_contains(&format!("1–50 of {total}"));
+    let listed = |body: &str| {
+        let list = &body[body.find("id=\"history-list\"").unwrap()..];
+        list[..list.find("</ol>").unwrap()].matches("<li>").count()
+    };
+    assert_eq!(listed(&first.body), 50);
+    let second = c.get(&format!("{path}?page=2"));
+    second.assert_contains(&format!("51–{total} of {total}"));
+    assert_eq!(listed(&second.body), (total - 50) as usize);
+    // The first page starts with the newest event (the 60th change: back to student) and the
+    // last page ends with the oldest (the account's registration).
+    let list = &first.body[first.body.find("id=\"history-list\"").unwrap()..];
+    assert!(list.find("staff to student").unwrap() < list.find("student to staff").unwrap());
+    let fragment = c.get_htmx(&format!("{path}?page=2"));
+    assert!(fragment.body.contains("id=\"history-list\""));
+    assert!(!fragment.body.contains("<h1>"));
+}

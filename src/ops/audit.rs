@@ -23,6 +23,7 @@ use crate::db::lower;
 use crate::es::RecordedEvent;
 use crate::schema::{events, users};
 use crate::web::csv::CsvExport;
+use crate::web::paging::{Column, ListSpec, PageParams, Paging};
 use crate::web::render::state;
 use crate::web::{render, AppError};
 
@@ -705,6 +706,12 @@ async fn audit_page(
     }
 }
 
+/// A stream's history page lists its events newest first, 50 a page.
+pub const HISTORY_LIST: ListSpec = ListSpec {
+    columns: &[Column::desc("newest")],
+    per_page: 50,
+};
+
 /// The visible events of a stream for a page, or "not found" when there are none: nothing
 /// visible and nothing there look the same, so no existence is leaked.
 pub async fn history_or_404(
@@ -735,20 +742,34 @@ async fn history_page(
     registry: web::Data<Registry>,
     path: web::Path<(String, String)>,
     step: web::Query<super::replay::StepQuery>,
+    page: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let (stream_type, stream_id) = path.into_inner();
     let step = step.parse()?;
+    let mut paging = Paging::parse(HISTORY_LIST, &page);
     let events = history_or_404(&req, viewer, registry, &stream_type, &stream_id).await?;
-    let described = events.clone();
+    // The listing pages, newest first; the replay below folds every event.
+    let total = events.len() as i64;
+    paging.clamp(total);
+    let end = (total - paging.offset()).max(0) as usize;
+    let start = (total - paging.offset() - paging.limit()).max(0) as usize;
+    let described = events[start..end].to_vec();
     let history = state(&req)
         .read_query(&req, move |conn| super::describe::history(conn, &described))
         .await?;
+    let path = format!(
+        "/history/{}/{}",
+        crate::web::render::percent_encode(&stream_type),
+        crate::web::render::percent_encode(&stream_id)
+    );
+    let pager = paging.pager(total, history.len(), &path, &[], "history-list");
     let mut ctx = Context::new();
     ctx.insert("history", &history);
+    ctx.insert("history_pager", &pager);
     ctx.insert("stream_type", &stream_type);
     ctx.insert("stream_id", &stream_id);
     super::replay::insert(&mut ctx, &stream_type, &stream_id, &events, step)?;
-    render(&req, "ops/history.html", "_history.html", ctx)
+    render(&req, "ops/history.html", "ops/_history_list.html", ctx)
 }
 
 #[cfg(test)]
