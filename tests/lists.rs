@@ -2,6 +2,8 @@
 //! real HTTP.
 
 mod common;
+#[allow(dead_code)]
+mod scholarships_support;
 
 use common::{create_named_user, create_user, Client, TestApp, PASSWORD};
 
@@ -279,4 +281,51 @@ fn a_long_history_pages_newest_first_with_a_total() {
     let fragment = c.get_htmx(&format!("{path}?page=2"));
     assert!(fragment.body.contains("id=\"history-list\""));
     assert!(!fragment.body.contains("<h1>"));
+}
+
+/// The fund names of the staff's funds table, in order.
+fn fund_names(body: &str) -> Vec<String> {
+    body.split("<td data-label=\"Fund\"><a href=\"/scholarships/funds/")
+        .skip(1)
+        .map(|s| s[s.find('>').unwrap() + 1..s.find("</a>").unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_funds_list_pages_with_a_total_and_sorts_by_money() {
+    let app = TestApp::spawn();
+    create_user(&app, "office", "staff", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("office", PASSWORD);
+    for i in 0..27 {
+        scholarships_support::create_open_fund(
+            &mut staff,
+            &format!("Fund {i:02}"),
+            &format!("{}", 1000 + (i * 37) % 27 * 100),
+        );
+    }
+    let first = staff.get("/scholarships/funds");
+    first.assert_contains("1–25 of 27");
+    let names = fund_names(&first.body);
+    assert_eq!(names.len(), 25);
+    assert_eq!(names[0], "Fund 26", "the newest first");
+    let second = staff.get("/scholarships/funds?page=2");
+    second.assert_contains("26–27 of 27");
+    assert_eq!(fund_names(&second.body), ["Fund 01", "Fund 00"]);
+
+    // By budget, largest first: 1000 + 26 * 100 = $3,600.00 is the largest budget.
+    let by_budget = staff.get("/scholarships/funds?sort=budget&dir=desc");
+    by_budget.assert_contains("aria-sort=\"descending\"");
+    let top = &by_budget.body[by_budget.body.find("data-label=\"Budget\"").unwrap()..];
+    assert!(
+        top.starts_with("data-label=\"Budget\">$3,600.00"),
+        "{}",
+        &top[..60]
+    );
+    let by_name = staff.get("/scholarships/funds?sort=name&dir=asc");
+    assert_eq!(fund_names(&by_name.body)[..2], ["Fund 00", "Fund 01"]);
+    // HTMX swaps the list alone.
+    let fragment = staff.get_htmx("/scholarships/funds?sort=name&dir=desc");
+    assert!(fragment.body.trim_start().starts_with("<div id=\"funds\">"));
+    assert_eq!(fund_names(&fragment.body)[0], "Fund 26");
 }

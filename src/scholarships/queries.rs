@@ -90,6 +90,46 @@ pub fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
+/// The staff's funds list: newest first unless sorted by a column, 25 a page.
+pub const FUND_LIST: crate::web::paging::ListSpec = crate::web::paging::ListSpec {
+    columns: &[
+        crate::web::paging::Column::desc("created"),
+        crate::web::paging::Column::asc("name"),
+        crate::web::paging::Column::asc("term"),
+        crate::web::paging::Column::desc("budget"),
+        crate::web::paging::Column::desc("awarded"),
+        crate::web::paging::Column::desc("remaining"),
+    ],
+    per_page: 25,
+};
+
+/// Order funds by a [`FUND_LIST`] column (terms in calendar order); the list's own order (newest
+/// first) breaks ties, so pages never overlap.
+pub fn sort_funds(funds: &mut [FundView], column: &str, desc: bool) {
+    use std::cmp::Ordering;
+    let key = |a: &FundView, b: &FundView| -> Ordering {
+        match column {
+            "name" => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+            "term" => {
+                crate::web::format::term_key(&a.term).cmp(&crate::web::format::term_key(&b.term))
+            }
+            "budget" => a.budget_cents.cmp(&b.budget_cents),
+            "awarded" => a.awarded_cents.cmp(&b.awarded_cents),
+            "remaining" => a.remaining_cents.cmp(&b.remaining_cents),
+            _ => Ordering::Equal,
+        }
+    };
+    if column == "created" && desc {
+        return; // already newest first
+    }
+    if column == "created" {
+        funds.reverse();
+        return;
+    }
+    // A stable sort keeps the newest-first order among equals.
+    funds.sort_by(|a, b| if desc { key(b, a) } else { key(a, b) });
+}
+
 /// Every fund, for the staff's funds page.
 pub fn funds_for_staff(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Vec<FundView>> {
     if viewer.role != Role::Staff {

@@ -13,6 +13,7 @@ use super::queries;
 use super::service::{self, NewFund};
 use crate::accounts::{Role, Viewer};
 use crate::web::csv::CsvExport;
+use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
@@ -256,6 +257,33 @@ async fn funds_listing(
             None => queries::funds_for_staff(conn, &viewer),
         })
         .await?;
+    // Sorted and paged here, the same for the present and for an "as of" view.
+    let params: PageParams = web::Query::<PageParams>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let mut paging = Paging::parse(queries::FUND_LIST, &params);
+    let mut funds = funds;
+    queries::sort_funds(&mut funds, paging.sort, paging.desc);
+    let total = funds.len() as i64;
+    paging.clamp(total);
+    let funds: Vec<_> = funds
+        .into_iter()
+        .skip(paging.offset() as usize)
+        .take(paging.limit() as usize)
+        .collect();
+    let as_of_param: String =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("as_of").cloned())
+            .unwrap_or_default();
+    let pager = paging.pager(
+        total,
+        funds.len(),
+        "/scholarships/funds",
+        &[("as_of", as_of_param)],
+        "funds",
+    );
+    ctx.insert("pager", &pager);
     ctx.insert("funds", &funds);
     // The terms a fund may be for: the current season's and the next five (a fund for "fall
     // 2027" was accepted when the term was typed).
