@@ -167,6 +167,13 @@ fn the_enrollment_pipeline_pages_with_a_total_and_sorts_terms_in_calendar_order(
         .iter()
         .all(|(_, t)| t == "2027-spring"));
 
+    // The CSV holds every matching row, in the order asked for.
+    let csv = staff.get("/enrollment/pipeline?format=csv&sort=name&dir=desc");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 56);
+    assert!(lines[1].starts_with("Student 54,"));
+    assert!(lines[55].starts_with("Student 00,"));
+
     // HTMX swaps only the list, which still starts with its own element.
     let fragment = staff.get_htmx("/enrollment/pipeline?sort=step");
     assert!(fragment.body.starts_with("<div id=\"pipeline-list\">"));

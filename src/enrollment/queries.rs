@@ -277,19 +277,34 @@ fn matching(filter: &PipelineFilter) -> _BoxedPipeline<'static> {
 
 type _BoxedPipeline<'a> = diesel::dsl::IntoBoxed<'a, pipeline_rows, diesel::pg::Pg>;
 
-/// Every student the filter matches, most recent activity first (for CSV).
+/// The pipeline's ORDER BY for a sort column; the student id breaks ties, so pages never overlap
+/// or skip.
+fn pipeline_order(paging: &Paging) -> String {
+    let desc = paging.desc;
+    let dir = if desc { "DESC" } else { "ASC" };
+    let order = match paging.sort {
+        "name" => format!("lower(users.display_name) {dir}, users.username {dir}"),
+        "username" => format!("users.username {dir}"),
+        "term" => format!("{}, users.username ASC", term_order_sql(desc)),
+        "step" => format!("{}, users.username ASC", stage_order_sql(desc)),
+        _ => format!("enrollment_students.last_event_at {dir}"),
+    };
+    format!("{order}, enrollment_students.student_id ASC")
+}
+
+/// Every student the filter matches, in the list's order (for CSV).
 pub fn pipeline(
     conn: &mut PgConnection,
     viewer: &Viewer,
     filter: &PipelineFilter,
+    paging: &Paging,
 ) -> QueryResult<Vec<PipelineRow>> {
     if viewer.role != Role::Staff {
         return Ok(Vec::new());
     }
     let rows = matching(filter)
-        .order((
-            enrollment_students::last_event_at.desc(),
-            enrollment_students::student_id.asc(),
+        .order(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            &pipeline_order(paging),
         ))
         .load::<RowTuple>(conn)?;
     Ok(to_rows(rows, Utc::now()))
@@ -308,20 +323,10 @@ pub fn pipeline_page(
     }
     let total: i64 = matching(filter).count().get_result(conn)?;
     paging.clamp(total);
-    let desc = paging.desc;
-    let dir = if desc { "DESC" } else { "ASC" };
-    // The student id breaks ties, so pages never overlap or skip.
-    let order = match paging.sort {
-        "name" => format!("lower(users.display_name) {dir}, users.username {dir}"),
-        "username" => format!("users.username {dir}"),
-        "term" => format!("{}, users.username ASC", term_order_sql(desc)),
-        "step" => format!("{}, users.username ASC", stage_order_sql(desc)),
-        _ => format!("enrollment_students.last_event_at {dir}"),
-    };
     let rows = matching(filter)
-        .order(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-            "{order}, enrollment_students.student_id ASC"
-        )))
+        .order(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            &pipeline_order(paging),
+        ))
         .offset(paging.offset())
         .limit(paging.limit())
         .load::<RowTuple>(conn)?;

@@ -640,7 +640,7 @@ async fn pipeline_page(
     let v = viewer.clone();
     if csv {
         let rows = state(&req)
-            .query(move |conn| queries::pipeline(conn, &v, &filter))
+            .query(move |conn| queries::pipeline(conn, &v, &filter, &paging))
             .await?;
         let mut export = CsvExport::new(
             "enrollment-pipeline",
