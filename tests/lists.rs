@@ -2,7 +2,6 @@
 //! real HTTP.
 
 mod common;
-#[allow(dead_code)]
 mod scholarships_support;
 
 use common::{create_named_user, create_user, Client, TestApp, PASSWORD};
