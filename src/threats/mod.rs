@@ -8,6 +8,7 @@ pub mod buckets;
 pub mod commands;
 pub mod decider;
 pub mod demo;
+pub mod describe;
 pub mod error;
 pub mod events;
 pub mod ingest;
@@ -57,6 +58,13 @@ pub struct ThreatsContext;
 impl BoundedContext for ThreatsContext {
     fn name(&self) -> &'static str {
         "threats"
+    }
+
+    fn describe(
+        &self,
+        event: &crate::es::RecordedEvent,
+    ) -> Option<crate::ops::describe::EventDescription> {
+        describe::describe(event)
     }
 
     fn routes(&self, cfg: &mut actix_web::web::ServiceConfig) {
