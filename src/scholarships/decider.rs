@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::commands::{format_cents, ApplicationCommand, Decision, FundCommand, ReviewCommand};
+use super::commands::{
+    format_cents, ApplicationCommand, Decision, FundCommand, LegacyAward, ReviewCommand,
+};
 use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
 use crate::es::Decider;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AwardStatus {
     Offered,
     Accepted,
@@ -26,6 +29,11 @@ impl AwardStatus {
             self,
             AwardStatus::Offered | AwardStatus::Accepted | AwardStatus::Disbursed
         )
+    }
+
+    /// The word the pages and the read models use ("offered").
+    pub fn as_str(self) -> &'static str {
+        status_word(self)
     }
 }
 
@@ -91,6 +99,10 @@ pub enum FundRejection {
     NotAccepted(&'static str),
     #[error("this award is {0} and cannot be revoked")]
     NotRevocable(&'static str),
+    #[error("this fund already has a decision for this application ({0})")]
+    AlreadyImported(&'static str),
+    #[error("the student already has a decision in this fund ({0})")]
+    StudentAlreadyDecided(&'static str),
 }
 
 fn status_word(s: AwardStatus) -> &'static str {
@@ -130,6 +142,39 @@ impl Fund {
             }) => Ok((*student_id, *amount_cents, *status)),
             _ => Err(FundRejection::NoAward),
         }
+    }
+
+    /// A legacy award: recorded as it stands, once per application and student, and (when it
+    /// still holds money) only within the remaining budget.
+    fn import(state: &FundState, legacy: &LegacyAward) -> Result<Vec<FundEvent>, FundRejection> {
+        if let Some(d) = state.decisions.get(&legacy.application_id) {
+            return Err(FundRejection::AlreadyImported(outcome_word(d.outcome)));
+        }
+        if let Some(d) = state
+            .decisions
+            .values()
+            .find(|d| d.student_id == legacy.student_id)
+        {
+            return Err(FundRejection::StudentAlreadyDecided(outcome_word(
+                d.outcome,
+            )));
+        }
+        if legacy.status.is_live() && legacy.amount.cents() > state.remaining_cents() {
+            return Err(FundRejection::OverBudget {
+                award: legacy.amount.to_string(),
+                remaining: format_cents(state.remaining_cents()),
+            });
+        }
+        Ok(vec![FundEvent::AwardImported {
+            application_id: legacy.application_id,
+            student_id: legacy.student_id,
+            amount_cents: legacy.amount.cents(),
+            status: legacy.status,
+            legacy_id: legacy.legacy_id.clone(),
+            legacy_status: legacy.legacy_status.clone(),
+            legacy_updated_at: legacy.legacy_updated_at,
+            source: legacy.source.clone(),
+        }])
     }
 }
 
@@ -276,6 +321,7 @@ impl Decider for Fund {
                     reason: reason.clone(),
                 }])
             }
+            C::ImportAward(legacy) => Fund::import(state, legacy),
             C::RevokeAward {
                 application_id,
                 reason,
@@ -387,6 +433,27 @@ impl Decider for Fund {
             }
             E::AwardRevoked { application_id, .. } => {
                 set_status(&mut state, application_id, AwardStatus::Revoked)
+            }
+            E::AwardImported {
+                application_id,
+                student_id,
+                amount_cents,
+                status,
+                ..
+            } => {
+                if status.is_live() {
+                    state.committed_cents += amount_cents;
+                }
+                state.decisions.insert(
+                    *application_id,
+                    Decided {
+                        student_id: *student_id,
+                        outcome: Outcome::Awarded {
+                            amount_cents: *amount_cents,
+                            status: *status,
+                        },
+                    },
+                );
             }
         }
         state
