@@ -217,7 +217,7 @@ const AWARDS_REFUSED: &[&str] = &[
     "line 11 (AWD-1002): the legacy id appears with different values on lines 3, 11",
     "line 12 (AWD-1010): unknown fund Alumni Bursary (2026-fall): give its budget in fund_budget to create it",
     "line 15 (AWD-1012): the fund Dean's Merit Scholarship (2026-fall, legacy fund F-77) has a budget of $10,000.00 in heyboss, and this row says $12,000.00",
-    "line 16 (AWD-1013): the fund Dean's Merit Scholarship (2026-fall, legacy fund F-77) refuses it: the student already has a decision in this fund (awarded)",
+    "line 16 (AWD-1013): the student S2001001 already has an application or award in the fund Dean's Merit Scholarship (2026-fall, legacy fund F-77) in heyboss (one per student and fund)",
 ];
 
 /// Budget, awarded and remaining of a fund as the read model has them, in cents.

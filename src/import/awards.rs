@@ -402,7 +402,7 @@ fn import_row(
         .map_err(db)?;
     if other.is_some() {
         return Err(format!(
-            "the student {} already has an application to the fund {} in heyboss: decide it there",
+            "the student {} already has an application or award in the fund {} in heyboss (one per student and fund)",
             r.student_number,
             r.fund.words()
         ));

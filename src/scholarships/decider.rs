@@ -876,6 +876,87 @@ mod tests {
             }]);
     }
 
+    #[test]
+    fn a_legacy_award_is_recorded_once_and_only_live_ones_hold_budget() {
+        use crate::scholarships::commands::LegacyAward;
+        let (a, b, s, t) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let legacy = |app: Uuid, student: Uuid, cents: i64, status: AwardStatus| LegacyAward {
+            application_id: app,
+            student_id: student,
+            amount: Amount::from_cents(cents),
+            status,
+            legacy_id: "AWD-1".into(),
+            legacy_status: "ACCEPTED".into(),
+            legacy_updated_at: "2026-06-01T10:00:00Z".parse().unwrap(),
+            source: "awards.csv".into(),
+        };
+        let imported = |l: &LegacyAward| FundEvent::AwardImported {
+            application_id: l.application_id,
+            student_id: l.student_id,
+            amount_cents: l.amount.cents(),
+            status: l.status,
+            legacy_id: l.legacy_id.clone(),
+            legacy_status: l.legacy_status.clone(),
+            legacy_updated_at: l.legacy_updated_at,
+            source: l.source.clone(),
+        };
+        let accepted = legacy(a, s, 80_000, AwardStatus::Accepted);
+        given::<Fund>(&[created(100_000)])
+            .when(FundCommand::ImportAward(accepted.clone()))
+            .then(&[imported(&accepted)]);
+        // Live: it holds its amount, so the next one must fit in what remains.
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(legacy(
+                b,
+                t,
+                30_000,
+                AwardStatus::Offered,
+            )))
+            .then_rejected("the award of $300.00 exceeds the remaining budget $200.00");
+        // A refused award holds nothing.
+        let refused = legacy(b, t, 30_000, AwardStatus::Refused);
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(refused.clone()))
+            .then(&[imported(&refused)]);
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(accepted.clone()))
+            .then_rejected("already has a decision for this application");
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(legacy(
+                b,
+                s,
+                1_000,
+                AwardStatus::Offered,
+            )))
+            .then_rejected("the student already has a decision in this fund (awarded)");
+        given::<Fund>(&[])
+            .when(FundCommand::ImportAward(accepted.clone()))
+            .then_rejected("no such fund");
+        // The decider takes over: an imported accepted award is disbursed or revoked.
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::DisburseAward {
+                application_id: a,
+                reason: "enrolled".into(),
+            })
+            .then(&[FundEvent::AwardDisbursed {
+                application_id: a,
+                student_id: s,
+                amount_cents: 80_000,
+                reason: "enrolled".into(),
+            }]);
+        given::<Fund>(&[created(100_000), imported(&refused)])
+            .when(FundCommand::RevokeAward {
+                application_id: b,
+                reason: "no".into(),
+            })
+            .then_rejected("this award is refused and cannot be revoked");
+    }
+
     fn window(open: bool) -> FundWindow {
         FundWindow {
             exists: true,
