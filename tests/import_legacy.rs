@@ -331,6 +331,17 @@ fn legacy_awards_become_history_once_within_the_budget_and_the_decider_takes_ove
     );
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(count_events(&app, "AwardAccepted"), 1);
+    // Kim enrolls: the enrollment reaction disburses her accepted (imported) award.
+    let kim_id = user_id(&app, "kim").unwrap();
+    scholarships_support::append_enrollment(
+        &app,
+        kim_id,
+        "Enrolled",
+        serde_json::json!({ "term": "2027-fall" }),
+    );
+    let disbursed = scholarships_support::events_of(&app, "AwardDisbursed");
+    assert_eq!(disbursed.len(), 1);
+    assert_eq!(disbursed[0].0["application_id"], kims.to_string());
     // Maya's accepted award is disbursed, Aiko's disbursed one revoked (its money returns), and
     // Omar's declined one cannot be disbursed.
     let store = &app.state.store;
