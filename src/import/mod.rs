@@ -209,7 +209,7 @@ pub fn find_or_create_student(
             _ => return Err(format!("several accounts have the email {}", r.email)),
         }
     }
-    if let Some(user) = accounts::queries::find_by_username(conn, &r.number).map_err(db)? {
+    if let Some(user) = accounts::queries::find_by_username(conn, r.number).map_err(db)? {
         return if user.role() == Role::Student {
             Ok((user.id, false))
         } else {

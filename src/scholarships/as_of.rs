@@ -515,9 +515,8 @@ pub fn board(
     }
     // The live board's order: average score (unreviewed last), then oldest, then id.
     rows.sort_by(|a, b| {
-        let score = |r: &ApplicationRow| r.avg_score.map(|s| std::cmp::Reverse(OrdF64(s)));
-        match (score(a), score(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
+        match (a.avg_score, b.avg_score) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => std::cmp::Ordering::Equal,
@@ -560,16 +559,4 @@ pub fn board(
             per_page: BOARD_PAGE,
         },
     ))
-}
-
-/// An average score, ordered (scores are means of whole numbers: never NaN).
-#[derive(PartialEq, PartialOrd)]
-struct OrdF64(f64);
-
-impl Eq for OrdF64 {}
-
-impl Ord for OrdF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
 }
