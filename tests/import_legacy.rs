@@ -322,6 +322,10 @@ fn legacy_awards_become_history_once_within_the_budget_and_the_decider_takes_ove
     let mut kim = Client::new(&app);
     kim.login("kim", PASSWORD);
     let kims = legacy_uuid("award", "AWD-1014");
+    let offered_then = chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        .replace('+', "%2B");
+    std::thread::sleep(std::time::Duration::from_millis(20));
     kim.get("/scholarships")
         .assert_contains("Access Grant")
         .assert_contains("$1,000.00");
@@ -331,6 +335,20 @@ fn legacy_awards_become_history_once_within_the_budget_and_the_decider_takes_ove
     );
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(count_events(&app, "AwardAccepted"), 1);
+    // As of before she answered, her page and the application's show the imported offer.
+    let past = kim.get(&format!("/scholarships?as_of={offered_then}"));
+    past.assert_contains("This page shows the past")
+        .assert_contains("Access Grant")
+        .assert_contains("offered");
+    let past = kim.get(&format!(
+        "/scholarships/applications/{kims}?as_of={offered_then}"
+    ));
+    assert_eq!(past.status, 200, "{}", past.body);
+    past.assert_contains("offered").assert_contains(
+        "Imported from the legacy system (award AWD-1014, status PENDING_ACCEPTANCE)",
+    );
+    let now = kim.get(&format!("/scholarships/applications/{kims}"));
+    now.assert_contains("accepted");
     // Kim enrolls: the enrollment reaction disburses her accepted (imported) award.
     let kim_id = user_id(&app, "kim").unwrap();
     scholarships_support::append_enrollment(

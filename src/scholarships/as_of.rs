@@ -386,10 +386,13 @@ pub fn board(
     if viewer.role != Role::Staff {
         return Err(diesel::result::Error::NotFound);
     }
-    let fund_log: Vec<RecordedEvent> = fund_events(conn, as_of.until)?
-        .into_iter()
-        .filter(|e| e.stream_id == fund_id.to_string())
-        .collect();
+    let fund_log: Vec<RecordedEvent> = events::table
+        .filter(events::stream_type.eq(Fund::STREAM_TYPE))
+        .filter(events::stream_id.eq(fund_id.to_string()))
+        .filter(events::recorded_at.lt(as_of.until))
+        .order(events::position.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)?;
     let folded = funds(&fund_log)?;
     // Not created yet then: as if there were no such fund.
     let fund = folded
