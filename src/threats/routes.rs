@@ -547,7 +547,8 @@ async fn sessions_page(
     } = query.into_inner();
     let as_of = crate::ops::as_of::parse(as_of_raw.as_deref())?;
     let csv = format == Format::Csv;
-    let range = params.range(chrono::Utc::now())?;
+    // "In the last 24h" of a past list is the 24 hours before its moment.
+    let range = params.range(as_of.as_ref().map_or_else(chrono::Utc::now, |a| a.until))?;
     let sorted = sort
         .parse(&queries::SESSION_COLUMNS)
         .map_err(ThreatsError::BadQuery)?;
@@ -633,17 +634,17 @@ async fn sessions_page(
             &page_base,
         ),
     );
-    ctx.insert(
-        "keep",
-        &[
-            ("protocol", filter.protocol.clone()),
-            ("ip", filter.ip.clone()),
-            ("min_score", filter.min_score.clone()),
-            ("sort", pager.sort.to_owned()),
-            ("dir", pager.dir.to_owned()),
-            ("as_of", as_of_raw.clone()),
-        ],
-    );
+    let mut keep = vec![
+        ("protocol", filter.protocol.clone()),
+        ("ip", filter.ip.clone()),
+        ("min_score", filter.min_score.clone()),
+        ("sort", pager.sort.to_owned()),
+        ("dir", pager.dir.to_owned()),
+    ];
+    if !as_of_raw.is_empty() {
+        keep.push(("as_of", as_of_raw.clone()));
+    }
+    ctx.insert("keep", &keep);
     insert_range(&mut ctx, &params, &range);
     ctx.insert("as_of_raw", &as_of_raw);
     ctx.insert("page_base", &page_base);
