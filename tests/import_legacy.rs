@@ -288,6 +288,13 @@ fn legacy_awards_become_history_once_within_the_budget_and_the_decider_takes_ove
         .assert_contains("Maya Okafor")
         .assert_contains("$4,000.00");
 
+    // The fund report lists each imported award in its decision history.
+    let report = staff.get(&format!("/scholarships/funds/{merit}/report"));
+    assert_eq!(report.status, 200, "{}", report.body);
+    report
+        .assert_contains("<span class=\"badge\">imported</span>")
+        .assert_contains("Imported from the legacy system (award AWD-1004, status DECLINED)");
+
     // Again: nothing changes.
     let out = heyboss(&app.db.url, &["import", "awards", AWARDS]);
     let text = String::from_utf8_lossy(&out.stdout);
