@@ -1,10 +1,12 @@
-//! Bringing a legacy system in, in pieces: `heyboss import enrollments FILE.csv [--dry-run]`.
+//! Bringing a legacy system in, in pieces: `heyboss import enrollments FILE.csv [--dry-run]` and
+//! `heyboss import awards FILE.csv [--dry-run]`.
 //!
 //! A legacy export is a CSV file of records with a status column. Each row becomes what is known
 //! of it, as events through the deciders (never written into read models): an account for a
 //! student heyboss does not know yet, then an `EnrollmentImported` event holding the legacy id,
 //! the legacy status as written, when the legacy system last changed it, the file it came from
-//! and the stage that status maps to. The enrollment decider takes over from there.
+//! and the stage that status maps to. The enrollment decider takes over from there. Awards are
+//! the same on the fund's stream ([`awards`]: `AwardImported`, a fund created when unknown).
 //!
 //! Idempotent by legacy id: a created student's user id is derived from the legacy student number
 //! ([`legacy_uuid`]), and each row's command carries the idempotency key
