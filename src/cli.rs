@@ -108,6 +108,15 @@ pub enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Legacy scholarship awards (CSV: legacy_id, student_number, name, email, fund_name, term,
+    /// amount, status, updated_at; optional fund_id, fund_budget); exit status 1 when a row could
+    /// not be imported.
+    Awards {
+        file: String,
+        /// Report what would be imported and every row that cannot be, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -287,3 +287,276 @@ fn a_signature_as_of_a_moment_is_its_page_of_that_moment_for_those_cleared_then_
     assert_eq!(both.get(&format!("{page}?as_of={before}")).status, 404);
     assert_eq!(both.get(&format!("{page}?as_of=soon")).status, 400);
 }
+
+fn assign_and_score(
+    committee: &mut Client,
+    reviewer: &mut Client,
+    application: uuid::Uuid,
+    reviewer_id: uuid::Uuid,
+    score: &str,
+) {
+    committee.get("/scholarships/funds");
+    let res = committee.post(
+        &format!("/scholarships/applications/{application}/reviewers"),
+        &[("reviewer_id", &reviewer_id.to_string())],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    review(reviewer, application, score);
+}
+
+fn review(reviewer: &mut Client, application: uuid::Uuid, score: &str) {
+    reviewer.get(&format!("/scholarships/applications/{application}/review"));
+    let res = reviewer.post(
+        &format!("/scholarships/applications/{application}/review"),
+        &[
+            ("merit", score),
+            ("need", score),
+            ("statement", score),
+            ("community", score),
+            ("comment", "read it twice"),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+}
+
+#[test]
+fn a_funds_committee_board_as_of_a_moment_is_the_board_of_that_moment() {
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", PASSWORD);
+    let rita = create_user(&app, "rita", "staff", PASSWORD);
+    let ada = create_user(&app, "ada", "student", PASSWORD);
+    let bea = create_user(&app, "bea", "student", PASSWORD);
+    let cai = create_user(&app, "cai", "student", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let mut reviewer = Client::new(&app);
+    reviewer.login("rita", PASSWORD);
+    let mut ada_c = Client::new(&app);
+    ada_c.login("ada", PASSWORD);
+    let mut bea_c = Client::new(&app);
+    bea_c.login("bea", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Board fund", "5000");
+    bea_c.get("/scholarships");
+    let res = bea_c.post(
+        &format!("/scholarships/funds/{fund}/apply"),
+        &[("statement", "bea's plan")],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let bea_app = application_id(&app, fund, bea);
+    assign_and_score(&mut staff, &mut reviewer, bea_app, rita, "3");
+    let ada_app = apply_and_award(&app, &mut staff, &mut ada_c, fund, ada, "1,500");
+    let board_page = format!("/scholarships/funds/{fund}");
+    let marker = "<caption class=\"visually-hidden\">Applications ranked";
+    let then_body = staff.get(&board_page).body;
+    let board_then = table_rows(&then_body, marker);
+    let then = now_mark();
+    assert_eq!(board_then.len(), 2, "{board_then:?}");
+    assert!(board_then[0][1].starts_with("Student bea") || board_then[0][1].contains("bea"));
+    assert!(board_then[0][2].starts_with("3.00"), "{board_then:?}");
+    assert!(
+        board_then[1][5].contains("awarded $1,500.00 (offered)"),
+        "{board_then:?}"
+    );
+
+    // Afterwards: bea's review is revised up and she is declined, ada accepts, cai applies.
+    review(&mut reviewer, bea_app, "5");
+    let res = staff.post(
+        &format!("/scholarships/applications/{bea_app}/decision"),
+        &[("outcome", "decline"), ("reason", "the fund is spoken for")],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let res = ada_c.post(
+        &format!("/scholarships/applications/{ada_app}/award"),
+        &[("response", "accept")],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let cai_app = apply_directly(&app, fund, cai);
+    let res = staff.post(
+        &format!("/scholarships/applications/{cai_app}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", "1000"),
+            ("reason", "late but good"),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let now_body = staff.get(&board_page).body;
+    assert!(now_body.contains("<dd id=\"remaining\">$2,500.00</dd>"));
+    let now = table_rows(&now_body, marker);
+    assert_eq!(now.len(), 3, "the live board moved on");
+    assert!(now[0][2].starts_with("5.00") && now[0][5].contains("declined"));
+
+    let res = staff.get(&format!("{board_page}?as_of={then}"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.assert_contains("This page shows the past")
+        .assert_contains("the committee board as it stood");
+    assert!(res.body.replace("&#x2F;", "/").contains(&format!(
+        "<a href=\"/scholarships/funds/{fund}\">Back to now</a>"
+    )));
+    let past = table_rows(&res.body, marker);
+    assert_eq!(past.len(), 2, "cai had not applied: {past:?}");
+    for (p, t) in past.iter().zip(&board_then) {
+        // Rank, applicant, average and reviews as they were; the decision column of the award.
+        assert_eq!(p[..4], t[..4]);
+    }
+    assert_eq!(past[1][5], board_then[1][5], "the award stood, offered");
+    assert!(past[0][5].contains("not decided"), "{past:?}");
+    // Budget, awarded, remaining as they stood.
+    res.assert_contains("<dd id=\"remaining\">$3,500.00</dd>");
+    // Nothing to decide or assign in the past.
+    assert!(!res.body.contains("/decision\""));
+    assert!(!res.body.contains("/reviewers\""));
+    assert!(!res.body.contains("Record the decision"));
+
+    // The committee's own: a student may not see it, then or now; before the fund, not found.
+    assert_eq!(
+        ada_c.get(&format!("{board_page}?as_of={then}")).status,
+        ada_c.get(&board_page).status
+    );
+    assert_ne!(ada_c.get(&board_page).status, 200);
+    assert_eq!(
+        staff.get(&format!("{board_page}?as_of=2000-01-01")).status,
+        404
+    );
+    assert_eq!(
+        staff.get(&format!("{board_page}?as_of=tomorrowish")).status,
+        400
+    );
+}
+
+fn sensor_event(t: &str, data: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data})
+}
+
+fn post_events(app: &TestApp, token: &str, events: Vec<serde_json::Value>) {
+    let r = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "events": events }))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn the_sessions_list_as_of_a_moment_is_the_list_of_that_moment_scoped_by_clearance() {
+    use heyboss::es::{Actor, CommandContext, Metadata};
+    use heyboss::threats::service;
+    use serde_json::json;
+    let app = TestApp::spawn();
+    create_user(&app, "ana", "analyst", PASSWORD);
+    create_user(&app, "bob", "analyst", PASSWORD);
+    create_user(&app, "stan", "staff", PASSWORD);
+    let token = {
+        let mut conn = app.state.pool.get().unwrap();
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+        let s = &app.state.store;
+        service::set_signature(&mut conn, s, &ctx, "sig-a", "alpha", Some(50), Some("a")).unwrap();
+        service::set_signature(&mut conn, s, &ctx, "sig-b", "beta", None, None).unwrap();
+        service::change_clearance(&mut conn, s, &ctx, "ana", "alpha", true).unwrap();
+        service::change_clearance(&mut conn, s, &ctx, "bob", "beta", true).unwrap();
+        service::create_sensor(&mut conn, s, &ctx, "edge")
+            .unwrap()
+            .1
+    };
+    let start = Utc::now().to_rfc3339();
+    post_events(
+        &app,
+        &token,
+        vec![
+            sensor_event(
+                "SessionDiscovered",
+                json!({"session_id": "s1", "start_time": start, "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 80}),
+            ),
+            sensor_event(
+                "FileDiscovered",
+                json!({"file_id": "x", "session_id": "s1", "md5": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "filename": "x.exe", "file_type": "pe", "size_bytes": 10}),
+            ),
+            sensor_event(
+                "FileScored",
+                json!({"file_id": "x", "session_id": "s1", "integration": "yara", "score": 40, "signature": "sig-b"}),
+            ),
+            sensor_event(
+                "SessionScored",
+                json!({"session_id": "s1", "threat_contributor": "SIG-B", "score": 40}),
+            ),
+        ],
+    );
+    let list = "/threats/sessions";
+    let marker = "<caption class=\"visually-hidden\">Sessions</caption>";
+    let mut ana = Client::new(&app);
+    ana.login("ana", PASSWORD);
+    let mut bob = Client::new(&app);
+    bob.login("bob", PASSWORD);
+    let ana_then = table_rows(&ana.get(list).body, marker);
+    let bob_then = table_rows(&bob.get(list).body, marker);
+    let then = now_mark();
+    assert_eq!(ana_then.len(), 1);
+    assert_eq!(ana_then[0][5..], ["40", "restricted", "1"]);
+    assert_eq!(bob_then[0][5..], ["40", "SIG-B", "1"]);
+
+    // Afterwards: a second session; s1 gets a file and a new score by sig-a.
+    post_events(
+        &app,
+        &token,
+        vec![
+            sensor_event(
+                "SessionDiscovered",
+                json!({"session_id": "s2", "start_time": Utc::now().to_rfc3339(), "protocol": "udp", "source_ip": "10.0.0.3", "destination_ip": "10.0.0.4", "source_port": 2, "destination_port": 53}),
+            ),
+            sensor_event(
+                "FileDiscovered",
+                json!({"file_id": "z", "session_id": "s1", "md5": "cccccccccccccccccccccccccccccccc", "filename": "z.doc", "file_type": "doc", "size_bytes": 3}),
+            ),
+            sensor_event(
+                "SessionScored",
+                json!({"session_id": "s1", "threat_contributor": "sig-a", "score": 95}),
+            ),
+        ],
+    );
+    let ana_now = table_rows(&ana.get(list).body, marker);
+    assert_eq!(ana_now.len(), 2, "the live list moved on");
+
+    for (who, client, rows_then) in [("ana", &mut ana, &ana_then), ("bob", &mut bob, &bob_then)] {
+        let res = client.get(&format!("{list}?as_of={then}"));
+        assert_eq!(res.status, 200, "{who}: {}", res.body);
+        res.assert_contains("This page shows the past");
+        assert!(res
+            .body
+            .replace("&#x2F;", "/")
+            .contains("<a href=\"/threats/sessions\">Back to now</a>"));
+        let past = table_rows(&res.body, marker);
+        assert_eq!(&past, rows_then, "{who}: as of then is the list of then");
+        // Sorting and filtering keep the moment.
+        let res = client.get(&format!("{list}?as_of={then}&min_score=41"));
+        res.assert_contains("No sessions match.");
+        let res = client.get(&format!("{list}?as_of={then}&sort=latest_score&dir=asc"));
+        assert_eq!(table_rows(&res.body, marker).len(), 1);
+        assert!(res.body.contains("as_of="), "links keep the moment");
+    }
+    // Scoped at every moment: ana never sees the signature she is not cleared for, then, now or
+    // in the CSV of then.
+    let later = now_mark();
+    for at in [then.as_str(), later.as_str(), "2000-01-01"] {
+        let body = ana.get(&format!("{list}?as_of={at}")).body;
+        assert!(
+            !body.to_lowercase().contains("sig-b"),
+            "as of {at}:\n{body}"
+        );
+    }
+    let csv = ana.get(&format!("{list}?as_of={then}&format=csv")).body;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains(",40,restricted,1"), "{csv}");
+    assert!(!csv.to_lowercase().contains("sig-b"));
+    let ana_later = table_rows(&ana.get(&format!("{list}?as_of={later}")).body, marker);
+    assert_eq!(ana_later, ana_now, "as of just now is the list now");
+    // Before any session: none. Staff have no threat pages, then or now.
+    ana.get(&format!("{list}?as_of=2000-01-01"))
+        .assert_contains("No sessions match.");
+    let mut stan = Client::new(&app);
+    stan.login("stan", PASSWORD);
+    assert_eq!(
+        stan.get(&format!("{list}?as_of={then}")).status,
+        stan.get(list).status
+    );
+    assert_ne!(stan.get(list).status, 200);
+    assert_eq!(ana.get(&format!("{list}?as_of=never")).status, 400);
+}

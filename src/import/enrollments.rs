@@ -12,11 +12,10 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::{fingerprint, legacy_uuid, row, row_metadata, ImportError, Report, Skipped};
-use crate::accounts::{self, Account, AccountCommand, Role};
+use super::{fingerprint, row, row_metadata, ImportError, Report, Skipped};
+use crate::accounts;
 use crate::enrollment::{Enrollment, EnrollmentCommand, LegacyEnrollment, Stage, Term};
 use crate::es::{CommandContext, CommandError, EventStore};
-use crate::schema::users;
 
 pub const COLUMNS: [&str; 7] = [
     "legacy_id",
@@ -320,7 +319,16 @@ fn import_row(
     r: &Row,
 ) -> Result<Done, String> {
     let db = |e: diesel::result::Error| format!("database error: {e}");
-    let (student_id, created_account) = find_or_create_student(conn, store, run, r)?;
+    let (student_id, created_account) = super::find_or_create_student(
+        conn,
+        store,
+        run,
+        &super::LegacyStudent {
+            number: &r.student_number,
+            name: &r.name,
+            email: &r.email,
+        },
+    )?;
     let ctx = CommandContext::new(row_metadata(run))
         .idempotency_key(format!("legacy-enrollment:{}", r.legacy.legacy_id))
         .fingerprint(r.fingerprint.clone());
@@ -345,78 +353,10 @@ fn import_row(
     })
 }
 
-/// The student's account: one an earlier import created, a student with the row's email or
-/// with the student number as username; else a new student account (no password: it cannot
-/// sign in until an admin resets the password on /admin/accounts).
-fn find_or_create_student(
-    conn: &mut PgConnection,
-    store: &EventStore,
-    run: Uuid,
-    r: &Row,
-) -> Result<(Uuid, bool), String> {
-    let db = |e: diesel::result::Error| format!("database error: {e}");
-    let id = legacy_uuid("student", &r.student_number.to_ascii_lowercase());
-    let known: Option<Uuid> = users::table
-        .find(id)
-        .select(users::id)
-        .first(conn)
-        .optional()
-        .map_err(db)?;
-    if let Some(id) = known {
-        return Ok((id, false));
-    }
-    if !r.email.is_empty() {
-        let by_email: Vec<(Uuid, String)> = users::table
-            .filter(crate::db::lower(users::email).eq(r.email.to_lowercase()))
-            .select((users::id, users::role))
-            .load(conn)
-            .map_err(db)?;
-        match by_email.as_slice() {
-            [(id, role)] if role == Role::Student.as_str() => return Ok((*id, false)),
-            [(_, role)] => {
-                return Err(format!(
-                    "the email {} belongs to a {role} account, not a student's",
-                    r.email
-                ))
-            }
-            [] => {}
-            _ => return Err(format!("several accounts have the email {}", r.email)),
-        }
-    }
-    if let Some(user) = accounts::queries::find_by_username(conn, &r.student_number).map_err(db)? {
-        return if user.role() == Role::Student {
-            Ok((user.id, false))
-        } else {
-            Err(format!(
-                "the username {} belongs to a {} account, not a student's",
-                user.username, user.role
-            ))
-        };
-    }
-    let name = if r.name.is_empty() {
-        r.student_number.clone()
-    } else {
-        r.name.clone()
-    };
-    store
-        .execute_in::<Account>(
-            conn,
-            &id.to_string(),
-            &AccountCommand::Register {
-                username: r.student_number.to_ascii_lowercase(),
-                display_name: name,
-                email: r.email.clone(),
-                role: Role::Student,
-            },
-            &CommandContext::new(row_metadata(run)),
-        )
-        .map_err(|e| format!("the student's account could not be created: {e}"))?;
-    Ok((id, true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::legacy_uuid;
 
     #[test]
     fn statuses_terms_and_dates_are_read_as_legacy_exports_write_them() {

@@ -1,10 +1,12 @@
-//! Bringing a legacy system in, in pieces: `heyboss import enrollments FILE.csv [--dry-run]`.
+//! Bringing a legacy system in, in pieces: `heyboss import enrollments FILE.csv [--dry-run]` and
+//! `heyboss import awards FILE.csv [--dry-run]`.
 //!
 //! A legacy export is a CSV file of records with a status column. Each row becomes what is known
 //! of it, as events through the deciders (never written into read models): an account for a
 //! student heyboss does not know yet, then an `EnrollmentImported` event holding the legacy id,
 //! the legacy status as written, when the legacy system last changed it, the file it came from
-//! and the stage that status maps to. The enrollment decider takes over from there.
+//! and the stage that status maps to. The enrollment decider takes over from there. Awards are
+//! the same on the fund's stream ([`awards`]: `AwardImported`, a fund created when unknown).
 //!
 //! Idempotent by legacy id: a created student's user id is derived from the legacy student number
 //! ([`legacy_uuid`]), and each row's command carries the idempotency key
@@ -16,13 +18,16 @@
 //! reported with its line number and reason and leaves no trace; `--dry-run` rolls the whole
 //! transaction back, so it reports exactly what a real run would do and changes nothing.
 
+pub mod awards;
 pub mod enrollments;
 
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::es::{Actor, Metadata};
+use crate::accounts::{self, Account, AccountCommand, Role};
+use crate::es::{Actor, CommandContext, EventStore, Metadata};
+use crate::schema::users;
 
 pub type ImportError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -56,6 +61,8 @@ pub struct Report {
     /// Rows imported before (same legacy id, same values): nothing written.
     pub unchanged: u64,
     pub accounts_created: u64,
+    /// Funds created for the rows (awards only; `None` for imports that create none).
+    pub funds_created: Option<u64>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -72,7 +79,11 @@ impl std::fmt::Display for Report {
             self.unchanged,
             self.skipped.len(),
             self.accounts_created
-        )
+        )?;
+        if let Some(n) = self.funds_created {
+            write!(f, "; {n} funds created")?;
+        }
+        Ok(())
     }
 }
 
@@ -154,6 +165,83 @@ pub fn row<T>(
         })
 }
 
+/// A student as a legacy row names them.
+pub struct LegacyStudent<'a> {
+    /// The legacy student id.
+    pub number: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+}
+
+/// The student's account: one an earlier import created, a student with the row's email or
+/// with the student number as username; else a new student account (no password: it cannot
+/// sign in until an admin resets the password on /admin/accounts).
+pub fn find_or_create_student(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    run: Uuid,
+    r: &LegacyStudent,
+) -> Result<(Uuid, bool), String> {
+    let db = |e: diesel::result::Error| format!("database error: {e}");
+    let id = legacy_uuid("student", &r.number.to_ascii_lowercase());
+    let known: Option<Uuid> = users::table
+        .find(id)
+        .select(users::id)
+        .first(conn)
+        .optional()
+        .map_err(db)?;
+    if let Some(id) = known {
+        return Ok((id, false));
+    }
+    if !r.email.is_empty() {
+        let by_email: Vec<(Uuid, String)> = users::table
+            .filter(crate::db::lower(users::email).eq(r.email.to_lowercase()))
+            .select((users::id, users::role))
+            .load(conn)
+            .map_err(db)?;
+        match by_email.as_slice() {
+            [(id, role)] if role == Role::Student.as_str() => return Ok((*id, false)),
+            [(_, role)] => {
+                return Err(format!(
+                    "the email {} belongs to a {role} account, not a student's",
+                    r.email
+                ))
+            }
+            [] => {}
+            _ => return Err(format!("several accounts have the email {}", r.email)),
+        }
+    }
+    if let Some(user) = accounts::queries::find_by_username(conn, r.number).map_err(db)? {
+        return if user.role() == Role::Student {
+            Ok((user.id, false))
+        } else {
+            Err(format!(
+                "the username {} belongs to a {} account, not a student's",
+                user.username, user.role
+            ))
+        };
+    }
+    let name = if r.name.is_empty() {
+        r.number.to_owned()
+    } else {
+        r.name.to_owned()
+    };
+    store
+        .execute_in::<Account>(
+            conn,
+            &id.to_string(),
+            &AccountCommand::Register {
+                username: r.number.to_ascii_lowercase(),
+                display_name: name,
+                email: r.email.to_owned(),
+                role: Role::Student,
+            },
+            &CommandContext::new(row_metadata(run)),
+        )
+        .map_err(|e| format!("the student's account could not be created: {e}"))?;
+    Ok((id, true))
+}
+
 /// `heyboss import ...`.
 pub fn run(
     database: &crate::db::Database,
@@ -165,7 +253,9 @@ pub fn run(
     crate::db::migrate(&mut conn)?;
     let store = crate::startup::event_store();
     let (file, dry_run) = match &command {
-        ImportCommand::Enrollments { file, dry_run } => (file, *dry_run),
+        ImportCommand::Enrollments { file, dry_run } | ImportCommand::Awards { file, dry_run } => {
+            (file, *dry_run)
+        }
     };
     let text = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
     let source = std::path::Path::new(file)
@@ -175,6 +265,7 @@ pub fn run(
         ImportCommand::Enrollments { .. } => {
             enrollments::import(&mut conn, &store, &text, &source, dry_run)?
         }
+        ImportCommand::Awards { .. } => awards::import(&mut conn, &store, &text, &source, dry_run)?,
     };
     println!("{report}");
     if dry_run {

@@ -14,9 +14,13 @@ use diesel::sql_types::{Bool, Text};
 use uuid::Uuid;
 
 use super::commands::mean;
+use super::commands::Rubric;
 use super::decider::{Fund, FundState};
 use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
-use super::queries::{ApplicationRow, ApplicationView, FundRow, FundView, OpenFund};
+use super::queries::{
+    ApplicationRow, ApplicationView, Board, BoardRow, FundRow, FundView, OpenFund, ReviewView,
+    BOARD_PAGE,
+};
 use crate::accounts::{Role, Viewer};
 use crate::es::{Decider, RecordedEvent};
 use crate::ops::as_of::AsOf;
@@ -143,10 +147,16 @@ pub fn student_page(
             );
         }
     }
-    // Decisions and award changes, as the applications projection applies them.
+    // Decisions and award changes, as the applications projection applies them (an imported
+    // award brings its application: the viewer's own only).
     for e in &fund_log {
         let event: FundEvent = e.decode()?;
-        apply_decision(&mut apps, &event, e.recorded_at);
+        if let FundEvent::AwardImported { student_id, .. } = &event {
+            if *student_id != viewer.user_id {
+                continue;
+            }
+        }
+        apply_decision(&mut apps, &event, e);
     }
     let d = as_of.date();
     let mut open: Vec<(Uuid, &FundFold)> = funds
@@ -205,11 +215,39 @@ fn submitted(
     }
 }
 
-/// What one fund event does to the application it is about (the rules of the applications
-/// projection's `apply_decision`).
-fn apply_decision(apps: &mut HashMap<Uuid, ApplicationRow>, event: &FundEvent, at: DateTime<Utc>) {
+/// What one fund event (`recorded`, decoded as `event`) does to the application it is about
+/// (the rules of the applications projection's `apply_decision`). An imported award brings its
+/// application with it: callers pass only those the viewer may see.
+fn apply_decision(
+    apps: &mut HashMap<Uuid, ApplicationRow>,
+    event: &FundEvent,
+    recorded: &RecordedEvent,
+) {
     use FundEvent as E;
+    let at = recorded.recorded_at;
     let (id, status) = match event {
+        E::AwardImported {
+            application_id,
+            student_id,
+            amount_cents,
+            status,
+            legacy_id,
+            legacy_status,
+            ..
+        } => {
+            let Ok(fund_id) = recorded.stream_uuid() else {
+                return;
+            };
+            let words = super::projections::imported_words(legacy_id, legacy_status);
+            let mut row = submitted(*application_id, fund_id, *student_id, words.clone(), at);
+            row.outcome = "awarded".into();
+            row.award_cents = Some(*amount_cents);
+            row.award_status = Some(status.as_str().into());
+            row.decision_reason = Some(words);
+            row.decided_at = Some(at);
+            apps.insert(*application_id, row);
+            return;
+        }
         E::AwardGranted {
             application_id,
             amount_cents,
@@ -292,23 +330,27 @@ pub fn application(
 ) -> QueryResult<(ApplicationView, Vec<super::queries::HistoryItem>)> {
     let id = live.row.id;
     let applied = application_events(conn, "scholarship_application", id, as_of.until)?;
-    // Not applied yet then: as if there were no such application.
-    let submitted_at = applied
+    let r = &live.row;
+    let mut apps = HashMap::new();
+    if let Some(e) = applied
         .iter()
         .find(|e| e.event_type == "ScholarshipApplied")
-        .map(|e| e.recorded_at)
-        .ok_or(diesel::result::Error::NotFound)?;
-    let r = &live.row;
-    let row = submitted(
-        id,
-        r.fund_id,
-        r.student_id,
-        r.statement.clone(),
-        submitted_at,
-    );
-    let mut apps = HashMap::from([(id, row)]);
+    {
+        let row = submitted(
+            id,
+            r.fund_id,
+            r.student_id,
+            r.statement.clone(),
+            e.recorded_at,
+        );
+        apps.insert(id, row);
+    }
     for e in application_events(conn, Fund::STREAM_TYPE, id, as_of.until)? {
-        apply_decision(&mut apps, &e.decode()?, e.recorded_at);
+        apply_decision(&mut apps, &e.decode()?, &e);
+    }
+    // Not applied (nor imported) yet then: as if there were no such application.
+    if !apps.contains_key(&id) {
+        return Err(diesel::result::Error::NotFound);
     }
     // Reviews: each reviewer's latest revision counts, with the mean of its scores.
     let mut latest: HashMap<String, f64> = HashMap::new();
@@ -327,4 +369,197 @@ pub fn application(
         .filter(|h| h.recorded_at < as_of.until)
         .collect();
     Ok((view, history))
+}
+
+/// One fund's committee board as it stood: the fund (budget, awarded, remaining, window, open)
+/// folded by the fund decider, its applications then (each reviewer's latest revision, the
+/// reviewers assigned, the decisions and award answers), ranked as the live board ranks them,
+/// one page of `BOARD_PAGE`. The committee's only, and without the committee member's own
+/// application, as live; nothing to assign or decide in the past.
+pub fn board(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    fund_id: Uuid,
+    page: i64,
+    as_of: &AsOf,
+) -> QueryResult<(FundView, Board)> {
+    if viewer.role != Role::Staff {
+        return Err(diesel::result::Error::NotFound);
+    }
+    let fund_log: Vec<RecordedEvent> = events::table
+        .filter(events::stream_type.eq(Fund::STREAM_TYPE))
+        .filter(events::stream_id.eq(fund_id.to_string()))
+        .filter(events::recorded_at.lt(as_of.until))
+        .order(events::position.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)?;
+    let folded = funds(&fund_log)?;
+    // Not created yet then: as if there were no such fund.
+    let fund = folded
+        .get(&fund_id)
+        .ok_or(diesel::result::Error::NotFound)?;
+    let fund_view = FundView::from_row(row(fund_id, fund), as_of.date());
+    let applied: Vec<RecordedEvent> = events::table
+        .filter(events::stream_type.eq("scholarship_application"))
+        .filter(events::event_type.eq("ScholarshipApplied"))
+        .filter(sql::<Bool>("(payload ->> 'fund_id') = ").bind::<Text, _>(fund_id.to_string()))
+        .filter(events::recorded_at.lt(as_of.until))
+        .order(events::position.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)?;
+    let mut apps: HashMap<Uuid, ApplicationRow> = HashMap::new();
+    for e in &applied {
+        if let ApplicationEvent::ScholarshipApplied {
+            fund_id,
+            student_id,
+            statement,
+        } = e.decode()?
+        {
+            if student_id == viewer.user_id {
+                continue;
+            }
+            let id = e
+                .stream_uuid()
+                .map_err(|_| diesel::result::Error::NotFound)?;
+            apps.insert(
+                id,
+                submitted(id, fund_id, student_id, statement, e.recorded_at),
+            );
+        }
+    }
+    for e in &fund_log {
+        let event: FundEvent = e.decode()?;
+        if let FundEvent::AwardImported { student_id, .. } = &event {
+            if *student_id == viewer.user_id {
+                continue;
+            }
+        }
+        apply_decision(&mut apps, &event, e);
+    }
+    let ids: Vec<String> = apps.keys().map(Uuid::to_string).collect();
+    // Reviewers assigned then, and each reviewer's latest revision then.
+    let assigned: Vec<RecordedEvent> = events::table
+        .filter(events::stream_type.eq("scholarship_application"))
+        .filter(events::event_type.eq("ReviewerAssigned"))
+        .filter(events::stream_id.eq_any(&ids))
+        .filter(events::recorded_at.lt(as_of.until))
+        .order(events::position.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)?;
+    let reviewed: Vec<RecordedEvent> = events::table
+        .filter(events::stream_type.eq("scholarship_review"))
+        .filter(
+            sql::<Bool>("(payload ->> 'application_id') = ANY(")
+                .bind::<diesel::sql_types::Array<Text>, _>(&ids)
+                .sql(")"),
+        )
+        .filter(events::recorded_at.lt(as_of.until))
+        .order(events::position.asc())
+        .select(RecordedEvent::as_select())
+        .load(conn)?;
+    let mut reviewers: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for e in &assigned {
+        if let (Ok(app), ApplicationEvent::ReviewerAssigned { reviewer_id }) =
+            (e.stream_uuid(), e.decode()?)
+        {
+            reviewers.entry(app).or_default().push(reviewer_id);
+        }
+    }
+    // (application, reviewer) -> (scores, comment, revision, at)
+    type Latest = (Vec<i32>, String, i32, DateTime<Utc>);
+    let mut latest: BTreeMap<(Uuid, Uuid), Latest> = BTreeMap::new();
+    for e in &reviewed {
+        let (ReviewEvent::ReviewSubmitted {
+            application_id,
+            reviewer_id,
+            scores,
+            comment,
+            revision,
+        }
+        | ReviewEvent::ReviewRevised {
+            application_id,
+            reviewer_id,
+            scores,
+            comment,
+            revision,
+        }) = e.decode()?;
+        latest.insert(
+            (application_id, reviewer_id),
+            (scores, comment, revision, e.recorded_at),
+        );
+    }
+    let people: Vec<Uuid> = apps
+        .values()
+        .map(|a| a.student_id)
+        .chain(reviewers.values().flatten().copied())
+        .chain(latest.keys().map(|(_, r)| *r))
+        .collect();
+    let names = crate::accounts::queries::display_names(conn, &people)?;
+    let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
+    let mut reviews: HashMap<Uuid, Vec<ReviewView>> = HashMap::new();
+    for ((app, reviewer_id), (scores, comment, revision, updated_at)) in latest {
+        reviews.entry(app).or_default().push(ReviewView {
+            reviewer_id,
+            reviewer: name(&reviewer_id),
+            criteria: Rubric::labelled(&scores),
+            score: format!("{:.2}", mean(&scores)),
+            scores,
+            comment,
+            revision,
+            updated_at,
+        });
+    }
+    let mut rows: Vec<ApplicationRow> = apps.into_values().collect();
+    for r in &mut rows {
+        let mine = reviews.get(&r.id).map(Vec::as_slice).unwrap_or_default();
+        r.review_count = mine.len() as i32;
+        r.avg_score = (!mine.is_empty())
+            .then(|| mine.iter().map(|v| mean(&v.scores)).sum::<f64>() / mine.len() as f64);
+    }
+    // The live board's order: average score (unreviewed last), then oldest, then id.
+    rows.sort_by(|a, b| {
+        match (a.avg_score, b.avg_score) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then(a.submitted_at.cmp(&b.submitted_at))
+        .then(a.id.cmp(&b.id))
+    });
+    let total = rows.len() as i64;
+    let pages = ((total + BOARD_PAGE - 1) / BOARD_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let rows = rows
+        .into_iter()
+        .skip(((page - 1) * BOARD_PAGE) as usize)
+        .take(BOARD_PAGE as usize)
+        .map(|r| {
+            let id = r.id;
+            let student = name(&r.student_id);
+            let mut mine = reviews.remove(&id).unwrap_or_default();
+            mine.sort_by(|a, b| a.reviewer.cmp(&b.reviewer));
+            let mut assigned: Vec<String> = reviewers
+                .get(&id)
+                .map(|rs| rs.iter().map(&name).collect())
+                .unwrap_or_default();
+            assigned.sort();
+            BoardRow {
+                app: super::queries::view(r, String::new(), String::new(), student),
+                reviews: mine,
+                reviewers: assigned,
+                assignable: Vec::new(),
+            }
+        })
+        .collect();
+    Ok((
+        fund_view,
+        Board {
+            rows,
+            total,
+            page,
+            pages,
+            per_page: BOARD_PAGE,
+        },
+    ))
 }

@@ -230,6 +230,23 @@ pub enum FundCommand {
         application_id: Uuid,
         reason: String,
     },
+    /// Record an award a legacy system made (`heyboss import awards`).
+    ImportAward(LegacyAward),
+}
+
+/// A legacy award, parsed at the edge (`crate::import::awards`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyAward {
+    /// The application the award is for (derived from the legacy id: one per legacy award).
+    pub application_id: Uuid,
+    pub student_id: Uuid,
+    pub amount: Amount,
+    /// The state the legacy status maps to.
+    pub status: super::decider::AwardStatus,
+    pub legacy_id: String,
+    pub legacy_status: String,
+    pub legacy_updated_at: chrono::DateTime<chrono::Utc>,
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]

@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::commands::{format_cents, ApplicationCommand, Decision, FundCommand, ReviewCommand};
+use super::commands::{
+    format_cents, ApplicationCommand, Decision, FundCommand, LegacyAward, ReviewCommand,
+};
 use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
 use crate::es::Decider;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AwardStatus {
     Offered,
     Accepted,
@@ -26,6 +29,11 @@ impl AwardStatus {
             self,
             AwardStatus::Offered | AwardStatus::Accepted | AwardStatus::Disbursed
         )
+    }
+
+    /// The word the pages and the read models use ("offered").
+    pub fn as_str(self) -> &'static str {
+        status_word(self)
     }
 }
 
@@ -91,6 +99,10 @@ pub enum FundRejection {
     NotAccepted(&'static str),
     #[error("this award is {0} and cannot be revoked")]
     NotRevocable(&'static str),
+    #[error("this fund already has a decision for this application ({0})")]
+    AlreadyImported(&'static str),
+    #[error("the student already has a decision in this fund ({0})")]
+    StudentAlreadyDecided(&'static str),
 }
 
 fn status_word(s: AwardStatus) -> &'static str {
@@ -130,6 +142,39 @@ impl Fund {
             }) => Ok((*student_id, *amount_cents, *status)),
             _ => Err(FundRejection::NoAward),
         }
+    }
+
+    /// A legacy award: recorded as it stands, once per application and student, and (when it
+    /// still holds money) only within the remaining budget.
+    fn import(state: &FundState, legacy: &LegacyAward) -> Result<Vec<FundEvent>, FundRejection> {
+        if let Some(d) = state.decisions.get(&legacy.application_id) {
+            return Err(FundRejection::AlreadyImported(outcome_word(d.outcome)));
+        }
+        if let Some(d) = state
+            .decisions
+            .values()
+            .find(|d| d.student_id == legacy.student_id)
+        {
+            return Err(FundRejection::StudentAlreadyDecided(outcome_word(
+                d.outcome,
+            )));
+        }
+        if legacy.status.is_live() && legacy.amount.cents() > state.remaining_cents() {
+            return Err(FundRejection::OverBudget {
+                award: legacy.amount.to_string(),
+                remaining: format_cents(state.remaining_cents()),
+            });
+        }
+        Ok(vec![FundEvent::AwardImported {
+            application_id: legacy.application_id,
+            student_id: legacy.student_id,
+            amount_cents: legacy.amount.cents(),
+            status: legacy.status,
+            legacy_id: legacy.legacy_id.clone(),
+            legacy_status: legacy.legacy_status.clone(),
+            legacy_updated_at: legacy.legacy_updated_at,
+            source: legacy.source.clone(),
+        }])
     }
 }
 
@@ -276,6 +321,7 @@ impl Decider for Fund {
                     reason: reason.clone(),
                 }])
             }
+            C::ImportAward(legacy) => Fund::import(state, legacy),
             C::RevokeAward {
                 application_id,
                 reason,
@@ -387,6 +433,27 @@ impl Decider for Fund {
             }
             E::AwardRevoked { application_id, .. } => {
                 set_status(&mut state, application_id, AwardStatus::Revoked)
+            }
+            E::AwardImported {
+                application_id,
+                student_id,
+                amount_cents,
+                status,
+                ..
+            } => {
+                if status.is_live() {
+                    state.committed_cents += amount_cents;
+                }
+                state.decisions.insert(
+                    *application_id,
+                    Decided {
+                        student_id: *student_id,
+                        outcome: Outcome::Awarded {
+                            amount_cents: *amount_cents,
+                            status: *status,
+                        },
+                    },
+                );
             }
         }
         state
@@ -807,6 +874,87 @@ mod tests {
                 amount_cents: 5_000,
                 reason: "withdrew: moved away".into(),
             }]);
+    }
+
+    #[test]
+    fn a_legacy_award_is_recorded_once_and_only_live_ones_hold_budget() {
+        use crate::scholarships::commands::LegacyAward;
+        let (a, b, s, t) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let legacy = |app: Uuid, student: Uuid, cents: i64, status: AwardStatus| LegacyAward {
+            application_id: app,
+            student_id: student,
+            amount: Amount::from_cents(cents),
+            status,
+            legacy_id: "AWD-1".into(),
+            legacy_status: "ACCEPTED".into(),
+            legacy_updated_at: "2026-06-01T10:00:00Z".parse().unwrap(),
+            source: "awards.csv".into(),
+        };
+        let imported = |l: &LegacyAward| FundEvent::AwardImported {
+            application_id: l.application_id,
+            student_id: l.student_id,
+            amount_cents: l.amount.cents(),
+            status: l.status,
+            legacy_id: l.legacy_id.clone(),
+            legacy_status: l.legacy_status.clone(),
+            legacy_updated_at: l.legacy_updated_at,
+            source: l.source.clone(),
+        };
+        let accepted = legacy(a, s, 80_000, AwardStatus::Accepted);
+        given::<Fund>(&[created(100_000)])
+            .when(FundCommand::ImportAward(accepted.clone()))
+            .then(&[imported(&accepted)]);
+        // Live: it holds its amount, so the next one must fit in what remains.
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(legacy(
+                b,
+                t,
+                30_000,
+                AwardStatus::Offered,
+            )))
+            .then_rejected("the award of $300.00 exceeds the remaining budget $200.00");
+        // A refused award holds nothing.
+        let refused = legacy(b, t, 30_000, AwardStatus::Refused);
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(refused.clone()))
+            .then(&[imported(&refused)]);
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(accepted.clone()))
+            .then_rejected("already has a decision for this application");
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::ImportAward(legacy(
+                b,
+                s,
+                1_000,
+                AwardStatus::Offered,
+            )))
+            .then_rejected("the student already has a decision in this fund (awarded)");
+        given::<Fund>(&[])
+            .when(FundCommand::ImportAward(accepted.clone()))
+            .then_rejected("no such fund");
+        // The decider takes over: an imported accepted award is disbursed or revoked.
+        given::<Fund>(&[created(100_000), imported(&accepted)])
+            .when(FundCommand::DisburseAward {
+                application_id: a,
+                reason: "enrolled".into(),
+            })
+            .then(&[FundEvent::AwardDisbursed {
+                application_id: a,
+                student_id: s,
+                amount_cents: 80_000,
+                reason: "enrolled".into(),
+            }]);
+        given::<Fund>(&[created(100_000), imported(&refused)])
+            .when(FundCommand::RevokeAward {
+                application_id: b,
+                reason: "no".into(),
+            })
+            .then_rejected("this award is refused and cannot be revoked");
     }
 
     fn window(open: bool) -> FundWindow {

@@ -1,10 +1,11 @@
 //! Facts of the scholarships context. Names are distinct from other contexts' event types
 //! (enrollment has its own `ApplicationSubmitted`), so a projection never mistakes one for another.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::decider::AwardStatus;
 use crate::es::DomainEvent;
 
 /// Events of a `fund` stream: the fund itself and every decision and award change.
@@ -60,6 +61,23 @@ pub enum FundEvent {
         amount_cents: i64,
         reason: String,
     },
+    /// An award brought in from a legacy system (`heyboss import awards`): what is known of it,
+    /// its legacy id and status as the legacy system wrote them, and the state that status maps
+    /// to. No application, review or decision before it is invented; the decider takes over
+    /// from that state (an offered award is accepted or refused, an accepted one disbursed or
+    /// revoked). A live state (offered, accepted, disbursed) holds its amount of the budget.
+    AwardImported {
+        application_id: Uuid,
+        student_id: Uuid,
+        amount_cents: i64,
+        status: AwardStatus,
+        legacy_id: String,
+        legacy_status: String,
+        /// When the legacy system last changed the award.
+        legacy_updated_at: DateTime<Utc>,
+        /// The file it came from.
+        source: String,
+    },
 }
 
 impl DomainEvent for FundEvent {}
@@ -76,7 +94,42 @@ impl FundEvent {
         "AwardRefused",
         "AwardDisbursed",
         "AwardRevoked",
+        "AwardImported",
     ];
+
+    /// The event in words, for those that have words of their own (`BoundedContext::describe`).
+    pub fn describe(&self) -> Option<crate::ops::describe::EventDescription> {
+        match self {
+            FundEvent::AwardImported {
+                application_id,
+                student_id,
+                amount_cents,
+                status,
+                legacy_id,
+                legacy_status,
+                legacy_updated_at,
+                source,
+            } => Some(
+                crate::ops::describe::EventDescription::new(format!(
+                    "Award imported from the legacy system: {} {}",
+                    crate::web::format::money(*amount_cents),
+                    status.as_str()
+                ))
+                .field("Legacy award", legacy_id)
+                .field("Legacy status", legacy_status)
+                .field("Now", status.as_str())
+                .field("Amount", crate::web::format::money(*amount_cents))
+                .field(
+                    "Last changed in the legacy system",
+                    legacy_updated_at.format("%Y-%m-%d %H:%M UTC"),
+                )
+                .field("From the file", source)
+                .field("Student", student_id)
+                .field("Application", application_id),
+            ),
+            _ => None,
+        }
+    }
 
     /// The application a decision or award event is about.
     pub fn application_id(&self) -> Option<Uuid> {
@@ -88,7 +141,8 @@ impl FundEvent {
             | E::AwardAccepted { application_id, .. }
             | E::AwardRefused { application_id, .. }
             | E::AwardDisbursed { application_id, .. }
-            | E::AwardRevoked { application_id, .. } => Some(*application_id),
+            | E::AwardRevoked { application_id, .. }
+            | E::AwardImported { application_id, .. } => Some(*application_id),
             E::FundCreated { .. } | E::FundOpened {} | E::FundClosed {} => None,
         }
     }

@@ -43,6 +43,18 @@ impl BoundedContext for ScholarshipsContext {
         routes::routes(cfg);
     }
 
+    /// The fund events with words of their own; the others read generically ("Award granted",
+    /// with their fields).
+    fn describe(
+        &self,
+        event: &crate::es::RecordedEvent,
+    ) -> Option<crate::ops::describe::EventDescription> {
+        if event.stream_type != "fund" {
+            return None;
+        }
+        event.decode::<events::FundEvent>().ok()?.describe()
+    }
+
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
         vec![
             Arc::new(projections::FundsProjection),

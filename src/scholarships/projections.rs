@@ -95,6 +95,15 @@ impl Projection for FundsProjection {
             | FundEvent::AwardRefused { amount_cents, .. } => {
                 change_awarded(conn, -amount_cents)?;
             }
+            FundEvent::AwardImported {
+                amount_cents,
+                status,
+                ..
+            } => {
+                if status.is_live() {
+                    change_awarded(conn, amount_cents)?;
+                }
+            }
             FundEvent::ApplicationDeclined { .. }
             | FundEvent::ApplicationWaitlisted { .. }
             | FundEvent::AwardAccepted { .. }
@@ -113,6 +122,7 @@ const DECISION_TYPES: &[&str] = &[
     "AwardRefused",
     "AwardDisbursed",
     "AwardRevoked",
+    "AwardImported",
 ];
 
 const APPLICATION_TYPES: &[&str] = &[
@@ -127,6 +137,7 @@ const APPLICATION_TYPES: &[&str] = &[
     "AwardRefused",
     "AwardDisbursed",
     "AwardRevoked",
+    "AwardImported",
 ];
 
 /// `scholarship_applications` (with review summary and decision), `scholarship_assignments`,
@@ -329,10 +340,44 @@ impl ApplicationsProjection {
                 Some(*amount_cents),
                 reason.clone(),
             ),
+            E::AwardImported {
+                application_id,
+                student_id,
+                amount_cents,
+                status,
+                legacy_id,
+                legacy_status,
+                ..
+            } => {
+                // The application the legacy system never showed: what is known of it.
+                let words = imported_words(legacy_id, legacy_status);
+                diesel::insert_into(apps::table)
+                    .values((
+                        apps::id.eq(application_id),
+                        apps::fund_id.eq(fund_id),
+                        apps::student_id.eq(student_id),
+                        apps::statement.eq(&words),
+                        apps::submitted_at.eq(at),
+                        apps::outcome.eq("awarded"),
+                        apps::award_cents.eq(amount_cents),
+                        apps::award_status.eq(status.as_str()),
+                        apps::decision_reason.eq(&words),
+                        apps::decided_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                (
+                    *application_id,
+                    *student_id,
+                    "imported",
+                    Some(*amount_cents),
+                    words,
+                )
+            }
             E::FundCreated { .. } | E::FundOpened {} | E::FundClosed {} => return Ok(()),
         };
         let row = apps::table.find(application_id);
         match kind {
+            "imported" => {}
             "awarded" => {
                 diesel::update(row)
                     .set((
@@ -374,6 +419,12 @@ impl ApplicationsProjection {
             .execute(conn)?;
         Ok(())
     }
+}
+
+/// How an imported award's application, decision and history line read: "Imported from the
+/// legacy system (award AWD-1, status ACCEPTED)".
+pub fn imported_words(legacy_id: &str, legacy_status: &str) -> String {
+    format!("Imported from the legacy system (award {legacy_id}, status {legacy_status})")
 }
 
 /// `scholarship_enrolled_students`: who the enrollment context records as enrolled now.

@@ -634,6 +634,15 @@ fn summarize(e: &RecordedEvent, names: &HashMap<Uuid, String>) -> String {
         "AwardRefused" => "the student refused the award".into(),
         "AwardDisbursed" => format!("{} disbursed: {}", cents("amount_cents"), s("reason")),
         "AwardRevoked" => format!("{} revoked: {}", cents("amount_cents"), s("reason")),
+        "AwardImported" => format!(
+            "imported from the legacy system: award {} ({} in {}, legacy status {}, last changed {}), now {}",
+            s("legacy_id"),
+            cents("amount_cents"),
+            s("source"),
+            s("legacy_status"),
+            s("legacy_updated_at"),
+            s("status")
+        ),
         other => other.to_owned(),
     }
 }

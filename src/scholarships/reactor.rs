@@ -52,7 +52,7 @@ struct Award {
 }
 
 /// The student's awards in one of `statuses`; when `granted_before` is given, only those whose
-/// `AwardGranted` comes before it in commit-safe order.
+/// `AwardGranted` (or `AwardImported`) comes before it in commit-safe order.
 fn awards(
     conn: &mut PgConnection,
     student_id: Uuid,
@@ -68,7 +68,7 @@ fn awards(
          WHERE a.student_id = $1 AND a.award_status = ANY($2) \
            AND EXISTS (SELECT 1 FROM events e \
              WHERE e.stream_type = 'fund' AND e.stream_id = a.fund_id::text \
-               AND e.event_type = 'AwardGranted' AND e.payload->>'application_id' = a.id::text \
+               AND e.event_type IN ('AwardGranted', 'AwardImported') AND e.payload->>'application_id' = a.id::text \
                AND (e.transaction_id, e.position) < ($3, $4)) \
          ORDER BY a.submitted_at, a.id",
     )

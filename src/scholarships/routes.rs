@@ -452,12 +452,22 @@ async fn board_listing(
     page: i64,
     mut ctx: Context,
 ) -> Result<HttpResponse, AppError> {
+    let as_of = ctx_as_of(req, &mut ctx, "the committee board")?;
+    if let Some(a) = &as_of {
+        // Its pages keep the moment.
+        let raw = a.until - chrono::Duration::microseconds(1);
+        ctx.insert(
+            "as_of_qs",
+            &format!("&as_of={}", raw.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+        );
+    }
     let (fund, board) = state(req)
-        .query(move |conn| {
-            Ok((
+        .query(move |conn| match &as_of {
+            Some(a) => super::as_of::board(conn, &viewer, fund_id, page, a),
+            None => Ok((
                 queries::fund(conn, &viewer, fund_id)?,
                 queries::board(conn, &viewer, fund_id, page)?,
-            ))
+            )),
         })
         .await?;
     ctx.insert("fund", &fund);

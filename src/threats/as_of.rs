@@ -1,7 +1,7 @@
 //! Threat pages as of a moment of the past (`?as_of=`), folded from the events recorded until
 //! then, never read from the read models.
 //!
-//! Pages: a signature's and a threat session's.
+//! Pages: a signature's, a threat session's and the sessions list.
 //!
 //! A signature's page as of then is its stream folded by the signature decider's `evolve`. Scope:
 //! the viewer must see the signature now (the live page's rule) and must be cleared for the group
@@ -15,8 +15,11 @@ use diesel::prelude::*;
 use super::decider::{Signature, SignatureState, RESTRICTED_GROUP};
 use super::error::ThreatsError;
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
-use super::queries::{self, File, HitRow, Session, SignatureRow};
+use super::queries::{
+    self, File, HitRow, Session, SessionFilter, SessionRow, SessionsPage, SignatureRow, TimeRange,
+};
 use super::scope::AnalystScope;
+use super::table::Sorted;
 use crate::accounts::Viewer;
 use crate::es::{store, Decider, RecordedEvent};
 use crate::ops::as_of::AsOf;
@@ -189,4 +192,66 @@ pub fn session(
         ))
     });
     Ok((session, files.into_values().collect(), rows))
+}
+
+/// The sessions list as it stood: every session discovered before then, with its latest score
+/// and threat contributor and its file count then (the sessions projection's rules, folded in
+/// one statement over the log up to then), filtered, sorted and paged as the live list is.
+/// Scoped like the live list: a contributor naming a signature outside the viewer's clearances
+/// now is withheld ("restricted").
+pub fn sessions(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    filter: &SessionFilter,
+    range: &TimeRange,
+    sorted: &Sorted,
+    size: i64,
+    as_of: &AsOf,
+) -> Result<SessionsPage, ThreatsError> {
+    let scope = AnalystScope::of(conn, viewer)?;
+    let min = filter.min()?;
+    let protocol = filter.protocol.trim().to_lowercase();
+    let ip = filter.ip.trim();
+    let mut rows: Vec<SessionRow> = diesel::sql_query(include_str!("sql/sessions_as_of.sql"))
+        .bind::<diesel::sql_types::Text, _>(SESSION_STREAM)
+        .bind::<diesel::sql_types::Timestamptz, _>(as_of.until)
+        .load(conn)?;
+    rows.retain(|r| {
+        (protocol.is_empty() || r.protocol == protocol)
+            && (ip.is_empty() || r.source_ip == ip || r.destination_ip == ip)
+            && min.is_none_or(|m| r.latest_score.is_some_and(|s| s >= m))
+            && range.from.is_none_or(|f| r.start_time >= f)
+            && range.to.is_none_or(|t| r.start_time < t)
+    });
+    rows.sort_by(|a, b| order(sorted, a, b).then_with(|| a.session_id.cmp(&b.session_id)));
+    let total = rows.len() as i64;
+    let start = usize::try_from(sorted.offset(size)).unwrap_or(usize::MAX);
+    let page: Vec<SessionRow> = rows
+        .into_iter()
+        .skip(start)
+        .take(usize::try_from(size).unwrap_or(0))
+        .collect();
+    Ok(SessionsPage {
+        sessions: queries::scoped_sessions(conn, &scope, page)?,
+        total,
+    })
+}
+
+/// The live list's order (`queries::sessions`), before its last key (the session id).
+fn order(sorted: &Sorted, a: &SessionRow, b: &SessionRow) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let newest = |a: &SessionRow, b: &SessionRow| b.start_time.cmp(&a.start_time);
+    let dir = |o: Ordering| if sorted.desc { o.reverse() } else { o };
+    match sorted.column.name {
+        "session_id" => dir(a.session_id.cmp(&b.session_id)),
+        "protocol" => dir(a.protocol.cmp(&b.protocol)).then_with(|| newest(a, b)),
+        // Unscored last when descending, first when ascending (None sorts before Some).
+        "latest_score" => dir(a.latest_score.cmp(&b.latest_score)).then_with(|| newest(a, b)),
+        "file_count" => dir(a.file_count.cmp(&b.file_count)).then_with(|| newest(a, b)),
+        "source_ip" => {
+            dir((&a.source_ip, &a.destination_ip).cmp(&(&b.source_ip, &b.destination_ip)))
+                .then_with(|| newest(a, b))
+        }
+        _ => dir(a.start_time.cmp(&b.start_time)),
+    }
 }

@@ -772,19 +772,19 @@ pub enum HitsOf {
     File,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = threat_sessions, check_for_backend(diesel::pg::Pg))]
-struct SessionRow {
-    session_id: String,
-    start_time: DateTime<Utc>,
-    protocol: String,
-    source_ip: String,
-    destination_ip: String,
-    source_port: i32,
-    destination_port: i32,
-    latest_score: Option<i32>,
-    threat_contributor: Option<String>,
-    file_count: i32,
+pub(crate) struct SessionRow {
+    pub(crate) session_id: String,
+    pub(crate) start_time: DateTime<Utc>,
+    pub(crate) protocol: String,
+    pub(crate) source_ip: String,
+    pub(crate) destination_ip: String,
+    pub(crate) source_port: i32,
+    pub(crate) destination_port: i32,
+    pub(crate) latest_score: Option<i32>,
+    pub(crate) threat_contributor: Option<String>,
+    pub(crate) file_count: i32,
 }
 
 /// A session as a viewer may see it.
@@ -828,7 +828,7 @@ struct Contributor {
 /// Sessions as the viewer may see them: a threat contributor that names a signature (compared
 /// without regard to case) outside the viewer's clearances is withheld. Contributors that name
 /// no signature (an integration, say) are shown to everyone.
-fn scoped_sessions(
+pub(crate) fn scoped_sessions(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     rows: Vec<SessionRow>,
@@ -886,6 +886,25 @@ pub struct SessionFilter {
     pub ip: String,
     #[serde(default)]
     pub min_score: String,
+}
+
+impl SessionFilter {
+    /// The minimum score asked for, if any.
+    pub fn min(&self) -> Result<Option<i32>, ThreatsError> {
+        match self.min_score.trim() {
+            "" => Ok(None),
+            m => Ok(Some(
+                m.parse::<i32>()
+                    .ok()
+                    .filter(|m| (0..=100).contains(m))
+                    .ok_or_else(|| {
+                        ThreatsError::BadFilter(
+                            "The minimum score is a number from 0 to 100.".into(),
+                        )
+                    })?,
+            )),
+        }
+    }
 }
 
 /// The sortable columns of the sessions list, newest first by default. (Only names: the list is
@@ -952,17 +971,7 @@ pub fn sessions(
     let scope = AnalystScope::of(conn, viewer)?;
     let protocol = filter.protocol.trim().to_lowercase();
     let ip = filter.ip.trim().to_owned();
-    let min = match filter.min_score.trim() {
-        "" => None,
-        m => Some(
-            m.parse::<i32>()
-                .ok()
-                .filter(|m| (0..=100).contains(m))
-                .ok_or_else(|| {
-                    ThreatsError::BadFilter("The minimum score is a number from 0 to 100.".into())
-                })?,
-        ),
-    };
+    let min = filter.min()?;
     let filtered = || {
         let mut q = t::table.into_boxed();
         if !protocol.is_empty() {

@@ -524,6 +524,9 @@ struct SessionsQuery {
     sort: SortParams,
     #[serde(default)]
     format: Format,
+    /// `?as_of=`: the list as it stood then.
+    #[serde(default)]
+    as_of: Option<String>,
 }
 
 /// Sessions per page (the CSV export takes up to 1,000 a page).
@@ -540,17 +543,25 @@ async fn sessions_page(
         range: params,
         sort,
         format,
+        as_of: as_of_raw,
     } = query.into_inner();
+    let as_of = crate::ops::as_of::parse(as_of_raw.as_deref())?;
     let csv = format == Format::Csv;
-    let range = params.range(chrono::Utc::now())?;
+    // "In the last 24h" of a past list is the 24 hours before its moment.
+    let range = params.range(as_of.as_ref().map_or_else(chrono::Utc::now, |a| a.until))?;
     let sorted = sort
         .parse(&queries::SESSION_COLUMNS)
         .map_err(ThreatsError::BadQuery)?;
     let size = if csv { 1000 } else { SESSIONS_PAGE };
     let hide = TriageFilter::of(&req);
-    let (f, h) = (filter.clone(), hide.clone());
+    let (f, h, a) = (filter.clone(), hide.clone(), as_of.clone());
     let (page, listed) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
+            if let Some(a) = &a {
+                // The past: folded from the log; triage is of now, so it neither hides nor marks.
+                let page = super::as_of::sessions(conn, &viewer, &f, &range, &sorted, size, a)?;
+                return Ok((page, triage::ListTriage::default()));
+            }
             let scope = AnalystScope::of(conn, &viewer)?;
             let mut total = 0;
             let (sessions, listed) = triage::list(
@@ -597,12 +608,22 @@ async fn sessions_page(
     }
     let mut ctx = Context::new();
     listed.insert(&mut ctx, &req, &hide, "#sessions");
+    crate::ops::as_of::insert(&mut ctx, as_of.as_ref(), "the sessions list");
+    let as_of_raw = as_of_raw
+        .filter(|_| as_of.is_some())
+        .map(|r| r.trim().to_owned())
+        .unwrap_or_default();
     let page_base = format!(
-        "/threats/sessions?protocol={}&ip={}&min_score={}&{}",
+        "/threats/sessions?protocol={}&ip={}&min_score={}&{}{}",
         crate::web::render::percent_encode(&filter.protocol),
         crate::web::render::percent_encode(&filter.ip),
         crate::web::render::percent_encode(&filter.min_score),
-        params.query_string()
+        params.query_string(),
+        if as_of_raw.is_empty() {
+            String::new()
+        } else {
+            format!("&as_of={}", crate::web::render::percent_encode(&as_of_raw))
+        }
     );
     ctx.insert(
         "headings",
@@ -613,17 +634,19 @@ async fn sessions_page(
             &page_base,
         ),
     );
-    ctx.insert(
-        "keep",
-        &[
-            ("protocol", filter.protocol.clone()),
-            ("ip", filter.ip.clone()),
-            ("min_score", filter.min_score.clone()),
-            ("sort", pager.sort.to_owned()),
-            ("dir", pager.dir.to_owned()),
-        ],
-    );
+    let mut keep = vec![
+        ("protocol", filter.protocol.clone()),
+        ("ip", filter.ip.clone()),
+        ("min_score", filter.min_score.clone()),
+        ("sort", pager.sort.to_owned()),
+        ("dir", pager.dir.to_owned()),
+    ];
+    if !as_of_raw.is_empty() {
+        keep.push(("as_of", as_of_raw.clone()));
+    }
+    ctx.insert("keep", &keep);
     insert_range(&mut ctx, &params, &range);
+    ctx.insert("as_of_raw", &as_of_raw);
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     ctx.insert("sessions", &sessions);
