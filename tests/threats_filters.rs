@@ -53,6 +53,8 @@ struct World {
     app: TestApp,
     hits: Vec<Hit>,
     sessions: Vec<Session>,
+    tokens: BTreeMap<&'static str, String>,
+    reports: Reports,
 }
 
 const SIGNATURES: [(&str, &str); 3] = [("sig-a", "alpha"), ("sig-b", "beta"), ("sig-c", "gamma")];
@@ -166,6 +168,8 @@ fn world(reports: Reports) -> World {
         app,
         hits,
         sessions,
+        tokens,
+        reports,
     }
 }
 
@@ -579,7 +583,65 @@ fn csv_keeps_its_columns_under_filters(reports: Reports) {
     }
 }
 
+fn the_rescans_report_takes_the_filters(reports: Reports) {
+    let w = world(reports);
+    // f1-0 (md5 1, session s1 to 10.0.1.1) is hit by sig-a and sig-b; f2-0 (session s2 to
+    // 10.0.1.2) by sig-b and sig-c. Rescan three of them.
+    let rescan = |file: &str, session: &str, sig: &str, score: i64| {
+        ev(
+            "FileRescored",
+            json!({"file_id": file, "session_id": session, "integration": "av",
+                "new_score": score, "signature": sig}),
+        )
+    };
+    let r = ureq::post(&w.app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {}", w.tokens["edge-1"]))
+        .send_json(json!({ "events": [
+            rescan("f1-0", "s1", "sig-a", 77),
+            rescan("f1-0", "s1", "sig-b", 55),
+            rescan("f2-0", "s2", "sig-c", 91),
+        ]}))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    w.reports.settle(&w.app);
+    let mut admin = signed_in(&w.app, "admin");
+    let mut ana = signed_in(&w.app, "ana");
+    let files = |c: &mut Client, q: &str| -> Vec<String> {
+        let mut v: Vec<String> = csv(c, &format!("/threats/rescans?format=csv&{q}"))
+            .iter()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{} {}", f[2], f[4])
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(&mut admin, "").len(), 3);
+    assert_eq!(files(&mut admin, "signature=sig-b"), vec!["f1-0 sig-b"]);
+    assert_eq!(files(&mut admin, "ip=10.0.1.2"), vec!["f2-0 sig-c"]);
+    assert_eq!(
+        files(&mut admin, &format!("md5={}", md5(1))),
+        vec!["f1-0 sig-a", "f1-0 sig-b"]
+    );
+    assert_eq!(
+        files(
+            &mut admin,
+            "sensor=edge-1&protocol=tcp&signature=sig-a&signature=sig-c"
+        ),
+        vec!["f1-0 sig-a"],
+        "s1 is edge-1's over tcp; s2 is edge-1's over udp"
+    );
+    assert_eq!(files(&mut ana, ""), vec!["f1-0 sig-a"]);
+    assert!(files(&mut ana, "signature=sig-b").is_empty());
+    let page = ana.get("/threats/rescans?window=all&signature=sig-a");
+    assert!(page.body.contains("data-filter=\"signature\""));
+    assert!(links(&page.body).contains(&"/threats/rescans?window=all&from=&to=".to_owned()));
+    assert_eq!(ana.get("/threats/rescans?md5=nope").status, 400);
+}
+
 in_both_modes!(
+    the_rescans_report_takes_the_filters,
     every_count_equals_the_oracle_for_each_filter,
     chips_links_and_forms_keep_the_filters,
     the_search_box_finds_a_hash_an_address_or_a_filename,
