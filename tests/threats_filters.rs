@@ -436,6 +436,10 @@ fn chips_links_and_forms_keep_the_filters(reports: Reports) {
             "{carried}"
         );
     }
+    // The other reports and the sessions list keep them.
+    for other in ["/threats/top/hash?", "/threats/sessions?"] {
+        assert!(hrefs.contains(&format!("{other}file_type=pe&ip=10.0.1.1&ip=10.0.1.3")));
+    }
     // The range form and the search box send them too.
     let all_forms = forms(body);
     for action in ["/threats/top/protocol", "/threats/search"] {

@@ -135,11 +135,13 @@ pub struct Chip {
 }
 
 /// The SQL of the filters over `threat_hits h`; an empty key holds for every hit. (Bound as
-/// values: with no filter the planner folds it away.)
+/// values: the planner folds away the keys not given, so a given md5, file type or protocol reads
+/// its index. The sensor API stores md5 and protocol in lower case and IPs canonical, as
+/// [`Key::check`] makes the values.)
 const HIT_FILTERS: &str = "(cardinality(:f_md5::text[]) = 0 OR h.md5 = ANY(:f_md5))
  AND (cardinality(:f_file_type::text[]) = 0 OR h.file_type = ANY(:f_file_type))
  AND (cardinality(:f_ip::text[]) = 0 OR h.source_ip = ANY(:f_ip) OR h.destination_ip = ANY(:f_ip))
- AND (cardinality(:f_protocol::text[]) = 0 OR lower(h.protocol) = ANY(:f_protocol))
+ AND (cardinality(:f_protocol::text[]) = 0 OR h.protocol = ANY(:f_protocol))
  AND (cardinality(:f_signature::text[]) = 0 OR h.signature = ANY(:f_signature))
  AND (cardinality(:f_sensor::text[]) = 0 OR :sensor_of_session)";
 

@@ -1043,11 +1043,7 @@ fn session_filters(
     let mut out: Vec<Condition> = Vec::new();
     let protocols = filters.of(Key::Protocol);
     if !protocols.is_empty() {
-        out.push(Box::new(
-            sql::<Bool>("lower(threat_sessions.protocol) = ANY(")
-                .bind::<Array<Text>, _>(protocols)
-                .sql(")"),
-        ));
+        out.push(Box::new(t::protocol.eq_any(protocols)));
     }
     let ips = filters.of(Key::Ip);
     if !ips.is_empty() {

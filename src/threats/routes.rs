@@ -453,10 +453,12 @@ async fn report_hits(
 
 /// The filters of a page (`threats/_filters.html`): the chips, each removing itself from
 /// `base` (the page's URL with everything but the filters and the page number), and
-/// `filter_qs`, the filters as a query string part that links append to keep them.
+/// `filter_qs`, the filters as a query string part that links append to keep them (and
+/// `filter_query`, the same without its leading `&`).
 fn insert_filters(ctx: &mut Context, filters: &Filters, base: &str) {
     ctx.insert("filters", &FilterView::new(filters, base));
     ctx.insert("filter_qs", &filters.and_query());
+    ctx.insert("filter_query", &filters.query_string());
 }
 
 /// The range controls of a page: the preset, the custom ends as `datetime-local` values, and
