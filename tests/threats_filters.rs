@@ -644,7 +644,62 @@ fn the_rescans_report_takes_the_filters(reports: Reports) {
     assert_eq!(ana.get("/threats/rescans?md5=nope").status, 400);
 }
 
+fn live_counts_only_new_hits_that_pass_the_filters(reports: Reports) {
+    let w = world(reports);
+    let since = {
+        let mut conn = w.app.state.pool.get().unwrap();
+        heyboss::threats::live::position_now(&mut conn).unwrap()
+    };
+    let now = Utc::now().to_rfc3339();
+    let mut events = Vec::new();
+    for (session, proto, sigs) in [
+        ("n1", "udp", &["sig-a", "sig-b"][..]),
+        ("n2", "tcp", &["sig-c"][..]),
+    ] {
+        events.push(ev(
+            "SessionDiscovered",
+            json!({"session_id": session, "start_time": now,
+            "protocol": proto, "source_ip": "10.9.0.1", "destination_ip": "10.9.0.2",
+            "source_port": 1, "destination_port": 2}),
+        ));
+        let file = format!("{session}-f");
+        events.push(ev(
+            "FileDiscovered",
+            json!({"file_id": file, "session_id": session,
+            "md5": md5(9), "filename": "new.bin", "file_type": "pe", "size_bytes": 1}),
+        ));
+        for sig in sigs {
+            events.push(ev(
+                "FileScored",
+                json!({"file_id": file, "session_id": session,
+                "integration": "av", "score": 50, "signature": sig}),
+            ));
+        }
+    }
+    let r = ureq::post(&w.app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {}", w.tokens["edge-1"]))
+        .send_json(json!({ "events": events }))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    w.reports.settle(&w.app);
+    let mut admin = signed_in(&w.app, "admin");
+    let mut ana = signed_in(&w.app, "ana");
+    let live = |c: &mut Client, filters: &str| {
+        let page = c.get(&format!(
+            "/threats/top/protocol?live=1&since={since}{filters}"
+        ));
+        assert_eq!(page.status, 200);
+        common::text_of(&page.body)
+    };
+    assert!(live(&mut admin, "").contains("3 new hits since"));
+    assert!(live(&mut admin, "&protocol=udp").contains("2 new hits since"));
+    assert!(live(&mut admin, "&protocol=tcp").contains("1 new hit since"));
+    assert!(live(&mut admin, "&protocol=tcp&signature=sig-a").contains("0 new hits since"));
+    assert!(live(&mut ana, "&protocol=udp").contains("1 new hit since"));
+}
+
 in_both_modes!(
+    live_counts_only_new_hits_that_pass_the_filters,
     the_rescans_report_takes_the_filters,
     every_count_equals_the_oracle_for_each_filter,
     chips_links_and_forms_keep_the_filters,

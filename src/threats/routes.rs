@@ -235,7 +235,7 @@ async fn top_report_page(
                 |r| &r.key,
             )?;
             let page = queries::ReportPage { rows, total };
-            let live = live::read(conn, &scope, asked)?;
+            let live = live::read(conn, &scope, &f, asked)?;
             Ok((page, scope, lag, listed, live))
         })
         .await?;
