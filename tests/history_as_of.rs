@@ -270,8 +270,8 @@ fn a_signature_as_of_a_moment_is_its_page_of_that_moment_for_those_cleared_then_
     assert_eq!(facts(&res.body), facts_then);
     // Its history as of then: the creation, not the revision.
     assert!(
-        res.body.contains("<strong>Signature created</strong>")
-            && !res.body.contains("<strong>Signature revised</strong>")
+        res.body.contains("<strong>Signature created in group")
+            && !res.body.contains("<strong>Signature revised: group")
     );
     assert_eq!(
         facts(&admin.get(&format!("{page}?as_of={then}")).body),
@@ -490,8 +490,9 @@ fn the_sessions_list_as_of_a_moment_is_the_list_of_that_moment_scoped_by_clearan
     let bob_then = table_rows(&bob.get(list).body, marker);
     let then = now_mark();
     assert_eq!(ana_then.len(), 1);
-    assert_eq!(ana_then[0][5..], ["40", "restricted", "1"]);
-    assert_eq!(bob_then[0][5..], ["40", "SIG-B", "1"]);
+    // Score, contributor, files, and the sensor that discovered the session.
+    assert_eq!(ana_then[0][5..], ["40", "restricted", "1", "edge"]);
+    assert_eq!(bob_then[0][5..], ["40", "SIG-B", "1", "edge"]);
 
     // Afterwards: a second session; s1 gets a file and a new score by sig-a.
     post_events(
@@ -531,6 +532,20 @@ fn the_sessions_list_as_of_a_moment_is_the_list_of_that_moment_scoped_by_clearan
         let res = client.get(&format!("{list}?as_of={then}&sort=latest_score&dir=asc"));
         assert_eq!(table_rows(&res.body, marker).len(), 1);
         assert!(res.body.contains("as_of="), "links keep the moment");
+        // A protocol or IP filter applies to the past list; the udp session came later.
+        let res = client.get(&format!("{list}?as_of={then}&protocol=udp"));
+        res.assert_contains("No sessions match.");
+        let res = client.get(&format!(
+            "{list}?as_of={then}&ip=10.0.0.3&ip={}",
+            "10.0.0.1"
+        ));
+        assert_eq!(res.status, 200);
+        // Filters the past cannot answer are refused in words, not ignored.
+        let res = client.get(&format!(
+            "{list}?as_of={then}&md5=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
+        assert_eq!(res.status, 422, "{}", res.body);
+        res.assert_contains("filters by protocol and IP only");
     }
     // Scoped at every moment: ana never sees the signature she is not cleared for, then, now or
     // in the CSV of then.

@@ -245,7 +245,7 @@ fn each_analyst_sees_only_hits_of_their_groups_everywhere(reports: Reports) {
     assert!(!session.body.contains("sig-b"));
     assert_eq!(ana.get("/threats/signatures/sig-b").status, 404);
     ana.get("/threats/signatures/sig-a")
-        .assert_contains("<strong>Signature created</strong>");
+        .assert_contains("<strong>Signature created in group");
     assert_eq!(bo.get("/threats/signatures/sig-a").status, 404);
 
     // Windows: y's session started 10 days ago.
@@ -300,7 +300,7 @@ fn revoking_and_moving_take_effect_on_the_next_request(reports: Reports) {
     assert!(!bo.get("/threats/top/hash").body.contains(MD5_X));
     admin
         .get("/threats/signatures/sig-b")
-        .assert_contains("<strong>Signature revised</strong>");
+        .assert_contains("<strong>Signature revised: group");
 
     // A rescore that lowers the max recomputes it: x's max is now sig-b's 40.
     w.post(vec![ev(
@@ -550,11 +550,11 @@ fn a_contributor_naming_an_invisible_signature_is_restricted_everywhere(reports:
     assert!(!audit.contains("SIG-B"), "{audit}");
     let history = bo.get("/history/threat_session/s1");
     assert_eq!(history.status, 200, "{}", history.body);
-    history.assert_contains("<strong>Session discovered</strong>");
+    history.assert_contains("<strong>Session discovered: ");
     assert!(!history.body.contains("sig-a"), "{}", history.body);
     signed_in(&w.app, "ana")
         .get("/history/threat_session/s1")
-        .assert_contains("<strong>Session scored</strong>");
+        .assert_contains("<strong>Session scored ");
 
     // Moving sig-b into alpha lets ana see it on the next request; bob no longer does.
     admin.get("/admin/signatures");

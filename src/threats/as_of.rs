@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use super::decider::{Signature, SignatureState, RESTRICTED_GROUP};
 use super::error::ThreatsError;
 use super::events::{SensorEvent, SignatureEvent, SESSION_STREAM};
+use super::filters::{Filters, Key};
 use super::queries::{
     self, File, HitRow, Session, SessionFilter, SessionRow, SessionsPage, SignatureRow, TimeRange,
 };
@@ -203,22 +204,30 @@ pub fn sessions(
     conn: &mut PgConnection,
     viewer: &Viewer,
     filter: &SessionFilter,
+    filters: &Filters,
     range: &TimeRange,
     sorted: &Sorted,
     size: i64,
     as_of: &AsOf,
 ) -> Result<SessionsPage, ThreatsError> {
+    // The past list folds sessions from their own events: their protocol and addresses are
+    // there, their files' hashes, types, signatures and sensors are not.
+    if !filters.only(&[Key::Protocol, Key::Ip]) {
+        return Err(ThreatsError::BadFilter(
+            "The sessions list as of a past moment filters by protocol and IP only: remove the other filters or go back to now.".into(),
+        ));
+    }
     let scope = AnalystScope::of(conn, viewer)?;
     let min = filter.min()?;
-    let protocol = filter.protocol.trim().to_lowercase();
-    let ip = filter.ip.trim();
+    let protocols = filters.of(Key::Protocol);
+    let ips = filters.of(Key::Ip);
     let mut rows: Vec<SessionRow> = diesel::sql_query(include_str!("sql/sessions_as_of.sql"))
         .bind::<diesel::sql_types::Text, _>(SESSION_STREAM)
         .bind::<diesel::sql_types::Timestamptz, _>(as_of.until)
         .load(conn)?;
     rows.retain(|r| {
-        (protocol.is_empty() || r.protocol == protocol)
-            && (ip.is_empty() || r.source_ip == ip || r.destination_ip == ip)
+        (protocols.is_empty() || protocols.contains(&r.protocol))
+            && (ips.is_empty() || ips.contains(&r.source_ip) || ips.contains(&r.destination_ip))
             && min.is_none_or(|m| r.latest_score.is_some_and(|s| s >= m))
             && range.from.is_none_or(|f| r.start_time >= f)
             && range.to.is_none_or(|t| r.start_time < t)

@@ -114,12 +114,14 @@ pub fn position_now(conn: &mut PgConnection) -> QueryResult<i64> {
         .map(|c| c.n)
 }
 
-/// New hits (first scores; rescans are not new hits) after `since` that the scope sees, and
-/// whether there may be more: only the first [`SCANNED`] score changes after `since` are read, so
-/// that a page left open for hours does not read more at every poll.
+/// New hits (first scores; rescans are not new hits) after `since` that the scope sees and that
+/// pass the page's filters, and whether there may be more: only the first [`SCANNED`] score
+/// changes after `since` are read, so that a page left open for hours does not read more at
+/// every poll.
 pub fn new_hits(
     conn: &mut PgConnection,
     scope: &AnalystScope,
+    filters: &super::filters::Filters,
     since: i64,
 ) -> QueryResult<(i64, bool)> {
     #[derive(QueryableByName)]
@@ -129,14 +131,18 @@ pub fn new_hits(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         capped: bool,
     }
-    let c: Counted = scope
-        .query(
-            "SELECT count(*) FILTER (WHERE c.old_score IS NULL AND :visible) AS n,
+    // The hit of each change (by its primary key) answers the filters; a change whose hit the
+    // reports do not hold yet passes only when there are no filters.
+    let c: Counted = filters
+        .hit_filters(scope.query(
+            "SELECT count(*) FILTER (WHERE c.old_score IS NULL AND :visible AND :filters) AS n,
                     count(*) >= :scanned AS capped
-             FROM (SELECT signature, old_score FROM threat_score_changes
+             FROM (SELECT file_id, integration, signature, old_score FROM threat_score_changes
                    WHERE position > :since ORDER BY position LIMIT :scanned) c
-             LEFT JOIN threat_signatures s ON s.name = c.signature",
-        )
+             LEFT JOIN threat_signatures s ON s.name = c.signature
+             LEFT JOIN threat_hits h
+               ON h.file_id = c.file_id AND h.integration = c.integration AND h.signature = c.signature",
+        ))
         .int8("since", since)
         .int8("scanned", SCANNED)
         .get_result(conn)?;
@@ -147,6 +153,7 @@ pub fn new_hits(
 pub fn read(
     conn: &mut PgConnection,
     scope: &AnalystScope,
+    filters: &super::filters::Filters,
     asked: LiveRequest,
 ) -> QueryResult<Live> {
     let since = match asked.since {
@@ -154,7 +161,7 @@ pub fn read(
         None => position_now(conn)?,
     };
     let (new_hits, capped) = if asked.on && asked.since.is_some() {
-        new_hits(conn, scope, since)?
+        new_hits(conn, scope, filters, since)?
     } else {
         (0, false)
     };

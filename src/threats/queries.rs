@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, Bool, Int4, Int8, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 use super::error::ThreatsError;
+use super::filters::Filters;
 use super::scope::AnalystScope;
 use super::table::{Column, Sorted};
 use crate::accounts::{Role, Viewer};
@@ -274,10 +275,11 @@ pub fn top_behind(
         offset: 0,
         count: false,
     };
-    Ok(read_report(conn, scope, report, range, &page, true, lag)?.rows)
+    let unfiltered = Filters::default();
+    Ok(read_report(conn, scope, report, range, &unfiltered, &page, true, lag)?.rows)
 }
 
-/// One page of `size` rows of a report over a range, sorted by a column of
+/// One page of `size` rows of a report over a range and filters, sorted by a column of
 /// [`REPORT_COLUMNS`], with the report's row count.
 #[allow(clippy::too_many_arguments)] // the report's own query: what, which range, which page
 pub fn report_page(
@@ -285,6 +287,7 @@ pub fn report_page(
     scope: &AnalystScope,
     report: Report,
     range: &TimeRange,
+    filters: &Filters,
     sorted: &Sorted,
     size: i64,
     extra: i64,
@@ -299,21 +302,26 @@ pub fn report_page(
         count: true,
     };
     let ranked = sorted.is_default(&REPORT_COLUMNS);
-    read_report(conn, scope, report, range, &page, ranked, lag)
+    read_report(conn, scope, report, range, filters, &page, ranked, lag)
 }
 
+/// A report's page. Filtered, it is counted from the visible hits that pass the filters (the
+/// rankings and buckets are per key, so they cannot answer for a filter); unfiltered from the
+/// rankings (all time) or the buckets (a range).
+#[allow(clippy::too_many_arguments)] // as report_page
 fn read_report(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
     range: &TimeRange,
+    filters: &Filters,
     page: &Slice,
     ranked: bool,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
-    let (mut rows, total) = if !views_current {
-        with_total(top_from_hits(conn, scope, report, range, page)?)
+    let (mut rows, total) = if !views_current || !filters.is_empty() {
+        with_total(top_from_hits(conn, scope, report, range, filters, page)?)
     } else if range.is_all() {
         top_from_views(conn, scope, report, page, ranked)?
     } else {
@@ -439,6 +447,7 @@ fn top_from_views(
             scope,
             report,
             &TimeRange::default(),
+            &Filters::default(),
             page,
         )?));
     };
@@ -499,7 +508,7 @@ fn top_from_buckets(
         return Ok(Vec::new());
     }
     let Some(view) = maintained_view(conn, scope)? else {
-        return top_from_hits(conn, scope, report, range, page);
+        return top_from_hits(conn, scope, report, range, &Filters::default(), page);
     };
     let (from, to) = range.ends();
     let plan = super::buckets::Plan::of(from, to);
@@ -614,7 +623,7 @@ pub fn top_from_hits_in_scope(
         offset: 0,
         count: false,
     };
-    top_from_hits(conn, scope, report, range, &page)
+    top_from_hits(conn, scope, report, range, &Filters::default(), &page)
 }
 
 fn top_from_hits(
@@ -622,10 +631,11 @@ fn top_from_hits(
     scope: &AnalystScope,
     report: Report,
     range: &TimeRange,
+    filters: &Filters,
     page: &Slice,
 ) -> QueryResult<Vec<ReportRow>> {
-    scope
-        .query(include_str!("sql/top_from_hits.sql"))
+    filters
+        .hit_filters(scope.query(include_str!("sql/top_from_hits.sql")))
         .sql("key_column", report.key_sql())
         .time("since", range.from)
         .time("until", range.to)
@@ -717,20 +727,22 @@ struct HitWithTotal {
     total: i64,
 }
 
-/// One page of `size` visible hits behind one row of a report, sorted by a column of
-/// [`HIT_COLUMNS`].
+/// One page of `size` visible hits behind one row of a report that pass the filters, sorted by
+/// a column of [`HIT_COLUMNS`].
+#[allow(clippy::too_many_arguments)] // which row, which range and filters, which page
 pub fn hits_of_key(
     conn: &mut PgConnection,
     viewer: &Viewer,
     report: Report,
     key: &str,
     range: &TimeRange,
+    filters: &Filters,
     sorted: &Sorted,
     size: i64,
 ) -> Result<HitsPage, ThreatsError> {
     let scope = AnalystScope::of(conn, viewer)?;
-    let rows: Vec<HitWithTotal> = scope
-        .query(include_str!("sql/hits_of_key.sql"))
+    let rows: Vec<HitWithTotal> = filters
+        .hit_filters(scope.query(include_str!("sql/hits_of_key.sql")))
         .sql("key_match", report.key_match())
         .text("key", key)
         .time("since", range.from)
@@ -878,12 +890,9 @@ pub(crate) fn scoped_sessions(
         .collect())
 }
 
+/// The sessions list's own filter (besides [`Filters`]): a minimum latest score.
 #[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
 pub struct SessionFilter {
-    #[serde(default)]
-    pub protocol: String,
-    #[serde(default)]
-    pub ip: String,
     #[serde(default)]
     pub min_score: String,
 }
@@ -957,11 +966,16 @@ pub struct SessionsPage {
 
 /// Sessions started in the range, filtered, sorted and one page of `size` of them. Sessions
 /// carry no signature: every analyst sees them; what is scoped is the hits shown on a session's
-/// page and a threat contributor naming a signature.
+/// page and a threat contributor naming a signature. Of the [`Filters`], protocol, IP and sensor
+/// are the session's own; md5 and file type match its files; a signature matches its visible hits
+/// (of files that pass the md5 and file type filters), so a signature outside the viewer's
+/// clearances matches no session.
+#[allow(clippy::too_many_arguments)] // which sessions (filters, range), which page
 pub fn sessions(
     conn: &mut PgConnection,
     viewer: &Viewer,
     filter: &SessionFilter,
+    filters: &Filters,
     range: &TimeRange,
     sorted: &Sorted,
     size: i64,
@@ -969,20 +983,11 @@ pub fn sessions(
 ) -> Result<SessionsPage, ThreatsError> {
     use threat_sessions as t;
     let scope = AnalystScope::of(conn, viewer)?;
-    let protocol = filter.protocol.trim().to_lowercase();
-    let ip = filter.ip.trim().to_owned();
     let min = filter.min()?;
     let filtered = || {
         let mut q = t::table.into_boxed();
-        if !protocol.is_empty() {
-            q = q.filter(t::protocol.eq(protocol.clone()));
-        }
-        if !ip.is_empty() {
-            q = q.filter(
-                t::source_ip
-                    .eq(ip.clone())
-                    .or(t::destination_ip.eq(ip.clone())),
-            );
+        for condition in session_filters(&scope, filters) {
+            q = q.filter(condition);
         }
         if let Some(min) = min {
             q = q.filter(t::latest_score.ge(min));
@@ -1032,6 +1037,118 @@ pub fn sessions(
         sessions: scoped_sessions(conn, &scope, rows)?,
         total,
     })
+}
+
+/// The [`Filters`] as conditions on `threat_sessions` (see [`sessions`]).
+fn session_filters(
+    scope: &AnalystScope,
+    filters: &Filters,
+) -> Vec<Box<dyn BoxableExpression<threat_sessions::table, diesel::pg::Pg, SqlType = Bool>>> {
+    use super::filters::Key;
+    use diesel::dsl::sql;
+    use threat_sessions as t;
+    type Condition =
+        Box<dyn BoxableExpression<threat_sessions::table, diesel::pg::Pg, SqlType = Bool>>;
+    let mut out: Vec<Condition> = Vec::new();
+    let protocols = filters.of(Key::Protocol);
+    if !protocols.is_empty() {
+        out.push(Box::new(t::protocol.eq_any(protocols)));
+    }
+    let ips = filters.of(Key::Ip);
+    if !ips.is_empty() {
+        out.push(Box::new(
+            t::source_ip
+                .eq_any(ips.clone())
+                .or(t::destination_ip.eq_any(ips)),
+        ));
+    }
+    let (md5s, types) = (filters.of(Key::Md5), filters.of(Key::FileType));
+    let signatures = filters.of(Key::Signature);
+    if !signatures.is_empty() {
+        out.push(Box::new(
+            sql::<Bool>(
+                "EXISTS (SELECT 1 FROM threat_files f
+                   JOIN threat_hits h ON h.file_id = f.file_id
+                   JOIN threat_signatures s ON s.name = h.signature
+                 WHERE f.session_id = threat_sessions.session_id AND h.signature = ANY(",
+            )
+            .bind::<Array<Text>, _>(signatures)
+            .sql(") AND (")
+            .bind::<Bool, _>(scope.sees_all())
+            .sql(" OR s.group_name = ANY(")
+            .bind::<Array<Text>, _>(scope.groups().to_vec())
+            .sql(")) AND (cardinality(")
+            .bind::<Array<Text>, _>(md5s.clone())
+            .sql("::text[]) = 0 OR f.md5 = ANY(")
+            .bind::<Array<Text>, _>(md5s)
+            .sql(")) AND (cardinality(")
+            .bind::<Array<Text>, _>(types.clone())
+            .sql("::text[]) = 0 OR f.file_type = ANY(")
+            .bind::<Array<Text>, _>(types)
+            .sql(")))"),
+        ));
+    } else if !md5s.is_empty() || !types.is_empty() {
+        out.push(Box::new(
+            sql::<Bool>(
+                "EXISTS (SELECT 1 FROM threat_files f
+                 WHERE f.session_id = threat_sessions.session_id AND (cardinality(",
+            )
+            .bind::<Array<Text>, _>(md5s.clone())
+            .sql("::text[]) = 0 OR f.md5 = ANY(")
+            .bind::<Array<Text>, _>(md5s)
+            .sql(")) AND (cardinality(")
+            .bind::<Array<Text>, _>(types.clone())
+            .sql("::text[]) = 0 OR f.file_type = ANY(")
+            .bind::<Array<Text>, _>(types)
+            .sql(")))"),
+        ));
+    }
+    let sensors = filters.of(Key::Sensor);
+    if !sensors.is_empty() {
+        out.push(Box::new(
+            sql::<Bool>(
+                "EXISTS (SELECT 1 FROM events e
+                 WHERE e.stream_type = 'threat_session' AND e.stream_id = threat_sessions.session_id
+                   AND e.stream_version = 1 AND e.metadata->'actor'->>'kind' = 'sensor'
+                   AND e.metadata->'actor'->>'id' IN (SELECT se.id::text FROM sensors se WHERE se.name = ANY(",
+            )
+            .bind::<Array<Text>, _>(sensors)
+            .sql(")))"),
+        ));
+    }
+    out
+}
+
+#[derive(QueryableByName)]
+struct SessionSensor {
+    #[diesel(sql_type = Text)]
+    session_id: String,
+    #[diesel(sql_type = Text)]
+    sensor: String,
+}
+
+/// The name of the sensor that discovered each of these sessions (the actor of the session
+/// stream's first event, by the stream index). Sessions and sensors' names are not scoped data;
+/// the scope is taken so that only threat readers call it.
+pub fn sensors_of_sessions(
+    conn: &mut PgConnection,
+    _scope: &AnalystScope,
+    ids: Vec<String>,
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(diesel::sql_query(
+        "SELECT e.stream_id AS session_id, se.name AS sensor
+         FROM events e JOIN sensors se ON se.id::text = e.metadata->'actor'->>'id'
+         WHERE e.stream_type = 'threat_session' AND e.stream_id = ANY($1) AND e.stream_version = 1
+           AND e.metadata->'actor'->>'kind' = 'sensor'",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .load::<SessionSensor>(conn)?
+    .into_iter()
+    .map(|s| (s.session_id, s.sensor))
+    .collect())
 }
 
 pub fn session(

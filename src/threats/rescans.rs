@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use super::error::ThreatsError;
+use super::filters::{FilterView, Filters};
 use super::revisions::when;
 use super::scope::AnalystScope;
 use crate::accounts::Viewer;
@@ -132,15 +133,17 @@ pub struct Moved {
     pub total: i64,
 }
 
-/// A page of what rescans changed in the range, and how many hits moved in all.
+/// A page of what rescans changed in the range (of the hits that pass the filters), and how
+/// many hits moved in all.
 pub fn moved(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     range: &Range,
+    filters: &Filters,
 ) -> QueryResult<(Vec<Moved>, i64)> {
     let page = |limit: i64, offset: i64, conn: &mut PgConnection| {
-        scope
-            .query(include_str!("sql/rescans_moved.sql"))
+        filters
+            .hit_filters(scope.query(include_str!("sql/rescans_moved.sql")))
             .time("from", range.from)
             .time("to", range.to)
             .int8("limit", limit)
@@ -215,10 +218,12 @@ async fn rescans_page(
     let query = query.into_inner();
     let now = Utc::now();
     let range = query.range(now)?;
+    let filters = Filters::from_query(req.query_string())?;
+    let f = filters.clone();
     let (rows, total) = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &viewer)?;
-            Ok(moved(conn, &scope, &range)?)
+            Ok(moved(conn, &scope, &range, &f)?)
         })
         .await?;
     if query.format == "csv" {
@@ -246,6 +251,14 @@ async fn rescans_page(
         "csv_url",
         &super::live::address_with(&req, &["format"], "format=csv"),
     );
+    let unfiltered = format!(
+        "/threats/rescans?window={}&from={}&to={}",
+        crate::web::render::percent_encode(query.window.trim()),
+        crate::web::render::percent_encode(query.from.trim()),
+        crate::web::render::percent_encode(query.to.trim())
+    );
+    ctx.insert("filters", &FilterView::new(&filters, &unfiltered));
+    ctx.insert("keep", &filters.pairs());
     ctx.insert("query", &query);
     ctx.insert("windows", &WINDOWS);
     let custom = !query.from.trim().is_empty() || !query.to.trim().is_empty();

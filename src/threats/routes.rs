@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::commands::TriageSubject;
 use super::decider::ThreatsRejection;
 use super::error::ThreatsError;
+use super::filters::{FilterView, Filters};
 use super::queries::{self, HitsOf, Report, SessionFilter};
 use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
@@ -32,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/threats")
             .service(report_hits)
             .service(top_report_page)
+            .service(super::search::search_page)
             .service(sessions_page)
             .service(session_page)
             .service(file_page)
@@ -193,12 +195,13 @@ async fn top_report_page(
     } = query.into_inner();
     let csv = format == Format::Csv;
     let range = params.range(chrono::Utc::now())?;
+    let filters = Filters::from_query(req.query_string())?;
     let sorted = sort
         .parse(&queries::REPORT_COLUMNS)
         .map_err(ThreatsError::BadQuery)?;
     let v = viewer.clone();
     let store = state(&req).store.clone();
-    let h = hide.clone();
+    let (h, f) = (hide.clone(), filters.clone());
     let (page, scope, lag, listed, live) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
@@ -220,6 +223,7 @@ async fn top_report_page(
                         &scope,
                         report,
                         &range,
+                        &f,
                         &sorted,
                         limit,
                         n - limit,
@@ -231,7 +235,7 @@ async fn top_report_page(
                 |r| &r.key,
             )?;
             let page = queries::ReportPage { rows, total };
-            let live = live::read(conn, &scope, asked)?;
+            let live = live::read(conn, &scope, &f, asked)?;
             Ok((page, scope, lag, listed, live))
         })
         .await?;
@@ -313,18 +317,27 @@ async fn top_report_page(
         &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
     );
     ctx.insert("limit", &limit);
-    ctx.insert(
-        "keep",
-        &[
-            ("limit", limit.to_string()),
-            ("sort", pager.sort.to_owned()),
-            ("dir", pager.dir.to_owned()),
-        ],
-    );
-    let page_base = format!(
+    let mut keep = vec![
+        ("limit", limit.to_string()),
+        ("sort", pager.sort.to_owned()),
+        ("dir", pager.dir.to_owned()),
+    ];
+    keep.extend(filters.pairs());
+    ctx.insert("keep", &keep);
+    let unfiltered = format!(
         "/threats/top/{}?limit={limit}&{}",
         report.slug(),
         params.query_string()
+    );
+    let page_base = format!("{unfiltered}{}", filters.and_query());
+    insert_filters(
+        &mut ctx,
+        &filters,
+        &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
+    );
+    ctx.insert(
+        "search_keep",
+        &super::search::search_keep(&params, &filters),
     );
     let key_heading: &[(&str, &str, bool)] = match report {
         Report::Hash => &[
@@ -379,6 +392,7 @@ async fn report_hits(
         ..
     } = query.into_inner();
     let range = params.range(chrono::Utc::now())?;
+    let filters = Filters::from_query(req.query_string())?;
     let sorted = sort
         .parse(&queries::HIT_COLUMNS)
         .map_err(ThreatsError::BadQuery)?;
@@ -386,14 +400,14 @@ async fn report_hits(
     let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
         .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
-    let k = key.clone();
+    let (k, f) = (key.clone(), filters.clone());
     // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
     let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
     let (hits, lag) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
-            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &sorted, size)?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &f, &sorted, size)?;
             Ok((hits, lag))
         })
         .await?;
@@ -401,25 +415,30 @@ async fn report_hits(
         return Ok(hits_csv("hits", &hits.hits));
     }
     let pager = Pager::new(&sorted, size, hits.total, hits.hits.len());
-    let page_base = format!(
+    let unfiltered = format!(
         "/threats/top/{}/hits?key={}&{}",
         report.slug(),
         crate::web::render::percent_encode(&key),
         params.query_string()
     );
+    let page_base = format!("{unfiltered}{}", filters.and_query());
     let hits = hits.hits;
     let mut ctx = Context::new();
     insert_lag(&mut ctx, lag.as_ref());
     ctx.insert("report", &report.slug());
     ctx.insert("title", report.title());
     ctx.insert("key", &key);
-    ctx.insert(
-        "keep",
-        &[
-            ("key", key.clone()),
-            ("sort", pager.sort.to_owned()),
-            ("dir", pager.dir.to_owned()),
-        ],
+    let mut keep = vec![
+        ("key", key.clone()),
+        ("sort", pager.sort.to_owned()),
+        ("dir", pager.dir.to_owned()),
+    ];
+    keep.extend(filters.pairs());
+    ctx.insert("keep", &keep);
+    insert_filters(
+        &mut ctx,
+        &filters,
+        &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
     );
     ctx.insert(
         "headings",
@@ -430,6 +449,16 @@ async fn report_hits(
     insert_range(&mut ctx, &params, &range);
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
+}
+
+/// The filters of a page (`threats/_filters.html`): the chips, each removing itself from
+/// `base` (the page's URL with everything but the filters and the page number), and
+/// `filter_qs`, the filters as a query string part that links append to keep them (and
+/// `filter_query`, the same without its leading `&`).
+fn insert_filters(ctx: &mut Context, filters: &Filters, base: &str) {
+    ctx.insert("filters", &FilterView::new(filters, base));
+    ctx.insert("filter_qs", &filters.and_query());
+    ctx.insert("filter_query", &filters.query_string());
 }
 
 /// The range controls of a page: the preset, the custom ends as `datetime-local` values, and
@@ -468,6 +497,7 @@ const SESSION_HEADINGS: &[(&str, &str, bool)] = &[
     ("Latest score", "latest_score", true),
     ("Threat contributor", "", false),
     ("Files", "file_count", true),
+    ("Sensor", "", false),
 ];
 
 /// Rows per page of a list of hits.
@@ -549,18 +579,23 @@ async fn sessions_page(
     let csv = format == Format::Csv;
     // "In the last 24h" of a past list is the 24 hours before its moment.
     let range = params.range(as_of.as_ref().map_or_else(chrono::Utc::now, |a| a.until))?;
+    let filters = Filters::from_query(req.query_string())?;
     let sorted = sort
         .parse(&queries::SESSION_COLUMNS)
         .map_err(ThreatsError::BadQuery)?;
     let size = if csv { 1000 } else { SESSIONS_PAGE };
     let hide = TriageFilter::of(&req);
-    let (f, h, a) = (filter.clone(), hide.clone(), as_of.clone());
-    let (page, listed) = state(&req)
+    let (f, h, fs, a) = (filter.clone(), hide.clone(), filters.clone(), as_of.clone());
+    let (page, listed, sensors) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             if let Some(a) = &a {
                 // The past: folded from the log; triage is of now, so it neither hides nor marks.
-                let page = super::as_of::sessions(conn, &viewer, &f, &range, &sorted, size, a)?;
-                return Ok((page, triage::ListTriage::default()));
+                let page =
+                    super::as_of::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, a)?;
+                let scope = AnalystScope::of(conn, &viewer)?;
+                let ids: Vec<String> = page.sessions.iter().map(|s| s.session_id.clone()).collect();
+                let sensors = queries::sensors_of_sessions(conn, &scope, ids)?;
+                return Ok((page, triage::ListTriage::default(), sensors));
             }
             let scope = AnalystScope::of(conn, &viewer)?;
             let mut total = 0;
@@ -572,13 +607,15 @@ async fn sessions_page(
                 size,
                 |conn, n| -> Result<_, ThreatsError> {
                     let page =
-                        queries::sessions(conn, &viewer, &f, &range, &sorted, size, n - size)?;
+                        queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, n - size)?;
                     total = page.total;
                     Ok(page.sessions)
                 },
                 |s| &s.session_id,
             )?;
-            Ok((queries::SessionsPage { sessions, total }, listed))
+            let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
+            let sensors = queries::sensors_of_sessions(conn, &scope, ids)?;
+            Ok((queries::SessionsPage { sessions, total }, listed, sensors))
         })
         .await?;
     let pager = Pager::new(&sorted, size, page.total, page.sessions.len());
@@ -613,10 +650,8 @@ async fn sessions_page(
         .filter(|_| as_of.is_some())
         .map(|r| r.trim().to_owned())
         .unwrap_or_default();
-    let page_base = format!(
-        "/threats/sessions?protocol={}&ip={}&min_score={}&{}{}",
-        crate::web::render::percent_encode(&filter.protocol),
-        crate::web::render::percent_encode(&filter.ip),
+    let unfiltered = format!(
+        "/threats/sessions?min_score={}&{}{}",
         crate::web::render::percent_encode(&filter.min_score),
         params.query_string(),
         if as_of_raw.is_empty() {
@@ -625,6 +660,13 @@ async fn sessions_page(
             format!("&as_of={}", crate::web::render::percent_encode(&as_of_raw))
         }
     );
+    let page_base = format!("{unfiltered}{}", filters.and_query());
+    insert_filters(
+        &mut ctx,
+        &filters,
+        &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
+    );
+    ctx.insert("sensors", &sensors);
     ctx.insert(
         "headings",
         &headings(
@@ -635,8 +677,6 @@ async fn sessions_page(
         ),
     );
     let mut keep = vec![
-        ("protocol", filter.protocol.clone()),
-        ("ip", filter.ip.clone()),
         ("min_score", filter.min_score.clone()),
         ("sort", pager.sort.to_owned()),
         ("dir", pager.dir.to_owned()),
@@ -644,6 +684,7 @@ async fn sessions_page(
     if !as_of_raw.is_empty() {
         keep.push(("as_of", as_of_raw.clone()));
     }
+    keep.extend(filters.pairs());
     ctx.insert("keep", &keep);
     insert_range(&mut ctx, &params, &range);
     ctx.insert("as_of_raw", &as_of_raw);

@@ -383,6 +383,7 @@ async fn hash_page(
                 Report::Hash,
                 &m,
                 &all_time,
+                &super::filters::Filters::default(),
                 &newest_first,
                 1000,
             )?

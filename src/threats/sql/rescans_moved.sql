@@ -1,13 +1,15 @@
 -- What rescans changed in a time range, in the viewer's scope: each hit (file, integration,
 -- signature) rescanned in the range whose score moved, from its score before the range's first
--- rescan to its score after the last; with the count of all such hits in `total`.
+-- rescan to its score after the last; of the hits that pass the filters (threats::filters); with
+-- the count of all such hits in `total`.
 WITH moved AS (
     SELECT c.file_id, c.integration, c.signature,
            (array_agg(c.old_score ORDER BY c.position))[1] AS from_score,
            (array_agg(c.new_score ORDER BY c.position DESC))[1] AS to_score,
            count(*) AS rescans, max(c.recorded_at) AS last_rescan
     FROM threat_score_changes c JOIN threat_signatures s ON s.name = c.signature AND :visible
-    WHERE c.old_score IS NOT NULL
+      JOIN threat_hits h ON h.file_id = c.file_id AND h.integration = c.integration AND h.signature = c.signature
+    WHERE c.old_score IS NOT NULL AND :filters
       AND (:from::timestamptz IS NULL OR c.recorded_at >= :from)
       AND (:to::timestamptz IS NULL OR c.recorded_at < :to)
     GROUP BY c.file_id, c.integration, c.signature

@@ -1,0 +1,88 @@
+//! Click to filter in a real headless Chromium: a value on the report filters it, the chip shows
+//! and removes it, the search box finds a filename, and the filtered report fits a 390 px phone.
+//! Every page is checked for console errors and axe violations.
+//!
+//! `cargo nextest run --run-ignored all -E 'binary(=e2e_threats_filters)'`
+
+mod common;
+mod journeys;
+mod webdriver;
+
+use common::TestApp;
+use journeys::{assert_usable_on_a_phone, create_account, sign_in, table_rows, Health};
+use serde_json::{json, Value};
+use webdriver::Browser;
+
+fn ev(t: &str, data: Value) -> Value {
+    json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data})
+}
+
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn an_analyst_filters_by_clicking_removes_a_chip_and_searches_a_filename() {
+    use heyboss::es::{Actor, CommandContext, Metadata};
+    use heyboss::threats::service;
+    let app = TestApp::spawn();
+    create_account(&app, "ana", "Ana Analyst", "analyst");
+    let token = {
+        let mut conn = app.state.pool.get().unwrap();
+        let cli = CommandContext::new(Metadata::new(Actor::Cli));
+        let s = &app.state.store;
+        service::set_signature(&mut conn, s, &cli, "sig-a", "alpha", None, None).unwrap();
+        service::change_clearance(&mut conn, s, &cli, "ana", "alpha", true).unwrap();
+        service::create_sensor(&mut conn, s, &cli, "edge")
+            .unwrap()
+            .1
+    };
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut events = Vec::new();
+    for (i, (proto, name, ftype)) in [("tcp", "invoice.exe", "pe"), ("udp", "report.pdf", "pdf")]
+        .into_iter()
+        .enumerate()
+    {
+        events.push(ev("SessionDiscovered", json!({"session_id": format!("s{i}"), "start_time": now, "protocol": proto, "source_ip": "10.0.0.1", "destination_ip": format!("10.0.0.{}", 2 + i), "source_port": 1, "destination_port": 443})));
+        events.push(ev("FileDiscovered", json!({"file_id": format!("f{i}"), "session_id": format!("s{i}"), "md5": format!("{:032x}", i + 1), "filename": name, "file_type": ftype, "size_bytes": 1})));
+        events.push(ev("FileScored", json!({"file_id": format!("f{i}"), "session_id": format!("s{i}"), "integration": "yara", "score": 50 + i, "signature": "sig-a"})));
+    }
+    let res = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(json!({ "events": events }))
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let mut health = Health::new();
+    let ana = Browser::start();
+    sign_in(&ana, &app, "ana");
+    ana.goto(&app.url("/threats/top/protocol"));
+    health.page(&ana);
+    assert_eq!(table_rows(&ana, "#report table").len(), 2);
+    // Click "udp": the report is filtered to it, with a chip.
+    ana.click(&ana.find("#report td a.filter-link[href$='protocol=udp']"));
+    ana.wait_for_text("Only hits with");
+    health.page(&ana);
+    assert!(
+        ana.current_url().ends_with("&protocol=udp"),
+        "{}",
+        ana.current_url()
+    );
+    let rows = table_rows(&ana, "#report table");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][0], "udp");
+    assert_usable_on_a_phone(&ana, "a filtered report");
+    // The file type report keeps the filter.
+    ana.click(&ana.find("nav[aria-label=Reports] a[href^='/threats/top/file-type']"));
+    ana.find(".chip");
+    assert_eq!(table_rows(&ana, "#report table")[0][0], "pdf");
+    // Remove the chip: both rows again.
+    ana.click(&ana.find(".chip .chip-remove"));
+    ana.find("#report table");
+    assert!(ana.try_find(".chip").is_none());
+    assert_eq!(table_rows(&ana, "#report table").len(), 2);
+    // Search a filename.
+    ana.fill("#search-q", "INVOICE");
+    ana.click(&ana.find("form[role=search] button[type=submit]"));
+    ana.wait_for_text("Files whose name holds");
+    health.page(&ana);
+    assert!(ana.page_text().contains("invoice.exe"));
+    assert!(!ana.page_text().contains("report.pdf"));
+}
