@@ -10,6 +10,7 @@ pub mod decider;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod histogram;
 pub mod ingest;
 pub mod live;
 pub mod projections;
