@@ -32,7 +32,15 @@ const SIGNATURES: [(&str, &str); 3] = [("sig-a", "alpha"), ("sig-b", "beta"), ("
 /// and more just inside and outside the ranges' ends, each with one file hit by one, two or three signatures. ana holds alpha; bea holds alpha and
 /// beta; gamma is the admin's alone.
 fn world(reports: Reports) -> (TestApp, DateTime<Utc>, Vec<Hit>) {
-    let app = reports.spawn();
+    world_in(reports, chrono_tz::UTC)
+}
+
+/// [`world`] with the campus time zone `zone`.
+fn world_in(reports: Reports, zone: chrono_tz::Tz) -> (TestApp, DateTime<Utc>, Vec<Hit>) {
+    let app = TestApp::spawn_with(|s| {
+        reports.configure(s);
+        s.time_zone = zone;
+    });
     create_user(&app, "ana", "analyst", PASSWORD);
     create_user(&app, "bea", "analyst", PASSWORD);
     create_user(&app, "admin", "admin", PASSWORD);
@@ -366,7 +374,28 @@ fn every_report_page_draws_the_histogram(reports: Reports) {
     assert!(!page.body.contains("class=\"histogram\""));
 }
 
+fn day_bars_start_at_the_viewers_midnight(reports: Reports) {
+    let (app, day, hits) = world_in(reports, chrono_tz::America::New_York);
+    let (f, from) = at(day, 0, "07:31");
+    let (t, to) = at(day, 4, "16:12");
+    for user in ["ana", "bea"] {
+        let mut c = signed_in(&app, user);
+        let range = format!("from={f}&to={t}");
+        let page = c.get(&format!("/threats/top/ip-pair?{range}"));
+        page.assert_contains("<h2>Hits per day</h2>")
+            .assert_contains(" EST: ");
+        let total = report_total(&mut c, &range);
+        let bars = check_bars(&page.body, &hits, user, Some((from, to)), None, total);
+        // Midnight in New York is 05:00 UTC in December.
+        assert_eq!(bars.len(), 5, "{bars:?}");
+        for b in &bars[1..] {
+            assert_eq!(b.from.format("%H:%M").to_string(), "05:00", "{bars:?}");
+        }
+    }
+}
+
 in_both_modes!(
     bars_count_exactly_what_each_analyst_may_see,
-    every_report_page_draws_the_histogram
+    every_report_page_draws_the_histogram,
+    day_bars_start_at_the_viewers_midnight
 );

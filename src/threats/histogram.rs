@@ -156,7 +156,7 @@ pub fn edges(from: DateTime<Utc>, to: DateTime<Utc>, step: Step, zone: Tz) -> Ve
                 day = day.pred_opt().expect("a day in range");
             }
             loop {
-                day = day + Duration::days(k);
+                day += Duration::days(k);
                 let t = local_midnight(day, zone);
                 if t >= to {
                     break;
@@ -256,8 +256,8 @@ fn bars_of(edges: &[DateTime<Utc>], hits: impl Fn(usize) -> i64) -> Vec<Bar> {
         .collect()
 }
 
-/// The first visible hit's time and the end of the last's hour (from the hour rollups when
-/// there are any: two index probes).
+/// The start of the first visible hit's hour and the end of the last's (from the hour rollups
+/// when there are any: two index probes).
 fn extent(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -266,7 +266,7 @@ fn extent(
 ) -> QueryResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
     let e: Extent = match view {
         Some(view) => diesel::sql_query(
-            "SELECT min(b.bucket) AS first, max(b.bucket) + interval '1 hour' AS last
+            "SELECT min(b.bucket) AS first, max(b.bucket) AS last
              FROM threat_report_buckets b
              WHERE b.report = $1 AND b.view_id = $2 AND b.grain = 'hour' AND b.hits > 0",
         )
@@ -276,14 +276,17 @@ fn extent(
         None => HitFilter::apply(
             filter,
             scope.query(
-                "SELECT min(h.start_time) AS first, max(h.start_time) + interval '1 second' AS last
+                "SELECT min(h.start_time) AS first, max(h.start_time) AS last
                  FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND :visible
                  WHERE :filter",
             ),
         )
         .get_result(conn)?,
     };
-    Ok(e.first.zip(e.last))
+    let hour = |t| bucket_start(t, Grain::Hour);
+    Ok(e.first
+        .zip(e.last)
+        .map(|(first, last)| (hour(first), hour(last) + Duration::hours(1))))
 }
 
 /// Each bar's hits from the visible hits, one scan of the range's hits.
