@@ -358,7 +358,7 @@ fn every_report_page_draws_the_histogram(reports: Reports) {
         assert_eq!(page.status, 200);
         page.assert_contains("<svg class=\"histogram\"")
             .assert_contains("<title id=\"histogram-title\">Visible hits per day")
-            .assert_contains("Hits per day as a table");
+            .assert_contains("Hits per day as a list");
         // The HTMX fragment a range change swaps in has it too.
         let (f, _) = at(day, 1, "10:17");
         let (t, _) = at(day, 2, "09:43");
