@@ -29,7 +29,7 @@ struct Hit {
 const SIGNATURES: [(&str, &str); 3] = [("sig-a", "alpha"), ("sig-b", "beta"), ("sig-c", "gamma")];
 
 /// 60 sessions spread over the five days before yesterday (UTC) at uneven minutes and seconds,
-/// and more just inside and outside the ranges' ends, each with one file hit by one, two or three signatures. ana holds alpha; bea holds alpha and
+/// more just inside and outside the ranges' ends, and one dated 20 minutes ahead, each with one file hit by one, two or three signatures. ana holds alpha; bea holds alpha and
 /// beta; gamma is the admin's alone.
 fn world(reports: Reports) -> (TestApp, DateTime<Utc>, Vec<Hit>) {
     world_in(reports, chrono_tz::UTC)
@@ -80,7 +80,9 @@ fn world_in(reports: Reports, zone: chrono_tz::Tz) -> (TestApp, DateTime<Utc>, V
         (2, "14:36:59"),
         (2, "14:37:00"),
     ];
-    for i in 0..60 + near_ends.len() {
+    // And one a sensor dated 20 minutes ahead.
+    let ahead = Utc::now() + Duration::minutes(20);
+    for i in 0..60 + near_ends.len() + 1 {
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
@@ -89,7 +91,8 @@ fn world_in(reports: Reports, zone: chrono_tz::Tz) -> (TestApp, DateTime<Utc>, V
                 "{}T{hms}Z",
                 (day + Duration::days(*d)).format("%Y-%m-%d")
             )),
-            None => day + Duration::seconds(((seed >> 33) % (5 * 86_400)) as i64),
+            None if i < 60 => day + Duration::seconds(((seed >> 33) % (5 * 86_400)) as i64),
+            None => ahead,
         };
         let protocol = if i % 3 == 0 { "udp" } else { "tcp" };
         let (session, file) = (format!("s{i}"), format!("f{i}"));
@@ -315,12 +318,19 @@ fn bars_count_exactly_what_each_analyst_may_see(reports: Reports) {
         }
         // All time: from the first visible hit to the last, every hit counted.
         let page = c.get("/threats/top/protocol?window=all");
-        let all = oracle(&hits, user, day - Duration::days(1), Utc::now(), None);
+        let all = oracle(&hits, user, day, Utc::now() + Duration::days(1), None);
         check_bars(&page.body, &hits, user, None, None, all);
         assert_eq!(report_total(&mut c, "window=all"), all);
-        // A preset with an open end.
+        // A preset with an open end: to now, or past the session dated ahead.
         let page = c.get("/threats/top/file-type?window=7d");
-        check_bars(&page.body, &hits, user, None, None, all);
+        let bars = check_bars(&page.body, &hits, user, None, None, all);
+        assert!(bars.last().unwrap().to > hits.last().unwrap().start);
+        let page = c.get("/threats/top/file-type?window=1h");
+        let bars = check_bars(&page.body, &hits, user, None, None, 1);
+        assert!(
+            (16..=17).contains(&bars.len()),
+            "5-minute bars for the hour and 20 minutes: {bars:?}"
+        );
         // A drill-down draws the hits of its row.
         let page = c.get(&format!(
             "/threats/top/protocol/hits?key=udp&from={f2}&to={t2}"

@@ -194,9 +194,9 @@ struct Slot {
 }
 
 /// The histogram of the hits `scope` sees in `range` (and `filter` keeps): `None` when there is
-/// nothing to draw (an open range with no visible hits). An open start begins at the first
-/// visible hit; an open end stops at the last one, or now for a range that has a start (the
-/// presets).
+/// nothing to draw (no visible hits at all). An open start begins at the first visible hit's
+/// hour; an open end stops at the end of the last one's hour, or for a range that has a start
+/// (the presets) now, or just past a session a sensor dated later.
 pub fn histogram(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -214,20 +214,21 @@ pub fn histogram(
         (true, None) => maintained_view(conn, scope)?,
         _ => None,
     };
-    let (from, to) = match (range.from, range.to) {
-        (Some(f), Some(t)) => (f, t),
-        (from, to) => {
-            let Some((first, last)) = extent(conn, scope, view.as_deref(), filter)? else {
-                return Ok(from
-                    .map(|f| Histogram {
-                        step: Step::of(now - f),
-                        bars: bars_of(&edges(f, now.max(f), Step::of(now - f), zone), |_| 0),
-                    })
-                    .filter(|h| !h.bars.is_empty()));
-            };
-            let end = to.unwrap_or(if from.is_some() { now.max(last) } else { last });
-            (from.unwrap_or(first), end)
-        }
+    // The visible hits' first and last hour: where an open range begins and ends, and beyond
+    // which no bucket needs reading.
+    let known = match (range.from, range.to, &view) {
+        (Some(from), Some(to), None) => Some((from, to)),
+        _ => extent(conn, scope, view.as_deref(), range, filter)?,
+    };
+    let Some((first, last)) = known else {
+        return Ok(None);
+    };
+    let from = range.from.unwrap_or(first);
+    let to = match (range.from, range.to) {
+        (_, Some(to)) => to,
+        // A preset: to now, or past the latest session a sensor dated ahead.
+        (Some(_), None) => ahead(conn, scope, now, filter)?.map_or(now, |t| t.max(now)),
+        (None, None) => last,
     };
     if from >= to {
         return Ok(None);
@@ -235,7 +236,9 @@ pub fn histogram(
     let step = Step::of(to - from);
     let edges = edges(from, to, step, zone);
     let counts = match (&view, step) {
-        (Some(view), Step::Hour | Step::Days(_)) => from_rollups(conn, scope, view, &edges)?,
+        (Some(view), Step::Hour | Step::Days(_)) => {
+            from_rollups(conn, scope, view, &edges, (first, last))?
+        }
         _ => from_hits(conn, scope, &edges, filter)?,
     };
     Ok(Some(Histogram {
@@ -256,12 +259,13 @@ fn bars_of(edges: &[DateTime<Utc>], hits: impl Fn(usize) -> i64) -> Vec<Bar> {
         .collect()
 }
 
-/// The start of the first visible hit's hour and the end of the last's (from the hour rollups
-/// when there are any: two index probes).
+/// The start of the first visible hit's hour and the end of the last's: from the hour rollups
+/// when there are any (two index probes), else from the hits in the range.
 fn extent(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     view: Option<&str>,
+    range: &TimeRange,
     filter: Option<&HitFilter>,
 ) -> QueryResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
     let e: Extent = match view {
@@ -278,15 +282,38 @@ fn extent(
             scope.query(
                 "SELECT min(h.start_time) AS first, max(h.start_time) AS last
                  FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND :visible
-                 WHERE :filter",
+                 WHERE h.start_time >= :since AND h.start_time < :until AND :filter",
             ),
         )
+        .time("since", Some(range.ends().0))
+        .time("until", Some(range.ends().1))
         .get_result(conn)?,
     };
     let hour = |t| bucket_start(t, Grain::Hour);
     Ok(e.first
         .zip(e.last)
         .map(|(first, last)| (hour(first), hour(last) + Duration::hours(1))))
+}
+
+/// Just past the latest visible hit of a session started after `now` (a sensor's clock ahead),
+/// if any: by the start-time index, which holds nothing there as a rule.
+fn ahead(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    now: DateTime<Utc>,
+    filter: Option<&HitFilter>,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    let e: Extent = HitFilter::apply(
+        filter,
+        scope.query(
+            "SELECT NULL::timestamptz AS first, max(h.start_time) + interval '1 microsecond' AS last
+             FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND :visible
+             WHERE h.start_time >= :now AND :filter",
+        ),
+    )
+    .time("now", Some(now))
+    .get_result(conn)?;
+    Ok(e.last)
 }
 
 /// Each bar's hits from the visible hits, one scan of the range's hits.
@@ -324,18 +351,21 @@ fn from_hits(
 }
 
 /// Each bar's hits as a report's range reads them: its whole days and hours from the rollups of
-/// the scope's clearance set (`view`), its unaligned ends from the visible hits.
+/// the scope's clearance set (`view`), its unaligned ends from the visible hits. Buckets outside
+/// `[first, last)` (the visible hits' hours) hold nothing and are not asked for, so a range of
+/// centuries costs what its hits' days cost.
 fn from_rollups(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     view: &str,
     edges: &[DateTime<Utc>],
+    (first, last): (DateTime<Utc>, DateTime<Utc>),
 ) -> QueryResult<Vec<i64>> {
     let plans: Vec<Plan> = edges.windows(2).map(|w| Plan::of(w[0], w[1])).collect();
     let (mut days, mut hours, mut ends) = (Vec::new(), Vec::new(), (Vec::new(), Vec::new()));
     let each = |(a, b): (DateTime<Utc>, DateTime<Utc>), grain: Grain, into: &mut Vec<_>| {
-        let mut t = a;
-        while t < b {
+        let mut t = a.max(bucket_start(first, grain));
+        while t < b && t < last {
             into.push(t);
             t += Duration::microseconds(grain.micros());
         }
