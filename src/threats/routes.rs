@@ -233,15 +233,18 @@ async fn top_report_page(
             )?;
             let page = queries::ReportPage { rows, total };
             let live = live::read(conn, &scope, asked)?;
-            let hist = histogram::histogram(
-                conn,
-                &scope,
-                &range,
-                zone,
-                chrono::Utc::now(),
-                lag.as_ref(),
-                None,
-            )?;
+            let hist = match csv {
+                true => None,
+                false => histogram::histogram(
+                    conn,
+                    &scope,
+                    &range,
+                    zone,
+                    chrono::Utc::now(),
+                    lag.as_ref(),
+                    None,
+                )?,
+            };
             Ok((page, scope, lag, listed, live, hist))
         })
         .await?;
@@ -411,15 +414,18 @@ async fn report_hits(
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
             let scope = AnalystScope::of(conn, &viewer)?;
-            let hist = histogram::histogram(
-                conn,
-                &scope,
-                &range,
-                zone,
-                chrono::Utc::now(),
-                lag.as_ref(),
-                Some(&histogram::HitFilter::key(report, k.clone())),
-            )?;
+            let hist = match csv {
+                true => None,
+                false => histogram::histogram(
+                    conn,
+                    &scope,
+                    &range,
+                    zone,
+                    chrono::Utc::now(),
+                    lag.as_ref(),
+                    Some(&histogram::HitFilter::key(report, k.clone())),
+                )?,
+            };
             let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &sorted, size)?;
             Ok((hits, lag, hist))
         })
