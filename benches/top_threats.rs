@@ -216,6 +216,7 @@ fn main() {
     }
     println!("(projection: {fast_runs} runs per report; legacy join: {slow_runs} runs per report)");
     ranges(&mut conn, &viewer, fast_runs);
+    histograms(&mut conn, &viewer, fast_runs);
 }
 
 /// Every report over time ranges (issue 20.1): from the time buckets (whole days and hours, the
@@ -295,6 +296,75 @@ fn ranges(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
         }
     }
     println!("(buckets: {runs} runs per report and range; on demand: {slow_runs} runs)");
+}
+
+/// The histogram above every report (issue 20.2) over the same ranges and all time: hour and
+/// day bars from the rollups (the unaligned ends from the hits) against the same bars counted
+/// from the hits of the range (a filter that keeps every hit takes that path), bars compared.
+fn histograms(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
+    use heyboss::threats::histogram::{histogram, HitFilter};
+    use heyboss::threats::queries::TimeRange;
+    use heyboss::threats::scope::AnalystScope;
+    let runs = (runs / 4).max(5);
+    let slow_runs = 5;
+    let now = chrono::Utc::now();
+    let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
+    let scope = AnalystScope::of(conn, viewer).unwrap();
+    let every_hit = HitFilter::new("TRUE", |q| q);
+    println!("\nhistogram of hits over time (analyst cleared for 5 of 10 groups; custom as above)");
+    println!(
+        "{:<7} {:>5} {:>12} {:>12} {:>15} {:>15} {:>10} {:>6}",
+        "range",
+        "bars",
+        "proj p50 ms",
+        "proj p99 ms",
+        "on-demand p50",
+        "on-demand p99",
+        "p50 ratio",
+        "same?"
+    );
+    for (name, range) in [
+        ("1h", Window::Hour.range(now)),
+        ("24h", Window::Day.range(now)),
+        ("7d", Window::Week.range(now)),
+        ("30d", Window::Month.range(now)),
+        (
+            "custom",
+            TimeRange {
+                from: ago(10 * 1440 - 17),
+                to: ago(3 * 1440 + 23),
+            },
+        ),
+        ("all", Window::All.range(now)),
+    ] {
+        let zone = chrono_tz::Tz::UTC;
+        let time = |filter: Option<&HitFilter>, n: usize, conn: &mut PgConnection| {
+            let mut ms = Vec::new();
+            let mut bars = Vec::new();
+            for _ in 0..n {
+                let t = Instant::now();
+                let h = histogram(conn, &scope, &range, zone, now, None, filter).unwrap();
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                bars = h.map(|h| h.bars).unwrap_or_default();
+            }
+            ms.sort_by(f64::total_cmp);
+            (ms, bars)
+        };
+        let (fast, fast_bars) = time(None, runs, conn);
+        let (slow, slow_bars) = time(Some(&every_hit), slow_runs, conn);
+        println!(
+            "{:<7} {:>5} {:>12.2} {:>12.2} {:>15.1} {:>15.1} {:>9.1}x {:>6}",
+            name,
+            fast_bars.len(),
+            percentile(&fast, 0.5),
+            percentile(&fast, 0.99),
+            percentile(&slow, 0.5),
+            percentile(&slow, 0.99),
+            percentile(&slow, 0.5) / percentile(&fast, 0.5),
+            if fast_bars == slow_bars { "yes" } else { "NO" }
+        );
+    }
+    println!("(rollups: {runs} runs per range; from the hits: {slow_runs} runs)");
 }
 
 #[derive(QueryableByName)]

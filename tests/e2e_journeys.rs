@@ -657,6 +657,31 @@ fn two_analysts_see_their_own_top_threats_and_a_revoked_clearance_disappears() {
     assert_eq!(count(&ana, "svg.chart rect"), 1, "Ana's chart has one bar");
     screenshot(&bob, "top-threats");
     assert_usable_on_a_phone(&bob, "the top threats report");
+    // The histogram of hits over time fits a phone, its labels readable and its bars links that
+    // zoom into their range.
+    bob.set_window_size(390, 844);
+    wait_until_idle(&bob);
+    let chart = bob.execute(
+        "const svg = document.querySelector('svg.histogram').getBoundingClientRect();
+         const label = document.querySelector('svg.histogram .histogram-axis').getBoundingClientRect();
+         const bars = document.querySelectorAll('svg.histogram a.histogram-link[href*=\"from=\"]').length;
+         return [svg.right, label.height, bars];",
+        json!([]),
+    );
+    bob.set_window_size(1280, 900);
+    let (right, label_height) = (chart[0].as_f64().unwrap(), chart[1].as_f64().unwrap());
+    assert!(
+        right <= 390.0,
+        "the histogram fits the phone: right edge at {right}"
+    );
+    assert!(
+        label_height >= 11.0,
+        "histogram labels are readable on a phone: {label_height} px high"
+    );
+    assert!(
+        chart[2].as_i64().unwrap() >= 1,
+        "the bars zoom in: {chart:?}"
+    );
 
     // The admin revokes beta from Bob on the signatures page.
     let admin = Browser::start();

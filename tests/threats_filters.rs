@@ -356,6 +356,25 @@ fn every_count_equals_the_oracle_for_each_filter(reports: Reports) {
                     got.sort();
                     assert_eq!(got, oracle(&hits, report), "{user}: {path}");
                 }
+                // The histogram counts the same hits: its bars add up to them.
+                let page = c.get(&format!("/threats/top/protocol?{range}&{filters}"));
+                let bars: i64 = page
+                    .body
+                    .split("<a class=\"histogram-link\"")
+                    .skip(1)
+                    .map(|rest| {
+                        let tag = &rest[..rest.find('>').unwrap()];
+                        let at = tag.find(" data-hits=\"").unwrap() + 12;
+                        tag[at..at + tag[at..].find('"').unwrap()]
+                            .parse::<i64>()
+                            .unwrap()
+                    })
+                    .sum();
+                assert_eq!(
+                    bars,
+                    hits.len() as i64,
+                    "{user}: histogram of {range}&{filters}"
+                );
                 let path = format!("/threats/sessions?format=csv&{range}&{filters}");
                 let mut got: Vec<String> = csv(&mut c, &path)
                     .iter()

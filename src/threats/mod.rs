@@ -12,6 +12,7 @@ pub mod describe;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod histogram;
 pub mod ingest;
 pub mod live;
 pub mod projections;

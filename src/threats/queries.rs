@@ -69,7 +69,7 @@ impl Report {
         }
     }
     /// Hits of one key (`:key`, a value or a column).
-    fn key_match(self) -> &'static str {
+    pub(super) fn key_match(self) -> &'static str {
         match self {
             Report::Hash => "h.md5 = :key",
             Report::FileType => "h.file_type = :key",
@@ -479,7 +479,10 @@ fn top_from_views(
 }
 
 /// The view (clearance set) whose rankings answer for a scope, if one is maintained.
-fn maintained_view(conn: &mut PgConnection, scope: &AnalystScope) -> QueryResult<Option<String>> {
+pub(super) fn maintained_view(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+) -> QueryResult<Option<String>> {
     if !scope.sees_all() && scope.groups().is_empty() {
         return Ok(None);
     }

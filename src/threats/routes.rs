@@ -16,7 +16,7 @@ use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
 use super::table::{headings, Pager, SortParams};
 use super::triage::{self, TriageFilter};
-use super::{api, live, service};
+use super::{api, histogram, live, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
 use crate::web::csv::CsvExport;
@@ -202,7 +202,8 @@ async fn top_report_page(
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (h, f) = (hide.clone(), filters.clone());
-    let (page, scope, lag, listed, live) = state(&req)
+    let zone = time_zone(&req, &viewer);
+    let (page, scope, lag, listed, live, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
@@ -236,7 +237,19 @@ async fn top_report_page(
             )?;
             let page = queries::ReportPage { rows, total };
             let live = live::read(conn, &scope, &f, asked)?;
-            Ok((page, scope, lag, listed, live))
+            let hist = match csv {
+                true => None,
+                false => histogram::histogram(
+                    conn,
+                    &scope,
+                    &range,
+                    zone,
+                    chrono::Utc::now(),
+                    lag.as_ref(),
+                    histogram::HitFilter::filtered(None, f.clone()).as_ref(),
+                )?,
+            };
+            Ok((page, scope, lag, listed, live, hist))
         })
         .await?;
     let pager = Pager::new(&sorted, limit, page.total, page.rows.len());
@@ -362,6 +375,12 @@ async fn top_report_page(
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range);
+    insert_histogram(
+        &mut ctx,
+        hist.as_ref(),
+        zone,
+        &format!("/threats/top/{}?limit={limit}", report.slug()),
+    );
     ctx.insert("scope_all", &scope.sees_all());
     ctx.insert("groups", scope.groups());
     ctx.insert(
@@ -404,11 +423,25 @@ async fn report_hits(
     // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
     let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
-    let (hits, lag) = state(&req)
+    let zone = time_zone(&req, &viewer);
+    let (hits, lag, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
+            let scope = AnalystScope::of(conn, &viewer)?;
+            let hist = match csv {
+                true => None,
+                false => histogram::histogram(
+                    conn,
+                    &scope,
+                    &range,
+                    zone,
+                    chrono::Utc::now(),
+                    lag.as_ref(),
+                    histogram::HitFilter::filtered(Some((report, k.clone())), f.clone()).as_ref(),
+                )?,
+            };
             let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &f, &sorted, size)?;
-            Ok((hits, lag))
+            Ok((hits, lag, hist))
         })
         .await?;
     if csv {
@@ -447,6 +480,16 @@ async fn report_hits(
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range);
+    insert_histogram(
+        &mut ctx,
+        hist.as_ref(),
+        zone,
+        &format!(
+            "/threats/top/{}/hits?key={}",
+            report.slug(),
+            crate::web::render::percent_encode(&key)
+        ),
+    );
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
 }
@@ -485,6 +528,31 @@ fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRa
         },
     );
     ctx.insert("range_qs", &params.query_string());
+}
+
+/// The viewer's time zone (else the campus default), as the pages show times.
+fn time_zone(req: &HttpRequest, viewer: &Viewer) -> chrono_tz::Tz {
+    viewer.time_zone.unwrap_or(state(req).settings.time_zone)
+}
+
+/// The histogram of the page's range (`threats/_histogram.html`); a bar links to `base` (the
+/// page with its other parameters) over the bar's range.
+fn insert_histogram(
+    ctx: &mut Context,
+    hist: Option<&histogram::Histogram>,
+    zone: chrono_tz::Tz,
+    base: &str,
+) {
+    if let Some(h) = hist {
+        let chart = histogram::chart(h, zone, |from, to| {
+            format!(
+                "{base}&window=custom&from={}&to={}",
+                crate::web::render::percent_encode(from),
+                crate::web::render::percent_encode(to)
+            )
+        });
+        ctx.insert("histogram", &chart);
+    }
 }
 
 /// The headings of the sessions list.

@@ -104,6 +104,7 @@ enum Param {
     Bool(bool),
     Int8(i64),
     Time(Option<DateTime<Utc>>),
+    Times(Vec<DateTime<Utc>>),
 }
 
 impl ScopedQuery {
@@ -126,6 +127,9 @@ impl ScopedQuery {
     }
     pub fn time(self, name: &'static str, value: Option<DateTime<Utc>>) -> ScopedQuery {
         self.with(name, Param::Time(value))
+    }
+    pub fn times(self, name: &'static str, values: Vec<DateTime<Utc>>) -> ScopedQuery {
+        self.with(name, Param::Times(values))
     }
 
     fn param(&self, name: &str) -> QueryResult<&Param> {
@@ -180,6 +184,7 @@ impl ScopedQuery {
                 Param::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
                 Param::Int8(v) => out.push_bind_param::<BigInt, _>(v)?,
                 Param::Time(v) => out.push_bind_param::<Nullable<Timestamptz>, _>(v)?,
+                Param::Times(v) => out.push_bind_param::<Array<Timestamptz>, _>(v)?,
             }
             rest = tail;
         }
