@@ -200,6 +200,7 @@ pub fn session(
 /// one statement over the log up to then), filtered, sorted and paged as the live list is.
 /// Scoped like the live list: a contributor naming a signature outside the viewer's clearances
 /// now is withheld ("restricted").
+#[allow(clippy::too_many_arguments)] // which sessions (filters, range, moment), which page
 pub fn sessions(
     conn: &mut PgConnection,
     viewer: &Viewer,
