@@ -65,25 +65,7 @@ pub const STATUSES: &[(&str, AwardStatus)] = &[
 
 /// A legacy status (any letter case, spaces or hyphens for underscores) and its award state.
 pub fn map_status(raw: &str) -> Result<(String, AwardStatus), String> {
-    let normal = raw.trim().to_ascii_uppercase().replace([' ', '-'], "_");
-    if normal.is_empty() {
-        return Err("the status is missing".into());
-    }
-    STATUSES
-        .iter()
-        .find(|(s, _)| *s == normal)
-        .map(|(s, state)| ((*s).to_owned(), *state))
-        .ok_or_else(|| {
-            format!(
-                "unknown status {:?}: it maps to no award state (known: {})",
-                raw.trim(),
-                STATUSES
-                    .iter()
-                    .map(|(s, _)| *s)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
+    super::map_status(raw, STATUSES, "award state")
 }
 
 /// How a row names its fund: the legacy fund id, or its name and term.

@@ -47,27 +47,9 @@ pub const STATUSES: &[(&str, Stage)] = &[
     ("WITHDRAWN", Stage::Withdrawn),
 ];
 
-/// A legacy status (any letter case, spaces or hyphens for underscores) and its stage.
+/// A legacy status (any letter case, spaces or hyphens for underscores) and its step.
 pub fn map_status(raw: &str) -> Result<(String, Stage), String> {
-    let normal = raw.trim().to_ascii_uppercase().replace([' ', '-'], "_");
-    if normal.is_empty() {
-        return Err("the status is missing".into());
-    }
-    STATUSES
-        .iter()
-        .find(|(s, _)| *s == normal)
-        .map(|(s, stage)| ((*s).to_owned(), *stage))
-        .ok_or_else(|| {
-            format!(
-                "unknown status {:?}: it maps to no step (known: {})",
-                raw.trim(),
-                STATUSES
-                    .iter()
-                    .map(|(s, _)| *s)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
+    super::map_status(raw, STATUSES, "step")
 }
 
 /// A term as heyboss writes it or as legacy systems often do (`FA2027`).

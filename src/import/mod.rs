@@ -88,6 +88,31 @@ impl std::fmt::Display for Report {
 }
 
 /// A stable id for something the legacy system names (`kind` and its legacy key): the same row
+/// A legacy status looked up in an import's mapping table (`table`: the legacy names, upper case
+/// with underscores, and what each maps to), in any letter case with spaces or hyphens for
+/// underscores. The error names the status, says it maps to no `what`, and lists the known ones.
+pub fn map_status<T: Copy>(
+    raw: &str,
+    table: &[(&str, T)],
+    what: &str,
+) -> Result<(String, T), String> {
+    let normal = raw.trim().to_ascii_uppercase().replace([' ', '-'], "_");
+    if normal.is_empty() {
+        return Err("the status is missing".into());
+    }
+    table
+        .iter()
+        .find(|(s, _)| *s == normal)
+        .map(|(s, mapped)| ((*s).to_owned(), *mapped))
+        .ok_or_else(|| {
+            format!(
+                "unknown status {:?}: it maps to no {what} (known: {})",
+                raw.trim(),
+                table.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
 /// imported twice addresses the same stream. (Custom-version UUID from SHA-256.)
 pub fn legacy_uuid(kind: &str, key: &str) -> Uuid {
     let digest = Sha256::digest(format!("heyboss-legacy\0{kind}\0{key}").as_bytes());
