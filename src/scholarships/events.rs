@@ -1,6 +1,8 @@
 //! Facts of the scholarships context. Names are distinct from other contexts' event types
 //! (enrollment has its own `ApplicationSubmitted`), so a projection never mistakes one for another.
 
+use crate::ops::describe::EventDescription;
+use crate::web::format::money;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -98,7 +100,7 @@ impl FundEvent {
     ];
 
     /// The event in words, for those that have words of their own (`BoundedContext::describe`).
-    pub fn describe(&self) -> Option<crate::ops::describe::EventDescription> {
+    pub fn describe(&self) -> Option<EventDescription> {
         match self {
             FundEvent::AwardImported {
                 application_id,
@@ -110,15 +112,15 @@ impl FundEvent {
                 legacy_updated_at,
                 source,
             } => Some(
-                crate::ops::describe::EventDescription::new(format!(
+                EventDescription::new(format!(
                     "Award imported from the legacy system: {} {}",
-                    crate::web::format::money(*amount_cents),
+                    money(*amount_cents),
                     status.as_str()
                 ))
                 .field("Legacy award", legacy_id)
                 .field("Legacy status", legacy_status)
                 .field("Now", status.as_str())
-                .field("Amount", crate::web::format::money(*amount_cents))
+                .field("Amount", money(*amount_cents))
                 .field(
                     "Last changed in the legacy system",
                     legacy_updated_at.format("%Y-%m-%d %H:%M UTC"),
@@ -127,7 +129,97 @@ impl FundEvent {
                 .field("Student", student_id)
                 .field("Application", application_id),
             ),
-            _ => None,
+            FundEvent::FundCreated {
+                name,
+                term,
+                budget_cents,
+                criteria,
+                opens_on,
+                closes_on,
+            } => Some(
+                EventDescription::new(format!("Fund created: {name}, {term}"))
+                    .field("Budget", money(*budget_cents))
+                    .field("Applications", format!("{opens_on} to {closes_on}"))
+                    .field("Criteria", criteria),
+            ),
+            FundEvent::FundOpened {} => Some(EventDescription::new("Fund opened to applications")),
+            FundEvent::FundClosed {} => Some(EventDescription::new("Fund closed to applications")),
+            FundEvent::AwardGranted {
+                application_id,
+                student_id,
+                amount_cents,
+                reason,
+            } => Some(
+                EventDescription::new(format!("Award granted: {}", money(*amount_cents)))
+                    .field("Reason", reason)
+                    .field("Student", student_id)
+                    .field("Application", application_id),
+            ),
+            FundEvent::ApplicationDeclined {
+                application_id,
+                student_id,
+                reason,
+            } => Some(
+                EventDescription::new("Application declined")
+                    .field("Reason", reason)
+                    .field("Student", student_id)
+                    .field("Application", application_id),
+            ),
+            FundEvent::ApplicationWaitlisted {
+                application_id,
+                student_id,
+                reason,
+            } => Some(
+                EventDescription::new("Application waitlisted")
+                    .field("Reason", reason)
+                    .field("Student", student_id)
+                    .field("Application", application_id),
+            ),
+            FundEvent::AwardAccepted {
+                application_id,
+                student_id,
+            } => Some(
+                EventDescription::new("Award accepted by the student")
+                    .field("Student", student_id)
+                    .field("Application", application_id),
+            ),
+            FundEvent::AwardRefused {
+                application_id,
+                student_id,
+                amount_cents,
+            } => Some(
+                EventDescription::new(format!(
+                    "Award declined by the student: {} back in the budget",
+                    money(*amount_cents)
+                ))
+                .field("Student", student_id)
+                .field("Application", application_id),
+            ),
+            FundEvent::AwardDisbursed {
+                application_id,
+                student_id,
+                amount_cents,
+                reason,
+            } => Some(
+                EventDescription::new(format!("Award disbursed: {}", money(*amount_cents)))
+                    .field("Reason", reason)
+                    .field("Student", student_id)
+                    .field("Application", application_id),
+            ),
+            FundEvent::AwardRevoked {
+                application_id,
+                student_id,
+                amount_cents,
+                reason,
+            } => Some(
+                EventDescription::new(format!(
+                    "Award revoked: {} back in the budget",
+                    money(*amount_cents)
+                ))
+                .field("Reason", reason)
+                .field("Student", student_id)
+                .field("Application", application_id),
+            ),
         }
     }
 
@@ -166,6 +258,23 @@ impl DomainEvent for ApplicationEvent {}
 
 impl ApplicationEvent {
     pub const TYPES: &'static [&'static str] = &["ScholarshipApplied", "ReviewerAssigned"];
+
+    /// The event as the application's history says it.
+    pub fn describe(&self) -> EventDescription {
+        match self {
+            ApplicationEvent::ScholarshipApplied {
+                fund_id,
+                student_id,
+                statement,
+            } => EventDescription::new("Applied for the scholarship")
+                .field("Statement", statement)
+                .field("Student", student_id)
+                .field("Fund", fund_id),
+            ApplicationEvent::ReviewerAssigned { reviewer_id } => {
+                EventDescription::new("Reviewer assigned").field("Reviewer", reviewer_id)
+            }
+        }
+    }
 }
 
 /// Events of a `scholarship_review` stream (id `{application}:{reviewer}`): every revision kept.
@@ -192,9 +301,90 @@ impl DomainEvent for ReviewEvent {}
 
 impl ReviewEvent {
     pub const TYPES: &'static [&'static str] = &["ReviewSubmitted", "ReviewRevised"];
+
+    /// The event as the review's history says it: each score with its criterion ("Academic merit:
+    /// 4 of 5"), never the bare list.
+    pub fn describe(&self) -> EventDescription {
+        let (summary, scores, comment, revision) = match self {
+            ReviewEvent::ReviewSubmitted {
+                scores,
+                comment,
+                revision,
+                ..
+            } => ("Review submitted", scores, comment, revision),
+            ReviewEvent::ReviewRevised {
+                scores,
+                comment,
+                revision,
+                ..
+            } => ("Review revised", scores, comment, revision),
+        };
+        let mut d = EventDescription::new(format!("{summary} (revision {revision})"));
+        for ((_, label), score) in super::commands::Rubric::CRITERIA.iter().zip(scores) {
+            d = d.field(
+                label,
+                format!("{score} of {}", super::commands::Rubric::MAX),
+            );
+        }
+        d.field("Comment", comment)
+    }
 }
 
 /// The stream id of one reviewer's review of one application.
 pub fn review_stream_id(application_id: Uuid, reviewer_id: Uuid) -> String {
     format!("{application_id}:{reviewer_id}")
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    fn fields(d: &EventDescription) -> Vec<(String, String)> {
+        d.fields
+            .iter()
+            .map(|f| (f.label.clone(), f.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn awards_read_with_their_money_and_reviews_with_each_criterion() {
+        let (app, student) = (Uuid::nil(), Uuid::nil());
+        let granted = FundEvent::AwardGranted {
+            application_id: app,
+            student_id: student,
+            amount_cents: 250_000,
+            reason: "strong plan".into(),
+        }
+        .describe()
+        .unwrap();
+        assert_eq!(granted.summary, "Award granted: $2,500.00");
+        assert!(fields(&granted).contains(&("Reason".into(), "strong plan".into())));
+        let revoked = FundEvent::AwardRevoked {
+            application_id: app,
+            student_id: student,
+            amount_cents: 120_000,
+            reason: "withdrew".into(),
+        }
+        .describe()
+        .unwrap();
+        assert_eq!(
+            revoked.summary,
+            "Award revoked: $1,200.00 back in the budget"
+        );
+
+        let review = ReviewEvent::ReviewRevised {
+            application_id: app,
+            reviewer_id: student,
+            scores: vec![4, 3, 5, 2],
+            comment: "clear".into(),
+            revision: 2,
+        }
+        .describe();
+        assert_eq!(review.summary, "Review revised (revision 2)");
+        let f = fields(&review);
+        assert_eq!(f.len(), 5);
+        assert_eq!(f[0].1, "4 of 5");
+        assert_eq!(f[0].0, super::super::commands::Rubric::CRITERIA[0].1);
+        assert_eq!(f[4], ("Comment".into(), "clear".into()));
+    }
 }

@@ -49,10 +49,14 @@ impl BoundedContext for ScholarshipsContext {
         &self,
         event: &crate::es::RecordedEvent,
     ) -> Option<crate::ops::describe::EventDescription> {
-        if event.stream_type != "fund" {
-            return None;
+        match event.stream_type.as_str() {
+            "fund" => event.decode::<events::FundEvent>().ok()?.describe(),
+            "scholarship_application" => {
+                Some(event.decode::<events::ApplicationEvent>().ok()?.describe())
+            }
+            "scholarship_review" => Some(event.decode::<events::ReviewEvent>().ok()?.describe()),
+            _ => None,
         }
-        event.decode::<events::FundEvent>().ok()?.describe()
     }
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
