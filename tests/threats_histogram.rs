@@ -386,8 +386,13 @@ fn every_report_page_draws_the_histogram(reports: Reports) {
 
 fn day_bars_start_at_the_viewers_midnight(reports: Reports) {
     let (app, day, hits) = world_in(reports, chrono_tz::America::New_York);
-    let (f, from) = at(day, 0, "07:31");
-    let (t, to) = at(day, 4, "16:12");
+    let (_, from) = at(day, 0, "07:31");
+    let (_, to) = at(day, 4, "16:12");
+    // Explicit UTC: a time without an offset would be read in the viewer's zone (New York).
+    let (f, t) = (
+        from.format("%Y-%m-%dT%H:%M:%SZ"),
+        to.format("%Y-%m-%dT%H:%M:%SZ"),
+    );
     for user in ["ana", "bea"] {
         let mut c = signed_in(&app, user);
         let range = format!("from={f}&to={t}");
@@ -402,6 +407,19 @@ fn day_bars_start_at_the_viewers_midnight(reports: Reports) {
             assert_eq!(b.from.format("%H:%M").to_string(), "05:00", "{bars:?}");
         }
     }
+    // A time without an offset (as a datetime-local field sends it) is the viewer's local time
+    // (DESIGN section 7), and the range form shows it back in that zone.
+    let mut c = signed_in(&app, "ana");
+    let local = from
+        .with_timezone(&chrono_tz::America::New_York)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let page = c.get(&format!(
+        "/threats/top/ip-pair?window=custom&from={local}&to={t}"
+    ));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(bars(&page.body)[0].from, from, "{local} in New York");
+    page.assert_contains(&format!("value=\"{local}\""));
 }
 
 in_both_modes!(

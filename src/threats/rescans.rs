@@ -4,7 +4,8 @@
 //! signature the viewer is not cleared for is not there), paged with a total.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use diesel::prelude::*;
 use diesel::sql_types::{Int4, Int8, Text, Timestamptz};
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,8 @@ pub const PAGE_SIZE: i64 = 50;
 /// The presets of the range form.
 const WINDOWS: [&str; 5] = ["1h", "24h", "7d", "30d", "all"];
 
-/// `?window=1h|24h|7d|30d|all` or `?from=&to=` (RFC 3339, or `YYYY-MM-DDTHH:MM` in UTC; `from`
+/// `?window=1h|24h|7d|30d|all` or `?from=&to=` (RFC 3339, or `YYYY-MM-DDTHH:MM` in the viewer's
+/// time zone; `from`
 /// inclusive, `to` exclusive), and `?page=`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct RescansQuery {
@@ -49,25 +51,17 @@ pub struct Range {
     pub page: i64,
 }
 
-fn parse_time(name: &str, raw: &str) -> Result<Option<DateTime<Utc>>, ThreatsError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
+/// One end of the range, as every report reads it (`report_query::parse_time`: RFC 3339, or a
+/// local time in the viewer's zone); empty is open.
+fn parse_time(name: &str, raw: &str, zone: Tz) -> Result<Option<DateTime<Utc>>, ThreatsError> {
+    match raw.trim() {
+        "" => Ok(None),
+        raw => super::report_query::parse_time(raw, name, zone).map(Some),
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(Some(t.to_utc()));
-    }
-    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .map(|t| Some(t.and_utc()))
-        .map_err(|_| {
-            ThreatsError::BadQuery(format!(
-                "{name} is a time such as 2026-12-03T14:02 (UTC) or 2026-12-03T14:02:00+01:00"
-            ))
-        })
 }
 
 impl RescansQuery {
-    pub fn range(&self, now: DateTime<Utc>) -> Result<Range, ThreatsError> {
+    pub fn range(&self, now: DateTime<Utc>, zone: Tz) -> Result<Range, ThreatsError> {
         let page = match self.page.trim() {
             "" => 1,
             p => p
@@ -76,7 +70,10 @@ impl RescansQuery {
                 .filter(|p| (1..=100_000).contains(p))
                 .ok_or_else(|| ThreatsError::BadQuery("page is a number from 1".into()))?,
         };
-        let (from, to) = (parse_time("from", &self.from)?, parse_time("to", &self.to)?);
+        let (from, to) = (
+            parse_time("from", &self.from, zone)?,
+            parse_time("to", &self.to, zone)?,
+        );
         if from.is_some() || to.is_some() {
             if let (Some(f), Some(t)) = (from, to) {
                 if f >= t {
@@ -217,7 +214,8 @@ async fn rescans_page(
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let now = Utc::now();
-    let range = query.range(now)?;
+    let zone = viewer.time_zone.unwrap_or(state(&req).settings.time_zone);
+    let range = query.range(now, zone)?;
     let filters = Filters::from_query(req.query_string())?;
     let f = filters.clone();
     let (rows, total) = state(&req)
@@ -288,21 +286,21 @@ mod tests {
             page: String::new(),
             format: String::new(),
         };
-        assert_eq!(q("", "", "").range(now).unwrap().from, None);
+        assert_eq!(q("", "", "").range(now, Tz::UTC).unwrap().from, None);
         assert_eq!(
-            q("1h", "", "").range(now).unwrap().from,
+            q("1h", "", "").range(now, Tz::UTC).unwrap().from,
             Some(now - Duration::hours(1))
         );
-        let r = q("7d", "2026-12-03T14:02", "").range(now).unwrap();
+        let r = q("7d", "2026-12-03T14:02", "").range(now, Tz::UTC).unwrap();
         assert_eq!(
             r.from.unwrap().to_rfc3339(),
             "2026-12-03T14:02:00+00:00",
             "a custom range wins over the preset"
         );
-        assert!(q("2w", "", "").range(now).is_err());
-        assert!(q("", "yesterday", "").range(now).is_err());
+        assert!(q("2w", "", "").range(now, Tz::UTC).is_err());
+        assert!(q("", "yesterday", "").range(now, Tz::UTC).is_err());
         assert!(q("", "2026-12-03T14:02", "2026-12-03T14:02")
-            .range(now)
+            .range(now, Tz::UTC)
             .is_err());
     }
 }

@@ -194,7 +194,8 @@ async fn top_report_page(
         ..
     } = query.into_inner();
     let csv = format == Format::Csv;
-    let range = params.range(chrono::Utc::now())?;
+    let zone = time_zone(&req, &viewer);
+    let range = params.range(chrono::Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
     let sorted = sort
         .parse(&queries::REPORT_COLUMNS)
@@ -202,7 +203,6 @@ async fn top_report_page(
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (h, f) = (hide.clone(), filters.clone());
-    let zone = time_zone(&req, &viewer);
     let (page, scope, lag, listed, live, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
@@ -374,7 +374,7 @@ async fn top_report_page(
     );
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
-    insert_range(&mut ctx, &params, &range);
+    insert_range(&mut ctx, &params, &range, zone);
     insert_histogram(
         &mut ctx,
         hist.as_ref(),
@@ -410,7 +410,8 @@ async fn report_hits(
         key,
         ..
     } = query.into_inner();
-    let range = params.range(chrono::Utc::now())?;
+    let zone = time_zone(&req, &viewer);
+    let range = params.range(chrono::Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
     let sorted = sort
         .parse(&queries::HIT_COLUMNS)
@@ -423,7 +424,6 @@ async fn report_hits(
     // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
     let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
-    let zone = time_zone(&req, &viewer);
     let (hits, lag, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             let lag = queries::reports_lag(conn, store.projections())?;
@@ -479,7 +479,7 @@ async fn report_hits(
     );
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
-    insert_range(&mut ctx, &params, &range);
+    insert_range(&mut ctx, &params, &range, zone);
     insert_histogram(
         &mut ctx,
         hist.as_ref(),
@@ -506,7 +506,12 @@ fn insert_filters(ctx: &mut Context, filters: &Filters, base: &str) {
 
 /// The range controls of a page: the preset, the custom ends as `datetime-local` values, and
 /// the query string that keeps the range in links (`range_qs`).
-fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRange) {
+fn insert_range(
+    ctx: &mut Context,
+    params: &RangeParams,
+    range: &queries::TimeRange,
+    zone: chrono_tz::Tz,
+) {
     let custom = params.is_custom();
     let preset = params.preset().unwrap_or_default();
     ctx.insert("window", if custom { "custom" } else { preset.as_str() });
@@ -514,7 +519,7 @@ fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRa
     ctx.insert(
         "range_from",
         &if custom {
-            local_input(range.from)
+            local_input(range.from, zone)
         } else {
             String::new()
         },
@@ -522,7 +527,7 @@ fn insert_range(ctx: &mut Context, params: &RangeParams, range: &queries::TimeRa
     ctx.insert(
         "range_to",
         &if custom {
-            local_input(range.to)
+            local_input(range.to, zone)
         } else {
             String::new()
         },
@@ -646,7 +651,11 @@ async fn sessions_page(
     let as_of = crate::ops::as_of::parse(as_of_raw.as_deref())?;
     let csv = format == Format::Csv;
     // "In the last 24h" of a past list is the 24 hours before its moment.
-    let range = params.range(as_of.as_ref().map_or_else(chrono::Utc::now, |a| a.until))?;
+    let zone = time_zone(&req, &viewer);
+    let range = params.range(
+        as_of.as_ref().map_or_else(chrono::Utc::now, |a| a.until),
+        zone,
+    )?;
     let filters = Filters::from_query(req.query_string())?;
     let sorted = sort
         .parse(&queries::SESSION_COLUMNS)
@@ -754,7 +763,7 @@ async fn sessions_page(
     }
     keep.extend(filters.pairs());
     ctx.insert("keep", &keep);
-    insert_range(&mut ctx, &params, &range);
+    insert_range(&mut ctx, &params, &range, zone);
     ctx.insert("as_of_raw", &as_of_raw);
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);

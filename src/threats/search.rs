@@ -129,7 +129,10 @@ pub async fn search_page(
         slug => Report::parse(slug)
             .ok_or_else(|| ThreatsError::BadQuery("report is not one of the reports".into()))?,
     };
-    let time_range = range.range(Utc::now())?;
+    let zone = viewer
+        .time_zone
+        .unwrap_or(crate::web::render::state(&req).settings.time_zone);
+    let time_range = range.range(Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
     let base = format!("/threats/top/{}?{}", report.slug(), range.query_string());
     let part = match Sought::parse(&q)? {
