@@ -24,7 +24,6 @@ use super::{
     find_or_create_student, fingerprint, legacy_uuid, row, row_metadata, ImportError,
     LegacyStudent, Report, Skipped,
 };
-use crate::accounts;
 use crate::enrollment::Term;
 use crate::es::{CommandContext, CommandError, EventStore};
 use crate::schema::{scholarship_applications as apps, scholarship_funds as funds};
@@ -116,27 +115,7 @@ struct Row {
 fn parse_row(line: u64, get: impl Fn(&str) -> String) -> Result<Row, Skipped> {
     let legacy_id = get("legacy_id");
     let mut reasons = Vec::new();
-    if legacy_id.is_empty() {
-        reasons.push("the legacy id is missing".to_owned());
-    }
-    let student_number = get("student_number");
-    if student_number.is_empty() {
-        reasons.push("the student is missing (no student_number)".to_owned());
-    } else if accounts::service::parse_username(&student_number).is_err() {
-        reasons.push(format!(
-            "student number {student_number:?} cannot be a username (3 to 32 letters, digits, '.', '_' or '-')"
-        ));
-    }
-    let name = get("name");
-    if !name.is_empty() {
-        if let Err(e) = accounts::service::parse_display_name(&name) {
-            reasons.push(e.to_string());
-        }
-    }
-    let email = get("email");
-    if let Err(e) = accounts::service::parse_email(&email) {
-        reasons.push(e.to_string());
-    }
+    let (student_number, name, email) = super::student_columns(&legacy_id, &get, &mut reasons);
     let fund_name = get("fund_name");
     let fund_name =
         match crate::text::check("The fund name", &fund_name, 120, crate::text::Lines::One) {

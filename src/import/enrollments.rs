@@ -13,7 +13,6 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::{fingerprint, row, row_metadata, ImportError, Report, Skipped};
-use crate::accounts;
 use crate::enrollment::{Enrollment, EnrollmentCommand, LegacyEnrollment, Stage, Term};
 use crate::es::{CommandContext, CommandError, EventStore};
 
@@ -106,27 +105,7 @@ fn parse_row(line: u64, get: impl Fn(&str) -> String, source: &str) -> Result<Ro
         reason: reasons.join("; "),
     };
     let mut reasons = Vec::new();
-    if legacy_id.is_empty() {
-        reasons.push("the legacy id is missing".to_owned());
-    }
-    let student_number = get("student_number");
-    if student_number.is_empty() {
-        reasons.push("the student is missing (no student_number)".to_owned());
-    } else if accounts::service::parse_username(&student_number).is_err() {
-        reasons.push(format!(
-            "student number {student_number:?} cannot be a username (3 to 32 letters, digits, '.', '_' or '-')"
-        ));
-    }
-    let name = get("name");
-    if !name.is_empty() {
-        if let Err(e) = accounts::service::parse_display_name(&name) {
-            reasons.push(e.to_string());
-        }
-    }
-    let email = get("email");
-    if let Err(e) = accounts::service::parse_email(&email) {
-        reasons.push(e.to_string());
-    }
+    let (student_number, name, email) = super::student_columns(&legacy_id, &get, &mut reasons);
     let term = parse_term(&get("term")).map_err(|e| reasons.push(e));
     let status = map_status(&get("status")).map_err(|e| reasons.push(e));
     let updated_at = parse_time(&get("updated_at")).map_err(|e| reasons.push(e));

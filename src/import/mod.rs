@@ -88,6 +88,38 @@ impl std::fmt::Display for Report {
 }
 
 /// A stable id for something the legacy system names (`kind` and its legacy key): the same row
+/// The columns every legacy import shares, checked: `legacy_id` present, `student_number` usable
+/// as a username, `name` and `email` acceptable. Each problem is added to `reasons`; returns the
+/// student number, name and email as given.
+pub fn student_columns(
+    legacy_id: &str,
+    get: &impl Fn(&str) -> String,
+    reasons: &mut Vec<String>,
+) -> (String, String, String) {
+    if legacy_id.is_empty() {
+        reasons.push("the legacy id is missing".to_owned());
+    }
+    let student_number = get("student_number");
+    if student_number.is_empty() {
+        reasons.push("the student is missing (no student_number)".to_owned());
+    } else if crate::accounts::service::parse_username(&student_number).is_err() {
+        reasons.push(format!(
+            "student number {student_number:?} cannot be a username (3 to 32 letters, digits, '.', '_' or '-')"
+        ));
+    }
+    let name = get("name");
+    if !name.is_empty() {
+        if let Err(e) = crate::accounts::service::parse_display_name(&name) {
+            reasons.push(e.to_string());
+        }
+    }
+    let email = get("email");
+    if let Err(e) = crate::accounts::service::parse_email(&email) {
+        reasons.push(e.to_string());
+    }
+    (student_number, name, email)
+}
+
 /// A legacy status looked up in an import's mapping table (`table`: the legacy names, upper case
 /// with underscores, and what each maps to), in any letter case with spaces or hyphens for
 /// underscores. The error names the status, says it maps to no `what`, and lists the known ones.
