@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -263,15 +263,14 @@ pub const NOTIFICATION_LIST: ListSpec = ListSpec {
     per_page: 25,
 };
 
-/// One page of the viewer's notifications, newest first, with their total and unread counts.
+/// One page of the viewer's notifications, newest first, with their total.
 pub fn page_for_viewer(
     conn: &mut PgConnection,
     viewer: &Viewer,
     paging: &mut Paging,
-) -> QueryResult<(Vec<Notification>, i64, i64)> {
+) -> QueryResult<(Vec<Notification>, i64)> {
     let mine = notifications::table.filter(notifications::user_id.eq(viewer.user_id));
     let total: i64 = mine.count().get_result(conn)?;
-    let unread = unread_count(conn, viewer)?;
     paging.clamp(total);
     let list = mine
         .order(notifications::id.desc())
@@ -279,7 +278,7 @@ pub fn page_for_viewer(
         .limit(paging.limit())
         .select(Notification::as_select())
         .load(conn)?;
-    Ok((list, total, unread))
+    Ok((list, total))
 }
 
 #[get("/notifications")]
@@ -289,10 +288,12 @@ async fn notifications_page(
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let mut paging = Paging::parse(NOTIFICATION_LIST, &query);
-    let (list, total, unread, paging) = state(&req)
+    // The frame read the unread count with the session, for the navigation.
+    let unread = req.extensions().get::<Unread>().map_or(0, |u| u.0);
+    let (list, total, paging) = state(&req)
         .db(move |conn| {
-            let (list, total, unread) = page_for_viewer(conn, &viewer, &mut paging)?;
-            Ok((list, total, unread, paging))
+            let (list, total) = page_for_viewer(conn, &viewer, &mut paging)?;
+            Ok((list, total, paging))
         })
         .await?;
     let pager = paging.pager(
