@@ -65,6 +65,45 @@ fn note(conn: &mut PgConnection, stream: &str) -> i64 {
     appended[0].position
 }
 
+/// The transaction id that last locked the subscriber's checkpoint row (or updated it holding its
+/// lock).
+fn checkpoint_locked_by(conn: &mut PgConnection, name: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Xmax {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        xmax: i64,
+    }
+    diesel::sql_query(
+        "SELECT xmax::text::bigint AS xmax FROM subscriber_checkpoints WHERE name = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(name)
+    .get_result::<Xmax>(conn)
+    .unwrap()
+    .xmax
+}
+
+#[test]
+fn a_caught_up_subscriber_polls_without_writing() {
+    let db = TestDatabase::new();
+    let mut reader = db.connect();
+    let mut writer = db.connect();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sub = Recorder { seen: seen.clone() };
+    note(&mut writer, "a");
+    assert_eq!(catch_up_expecting(&mut reader, &sub, 1), 1);
+    let handled_by = checkpoint_locked_by(&mut reader, "recorder");
+    // Idle polls (the runner's every 50 ms): nothing to handle, and the checkpoint row is not
+    // locked, so no transaction id is taken and no commit is flushed to disk.
+    for _ in 0..3 {
+        assert_eq!(subscriber::catch_up_once(&mut reader, &sub, 10).unwrap(), 0);
+    }
+    assert_eq!(checkpoint_locked_by(&mut reader, "recorder"), handled_by);
+    // The next event is handled as before.
+    let next = note(&mut writer, "b");
+    assert_eq!(catch_up_expecting(&mut reader, &sub, 1), 1);
+    assert_eq!(seen.lock().unwrap().last(), Some(&next));
+}
+
 #[test]
 fn an_event_committed_late_with_a_lower_position_is_not_skipped() {
     let db = TestDatabase::new();
