@@ -153,6 +153,9 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.fill("#fund-criteria", "Curiosity and a plan.");
     choose(&staff, "#fund-opens", "2020-01-01");
     choose(&staff, "#fund-closes", "2099-12-31");
+    // A person making room for a long text: the swap that follows must not copy the box's
+    // inline style as an attribute (HTMX settles `style` by default; the CSP blocks it).
+    journeys::resize_text_box(&staff, "#fund-criteria");
     htmx_submit(
         &staff,
         "form[action='/scholarships/funds'] button[type=submit]",
