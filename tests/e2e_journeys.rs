@@ -504,6 +504,13 @@ fn the_page_checks_catch_what_they_look_for() {
         errors.iter().any(|e| e.contains("style-src")),
         "{errors:#?}"
     );
+    // ... by the page's listener and in Chromium's own log alike.
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("chromium:") && e.contains("Content Security Policy")),
+        "{errors:#?}"
+    );
     // ... and in a page the browser navigated to since.
     browser.goto(&app.url("/login"));
     browser.execute(
