@@ -13,6 +13,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Read;
 use std::time::Instant;
@@ -52,6 +53,17 @@ fn row(what: &str, ms: &[f64]) {
         at(0.95),
         ms[ms.len() - 1]
     );
+}
+
+/// `part;dur=1.25, other;dur=0.5` as (part, milliseconds).
+fn server_timing(header: &str) -> Vec<(String, f64)> {
+    header
+        .split(',')
+        .filter_map(|entry| {
+            let (name, rest) = entry.trim().split_once(";dur=")?;
+            Some((name.to_owned(), rest.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 fn main() {
@@ -122,14 +134,20 @@ fn main() {
         .unwrap();
     assert_eq!(res.status(), 303);
     let page_url = app.url("/admin/projections");
+    // Each load's parts, from the page's Server-Timing header.
+    let parts: RefCell<Vec<(String, f64)>> = RefCell::new(Vec::new());
     let load = || {
         let res = agent.get(&page_url).call().unwrap();
         assert_eq!(res.status(), 200);
+        parts.borrow_mut().extend(server_timing(
+            res.header("server-timing").unwrap_or_default(),
+        ));
         let mut body = String::new();
         res.into_reader().read_to_string(&mut body).unwrap();
         body
     };
     let body = load();
+    parts.borrow_mut().clear();
     assert!(
         body.contains("threat_hits"),
         "the page lists the projections"
@@ -186,14 +204,106 @@ fn main() {
                 .unwrap();
         }),
     );
+    // The subscribers' backlog, counted as before (up to 10,000 events each) and as now.
+    let behind_before = "SELECT c.name, CASE WHEN b.n <= 10000 THEN b.n \
+           ELSE GREATEST(b.n, (SELECT max(position) FROM events) - c.last_position) END AS behind \
+         FROM subscriber_checkpoints c CROSS JOIN LATERAL \
+           (SELECT count(*) AS n FROM (SELECT 1 FROM events e \
+              WHERE (e.transaction_id, e.position) > (c.last_transaction_id, c.last_position) \
+              LIMIT 10001) x) b ORDER BY c.name";
     row(
-        "GET /admin/projections (HTTP, signed in)",
+        "before: subscribers' backlog counted to 10,000",
         &timed(requests, || {
-            load();
+            diesel::sql_query(behind_before)
+                .execute(&mut check)
+                .unwrap();
         }),
+    );
+    let behind_capped = behind_before
+        .replace(
+            "10000",
+            &heyboss::es::subscriber::BEHIND_COUNTED.to_string(),
+        )
+        .replace(
+            "10001",
+            &(heyboss::es::subscriber::BEHIND_COUNTED + 1).to_string(),
+        );
+    row(
+        "  the same counted to 1,000 (JIT as configured)",
+        &timed(requests, || {
+            diesel::sql_query(&behind_capped)
+                .execute(&mut check)
+                .unwrap();
+        }),
+    );
+    row(
+        "now: subscribers' backlog (1,000, no JIT)",
+        &timed(requests, || {
+            heyboss::es::subscriber::statuses(&mut check).unwrap();
+        }),
+    );
+    if std::env::var("HEYBOSS_BENCH_EXPLAIN").is_ok() {
+        #[derive(QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+            line: String,
+        }
+        let table_names: Vec<&str> = tables.iter().map(String::as_str).collect();
+        let sizes = heyboss::ops::projections::table_sizes_sql(&table_names);
+        for (what, q, jit) in [
+            ("subscribers' backlog, before", behind_before, "on"),
+            ("subscribers' backlog, now", behind_capped.as_str(), "off"),
+            ("rows of the read models, now", sizes.as_str(), "off"),
+        ] {
+            diesel::sql_query(format!("SET jit = {jit}"))
+                .execute(&mut check)
+                .unwrap();
+            let plan: Vec<Plan> = diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {q}"))
+                .load(&mut check)
+                .unwrap();
+            eprintln!("-- {what} (jit {jit}):");
+            for p in plan {
+                eprintln!("{}", p.line);
+            }
+        }
+        diesel::sql_query("RESET jit").execute(&mut check).unwrap();
+    }
+    let http = timed(requests, || {
+        load();
+    });
+    row("GET /admin/projections (HTTP, signed in)", &http);
+    // Where each load's time went, by the page's own timing of its parts; "outside" is the rest
+    // of the request (session, middleware, HTTP, reading the body).
+    let parts = parts.into_inner();
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in &parts {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    for name in &names {
+        let mut ms: Vec<f64> = parts
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, ms)| *ms)
+            .collect();
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        row(&format!("  part: {name}"), &ms);
+    }
+    let inside: f64 = parts.iter().map(|(_, ms)| ms).sum::<f64>() / requests as f64;
+    let mean = http.iter().sum::<f64>() / requests as f64;
+    println!(
+        "  (mean {mean:.2} ms a load, of which {inside:.2} ms in the parts above, {:.2} ms outside)",
+        mean - inside
     );
     let events: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM events")
         .get_result(&mut check)
         .unwrap();
     println!("events in the log: {events}; read-model rows rebuilt: {rows}");
+    let behind: Vec<String> = heyboss::es::subscriber::statuses(&mut check)
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.behind))
+        .collect();
+    println!("subscribers behind at the end: {}", behind.join(", "));
 }

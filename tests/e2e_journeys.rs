@@ -153,6 +153,9 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     staff.fill("#fund-criteria", "Curiosity and a plan.");
     choose(&staff, "#fund-opens", "2020-01-01");
     choose(&staff, "#fund-closes", "2099-12-31");
+    // A person making room for a long text: the swap that follows must not copy the box's
+    // inline style as an attribute (HTMX settles `style` by default; the CSP blocks it).
+    journeys::resize_text_box(&staff, "#fund-criteria");
     htmx_submit(
         &staff,
         "form[action='/scholarships/funds'] button[type=submit]",
@@ -499,6 +502,13 @@ fn the_page_checks_catch_what_they_look_for() {
     let errors = browser.console_errors();
     assert!(
         errors.iter().any(|e| e.contains("style-src")),
+        "{errors:#?}"
+    );
+    // ... by the page's listener and in Chromium's own log alike.
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("chromium:") && e.contains("Content Security Policy")),
         "{errors:#?}"
     );
     // ... and in a page the browser navigated to since.

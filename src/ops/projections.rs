@@ -95,6 +95,8 @@ pub struct ProjectionRow {
     pub position: i64,
     pub events_handled: Option<i64>,
     pub behind: Option<i64>,
+    /// `behind` is estimated from positions (a long backlog is not counted on each load).
+    pub behind_estimated: bool,
     pub rows: i64,
     /// `rows` is the planner's estimate (the tables are too large to count on each load).
     pub rows_estimated: bool,
@@ -120,14 +122,9 @@ struct TableSize {
     estimate: i64,
 }
 
-/// Each table's rows: exact when there are few, else an estimate (`true`).
-fn table_sizes(
-    conn: &mut PgConnection,
-    tables: &[&str],
-) -> QueryResult<HashMap<String, (i64, bool)>> {
-    if tables.is_empty() {
-        return Ok(HashMap::new());
-    }
+/// The statement of [`table_sizes`]: per table its name, its rows counted up to `COUNTED + 1`,
+/// and its statistics' estimate (public for the benchmark's EXPLAIN).
+pub fn table_sizes_sql(tables: &[&str]) -> String {
     let parts: Vec<String> = tables
         .iter()
         .map(|t| {
@@ -143,7 +140,18 @@ fn table_sizes(
             )
         })
         .collect();
-    let sizes: Vec<TableSize> = diesel::sql_query(parts.join(" UNION ALL ")).load(conn)?;
+    parts.join(" UNION ALL ")
+}
+
+/// Each table's rows: exact when there are few, else an estimate (`true`).
+fn table_sizes(
+    conn: &mut PgConnection,
+    tables: &[&str],
+) -> QueryResult<HashMap<String, (i64, bool)>> {
+    if tables.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sizes: Vec<TableSize> = diesel::sql_query(table_sizes_sql(tables)).load(conn)?;
     Ok(sizes
         .into_iter()
         .map(|s| {
@@ -192,27 +200,72 @@ pub fn run_of(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Run>> {
         .optional()
 }
 
-/// Every projection's state, and the catch-up subscribers' checkpoints. Nothing here reads more
-/// than a few index entries per projection: the page stays fast however long the log.
+/// How long each part of the page took, sent as a `Server-Timing` header (read by the
+/// benchmark and by a browser's network panel) so that a slow load says where its time went.
+#[derive(Debug, Default)]
+pub struct Timings(Vec<(&'static str, Duration)>);
+
+impl Timings {
+    pub fn time<T>(&mut self, part: &'static str, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.0.push((part, started.elapsed()));
+        out
+    }
+
+    pub fn parts(&self) -> &[(&'static str, Duration)] {
+        &self.0
+    }
+
+    /// `part;dur=milliseconds, ...` (RFC: Server Timing, W3C).
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(part, d)| format!("{part};dur={:.2}", d.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Every projection's state, and the catch-up subscribers' checkpoints, each query timed in
+/// `timings`. Nothing here reads more than a few index entries per projection or subscriber:
+/// the page stays fast however long the log. One transaction, without JIT: the planner costs
+/// these probes by the size of the tables they probe, and compiling them took longer than
+/// running them.
 pub fn overview(
     conn: &mut PgConnection,
     projections: &crate::es::Projections,
+    timings: &mut Timings,
 ) -> QueryResult<(Vec<ProjectionRow>, Vec<SubscriberStatus>)> {
-    let statuses = subscriber::statuses(conn)?;
+    conn.transaction(|conn| {
+        diesel::sql_query("SET LOCAL jit = off").execute(conn)?;
+        overview_of(conn, projections, timings)
+    })
+}
+
+fn overview_of(
+    conn: &mut PgConnection,
+    projections: &crate::es::Projections,
+    timings: &mut Timings,
+) -> QueryResult<(Vec<ProjectionRow>, Vec<SubscriberStatus>)> {
+    let statuses = timings.time("subscribers", || subscriber::statuses(conn))?;
     let inline_types: BTreeSet<String> = projections
         .iter()
         .filter(|p| !projections.is_catch_up(p.name()))
         .flat_map(|p| p.handles().iter().map(|t| t.to_string()))
         .collect();
-    let heads = last_positions(conn, inline_types.into_iter().collect())?;
+    let heads = timings.time("positions", || {
+        last_positions(conn, inline_types.into_iter().collect())
+    })?;
     let tables: Vec<&str> = projections
         .iter()
         .flat_map(|p| p.tables().iter().copied())
         .collect();
-    let sizes = table_sizes(conn, &tables)?;
-    let mut runs: HashMap<String, Run> = projection_runs::table
-        .select(Run::as_select())
-        .load(conn)?
+    let sizes = timings.time("rows", || table_sizes(conn, &tables))?;
+    let mut runs: HashMap<String, Run> = timings
+        .time("runs", || {
+            projection_runs::table.select(Run::as_select()).load(conn)
+        })?
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
@@ -243,6 +296,7 @@ pub fn overview(
             position,
             events_handled: status.filter(|_| catch_up).map(|s| s.events_handled),
             behind: status.filter(|_| catch_up).map(|s| s.behind),
+            behind_estimated: status.is_some_and(|s| catch_up && s.behind_estimated),
             rows,
             rows_estimated,
             tables: p.tables().iter().map(|t| t.to_string()).collect(),
@@ -368,14 +422,30 @@ async fn projections_page(req: HttpRequest, viewer: Viewer) -> Result<HttpRespon
     let st = state(&req).clone();
     let store = st.store.clone();
     let replicas = st.replicas.clone();
-    let ((rows, subscribers), replicas) = st
-        .query(move |conn| Ok((overview(conn, store.projections())?, replicas.lag(conn))))
+    let waited = Instant::now();
+    let (((rows, subscribers), replicas), mut timings) = st
+        .query(move |conn| {
+            let mut timings = Timings::default();
+            timings.0.push(("connection", waited.elapsed()));
+            let overview = overview(conn, store.projections(), &mut timings)?;
+            let lag = timings.time("replicas", || replicas.lag(conn));
+            Ok(((overview, lag), timings))
+        })
         .await?;
     let mut ctx = Context::new();
     ctx.insert("projections", &rows);
     ctx.insert("subscribers", &subscribers);
     ctx.insert("replicas", &replicas);
-    render(&req, "ops/projections.html", "ops/projections.html", ctx)
+    let mut res = timings.time("render", || {
+        render(&req, "ops/projections.html", "ops/projections.html", ctx)
+    })?;
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&timings.header()) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("server-timing"),
+            v,
+        );
+    }
+    Ok(res)
 }
 
 #[post("/admin/projections/{name}/{kind}")]

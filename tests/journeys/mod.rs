@@ -157,6 +157,37 @@ pub fn htmx_submit(browser: &Browser, button_css: &str, expect: &str) {
     );
 }
 
+/// Make a text box taller by dragging its corner, as a person does with a long answer: the
+/// browser then gives it an inline style (allowed by the CSP, being set through the CSSOM), which
+/// an HTMX swap must not copy as an attribute (that the CSP blocks).
+pub fn resize_text_box(browser: &Browser, css: &str) {
+    let e = browser.find(css);
+    let size = |b: &Browser| {
+        b.execute(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect(); return [r.width, r.height];",
+            json!([css]),
+        )
+    };
+    browser.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+        json!([css]),
+    );
+    let before = size(browser);
+    let (w, h) = (
+        before[0].as_f64().unwrap() as i64,
+        before[1].as_f64().unwrap() as i64,
+    );
+    browser.drag(&e, (w / 2 - 3, h / 2 - 3), (0, 60));
+    let styled = browser.execute(
+        "return document.querySelector(arguments[0]).getAttribute('style');",
+        json!([css]),
+    );
+    assert!(
+        styled.as_str().is_some_and(|s| s.contains("height")),
+        "{css} was not resized ({before} then style {styled})"
+    );
+}
+
 /// Wait (up to 10 s) until `done` holds; `what` names it in the failure.
 #[track_caller]
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

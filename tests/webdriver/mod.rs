@@ -24,6 +24,10 @@ pub struct Browser {
     session: String,
     agent: ureq::Agent,
     profile: std::path::PathBuf,
+    /// Chromium's own log (its console messages, as it prints them), and how much of it
+    /// `console_errors` has read.
+    chromium_log: std::path::PathBuf,
+    chromium_log_read: std::cell::Cell<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -40,8 +44,17 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        let chromium_log = std::env::temp_dir().join(format!(
+            "heyboss-chromium-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        // Chromium's own log of every console message, whatever the page's scripts do and
+        // whatever WebDriver's log keeps: the one place a blocked inline style cannot hide.
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", chromium_log.display()))
+            .arg("--enable-chrome-logs")
+            .arg("--log-level=OFF")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -89,6 +102,8 @@ impl Browser {
             session,
             agent,
             profile,
+            chromium_log,
+            chromium_log_read: std::cell::Cell::new(0),
         };
         browser.record_csp_violations();
         browser
@@ -300,10 +315,25 @@ impl Browser {
             .unwrap_or(true)
     }
 
+    /// The Content-Security-Policy messages Chromium printed to its own log since the last call.
+    fn chromium_csp_messages(&self) -> Vec<String> {
+        let log = std::fs::read(&self.chromium_log).unwrap_or_default();
+        let from = self.chromium_log_read.replace(log.len()).min(log.len());
+        String::from_utf8_lossy(&log[from..])
+            .lines()
+            .filter(|l| l.contains(":CONSOLE") && l.contains("Content Security Policy"))
+            .map(|l| format!("chromium: {}", l.split_once("] ").map_or(l, |(_, m)| m)))
+            .collect()
+    }
+
     /// Browser console entries at SEVERE level (errors and failed requests) and Content Security
-    /// Policy violations since the last call.
+    /// Policy violations since the last call: as the page saw them, as WebDriver's log kept them
+    /// and as Chromium printed them.
     pub fn console_errors(&self) -> Vec<String> {
         let mut errors = self.csp_violations();
+        // Chromium writes its log as it goes: give the last lines a moment to land.
+        std::thread::sleep(Duration::from_millis(50));
+        errors.extend(self.chromium_csp_messages());
         let url = format!("{}/session/{}/se/log", self.base, self.session);
         let logs: Value = match self.agent.post(&url).send_json(json!({"type": "browser"})) {
             Ok(r) => r.into_json().unwrap_or(Value::Null),
@@ -338,6 +368,22 @@ impl Browser {
     pub fn answer_alert(&self, ok: bool) {
         let what = if ok { "accept" } else { "dismiss" };
         self.call("POST", &format!("/alert/{what}"), Some(json!({})));
+    }
+
+    /// Drag with the mouse from a point of `e` (`from`: offset from its centre, in CSS pixels) by
+    /// `by`, as a person drags a text box's resize grip.
+    pub fn drag(&self, e: &Element, from: (i64, i64), by: (i64, i64)) {
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": {ELEMENT_KEY: e.0}, "x": from.0, "y": from.1},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerMove", "duration": 100, "origin": "pointer", "x": by.0, "y": by.1},
+                {"type": "pointerUp", "button": 0}
+            ]}]})),
+        );
+        self.call("DELETE", "/actions", None);
     }
 
     /// Press Tab (keyboard focus moves as a person's would, so `:focus-visible` applies).
@@ -401,5 +447,6 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+        let _ = std::fs::remove_file(&self.chromium_log);
     }
 }

@@ -458,6 +458,11 @@ pub fn wait_for_projection(
     wait_for(conn, name, position, timeout)
 }
 
+/// Up to this many events after a checkpoint are counted; beyond, the backlog is estimated from
+/// positions. (Counting is one index entry an event: a million-event backlog took seconds, and
+/// even 10,000 a subscriber was most of the projections page's time.)
+pub const BEHIND_COUNTED: i64 = 1_000;
+
 /// A subscriber's progress, for the projections page and `/metrics`.
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct SubscriberStatus {
@@ -467,25 +472,40 @@ pub struct SubscriberStatus {
     pub last_position: i64,
     #[diesel(sql_type = BigInt)]
     pub events_handled: i64,
-    /// Events committed after the checkpoint, of any type: counted up to 10,000, beyond that
-    /// estimated from positions (counting a million-event backlog on each look cost seconds).
+    /// Events committed after the checkpoint, of any type: exact up to [`BEHIND_COUNTED`],
+    /// beyond that estimated from positions (`behind_estimated`).
     #[diesel(sql_type = BigInt)]
     pub behind: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub behind_estimated: bool,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub fn statuses(conn: &mut PgConnection) -> QueryResult<Vec<SubscriberStatus>> {
-    diesel::sql_query(
+    // It reads a few index entries per subscriber, but the planner, costing each checkpoint's
+    // backlog as a scan of the log, compiled it with JIT on every call: 9 ms at a 1,000 cap,
+    // 158 ms at 10,000, for 0.02 ms of execution (EXPLAIN ANALYZE at 1,000,000 events).
+    conn.transaction(|conn| {
+        diesel::sql_query("SET LOCAL jit = off").execute(conn)?;
+        statuses_query(conn)
+    })
+}
+
+fn statuses_query(conn: &mut PgConnection) -> QueryResult<Vec<SubscriberStatus>> {
+    diesel::sql_query(format!(
         "SELECT c.name, c.last_position, c.events_handled, c.updated_at, \
-         CASE WHEN b.n <= 10000 THEN b.n \
+         b.n > {counted} AS behind_estimated, \
+         CASE WHEN b.n <= {counted} THEN b.n \
            ELSE GREATEST(b.n, (SELECT max(position) FROM events) - c.last_position) END AS behind \
          FROM subscriber_checkpoints c CROSS JOIN LATERAL \
            (SELECT count(*) AS n FROM (SELECT 1 FROM events e \
               WHERE (e.transaction_id, e.position) > (c.last_transaction_id, c.last_position) \
-              LIMIT 10001) x) b \
+              LIMIT {limit}) x) b \
          ORDER BY c.name",
-    )
+        counted = BEHIND_COUNTED,
+        limit = BEHIND_COUNTED + 1,
+    ))
     .load(conn)
 }
 
