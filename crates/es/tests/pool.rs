@@ -107,3 +107,22 @@ fn a_connection_whose_statement_failed_is_pinged_before_it_is_used_again() {
     let _conn = pool.get().unwrap();
     assert_eq!(last_statement(&mut observer, now), "SELECT 1");
 }
+
+#[test]
+fn pooled_connections_plan_for_their_parameters_without_jit() {
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let pool = one_connection_pool(Duration::from_secs(1));
+    let mut conn = pool.get().unwrap();
+    let mut show = |name: &str| {
+        diesel::sql_query(format!("SELECT current_setting('{name}') AS value"))
+            .get_result::<Setting>(&mut conn)
+            .unwrap()
+            .value
+    };
+    assert_eq!(show("jit"), "off");
+    assert_eq!(show("plan_cache_mode"), "force_custom_plan");
+}
