@@ -151,8 +151,8 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     choose(&staff, "#fund-term", "2027-fall");
     staff.fill("#fund-budget", "10,000.00");
     staff.fill("#fund-criteria", "Curiosity and a plan.");
-    choose(&staff, "#fund-opens", "2020-01-01");
-    choose(&staff, "#fund-closes", "2099-12-31");
+    choose(&staff, "#fund-opens-on", "2020-01-01");
+    choose(&staff, "#fund-closes-on", "2099-12-31");
     htmx_submit(
         &staff,
         "form[action='/scholarships/funds'] button[type=submit]",
@@ -248,7 +248,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         ("statement", "5"),
         ("community", "4"),
     ] {
-        choose(&staff, &format!("#score-{field}"), score);
+        choose(&staff, &format!("#review-{field}"), score);
     }
     staff.fill("#review-comment", "A clear plan.");
     htmx_submit(

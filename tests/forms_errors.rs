@@ -36,14 +36,14 @@ fn a_fund_form_offers_terms_and_shows_every_error_beside_its_field() {
     assert_eq!(res.status, 422, "{}", res.body);
     res.assert_contains("correct the 4 fields marked below");
     for (field, message) in [
-        ("fund-name-error", "a fund needs a name"),
+        ("fund-name-error", "A fund needs a name"),
         (
             "fund-term-error",
             "is not a term: write it as year-season, e.g. 2027-fall",
         ),
         ("fund-budget-error", "is not an amount"),
         (
-            "fund-closes-error",
+            "fund-closes-on-error",
             "must close on or after the day it opens",
         ),
     ] {

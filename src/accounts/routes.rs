@@ -13,6 +13,7 @@ use super::service::{self, NewAccount};
 use super::AccountError;
 use super::{queries, sessions, Viewer};
 use crate::es::store;
+use crate::web::form::{Fields, FormErrors};
 use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, render, AppError, AppState};
@@ -258,6 +259,13 @@ struct OwnPasswordForm {
     confirm_password: String,
 }
 
+/// The own-password form's fields, in its order.
+const PASSWORD_FIELDS: Fields = &[
+    ("current", "Current password"),
+    ("new", "New password"),
+    ("confirm", "New password again"),
+];
+
 #[post("/password")]
 async fn change_own_password(
     req: HttpRequest,
@@ -265,9 +273,14 @@ async fn change_own_password(
     form: web::Form<OwnPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let refuse = |status: StatusCode, message: String| {
+    let refuse = |status: StatusCode, message: Option<String>, errors: Option<FormErrors>| {
         let mut ctx = account_context(&req, &viewer);
-        ctx.insert("error", &message);
+        if let Some(m) = message {
+            ctx.insert("error", &m);
+        }
+        if let Some(e) = errors {
+            e.insert(&mut ctx);
+        }
         render_status(
             &req,
             status,
@@ -276,16 +289,40 @@ async fn change_own_password(
             ctx,
         )
     };
-    let fail = |message: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, message);
-    if form.new_password != form.confirm_password {
-        return fail("The new password and its confirmation differ.".into());
+    let mut errors = FormErrors::new("password", PASSWORD_FIELDS, "Your password is not changed");
+    if form.current_password.is_empty() {
+        errors.add("current", "give your current password");
     }
-    let new = match Password::parse(&form.new_password) {
-        Ok(p) => p,
-        Err(m) => return fail(format!("The new password is not acceptable: {m}.")),
+    let new = errors.check(
+        "new",
+        Password::parse(&form.new_password)
+            .map_err(|m| format!("the new password is not acceptable: {m}")),
+    );
+    if form.new_password != form.confirm_password {
+        errors.add("confirm", "the new password and its confirmation differ");
+    }
+    let (store, client_ip, me) = (state(&req).store.clone(), client_ip(&req), viewer.clone());
+    let Some(new) = new.filter(|_| errors.is_empty()) else {
+        // The current password is checked too (throttled as ever), so that every mistake shows.
+        let current = form.current_password.clone();
+        if !current.is_empty() {
+            let checked = state(&req)
+                .run(move |conn| service::check_current_password(conn, &me, &current, &client_ip))
+                .await;
+            match checked {
+                Ok(()) => {}
+                Err(AccountError::WrongCurrentPassword) => {
+                    errors.add("current", AccountError::WrongCurrentPassword)
+                }
+                Err(e) => match e.refusal() {
+                    Some((status, message)) => return refuse(status, Some(message), None),
+                    None => return Err(e.into()),
+                },
+            }
+        }
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors));
     };
     let ctx = command_context(&req, &viewer, None);
-    let (store, client_ip, me) = (state(&req).store.clone(), client_ip(&req), viewer.clone());
     let changed = state(&req)
         .run(move |conn| {
             service::change_own_password(
@@ -305,8 +342,12 @@ async fn change_own_password(
             "success",
             "Your password is changed. Your other sessions have been signed out.",
         )),
+        Err(AccountError::WrongCurrentPassword) => {
+            errors.add("current", AccountError::WrongCurrentPassword);
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors))
+        }
         Err(e) => match e.refusal() {
-            Some((status, message)) => refuse(status, message),
+            Some((status, message)) => refuse(status, Some(message), None),
             None => Err(e.into()),
         },
     }
@@ -437,6 +478,15 @@ struct CreateAccountForm {
     password: String,
 }
 
+/// The admins' account form's fields, in its order.
+const NEW_ACCOUNT_FIELDS: Fields = &[
+    ("username", "Username"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("role", "Role"),
+    ("password", "Initial password"),
+];
+
 #[post("")]
 async fn create_account(
     req: HttpRequest,
@@ -445,40 +495,57 @@ async fn create_account(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let f = form.into_inner();
-    let parsed = NewAccount::parse(&f.username, &f.display_name, &f.email, &f.role, &f.password);
-    let result = match parsed {
+    let mut errors = FormErrors::new("new", NEW_ACCOUNT_FIELDS, "The account was not created");
+    let account = NewAccount::check(
+        &mut errors,
+        &f.username,
+        &f.display_name,
+        &f.email,
+        &f.role,
+        &f.password,
+    );
+    let username = f.username.clone();
+    let errors = state(&req)
+        .query(move |conn| {
+            NewAccount::check_free(conn, &mut errors, &username)?;
+            Ok(errors)
+        })
+        .await?;
+    let result = match errors.finish(account) {
         Ok(account) => {
             let meta = crate::web::metadata(&req, &viewer);
             let store = state(&req).store.clone();
             state(&req)
                 .run(move |conn| service::register(conn, &store, meta, account, |_, _| Ok(())))
                 .await
+                .map_err(Err)
         }
-        Err(e) => Err(e),
+        Err(errors) => Err(Ok(errors)),
     };
+    let mut ctx = Context::new();
     match result {
-        Ok(_) => Ok(flash_redirect(
-            "/admin/accounts",
-            "success",
-            &format!("Account {} created.", f.username.trim()),
-        )),
-        Err(e) if e.refusal().is_none() => Err(e.into()),
-        Err(e) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &e.to_string());
-            ctx.insert("form", &serde_json::json!({
-                "username": f.username, "display_name": f.display_name, "email": f.email, "role": f.role,
-            }));
-            accounts_listing(
-                &req,
-                viewer,
-                AccountsQuery::default(),
-                ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+        Ok(_) => {
+            return Ok(flash_redirect(
+                "/admin/accounts",
+                "success",
+                &format!("Account {} created.", f.username.trim()),
+            ))
         }
+        Err(Ok(errors)) => errors.insert(&mut ctx),
+        Err(Err(e)) if e.refusal().is_none() => return Err(e.into()),
+        Err(Err(e)) => ctx.insert("error", &e.to_string()),
     }
+    ctx.insert("form", &serde_json::json!({
+        "username": f.username, "display_name": f.display_name, "email": f.email, "role": f.role,
+    }));
+    accounts_listing(
+        &req,
+        viewer,
+        AccountsQuery::default(),
+        ctx,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 #[get("/{id}")]

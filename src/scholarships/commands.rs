@@ -141,23 +141,30 @@ impl Scores {
         }
         let mut out = Vec::with_capacity(raw.len());
         for (value, (_, label)) in raw.iter().zip(Rubric::CRITERIA) {
-            let v: i32 = value.trim().parse().map_err(|_| {
-                format!(
-                    "{label}: choose a score from {} to {}",
-                    Rubric::MIN,
-                    Rubric::MAX
-                )
-            })?;
-            if !(Rubric::MIN..=Rubric::MAX).contains(&v) {
-                return Err(format!(
-                    "{label}: a score is from {} to {}, not {v}",
-                    Rubric::MIN,
-                    Rubric::MAX
-                ));
-            }
-            out.push(v);
+            out.push(Scores::parse_one(value).map_err(|e| format!("{label}: {e}"))?);
         }
         Ok(Scores(out))
+    }
+
+    /// One criterion's score (the message says what is wrong, not which criterion).
+    pub fn parse_one(raw: &str) -> Result<i32, String> {
+        let v: i32 = raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("choose a score from {} to {}", Rubric::MIN, Rubric::MAX))?;
+        if !(Rubric::MIN..=Rubric::MAX).contains(&v) {
+            return Err(format!(
+                "a score is from {} to {}, not {v}",
+                Rubric::MIN,
+                Rubric::MAX
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Scores already checked one by one with [`Scores::parse_one`], in the rubric's order.
+    pub fn from_checked(values: Vec<i32>) -> Option<Scores> {
+        (values.len() == Rubric::CRITERIA.len()).then_some(Scores(values))
     }
 
     pub fn values(&self) -> &[i32] {
