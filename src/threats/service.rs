@@ -136,9 +136,14 @@ pub fn check_clearance(
             "user",
             ThreatsRejection::NoSuchUser(username.trim().to_owned()),
         ),
-        Some(u) if u.role() != Role::Analyst => {
-            errors.add("user", ThreatsRejection::NotAnAnalyst(u.username))
-        }
+        // Quoted: a message must not capitalize a username.
+        Some(u) if u.role() != Role::Analyst => errors.add(
+            "user",
+            format!(
+                "{:?} is not an analyst: clearances are for analysts",
+                u.username
+            ),
+        ),
         Some(_) => {}
     }
     Ok(())
