@@ -465,3 +465,39 @@ fn the_clearance_form_shows_both_mistakes() {
     );
     assert_eq!(all_events(&app), before);
 }
+
+#[test]
+fn the_audit_filter_shows_every_mistake_and_htmx_brings_the_form_with_the_results() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    let bad = "/audit?actor=a%E2%80%AEb&from=yesterday&to=2020-13-01";
+    let res = admin.get(bad);
+    assert_every_mistake(
+        &res,
+        &[
+            ("f-actor", "text direction control"),
+            ("f-from", "is not a time"),
+            ("f-to", "is not a time"),
+        ],
+    );
+    res.assert_contains("value=\"yesterday\"");
+    // Through HTMX the results say what is wrong, and the form comes out of band, marked.
+    let fragment = admin.get_htmx(bad);
+    assert_eq!(fragment.status, 422);
+    assert!(fragment
+        .body
+        .trim_start()
+        .starts_with("<section id=\"audit-results\""));
+    fragment
+        .assert_contains("The log was not searched: correct the 3 fields marked below.")
+        .assert_contains("id=\"audit-filter\"")
+        .assert_contains("hx-swap-oob=\"true\"")
+        .assert_contains("id=\"f-from-error\"");
+    // A good search brings the form back unmarked.
+    let fine = admin.get_htmx("/audit?from=2020-01-01");
+    assert_eq!(fine.status, 200);
+    assert!(!fine.body.contains("field-error"));
+    fine.assert_contains("hx-swap-oob=\"true\"");
+}

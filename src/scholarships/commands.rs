@@ -106,7 +106,17 @@ impl Rubric {
     pub const MIN: i32 = 1;
     pub const MAX: i32 = 5;
 
-    /// The criteria's labels with one review's scores, "Academic merit 5".
+    /// What a score means on the rubric's scale ("exceptional"); empty off the scale.
+    pub fn meaning(score: i32) -> &'static str {
+        usize::try_from(score - Rubric::MIN)
+            .ok()
+            .and_then(|i| Rubric::SCALE.get(i))
+            .copied()
+            .unwrap_or("")
+    }
+
+    /// The criteria's labels with one review's scores and what they mean, "Academic merit 5
+    /// (exceptional)".
     pub fn labelled(scores: &[i32]) -> Vec<LabelledScore> {
         scores
             .iter()
@@ -114,6 +124,7 @@ impl Rubric {
             .map(|(score, (_, label))| LabelledScore {
                 label,
                 score: *score,
+                meaning: Rubric::meaning(*score),
             })
             .collect()
     }
@@ -124,6 +135,8 @@ impl Rubric {
 pub struct LabelledScore {
     pub label: &'static str,
     pub score: i32,
+    /// What the score means on the rubric's scale.
+    pub meaning: &'static str,
 }
 
 /// One score per rubric criterion, in the rubric's order.
