@@ -205,7 +205,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         scholarships_support::apply_directly(&app, fund, id);
     }
     staff.goto(&board);
-    staff.wait_for_text("3 applications");
+    staff.wait_for_text("1–3 of 3");
     health.page(&staff);
     assert_usable_on_a_phone(&staff, "the committee board");
     let row = staff
@@ -292,13 +292,14 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     htmx_submit(
         &staff,
         &format!("#{row} form[action$='/decision'] button"),
-        "Award amount:",
+        "is not an amount",
     );
     health.refused(&staff, 422);
     assert!(
-        in_view(&staff, "#messages .flash-error"),
-        "the refusal is shown where the staff member is looking"
+        in_view(&staff, &format!("#{row} .field-error")),
+        "the mistake is shown beside its field, where the staff member is looking"
     );
+    health.audit_now(&staff);
     assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
     staff.fill(&format!("#{row} input[name='amount']"), "2,500.00");
     htmx_submit(
