@@ -18,6 +18,25 @@ fn all_events(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// `message` beside the control `id` (`{id}-error`), which says it is invalid and is described
+/// by the message.
+fn assert_beside(body: &str, id: &str, message: &str) {
+    let at = body
+        .find(&format!("<p class=\"field-error\" id=\"{id}-error\">"))
+        .unwrap_or_else(|| panic!("no message beside {id}: {body}"));
+    let beside = &body[at..at + body[at..].find("</p>").unwrap()];
+    assert!(beside.contains(message), "{id}: {message:?} in {beside}");
+    let control = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no control {id}"));
+    let tag = &body[control..control + body[control..].find('>').unwrap()];
+    assert!(
+        tag.contains("aria-invalid=\"true\"")
+            && tag.contains(&format!("aria-describedby=\"{id}-error")),
+        "{id}: {tag}"
+    );
+}
+
 /// The form was refused with every mistake: 422, the summary counting them and linking to each
 /// field, and each message beside its field (`{id}-error`), which says it is invalid and is
 /// described by the message.
@@ -31,20 +50,7 @@ fn assert_every_mistake(res: &Response, mistakes: &[(&str, &str)]) {
     };
     assert!(body.contains(&summary), "{summary} in {body}");
     for (id, message) in mistakes {
-        let at = body
-            .find(&format!("<p class=\"field-error\" id=\"{id}-error\">"))
-            .unwrap_or_else(|| panic!("no message beside {id}: {body}"));
-        let beside = &body[at..at + body[at..].find("</p>").unwrap()];
-        assert!(beside.contains(message), "{id}: {message:?} in {beside}");
-        let control = body
-            .find(&format!("id=\"{id}\""))
-            .unwrap_or_else(|| panic!("no control {id}"));
-        let tag = &body[control..control + body[control..].find('>').unwrap()];
-        assert!(
-            tag.contains("aria-invalid=\"true\"")
-                && tag.contains(&format!("aria-describedby=\"{id}-error")),
-            "{id}: {tag}"
-        );
+        assert_beside(&body, id, message);
         assert!(
             body.contains(&format!("<li><a href=\"#{id}\">")),
             "the summary links to {id}"
@@ -500,4 +506,30 @@ fn the_audit_filter_shows_every_mistake_and_htmx_brings_the_form_with_the_result
     assert_eq!(fine.status, 200);
     assert!(!fine.body.contains("field-error"));
     fine.assert_contains("hx-swap-oob=\"true\"");
+}
+
+#[test]
+fn the_admins_role_and_password_forms_say_what_is_wrong_beside_the_field() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let sam = create_user(&app, "sam", "staff", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get(&format!("/admin/accounts/{sam}"));
+    let before = all_events(&app);
+    let res = admin.post(&format!("/admin/accounts/{sam}/role"), &[("role", "boss")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_beside(&res.body, "account-role", "Unknown role");
+    // Choosing the role it has is refused on the page too, not on an error page.
+    let res = admin.post(&format!("/admin/accounts/{sam}/role"), &[("role", "staff")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    res.assert_contains("id=\"account-role-error\"")
+        .assert_contains("<h1>sam");
+    let res = admin.post(
+        &format!("/admin/accounts/{sam}/password"),
+        &[("new_password", "short")],
+    );
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_beside(&res.body, "reset-password", "at least 10 characters");
+    assert_eq!(all_events(&app), before);
 }

@@ -556,7 +556,18 @@ async fn account_detail(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let id = parse_id(&path)?;
-    let (user, history, session_count) = state(&req)
+    detail_listing(&req, viewer, id, Context::new(), StatusCode::OK).await
+}
+
+/// An account's page for the admins; `ctx` may hold a refused form's mistakes.
+async fn detail_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    id: Uuid,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (user, history, session_count) = state(req)
         .db(move |conn| {
             let user = queries::get(conn, &viewer, id)?;
             let history = store::load_stream(
@@ -568,18 +579,39 @@ async fn account_detail(
             Ok((user, history, sessions::count_for(conn, id)?))
         })
         .await?;
-    let mut ctx = Context::new();
     ctx.insert("user", &user);
     ctx.insert("history", &history);
     ctx.insert("session_count", &session_count);
     ctx.insert("roles", &Role::ALL.map(Role::as_str));
-    render(
-        &req,
+    render_status(
+        req,
+        status,
         "accounts/admin_detail.html",
         "accounts/admin_detail.html",
         ctx,
     )
 }
+
+/// The account page again with one form's refusal beside its one field.
+async fn refuse_on_detail(
+    req: &HttpRequest,
+    viewer: Viewer,
+    id: Uuid,
+    (form, fields, field): (&str, Fields, &'static str),
+    e: AccountError,
+) -> Result<HttpResponse, AppError> {
+    let Some((status, message)) = e.refusal() else {
+        return Err(e.into());
+    };
+    let mut errors = FormErrors::new(form, fields, "Nothing was changed");
+    errors.add(field, message);
+    let mut ctx = Context::new();
+    errors.insert(&mut ctx);
+    detail_listing(req, viewer, id, ctx, status).await
+}
+
+const ROLE_FORM: (&str, Fields, &str) = ("account", &[("role", "Role")], "role");
+const RESET_FORM: (&str, Fields, &str) = ("reset", &[("password", "New password")], "password");
 
 fn parse_id(raw: &str) -> Result<Uuid, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
@@ -600,8 +632,14 @@ async fn change_role(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let id = parse_id(&path)?;
-    let role = Role::parse(&form.role).map_err(AppError::Unprocessable)?;
-    run_account_command(
+    let role = match Role::parse(&form.role) {
+        Ok(role) => role,
+        Err(m) => {
+            let refused = AccountError::Invalid(m);
+            return refuse_on_detail(&req, viewer, id, ROLE_FORM, refused).await;
+        }
+    };
+    let result = run_account_command(
         &req,
         &viewer,
         id,
@@ -609,7 +647,11 @@ async fn change_role(
         form.command_id.as_deref(),
         &format!("Role changed to {role}."),
     )
-    .await
+    .await;
+    match result {
+        Err(e) => refuse_on_detail(&req, viewer, id, ROLE_FORM, e).await,
+        done => done.map_err(AppError::from),
+    }
 }
 
 #[derive(Deserialize)]
@@ -626,9 +668,13 @@ async fn reset_password(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let id = parse_id(&path)?;
-    let password = Password::parse(&form.new_password).map_err(|m| {
-        AppError::Unprocessable(format!("The new password is not acceptable: {m}."))
-    })?;
+    let password = match Password::parse(&form.new_password) {
+        Ok(p) => p,
+        Err(m) => {
+            let refused = AccountError::Invalid(format!("the new password is not acceptable: {m}"));
+            return refuse_on_detail(&req, viewer, id, RESET_FORM, refused).await;
+        }
+    };
     let ctx = command_context(&req, &viewer, None);
     let store = state(&req).store.clone();
     let keep = (id == viewer.user_id).then(|| viewer.session_digest.clone());
@@ -689,6 +735,7 @@ async fn set_active(
         message,
     )
     .await
+    .map_err(AppError::from)
 }
 
 async fn run_account_command(
@@ -698,11 +745,11 @@ async fn run_account_command(
     command: AccountCommand,
     command_id: Option<&str>,
     message: &str,
-) -> Result<HttpResponse, AppError> {
+) -> Result<HttpResponse, AccountError> {
     let ctx = command_context(req, viewer, command_id);
     let store = state(req).store.clone();
     state(req)
-        .db(move |conn| Ok(service::execute(conn, &store, &ctx, id, command)?))
+        .run(move |conn| service::execute(conn, &store, &ctx, id, command))
         .await?;
     Ok(flash_redirect(
         &format!("/admin/accounts/{id}"),
