@@ -431,31 +431,59 @@ pub fn board(
         .count()
         .get_result(conn)?;
     paging.clamp(total);
-    // The page's rows alone (ranked, this walks the board index), with the students' names.
-    let mut query = apps::table
-        .inner_join(users::table.on(users::id.eq(apps::student_id)))
-        .filter(apps::fund_id.eq(fund_id))
-        .filter(apps::student_id.ne(viewer.user_id))
-        .select((ApplicationRow::as_select(), users::display_name))
-        .into_boxed();
-    let desc = paging.desc;
-    query = match (paging.sort, desc) {
-        ("applicant", false) => query.order(users::display_name.asc()),
-        ("applicant", true) => query.order(users::display_name.desc()),
-        ("reviews", false) => query.order(apps::review_count.asc()),
-        ("reviews", true) => query.order(apps::review_count.desc()),
-        (_, false) => query.order(apps::avg_score.asc().nulls_last()),
-        (_, true) => query.order(apps::avg_score.desc().nulls_last()),
+    let (limit, offset, desc) = (paging.limit(), paging.offset(), paging.desc);
+    let ranked = (
+        apps::avg_score.desc().nulls_last(),
+        apps::submitted_at.asc(),
+        apps::id.asc(),
+    );
+    let rows: Vec<(ApplicationRow, String)> = if paging.sort == "applicant" {
+        // By name: the names come first, so the students are joined before paging.
+        let query = apps::table
+            .inner_join(users::table.on(users::id.eq(apps::student_id)))
+            .filter(apps::fund_id.eq(fund_id))
+            .filter(apps::student_id.ne(viewer.user_id))
+            .select((ApplicationRow::as_select(), users::display_name))
+            .into_boxed();
+        let query = if desc {
+            query.order(users::display_name.desc())
+        } else {
+            query.order(users::display_name.asc())
+        };
+        query
+            .then_order_by(ranked)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?
+    } else {
+        // The page's rows alone first (ranked, this walks the board index), then the names of
+        // those 50 students: joining the names before paging was slow deep in a large board.
+        let query = apps::table
+            .filter(apps::fund_id.eq(fund_id))
+            .filter(apps::student_id.ne(viewer.user_id))
+            .select(ApplicationRow::as_select())
+            .into_boxed();
+        let query = match (paging.sort, desc) {
+            ("reviews", false) => query.order(apps::review_count.asc()),
+            ("reviews", true) => query.order(apps::review_count.desc()),
+            (_, false) => query.order(apps::avg_score.asc().nulls_last()),
+            (_, true) => query.order(apps::avg_score.desc().nulls_last()),
+        };
+        let page_rows: Vec<ApplicationRow> = query
+            .then_order_by(ranked)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?;
+        let student_ids: Vec<Uuid> = page_rows.iter().map(|r| r.student_id).collect();
+        let names = crate::accounts::queries::display_names(conn, &student_ids)?;
+        page_rows
+            .into_iter()
+            .map(|r| {
+                let name = names.get(&r.student_id).cloned().unwrap_or_default();
+                (r, name)
+            })
+            .collect()
     };
-    let rows: Vec<(ApplicationRow, String)> = query
-        .then_order_by((
-            apps::avg_score.desc().nulls_last(),
-            apps::submitted_at.asc(),
-            apps::id.asc(),
-        ))
-        .limit(paging.limit())
-        .offset(paging.offset())
-        .load(conn)?;
     let ids: Vec<Uuid> = rows.iter().map(|(r, _)| r.id).collect();
     let mut reviews = reviews_of(conn, &ids)?;
     let assigned: Vec<(Uuid, Uuid, String)> = assignments::table
