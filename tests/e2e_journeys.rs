@@ -299,6 +299,15 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         in_view(&staff, &format!("#{row} .field-error")),
         "the mistake is shown beside its field, where the staff member is looking"
     );
+    wait_until("the focus on the summary of the mistakes", || {
+        staff
+            .execute(
+                "return !!document.activeElement && document.activeElement.classList.contains('error-summary');",
+                json!([]),
+            )
+            .as_bool()
+            .unwrap_or(false)
+    });
     health.audit_now(&staff);
     assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
     staff.fill(&format!("#{row} input[name='amount']"), "2,500.00");
