@@ -1067,3 +1067,63 @@ pub fn report(
         history_total,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u128, avg: Option<f64>, reviews: i32) -> (ApplicationRow, String) {
+        let at = DateTime::<Utc>::from_timestamp(n as i64 * 60, 0).unwrap();
+        let row = ApplicationRow {
+            id: Uuid::from_u128(n),
+            fund_id: Uuid::nil(),
+            student_id: Uuid::from_u128(100 + n),
+            statement: String::new(),
+            submitted_at: at,
+            outcome: "submitted".into(),
+            decision_reason: None,
+            decided_at: None,
+            award_cents: None,
+            award_status: None,
+            review_count: reviews,
+            avg_score: avg,
+        };
+        (row, format!("Student {n}"))
+    }
+
+    fn order(rows: &[(ApplicationRow, String)]) -> Vec<&str> {
+        rows.iter().map(|(_, n)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn the_board_as_of_a_moment_sorts_as_the_live_board_does() {
+        let mut rows = vec![
+            row(1, None, 0),
+            row(2, Some(3.0), 1),
+            row(3, Some(4.5), 2),
+            row(4, None, 0),
+        ];
+        sort_board(&mut rows, "average", true);
+        assert_eq!(
+            order(&rows),
+            ["Student 3", "Student 2", "Student 1", "Student 4"]
+        );
+        // Ascending, the unreviewed stay last.
+        sort_board(&mut rows, "average", false);
+        assert_eq!(
+            order(&rows),
+            ["Student 2", "Student 3", "Student 1", "Student 4"]
+        );
+        sort_board(&mut rows, "applicant", true);
+        assert_eq!(
+            order(&rows),
+            ["Student 4", "Student 3", "Student 2", "Student 1"]
+        );
+        // Equal counts keep the ranking.
+        sort_board(&mut rows, "reviews", false);
+        assert_eq!(
+            order(&rows),
+            ["Student 1", "Student 4", "Student 2", "Student 3"]
+        );
+    }
+}
