@@ -429,7 +429,7 @@ async fn set_window(
 
 // ---------------------------------------------------------------- committee board
 
-/// The board's address with its page and sort (and moment), where a decision leads back to.
+/// The board's address with its page and sort, where a decision or an assignment leads back to.
 fn board_url(fund_id: Uuid, params: &PageParams) -> String {
     let mut q: Vec<String> = Vec::new();
     for (k, v) in [
