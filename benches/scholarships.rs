@@ -146,7 +146,7 @@ fn main() {
         );
         let board_first = median(
             || {
-                let b = queries::board(&mut conn, &viewer, fund, 1).unwrap();
+                let b = queries::board(&mut conn, &viewer, fund, &mut page(1)).unwrap();
                 assert_eq!(b.rows.len() as i64, queries::BOARD_PAGE.min(apps));
             },
             runs,
@@ -154,7 +154,7 @@ fn main() {
         let middle = (apps / queries::BOARD_PAGE / 2).max(1);
         let board_middle = median(
             || {
-                queries::board(&mut conn, &viewer, fund, middle).unwrap();
+                queries::board(&mut conn, &viewer, fund, &mut page(middle)).unwrap();
             },
             runs,
         );
@@ -217,4 +217,13 @@ fn main() {
         }
         previous = Some((board_first, report_page));
     }
+}
+
+/// The board's default order at page `n`.
+fn page(n: i64) -> heyboss::web::paging::Paging {
+    let params = heyboss::web::paging::PageParams {
+        page: Some(n.to_string()),
+        ..Default::default()
+    };
+    heyboss::web::paging::Paging::parse(queries::BOARD_LIST, &params)
 }

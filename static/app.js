@@ -32,7 +32,8 @@
     var root = document.getElementById(swappedId);
     // Fragments that load by themselves (the notifications banner) never take the focus.
     if (root && root.hasAttribute("data-keep-focus")) root = null;
-    var message = root && root.querySelector(".flash");
+    // A refused form's summary of its mistakes first: it links to each field.
+    var message = root && (root.querySelector(".error-summary") || root.querySelector(".flash"));
     if (root && !message && root.classList.contains("flash")) message = root;
     if (message) {
       message.setAttribute("tabindex", "-1");

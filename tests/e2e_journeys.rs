@@ -151,8 +151,8 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     choose(&staff, "#fund-term", "2027-fall");
     staff.fill("#fund-budget", "10,000.00");
     staff.fill("#fund-criteria", "Curiosity and a plan.");
-    choose(&staff, "#fund-opens", "2020-01-01");
-    choose(&staff, "#fund-closes", "2099-12-31");
+    choose(&staff, "#fund-opens-on", "2020-01-01");
+    choose(&staff, "#fund-closes-on", "2099-12-31");
     // A person making room for a long text: the swap that follows must not copy the box's
     // inline style as an attribute (HTMX settles `style` by default; the CSP blocks it).
     journeys::resize_text_box(&staff, "#fund-criteria");
@@ -208,7 +208,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         scholarships_support::apply_directly(&app, fund, id);
     }
     staff.goto(&board);
-    staff.wait_for_text("3 applications");
+    staff.wait_for_text("1–3 of 3");
     health.page(&staff);
     assert_usable_on_a_phone(&staff, "the committee board");
     let row = staff
@@ -251,7 +251,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         ("statement", "5"),
         ("community", "4"),
     ] {
-        choose(&staff, &format!("#score-{field}"), score);
+        choose(&staff, &format!("#review-{field}"), score);
     }
     staff.fill("#review-comment", "A clear plan.");
     htmx_submit(
@@ -295,13 +295,23 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     htmx_submit(
         &staff,
         &format!("#{row} form[action$='/decision'] button"),
-        "Award amount:",
+        "is not an amount",
     );
     health.refused(&staff, 422);
     assert!(
-        in_view(&staff, "#messages .flash-error"),
-        "the refusal is shown where the staff member is looking"
+        in_view(&staff, &format!("#{row} .field-error")),
+        "the mistake is shown beside its field, where the staff member is looking"
     );
+    wait_until("the focus on the summary of the mistakes", || {
+        staff
+            .execute(
+                "return !!document.activeElement && document.activeElement.classList.contains('error-summary');",
+                json!([]),
+            )
+            .as_bool()
+            .unwrap_or(false)
+    });
+    health.audit_now(&staff);
     assert_eq!(text_of(&staff, "#remaining"), "$10,000.00");
     staff.fill(&format!("#{row} input[name='amount']"), "2,500.00");
     htmx_submit(

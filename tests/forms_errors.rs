@@ -2,9 +2,66 @@
 //! command refuses anything else however it arrives, and a form shows all its errors at once.
 
 mod common;
+mod scholarships_support;
 
-use common::{count_events, create_user, Client, TestApp, PASSWORD};
+use common::{count_events, create_user, Client, Response, TestApp, PASSWORD};
 use heyboss::es::{Actor, CommandContext, Metadata};
+use scholarships_support::*;
+
+/// Every event in the log: a refused form records none.
+fn all_events(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    let mut conn = app.state.pool.get().unwrap();
+    heyboss::schema::events::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap()
+}
+
+/// `message` beside the control `id` (`{id}-error`), which says it is invalid and is described
+/// by the message.
+fn assert_beside(body: &str, id: &str, message: &str) {
+    let at = body
+        .find(&format!("<p class=\"field-error\" id=\"{id}-error\">"))
+        .unwrap_or_else(|| panic!("no message beside {id}: {body}"));
+    let beside = &body[at..at + body[at..].find("</p>").unwrap()];
+    assert!(beside.contains(message), "{id}: {message:?} in {beside}");
+    let control = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no control {id}"));
+    let tag = &body[control..control + body[control..].find('>').unwrap()];
+    assert!(
+        tag.contains("aria-invalid=\"true\"")
+            && tag.contains(&format!("aria-describedby=\"{id}-error")),
+        "{id}: {tag}"
+    );
+}
+
+/// The form was refused with every mistake: 422, the summary counting them and linking to each
+/// field, and each message beside its field (`{id}-error`), which says it is invalid and is
+/// described by the message.
+fn assert_every_mistake(res: &Response, mistakes: &[(&str, &str)]) {
+    assert_eq!(res.status, 422, "{}", res.body);
+    let body = res.body.replace("&#x2F;", "/");
+    let summary = if mistakes.len() == 1 {
+        "correct the field marked below".to_owned()
+    } else {
+        format!("correct the {} fields marked below", mistakes.len())
+    };
+    assert!(body.contains(&summary), "{summary} in {body}");
+    for (id, message) in mistakes {
+        assert_beside(&body, id, message);
+        assert!(
+            body.contains(&format!("<li><a href=\"#{id}\">")),
+            "the summary links to {id}"
+        );
+    }
+    assert_eq!(
+        body.matches("class=\"field-error\"").count(),
+        mistakes.len(),
+        "no other field is marked"
+    );
+}
 
 #[test]
 fn a_fund_form_offers_terms_and_shows_every_error_beside_its_field() {
@@ -36,14 +93,14 @@ fn a_fund_form_offers_terms_and_shows_every_error_beside_its_field() {
     assert_eq!(res.status, 422, "{}", res.body);
     res.assert_contains("correct the 4 fields marked below");
     for (field, message) in [
-        ("fund-name-error", "a fund needs a name"),
+        ("fund-name-error", "A fund needs a name"),
         (
             "fund-term-error",
             "is not a term: write it as year-season, e.g. 2027-fall",
         ),
         ("fund-budget-error", "is not an amount"),
         (
-            "fund-closes-error",
+            "fund-closes-on-error",
             "must close on or after the day it opens",
         ),
     ] {
@@ -131,4 +188,348 @@ fn a_clearance_is_granted_only_for_a_group_some_signature_is_in() {
     );
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(count_events(&app, "ClearanceGranted"), 1);
+}
+
+#[test]
+fn sign_up_shows_every_mistake_and_keeps_what_was_typed() {
+    let app = TestApp::spawn();
+    create_user(&app, "taken", "staff", PASSWORD);
+    let mut c = Client::new(&app);
+    c.get("/signup");
+    let before = all_events(&app);
+    let res = c.post(
+        "/signup",
+        &[
+            ("username", "a b"),
+            ("display_name", " "),
+            ("email", "ada-at-example"),
+            ("password", "short"),
+            ("term", "fall 2027"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("signup-username", "A username has 3 to 32 characters"),
+            ("signup-name", "Please give your name."),
+            ("signup-email", "is not an email address"),
+            ("signup-password", "at least 10 characters"),
+            ("signup-term", "Choose a term"),
+        ],
+    );
+    res.assert_contains("value=\"ada-at-example\"");
+    // A taken username is said beside the other mistakes.
+    let res = c.post(
+        "/signup",
+        &[
+            ("username", "taken"),
+            ("display_name", "Ada"),
+            ("email", ""),
+            ("password", "short"),
+            ("term", "2027-fall"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("signup-username", "is taken"),
+            ("signup-password", "at least 10 characters"),
+        ],
+    );
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_admins_account_form_shows_every_mistake() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    create_user(&app, "taken", "staff", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/accounts");
+    let before = all_events(&app);
+    let res = admin.post(
+        "/admin/accounts",
+        &[
+            ("username", "taken"),
+            ("display_name", "Sam\u{202E}"),
+            ("email", "sam@"),
+            ("role", "boss"),
+            ("password", "short"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("new-username", "is taken"),
+            ("new-name", "The name"),
+            ("new-email", "is not an email address"),
+            ("new-role", "Unknown role"),
+            ("new-password", "at least 10 characters"),
+        ],
+    );
+    res.assert_contains("The account was not created: correct the 5 fields");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_own_password_form_shows_every_mistake() {
+    let app = TestApp::spawn();
+    create_user(&app, "ada", "student", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("ada", PASSWORD);
+    c.get("/account");
+    let res = c.post(
+        "/account/password",
+        &[
+            ("current_password", "not my password"),
+            ("new_password", "short"),
+            ("confirm_password", "other"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("password-current", "The current password is wrong."),
+            ("password-new", "at least 10 characters"),
+            ("password-confirm", "differ"),
+        ],
+    );
+    // With the current password right, the other two are still both said.
+    let res = c.post(
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "short"),
+            ("confirm_password", "other"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("password-new", "at least 10 characters"),
+            ("password-confirm", "differ"),
+        ],
+    );
+    assert_eq!(count_events(&app, "PasswordChanged"), 0);
+}
+
+/// A fund with Ada's application, Rita assigned to review it, and the committee signed in.
+fn reviewed_fund(app: &TestApp) -> (Client, uuid::Uuid, uuid::Uuid) {
+    create_user(app, "committee", "staff", PASSWORD);
+    let rita = create_user(app, "rita", "staff", PASSWORD);
+    let ada = create_user(app, "ada", "student", PASSWORD);
+    let mut staff = Client::new(app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Merit", "1000");
+    apply_directly(app, fund, ada);
+    let a = application_id(app, fund, ada);
+    staff.get(&format!("/scholarships/funds/{fund}"));
+    let res = staff.post(
+        &format!("/scholarships/applications/{a}/reviewers"),
+        &[("reviewer_id", &rita.to_string())],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    (staff, fund, a)
+}
+
+#[test]
+fn the_review_form_shows_every_mistake_with_the_criteria_named() {
+    let app = TestApp::spawn();
+    let (_, _, a) = reviewed_fund(&app);
+    let mut rita = Client::new(&app);
+    rita.login("rita", PASSWORD);
+    let page = format!("/scholarships/applications/{a}/review");
+    rita.get(&page);
+    let before = all_events(&app);
+    let res = rita.post(
+        &page,
+        &[
+            ("merit", "9"),
+            ("need", ""),
+            ("statement", "3"),
+            ("community", "x"),
+            ("comment", "fine \u{202E} plan"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("review-merit", "A score is from 1 to 5, not 9."),
+            ("review-need", "Choose a score from 1 to 5."),
+            ("review-community", "Choose a score from 1 to 5."),
+            ("review-comment", "The comment"),
+        ],
+    );
+    // The summary names each criterion; what was chosen stays chosen.
+    res.assert_contains("Academic merit: a score is from 1 to 5, not 9.")
+        .assert_contains("Community contribution: choose a score")
+        .assert_contains("<option value=\"3\" selected>");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn a_committee_decision_shows_every_mistake_in_its_row() {
+    let app = TestApp::spawn();
+    let (mut staff, fund, a) = reviewed_fund(&app);
+    let before = all_events(&app);
+    let res = staff.post(
+        &format!("/scholarships/applications/{a}/decision"),
+        &[
+            ("outcome", "award"),
+            ("amount", "lots"),
+            ("reason", " "),
+            ("sort", "applicant"),
+            ("dir", "asc"),
+        ],
+    );
+    let row = format!("decision-{a}");
+    assert_every_mistake(
+        &res,
+        &[
+            (&format!("{row}-amount"), "is not an amount"),
+            (&format!("{row}-reason"), "Give a reason for the decision"),
+        ],
+    );
+    // The row's form is open, with what was typed, on the board as it was sorted.
+    res.assert_contains("<details class=\"decide\" open>")
+        .assert_contains("value=\"lots\"")
+        .assert_contains("aria-sort=\"ascending\"");
+    let res = staff.post_htmx(
+        &format!("/scholarships/applications/{a}/decision"),
+        &[("outcome", "maybe"), ("amount", ""), ("reason", "")],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            (
+                &format!("{row}-outcome"),
+                "Choose award, decline or waitlist.",
+            ),
+            (&format!("{row}-reason"), "Give a reason"),
+        ],
+    );
+    assert!(res.body.trim_start().starts_with("<section id=\"board\""));
+    assert_eq!(all_events(&app), before);
+    assert_eq!(awarded_cents(&app, fund), 0);
+}
+
+#[test]
+fn the_signature_form_shows_every_mistake() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/signatures");
+    let before = all_events(&app);
+    let res = admin.post(
+        "/admin/signatures",
+        &[
+            ("name", " "),
+            ("group", "Not A Group!"),
+            ("default_score", "500"),
+            ("rule_text", "alert \u{202E} tcp"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("sig-name", "signature name"),
+            ("sig-group", "group"),
+            ("sig-score", "500"),
+            ("sig-rule", "The rule text"),
+        ],
+    );
+    res.assert_contains("value=\"Not A Group!\"");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_clearance_form_shows_both_mistakes() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    create_user(&app, "sam", "staff", PASSWORD);
+    create_user(&app, "ana", "analyst", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/signatures");
+    let before = all_events(&app);
+    let res = admin.post(
+        "/admin/clearances",
+        &[
+            ("username", "sam"),
+            ("group", "phishng"),
+            ("action", "grant"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("cl-user", "&quot;sam&quot; is not an analyst"),
+            ("cl-group", "No signature is in the group"),
+        ],
+    );
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_audit_filter_shows_every_mistake_and_htmx_brings_the_form_with_the_results() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    let bad = "/audit?actor=a%E2%80%AEb&from=yesterday&to=2020-13-01";
+    let res = admin.get(bad);
+    assert_every_mistake(
+        &res,
+        &[
+            ("f-actor", "text direction control"),
+            ("f-from", "is not a time"),
+            ("f-to", "is not a time"),
+        ],
+    );
+    res.assert_contains("value=\"yesterday\"");
+    // Through HTMX the results say what is wrong, and the form comes out of band, marked.
+    let fragment = admin.get_htmx(bad);
+    assert_eq!(fragment.status, 422);
+    assert!(fragment
+        .body
+        .trim_start()
+        .starts_with("<section id=\"audit-results\""));
+    fragment
+        .assert_contains("The log was not searched: correct the 3 fields marked below.")
+        .assert_contains("id=\"audit-filter\"")
+        .assert_contains("hx-swap-oob=\"true\"")
+        .assert_contains("id=\"f-from-error\"");
+    // A good search brings the form back unmarked.
+    let fine = admin.get_htmx("/audit?from=2020-01-01");
+    assert_eq!(fine.status, 200);
+    assert!(!fine.body.contains("field-error"));
+    fine.assert_contains("hx-swap-oob=\"true\"");
+}
+
+#[test]
+fn the_admins_role_and_password_forms_say_what_is_wrong_beside_the_field() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let sam = create_user(&app, "sam", "staff", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get(&format!("/admin/accounts/{sam}"));
+    let before = all_events(&app);
+    let res = admin.post(&format!("/admin/accounts/{sam}/role"), &[("role", "boss")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_beside(&res.body, "account-role", "Unknown role");
+    // Choosing the role it has is refused on the page too, not on an error page.
+    let res = admin.post(&format!("/admin/accounts/{sam}/role"), &[("role", "staff")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    res.assert_contains("id=\"account-role-error\"")
+        .assert_contains("<h1>sam");
+    let res = admin.post(
+        &format!("/admin/accounts/{sam}/password"),
+        &[("new_password", "short")],
+    );
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_beside(&res.body, "reset-password", "at least 10 characters");
+    assert_eq!(all_events(&app), before);
 }

@@ -335,3 +335,211 @@ fn the_funds_list_pages_with_a_total_and_sorts_by_money() {
     assert!(fragment.body.trim_start().starts_with("<div id=\"funds\">"));
     assert_eq!(fund_names(&fragment.body)[0], "Fund 26");
 }
+
+/// The applicants of the committee board, in order.
+fn board_names(body: &str) -> Vec<String> {
+    body.split("<td data-label=\"Applicant\"><a href=\"/scholarships/applications/")
+        .skip(1)
+        .map(|s| s[s.find('>').unwrap() + 1..s.find("</a>").unwrap()].to_owned())
+        .collect()
+}
+
+/// `n` students named "Student 00".. who applied to `fund`, oldest first.
+fn applicants(app: &TestApp, fund: uuid::Uuid, n: usize) -> Vec<uuid::Uuid> {
+    (0..n)
+        .map(|i| {
+            let s = create_named_user(
+                app,
+                &format!("s{i:02}"),
+                &format!("Student {i:02}"),
+                "student",
+            );
+            scholarships_support::apply_directly(app, fund, s);
+            scholarships_support::application_id(app, fund, s)
+        })
+        .collect()
+}
+
+#[test]
+fn the_committee_board_pages_with_a_total_and_sorts_by_its_columns() {
+    let app = TestApp::spawn();
+    create_user(&app, "office", "staff", PASSWORD);
+    let rita = create_user(&app, "rita", "staff", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("office", PASSWORD);
+    let fund = scholarships_support::create_open_fund(&mut staff, "Board", "1000");
+    let apps = applicants(&app, fund, 55);
+    let board = format!("/scholarships/funds/{fund}");
+
+    // 55 applications, 50 a page, ranked (unreviewed: oldest first).
+    let first = staff.get(&board);
+    first
+        .assert_contains("1–50 of 55")
+        .assert_contains("Ranked by average review score");
+    let names = board_names(&first.body);
+    assert_eq!((names.len(), names[0].as_str()), (50, "Student 00"));
+    let second = staff.get(&format!("{board}?page=2"));
+    second.assert_contains("51–55 of 55");
+    assert_eq!(board_names(&second.body)[0], "Student 50");
+
+    // One reviewed application ranks first, and first by number of reviews too.
+    staff.post(
+        &format!("/scholarships/applications/{}/reviewers", apps[30]),
+        &[("reviewer_id", &rita.to_string())],
+    );
+    let mut r = Client::new(&app);
+    r.login("rita", PASSWORD);
+    let review = format!("/scholarships/applications/{}/review", apps[30]);
+    r.get(&review);
+    let res = r.post(
+        &review,
+        &[
+            ("merit", "4"),
+            ("need", "4"),
+            ("statement", "4"),
+            ("community", "4"),
+            ("comment", ""),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(board_names(&staff.get(&board).body)[0], "Student 30");
+    let by_reviews = staff.get(&format!("{board}?sort=reviews&dir=desc"));
+    assert_eq!(board_names(&by_reviews.body)[0], "Student 30");
+    by_reviews.assert_contains("aria-sort=\"descending\"");
+
+    // By applicant, descending, with the rank column gone (it is the ranking's alone).
+    let by_name = staff.get(&format!("{board}?sort=applicant&dir=desc"));
+    assert_eq!(
+        board_names(&by_name.body)[..2],
+        ["Student 54", "Student 53"]
+    );
+    assert!(!by_name.body.contains("data-label=\"Rank\""));
+    by_name.assert_contains("1–50 of 55");
+    // The next page keeps the order; HTMX swaps the board alone.
+    by_name.assert_contains("sort=applicant&amp;dir=desc&amp;page=2\" rel=\"next\"");
+    let fragment = staff.get_htmx(&format!("{board}?sort=applicant&dir=desc&page=2"));
+    assert!(fragment
+        .body
+        .trim_start()
+        .starts_with("<section id=\"board\""));
+    assert_eq!(
+        board_names(&fragment.body),
+        [
+            "Student 04",
+            "Student 03",
+            "Student 02",
+            "Student 01",
+            "Student 00"
+        ]
+    );
+    // A decision taken on a sorted page leads back to that page in that order.
+    let res = staff.post(
+        &format!("/scholarships/applications/{}/decision", apps[1]),
+        &[
+            ("outcome", "decline"),
+            ("reason", "Not this year."),
+            ("sort", "applicant"),
+            ("dir", "desc"),
+            ("page", "2"),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(
+        res.header("location"),
+        Some(format!("{board}?sort=applicant&dir=desc&page=2").as_str())
+    );
+}
+
+/// The applicants of one section of the reviewer's queue (`to-do` or `scored`), in order.
+fn queue_names(body: &str, section: &str) -> Vec<String> {
+    let start = body
+        .find(&format!("<section class=\"card\" id=\"{section}\">"))
+        .unwrap();
+    let end = start + body[start..].find("</section>").unwrap();
+    body[start..end]
+        .split("<td data-label=\"Applicant\">")
+        .skip(1)
+        .map(|s| s[..s.find("</td>").unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_review_queue_pages_each_list_with_a_total_and_sorts_them_apart() {
+    let app = TestApp::spawn();
+    create_user(&app, "office", "staff", PASSWORD);
+    let rita = create_user(&app, "rita", "staff", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("office", PASSWORD);
+    let fund = scholarships_support::create_open_fund(&mut staff, "Queue", "1000");
+    let apps = applicants(&app, fund, 30);
+    staff.get(&format!("/scholarships/funds/{fund}"));
+    for a in &apps {
+        let res = staff.post(
+            &format!("/scholarships/applications/{a}/reviewers"),
+            &[("reviewer_id", &rita.to_string())],
+        );
+        assert_eq!(res.status, 303);
+    }
+    let mut r = Client::new(&app);
+    r.login("rita", PASSWORD);
+    // Rita scores three: 2, 5 and 3 on every criterion.
+    for (a, score) in [(apps[0], "2"), (apps[1], "5"), (apps[2], "3")] {
+        let review = format!("/scholarships/applications/{a}/review");
+        r.get(&review);
+        let res = r.post(
+            &review,
+            &[
+                ("merit", score),
+                ("need", score),
+                ("statement", score),
+                ("community", score),
+                ("comment", ""),
+            ],
+        );
+        assert_eq!(res.status, 303, "{}", res.body);
+    }
+
+    let queue = r.get("/scholarships/reviews");
+    queue
+        .assert_contains("To do (27)")
+        .assert_contains("Scored (3)")
+        .assert_contains("1–25 of 27")
+        .assert_contains("1–3 of 3");
+    let to_do = queue_names(&queue.body, "to-do");
+    assert_eq!((to_do.len(), to_do[0].as_str()), (25, "Student 03"));
+    assert_eq!(
+        queue_names(&queue.body, "scored"),
+        ["Student 00", "Student 01", "Student 02"]
+    );
+
+    // The to-do list's second page, and the scored list by score: each keeps the other's place.
+    let both =
+        r.get("/scholarships/reviews?sort=applicant&dir=desc&scored_sort=score&scored_dir=desc");
+    assert_eq!(
+        queue_names(&both.body, "to-do")[..2],
+        ["Student 29", "Student 28"]
+    );
+    assert_eq!(
+        queue_names(&both.body, "scored"),
+        ["Student 01", "Student 02", "Student 00"]
+    );
+    let body = both.body.replace("&amp;", "&").replace("&#x2F;", "/");
+    assert!(
+        body.contains("href=\"/scholarships/reviews?scored_sort=score&scored_dir=desc&sort=applicant&dir=desc&page=2\" rel=\"next\""),
+        "{body}"
+    );
+    let page2 = r.get(
+        "/scholarships/reviews?scored_sort=score&scored_dir=desc&sort=applicant&dir=desc&page=2",
+    );
+    page2.assert_contains("26–27 of 27");
+    assert_eq!(
+        queue_names(&page2.body, "to-do"),
+        ["Student 04", "Student 03"]
+    );
+    assert_eq!(queue_names(&page2.body, "scored")[0], "Student 01");
+    // "Next application" is the queue's first to score, whatever the page shows.
+    page2.assert_contains(&format!(
+        "/scholarships/applications/{}/review\" rel=\"next\">Next application: Student 03",
+        apps[3]
+    ));
+}

@@ -120,11 +120,12 @@ fn assign_offers_only_reviewers_who_may_review_and_the_board_labels_every_score(
     assert_eq!(score(&mut rita_c, a, ["5", "4", "5", "3"]).status, 303);
     let board = staff.get(&board_path).body;
     let ada_row = row(&board, a);
+    // Each with what the score means on the rubric's scale.
     for labelled in [
-        "<li>Academic merit <strong>5</strong></li>",
-        "<li>Financial need <strong>4</strong></li>",
-        "<li>Personal statement <strong>5</strong></li>",
-        "<li>Community contribution <strong>3</strong></li>",
+        "<li>Academic merit <strong>5</strong> <span class=\"muted\">(exceptional)</span></li>",
+        "<li>Financial need <strong>4</strong> <span class=\"muted\">(strong)</span></li>",
+        "<li>Personal statement <strong>5</strong> <span class=\"muted\">(exceptional)</span></li>",
+        "<li>Community contribution <strong>3</strong> <span class=\"muted\">(meets the criterion)</span></li>",
     ] {
         assert!(ada_row.contains(labelled), "{labelled} in {ada_row}");
     }

@@ -316,6 +316,27 @@ fn triage_form_errors_re_render_with_the_message_and_record_nothing() {
     assert_eq!(count_events(&w.app, "ThreatTriaged"), 1);
 }
 
+#[test]
+fn a_triage_with_two_mistakes_shows_both_beside_their_fields() {
+    let w = world();
+    let mut ana = signed_in(&w.app, "ana");
+    let hash_x = format!("/threats/hashes/{MD5_X}");
+    let res = triage(&mut ana, &hash_x, "ignored", "  ");
+    assert_eq!(res.status, 422, "{}", res.body);
+    res.assert_contains("Nothing was marked: correct the 2 fields marked below.");
+    for (id, message) in [
+        ("triage-status", "Choose a status"),
+        ("triage-note", "Write a note"),
+    ] {
+        res.assert_contains(&format!(
+            "<p class=\"field-error\" id=\"{id}-error\">{message}"
+        ))
+        .assert_contains(&format!("aria-describedby=\"{id}-error\""))
+        .assert_contains(&format!("<li><a href=\"#{id}\">"));
+    }
+    assert_eq!(count_events(&w.app, "ThreatTriaged"), 0);
+}
+
 /// The value of `attr="..."` on the element with `id="id"`.
 fn attr_of(body: &str, id: &str, attr: &str) -> Option<String> {
     let at = body.find(&format!("id=\"{id}\""))?;

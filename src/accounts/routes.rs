@@ -13,6 +13,7 @@ use super::service::{self, NewAccount};
 use super::AccountError;
 use super::{queries, sessions, Viewer};
 use crate::es::store;
+use crate::web::form::{Fields, FormErrors};
 use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{render_status, state};
 use crate::web::{command_context, flash_redirect, render, AppError, AppState};
@@ -258,6 +259,13 @@ struct OwnPasswordForm {
     confirm_password: String,
 }
 
+/// The own-password form's fields, in its order.
+const PASSWORD_FIELDS: Fields = &[
+    ("current", "Current password"),
+    ("new", "New password"),
+    ("confirm", "New password again"),
+];
+
 #[post("/password")]
 async fn change_own_password(
     req: HttpRequest,
@@ -265,9 +273,14 @@ async fn change_own_password(
     form: web::Form<OwnPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let refuse = |status: StatusCode, message: String| {
+    let refuse = |status: StatusCode, message: Option<String>, errors: Option<FormErrors>| {
         let mut ctx = account_context(&req, &viewer);
-        ctx.insert("error", &message);
+        if let Some(m) = message {
+            ctx.insert("error", &m);
+        }
+        if let Some(e) = errors {
+            e.insert(&mut ctx);
+        }
         render_status(
             &req,
             status,
@@ -276,16 +289,40 @@ async fn change_own_password(
             ctx,
         )
     };
-    let fail = |message: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, message);
-    if form.new_password != form.confirm_password {
-        return fail("The new password and its confirmation differ.".into());
+    let mut errors = FormErrors::new("password", PASSWORD_FIELDS, "Your password is not changed");
+    if form.current_password.is_empty() {
+        errors.add("current", "give your current password");
     }
-    let new = match Password::parse(&form.new_password) {
-        Ok(p) => p,
-        Err(m) => return fail(format!("The new password is not acceptable: {m}.")),
+    let new = errors.check(
+        "new",
+        Password::parse(&form.new_password)
+            .map_err(|m| format!("the new password is not acceptable: {m}")),
+    );
+    if form.new_password != form.confirm_password {
+        errors.add("confirm", "the new password and its confirmation differ");
+    }
+    let (store, client_ip, me) = (state(&req).store.clone(), client_ip(&req), viewer.clone());
+    let Some(new) = new.filter(|_| errors.is_empty()) else {
+        // The current password is checked too (throttled as ever), so that every mistake shows.
+        let current = form.current_password.clone();
+        if !current.is_empty() {
+            let checked = state(&req)
+                .run(move |conn| service::check_current_password(conn, &me, &current, &client_ip))
+                .await;
+            match checked {
+                Ok(()) => {}
+                Err(AccountError::WrongCurrentPassword) => {
+                    errors.add("current", AccountError::WrongCurrentPassword)
+                }
+                Err(e) => match e.refusal() {
+                    Some((status, message)) => return refuse(status, Some(message), None),
+                    None => return Err(e.into()),
+                },
+            }
+        }
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors));
     };
     let ctx = command_context(&req, &viewer, None);
-    let (store, client_ip, me) = (state(&req).store.clone(), client_ip(&req), viewer.clone());
     let changed = state(&req)
         .run(move |conn| {
             service::change_own_password(
@@ -305,8 +342,12 @@ async fn change_own_password(
             "success",
             "Your password is changed. Your other sessions have been signed out.",
         )),
+        Err(AccountError::WrongCurrentPassword) => {
+            errors.add("current", AccountError::WrongCurrentPassword);
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors))
+        }
         Err(e) => match e.refusal() {
-            Some((status, message)) => refuse(status, message),
+            Some((status, message)) => refuse(status, Some(message), None),
             None => Err(e.into()),
         },
     }
@@ -437,6 +478,15 @@ struct CreateAccountForm {
     password: String,
 }
 
+/// The admins' account form's fields, in its order.
+const NEW_ACCOUNT_FIELDS: Fields = &[
+    ("username", "Username"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("role", "Role"),
+    ("password", "Initial password"),
+];
+
 #[post("")]
 async fn create_account(
     req: HttpRequest,
@@ -445,40 +495,57 @@ async fn create_account(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let f = form.into_inner();
-    let parsed = NewAccount::parse(&f.username, &f.display_name, &f.email, &f.role, &f.password);
-    let result = match parsed {
+    let mut errors = FormErrors::new("new", NEW_ACCOUNT_FIELDS, "The account was not created");
+    let account = NewAccount::check(
+        &mut errors,
+        &f.username,
+        &f.display_name,
+        &f.email,
+        &f.role,
+        &f.password,
+    );
+    let username = f.username.clone();
+    let errors = state(&req)
+        .query(move |conn| {
+            NewAccount::check_free(conn, &mut errors, &username)?;
+            Ok(errors)
+        })
+        .await?;
+    let result = match errors.finish(account) {
         Ok(account) => {
             let meta = crate::web::metadata(&req, &viewer);
             let store = state(&req).store.clone();
             state(&req)
                 .run(move |conn| service::register(conn, &store, meta, account, |_, _| Ok(())))
                 .await
+                .map_err(Err)
         }
-        Err(e) => Err(e),
+        Err(errors) => Err(Ok(errors)),
     };
+    let mut ctx = Context::new();
     match result {
-        Ok(_) => Ok(flash_redirect(
-            "/admin/accounts",
-            "success",
-            &format!("Account {} created.", f.username.trim()),
-        )),
-        Err(e) if e.refusal().is_none() => Err(e.into()),
-        Err(e) => {
-            let mut ctx = Context::new();
-            ctx.insert("error", &e.to_string());
-            ctx.insert("form", &serde_json::json!({
-                "username": f.username, "display_name": f.display_name, "email": f.email, "role": f.role,
-            }));
-            accounts_listing(
-                &req,
-                viewer,
-                AccountsQuery::default(),
-                ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+        Ok(_) => {
+            return Ok(flash_redirect(
+                "/admin/accounts",
+                "success",
+                &format!("Account {} created.", f.username.trim()),
+            ))
         }
+        Err(Ok(errors)) => errors.insert(&mut ctx),
+        Err(Err(e)) if e.refusal().is_none() => return Err(e.into()),
+        Err(Err(e)) => ctx.insert("error", &e.to_string()),
     }
+    ctx.insert("form", &serde_json::json!({
+        "username": f.username, "display_name": f.display_name, "email": f.email, "role": f.role,
+    }));
+    accounts_listing(
+        &req,
+        viewer,
+        AccountsQuery::default(),
+        ctx,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 #[get("/{id}")]
@@ -489,7 +556,18 @@ async fn account_detail(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let id = parse_id(&path)?;
-    let (user, history, session_count) = state(&req)
+    detail_listing(&req, viewer, id, Context::new(), StatusCode::OK).await
+}
+
+/// An account's page for the admins; `ctx` may hold a refused form's mistakes.
+async fn detail_listing(
+    req: &HttpRequest,
+    viewer: Viewer,
+    id: Uuid,
+    mut ctx: Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (user, history, session_count) = state(req)
         .db(move |conn| {
             let user = queries::get(conn, &viewer, id)?;
             let history = store::load_stream(
@@ -501,18 +579,39 @@ async fn account_detail(
             Ok((user, history, sessions::count_for(conn, id)?))
         })
         .await?;
-    let mut ctx = Context::new();
     ctx.insert("user", &user);
     ctx.insert("history", &history);
     ctx.insert("session_count", &session_count);
     ctx.insert("roles", &Role::ALL.map(Role::as_str));
-    render(
-        &req,
+    render_status(
+        req,
+        status,
         "accounts/admin_detail.html",
         "accounts/admin_detail.html",
         ctx,
     )
 }
+
+/// The account page again with one form's refusal beside its one field.
+async fn refuse_on_detail(
+    req: &HttpRequest,
+    viewer: Viewer,
+    id: Uuid,
+    (form, fields, field): (&str, Fields, &'static str),
+    e: AccountError,
+) -> Result<HttpResponse, AppError> {
+    let Some((status, message)) = e.refusal() else {
+        return Err(e.into());
+    };
+    let mut errors = FormErrors::new(form, fields, "Nothing was changed");
+    errors.add(field, message);
+    let mut ctx = Context::new();
+    errors.insert(&mut ctx);
+    detail_listing(req, viewer, id, ctx, status).await
+}
+
+const ROLE_FORM: (&str, Fields, &str) = ("account", &[("role", "Role")], "role");
+const RESET_FORM: (&str, Fields, &str) = ("reset", &[("password", "New password")], "password");
 
 fn parse_id(raw: &str) -> Result<Uuid, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
@@ -533,8 +632,14 @@ async fn change_role(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let id = parse_id(&path)?;
-    let role = Role::parse(&form.role).map_err(AppError::Unprocessable)?;
-    run_account_command(
+    let role = match Role::parse(&form.role) {
+        Ok(role) => role,
+        Err(m) => {
+            let refused = AccountError::Invalid(m);
+            return refuse_on_detail(&req, viewer, id, ROLE_FORM, refused).await;
+        }
+    };
+    let result = run_account_command(
         &req,
         &viewer,
         id,
@@ -542,7 +647,11 @@ async fn change_role(
         form.command_id.as_deref(),
         &format!("Role changed to {role}."),
     )
-    .await
+    .await;
+    match result {
+        Err(e) => refuse_on_detail(&req, viewer, id, ROLE_FORM, e).await,
+        done => done.map_err(AppError::from),
+    }
 }
 
 #[derive(Deserialize)]
@@ -559,9 +668,13 @@ async fn reset_password(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let id = parse_id(&path)?;
-    let password = Password::parse(&form.new_password).map_err(|m| {
-        AppError::Unprocessable(format!("The new password is not acceptable: {m}."))
-    })?;
+    let password = match Password::parse(&form.new_password) {
+        Ok(p) => p,
+        Err(m) => {
+            let refused = AccountError::Invalid(format!("the new password is not acceptable: {m}"));
+            return refuse_on_detail(&req, viewer, id, RESET_FORM, refused).await;
+        }
+    };
     let ctx = command_context(&req, &viewer, None);
     let store = state(&req).store.clone();
     let keep = (id == viewer.user_id).then(|| viewer.session_digest.clone());
@@ -622,6 +735,7 @@ async fn set_active(
         message,
     )
     .await
+    .map_err(AppError::from)
 }
 
 async fn run_account_command(
@@ -631,11 +745,11 @@ async fn run_account_command(
     command: AccountCommand,
     command_id: Option<&str>,
     message: &str,
-) -> Result<HttpResponse, AppError> {
+) -> Result<HttpResponse, AccountError> {
     let ctx = command_context(req, viewer, command_id);
     let store = state(req).store.clone();
     state(req)
-        .db(move |conn| Ok(service::execute(conn, &store, &ctx, id, command)?))
+        .run(move |conn| service::execute(conn, &store, &ctx, id, command))
         .await?;
     Ok(flash_redirect(
         &format!("/admin/accounts/{id}"),

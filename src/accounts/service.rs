@@ -12,6 +12,7 @@ use super::throttle::{self, Attempt};
 use super::AccountError;
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore, Metadata};
 use crate::schema::credentials;
+use crate::web::form::FormErrors;
 
 /// A new account, parsed from raw input.
 #[derive(Debug)]
@@ -45,6 +46,48 @@ impl NewAccount {
             username,
             display_name,
         })
+    }
+
+    /// Every field of an account form checked into `errors` (fields `username`, `name`, `email`,
+    /// `role`, `password`), all mistakes at once; the account when none.
+    pub fn check(
+        errors: &mut FormErrors,
+        username: &str,
+        display_name: &str,
+        email: &str,
+        role: &str,
+        password: &str,
+    ) -> Option<NewAccount> {
+        let username = errors.check("username", parse_username(username));
+        let display_name = match display_name.trim() {
+            "" => username.clone(),
+            name => errors.check("name", parse_display_name(name)),
+        };
+        let email = errors.check("email", parse_email(email));
+        let role = errors.check("role", Role::parse(role));
+        let password = errors.check("password", Password::parse(password));
+        Some(NewAccount {
+            username: username?,
+            display_name: display_name?,
+            email: email?,
+            role: role?,
+            password: password?,
+        })
+    }
+
+    /// A username already taken, as a mistake of the form (the transaction that registers
+    /// checks again).
+    pub fn check_free(
+        conn: &mut PgConnection,
+        errors: &mut FormErrors,
+        username: &str,
+    ) -> QueryResult<()> {
+        if let Ok(u) = parse_username(username) {
+            if queries::username_taken(conn, &u)? {
+                errors.add("username", AccountError::UsernameTaken(u));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -230,6 +273,22 @@ pub fn authenticate(
     }
 }
 
+/// The viewer's current password checked (throttled like a sign-in), for a form that has other
+/// mistakes too: every one of them is shown at once.
+pub fn check_current_password(
+    conn: &mut PgConnection,
+    viewer: &super::Viewer,
+    current: &str,
+    client_ip: &str,
+) -> Result<(), AccountError> {
+    throttle::reserve_password_check(conn, Attempt::PasswordChange, &viewer.username, client_ip)?;
+    if !verify_password(conn, viewer.user_id, current)? {
+        return Err(AccountError::WrongCurrentPassword);
+    }
+    throttle::password_accepted(conn, &viewer.username)?;
+    Ok(())
+}
+
 /// A user changes their own password: the current one is checked under the same throttle as a
 /// sign-in (a stolen session must not be a way to guess it), then the new one is set and every
 /// other session of the user ends.
@@ -242,11 +301,7 @@ pub fn change_own_password(
     new: &Password,
     client_ip: &str,
 ) -> Result<(), AccountError> {
-    throttle::reserve_password_check(conn, Attempt::PasswordChange, &viewer.username, client_ip)?;
-    if !verify_password(conn, viewer.user_id, current)? {
-        return Err(AccountError::WrongCurrentPassword);
-    }
-    throttle::password_accepted(conn, &viewer.username)?;
+    check_current_password(conn, viewer, current, client_ip)?;
     set_password(
         conn,
         store,

@@ -17,8 +17,9 @@ use super::decider::{self, Action, EnrollmentState, Stage, Step};
 use super::error::EnrollmentError;
 use super::queries::{self, PipelineFilter, Progress};
 use super::service;
-use crate::accounts::{sessions, NewAccount, Role, Viewer};
+use crate::accounts::{sessions, AccountError, NewAccount, Role, Viewer};
 use crate::web::csv::CsvExport;
+use crate::web::form::{Fields, FormErrors};
 use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{is_htmx, render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, render, text_field, AppError};
@@ -37,6 +38,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 // ---------------------------------------------------------------- sign-up
 
+/// The sign-up form's fields, in its order.
+const SIGNUP_FIELDS: Fields = &[
+    ("username", "Username"),
+    ("name", "Your name"),
+    ("email", "Email"),
+    ("password", "Password"),
+    ("term", "Term"),
+];
+
 fn signup_context(error: Option<&str>, form: Option<&SignupForm>) -> Context {
     let mut ctx = Context::new();
     ctx.insert("terms", &Term::upcoming(Utc::now().date_naive(), 4));
@@ -52,6 +62,27 @@ fn signup_context(error: Option<&str>, form: Option<&SignupForm>) -> Context {
         );
     }
     ctx
+}
+
+/// Every field of the sign-up form checked: the account and term, or all the mistakes.
+fn check_signup(form: &SignupForm) -> (Option<(NewAccount, Term)>, FormErrors) {
+    let mut errors = FormErrors::new("signup", SIGNUP_FIELDS, "You are not signed up yet");
+    if form.display_name.trim().is_empty() {
+        errors.add("name", "please give your name");
+    }
+    let account = NewAccount::check(
+        &mut errors,
+        &form.username,
+        &form.display_name,
+        &form.email,
+        "student",
+        &form.password,
+    );
+    let term = errors.check(
+        "term",
+        Term::parse(&form.term).map_err(|m| format!("choose a term: {m}")),
+    );
+    (account.zip(term), errors)
 }
 
 #[get("")]
@@ -108,26 +139,43 @@ async fn signup(
             signup_context(Some(&message), Some(&form)),
         )
     };
-    let fail = |message: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, message);
-    if form.display_name.trim().is_empty() {
-        return fail("Please give your name.".into());
-    }
-    let term = match Term::parse(&form.term) {
-        Ok(t) => t,
-        Err(m) => return fail(format!("Choose a term: {m}.")),
+    let show_errors = |errors: FormErrors| {
+        let mut ctx = signup_context(None, Some(&form));
+        errors.insert(&mut ctx);
+        render_status(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "enrollment/signup.html",
+            "enrollment/signup.html",
+            ctx,
+        )
     };
-    let account = match NewAccount::parse(
-        &form.username,
-        &form.display_name,
-        &form.email,
-        "student",
-        &form.password,
-    ) {
-        Ok(a) => a,
-        Err(e) => return fail(capitalize(&format!("{e}."))),
+    let client_ip = crate::accounts::routes::client_ip(&req);
+    let (parsed, errors) = check_signup(&form);
+    let Some((account, term)) = parsed.filter(|_| errors.is_empty()) else {
+        // Whether the username is free is said with the other mistakes, but asking counts as a
+        // sign-up from the address, so that the form is no cheaper an oracle than signing up.
+        if crate::accounts::service::parse_username(&form.username).is_err() {
+            return show_errors(errors);
+        }
+        let (ip, username) = (client_ip.clone(), form.username.clone());
+        let checked = state(&req)
+            .run(move |conn| -> Result<_, AccountError> {
+                let mut errors = errors;
+                crate::accounts::throttle::reserve_sign_up(conn, &ip)?;
+                NewAccount::check_free(conn, &mut errors, &username)?;
+                Ok(errors)
+            })
+            .await;
+        return match checked {
+            Ok(errors) => show_errors(errors),
+            Err(e) => match e.refusal() {
+                Some((status, message)) => refuse(status, message),
+                None => Err(e.into()),
+            },
+        };
     };
     let store = state(&req).store.clone();
-    let client_ip = crate::accounts::routes::client_ip(&req);
     let request_id = req
         .extensions()
         .get::<crate::web::RequestId>()
@@ -165,6 +213,11 @@ async fn signup(
                 .finish();
             res.add_cookie(&cookie).map_err(AppError::internal)?;
             Ok(res)
+        }
+        Err(EnrollmentError::Account(taken @ AccountError::UsernameTaken(_))) => {
+            let (_, mut errors) = check_signup(&form);
+            errors.add("username", taken);
+            show_errors(errors)
         }
         Err(e) => match e.refusal() {
             Some((status, message)) => refuse(status, message),

@@ -23,6 +23,7 @@ use crate::db::lower;
 use crate::es::RecordedEvent;
 use crate::schema::{events, users};
 use crate::web::csv::CsvExport;
+use crate::web::form::{Fields, FormErrors};
 use crate::web::paging::{Column, ListSpec, PageParams, Paging};
 use crate::web::render::state;
 use crate::web::{render, AppError};
@@ -151,8 +152,9 @@ enum ActorFilter {
 /// the database.
 #[derive(Debug, thiserror::Error)]
 enum AuditError {
-    #[error("{0}")]
-    Invalid(String),
+    /// Filters that do not parse, every one of them.
+    #[error("{}", .0.summary())]
+    Invalid(FormErrors),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
@@ -162,7 +164,7 @@ enum AuditError {
 impl From<AuditError> for AppError {
     fn from(e: AuditError) -> Self {
         match e {
-            AuditError::Invalid(m) => AppError::Unprocessable(m),
+            AuditError::Invalid(m) => AppError::Unprocessable(m.summary()),
             AuditError::Database(d) => d.into(),
             AuditError::NoConnection(n) => n.into(),
         }
@@ -175,7 +177,7 @@ enum AuditAnswer {
     Export(Vec<AuditRow>),
 }
 
-fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AuditError> {
+fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, String> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -193,19 +195,33 @@ fn parse_time(raw: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, Audi
             return Ok(Some(t.and_utc()));
         }
     }
-    Err(AuditError::Invalid(format!(
+    Err(format!(
         "{raw:?} is not a time: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
-    )))
+    ))
 }
 
-fn non_empty(s: &str, name: &str) -> Result<Option<String>, AuditError> {
-    let v =
-        crate::text::check(name, s, 200, crate::text::Lines::One).map_err(AuditError::Invalid)?;
+fn non_empty(s: &str, name: &str) -> Result<Option<String>, String> {
+    let v = crate::text::check(name, s, 200, crate::text::Lines::One)?;
     Ok((!v.is_empty()).then_some(v))
 }
 
+/// The filter form's fields, in its order.
+const FILTER_FIELDS: Fields = &[
+    ("stream_type", "Stream type"),
+    ("stream_id", "Stream id"),
+    ("event_type", "Event type"),
+    ("actor", "Actor"),
+    ("from", "From"),
+    ("to", "To"),
+];
+
+/// The filters of `q`, or every one that does not parse.
 fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, AuditError> {
-    let actor = match non_empty(&q.actor, "actor")? {
+    let mut errors = FormErrors::new("f", FILTER_FIELDS, "The log was not searched");
+    let actor = match errors
+        .check("actor", non_empty(&q.actor, "actor"))
+        .flatten()
+    {
         None => None,
         Some(a) => Some(match a.to_lowercase().as_str() {
             "cli" | "the command line" | "command line" => ActorFilter::Kind("cli"),
@@ -235,20 +251,33 @@ fn parse_filters(conn: &mut PgConnection, q: &AuditQuery) -> Result<Filters, Aud
         }),
     };
     let choices = AuditChoices::load(conn)?;
-    let stream_type = non_empty(&q.stream_type, "stream type")?.map(|t| choices.stream_type(&t));
-    let event_type = non_empty(&q.event_type, "event type")?.map(|t| choices.event_type(&t));
-    let from = parse_time(&q.from, false)?;
-    let to = parse_time(&q.to, true)?;
+    let stream_type = errors
+        .check("stream_type", non_empty(&q.stream_type, "stream type"))
+        .flatten()
+        .map(|t| choices.stream_type(&t));
+    let event_type = errors
+        .check("event_type", non_empty(&q.event_type, "event type"))
+        .flatten()
+        .map(|t| choices.event_type(&t));
+    let stream_id = errors
+        .check("stream_id", non_empty(&q.stream_id, "stream id"))
+        .flatten();
+    let from = errors.check("from", parse_time(&q.from, false)).flatten();
+    let to = errors.check("to", parse_time(&q.to, true)).flatten();
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
-            return Err(AuditError::Invalid(
-                "the time range is empty: \"from\" must be before \"to\"".into(),
-            ));
+            errors.add(
+                "to",
+                "the time range is empty: \"from\" must be before \"to\"",
+            );
         }
+    }
+    if !errors.is_empty() {
+        return Err(AuditError::Invalid(errors));
     }
     Ok(Filters {
         stream_type,
-        stream_id: non_empty(&q.stream_id, "stream id")?,
+        stream_id,
         event_type,
         actor,
         from,
@@ -619,9 +648,11 @@ async fn audit_page(
     .map(|(k, v)| format!("{k} “{}”", v.trim()))
     .collect();
     ctx.insert("filtered_by", &filtered_by.join(", "));
+    // HTMX swaps the results; the filter form (its fields marked, or no longer) comes with them.
+    ctx.insert("filter_oob", &crate::web::is_htmx(&req));
     match result {
-        Err(AuditError::Invalid(message)) => {
-            ctx.insert("error", &message);
+        Err(AuditError::Invalid(errors)) => {
+            errors.insert(&mut ctx);
             ctx.insert("rows", &Vec::<AuditRow>::new());
             let res = crate::web::render::render_status(
                 &req,

@@ -19,12 +19,12 @@ use super::decider::{Fund, FundState};
 use super::events::{ApplicationEvent, FundEvent, ReviewEvent};
 use super::queries::{
     ApplicationRow, ApplicationView, Board, BoardRow, FundRow, FundView, OpenFund, ReviewView,
-    BOARD_PAGE,
 };
 use crate::accounts::{Role, Viewer};
 use crate::es::{Decider, RecordedEvent};
 use crate::ops::as_of::AsOf;
 use crate::schema::events;
+use crate::web::paging::Paging;
 
 /// One fund folded from its events.
 #[derive(Default)]
@@ -374,13 +374,13 @@ pub fn application(
 /// One fund's committee board as it stood: the fund (budget, awarded, remaining, window, open)
 /// folded by the fund decider, its applications then (each reviewer's latest revision, the
 /// reviewers assigned, the decisions and award answers), ranked as the live board ranks them,
-/// one page of `BOARD_PAGE`. The committee's only, and without the committee member's own
+/// sorted and paged as the live board is. The committee's only, and without the committee member's own
 /// application, as live; nothing to assign or decide in the past.
 pub fn board(
     conn: &mut PgConnection,
     viewer: &Viewer,
     fund_id: Uuid,
-    page: i64,
+    paging: &mut Paging,
     as_of: &AsOf,
 ) -> QueryResult<(FundView, Board)> {
     if viewer.role != Role::Staff {
@@ -516,27 +516,23 @@ pub fn board(
         r.avg_score = (!mine.is_empty())
             .then(|| mine.iter().map(|v| mean(&v.scores)).sum::<f64>() / mine.len() as f64);
     }
-    // The live board's order: average score (unreviewed last), then oldest, then id.
-    rows.sort_by(|a, b| {
-        match (a.avg_score, b.avg_score) {
-            (Some(x), Some(y)) => y.total_cmp(&x),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        }
-        .then(a.submitted_at.cmp(&b.submitted_at))
-        .then(a.id.cmp(&b.id))
-    });
+    // Sorted like the live board.
+    let mut rows: Vec<(ApplicationRow, String)> = rows
+        .into_iter()
+        .map(|r| {
+            let student = name(&r.student_id);
+            (r, student)
+        })
+        .collect();
+    super::queries::sort_board(&mut rows, paging.sort, paging.desc);
     let total = rows.len() as i64;
-    let pages = ((total + BOARD_PAGE - 1) / BOARD_PAGE).max(1);
-    let page = page.clamp(1, pages);
+    paging.clamp(total);
     let rows = rows
         .into_iter()
-        .skip(((page - 1) * BOARD_PAGE) as usize)
-        .take(BOARD_PAGE as usize)
-        .map(|r| {
+        .skip(paging.offset() as usize)
+        .take(paging.limit() as usize)
+        .map(|(r, student)| {
             let id = r.id;
-            let student = name(&r.student_id);
             let mut mine = reviews.remove(&id).unwrap_or_default();
             mine.sort_by(|a, b| a.reviewer.cmp(&b.reviewer));
             let mut assigned: Vec<String> = reviewers
@@ -552,14 +548,5 @@ pub fn board(
             }
         })
         .collect();
-    Ok((
-        fund_view,
-        Board {
-            rows,
-            total,
-            page,
-            pages,
-            per_page: BOARD_PAGE,
-        },
-    ))
+    Ok((fund_view, Board { rows, total }))
 }

@@ -106,7 +106,17 @@ impl Rubric {
     pub const MIN: i32 = 1;
     pub const MAX: i32 = 5;
 
-    /// The criteria's labels with one review's scores, "Academic merit 5".
+    /// What a score means on the rubric's scale ("exceptional"); empty off the scale.
+    pub fn meaning(score: i32) -> &'static str {
+        usize::try_from(score - Rubric::MIN)
+            .ok()
+            .and_then(|i| Rubric::SCALE.get(i))
+            .copied()
+            .unwrap_or("")
+    }
+
+    /// The criteria's labels with one review's scores and what they mean, "Academic merit 5
+    /// (exceptional)".
     pub fn labelled(scores: &[i32]) -> Vec<LabelledScore> {
         scores
             .iter()
@@ -114,6 +124,7 @@ impl Rubric {
             .map(|(score, (_, label))| LabelledScore {
                 label,
                 score: *score,
+                meaning: Rubric::meaning(*score),
             })
             .collect()
     }
@@ -124,6 +135,8 @@ impl Rubric {
 pub struct LabelledScore {
     pub label: &'static str,
     pub score: i32,
+    /// What the score means on the rubric's scale.
+    pub meaning: &'static str,
 }
 
 /// One score per rubric criterion, in the rubric's order.
@@ -141,23 +154,30 @@ impl Scores {
         }
         let mut out = Vec::with_capacity(raw.len());
         for (value, (_, label)) in raw.iter().zip(Rubric::CRITERIA) {
-            let v: i32 = value.trim().parse().map_err(|_| {
-                format!(
-                    "{label}: choose a score from {} to {}",
-                    Rubric::MIN,
-                    Rubric::MAX
-                )
-            })?;
-            if !(Rubric::MIN..=Rubric::MAX).contains(&v) {
-                return Err(format!(
-                    "{label}: a score is from {} to {}, not {v}",
-                    Rubric::MIN,
-                    Rubric::MAX
-                ));
-            }
-            out.push(v);
+            out.push(Scores::parse_one(value).map_err(|e| format!("{label}: {e}"))?);
         }
         Ok(Scores(out))
+    }
+
+    /// One criterion's score (the message says what is wrong, not which criterion).
+    pub fn parse_one(raw: &str) -> Result<i32, String> {
+        let v: i32 = raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("choose a score from {} to {}", Rubric::MIN, Rubric::MAX))?;
+        if !(Rubric::MIN..=Rubric::MAX).contains(&v) {
+            return Err(format!(
+                "a score is from {} to {}, not {v}",
+                Rubric::MIN,
+                Rubric::MAX
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Scores already checked one by one with [`Scores::parse_one`], in the rubric's order.
+    pub fn from_checked(values: Vec<i32>) -> Option<Scores> {
+        (values.len() == Rubric::CRITERIA.len()).then_some(Scores(values))
     }
 
     pub fn values(&self) -> &[i32] {

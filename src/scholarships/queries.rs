@@ -19,6 +19,7 @@ use crate::schema::{
     scholarship_decisions as decisions, scholarship_funds as funds, scholarship_reviews as reviews,
     users,
 };
+use crate::web::paging::{Column, ListSpec, Paging};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = funds, check_for_backend(diesel::pg::Pg))]
@@ -372,20 +373,56 @@ pub struct BoardRow {
 pub struct Board {
     pub rows: Vec<BoardRow>,
     pub total: i64,
-    pub page: i64,
-    pub pages: i64,
-    pub per_page: i64,
 }
+
+/// The committee board: ranked by average score unless sorted by another column, 50 a page.
+pub const BOARD_LIST: ListSpec = ListSpec {
+    columns: &[
+        Column::desc("average"),
+        Column::asc("applicant"),
+        Column::desc("reviews"),
+    ],
+    per_page: BOARD_PAGE,
+};
 
 pub const BOARD_PAGE: i64 = 50;
 
+/// Order applications by a [`BOARD_LIST`] column, in memory (the board as of a moment). The
+/// live board's order breaks ties: average (unreviewed last), oldest, id.
+pub fn sort_board(rows: &mut [(ApplicationRow, String)], column: &str, desc: bool) {
+    use std::cmp::Ordering;
+    let by_rank = |a: &ApplicationRow, b: &ApplicationRow| {
+        match (a.avg_score, b.avg_score) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+        .then(a.submitted_at.cmp(&b.submitted_at))
+        .then(a.id.cmp(&b.id))
+    };
+    rows.sort_by(|(a, an), (b, bn)| {
+        let key = match column {
+            "applicant" => an.to_lowercase().cmp(&bn.to_lowercase()),
+            "reviews" => a.review_count.cmp(&b.review_count),
+            // The average, ascending or descending; unreviewed last either way.
+            _ => match (a.avg_score, b.avg_score) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                _ => return by_rank(a, b),
+            },
+        };
+        if desc { key.reverse() } else { key }.then_with(|| by_rank(a, b))
+    });
+}
+
 /// The committee board: a fund's applications ranked by average review score (unreviewed
-/// last, then oldest first), with their reviews beside them, one page at a time.
+/// last, then oldest first) or sorted by another column, with their reviews beside them, one
+/// page at a time.
 pub fn board(
     conn: &mut PgConnection,
     viewer: &Viewer,
     fund_id: Uuid,
-    page: i64,
+    paging: &mut Paging,
 ) -> QueryResult<Board> {
     committee_only(viewer)?;
     let total: i64 = apps::table
@@ -393,30 +430,60 @@ pub fn board(
         .filter(apps::student_id.ne(viewer.user_id))
         .count()
         .get_result(conn)?;
-    let pages = ((total + BOARD_PAGE - 1) / BOARD_PAGE).max(1);
-    let page = page.clamp(1, pages);
-    // The page's rows alone first (walks the board index), then the names of those 50 students.
-    let page_rows: Vec<ApplicationRow> = apps::table
-        .filter(apps::fund_id.eq(fund_id))
-        .filter(apps::student_id.ne(viewer.user_id))
-        .order((
-            apps::avg_score.desc().nulls_last(),
-            apps::submitted_at.asc(),
-            apps::id.asc(),
-        ))
-        .limit(BOARD_PAGE)
-        .offset((page - 1) * BOARD_PAGE)
-        .select(ApplicationRow::as_select())
-        .load(conn)?;
-    let student_ids: Vec<Uuid> = page_rows.iter().map(|r| r.student_id).collect();
-    let names = crate::accounts::queries::display_names(conn, &student_ids)?;
-    let rows: Vec<(ApplicationRow, String)> = page_rows
-        .into_iter()
-        .map(|r| {
-            let name = names.get(&r.student_id).cloned().unwrap_or_default();
-            (r, name)
-        })
-        .collect();
+    paging.clamp(total);
+    let (limit, offset, desc) = (paging.limit(), paging.offset(), paging.desc);
+    let ranked = (
+        apps::avg_score.desc().nulls_last(),
+        apps::submitted_at.asc(),
+        apps::id.asc(),
+    );
+    let rows: Vec<(ApplicationRow, String)> = if paging.sort == "applicant" {
+        // By name: the names come first, so the students are joined before paging.
+        let query = apps::table
+            .inner_join(users::table.on(users::id.eq(apps::student_id)))
+            .filter(apps::fund_id.eq(fund_id))
+            .filter(apps::student_id.ne(viewer.user_id))
+            .select((ApplicationRow::as_select(), users::display_name))
+            .into_boxed();
+        let query = if desc {
+            query.order(users::display_name.desc())
+        } else {
+            query.order(users::display_name.asc())
+        };
+        query
+            .then_order_by(ranked)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?
+    } else {
+        // The page's rows alone first (ranked, this walks the board index), then the names of
+        // those 50 students: joining the names before paging was slow deep in a large board.
+        let query = apps::table
+            .filter(apps::fund_id.eq(fund_id))
+            .filter(apps::student_id.ne(viewer.user_id))
+            .select(ApplicationRow::as_select())
+            .into_boxed();
+        let query = match (paging.sort, desc) {
+            ("reviews", false) => query.order(apps::review_count.asc()),
+            ("reviews", true) => query.order(apps::review_count.desc()),
+            (_, false) => query.order(apps::avg_score.asc().nulls_last()),
+            (_, true) => query.order(apps::avg_score.desc().nulls_last()),
+        };
+        let page_rows: Vec<ApplicationRow> = query
+            .then_order_by(ranked)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?;
+        let student_ids: Vec<Uuid> = page_rows.iter().map(|r| r.student_id).collect();
+        let names = crate::accounts::queries::display_names(conn, &student_ids)?;
+        page_rows
+            .into_iter()
+            .map(|r| {
+                let name = names.get(&r.student_id).cloned().unwrap_or_default();
+                (r, name)
+            })
+            .collect()
+    };
     let ids: Vec<Uuid> = rows.iter().map(|(r, _)| r.id).collect();
     let mut reviews = reviews_of(conn, &ids)?;
     let assigned: Vec<(Uuid, Uuid, String)> = assignments::table
@@ -458,9 +525,6 @@ pub fn board(
             })
             .collect(),
         total,
-        page,
-        pages,
-        per_page: BOARD_PAGE,
     })
 }
 
@@ -563,6 +627,125 @@ pub fn reviewer_queue(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Q
         }
     }
     Ok(queue)
+}
+
+/// A reviewer's applications to score: oldest first unless sorted by a column, 25 a page.
+pub const QUEUE_TO_DO: ListSpec = ListSpec {
+    columns: &[
+        Column::asc("applied"),
+        Column::asc("applicant"),
+        Column::asc("fund"),
+    ],
+    per_page: 25,
+};
+
+/// A reviewer's scored applications: oldest first unless sorted by a column, 25 a page.
+pub const QUEUE_SCORED: ListSpec = ListSpec {
+    columns: &[
+        Column::asc("applied"),
+        Column::asc("applicant"),
+        Column::asc("fund"),
+        Column::desc("score"),
+    ],
+    per_page: 25,
+};
+
+/// One page of the reviewer's queue and how many it holds.
+#[derive(Debug, Serialize)]
+pub struct QueuePage {
+    pub items: Vec<QueueItem>,
+    pub total: i64,
+}
+
+/// One page of the viewer's queue: the applications assigned to them (never their own) that
+/// they have not scored yet, or (`scored`) those they have.
+pub fn queue_page(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    scored: bool,
+    paging: &mut Paging,
+) -> QueryResult<QueuePage> {
+    if viewer.role != Role::Staff {
+        return Ok(QueuePage {
+            items: Vec::new(),
+            total: 0,
+        });
+    }
+    let base = || {
+        let q = assignments::table
+            .inner_join(apps::table.on(apps::id.eq(assignments::application_id)))
+            .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
+            .inner_join(users::table.on(users::id.eq(apps::student_id)))
+            .left_join(
+                reviews::table.on(reviews::application_id
+                    .eq(assignments::application_id)
+                    .and(reviews::reviewer_id.eq(assignments::reviewer_id))),
+            )
+            .filter(assignments::reviewer_id.eq(viewer.user_id))
+            .filter(apps::student_id.ne(viewer.user_id))
+            .into_boxed();
+        if scored {
+            q.filter(reviews::score.is_not_null())
+        } else {
+            q.filter(reviews::score.is_null())
+        }
+    };
+    let total: i64 = base().count().get_result(conn)?;
+    paging.clamp(total);
+    let mut query = base().select((
+        apps::id,
+        funds::name,
+        users::display_name,
+        apps::submitted_at,
+        apps::outcome,
+        reviews::score.nullable(),
+        reviews::revision.nullable(),
+    ));
+    query = match (paging.sort, paging.desc) {
+        ("applicant", false) => query.order(users::display_name.asc()),
+        ("applicant", true) => query.order(users::display_name.desc()),
+        ("fund", false) => query.order(funds::name.asc()),
+        ("fund", true) => query.order(funds::name.desc()),
+        ("score", false) => query.order(reviews::score.asc()),
+        ("score", true) => query.order(reviews::score.desc()),
+        (_, false) => query.order(apps::submitted_at.asc()),
+        (_, true) => query.order(apps::submitted_at.desc()),
+    };
+    let rows: Vec<QueueRow> = query
+        .then_order_by((apps::submitted_at.asc(), apps::id.asc()))
+        .limit(paging.limit())
+        .offset(paging.offset())
+        .load(conn)?;
+    Ok(QueuePage {
+        items: rows.into_iter().map(QueueItem::from).collect(),
+        total,
+    })
+}
+
+/// A queue row as selected: application, fund, applicant, applied, outcome, score, revision.
+type QueueRow = (
+    Uuid,
+    String,
+    String,
+    DateTime<Utc>,
+    String,
+    Option<f64>,
+    Option<i32>,
+);
+
+impl From<QueueRow> for QueueItem {
+    fn from(r: QueueRow) -> QueueItem {
+        let (application_id, fund_name, student_name, submitted_at, outcome, score, revision) = r;
+        QueueItem {
+            application_id,
+            fund_name,
+            student_name,
+            submitted_at,
+            outcome,
+            my_score: score.map(|s| format!("{s:.2}")),
+            revision,
+        }
+    }
 }
 
 /// The application to score after `current` in the viewer's queue (the first when `current` is
@@ -883,4 +1066,64 @@ pub fn report(
         history,
         history_total,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u128, avg: Option<f64>, reviews: i32) -> (ApplicationRow, String) {
+        let at = DateTime::<Utc>::from_timestamp(n as i64 * 60, 0).unwrap();
+        let row = ApplicationRow {
+            id: Uuid::from_u128(n),
+            fund_id: Uuid::nil(),
+            student_id: Uuid::from_u128(100 + n),
+            statement: String::new(),
+            submitted_at: at,
+            outcome: "submitted".into(),
+            decision_reason: None,
+            decided_at: None,
+            award_cents: None,
+            award_status: None,
+            review_count: reviews,
+            avg_score: avg,
+        };
+        (row, format!("Student {n}"))
+    }
+
+    fn order(rows: &[(ApplicationRow, String)]) -> Vec<&str> {
+        rows.iter().map(|(_, n)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn the_board_as_of_a_moment_sorts_as_the_live_board_does() {
+        let mut rows = vec![
+            row(1, None, 0),
+            row(2, Some(3.0), 1),
+            row(3, Some(4.5), 2),
+            row(4, None, 0),
+        ];
+        sort_board(&mut rows, "average", true);
+        assert_eq!(
+            order(&rows),
+            ["Student 3", "Student 2", "Student 1", "Student 4"]
+        );
+        // Ascending, the unreviewed stay last.
+        sort_board(&mut rows, "average", false);
+        assert_eq!(
+            order(&rows),
+            ["Student 2", "Student 3", "Student 1", "Student 4"]
+        );
+        sort_board(&mut rows, "applicant", true);
+        assert_eq!(
+            order(&rows),
+            ["Student 4", "Student 3", "Student 2", "Student 1"]
+        );
+        // Equal counts keep the ranking.
+        sort_board(&mut rows, "reviews", false);
+        assert_eq!(
+            order(&rows),
+            ["Student 1", "Student 4", "Student 2", "Student 3"]
+        );
+    }
 }

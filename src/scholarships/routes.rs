@@ -13,6 +13,7 @@ use super::queries;
 use super::service::{self, NewFund};
 use crate::accounts::{Role, Viewer};
 use crate::web::csv::CsvExport;
+use crate::web::form::{Fields, FormErrors};
 use crate::web::paging::{PageParams, Paging};
 use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
@@ -338,21 +339,9 @@ async fn create_fund(
     let fund = match parsed {
         Ok(fund) => fund,
         Err(errors) => {
-            // Every field's message beside it, and one line that says how many.
+            // Every field's message beside it, and a summary at the top.
             let mut ctx = Context::new();
-            let n = errors.len();
-            ctx.insert(
-                "error",
-                &format!(
-                    "The fund was not created: correct the {} marked below.",
-                    if n == 1 {
-                        "field".to_owned()
-                    } else {
-                        format!("{n} fields")
-                    }
-                ),
-            );
-            ctx.insert("errors", &errors);
+            errors.insert(&mut ctx);
             ctx.insert("form", &f);
             return funds_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
@@ -440,40 +429,72 @@ async fn set_window(
 
 // ---------------------------------------------------------------- committee board
 
-#[derive(Deserialize)]
-struct PageQuery {
-    page: Option<i64>,
+/// The board's address with its page and sort, where a decision or an assignment leads back to.
+fn board_url(fund_id: Uuid, params: &PageParams) -> String {
+    let mut q: Vec<String> = Vec::new();
+    for (k, v) in [
+        ("sort", &params.sort),
+        ("dir", &params.dir),
+        ("page", &params.page),
+    ] {
+        if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            q.push(format!("{k}={}", crate::web::render::percent_encode(v)));
+        }
+    }
+    if q.is_empty() {
+        format!("/scholarships/funds/{fund_id}")
+    } else {
+        format!("/scholarships/funds/{fund_id}?{}", q.join("&"))
+    }
 }
 
 async fn board_listing(
     req: &HttpRequest,
     viewer: Viewer,
     fund_id: Uuid,
-    page: i64,
+    params: &PageParams,
     mut ctx: Context,
+    status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let as_of = ctx_as_of(req, &mut ctx, "the committee board")?;
-    if let Some(a) = &as_of {
-        // Its pages keep the moment.
-        let raw = a.until - chrono::Duration::microseconds(1);
-        ctx.insert(
-            "as_of_qs",
-            &format!("&as_of={}", raw.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
-        );
-    }
-    let (fund, board) = state(req)
-        .query(move |conn| match &as_of {
-            Some(a) => super::as_of::board(conn, &viewer, fund_id, page, a),
-            None => Ok((
-                queries::fund(conn, &viewer, fund_id)?,
-                queries::board(conn, &viewer, fund_id, page)?,
-            )),
+    // Its pages keep the moment.
+    let as_of_param = as_of
+        .as_ref()
+        .map(|a| {
+            let raw = a.until - chrono::Duration::microseconds(1);
+            raw.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+        })
+        .unwrap_or_default();
+    let mut paging = Paging::parse(queries::BOARD_LIST, params);
+    let (fund, board, paging) = state(req)
+        .query(move |conn| {
+            let (fund, board) = match &as_of {
+                Some(a) => super::as_of::board(conn, &viewer, fund_id, &mut paging, a)?,
+                None => (
+                    queries::fund(conn, &viewer, fund_id)?,
+                    queries::board(conn, &viewer, fund_id, &mut paging)?,
+                ),
+            };
+            Ok((fund, board, paging))
         })
         .await?;
+    let pager = paging.pager(
+        board.total,
+        board.rows.len(),
+        &format!("/scholarships/funds/{fund_id}"),
+        &[("as_of", as_of_param)],
+        "board",
+    );
     ctx.insert("fund", &fund);
     ctx.insert("board", &board);
-    render(
+    ctx.insert("pager", &pager);
+    // What the decision and assign forms send back, to return to this page in this order.
+    ctx.insert("ranked", &(paging.sort == "average" && paging.desc));
+    ctx.insert("list_sort", paging.sort);
+    ctx.insert("list_dir", if paging.desc { "desc" } else { "asc" });
+    render_status(
         req,
+        status,
         "scholarships/board.html",
         "scholarships/_board.html",
         ctx,
@@ -485,46 +506,66 @@ async fn board_page(
     req: HttpRequest,
     viewer: Viewer,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let id = parse_id("fund", &path)?;
-    board_listing(&req, viewer, id, query.page.unwrap_or(1), Context::new()).await
+    board_listing(&req, viewer, id, &query, Context::new(), StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct DecisionForm {
+    #[serde(default)]
     outcome: String,
     #[serde(default)]
     amount: String,
     #[serde(default)]
     reason: String,
-    page: Option<i64>,
+    #[serde(flatten)]
+    list: PageParams,
     command_id: Option<String>,
 }
 
-/// The committee's decision and its reason, from the form.
-fn decision_of(form: &DecisionForm) -> Result<(Decision, String), ScholarshipsError> {
+/// The decision form's fields, in its order.
+const DECISION_FIELDS: Fields = &[
+    ("outcome", "Decision"),
+    ("amount", "Amount"),
+    ("reason", "Reason"),
+];
+
+/// The committee's decision and its reason, from the form: every mistake at once.
+fn decision_of(id: Uuid, form: &DecisionForm) -> Result<(Decision, String), FormErrors> {
+    let mut errors = FormErrors::new(
+        format!("decision-{id}"),
+        DECISION_FIELDS,
+        "The decision was not recorded",
+    );
     let decision = match form.outcome.as_str() {
-        "award" => Decision::Award(
-            Amount::parse(&form.amount)
-                .map_err(|e| ScholarshipsError::Invalid(format!("Award amount: {e}.")))?,
-        ),
-        "decline" => Decision::Decline,
-        "waitlist" => Decision::Waitlist,
+        "award" => errors
+            .check("amount", Amount::parse(&form.amount))
+            .map(Decision::Award),
+        "decline" => Some(Decision::Decline),
+        "waitlist" => Some(Decision::Waitlist),
         _ => {
-            return Err(ScholarshipsError::Invalid(
-                "Choose award, decline or waitlist.".into(),
-            ))
+            errors.add("outcome", "choose award, decline or waitlist");
+            None
         }
     };
-    let reason = text_field("The reason", &form.reason, 1000)?;
-    if reason.is_empty() {
-        return Err(ScholarshipsError::Invalid(
-            "Give a reason for the decision: the student and the report will show it.".into(),
-        ));
-    }
-    Ok((decision, reason))
+    let reason = errors
+        .check(
+            "reason",
+            crate::text::check("The reason", &form.reason, 1000, crate::text::Lines::Many),
+        )
+        .filter(|r| {
+            r.is_empty().then(|| {
+                errors.add(
+                    "reason",
+                    "give a reason for the decision: the student and the report will show it",
+                )
+            });
+            !r.is_empty()
+        });
+    errors.finish(decision.zip(reason))
 }
 
 #[tracing::instrument(skip_all, fields(application = %path))]
@@ -538,7 +579,20 @@ async fn decide(
     viewer.require(Role::Staff)?;
     let id = parse_id("application", &path)?;
     let form = form.into_inner();
-    let (decision, reason) = decision_of(&form)?;
+    let (decision, reason) = match decision_of(id, &form) {
+        Ok(d) => d,
+        Err(errors) => {
+            // The board again, the row's form open with every mistake and what was typed.
+            let (fund_id, _, _) = state(&req)
+                .query(move |conn| service::application_owner(conn, id))
+                .await?;
+            let mut ctx = Context::new();
+            errors.insert(&mut ctx);
+            ctx.insert("typed", &form);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return board_listing(&req, viewer, fund_id, &form.list, ctx, status).await;
+        }
+    };
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let v = viewer.clone();
@@ -554,15 +608,14 @@ async fn decide(
         Decision::Decline => "Declined.".to_owned(),
         Decision::Waitlist => "Waitlisted.".to_owned(),
     };
-    let page = form.page.unwrap_or(1);
     if is_htmx(&req) {
         let mut ctx = Context::new();
         ctx.insert("notice", &message);
-        let res = board_listing(&req, viewer, fund_id, page, ctx).await?;
+        let res = board_listing(&req, viewer, fund_id, &form.list, ctx, StatusCode::OK).await?;
         return Ok(with_trigger(res, Some(&outcome), "AwardGranted"));
     }
     Ok(flash_redirect(
-        &format!("/scholarships/funds/{fund_id}?page={page}"),
+        &board_url(fund_id, &form.list),
         "success",
         &message,
     ))
@@ -571,7 +624,8 @@ async fn decide(
 #[derive(Deserialize)]
 struct AssignForm {
     reviewer_id: String,
-    page: Option<i64>,
+    #[serde(flatten)]
+    list: PageParams,
     command_id: Option<String>,
 }
 
@@ -598,15 +652,14 @@ async fn assign_reviewer(
             Ok(fund_id)
         })
         .await?;
-    let page = form.page.unwrap_or(1);
     if is_htmx(&req) {
         let mut ctx = Context::new();
         ctx.insert("notice", "Reviewer assigned.");
-        let res = board_listing(&req, viewer, fund_id, page, ctx).await?;
+        let res = board_listing(&req, viewer, fund_id, &form.list, ctx, StatusCode::OK).await?;
         return Ok(with_trigger(res, None, "ReviewerAssigned"));
     }
     Ok(flash_redirect(
-        &format!("/scholarships/funds/{fund_id}?page={page}"),
+        &board_url(fund_id, &form.list),
         "success",
         "Reviewer assigned.",
     ))
@@ -617,15 +670,57 @@ async fn assign_reviewer(
 #[get("/reviews")]
 async fn reviews_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
-    let queue = state(&req)
-        .query(move |conn| queries::reviewer_queue(conn, &viewer))
+    // Two lists on one page: "to do" reads page, sort and dir; "scored" the same with `scored_`.
+    let qs = req.query_string();
+    let (to_do_params, scored_params) = (
+        PageParams::from_query(qs, ""),
+        PageParams::from_query(qs, "scored_"),
+    );
+    let mut to_do = Paging::parse(queries::QUEUE_TO_DO, &to_do_params);
+    let mut scored = Paging::parse(queries::QUEUE_SCORED, &scored_params).prefixed("scored_");
+    let (next, to_do_page, scored_page, to_do, scored) = state(&req)
+        .query(move |conn| {
+            let next = queries::next_to_review(conn, &viewer, None)?;
+            let a = queries::queue_page(conn, &viewer, false, &mut to_do)?;
+            let b = queries::queue_page(conn, &viewer, true, &mut scored)?;
+            Ok((next, a, b, to_do, scored))
+        })
         .await?;
+    let keep = |p: &PageParams, prefix: &str| -> Vec<(String, String)> {
+        [("page", &p.page), ("sort", &p.sort), ("dir", &p.dir)]
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (format!("{prefix}{k}"), v)))
+            .collect()
+    };
+    let (keep_scored, keep_to_do) = (keep(&scored_params, "scored_"), keep(&to_do_params, ""));
+    fn borrowed(v: &[(String, String)]) -> Vec<(&str, String)> {
+        v.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    }
+    let path = "/scholarships/reviews";
+    let to_do_pager = to_do.pager(
+        to_do_page.total,
+        to_do_page.items.len(),
+        path,
+        &borrowed(&keep_scored),
+        "review-queue",
+    );
+    let scored_pager = scored.pager(
+        scored_page.total,
+        scored_page.items.len(),
+        path,
+        &borrowed(&keep_to_do),
+        "review-queue",
+    );
     let mut ctx = Context::new();
-    ctx.insert("queue", &queue);
+    ctx.insert("next", &next);
+    ctx.insert("to_do", &to_do_page);
+    ctx.insert("scored", &scored_page);
+    ctx.insert("to_do_pager", &to_do_pager);
+    ctx.insert("scored_pager", &scored_pager);
     render(
         &req,
         "scholarships/reviews.html",
-        "scholarships/reviews.html",
+        "scholarships/_reviews.html",
         ctx,
     )
 }
@@ -696,6 +791,15 @@ async fn review_form(
     review_listing(&req, viewer, id, None, Context::new(), StatusCode::OK).await
 }
 
+/// The review form's fields: the rubric's criteria, then the comment.
+const REVIEW_FIELDS: Fields = &[
+    Rubric::CRITERIA[0],
+    Rubric::CRITERIA[1],
+    Rubric::CRITERIA[2],
+    Rubric::CRITERIA[3],
+    ("comment", "Comment"),
+];
+
 #[tracing::instrument(skip_all, fields(application = %path))]
 #[post("/applications/{id}/review")]
 async fn submit_review(
@@ -717,22 +821,35 @@ async fn submit_review(
     let raw: Vec<&str> = Rubric::CRITERIA.iter().map(|(f, _)| get(f)).collect();
     let command_id = get("command_id").to_owned();
     let comment_raw = get("comment").to_owned();
-    let parsed = Scores::parse(&raw)
-        .map_err(ScholarshipsError::Invalid)
-        .and_then(|s| Ok((s, text_field("The comment", &comment_raw, 2000)?)));
-    let result = match parsed {
-        Ok((scores, comment)) => {
-            let ctx = command_context(&req, &viewer, Some(&command_id));
-            let store = state(&req).store.clone();
-            let v = viewer.clone();
-            state(&req)
-                .run(move |conn| {
-                    service::submit_review(conn, &store, &ctx, &v, id, scores, comment)
-                })
-                .await
+    let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
+    // Every criterion and the comment checked: all their mistakes at once.
+    let mut errors = FormErrors::new("review", REVIEW_FIELDS, "Your review is not saved");
+    let scores: Vec<Option<i32>> = Rubric::CRITERIA
+        .iter()
+        .zip(&raw)
+        .map(|((field, _), value)| errors.check(field, Scores::parse_one(value)))
+        .collect();
+    let scores = scores.into_iter().collect::<Option<Vec<i32>>>();
+    let comment = errors.check(
+        "comment",
+        crate::text::check("The comment", &comment_raw, 2000, crate::text::Lines::Many),
+    );
+    let parsed = scores.and_then(Scores::from_checked).zip(comment);
+    let (scores, comment) = match errors.finish(parsed) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            let mut ctx = Context::new();
+            errors.insert(&mut ctx);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return review_listing(&req, viewer, id, Some((typed, comment_raw)), ctx, status).await;
         }
-        Err(e) => Err(e),
     };
+    let ctx = command_context(&req, &viewer, Some(&command_id));
+    let store = state(&req).store.clone();
+    let v = viewer.clone();
+    let result = state(&req)
+        .run(move |conn| service::submit_review(conn, &store, &ctx, &v, id, scores, comment))
+        .await;
     match result {
         Ok(outcome) => {
             let message = if outcome.event_types.iter().any(|t| t == "ReviewRevised") {
@@ -752,7 +869,6 @@ async fn submit_review(
             Some((status, message)) => {
                 let mut ctx = Context::new();
                 ctx.insert("error", &message);
-                let typed: Vec<Option<i32>> = raw.iter().map(|r| r.trim().parse().ok()).collect();
                 review_listing(&req, viewer, id, Some((typed, comment_raw)), ctx, status).await
             }
             None => Err(e.into()),

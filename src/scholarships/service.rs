@@ -19,6 +19,7 @@ use crate::schema::{
     scholarship_applications as apps, scholarship_assignments as assignments, users,
 };
 use crate::text::{self, Lines};
+use crate::web::form::FormErrors;
 
 /// How often a fund command re-decides after a concurrent append to the same fund: each retry
 /// sees the newer budget, so an award that no longer fits is rejected with the reason.
@@ -35,10 +36,18 @@ pub struct NewFund {
     pub closes_on: NaiveDate,
 }
 
-/// What is wrong with a form, by field name: every field's message at once.
-pub type FieldErrors = std::collections::BTreeMap<&'static str, String>;
+/// The fund form's fields, in its order.
+pub const FUND_FIELDS: crate::web::form::Fields = &[
+    ("name", "Name"),
+    ("term", "Term"),
+    ("budget", "Budget"),
+    ("criteria", "Criteria"),
+    ("opens_on", "Applications open on"),
+    ("closes_on", "Applications close on"),
+];
 
 impl NewFund {
+    /// Every field checked; all their mistakes at once.
     pub fn parse(
         name: &str,
         term: &str,
@@ -46,13 +55,9 @@ impl NewFund {
         criteria: &str,
         opens_on: &str,
         closes_on: &str,
-    ) -> Result<NewFund, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        fn kept<T>(errors: &mut FieldErrors, key: &'static str, r: Result<T, String>) -> Option<T> {
-            r.map_err(|m| errors.insert(key, m)).ok()
-        }
-        let mut field = |key, r| kept(&mut errors, key, r);
-        let name = field(
+    ) -> Result<NewFund, FormErrors> {
+        let mut errors = FormErrors::new("fund", FUND_FIELDS, "The fund was not created");
+        let name = errors.check(
             "name",
             text::check("The fund name", name, 120, Lines::One).and_then(|n| {
                 (!n.is_empty())
@@ -60,48 +65,37 @@ impl NewFund {
                     .ok_or_else(|| "a fund needs a name of 1 to 120 characters".to_owned())
             }),
         );
-        let criteria = field(
+        let criteria = errors.check(
             "criteria",
             text::check("The criteria", criteria, 2000, Lines::Many),
         );
-        let term = kept(&mut errors, "term", Term::parse(term));
-        let budget = kept(
-            &mut errors,
-            "budget",
-            Amount::parse(budget).map_err(|e| format!("budget: {e}")),
-        );
+        let term = errors.check("term", Term::parse(term));
+        let budget = errors.check("budget", Amount::parse(budget));
         let date = |label: &str, raw: &str| {
             NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
                 .map_err(|_| format!("the {label} date must look like 2027-01-31"))
         };
-        let opens_on = kept(&mut errors, "opens_on", date("opening", opens_on));
-        let closes_on = kept(&mut errors, "closes_on", date("closing", closes_on));
+        let opens_on = errors.check("opens_on", date("opening", opens_on));
+        let closes_on = errors.check("closes_on", date("closing", closes_on));
         if let (Some(o), Some(c)) = (opens_on, closes_on) {
             if c < o {
-                errors.insert(
+                errors.add(
                     "closes_on",
-                    "the application window must close on or after the day it opens".into(),
+                    "the application window must close on or after the day it opens",
                 );
             }
         }
-        match (name, term, budget, criteria, opens_on, closes_on) {
-            (
-                Some(name),
-                Some(term),
-                Some(budget),
-                Some(criteria),
-                Some(opens_on),
-                Some(closes_on),
-            ) if errors.is_empty() => Ok(NewFund {
-                name,
-                term,
-                budget,
-                criteria,
-                opens_on,
-                closes_on,
-            }),
-            _ => Err(errors),
-        }
+        let fund = (|| {
+            Some(NewFund {
+                name: name?,
+                term: term?,
+                budget: budget?,
+                criteria: criteria?,
+                opens_on: opens_on?,
+                closes_on: closes_on?,
+            })
+        })();
+        errors.finish(fund)
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 use uuid::Uuid;
 
-use super::commands::TriageSubject;
+use super::commands::{parse_group, parse_score, parse_signature_name, TriageSubject};
 use super::decider::ThreatsRejection;
 use super::error::ThreatsError;
 use super::filters::{FilterView, Filters};
@@ -19,7 +19,9 @@ use super::triage::{self, TriageFilter};
 use super::{api, histogram, live, service};
 use crate::accounts::{Role, Viewer};
 use crate::es::store;
+use crate::text::{self, Lines};
 use crate::web::csv::CsvExport;
+use crate::web::form::{Fields, FormErrors};
 use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
@@ -936,19 +938,20 @@ async fn set_signature(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Admin)?;
     let f = form.into_inner();
+    let score = match check_signature(&f) {
+        Ok(score) => score,
+        Err(errors) => {
+            let mut ctx = Context::new();
+            errors.insert(&mut ctx);
+            ctx.insert("form", &f);
+            return signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
     let ctx = command_context(&req, &viewer, f.command_id.as_deref());
     let store = state(&req).store.clone();
     let (name, group, rule) = (f.name.clone(), f.group.clone(), f.rule_text.clone());
-    let score = f.default_score.clone();
     let result = state(&req)
         .run(move |conn| {
-            let score = match score.trim() {
-                "" => None,
-                s => Some(
-                    s.parse::<i64>()
-                        .map_err(|_| ThreatsRejection::ScoreNotANumber)?,
-                ),
-            };
             let rule = (!rule.trim().is_empty()).then_some(rule.as_str());
             service::set_signature(conn, &store, &ctx, &name, &group, score, rule)
         })
@@ -970,6 +973,44 @@ async fn set_signature(
         },
     }
 }
+
+/// The signature form's fields, in its order.
+const SIGNATURE_FIELDS: Fields = &[
+    ("name", "Name"),
+    ("group", "Visibility group"),
+    ("score", "Default score"),
+    ("rule", "Rule text"),
+];
+
+/// Every field of the signature form checked as `service::set_signature` checks it, all the
+/// mistakes at once; the default score when none.
+fn check_signature(f: &SignatureForm) -> Result<Option<i64>, FormErrors> {
+    let mut errors = FormErrors::new("sig", SIGNATURE_FIELDS, "The signature was not saved");
+    errors.check(
+        "name",
+        parse_signature_name(&f.name).and_then(|n| {
+            text::check("The signature name", &n, 100, Lines::One).map_err(ThreatsRejection::Text)
+        }),
+    );
+    errors.check("group", parse_group(&f.group));
+    let score = match f.default_score.trim() {
+        "" => Some(None),
+        s => errors.check(
+            "score",
+            s.parse::<i64>()
+                .map_err(|_| ThreatsRejection::ScoreNotANumber)
+                .and_then(|n| parse_score(n).map(|_| Some(n))),
+        ),
+    };
+    errors.check(
+        "rule",
+        text::check("The rule text", &f.rule_text, 4000, Lines::Many),
+    );
+    errors.finish(score)
+}
+
+/// The clearance form's fields, in its order.
+const CLEARANCE_FIELDS: Fields = &[("user", "Analyst"), ("group", "Group")];
 
 /// How long an admin's signature move or clearance change waits for delayed reports.
 const REPORTS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -1068,6 +1109,25 @@ async fn change_clearance(
         "revoke" => false,
         _ => return Err(AppError::BadRequest("action is grant or revoke".into())),
     };
+    // The analyst and the group checked against what exists, both at once.
+    let (u, g) = (f.username.clone(), f.group.clone());
+    let errors = state(&req)
+        .run(move |conn| -> Result<_, ThreatsError> {
+            let mut errors =
+                FormErrors::new("cl", CLEARANCE_FIELDS, "The clearance was not changed");
+            service::check_clearance(conn, &mut errors, &u, &g, grant)?;
+            Ok(errors)
+        })
+        .await?;
+    if !errors.is_empty() {
+        let mut ctx = Context::new();
+        errors.insert(&mut ctx);
+        ctx.insert(
+            "clearance_form",
+            &serde_json::json!({"username": f.username, "group": f.group}),
+        );
+        return signatures_listing(&req, viewer, ctx, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
     let ctx = command_context(&req, &viewer, f.command_id.as_deref());
     let store = state(&req).store.clone();
     let (u, g) = (f.username.clone(), f.group.clone());

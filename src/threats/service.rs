@@ -7,12 +7,13 @@ use super::commands::{
     parse_group, parse_score, parse_signature_name, ClearanceCommand, SensorCommand,
     SignatureCommand,
 };
-use super::decider::{Clearances, Sensor, Signature, ThreatsRejection};
+use super::decider::{Clearances, Sensor, Signature, ThreatsRejection, RESTRICTED_GROUP};
 use super::error::ThreatsError;
 use crate::accounts::{queries as accounts, Role};
 use crate::es::{CommandContext, CommandError, CommandOutcome, EventStore};
 use crate::schema::{sensor_tokens, threat_signatures};
 use crate::text::{self, Lines};
+use crate::web::form::FormErrors;
 
 pub type Result<T> = std::result::Result<T, ThreatsError>;
 
@@ -102,6 +103,50 @@ pub fn retire_signature(
     name: &str,
 ) -> Result<CommandOutcome> {
     Ok(store.execute::<Signature>(conn, name, &SignatureCommand::Retire, ctx)?)
+}
+
+/// The clearance form's analyst (`user`) and group checked against what exists, every mistake
+/// at once: a user who is no analyst, a group no signature is in (to grant), the restricted group.
+/// `change_clearance` refuses the same, one at a time, for the CLI.
+pub fn check_clearance(
+    conn: &mut PgConnection,
+    errors: &mut FormErrors,
+    username: &str,
+    group: &str,
+    grant: bool,
+) -> Result<()> {
+    match parse_group(group) {
+        Err(e) => errors.add("group", e),
+        Ok(g) if grant && g == RESTRICTED_GROUP => {
+            errors.add("group", ThreatsRejection::RestrictedClearance)
+        }
+        Ok(g) if grant => {
+            let exists: bool = diesel::select(diesel::dsl::exists(
+                threat_signatures::table.filter(threat_signatures::group_name.eq(&g)),
+            ))
+            .get_result(conn)?;
+            if !exists {
+                errors.add("group", ThreatsRejection::UnknownGroup(g));
+            }
+        }
+        Ok(_) => {}
+    }
+    match accounts::find_by_username(conn, username.trim())? {
+        None => errors.add(
+            "user",
+            ThreatsRejection::NoSuchUser(username.trim().to_owned()),
+        ),
+        // Quoted: a message must not capitalize a username.
+        Some(u) if u.role() != Role::Analyst => errors.add(
+            "user",
+            format!(
+                "{:?} is not an analyst: clearances are for analysts",
+                u.username
+            ),
+        ),
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// Grant (or revoke) a visibility group to an analyst, by username.

@@ -230,6 +230,25 @@ pub fn triage(
     Ok(store.execute::<Triage>(conn, &subject.stream_id(&id), &command, ctx)?)
 }
 
+/// The triage form's fields a person fills in, in its order.
+const TRIAGE_FIELDS: crate::web::form::Fields = &[("status", "Status"), ("note", "Note")];
+
+/// The status and the note checked, every mistake at once.
+fn check_fields(form: &TriageForm) -> crate::web::form::FormErrors {
+    let mut errors =
+        crate::web::form::FormErrors::new("triage", TRIAGE_FIELDS, "Nothing was marked");
+    errors.check("status", TriageStatus::parse(&form.status));
+    match text::check("The note", &form.note, 2000, Lines::Many) {
+        Ok(note) if note.trim().is_empty() => {
+            errors.add("note", ThreatsRejection::TriageNoteMissing)
+        }
+        checked => {
+            errors.check("note", checked);
+        }
+    }
+    errors
+}
+
 // ---------- pages ----------
 
 /// What `threats/_triage.html` shows of one subject.
@@ -415,21 +434,26 @@ async fn post_triage(
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
     let (f, v) = (form.clone(), viewer.clone());
+    // The fields a person chooses and types, all their mistakes at once (a bad subject, a hidden
+    // field, is refused by `triage` as before).
+    let errors = check_fields(&form);
+    let checked = errors.is_empty();
     let result = state(&req)
         .run(move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &v)?;
-            let outcome = triage(conn, &store, &ctx, &scope, &f);
+            let outcome = checked.then(|| triage(conn, &store, &ctx, &scope, &f));
             Ok((outcome, scope))
         })
         .await?;
     let (outcome, scope) = result;
+    let outcome = outcome.ok_or(errors);
     // The subject as typed, for the panel shown again (a bad one shows no history).
     let subject = TriageSubject::parse(&form.subject_kind).unwrap_or(TriageSubject::Hash);
     let id = subject
         .parse_id(&form.subject)
         .unwrap_or_else(|_| form.subject.chars().take(200).collect());
     let (status, page_ctx, outcome) = match outcome {
-        Ok(outcome) => {
+        Ok(Ok(outcome)) => {
             let label = TriageStatus::parse(&form.status).map_or("", |s| s.label());
             let notice = format!("Marked {}: {label}.", subject.as_str());
             if !is_htmx(&req) {
@@ -443,7 +467,13 @@ async fn post_triage(
             c.insert("triage_notice", &notice);
             (StatusCode::OK, c, Some(outcome))
         }
-        Err(e) => match e.refusal() {
+        Err(errors) => {
+            let mut c = Context::new();
+            errors.insert(&mut c);
+            c.insert("triage_form", &form);
+            (StatusCode::UNPROCESSABLE_ENTITY, c, None)
+        }
+        Ok(Err(e)) => match e.refusal() {
             Some((status, message)) => {
                 let mut c = Context::new();
                 c.insert("triage_error", &message);

@@ -5,6 +5,7 @@ pub mod confirm;
 pub mod csv;
 pub mod edge;
 pub mod error;
+pub mod form;
 pub mod format;
 pub mod frame;
 pub mod paging;

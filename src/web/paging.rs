@@ -22,6 +22,28 @@ pub struct PageParams {
     pub dir: Option<String>,
 }
 
+impl PageParams {
+    /// The paging part of `query` for one of several lists on a page, whose parameters carry
+    /// `prefix` (`scored_page`, `scored_sort`, `scored_dir`).
+    pub fn from_query(query: &str, prefix: &str) -> PageParams {
+        let mut params = PageParams::default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        for (k, v) in pairs {
+            let Some(name) = k.strip_prefix(prefix) else {
+                continue;
+            };
+            let slot = match name {
+                "page" => &mut params.page,
+                "sort" => &mut params.sort,
+                "dir" => &mut params.dir,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        params
+    }
+}
+
 /// A sortable column: its key in `?sort=` and the direction a first click sorts it in.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
@@ -60,6 +82,9 @@ pub struct Paging {
     /// The column sorted by: always one of the spec's.
     pub sort: &'static str,
     pub desc: bool,
+    /// The prefix of this list's parameters where a page has several lists (see
+    /// [`PageParams::from_query`]); empty for most.
+    prefix: &'static str,
 }
 
 impl Paging {
@@ -89,7 +114,13 @@ impl Paging {
             page,
             sort: column.key,
             desc,
+            prefix: "",
         }
+    }
+
+    /// The same list with its parameters named with `prefix` in its links.
+    pub fn prefixed(self, prefix: &'static str) -> Paging {
+        Paging { prefix, ..self }
     }
 
     pub fn limit(&self) -> i64 {
@@ -125,10 +156,11 @@ impl Paging {
                 .filter(|(_, v)| !v.trim().is_empty())
                 .map(|(k, v)| format!("{k}={}", percent_encode(v.trim())))
                 .collect();
-            q.push(format!("sort={sort}"));
-            q.push(format!("dir={}", if desc { "desc" } else { "asc" }));
+            let p = self.prefix;
+            q.push(format!("{p}sort={sort}"));
+            q.push(format!("{p}dir={}", if desc { "desc" } else { "asc" }));
             if page > 1 {
-                q.push(format!("page={page}"));
+                q.push(format!("{p}page={page}"));
             }
             format!("{path}?{}", q.join("&"))
         };
@@ -258,6 +290,18 @@ mod tests {
         assert_eq!(
             pager.sorts["created"].href,
             "/x?q=a%20b&sort=created&dir=desc"
+        );
+    }
+
+    #[test]
+    fn a_second_list_on_a_page_reads_and_links_its_own_parameters() {
+        let params = PageParams::from_query("page=2&scored_page=3&scored_sort=created", "scored_");
+        let p = Paging::parse(SPEC, &params).prefixed("scored_");
+        assert_eq!((p.page, p.sort, p.desc), (3, "created", true));
+        let pager = p.pager(92, 20, "/x", &[("page", "2".into())], "t");
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/x?page=2&scored_sort=created&scored_dir=desc&scored_page=4")
         );
     }
 

@@ -79,6 +79,7 @@ pub fn base_context(req: &HttpRequest) -> Context {
         .map_or(0, |u| u.0);
     ctx.insert("unread_notifications", &unread);
     ctx.insert("flash", &read_flash(req));
+    super::form::none(&mut ctx);
     ctx
 }
 
