@@ -120,6 +120,8 @@ struct Overlap {
     refused: Vec<String>,
     retries: u64,
     deadlocks: i64,
+    /// Batches a transaction wrote, on average (the sensor API's group commit).
+    per_transaction: f64,
 }
 
 #[derive(QueryableByName)]
@@ -165,6 +167,7 @@ fn overlapping(posters: u64, events: u64) -> Overlap {
         })
         .collect();
     let (retries_before, deadlocks_before) = (ingest::retries(), deadlocks(&app));
+    let writes_before = ingest::group_writes();
     let started = Instant::now();
     let outcomes: Vec<(u64, Duration, Vec<String>)> = std::thread::scope(|scope| {
         let threads: Vec<_> = bodies
@@ -191,6 +194,9 @@ fn overlapping(posters: u64, events: u64) -> Overlap {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
     let seconds = started.elapsed().as_secs_f64();
+    let writes = ingest::group_writes();
+    let per_transaction =
+        (writes.1 - writes_before.1) as f64 / (writes.0 - writes_before.0).max(1) as f64;
     // Other backends report their counts when idle for a second.
     std::thread::sleep(Duration::from_millis(1500));
     Overlap {
@@ -199,6 +205,7 @@ fn overlapping(posters: u64, events: u64) -> Overlap {
         refused: outcomes.into_iter().flat_map(|o| o.2).collect(),
         retries: ingest::retries() - retries_before,
         deadlocks: deadlocks(&app) - deadlocks_before,
+        per_transaction,
     }
 }
 
@@ -263,10 +270,11 @@ fn overlap_rates(scale: f64) {
         let met = o.rate >= baseline && o.refused.is_empty() && o.retries == 0 && o.deadlocks == 0;
         println!(
             "  {posters} poster(s): {:>7.0} events/s ({:.2}x one poster), slowest batch {:>5} ms, \
-             deadlocks {}, batches retried {}, refused {}: {}",
+             {:.1} batches a transaction, deadlocks {}, batches retried {}, refused {}: {}",
             o.rate,
             o.rate / baseline,
             o.slowest.as_millis(),
+            o.per_transaction,
             o.deadlocks,
             o.retries,
             o.refused.len(),

@@ -494,6 +494,289 @@ fn a_score_right_after_its_file_is_validated_against_the_current_state(reports: 
     }
 }
 
+/// The batches one round of [`batches_written_together_answer_as_alone`] posts at once, all on
+/// the same sessions but the last: valid ones, an invalid one carrying an event of a valid one,
+/// two sharing an event, one repeating an event of its own and one stored before, and one
+/// discovering a new session. Returns the bodies and the event the round's first batch shares.
+fn one_round(round: usize, stored_before: &Value) -> Vec<String> {
+    let sessions = 6;
+    let signature = format!("Sig-{round}");
+    let valid: Vec<Vec<Value>> = (0..4)
+        .map(|p| {
+            (0..sessions)
+                .map(|s| {
+                    let (f, s) = (format!("f-{s}-{}", p % 2), format!("s-{s}"));
+                    let mut e = scored(&f, &s, &signature, 10 + p as i64);
+                    e["data"]["integration"] = json!(format!("int-{p}"));
+                    e
+                })
+                .collect()
+        })
+        .collect();
+    let contributor = |s: usize, who: &str| {
+        ev(
+            "SessionScored",
+            json!({"session_id": format!("s-{s}"), "threat_contributor": who, "score": 50}),
+        )
+    };
+    // Refused for its unknown file; the first valid batch's event it carries is that batch's
+    // whichever of the two is written first.
+    let invalid = vec![
+        contributor(0, "invalid"),
+        valid[0][1].clone(),
+        scored("no-such-file", "s-1", &signature, 70),
+        contributor(2, "invalid"),
+    ];
+    let shared = contributor(3, "shared");
+    let first_of_pair = vec![shared.clone(), contributor(4, "pair-a")];
+    let second_of_pair = vec![contributor(5, "pair-b"), shared];
+    let repeated = contributor(1, "repeated");
+    let repeating = vec![repeated.clone(), stored_before.clone(), repeated];
+    let (s, f) = (format!("new-s-{round}"), format!("new-f-{round}"));
+    let discovering = vec![session(&s), file(&f, &s), scored(&f, &s, &signature, 90)];
+    valid
+        .iter()
+        .chain([
+            &invalid,
+            &first_of_pair,
+            &second_of_pair,
+            &repeating,
+            &discovering,
+        ])
+        .map(|events| batch(events))
+        .collect()
+}
+
+/// Batches posted at once on the same sessions are written together, in one transaction (the
+/// sensor API's group commit), and each still gets exactly the answer it gets alone: the same
+/// batches posted one at a time to a second store get the same answers (the two sharing an
+/// event: the same pair of answers, in either order), both stores end with the same hits, and
+/// every projection of both equals a rebuild from its log.
+fn batches_written_together_answer_as_alone(reports: Reports) {
+    let (together, alone) = (reports.spawn(), reports.spawn());
+    let tokens = [sensor(&together, "edge-1").1, sensor(&alone, "edge-1").1];
+    let mut setup: Vec<Value> = (0..6).map(|s| session(&format!("s-{s}"))).collect();
+    for s in 0..6 {
+        for f in 0..2 {
+            setup.push(file(&format!("f-{s}-{f}"), &format!("s-{s}")));
+        }
+    }
+    for (app, token) in [(&together, &tokens[0]), (&alone, &tokens[1])] {
+        let (status, body) = post(app, token, &batch(&setup));
+        assert_eq!(status, 200, "{body}");
+    }
+    let (transactions, batches) = heyboss::threats::ingest::group_writes();
+    let rounds = 8;
+    for (round, stored_before) in setup.iter().enumerate().take(rounds) {
+        let bodies = one_round(round, stored_before);
+        let at_once = std::sync::Barrier::new(bodies.len());
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let posts: Vec<_> = bodies
+                .iter()
+                .map(|body| {
+                    let (app, token, at_once) = (&together, &tokens[0], &at_once);
+                    scope.spawn(move || {
+                        at_once.wait();
+                        post(app, token, body)
+                    })
+                })
+                .collect();
+            posts.into_iter().map(|p| p.join().unwrap()).collect()
+        });
+        let expected: Vec<(u16, Value)> = bodies
+            .iter()
+            .map(|body| post(&alone, &tokens[1], body))
+            .collect();
+        let pair = |answers: &[(u16, Value)]| {
+            let mut pair = answers[5..7].to_vec();
+            pair.sort_by_key(|(_, body)| body["accepted"].as_u64());
+            pair
+        };
+        assert_eq!(pair(&answers), pair(&expected), "round {round}");
+        let (mut answers, mut expected) = (answers, expected);
+        answers.drain(5..7);
+        expected.drain(5..7);
+        assert_eq!(answers, expected, "round {round}");
+        assert_eq!(expected[4].0, 422, "round {round}: {:?}", expected[4]);
+        assert_eq!(
+            expected[5].1,
+            json!({"accepted": 1, "duplicates": 2}),
+            "round {round}"
+        );
+        // The refused batch left nothing behind: sent again without its bad event, its own
+        // events are new (the one it shares with the first batch is a duplicate by now).
+        let mut fixed: Value = serde_json::from_str(&bodies[4]).unwrap();
+        fixed["events"].as_array_mut().unwrap().remove(2);
+        let fixed = fixed.to_string();
+        for (app, token) in [(&together, &tokens[0]), (&alone, &tokens[1])] {
+            assert_eq!(
+                post(app, token, &fixed),
+                (200, json!({"accepted": 2, "duplicates": 1})),
+                "round {round}"
+            );
+        }
+    }
+    let (transactions, batches) = {
+        let (t, b) = heyboss::threats::ingest::group_writes();
+        (t - transactions, b - batches)
+    };
+    assert!(
+        batches > transactions,
+        "some batches were written together ({batches} batches in {transactions} transactions)"
+    );
+
+    let hits = |app: &TestApp| {
+        reports.settle(app);
+        use heyboss::schema::threat_hits as h;
+        let mut conn = app.state.pool.get().unwrap();
+        h::table
+            .select((h::file_id, h::integration, h::signature, h::score))
+            .order((h::file_id, h::integration, h::signature))
+            .load::<(String, String, String, i32)>(&mut conn)
+            .unwrap()
+    };
+    let stored = hits(&together);
+    assert_eq!(stored, hits(&alone));
+    assert_eq!(stored.len(), rounds * (4 * 6 + 1));
+    eprintln!("{batches} batches in {transactions} transactions");
+    for app in [&together, &alone] {
+        for name in ["SessionScored", "FileScored", "SessionDiscovered"] {
+            assert_eq!(
+                count_events(app, name),
+                count_events(&alone, name),
+                "{name}"
+            );
+        }
+        let projections = app.state.store.projections();
+        let mut conn = app.state.pool.get().unwrap();
+        for p in projections.iter() {
+            let differences = heyboss::es::shadow::verify(
+                &mut conn,
+                None,
+                p.as_ref(),
+                projections.is_catch_up(p.name()),
+                500,
+                |_| {},
+            )
+            .unwrap();
+            assert!(differences.is_empty(), "{}: {differences:?}", p.name());
+        }
+    }
+}
+
+in_both_modes!(batches_written_together_answer_as_alone,);
+
+#[derive(diesel::QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// The backends of the test database waiting for a lock.
+fn waiting_on_a_lock(admin: &mut PgConnection) -> Vec<i32> {
+    diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+    )
+    .load::<Waiting>(admin)
+    .unwrap()
+    .into_iter()
+    .map(|w| w.pid)
+    .collect()
+}
+
+/// The one backend that comes to wait for a lock within ten seconds, ended as a fast shutdown
+/// ends it (SQLSTATE 57P01).
+fn terminate_the_waiting_backend(admin: &mut PgConnection) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        match waiting_on_a_lock(admin)[..] {
+            [] if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            [pid] => break pid,
+            ref other => panic!("expected one backend waiting, found {other:?}"),
+        }
+    };
+    diesel::sql_query("SELECT pg_terminate_backend($1)")
+        .bind::<diesel::sql_types::Integer, _>(pid)
+        .execute(admin)
+        .unwrap();
+}
+
+/// A group's transaction that loses the database answers every batch of the group 503 with
+/// `Retry-After`, and stores none of them. A transaction of the test holds the table of claimed
+/// ids, so that each transaction of the API waits inside the database: the first batch's is
+/// ended; the three batches queued behind it meanwhile are then written together, in one
+/// transaction, which is ended too (were they written one by one, the next would wait after it).
+#[test]
+fn a_group_that_loses_the_database_answers_503_to_every_batch_of_it() {
+    let app = TestApp::spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    let (status, body) = post(&app, &token, &batch(&[session("s"), file("f", "s")]));
+    assert_eq!(status, 200, "{body}");
+    let bodies: Vec<String> = (0..4)
+        .map(|i| batch(&[scored("f", "s", &format!("Sig-{i}"), 10 + i)]))
+        .collect();
+    let post_with_headers = |body: &str| {
+        let r = ureq::post(&app.url("/api/v1/events"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_string(body);
+        match r {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (
+                r.status(),
+                r.header("Retry-After").map(str::to_owned),
+                r.into_string().unwrap(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut holder = PgConnection::establish(&app.db.url).unwrap();
+    let mut admin = PgConnection::establish(&app.db.url).unwrap();
+    diesel::sql_query("BEGIN").execute(&mut holder).unwrap();
+    diesel::sql_query("LOCK TABLE sensor_event_ids IN EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .unwrap();
+    let (answers, still_waiting) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| post_with_headers(&bodies[0]));
+        while waiting_on_a_lock(&mut admin).is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let rest: Vec<_> = bodies[1..]
+            .iter()
+            .map(|body| scope.spawn(move || post_with_headers(body)))
+            .collect();
+        // They queue behind the first batch, in the process, for the same session.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        terminate_the_waiting_backend(&mut admin);
+        terminate_the_waiting_backend(&mut admin);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let still_waiting = waiting_on_a_lock(&mut admin);
+        diesel::sql_query("ROLLBACK").execute(&mut holder).unwrap();
+        let answers: Vec<_> = std::iter::once(first)
+            .chain(rest)
+            .map(|t| t.join().unwrap())
+            .collect();
+        (answers, still_waiting)
+    });
+    assert_eq!(still_waiting, Vec::<i32>::new(), "{answers:?}");
+    for (status, retry_after, body) in &answers {
+        assert_eq!(
+            (*status, retry_after.as_deref()),
+            (503, Some("5")),
+            "{body}"
+        );
+    }
+    assert_eq!(count_events(&app, "FileScored"), 0);
+    // Nothing of theirs was kept: the same batches are new when the database is back.
+    for body in &bodies {
+        assert_eq!(
+            post(&app, &token, body),
+            (200, json!({"accepted": 1, "duplicates": 0}))
+        );
+    }
+}
+
 in_both_modes!(
     batches_are_all_or_nothing_and_reposts_are_duplicates,
     concurrent_batches_on_one_session_queue_and_both_succeed,

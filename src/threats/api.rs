@@ -74,14 +74,19 @@ pub async fn post_events(
         Ok(parsed) => parsed,
     };
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let store = state.store.clone();
+    let (store, pool) = (state.store.clone(), state.pool.clone());
     let count = parsed.0.len() + parsed.1.len();
-    let outcome = state
-        .run(move |conn| {
-            let meta = ingest::sensor_metadata(sensor_id, request_id);
-            ingest::ingest(conn, &store, &meta, &parsed)
-        })
-        .await;
+    // A connection is taken only when the batch is written: a batch that another batch's
+    // group writes (`ingest::ingest_on`) waits for its answer without one.
+    let outcome = web::block(move || {
+        let meta = ingest::sensor_metadata(sensor_id, request_id);
+        let connect = || pool.get().map_err(|e| IngestError::NoConnection(e.into()));
+        ingest::ingest_on(connect, &store, &meta, &parsed)
+    })
+    .await
+    .unwrap_or(Err(IngestError::NoConnection(
+        crate::db::NoConnection::Cancelled,
+    )));
     match outcome {
         Ok(accepted) => {
             tracing::info!(%sensor_id, count, accepted = accepted.accepted, duplicates = accepted.duplicates, "batch ingested");

@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use diesel::prelude::*;
 use serde::Serialize;
@@ -356,9 +358,9 @@ pub fn validate(known: &mut Known, items: &[Item]) -> Result<(), Vec<ItemError>>
     validate_into(known, items, Vec::new())
 }
 
-fn validate_into(
+fn validate_into<'a>(
     known: &mut Known,
-    items: &[Item],
+    items: impl IntoIterator<Item = &'a Item>,
     mut errors: Vec<ItemError>,
 ) -> Result<(), Vec<ItemError>> {
     for item in items {
@@ -487,12 +489,49 @@ pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<
 }
 
 /// Batches retried after a collision with a concurrent batch, by this process.
-static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static RETRIES: AtomicU64 = AtomicU64::new(0);
 
 /// How many batches this process retried after a collision with a concurrent batch (a deadlock
 /// PostgreSQL broke, or a key both inserted): each is work done twice.
 pub fn retries() -> u64 {
-    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+    RETRIES.load(Ordering::Relaxed)
+}
+
+/// Transactions that wrote batches, and the batches they wrote, in this process.
+static WRITES: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// How many transactions this process wrote batches in, and how many batches they held: more
+/// batches than transactions when batches queued for the same sessions and went together.
+pub fn group_writes() -> (u64, u64) {
+    (
+        WRITES[0].load(Ordering::Relaxed),
+        WRITES[1].load(Ordering::Relaxed),
+    )
+}
+
+/// A batch handed to [`ingest`]: what it writes, and its answer once written.
+struct Batch {
+    metadata: Metadata,
+    parsed: Parsed,
+    answer: Mutex<Option<Answer>>,
+}
+
+type Answer = Result<Accepted, IngestError>;
+
+impl Batch {
+    fn take_answer(&self) -> Answer {
+        self.answer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| {
+                Err(IngestError::Database(
+                    diesel::result::Error::QueryBuilderError(
+                        "the batch's group stopped before it was written".into(),
+                    ),
+                ))
+            })
+    }
 }
 
 /// Write a parsed batch: all or nothing, duplicates skipped and counted.
@@ -500,31 +539,134 @@ pub fn ingest(
     conn: &mut PgConnection,
     store: &EventStore,
     metadata: &Metadata,
-    (items, parse_errors): &Parsed,
+    parsed: &Parsed,
 ) -> Result<Accepted, IngestError> {
-    let _turn = SESSION_QUEUE.wait_turn(items.iter().map(|i| i.event.session_id()));
+    ingest_on(|| Ok(conn), store, metadata, parsed)
+}
+
+/// [`ingest`] with a connection taken only if this batch writes (the sensor API passes its
+/// pool): a batch another batch's group writes waits without one.
+///
+/// Batches of this process that share sessions take turns in arrival order
+/// ([`SessionQueue`]). When a batch's turn comes, the batches queued behind it for the same
+/// sessions go along (group commit): one transaction claims their ids, locks their sessions,
+/// appends their events and runs the projections once for all of them, so that the rows they
+/// share (sessions, report totals) are written and the commit flushed once a group instead of
+/// once a batch. Each batch's answer is what it gets alone after the batches before it: each is
+/// validated by itself against the store and the batches of the group accepted before it, a
+/// refused one changes nothing (its claims are given back), and an id two of them carry is the
+/// first accepted one's. When the group's transaction fails, every batch gets that error (the
+/// database went away), or, for any other failure, each batch is written alone.
+pub fn ingest_on<C: std::ops::DerefMut<Target = PgConnection>>(
+    connect: impl FnOnce() -> Result<C, IngestError>,
+    store: &EventStore,
+    metadata: &Metadata,
+    parsed: &Parsed,
+) -> Result<Accepted, IngestError> {
+    let batch = Arc::new(Batch {
+        metadata: metadata.clone(),
+        parsed: parsed.clone(),
+        answer: Mutex::new(None),
+    });
+    let group = match SESSION_QUEUE.wait_turn(&batch) {
+        Turn::Answered => return batch.take_answer(),
+        Turn::Lead(group) => group,
+    };
+    let batches: Vec<&Batch> = group.batches.iter().map(|b| &**b).collect();
+    let answers = match connect() {
+        Ok(mut conn) => write_group(&mut conn, store, &batches),
+        Err(e) => batches.iter().map(|_| copy_error(&e)).collect(),
+    };
+    for (b, answer) in group.batches.iter().zip(answers) {
+        *b.answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+    }
+    // Hands the sessions on, and wakes the batches it wrote to their answers.
+    drop(group);
+    batch.take_answer()
+}
+
+/// A failed group's transaction as it ended.
+enum GroupError {
+    Failed(IngestError),
+    /// Every batch was refused or was duplicates only: their answers, and nothing to keep.
+    NothingStored(Vec<Answer>),
+}
+
+impl From<diesel::result::Error> for GroupError {
+    fn from(e: diesel::result::Error) -> Self {
+        GroupError::Failed(IngestError::Database(e))
+    }
+}
+
+/// Write a group in one transaction (retried as a whole after a collision): one answer a batch.
+fn write_group(conn: &mut PgConnection, store: &EventStore, batches: &[&Batch]) -> Vec<Answer> {
     let mut attempt = 0;
     loop {
-        let result =
-            conn.transaction(|conn| ingest_once(conn, store, metadata, items, parse_errors));
-        match result {
+        match conn.transaction(|conn| write_once(conn, store, batches)) {
+            Ok(answers) => {
+                WRITES[0].fetch_add(1, Ordering::Relaxed);
+                WRITES[1].fetch_add(batches.len() as u64, Ordering::Relaxed);
+                return answers;
+            }
+            Err(GroupError::NothingStored(answers)) => return answers,
             // No pause: a unique violation is raised once the other batch has committed, so
             // the retry reads its writes.
-            Err(IngestError::Busy) if attempt < 4 => {
+            Err(GroupError::Failed(IngestError::Busy)) if attempt < 4 => {
                 attempt += 1;
-                RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                RETRIES.fetch_add(batches.len() as u64, Ordering::Relaxed);
             }
-            other => return other,
+            Err(GroupError::Failed(e)) if batches.len() == 1 => return vec![Err(e)],
+            // Nothing was stored, and the next try would fail the same way.
+            Err(GroupError::Failed(e)) if is_unavailable(&e) => {
+                return batches.iter().map(|_| copy_error(&e)).collect()
+            }
+            // A failure one batch may have caused is not the others': each alone.
+            Err(GroupError::Failed(e)) => {
+                tracing::warn!(batches = batches.len(), error = ?e, "a group of batches failed; writing each alone");
+                return batches
+                    .iter()
+                    .flat_map(|b| write_group(conn, store, &[*b]))
+                    .collect();
+            }
         }
     }
 }
 
+fn is_unavailable(e: &IngestError) -> bool {
+    match e {
+        IngestError::Database(e) => crate::db::is_unavailable(e),
+        IngestError::NoConnection(crate::db::NoConnection::Pool(_)) => true,
+        _ => false,
+    }
+}
+
+/// The same failure for another batch of the group: the same answer (a 503 stays a 503).
+fn copy_error(e: &IngestError) -> Answer {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    Err(match e {
+        IngestError::Invalid(errors) => IngestError::Invalid(errors.clone()),
+        IngestError::Busy => IngestError::Busy,
+        IngestError::Database(E::DatabaseError(kind, info)) => {
+            IngestError::Database(E::DatabaseError(*kind, Box::new(info.message().to_owned())))
+        }
+        other if is_unavailable(other) => IngestError::Database(E::DatabaseError(
+            K::ClosedConnection,
+            Box::new(format!("{other:?}")),
+        )),
+        other => IngestError::Database(E::QueryBuilderError(format!("{other:?}").into())),
+    })
+}
+
 /// The batches of this process waiting for, or holding, their sessions.
 static SESSION_QUEUE: SessionQueue = SessionQueue {
-    entries: std::sync::Mutex::new(Vec::new()),
-    changed: std::sync::Condvar::new(),
-    tickets: std::sync::atomic::AtomicU64::new(0),
+    entries: Mutex::new(Vec::new()),
+    changed: Condvar::new(),
+    tickets: AtomicU64::new(0),
 };
+
+/// Most batches, and most events, one group writes.
+const GROUP_BATCHES: usize = 16;
+const GROUP_EVENTS: usize = 2 * MAX_BATCH;
 
 /// Batches of one process that share sessions take turns here, in arrival order, before they
 /// open their transaction. Their transactions would queue anyway, on the sessions' row locks
@@ -534,33 +676,64 @@ static SESSION_QUEUE: SessionQueue = SessionQueue {
 /// upserts of the report rows every batch touches took 1.7 to 3.7 times as long as with one, and
 /// eight posters scored 20% less than one.
 struct SessionQueue {
-    /// (ticket, the batch's sessions), in ticket order.
-    entries: std::sync::Mutex<Vec<(u64, HashSet<String>)>>,
-    changed: std::sync::Condvar,
-    tickets: std::sync::atomic::AtomicU64,
+    /// In ticket (arrival) order.
+    entries: Mutex<Vec<Entry>>,
+    changed: Condvar,
+    tickets: AtomicU64,
 }
 
-/// A batch's turn, given back when dropped.
-struct Turn(u64);
+struct Entry {
+    ticket: u64,
+    sessions: HashSet<String>,
+    batch: Arc<Batch>,
+    /// Not yet written, nor taken along by another batch's group.
+    waiting: bool,
+}
+
+enum Turn {
+    /// Another batch's group wrote this one: its answer is in.
+    Answered,
+    /// This batch writes: itself and the batches of the group.
+    Lead(Group),
+}
+
+/// The batches one transaction writes, the leader first, in arrival order. Dropped, it takes
+/// them off the queue, which hands their sessions on.
+struct Group {
+    tickets: Vec<u64>,
+    batches: Vec<Arc<Batch>>,
+}
 
 impl SessionQueue {
-    /// Wait until no batch that arrived earlier and shares a session is still waiting or running.
-    fn wait_turn<'a>(&'static self, sessions: impl Iterator<Item = &'a str>) -> Turn {
-        let sessions: HashSet<String> = sessions.map(str::to_owned).collect();
+    /// Wait until no batch that arrived earlier and shares a session is still waiting or being
+    /// written; or until another batch's group has written this one.
+    fn wait_turn(&'static self, batch: &Arc<Batch>) -> Turn {
+        let sessions: HashSet<String> = batch
+            .parsed
+            .0
+            .iter()
+            .map(|i| i.event.session_id().to_owned())
+            .collect();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Taken under the lock, so that the entries stay in ticket order.
-        let ticket = self
-            .tickets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        entries.push((ticket, sessions));
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        entries.push(Entry {
+            ticket,
+            sessions,
+            batch: batch.clone(),
+            waiting: true,
+        });
         loop {
-            let at = entries.partition_point(|(t, _)| *t < ticket);
+            let Some(at) = entries.iter().position(|e| e.ticket == ticket) else {
+                return Turn::Answered;
+            };
             let (earlier, mine) = entries.split_at(at);
-            if earlier
-                .iter()
-                .all(|(_, theirs)| theirs.is_disjoint(&mine[0].1))
+            if mine[0].waiting
+                && earlier
+                    .iter()
+                    .all(|e| e.sessions.is_disjoint(&mine[0].sessions))
             {
-                return Turn(ticket);
+                return Turn::Lead(gather(&mut entries, at));
             }
             entries = self
                 .changed
@@ -570,13 +743,45 @@ impl SessionQueue {
     }
 }
 
-impl Drop for Turn {
+/// The group of the batch at `at`, whose turn it is: the waiting batches after it that share a
+/// session with the group and none with an earlier batch outside it (those go after that one,
+/// as alone), within the group's bounds. A batch sharing nothing with it runs by itself, at once.
+fn gather(entries: &mut [Entry], at: usize) -> Group {
+    let mut members = vec![at];
+    let mut events = entries[at].batch.parsed.0.len();
+    for j in at + 1..entries.len() {
+        if members.len() == GROUP_BATCHES {
+            break;
+        }
+        let candidate = &entries[j];
+        let size = candidate.batch.parsed.0.len();
+        if !candidate.waiting || events + size > GROUP_EVENTS {
+            continue;
+        }
+        let shares = |k: &usize| !entries[*k].sessions.is_disjoint(&candidate.sessions);
+        if members.iter().any(shares)
+            && !(0..j).filter(|k| !members.contains(k)).any(|k| shares(&k))
+        {
+            members.push(j);
+            events += size;
+        }
+    }
+    for &m in &members {
+        entries[m].waiting = false;
+    }
+    Group {
+        tickets: members.iter().map(|&m| entries[m].ticket).collect(),
+        batches: members.iter().map(|&m| entries[m].batch.clone()).collect(),
+    }
+}
+
+impl Drop for Group {
     fn drop(&mut self) {
         let mut entries = SESSION_QUEUE
             .entries
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        entries.retain(|(t, _)| *t != self.0);
+        entries.retain(|e| !self.tickets.contains(&e.ticket));
         SESSION_QUEUE.changed.notify_all();
     }
 }
@@ -609,20 +814,74 @@ fn is_collision(e: &diesel::result::Error) -> bool {
     }
 }
 
-fn ingest_once(
+fn file_of(event: &SensorEvent) -> Option<&str> {
+    match event {
+        SensorEvent::FileDiscovered { file_id, .. }
+        | SensorEvent::FileScored { file_id, .. }
+        | SensorEvent::FileRescored { file_id, .. } => Some(file_id),
+        _ => None,
+    }
+}
+
+fn signature_of(event: &SensorEvent) -> Option<&str> {
+    match event {
+        SensorEvent::FileScored { signature, .. } | SensorEvent::FileRescored { signature, .. } => {
+            Some(signature)
+        }
+        _ => None,
+    }
+}
+
+/// Sorted, without repeats.
+fn distinct<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut keys: Vec<String> = keys.map(str::to_owned).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+impl Known {
+    /// What is known about the sessions, files and pairs `items` refer to.
+    fn about(&self, items: &[&Item]) -> Known {
+        let mut part = Known::default();
+        for item in items {
+            let session = item.event.session_id();
+            if self.sessions.contains(session) {
+                part.sessions.insert(session.to_owned());
+            }
+            if let Some((file, of)) = file_of(&item.event).and_then(|f| self.files.get_key_value(f))
+            {
+                part.files.insert(file.clone(), of.clone());
+            }
+            if let Some((f, i, s)) = item.event.hit_key() {
+                let key = (f.to_owned(), i.to_owned(), s.to_owned());
+                if self.hits.contains(&key) {
+                    part.hits.insert(key);
+                }
+            }
+        }
+        part
+    }
+
+    fn extend(&mut self, other: Known) {
+        self.sessions.extend(other.sessions);
+        self.files.extend(other.files);
+        self.hits.extend(other.hits);
+    }
+}
+
+fn write_once(
     conn: &mut PgConnection,
     store: &EventStore,
-    metadata: &Metadata,
-    items: &[Item],
-    parse_errors: &[ItemError],
-) -> Result<Accepted, IngestError> {
-    // 1. Duplicates: the batch claims its ids, and those it gets back are new; an id stored
-    //    before, or by a concurrent batch (this one waits for it to commit), is not returned. A
-    //    rejected batch rolls its claims back with everything else. Claiming probes the index
-    //    once per event, where a lookup then an insert probed it twice.
-    //    Claimed in sorted order, so that two posts of the same ids in different orders queue
-    //    for each other instead of deadlocking.
-    let mut ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+    batches: &[&Batch],
+) -> Result<Vec<Answer>, GroupError> {
+    let all = || batches.iter().flat_map(|b| &b.parsed.0);
+    // 1. Duplicates: the group claims its ids, and those it gets back are new; an id stored
+    //    before, or by a concurrent transaction (this one waits for it to commit), is not
+    //    returned. Claiming probes the index once per event, where a lookup then an insert
+    //    probed it twice. Claimed in sorted order, so that two posts of the same ids in
+    //    different orders queue for each other instead of deadlocking.
+    let mut ids: Vec<Uuid> = all().map(|i| i.id).collect();
     ids.sort_unstable();
     ids.dedup();
     let claimed: HashSet<Uuid> = prepared(
@@ -634,61 +893,89 @@ fn ingest_once(
     .into_iter()
     .map(|c| c.event_id)
     .collect();
-    let mut in_batch = HashSet::new();
-    let fresh: Vec<Item> = items
-        .iter()
-        .filter(|i| claimed.contains(&i.id) && in_batch.insert(i.id))
-        .cloned()
-        .collect();
-    let duplicates = items.len() - fresh.len();
-    if fresh.is_empty() && parse_errors.is_empty() {
-        return Ok(Accepted {
-            accepted: 0,
-            duplicates,
-        });
+
+    // 2. What the claimed events refer to, in a few set-based reads for the whole group.
+    let new: Vec<&Item> = all().filter(|i| claimed.contains(&i.id)).collect();
+    let mut known = Known::default();
+    if !new.is_empty() {
+        let session_ids = distinct(new.iter().map(|i| i.event.session_id()));
+        let file_ids = distinct(new.iter().filter_map(|i| file_of(&i.event)));
+        known = Known {
+            sessions: lock_sessions(conn, &session_ids)?,
+            files: threat_files::table
+                .filter(threat_files::file_id.eq_any(&file_ids))
+                .select((threat_files::file_id, threat_files::session_id))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .collect(),
+            hits: scored_pairs(conn, store, &new, &session_ids)?,
+        };
     }
 
-    // 2. What the batch refers to, in a few set-based reads.
-    let mut session_ids: Vec<String> = fresh
-        .iter()
-        .map(|i| i.event.session_id().to_owned())
+    // 3. Each batch in turn, as alone after the ones before it: its events not stored before
+    //    nor by an accepted batch of the group (nor earlier in itself), validated against the
+    //    store and the accepted batches. A refused batch leaves nothing behind.
+    let mut used: HashSet<Uuid> = HashSet::new();
+    let mut answers = Vec::with_capacity(batches.len());
+    let mut accepted: Vec<(&Batch, Vec<&Item>)> = Vec::new();
+    for (n, batch) in batches.iter().enumerate() {
+        let (items, parse_errors) = &batch.parsed;
+        let mut in_batch = HashSet::new();
+        let fresh: Vec<&Item> = items
+            .iter()
+            .filter(|i| claimed.contains(&i.id) && !used.contains(&i.id) && in_batch.insert(i.id))
+            .collect();
+        let duplicates = items.len() - fresh.len();
+        if fresh.is_empty() && parse_errors.is_empty() {
+            answers.push(Ok(Accepted {
+                accepted: 0,
+                duplicates,
+            }));
+            continue;
+        }
+        let last = n + 1 == batches.len();
+        let mut mine = if last {
+            std::mem::take(&mut known)
+        } else {
+            known.about(&fresh)
+        };
+        match validate_into(&mut mine, fresh.iter().copied(), parse_errors.to_vec()) {
+            Err(errors) => answers.push(Err(IngestError::Invalid(errors))),
+            Ok(()) => {
+                if !last {
+                    known.extend(mine);
+                }
+                used.extend(fresh.iter().map(|i| i.id));
+                answers.push(Ok(Accepted {
+                    accepted: fresh.len(),
+                    duplicates,
+                }));
+                accepted.push((batch, fresh));
+            }
+        }
+    }
+    if accepted.is_empty() {
+        return Err(GroupError::NothingStored(answers));
+    }
+    // The ids of refused batches are given back, as their own rollback would.
+    let unused: Vec<Uuid> = ids
+        .into_iter()
+        .filter(|id| claimed.contains(id) && !used.contains(id))
         .collect();
-    session_ids.sort();
-    session_ids.dedup();
-    let mut file_ids: Vec<String> = fresh
-        .iter()
-        .filter_map(|i| match &i.event {
-            SensorEvent::FileDiscovered { file_id, .. }
-            | SensorEvent::FileScored { file_id, .. }
-            | SensorEvent::FileRescored { file_id, .. } => Some(file_id.clone()),
-            _ => None,
-        })
-        .collect();
-    file_ids.sort();
-    file_ids.dedup();
-    let mut known = Known {
-        sessions: lock_sessions(conn, &session_ids)?,
-        files: threat_files::table
-            .filter(threat_files::file_id.eq_any(&file_ids))
-            .select((threat_files::file_id, threat_files::session_id))
-            .load::<(String, String)>(conn)?
-            .into_iter()
-            .collect(),
-        hits: scored_pairs(conn, store, &fresh, &session_ids)?,
-    };
-    validate_into(&mut known, &fresh, parse_errors.to_vec()).map_err(IngestError::Invalid)?;
+    if !unused.is_empty() {
+        prepared("DELETE FROM sensor_event_ids WHERE event_id = ANY($1::uuid[])")
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&unused)
+            .execute(conn)?;
+    }
 
-    // 3. Unknown signature names are registered as restricted (deny by default).
-    let mut names: Vec<String> = fresh
-        .iter()
-        .filter_map(|i| match &i.event {
-            SensorEvent::FileScored { signature, .. }
-            | SensorEvent::FileRescored { signature, .. } => Some(signature.clone()),
-            _ => None,
-        })
-        .collect();
-    names.sort();
-    names.dedup();
+    // 4. Unknown signature names are registered as restricted (deny by default), each with
+    //    the first batch that names it.
+    let names = distinct(
+        accepted
+            .iter()
+            .flat_map(|(_, fresh)| fresh)
+            .filter_map(|i| signature_of(&i.event)),
+    );
     let mut existing = registered_signatures(conn, &names)?;
     if existing.len() < names.len() {
         // Two batches naming the same new signature register it once: the second waits for
@@ -697,20 +984,33 @@ fn ingest_once(
         lock_signature_names(conn, &unknown)?;
         existing = registered_signatures(conn, &names)?;
     }
-    let unknown: Vec<(String, Vec<NewEvent>)> = names
-        .into_iter()
-        .filter(|n| !existing.contains(n))
-        .map(|name| {
-            let e = SignatureEvent::SignatureRegisteredRestricted { name: name.clone() }.encode();
-            (name, vec![e])
+    let registrations: Vec<Vec<(String, Vec<NewEvent>)>> = accepted
+        .iter()
+        .map(|(_, fresh)| {
+            distinct(fresh.iter().filter_map(|i| signature_of(&i.event)))
+                .into_iter()
+                .filter(|name| existing.insert(name.clone()))
+                .map(|name| {
+                    let e = SignatureEvent::SignatureRegisteredRestricted { name: name.clone() }
+                        .encode();
+                    (name, vec![e])
+                })
+                .collect()
         })
         .collect();
 
-    // 4. One stream per session, appended after its current version: the last entry of each
+    // 5. One stream per session, appended after its current version: the last entry of each
     //    stream's index range. (A `GROUP BY` over `stream_id = ANY(...)` read every event of the
     //    streams, and while `events` had no statistics the planner scanned the whole table for
-    //    it, a cost that grew with each batch up to some 25,000 events.)
-    let versions: HashMap<String, i64> = prepared(
+    //    it, a cost that grew with each batch up to some 25,000 events.) A stream several
+    //    batches of the group append to takes their events in their order.
+    let session_ids = distinct(
+        accepted
+            .iter()
+            .flat_map(|(_, fresh)| fresh)
+            .map(|i| i.event.session_id()),
+    );
+    let mut versions: HashMap<String, i64> = prepared(
         "SELECT s.id AS stream_id,
                 (SELECT max(e.stream_version) FROM events e
                  WHERE e.stream_type = $1 AND e.stream_id = s.id) AS version
@@ -722,34 +1022,50 @@ fn ingest_once(
     .into_iter()
     .filter_map(|v| Some((v.stream_id, v.version?)))
     .collect();
-    let (mut order, per_stream) = by_session(fresh.iter().map(|i| &i.event));
-    // In one order for every batch: two batches discovering the same new session wait for
-    // each other's row in the stream's unique index instead of deadlocking.
-    order.sort_unstable();
-    let mut appends: Vec<StreamAppend> = unknown
+    let streams: Vec<_> = accepted
         .iter()
-        .map(|(name, evs)| StreamAppend {
-            stream_type: "signature",
-            stream_id: name,
-            expected_version: 0,
-            events: evs,
-        })
+        .map(|(_, fresh)| by_session(fresh.iter().map(|i| &i.event)))
         .collect();
-    for sid in &order {
-        appends.push(StreamAppend {
-            stream_type: SESSION_STREAM,
-            stream_id: sid,
-            expected_version: versions.get(sid).copied().unwrap_or(0),
-            events: &per_stream[sid],
-        });
+    let mut appends: Vec<(StreamAppend, &Metadata)> = Vec::new();
+    for (((batch, _), (order, per_stream)), registered) in
+        accepted.iter().zip(&streams).zip(&registrations)
+    {
+        for (name, events) in registered {
+            appends.push((
+                StreamAppend {
+                    stream_type: "signature",
+                    stream_id: name,
+                    expected_version: 0,
+                    events,
+                },
+                &batch.metadata,
+            ));
+        }
+        for sid in order {
+            let version = versions.entry(sid.clone()).or_insert(0);
+            appends.push((
+                StreamAppend {
+                    stream_type: SESSION_STREAM,
+                    stream_id: sid,
+                    expected_version: *version,
+                    events: &per_stream[sid],
+                },
+                &batch.metadata,
+            ));
+            *version += per_stream[sid].len() as i64;
+        }
     }
+    // In one order for every transaction, the signatures first: two discovering the same new
+    // session wait for each other's row in the stream's unique index instead of deadlocking.
+    // (The sort is stable: a stream's appends stay in the order of their batches.)
+    appends.sort_by(|(a, _), (b, _)| {
+        (a.stream_type != "signature", a.stream_id)
+            .cmp(&(b.stream_type != "signature", b.stream_id))
+    });
     store
-        .append_many_in(conn, &appends, metadata)
-        .map_err(append_error)?;
-    Ok(Accepted {
-        accepted: fresh.len(),
-        duplicates,
-    })
+        .append_batches_in(conn, &appends)
+        .map_err(|e| GroupError::Failed(append_error(e)))?;
+    Ok(answers)
 }
 
 /// What a failed append means for the batch: a collision with a concurrent batch is retried;
@@ -789,7 +1105,7 @@ fn append_error(e: CommandError<std::convert::Infallible>) -> IngestError {
 fn scored_pairs(
     conn: &mut PgConnection,
     store: &EventStore,
-    fresh: &[Item],
+    fresh: &[&Item],
     session_ids: &[String],
 ) -> QueryResult<HashSet<(String, String, String)>> {
     use diesel::sql_types::{Array, Text};

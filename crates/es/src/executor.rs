@@ -345,6 +345,37 @@ impl EventStore {
         self.projections.apply_inline(conn, &appended)?;
         Ok(appended)
     }
+
+    /// [`EventStore::append_many_in`] for the batches of several writers at once, each append
+    /// with its writer's metadata: one INSERT a chunk, and the projections run once over all of
+    /// them, so that the rows the batches share (a report's totals, a session's) are written once.
+    pub fn append_batches_in(
+        &self,
+        conn: &mut PgConnection,
+        appends: &[(store::StreamAppend, &Metadata)],
+    ) -> Result<Vec<RecordedEvent>, CommandError<std::convert::Infallible>> {
+        // Each writer's metadata serialized once (a writer's appends share one `Metadata`).
+        let mut serialized: Vec<(&Metadata, serde_json::Value)> = Vec::new();
+        for (_, m) in appends {
+            if !serialized.iter().any(|(known, _)| std::ptr::eq(*known, *m)) {
+                serialized.push((m, serde_json::to_value(m).expect("metadata serializes")));
+            }
+        }
+        let appends: Vec<(&store::StreamAppend, &serde_json::Value)> = appends
+            .iter()
+            .map(|(a, m)| {
+                let value = serialized
+                    .iter()
+                    .find(|(known, _)| std::ptr::eq(*known, *m))
+                    .map(|(_, v)| v)
+                    .expect("serialized above");
+                (a, value)
+            })
+            .collect();
+        let appended = store::append_many_each(conn, &appends)?;
+        self.projections.apply_inline(conn, &appended)?;
+        Ok(appended)
+    }
 }
 
 /// Fold a stream's recorded events into the decider's state.

@@ -123,18 +123,38 @@ pub fn append_many(
     appends: &[StreamAppend],
     metadata: &Value,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    let each: Vec<(&StreamAppend, &Value)> = appends.iter().map(|a| (a, metadata)).collect();
+    append_many_each(conn, &each)
+}
+
+/// [`append_many`] with each append's own metadata: the batches of several writers appended in
+/// one transaction (the sensor API's group commit), each event recorded with its own writer's.
+pub fn append_many_each(
+    conn: &mut PgConnection,
+    appends: &[(&StreamAppend, &Value)],
+) -> Result<Vec<RecordedEvent>, StoreError> {
     use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Text};
-    let rows: Vec<(&StreamAppend, i64, &NewEvent)> = appends
+    // The distinct metadata, each bound once; a row names its own by index (1-based, as SQL's).
+    let mut metadatas: Vec<&Value> = Vec::new();
+    let rows: Vec<(&StreamAppend, i64, &NewEvent, i32)> = appends
         .iter()
-        .flat_map(|a| {
+        .flat_map(|(a, m)| {
+            let k = match metadatas.iter().position(|known| known == m) {
+                Some(k) => k,
+                None => {
+                    metadatas.push(m);
+                    metadatas.len() - 1
+                }
+            } as i32
+                + 1;
             a.events
                 .iter()
                 .enumerate()
-                .map(move |(i, e)| (a, a.expected_version + 1 + i as i64, e))
+                .map(move |(i, e)| (*a, a.expected_version + 1 + i as i64, e, k))
         })
         .collect();
     let mut recorded = Vec::with_capacity(rows.len());
-    // One statement a chunk, the columns as arrays and the shared metadata bound once; only the
+    // One statement a chunk, the columns as arrays and each metadata bound once; only the
     // values the database assigns come back (the payloads are ours already).
     for chunk in rows.chunks(5000) {
         let stream_types: Vec<&str> = chunk.iter().map(|r| r.0.stream_type).collect();
@@ -143,11 +163,12 @@ pub fn append_many(
         let event_types: Vec<&str> = chunk.iter().map(|r| r.2.event_type.as_str()).collect();
         let schema_versions: Vec<i32> = chunk.iter().map(|r| r.2.schema_version).collect();
         let payloads: Vec<&Value> = chunk.iter().map(|r| &r.2.payload).collect();
+        let metadata_of: Vec<i32> = chunk.iter().map(|r| r.3).collect();
         let assigned: Vec<Assigned> = prepared(
             "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
-             SELECT t, i, v, e, s, p, $7
-             FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int4[], $6::jsonb[])
-                  WITH ORDINALITY AS u(t, i, v, e, s, p, n)
+             SELECT t, i, v, e, s, p, ($7::jsonb[])[m]
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int4[], $6::jsonb[], $8::int4[])
+                  WITH ORDINALITY AS u(t, i, v, e, s, p, m, n)
              ORDER BY n
              RETURNING position, stream_type, stream_id, stream_version, recorded_at, transaction_id",
         )
@@ -157,7 +178,8 @@ pub fn append_many(
         .bind::<Array<Text>, _>(&event_types)
         .bind::<Array<Integer>, _>(&schema_versions)
         .bind::<Array<Jsonb>, _>(&payloads)
-        .bind::<Jsonb, _>(metadata)
+        .bind::<Array<Jsonb>, _>(&metadatas)
+        .bind::<Array<Integer>, _>(&metadata_of)
         .load(conn)
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
@@ -185,7 +207,7 @@ pub fn append_many(
                 )
             })
             .collect();
-        for (append, version, event) in chunk {
+        for (append, version, event, k) in chunk {
             let a = by_key
                 .remove(&(append.stream_type, append.stream_id, *version))
                 .ok_or(DieselError::NotFound)?;
@@ -197,7 +219,7 @@ pub fn append_many(
                 event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
                 payload: event.payload.clone(),
-                metadata: metadata.clone(),
+                metadata: metadatas[*k as usize - 1].clone(),
                 recorded_at: a.recorded_at,
                 transaction_id: a.transaction_id,
             });
