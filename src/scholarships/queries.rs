@@ -561,30 +561,11 @@ pub struct QueueItem {
     pub revision: Option<i32>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Queue {
-    pub to_do: Vec<QueueItem>,
-    pub scored: Vec<QueueItem>,
-}
-
-/// The reviewer's queue: applications assigned to the viewer (never their own), to do first.
-pub fn reviewer_queue(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Queue> {
-    if viewer.role != Role::Staff {
-        return Ok(Queue {
-            to_do: Vec::new(),
-            scored: Vec::new(),
-        });
-    }
-    type Row = (
-        Uuid,
-        String,
-        String,
-        DateTime<Utc>,
-        String,
-        Option<f64>,
-        Option<i32>,
-    );
-    let rows: Vec<Row> = assignments::table
+/// The applications assigned to `reviewer` (never their own), with the reviewer's review of each
+/// if there is one.
+#[diesel::dsl::auto_type]
+fn assigned_to(reviewer: Uuid) -> _ {
+    assignments::table
         .inner_join(apps::table.on(apps::id.eq(assignments::application_id)))
         .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
         .inner_join(users::table.on(users::id.eq(apps::student_id)))
@@ -593,40 +574,22 @@ pub fn reviewer_queue(conn: &mut PgConnection, viewer: &Viewer) -> QueryResult<Q
                 .eq(assignments::application_id)
                 .and(reviews::reviewer_id.eq(assignments::reviewer_id))),
         )
-        .filter(assignments::reviewer_id.eq(viewer.user_id))
-        .filter(apps::student_id.ne(viewer.user_id))
-        .order((apps::submitted_at.asc(), apps::id.asc()))
-        .select((
-            apps::id,
-            funds::name,
-            users::display_name,
-            apps::submitted_at,
-            apps::outcome,
-            reviews::score.nullable(),
-            reviews::revision.nullable(),
-        ))
-        .load(conn)?;
-    let mut queue = Queue {
-        to_do: Vec::new(),
-        scored: Vec::new(),
-    };
-    for (application_id, fund_name, student_name, submitted_at, outcome, score, revision) in rows {
-        let item = QueueItem {
-            application_id,
-            fund_name,
-            student_name,
-            submitted_at,
-            outcome,
-            my_score: score.map(|s| format!("{s:.2}")),
-            revision,
-        };
-        if item.my_score.is_some() {
-            queue.scored.push(item);
-        } else {
-            queue.to_do.push(item);
-        }
-    }
-    Ok(queue)
+        .filter(assignments::reviewer_id.eq(reviewer))
+        .filter(apps::student_id.ne(reviewer))
+}
+
+/// The columns of a [`QueueRow`].
+#[diesel::dsl::auto_type]
+fn queue_columns() -> _ {
+    (
+        apps::id,
+        funds::name,
+        users::display_name,
+        apps::submitted_at,
+        apps::outcome,
+        reviews::score.nullable(),
+        reviews::revision.nullable(),
+    )
 }
 
 /// A reviewer's applications to score: oldest first unless sorted by a column, 25 a page.
@@ -672,18 +635,7 @@ pub fn queue_page(
         });
     }
     let base = || {
-        let q = assignments::table
-            .inner_join(apps::table.on(apps::id.eq(assignments::application_id)))
-            .inner_join(funds::table.on(funds::id.eq(apps::fund_id)))
-            .inner_join(users::table.on(users::id.eq(apps::student_id)))
-            .left_join(
-                reviews::table.on(reviews::application_id
-                    .eq(assignments::application_id)
-                    .and(reviews::reviewer_id.eq(assignments::reviewer_id))),
-            )
-            .filter(assignments::reviewer_id.eq(viewer.user_id))
-            .filter(apps::student_id.ne(viewer.user_id))
-            .into_boxed();
+        let q = assigned_to(viewer.user_id).into_boxed();
         if scored {
             q.filter(reviews::score.is_not_null())
         } else {
@@ -692,15 +644,7 @@ pub fn queue_page(
     };
     let total: i64 = base().count().get_result(conn)?;
     paging.clamp(total);
-    let mut query = base().select((
-        apps::id,
-        funds::name,
-        users::display_name,
-        apps::submitted_at,
-        apps::outcome,
-        reviews::score.nullable(),
-        reviews::revision.nullable(),
-    ));
+    let mut query = base().select(queue_columns());
     query = match (paging.sort, paging.desc) {
         ("applicant", false) => query.order(users::display_name.asc()),
         ("applicant", true) => query.order(users::display_name.desc()),
@@ -755,7 +699,17 @@ pub fn next_to_review(
     viewer: &Viewer,
     current: Option<Uuid>,
 ) -> QueryResult<Option<QueueItem>> {
-    let to_do = reviewer_queue(conn, viewer)?.to_do;
+    if viewer.role != Role::Staff {
+        return Ok(None);
+    }
+    let to_do: Vec<QueueItem> = assigned_to(viewer.user_id)
+        .filter(reviews::score.is_null())
+        .order((apps::submitted_at.asc(), apps::id.asc()))
+        .select(queue_columns())
+        .load::<QueueRow>(conn)?
+        .into_iter()
+        .map(QueueItem::from)
+        .collect();
     let at = current.and_then(|c| to_do.iter().position(|q| q.application_id == c));
     let next = match at {
         Some(i) => to_do.iter().skip(i + 1).chain(&to_do[..i]).next(),
