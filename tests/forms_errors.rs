@@ -533,3 +533,21 @@ fn the_admins_role_and_password_forms_say_what_is_wrong_beside_the_field() {
     assert_beside(&res.body, "reset-password", "at least 10 characters");
     assert_eq!(all_events(&app), before);
 }
+
+#[test]
+fn the_own_email_and_time_zone_forms_say_what_is_wrong_beside_the_field() {
+    let app = TestApp::spawn();
+    create_user(&app, "ada", "student", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("ada", PASSWORD);
+    c.get("/account");
+    let before = all_events(&app);
+    let res = c.post("/account/email", &[("email", "ada at home")]);
+    assert_every_mistake(&res, &[("email-address", "is not an email address")]);
+    res.assert_contains("Your email address is not changed")
+        .assert_contains("value=\"ada at home\"");
+    let res = c.post("/account/time-zone", &[("time_zone", "Mars/Olympus_Mons")]);
+    assert_every_mistake(&res, &[("tz-zone", "is not a time zone")]);
+    res.assert_contains("Your time zone is not changed");
+    assert_eq!(all_events(&app), before);
+}
