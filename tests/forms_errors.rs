@@ -551,3 +551,38 @@ fn the_own_email_and_time_zone_forms_say_what_is_wrong_beside_the_field() {
     res.assert_contains("Your time zone is not changed");
     assert_eq!(all_events(&app), before);
 }
+
+#[test]
+fn the_assign_reviewer_form_says_what_is_wrong_beside_the_rows_choice() {
+    let app = TestApp::spawn();
+    let (mut staff, _, a) = reviewed_fund(&app);
+    let rita = {
+        use diesel::prelude::*;
+        use heyboss::schema::users;
+        let mut conn = app.state.pool.get().unwrap();
+        users::table
+            .filter(users::username.eq("rita"))
+            .select(users::id)
+            .first::<uuid::Uuid>(&mut conn)
+            .unwrap()
+    };
+    let before = all_events(&app);
+    let path = format!("/scholarships/applications/{a}/reviewers");
+    let id = format!("assign-{a}-reviewer");
+    let res = staff.post(
+        &path,
+        &[
+            ("reviewer_id", "nobody"),
+            ("sort", "applicant"),
+            ("dir", "asc"),
+        ],
+    );
+    assert_every_mistake(&res, &[(&id, "Choose a reviewer from the list.")]);
+    res.assert_contains("No reviewer was assigned")
+        .assert_contains("aria-sort=\"ascending\"");
+    // Rita is assigned already: said beside the choice, through HTMX too, the board alone.
+    let res = staff.post_htmx(&path, &[("reviewer_id", &rita.to_string())]);
+    assert_every_mistake(&res, &[(&id, "already assigned")]);
+    assert!(res.body.trim_start().starts_with("<section id=\"board\""));
+    assert_eq!(all_events(&app), before);
+}
