@@ -586,3 +586,69 @@ fn the_assign_reviewer_form_says_what_is_wrong_beside_the_rows_choice() {
     assert!(res.body.trim_start().starts_with("<section id=\"board\""));
     assert_eq!(all_events(&app), before);
 }
+
+#[test]
+fn the_apply_form_says_what_is_wrong_beside_the_statement() {
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", PASSWORD);
+    create_user(&app, "ada", "student", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Merit", "1000");
+    let mut ada = Client::new(&app);
+    ada.login("ada", PASSWORD);
+    ada.get("/scholarships");
+    let before = all_events(&app);
+    let path = format!("/scholarships/funds/{fund}/apply");
+    let id = format!("apply-{fund}-statement");
+    let res = ada.post(&path, &[("statement", "   ")]);
+    assert_every_mistake(&res, &[(&id, "Write a short statement")]);
+    // Through HTMX the student's section alone, with what was typed kept.
+    let res = ada.post_htmx(&path, &[("statement", "why \u{202E} me")]);
+    assert_every_mistake(&res, &[(&id, "The statement")]);
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"student-scholarships\""));
+    res.assert_contains("why [U+202E] me</textarea>");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_sensor_forms_say_what_is_wrong_beside_the_name_and_in_the_row() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/sensors");
+    let before = all_events(&app);
+    let res = admin.post("/admin/sensors", &[("name", "edge\u{202E}1")]);
+    assert_every_mistake(&res, &[("sensor-name", "The sensor name")]);
+    res.assert_contains("The sensor was not registered")
+        .assert_contains("value=\"edge[U+202E]1\"");
+    let res = admin.post_htmx("/admin/sensors", &[("name", "   ")]);
+    assert_every_mistake(&res, &[("sensor-name", "")]);
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"admin-sensors\""));
+    assert_eq!(all_events(&app), before);
+
+    // Revoking a sensor revoked already (a second tab) says so in its row, not on an error page.
+    let res = admin.post("/admin/sensors", &[("name", "branch")]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let marker = "action=\"/admin/sensors/";
+    let at = res.body.find(marker).unwrap() + marker.len();
+    let id = res.body[at..at + 36].to_owned();
+    let revoke = format!("/admin/sensors/{id}/revoke");
+    let res = admin.post(&revoke, &[("confirm", "yes")]);
+    assert_eq!(res.status, 303, "{}", res.body);
+    let before = all_events(&app);
+    let res = admin.post(&revoke, &[("confirm", "yes")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    let row = format!("revoke-{id}-sensor");
+    res.assert_contains(&format!("<p class=\"field-error\" id=\"{row}-error\">"))
+        .assert_contains(&format!("<li><a href=\"#{row}\">"))
+        .assert_contains("The sensor was not revoked");
+    assert_eq!(all_events(&app), before);
+}
