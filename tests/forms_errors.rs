@@ -652,3 +652,62 @@ fn the_sensor_forms_say_what_is_wrong_beside_the_name_and_in_the_row() {
         .assert_contains("The sensor was not revoked");
     assert_eq!(all_events(&app), before);
 }
+
+#[test]
+fn the_enrollment_step_forms_say_what_is_wrong_beside_the_field() {
+    let app = TestApp::spawn();
+    let leo = create_user(&app, "leo", "student", PASSWORD);
+    create_user(&app, "sam", "staff", PASSWORD);
+    let mut s = Client::new(&app);
+    s.login("leo", PASSWORD);
+    s.get("/enrollment");
+    let before = all_events(&app);
+    let res = s.post("/enrollment/actions/inquire", &[("term", "fall 2027")]);
+    assert_every_mistake(&res, &[("inquire-term", "is not a term")]);
+    res.assert_contains("Nothing was recorded: correct the field");
+    assert_eq!(all_events(&app), before);
+
+    let term = heyboss::enrollment::commands::Term::upcoming(chrono::Utc::now().date_naive(), 1)[0]
+        .to_string();
+    for (action, fields) in [
+        ("inquire", vec![("term", term.as_str())]),
+        ("start", vec![]),
+        ("submit", vec![]),
+    ] {
+        let res = s.post(&format!("/enrollment/actions/{action}"), &fields);
+        assert_eq!(res.status, 303, "{action}: {}", res.body);
+    }
+    // A withdrawal without a reason, through HTMX: the fragment, the message beside the reason.
+    let before = all_events(&app);
+    let res = s.post_htmx(
+        "/enrollment/actions/withdraw",
+        &[("reason", "   "), ("confirm", "yes")],
+    );
+    assert_every_mistake(
+        &res,
+        &[("withdraw-reason", "Give a reason for withdrawing")],
+    );
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"enrollment-progress\""));
+    assert_eq!(all_events(&app), before);
+
+    // The office's decision, crafted: beside the decision, on the student's page.
+    let mut office = Client::new(&app);
+    office.login("sam", PASSWORD);
+    let page = format!("/enrollment/students/{leo}");
+    office.get(&page);
+    for document in ["transcript", "identification"] {
+        let res = office.post(
+            &format!("{page}/actions/document"),
+            &[("document", document)],
+        );
+        assert_eq!(res.status, 303, "{}", res.body);
+    }
+    let before = all_events(&app);
+    let res = office.post(&format!("{page}/actions/decide"), &[("decision", "maybe")]);
+    assert_every_mistake(&res, &[("decide-decision", "")]);
+    res.assert_contains("leo</span></h1>");
+    assert_eq!(all_events(&app), before);
+}
