@@ -146,6 +146,9 @@ async fn apply(
             Ok(s)
         }
     });
+    // Only the statement's own mistakes are said beside it (the service's refusals are about
+    // the fund or an application made already).
+    let about_the_statement = statement.is_err();
     let result = match statement {
         Ok(statement) => {
             let ctx = command_context(&req, &viewer, form.command_id.as_deref());
@@ -175,13 +178,7 @@ async fn apply(
                 // A statement that will not do is said beside it; a fund that takes no
                 // application now (closed, applied already) above the funds.
                 let mut ctx = Context::new();
-                if matches!(
-                    e,
-                    ScholarshipsError::Invalid(_)
-                        | ScholarshipsError::ApplicationRejected(
-                            super::decider::ApplicationRejection::StatementRequired
-                        )
-                ) {
+                if about_the_statement {
                     let mut errors = FormErrors::new(
                         format!("apply-{fund_id}"),
                         APPLY_FIELDS,
