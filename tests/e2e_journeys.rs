@@ -135,7 +135,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
         health.quiet(&staff);
     }
     assert_eq!(text_of(&staff, "#current-stage"), "Documents received");
-    choose(&staff, "#decision", "admitted");
+    choose(&staff, "#decide-decision", "admitted");
     enrollment_step(
         &staff,
         &health,
@@ -174,7 +174,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     // --- The student accepts the admission offer and applies for the scholarship.
     student.goto(&app.url("/enrollment"));
     health.page(&student);
-    student.fill("#deposit", "250.00");
+    student.fill("#accept-deposit", "250.00");
     enrollment_step(
         &student,
         &health,
@@ -387,7 +387,7 @@ fn a_student_and_the_staff_take_an_enrollment_and_a_scholarship_from_start_to_fi
     student.goto(&app.url("/enrollment"));
     health.page(&student);
     screenshot(&student, "student-enrollment");
-    student.fill("#courses", "CS101, MATH201");
+    student.fill("#register-courses", "CS101, MATH201");
     enrollment_step(
         &student,
         &health,
@@ -556,7 +556,7 @@ fn withdrawing_in_the_browser_asks_first() {
     let browser = Browser::start();
     let health = Health::new();
     sign_up_student(&browser, &app, "wren", "Wren Walker");
-    browser.fill("#reason", "Moving abroad");
+    browser.fill("#withdraw-reason", "Moving abroad");
     let withdraw = "form[action='/enrollment/actions/withdraw'] button";
     browser.mark_page();
     browser.click(&browser.find(withdraw));

@@ -533,3 +533,181 @@ fn the_admins_role_and_password_forms_say_what_is_wrong_beside_the_field() {
     assert_beside(&res.body, "reset-password", "at least 10 characters");
     assert_eq!(all_events(&app), before);
 }
+
+#[test]
+fn the_own_email_and_time_zone_forms_say_what_is_wrong_beside_the_field() {
+    let app = TestApp::spawn();
+    create_user(&app, "ada", "student", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("ada", PASSWORD);
+    c.get("/account");
+    let before = all_events(&app);
+    let res = c.post("/account/email", &[("email", "ada at home")]);
+    assert_every_mistake(&res, &[("email-address", "is not an email address")]);
+    res.assert_contains("Your email address is not changed")
+        .assert_contains("value=\"ada at home\"");
+    let res = c.post("/account/time-zone", &[("time_zone", "Mars/Olympus_Mons")]);
+    assert_every_mistake(&res, &[("tz-zone", "is not a time zone")]);
+    res.assert_contains("Your time zone is not changed");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_assign_reviewer_form_says_what_is_wrong_beside_the_rows_choice() {
+    let app = TestApp::spawn();
+    let (mut staff, _, a) = reviewed_fund(&app);
+    let rita = {
+        use diesel::prelude::*;
+        use heyboss::schema::users;
+        let mut conn = app.state.pool.get().unwrap();
+        users::table
+            .filter(users::username.eq("rita"))
+            .select(users::id)
+            .first::<uuid::Uuid>(&mut conn)
+            .unwrap()
+    };
+    let before = all_events(&app);
+    let path = format!("/scholarships/applications/{a}/reviewers");
+    let id = format!("assign-{a}-reviewer");
+    let res = staff.post(
+        &path,
+        &[
+            ("reviewer_id", "nobody"),
+            ("sort", "applicant"),
+            ("dir", "asc"),
+        ],
+    );
+    assert_every_mistake(&res, &[(&id, "Choose a reviewer from the list.")]);
+    res.assert_contains("No reviewer was assigned")
+        .assert_contains("aria-sort=\"ascending\"");
+    // Rita is assigned already: said beside the choice, through HTMX too, the board alone.
+    let res = staff.post_htmx(&path, &[("reviewer_id", &rita.to_string())]);
+    assert_every_mistake(&res, &[(&id, "already assigned")]);
+    assert!(res.body.trim_start().starts_with("<section id=\"board\""));
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_apply_form_says_what_is_wrong_beside_the_statement() {
+    let app = TestApp::spawn();
+    create_user(&app, "committee", "staff", PASSWORD);
+    create_user(&app, "ada", "student", PASSWORD);
+    let mut staff = Client::new(&app);
+    staff.login("committee", PASSWORD);
+    let fund = create_open_fund(&mut staff, "Merit", "1000");
+    let mut ada = Client::new(&app);
+    ada.login("ada", PASSWORD);
+    ada.get("/scholarships");
+    let before = all_events(&app);
+    let path = format!("/scholarships/funds/{fund}/apply");
+    let id = format!("apply-{fund}-statement");
+    let res = ada.post(&path, &[("statement", "   ")]);
+    assert_every_mistake(&res, &[(&id, "Write a short statement")]);
+    // Through HTMX the student's section alone, with what was typed kept.
+    let res = ada.post_htmx(&path, &[("statement", "why \u{202E} me")]);
+    assert_every_mistake(&res, &[(&id, "The statement")]);
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"student-scholarships\""));
+    res.assert_contains("why [U+202E] me</textarea>");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_sensor_forms_say_what_is_wrong_beside_the_name_and_in_the_row() {
+    let app = TestApp::spawn();
+    create_user(&app, "boss", "admin", PASSWORD);
+    let mut admin = Client::new(&app);
+    admin.login("boss", PASSWORD);
+    admin.get("/admin/sensors");
+    let before = all_events(&app);
+    let res = admin.post("/admin/sensors", &[("name", "edge\u{202E}1")]);
+    assert_every_mistake(&res, &[("sensor-name", "The sensor name")]);
+    res.assert_contains("The sensor was not registered")
+        .assert_contains("value=\"edge[U+202E]1\"");
+    let res = admin.post_htmx("/admin/sensors", &[("name", "   ")]);
+    assert_every_mistake(&res, &[("sensor-name", "")]);
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"admin-sensors\""));
+    assert_eq!(all_events(&app), before);
+
+    // Revoking a sensor revoked already (a second tab) says so in its row, not on an error page.
+    let res = admin.post("/admin/sensors", &[("name", "branch")]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let marker = "action=\"/admin/sensors/";
+    let at = res.body.find(marker).unwrap() + marker.len();
+    let id = res.body[at..at + 36].to_owned();
+    let revoke = format!("/admin/sensors/{id}/revoke");
+    let res = admin.post(&revoke, &[("confirm", "yes")]);
+    assert_eq!(res.status, 303, "{}", res.body);
+    let before = all_events(&app);
+    let res = admin.post(&revoke, &[("confirm", "yes")]);
+    assert_eq!(res.status, 422, "{}", res.body);
+    let row = format!("revoke-{id}-sensor");
+    res.assert_contains(&format!("<p class=\"field-error\" id=\"{row}-error\">"))
+        .assert_contains(&format!("<li><a href=\"#{row}\">"))
+        .assert_contains("The sensor was not revoked");
+    assert_eq!(all_events(&app), before);
+}
+
+#[test]
+fn the_enrollment_step_forms_say_what_is_wrong_beside_the_field() {
+    let app = TestApp::spawn();
+    let leo = create_user(&app, "leo", "student", PASSWORD);
+    create_user(&app, "sam", "staff", PASSWORD);
+    let mut s = Client::new(&app);
+    s.login("leo", PASSWORD);
+    s.get("/enrollment");
+    let before = all_events(&app);
+    let res = s.post("/enrollment/actions/inquire", &[("term", "fall 2027")]);
+    assert_every_mistake(&res, &[("inquire-term", "is not a term")]);
+    res.assert_contains("Nothing was recorded: correct the field");
+    assert_eq!(all_events(&app), before);
+
+    let term = heyboss::enrollment::commands::Term::upcoming(chrono::Utc::now().date_naive(), 1)[0]
+        .to_string();
+    for (action, fields) in [
+        ("inquire", vec![("term", term.as_str())]),
+        ("start", vec![]),
+        ("submit", vec![]),
+    ] {
+        let res = s.post(&format!("/enrollment/actions/{action}"), &fields);
+        assert_eq!(res.status, 303, "{action}: {}", res.body);
+    }
+    // A withdrawal without a reason, through HTMX: the fragment, the message beside the reason.
+    let before = all_events(&app);
+    let res = s.post_htmx(
+        "/enrollment/actions/withdraw",
+        &[("reason", "   "), ("confirm", "yes")],
+    );
+    assert_every_mistake(
+        &res,
+        &[("withdraw-reason", "Give a reason for withdrawing")],
+    );
+    assert!(res
+        .body
+        .trim_start()
+        .starts_with("<div id=\"enrollment-progress\""));
+    assert_eq!(all_events(&app), before);
+
+    // The office's decision, crafted: beside the decision, on the student's page.
+    let mut office = Client::new(&app);
+    office.login("sam", PASSWORD);
+    let page = format!("/enrollment/students/{leo}");
+    office.get(&page);
+    for document in ["transcript", "identification"] {
+        let res = office.post(
+            &format!("{page}/actions/document"),
+            &[("document", document)],
+        );
+        assert_eq!(res.status, 303, "{}", res.body);
+    }
+    let before = all_events(&app);
+    let res = office.post(&format!("{page}/actions/decide"), &[("decision", "maybe")]);
+    assert_every_mistake(&res, &[("decide-decision", "")]);
+    res.assert_contains("leo</span></h1>");
+    assert_eq!(all_events(&app), before);
+}

@@ -207,6 +207,9 @@ struct OwnEmailForm {
     command_id: Option<String>,
 }
 
+/// The own-email form's one field.
+const EMAIL_FIELDS: Fields = &[("address", "Email address")];
+
 /// `/account/email`: the address notifications are emailed to (empty: none).
 #[post("/email")]
 async fn change_own_email(
@@ -237,7 +240,13 @@ async fn change_own_email(
         Err(e) => match e.refusal() {
             Some((status, message)) => {
                 let mut ctx = account_context(&req, &viewer);
-                ctx.insert("email_error", &message);
+                beside_or_above(
+                    &mut ctx,
+                    FormErrors::new("email", EMAIL_FIELDS, "Your email address is not changed"),
+                    "address",
+                    (status, message),
+                    "email_error",
+                );
                 account_email(&req, &viewer, &mut ctx, Some(&form.email)).await?;
                 render_status(
                     &req,
@@ -249,6 +258,23 @@ async fn change_own_email(
             }
             None => Err(e.into()),
         },
+    }
+}
+
+/// A one-field form's refusal: a mistake in the value (422) beside the field, anything else
+/// (a conflict, a reused key) at the top of the form, as `above`.
+fn beside_or_above(
+    ctx: &mut Context,
+    mut errors: FormErrors,
+    field: &'static str,
+    (status, message): (StatusCode, String),
+    above: &str,
+) {
+    if status == StatusCode::UNPROCESSABLE_ENTITY {
+        errors.add(field, message);
+        errors.insert(ctx);
+    } else {
+        ctx.insert(above, &message);
     }
 }
 
@@ -359,6 +385,9 @@ struct TimeZoneForm {
     command_id: Option<String>,
 }
 
+/// The time zone form's one field.
+const ZONE_FIELDS: Fields = &[("zone", "Time zone")];
+
 /// `POST /account/time-zone`: the zone the viewer reads times in (empty: the campus default).
 #[post("/time-zone")]
 async fn choose_time_zone(
@@ -368,7 +397,13 @@ async fn choose_time_zone(
 ) -> Result<HttpResponse, AppError> {
     let refuse = |status: StatusCode, message: String| {
         let mut ctx = account_context(&req, &viewer);
-        ctx.insert("zone_error", &message);
+        beside_or_above(
+            &mut ctx,
+            FormErrors::new("tz", ZONE_FIELDS, "Your time zone is not changed"),
+            "zone",
+            (status, message),
+            "zone_error",
+        );
         render_status(
             &req,
             status,

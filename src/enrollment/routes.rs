@@ -450,7 +450,7 @@ async fn student_page(
 
 // ---------------------------------------------------------------- actions
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 struct ActionForm {
     command_id: Option<String>,
     /// The stream version the page showed: a different one now means someone else acted (409).
@@ -549,14 +549,16 @@ async fn act(
     let command = match parse_command(action, &form) {
         Ok(c) => c,
         Err(message) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
             return refused(
                 req,
                 viewer,
                 student_id,
-                StatusCode::UNPROCESSABLE_ENTITY,
+                status,
                 &capitalize(&message),
+                (action, &form),
             )
-            .await
+            .await;
         }
     };
     let mut ctx = command_context(req, viewer, form.command_id.as_deref());
@@ -593,23 +595,72 @@ async fn act(
                 Ok(flash_redirect(&page_url, "success", &message))
             }
         }
-        Err(e) => match e.refusal() {
-            Some((status, message)) => refused(req, viewer, student_id, status, &message).await,
-            None => Err(e.into()),
-        },
+        Err(e) => {
+            // A refusal about the value given (a decision the student has, a missing reason)
+            // is said beside it; one about the step (too early, a stale page) above the steps.
+            use super::decider::EnrollmentRejection as R;
+            let about_the_field = matches!(
+                e,
+                EnrollmentError::Invalid(_)
+                    | EnrollmentError::Rejected(R::AlreadyWaitlisted | R::ReasonRequired { .. })
+            );
+            match e.refusal() {
+                Some((status, message)) if about_the_field => {
+                    refused(req, viewer, student_id, status, &message, (action, &form)).await
+                }
+                Some((status, message)) => {
+                    let p = load_progress(req, viewer, student_id, None).await?;
+                    let ctx = progress_context(viewer, &p, None, Some(&message));
+                    render_status(
+                        req,
+                        status,
+                        page_template(viewer),
+                        "enrollment/_progress.html",
+                        ctx,
+                    )
+                }
+                None => Err(e.into()),
+            }
+        }
     }
 }
 
-/// The page (or fragment) again, with the current state and the reason nothing was recorded.
+/// The form of a step with a value to give: its id prefix, its field and the field's label.
+fn step_form(action: Action) -> Option<(&'static str, Fields)> {
+    Some(match action {
+        Action::Inquire => ("inquire", &[("term", "Term")]),
+        Action::Decide => ("decide", &[("decision", "Admission decision")]),
+        Action::AcceptOffer => ("accept", &[("deposit", "Deposit paid")]),
+        Action::RegisterCourses => ("register", &[("courses", "Course codes")]),
+        Action::Withdraw => ("withdraw", &[("reason", "Reason for withdrawing")]),
+        _ => return None,
+    })
+}
+
+/// The page (or fragment) again, with the current state and the reason nothing was recorded:
+/// beside the step's field with what was typed, or above the steps for a step without one.
 async fn refused(
     req: &HttpRequest,
     viewer: &Viewer,
     student_id: Uuid,
     status: StatusCode,
     message: &str,
+    (action, form): (Action, &ActionForm),
 ) -> Result<HttpResponse, AppError> {
     let p = load_progress(req, viewer, student_id, None).await?;
-    let ctx = progress_context(viewer, &p, None, Some(message));
+    // The step's form is on the page only while the step may be taken.
+    let shown = decider::legal_actions(&p.state, viewer.role).contains(&action);
+    let ctx = match step_form(action).filter(|_| shown) {
+        Some((prefix, fields)) => {
+            let mut ctx = progress_context(viewer, &p, None, None);
+            let mut errors = FormErrors::new(prefix, fields, "Nothing was recorded");
+            errors.add(fields[0].0, message);
+            errors.insert(&mut ctx);
+            ctx.insert("typed", form);
+            ctx
+        }
+        None => progress_context(viewer, &p, None, Some(message)),
+    };
     render_status(
         req,
         status,

@@ -124,6 +124,9 @@ struct ApplyForm {
     command_id: Option<String>,
 }
 
+/// The application form's one field.
+const APPLY_FIELDS: Fields = &[("statement", "Statement")];
+
 #[tracing::instrument(skip_all, fields(fund = %path))]
 #[post("/funds/{id}/apply")]
 async fn apply(
@@ -143,6 +146,9 @@ async fn apply(
             Ok(s)
         }
     });
+    // Only the statement's own mistakes are said beside it (the service's refusals are about
+    // the fund or an application made already).
+    let about_the_statement = statement.is_err();
     let result = match statement {
         Ok(statement) => {
             let ctx = command_context(&req, &viewer, form.command_id.as_deref());
@@ -169,8 +175,20 @@ async fn apply(
         )),
         Err(e) => match e.refusal() {
             Some((status, message)) => {
+                // A statement that will not do is said beside it; a fund that takes no
+                // application now (closed, applied already) above the funds.
                 let mut ctx = Context::new();
-                ctx.insert("error", &message);
+                if about_the_statement {
+                    let mut errors = FormErrors::new(
+                        format!("apply-{fund_id}"),
+                        APPLY_FIELDS,
+                        "You have not applied yet",
+                    );
+                    errors.add("statement", message);
+                    errors.insert(&mut ctx);
+                } else {
+                    ctx.insert("error", &message);
+                }
                 ctx.insert("error_fund", &fund_id);
                 ctx.insert("statement", &form.statement);
                 student_listing(&req, viewer, ctx, status).await
@@ -629,6 +647,9 @@ struct AssignForm {
     command_id: Option<String>,
 }
 
+/// The assign form's one field.
+const ASSIGN_FIELDS: Fields = &[("reviewer", "Reviewer")];
+
 #[post("/applications/{id}/reviewers")]
 async fn assign_reviewer(
     req: HttpRequest,
@@ -638,20 +659,55 @@ async fn assign_reviewer(
 ) -> Result<HttpResponse, AppError> {
     viewer.require(Role::Staff)?;
     let id = parse_id("application", &path)?;
-    let reviewer: Uuid = form
-        .reviewer_id
-        .parse()
-        .map_err(|_| ScholarshipsError::Invalid("Choose a reviewer.".into()))?;
-    let ctx = command_context(&req, &viewer, form.command_id.as_deref());
-    let store = state(&req).store.clone();
-    let v = viewer.clone();
-    let fund_id = state(&req)
-        .run(move |conn| -> Result<_, ScholarshipsError> {
-            let (fund_id, _, _) = service::application_owner(conn, id)?;
-            service::assign_reviewer(conn, &store, &ctx, &v, id, reviewer)?;
-            Ok(fund_id)
-        })
-        .await?;
+    let mut errors = FormErrors::new(
+        format!("assign-{id}"),
+        ASSIGN_FIELDS,
+        "No reviewer was assigned",
+    );
+    let reviewer: Option<Uuid> = errors.check(
+        "reviewer",
+        form.reviewer_id
+            .parse()
+            .map_err(|_| "choose a reviewer from the list"),
+    );
+    // `Err(None)`: no reviewer was chosen; `Err(Some(_))`: the assignment was refused.
+    let assigned = match reviewer {
+        Some(reviewer) => {
+            let ctx = command_context(&req, &viewer, form.command_id.as_deref());
+            let store = state(&req).store.clone();
+            let v = viewer.clone();
+            state(&req)
+                .run(move |conn| -> Result<_, ScholarshipsError> {
+                    let (fund_id, _, _) = service::application_owner(conn, id)?;
+                    service::assign_reviewer(conn, &store, &ctx, &v, id, reviewer)?;
+                    Ok(fund_id)
+                })
+                .await
+                .map_err(Some)
+        }
+        None => Err(None),
+    };
+    let fund_id = match assigned {
+        Ok(fund_id) => fund_id,
+        Err(refused) => {
+            // A reviewer who may not review it: the board again, the message beside the row's
+            // choice; anything else is answered as before.
+            if let Some(e) = refused {
+                match e.refusal() {
+                    Some((_, message)) => errors.add("reviewer", message),
+                    None => return Err(e.into()),
+                }
+            }
+            let (fund_id, _, _) = state(&req)
+                .query(move |conn| service::application_owner(conn, id))
+                .await?;
+            let mut ctx = Context::new();
+            errors.insert(&mut ctx);
+            ctx.insert("typed_reviewer", &form.reviewer_id);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return board_listing(&req, viewer, fund_id, &form.list, ctx, status).await;
+        }
+    };
     if is_htmx(&req) {
         let mut ctx = Context::new();
         ctx.insert("notice", "Reviewer assigned.");

@@ -1189,6 +1189,9 @@ struct SensorForm {
     command_id: Option<String>,
 }
 
+/// The registration form's one field.
+const SENSOR_FIELDS: Fields = &[("name", "Name")];
+
 /// Register a sensor: the token is shown on this response only (it is not stored).
 #[post("")]
 async fn create_sensor(
@@ -1218,13 +1221,21 @@ async fn create_sensor(
         }
         Err(e) => match e.refusal() {
             Some((status, message)) => {
-                ctx.insert("error", &message);
+                // Every refusal of a registration is about its name: said beside it.
+                let mut errors =
+                    FormErrors::new("sensor", SENSOR_FIELDS, "The sensor was not registered");
+                errors.add("name", message);
+                errors.insert(&mut ctx);
+                ctx.insert("sensor_name", &f.name);
                 sensors_listing(&req, viewer, ctx, status).await
             }
             None => Err(e.into()),
         },
     }
 }
+
+/// A revocation's one "field": the sensor of its row.
+const REVOKE_FIELDS: Fields = &[("sensor", "Sensor")];
 
 #[post("/{id}/revoke")]
 async fn revoke_sensor(
@@ -1240,9 +1251,33 @@ async fn revoke_sensor(
     })?;
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
     let store = state(&req).store.clone();
-    let outcome = state(&req)
+    let revoked = state(&req)
         .run(move |conn| service::revoke_sensor(conn, &store, &ctx, id))
-        .await?;
+        .await;
+    let outcome = match revoked {
+        Ok(outcome) => outcome,
+        Err(e) => match e.refusal() {
+            // Revoked already (another tab, another admin): the page again, said in the row.
+            // A sensor that does not exist has no row: answered as any other refusal.
+            Some((status, message))
+                if matches!(
+                    e,
+                    ThreatsError::Rejected(ThreatsRejection::SensorAlreadyRevoked)
+                ) =>
+            {
+                let mut errors = FormErrors::new(
+                    format!("revoke-{id}"),
+                    REVOKE_FIELDS,
+                    "The sensor was not revoked",
+                );
+                errors.add("sensor", message);
+                let mut ctx = Context::new();
+                errors.insert(&mut ctx);
+                return sensors_listing(&req, viewer, ctx, status).await;
+            }
+            _ => return Err(e.into()),
+        },
+    };
     let notice = "Sensor revoked: its token no longer works.";
     if !is_htmx(&req) {
         return Ok(flash_redirect("/admin/sensors", "success", notice));
