@@ -170,6 +170,23 @@ export out lh base
 awk -F'\t' '{ print $1 "\t" $2 "\tmobile"; print $1 "\t" $2 "\tdesktop" }' "$pages_file" |
   xargs -d '\n' -P "${LH_JOBS:-2}" -I{} bash -c 'IFS=$'"'"'\t'"'"' read -r r p f <<<"$1"; measure "$r" "$p" "$f"' _ {}
 
+# Phase 2b: forms in their error state (a form answering 422, which the CLI cannot measure; see
+# scripts/lighthouse_errors.mjs): the largest POST form of these kinds of page, submitted empty, and
+# GETs whose own answer is an error state.
+error_kinds=" /signup /login /account /scholarships /scholarships/funds /scholarships/applications/{id}/review
+  /threats/hashes/{id} /admin/accounts /admin/signatures /admin/sensors /admin/accounts/{id} "
+errors_file=$out/errors.tsv
+: >"$errors_file"
+while IFS=$'\t' read -r role path; do
+  [[ $error_kinds == *" $(kind_of "$path")"[[:space:]]* ]] && printf '%s\t%s\t%s\n' "$role" "$path" "$out/$role.headers.json" >>"$errors_file"
+done <"$pages_file"
+[[ $roles == *admin* ]] && printf 'admin\t/audit?from=not-a-time\t%s\tget\n' "$out/admin.headers.json" >>"$errors_file"
+# Where lighthouse is installed, for the script's imports: .../node_modules/lighthouse/cli/index.js.
+lh_home=$(cd "$(dirname "$(readlink -f "$(command -v "$lh")")")/../../.." && pwd)
+cp scripts/lighthouse_errors.mjs "$lh_home/heyboss_lighthouse_errors.mjs"
+(cd "$lh_home" && node heyboss_lighthouse_errors.mjs "$base" "$out" <"$errors_file" >"$out/errors-scores.tsv") ||
+  echo "the error states could not all be measured" >&2
+
 # Phase 3: the table, and every failing audit.
 failed=0
 : >"$out/failures.txt"
@@ -198,6 +215,21 @@ while IFS=$'\t' read -r role path; do
   done
   echo "$row |"
 done <"$pages_file"
+while IFS=$'\t' read -r role path _; do
+  row="| $role | \`$path\`, its form's errors"
+  for form in mobile desktop; do
+    report=$out/$role$(tr -c 'a-zA-Z0-9\n' _ <<<"$path")-error-$form.json
+    score=$(score_of "$report")
+    row+=" | $score"
+    if [[ $score != 100 ]]; then
+      failed=1
+      jq -r --arg p "$role $path (errors) $form" '.audits | to_entries[] | select(.value.score == 0) |
+        "\($p): \(.key): \(.value.details.items // [] | map(.node.snippet // "") | .[:3] | join(" | "))"' \
+        "$report" >>"$out/failures.txt" 2>/dev/null || echo "$role $path (errors) $form: no report" >>"$out/failures.txt"
+    fi
+  done
+  echo "$row |"
+done <"$errors_file"
 if ((failed)); then
   echo
   echo "Below 100 (reports in $out):"
