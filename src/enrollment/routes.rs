@@ -556,7 +556,7 @@ async fn act(
                 student_id,
                 status,
                 &capitalize(&message),
-                (action, &form),
+                (action, &form, true),
             )
             .await;
         }
@@ -605,19 +605,9 @@ async fn act(
                     | EnrollmentError::Rejected(R::AlreadyWaitlisted | R::ReasonRequired { .. })
             );
             match e.refusal() {
-                Some((status, message)) if about_the_field => {
-                    refused(req, viewer, student_id, status, &message, (action, &form)).await
-                }
                 Some((status, message)) => {
-                    let p = load_progress(req, viewer, student_id, None).await?;
-                    let ctx = progress_context(viewer, &p, None, Some(&message));
-                    render_status(
-                        req,
-                        status,
-                        page_template(viewer),
-                        "enrollment/_progress.html",
-                        ctx,
-                    )
+                    let step = (action, &form, about_the_field);
+                    refused(req, viewer, student_id, status, &message, step).await
                 }
                 None => Err(e.into()),
             }
@@ -638,19 +628,20 @@ fn step_form(action: Action) -> Option<(&'static str, Fields)> {
 }
 
 /// The page (or fragment) again, with the current state and the reason nothing was recorded:
-/// beside the step's field with what was typed, or above the steps for a step without one.
+/// beside the step's field with what was typed when the refusal is about the value given, else
+/// (or for a step without a field) above the steps.
 async fn refused(
     req: &HttpRequest,
     viewer: &Viewer,
     student_id: Uuid,
     status: StatusCode,
     message: &str,
-    (action, form): (Action, &ActionForm),
+    (action, form, about_the_field): (Action, &ActionForm, bool),
 ) -> Result<HttpResponse, AppError> {
     let p = load_progress(req, viewer, student_id, None).await?;
     // The step's form is on the page only while the step may be taken.
     let shown = decider::legal_actions(&p.state, viewer.role).contains(&action);
-    let ctx = match step_form(action).filter(|_| shown) {
+    let ctx = match step_form(action).filter(|_| about_the_field && shown) {
         Some((prefix, fields)) => {
             let mut ctx = progress_context(viewer, &p, None, None);
             let mut errors = FormErrors::new(prefix, fields, "Nothing was recorded");
