@@ -135,11 +135,12 @@ pub fn append_many_each(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Text};
     // The distinct metadata, each bound once; a row names its own by index (1-based, as SQL's).
+    // Known by address: appends that share a writer share its one value (no deep comparison).
     let mut metadatas: Vec<&Value> = Vec::new();
     let rows: Vec<(&StreamAppend, i64, &NewEvent, i32)> = appends
         .iter()
         .flat_map(|(a, m)| {
-            let k = match metadatas.iter().position(|known| known == m) {
+            let k = match metadatas.iter().position(|known| std::ptr::eq(*known, *m)) {
                 Some(k) => k,
                 None => {
                     metadatas.push(m);
