@@ -686,7 +686,8 @@ fn waiting_on_a_lock(admin: &mut PgConnection) -> Vec<i32> {
 }
 
 /// The one backend that comes to wait for a lock within ten seconds, ended as a fast shutdown
-/// ends it (SQLSTATE 57P01).
+/// ends it (SQLSTATE 57P01). Returns once it has exited: a signalled backend stays in
+/// `pg_stat_activity`, still waiting, for a moment, and must not be taken for the next one.
 fn terminate_the_waiting_backend(admin: &mut PgConnection) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let pid = loop {
@@ -698,10 +699,19 @@ fn terminate_the_waiting_backend(admin: &mut PgConnection) {
             ref other => panic!("expected one backend waiting, found {other:?}"),
         }
     };
-    diesel::sql_query("SELECT pg_terminate_backend($1)")
+    #[derive(diesel::QueryableByName)]
+    struct Exited {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exited: bool,
+    }
+    let ended = diesel::sql_query("SELECT pg_terminate_backend($1, 10000) AS exited")
         .bind::<diesel::sql_types::Integer, _>(pid)
-        .execute(admin)
+        .get_result::<Exited>(admin)
         .unwrap();
+    assert!(
+        ended.exited,
+        "backend {pid} did not exit within ten seconds"
+    );
 }
 
 /// A group's transaction that loses the database answers every batch of the group 503 with
