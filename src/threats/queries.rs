@@ -274,13 +274,15 @@ pub fn top_behind(
         limit,
         offset: 0,
         count: false,
+        hidden: Vec::new(),
     };
     let unfiltered = Filters::default();
     Ok(read_report(conn, scope, report, range, &unfiltered, &page, true, lag)?.rows)
 }
 
 /// One page of `size` rows of a report over a range and filters, sorted by a column of
-/// [`REPORT_COLUMNS`], with the report's row count.
+/// [`REPORT_COLUMNS`], with the report's row count; the rows of `hidden` keys (triaged hashes the
+/// viewer hides) are left out of both, so that pages and the total are of what is shown.
 #[allow(clippy::too_many_arguments)] // the report's own query: what, which range, which page
 pub fn report_page(
     conn: &mut PgConnection,
@@ -290,16 +292,15 @@ pub fn report_page(
     filters: &Filters,
     sorted: &Sorted,
     size: i64,
-    extra: i64,
+    hidden: &[String],
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
-    // `extra` rows past the page are read for a caller that leaves some out (hidden triaged
-    // subjects); the page still starts where a page of `size` starts.
     let page = Slice {
         order: sorted.order_sql(),
-        limit: size + extra,
+        limit: size,
         offset: sorted.offset(size),
         count: true,
+        hidden: hidden.to_vec(),
     };
     let ranked = sorted.is_default(&REPORT_COLUMNS);
     read_report(conn, scope, report, range, filters, &page, ranked, lag)
@@ -354,6 +355,8 @@ struct Slice {
     /// Whether the all-time rankings count their rows (a page's total: a count of the view's
     /// rows, which a top-N read does without).
     count: bool,
+    /// Keys left out (of the rows and the total).
+    hidden: Vec<String>,
 }
 
 /// Rows that carry the total (`count(*) OVER ()`), with it.
@@ -463,12 +466,15 @@ fn top_from_views(
             .bind::<Text, _>(&view)
             .bind::<Int8, _>(page.limit)
             .bind::<Int8, _>(page.offset)
+            .bind::<Array<Text>, _>(&page.hidden)
             .load(conn)?;
     let total: i64 = if page.count {
-        crate::schema::threat_report_views::table
-            .filter(crate::schema::threat_report_views::report.eq(report.slug()))
-            .filter(crate::schema::threat_report_views::view_id.eq(&view))
-            .filter(crate::schema::threat_report_views::hits.gt(0))
+        use crate::schema::threat_report_views as v;
+        v::table
+            .filter(v::report.eq(report.slug()))
+            .filter(v::view_id.eq(&view))
+            .filter(v::hits.gt(0))
+            .filter(diesel::dsl::not(v::key.eq_any(&page.hidden)))
             .count()
             .get_result(conn)?
     } else {
@@ -533,6 +539,7 @@ fn top_from_buckets(
         .sql("order", page.order)
         .int8("limit", page.limit)
         .int8("offset", page.offset)
+        .texts("hidden", page.hidden.clone())
         .load(conn)?;
     fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
     Ok(rows)
@@ -625,6 +632,7 @@ pub fn top_from_hits_in_scope(
         limit,
         offset: 0,
         count: false,
+        hidden: Vec::new(),
     };
     top_from_hits(conn, scope, report, range, &Filters::default(), &page)
 }
@@ -645,6 +653,7 @@ fn top_from_hits(
         .sql("order", page.order)
         .int8("limit", page.limit)
         .int8("offset", page.offset)
+        .texts("hidden", page.hidden.clone())
         .load(conn)
 }
 
@@ -972,7 +981,8 @@ pub struct SessionsPage {
 /// page and a threat contributor naming a signature. Of the [`Filters`], protocol, IP and sensor
 /// are the session's own; md5 and file type match its files; a signature matches its visible hits
 /// (of files that pass the md5 and file type filters), so a signature outside the viewer's
-/// clearances matches no session.
+/// clearances matches no session. The `hidden` sessions (triaged ones the viewer hides) are
+/// left out of the page and the total.
 #[allow(clippy::too_many_arguments)] // which sessions (filters, range), which page
 pub fn sessions(
     conn: &mut PgConnection,
@@ -982,7 +992,7 @@ pub fn sessions(
     range: &TimeRange,
     sorted: &Sorted,
     size: i64,
-    extra: i64,
+    hidden: &[String],
 ) -> Result<SessionsPage, ThreatsError> {
     use threat_sessions as t;
     let scope = AnalystScope::of(conn, viewer)?;
@@ -1000,6 +1010,9 @@ pub fn sessions(
         }
         if let Some(to) = range.to {
             q = q.filter(t::start_time.lt(to));
+        }
+        if !hidden.is_empty() {
+            q = q.filter(diesel::dsl::not(t::session_id.eq_any(hidden)));
         }
         q
     };
@@ -1033,7 +1046,7 @@ pub fn sessions(
     };
     let rows = q
         .then_order_by(t::session_id.asc())
-        .limit(size + extra)
+        .limit(size)
         .offset(sorted.offset(size))
         .load(conn)?;
     Ok(SessionsPage {

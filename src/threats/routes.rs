@@ -210,34 +210,21 @@ async fn top_report_page(
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
-            // With "hide triaged" on, the page reads as many more rows as there are settled
-            // subjects and leaves those out; it starts where the page of `limit` starts (the
-            // total still counts them).
-            let mut total = 0;
-            let (rows, listed) = triage::list(
+            // With "hide triaged" on, the settled hashes are left out by the query itself: the
+            // pages, the total and the histogram are of the rows shown.
+            let hidden = triage::hidden(conn, &scope, subject, &h)?;
+            let page = queries::report_page(
                 conn,
                 &scope,
-                subject,
-                &h,
+                report,
+                &range,
+                &f,
+                &sorted,
                 limit,
-                |conn, n| -> Result<_, ThreatsError> {
-                    let page = queries::report_page(
-                        conn,
-                        &scope,
-                        report,
-                        &range,
-                        &f,
-                        &sorted,
-                        limit,
-                        n - limit,
-                        lag.as_ref(),
-                    )?;
-                    total = page.total;
-                    Ok(page.rows)
-                },
-                |r| &r.key,
+                &hidden,
+                lag.as_ref(),
             )?;
-            let page = queries::ReportPage { rows, total };
+            let listed = triage::list_statuses(conn, &scope, subject, &page.rows, |r| &r.key)?;
             let live = live::read(conn, &scope, &f, asked)?;
             let hist = match csv {
                 true => None,
@@ -248,7 +235,7 @@ async fn top_report_page(
                     zone,
                     chrono::Utc::now(),
                     lag.as_ref(),
-                    histogram::HitFilter::filtered(None, f.clone()).as_ref(),
+                    histogram::HitFilter::shown(None, f.clone(), hidden).as_ref(),
                 )?,
             };
             Ok((page, scope, lag, listed, live, hist))
@@ -677,21 +664,12 @@ async fn sessions_page(
                 return Ok((page, triage::ListTriage::default(), sensors));
             }
             let scope = AnalystScope::of(conn, &viewer)?;
-            let mut total = 0;
-            let (sessions, listed) = triage::list(
-                conn,
-                &scope,
-                Some(TriageSubject::Session),
-                &h,
-                size,
-                |conn, n| -> Result<_, ThreatsError> {
-                    let page =
-                        queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, n - size)?;
-                    total = page.total;
-                    Ok(page.sessions)
-                },
-                |s| &s.session_id,
-            )?;
+            let subject = Some(TriageSubject::Session);
+            let hidden = triage::hidden(conn, &scope, subject, &h)?;
+            let queries::SessionsPage { sessions, total } =
+                queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, &hidden)?;
+            let listed =
+                triage::list_statuses(conn, &scope, subject, &sessions, |s| &s.session_id)?;
             let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
             let sensors = queries::sensors_of_sessions(conn, &scope, ids)?;
             Ok((queries::SessionsPage { sessions, total }, listed, sensors))
