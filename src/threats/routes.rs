@@ -132,24 +132,23 @@ fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// A bar of the server-rendered SVG chart (coordinates computed here; no inline styles).
+/// A bar of a report's chart (`threats/_top.html`): its label and value are HTML text beside
+/// it, so that they keep the page's font size on a phone; only the bar is drawn, `width` of
+/// [`CHART_WIDTH`] (no inline styles).
 #[derive(Serialize)]
 struct Bar {
+    key: String,
     label: String,
     value: i64,
-    y: i64,
     width: i64,
-    text_y: i64,
 }
 
 const CHART_WIDTH: i64 = 460;
-const BAR_HEIGHT: i64 = 22;
 
 fn bars(rows: &[queries::ReportRow], report: Report) -> Vec<Bar> {
     let max = rows.iter().map(|r| r.hits).max().unwrap_or(1).max(1);
     rows.iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             let mut label = match report {
                 Report::Hash => format!("{}…", &r.key[..r.key.len().min(10)]),
                 _ => r.key.clone(),
@@ -157,13 +156,11 @@ fn bars(rows: &[queries::ReportRow], report: Report) -> Vec<Bar> {
             if label.chars().count() > 34 {
                 label = label.chars().take(33).collect::<String>() + "…";
             }
-            let y = i as i64 * (BAR_HEIGHT + 6);
             Bar {
+                key: r.key.clone(),
                 label,
                 value: r.hits,
-                y,
                 width: (r.hits * CHART_WIDTH / max).max(2),
-                text_y: y + 15,
             }
         })
         .collect()
@@ -314,10 +311,7 @@ async fn top_report_page(
     ctx.insert("title", report.title());
     ctx.insert("rows", &display);
     ctx.insert("bars", &bars(&rows, report));
-    ctx.insert(
-        "chart_height",
-        &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
-    );
+    ctx.insert("chart_width", &CHART_WIDTH);
     ctx.insert("limit", &limit);
     let mut keep = vec![
         ("limit", limit.to_string()),
