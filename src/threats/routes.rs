@@ -14,7 +14,6 @@ use super::filters::{FilterView, Filters};
 use super::queries::{self, HitsOf, Report, SessionFilter};
 use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
-use super::table::{headings, Pager, SortParams};
 use super::triage::{self, TriageFilter};
 use super::{api, histogram, live, service};
 use crate::accounts::{Role, Viewer};
@@ -22,6 +21,7 @@ use crate::es::store;
 use crate::text::{self, Lines};
 use crate::web::csv::CsvExport;
 use crate::web::form::{Fields, FormErrors};
+use crate::web::paging::{Column, ListSpec, PageParams, Paging};
 use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
@@ -66,7 +66,7 @@ struct ReportQuery {
     #[serde(flatten)]
     range: RangeParams,
     #[serde(flatten)]
-    sort: SortParams,
+    sort: PageParams,
     #[serde(default)]
     format: Format,
     /// The row a drill-down lists the hits of.
@@ -196,9 +196,7 @@ async fn top_report_page(
     let zone = time_zone(&req, &viewer);
     let range = params.range(chrono::Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
-    let sorted = sort
-        .parse(&queries::REPORT_COLUMNS)
-        .map_err(ThreatsError::BadQuery)?;
+    let sorted = table_page(&queries::REPORT_COLUMNS, limit, &sort)?;
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (h, f) = (hide.clone(), filters.clone());
@@ -217,7 +215,6 @@ async fn top_report_page(
                 &range,
                 &f,
                 &sorted,
-                limit,
                 &hidden,
                 lag.as_ref(),
             )?;
@@ -238,7 +235,7 @@ async fn top_report_page(
             Ok((page, scope, lag, listed, live, hist))
         })
         .await?;
-    let pager = Pager::new(&sorted, limit, page.total, page.rows.len());
+    let pager = sorted.position(page.total, page.rows.len());
     let rows = page.rows;
     if csv {
         let (header, lines): (&str, Vec<Vec<String>>) = match report {
@@ -351,10 +348,7 @@ async fn top_report_page(
         spec.extend([("Signatures", "", false), ("Last seen", "last_seen", false)]);
     }
     spec.push(("Details", "", false));
-    ctx.insert(
-        "headings",
-        &headings(&spec, &queries::REPORT_COLUMNS, &pager, &page_base),
-    );
+    ctx.insert("headings", &sorted.headings(&spec, &page_base));
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range, zone);
@@ -396,16 +390,14 @@ async fn report_hits(
     let zone = time_zone(&req, &viewer);
     let range = params.range(chrono::Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
-    let sorted = sort
-        .parse(&queries::HIT_COLUMNS)
-        .map_err(ThreatsError::BadQuery)?;
     let csv = format == Format::Csv;
+    // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
+    let size = if csv { 1000 } else { HITS_PAGE };
+    let sorted = table_page(&queries::HIT_COLUMNS, size, &sort)?;
     let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
         .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
     let (k, f) = (key.clone(), filters.clone());
-    // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
-    let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
     let (hits, lag, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
@@ -423,14 +415,14 @@ async fn report_hits(
                     histogram::HitFilter::filtered(Some((report, k.clone())), f.clone()).as_ref(),
                 )?,
             };
-            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &f, &sorted, size)?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &f, &sorted)?;
             Ok((hits, lag, hist))
         })
         .await?;
     if csv {
         return Ok(hits_csv("hits", &hits.hits));
     }
-    let pager = Pager::new(&sorted, size, hits.total, hits.hits.len());
+    let pager = sorted.position(hits.total, hits.hits.len());
     let unfiltered = format!(
         "/threats/top/{}/hits?key={}&{}",
         report.slug(),
@@ -456,10 +448,7 @@ async fn report_hits(
         &filters,
         &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
     );
-    ctx.insert(
-        "headings",
-        &headings(HIT_HEADINGS, &queries::HIT_COLUMNS, &pager, &page_base),
-    );
+    ctx.insert("headings", &sorted.headings(HIT_HEADINGS, &page_base));
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range, zone);
@@ -475,6 +464,16 @@ async fn report_hits(
     );
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
+}
+
+/// A threat table's sort and page of `per_page` rows: a sort, direction or page it does not
+/// have is a 400 that says why (DESIGN section 7).
+fn table_page(
+    columns: &'static [Column],
+    per_page: i64,
+    params: &PageParams,
+) -> Result<Paging, ThreatsError> {
+    Paging::parse_strict(ListSpec { columns, per_page }, params).map_err(ThreatsError::BadQuery)
 }
 
 /// The filters of a page (`threats/_filters.html`): the chips, each removing itself from
@@ -607,7 +606,7 @@ struct SessionsQuery {
     #[serde(flatten)]
     range: RangeParams,
     #[serde(flatten)]
-    sort: SortParams,
+    sort: PageParams,
     #[serde(default)]
     format: Format,
     /// `?as_of=`: the list as it stood then.
@@ -640,18 +639,15 @@ async fn sessions_page(
         zone,
     )?;
     let filters = Filters::from_query(req.query_string())?;
-    let sorted = sort
-        .parse(&queries::SESSION_COLUMNS)
-        .map_err(ThreatsError::BadQuery)?;
     let size = if csv { 1000 } else { SESSIONS_PAGE };
+    let sorted = table_page(&queries::SESSION_COLUMNS, size, &sort)?;
     let hide = TriageFilter::of(&req);
     let (f, h, fs, a) = (filter.clone(), hide.clone(), filters.clone(), as_of.clone());
     let (page, listed, sensors) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             if let Some(a) = &a {
                 // The past: folded from the log; triage is of now, so it neither hides nor marks.
-                let page =
-                    super::as_of::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, a)?;
+                let page = super::as_of::sessions(conn, &viewer, &f, &fs, &range, &sorted, a)?;
                 let scope = AnalystScope::of(conn, &viewer)?;
                 let ids: Vec<String> = page.sessions.iter().map(|s| s.session_id.clone()).collect();
                 let sensors = queries::sensors_of_sessions(conn, &scope, ids)?;
@@ -661,7 +657,7 @@ async fn sessions_page(
             let subject = Some(TriageSubject::Session);
             let hidden = triage::hidden(conn, &scope, subject, &h)?;
             let queries::SessionsPage { sessions, total } =
-                queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, &hidden)?;
+                queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, &hidden)?;
             let listed =
                 triage::list_statuses(conn, &scope, subject, &sessions, |s| &s.session_id)?;
             let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
@@ -669,7 +665,7 @@ async fn sessions_page(
             Ok((queries::SessionsPage { sessions, total }, listed, sensors))
         })
         .await?;
-    let pager = Pager::new(&sorted, size, page.total, page.sessions.len());
+    let pager = sorted.position(page.total, page.sessions.len());
     let sessions = page.sessions;
     if csv {
         return Ok(csv_response(
@@ -718,15 +714,7 @@ async fn sessions_page(
         &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
     );
     ctx.insert("sensors", &sensors);
-    ctx.insert(
-        "headings",
-        &headings(
-            SESSION_HEADINGS,
-            &queries::SESSION_COLUMNS,
-            &pager,
-            &page_base,
-        ),
-    );
+    ctx.insert("headings", &sorted.headings(SESSION_HEADINGS, &page_base));
     let mut keep = vec![
         ("min_score", filter.min_score.clone()),
         ("sort", pager.sort.to_owned()),

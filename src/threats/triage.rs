@@ -401,9 +401,13 @@ async fn hash_page(
                 from: None,
                 to: None,
             };
-            let newest_first = super::table::SortParams::default()
-                .parse(&queries::HIT_COLUMNS)
-                .map_err(ThreatsError::BadQuery)?;
+            let newest_first = crate::web::paging::Paging::parse(
+                crate::web::paging::ListSpec {
+                    columns: &queries::HIT_COLUMNS,
+                    per_page: 1000,
+                },
+                &Default::default(),
+            );
             let hits = queries::hits_of_key(
                 conn,
                 &viewer,
@@ -412,7 +416,6 @@ async fn hash_page(
                 &all_time,
                 &super::filters::Filters::default(),
                 &newest_first,
-                1000,
             )?
             .hits;
             if hits.is_empty() {
