@@ -17,13 +17,12 @@ fn ev(t: &str, data: Value) -> Value {
     json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data})
 }
 
-#[test]
-#[ignore = "needs chromium; run with --run-ignored all"]
-fn an_analyst_filters_by_clicking_removes_a_chip_and_searches_a_filename() {
+/// An analyst `ana` cleared for sig-a, and two hits of it: invoice.exe (pe, over tcp) and
+/// report.pdf (pdf, over udp).
+fn seed(app: &TestApp) {
     use heyboss::es::{Actor, CommandContext, Metadata};
     use heyboss::threats::service;
-    let app = TestApp::spawn();
-    create_account(&app, "ana", "Ana Analyst", "analyst");
+    create_account(app, "ana", "Ana Analyst", "analyst");
     let token = {
         let mut conn = app.state.pool.get().unwrap();
         let cli = CommandContext::new(Metadata::new(Actor::Cli));
@@ -49,7 +48,13 @@ fn an_analyst_filters_by_clicking_removes_a_chip_and_searches_a_filename() {
         .send_json(json!({ "events": events }))
         .unwrap();
     assert_eq!(res.status(), 200);
+}
 
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn an_analyst_filters_by_clicking_removes_a_chip_and_searches_a_filename() {
+    let app = TestApp::spawn();
+    seed(&app);
     let mut health = Health::new();
     let ana = Browser::start();
     sign_in(&ana, &app, "ana");
@@ -85,4 +90,43 @@ fn an_analyst_filters_by_clicking_removes_a_chip_and_searches_a_filename() {
     health.page(&ana);
     assert!(ana.page_text().contains("invoice.exe"));
     assert!(!ana.page_text().contains("report.pdf"));
+}
+
+/// The bar chart of a report read on a phone (390 px): its labels and values are text at the
+/// page's size, not an SVG drawing scaled down to a third of it.
+#[test]
+#[ignore = "needs chromium; run with --run-ignored all"]
+fn the_report_chart_is_readable_on_a_phone() {
+    let app = TestApp::spawn();
+    seed(&app);
+    let mut health = Health::new();
+    let ana = Browser::start();
+    sign_in(&ana, &app, "ana");
+    ana.goto(&app.url("/threats/top/hash"));
+    health.page(&ana);
+    ana.set_window_size(390, 844);
+    // The rendered size of each label and value: its font size times the scale an SVG drawing
+    // is shown at (1 for HTML text).
+    let sizes = ana.execute(
+        "return [...document.querySelectorAll('#report :is(.hbars span, svg.chart text)')]
+           .filter(e => e.textContent.trim())
+           .map(e => parseFloat(getComputedStyle(e).fontSize)
+                     * (e.getScreenCTM ? e.getScreenCTM().a : 1));",
+        json!([]),
+    );
+    let sizes: Vec<f64> = sizes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(sizes.len() >= 4, "two bars' labels and values: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&px| px >= 12.0),
+        "chart text at 390 px: {sizes:?} px"
+    );
+    let labels = ana.find_all("#report .hbar-label");
+    assert_eq!(labels.len(), 2);
+    assert!(ana.text(&labels[0]).starts_with("0000000000"));
+    assert_usable_on_a_phone(&ana, "a report's chart");
 }

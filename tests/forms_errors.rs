@@ -711,3 +711,76 @@ fn the_enrollment_step_forms_say_what_is_wrong_beside_the_field() {
     res.assert_contains("leo</span></h1>");
     assert_eq!(all_events(&app), before);
 }
+
+/// The account page's forms, as a browser reads them back after a refusal: each form's fields
+/// as the user had them (the other forms' too), every mistake shown.
+#[test]
+fn a_refused_account_form_keeps_every_field_the_user_had() {
+    let app = TestApp::spawn();
+    create_user(&app, "ada", "student", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("ada", PASSWORD);
+    c.get("/account");
+    assert_eq!(
+        c.post("/account/email", &[("email", "ada@example.edu")])
+            .status,
+        303
+    );
+    assert_eq!(
+        c.post("/account/time-zone", &[("time_zone", "Europe/Paris")])
+            .status,
+        303
+    );
+    let value = |body: &str, action: &str, name: &str| {
+        common::forms::forms(body)
+            .into_iter()
+            .find(|f| f.action == action)
+            .unwrap_or_else(|| panic!("{action} on the page: {body}"))
+            .value(name)
+            .map(str::to_owned)
+    };
+    let kept = |res: &Response, zone: &str, email: &str| {
+        assert_eq!(
+            value(&res.body, "/account/email", "email").as_deref(),
+            Some(email),
+            "{}",
+            res.body
+        );
+        assert_eq!(
+            value(&res.body, "/account/time-zone", "time_zone").as_deref(),
+            Some(zone),
+            "{}",
+            res.body
+        );
+        res.assert_contains("ada@example.edu");
+    };
+
+    // A time zone mistake: the email form still holds the address, the zone shows what was sent.
+    let res = c.post("/account/time-zone", &[("time_zone", "Mars/Olympus_Mons")]);
+    assert_every_mistake(&res, &[("tz-zone", "is not a time zone")]);
+    kept(&res, "Mars/Olympus_Mons", "ada@example.edu");
+
+    // An email mistake: what was typed, and the chosen zone.
+    let res = c.post("/account/email", &[("email", "ada at home")]);
+    assert_every_mistake(&res, &[("email-address", "is not an email address")]);
+    kept(&res, "Europe/Paris", "ada at home");
+
+    // A password mistake (every one at once), without JavaScript: the whole page as it was.
+    let res = c.post(
+        "/account/password",
+        &[
+            ("current_password", ""),
+            ("new_password", "short"),
+            ("confirm_password", "other"),
+        ],
+    );
+    assert_every_mistake(
+        &res,
+        &[
+            ("password-current", "current password"),
+            ("password-new", "at least 10 characters"),
+            ("password-confirm", "differ"),
+        ],
+    );
+    kept(&res, "Europe/Paris", "ada@example.edu");
+}

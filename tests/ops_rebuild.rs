@@ -370,3 +370,51 @@ fn a_stream_id_that_is_not_a_uuid_is_reported_as_one_by_every_projection() {
         }
     }
 }
+
+/// Counting the rebuilt rows takes as long as reading them: a reader of the table must not wait
+/// on the swap's exclusive lock for that long. The rebuild's connection is held at the start of
+/// each count (as a long count would hold it) while another connection reads the table with a
+/// lock timeout; the report still counts every row.
+#[test]
+fn a_reader_is_not_held_by_the_rebuild_counting_its_rows() {
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use std::sync::{Arc, Mutex};
+
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store();
+    let mut conn = db.connect();
+    for i in 0..3 {
+        register(&mut conn, &store, &format!("user{i}"), "student");
+    }
+    let projection = store.projections().get("users").unwrap().clone();
+    let url = db.url.clone();
+    let reads: Arc<Mutex<Vec<Result<i64, String>>>> = Arc::default();
+    let seen = reads.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let sql = query.to_string();
+            if sql.contains("count(*)") && sql.contains("\"users\"") {
+                let mut reader = PgConnection::establish(&url).unwrap();
+                diesel::sql_query("SET lock_timeout = '2s'")
+                    .execute(&mut reader)
+                    .unwrap();
+                seen.lock().unwrap().push(
+                    heyboss::schema::users::table
+                        .count()
+                        .get_result::<i64>(&mut reader)
+                        .map_err(|e| e.to_string()),
+                );
+            }
+        }
+    });
+    let report = shadow::rebuild(&mut conn, None, projection.as_ref(), false, 100, |_| {}).unwrap();
+    conn.set_instrumentation(None::<Box<dyn Instrumentation>>);
+    let reads = reads.lock().unwrap().clone();
+    assert!(!reads.is_empty(), "the rebuild counts its rows");
+    assert!(
+        reads.iter().all(|r| r.as_ref().is_ok_and(|&n| n == 3)),
+        "a reader during the count: {reads:?}"
+    );
+    assert_eq!(report.rows, 3);
+    assert_eq!(count_users(&mut conn), 3);
+}

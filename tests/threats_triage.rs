@@ -523,3 +523,61 @@ fn the_rescans_report_shows_what_moved_in_the_viewers_scope_paged() {
     bob.get("/threats/rescans")
         .assert_contains("1 hit whose score a rescan moved");
 }
+
+#[test]
+fn hidden_triaged_rows_count_in_no_total_and_pages_do_not_repeat_rows() {
+    const MD5_Z: &str = "cccccccccccccccccccccccccccccccc";
+    let w = world();
+    w.post(w.file("s2", "z", MD5_Z, &["sig-b"]));
+    let mut admin = signed_in(&w.app, "admin");
+    // The admin sees X (2 hits), Y and Z (1 each), and marks X and session s1 triaged.
+    let res = triage(
+        &mut admin,
+        &format!("/threats/hashes/{MD5_X}"),
+        "triaged",
+        "done",
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let res = triage(&mut admin, "/threats/sessions/s1", "triaged", "done");
+    assert_eq!(res.status, 303, "{}", res.body);
+
+    // Every way a report is read: the rankings (all time), the buckets (a window), the hits (a
+    // filter). One row a page: Y and Z on two pages, X on none, and the totals count two rows.
+    for range in ["window=all", "window=24h", "window=all&file_type=pe"] {
+        let shown = admin.get(&format!("/threats/top/hash?limit=1&{range}"));
+        let text = common::text_of(&shown.body);
+        assert!(text.contains("Rows 1–1 of 3"), "{range}: {text}");
+        let mut seen = Vec::new();
+        for page in 1..=2 {
+            let res = admin.get(&format!(
+                "/threats/top/hash?limit=1&{range}&hide_triaged=1&page={page}"
+            ));
+            assert_eq!(res.status, 200, "{range}");
+            let text = common::text_of(&res.body);
+            assert!(
+                text.contains(&format!("Rows {page}–{page} of 2")),
+                "{range} page {page}: {text}"
+            );
+            assert!(
+                text.contains(&format!("Page {page} of 2")),
+                "{range}: {text}"
+            );
+            assert!(!res.body.contains(MD5_X), "{range} page {page}");
+            // The histogram counts the hits of the rows shown: Y's and Z's.
+            assert!(text.contains("2 visible hits"), "{range}: {text}");
+            seen.extend(
+                [MD5_Y, MD5_Z]
+                    .into_iter()
+                    .filter(|m| res.body.contains(&format!("/threats/hashes/{m}\""))),
+            );
+        }
+        seen.sort();
+        assert_eq!(seen, [MD5_Y, MD5_Z], "{range}: each row on one page");
+    }
+
+    // The sessions list: s1 hidden, and its total is of s2 alone.
+    let text = common::text_of(&admin.get("/threats/sessions?hide_triaged=1").body);
+    assert!(text.contains("Rows 1–1 of 1"), "{text}");
+    let text = common::text_of(&admin.get("/threats/sessions").body);
+    assert!(text.contains("Rows 1–2 of 2"), "{text}");
+}

@@ -159,46 +159,55 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     Ok(res)
 }
 
-/// The account page's context: the viewer and the time zone choice.
-fn account_context(req: &HttpRequest, viewer: &Viewer) -> Context {
+/// What a refused form of the account page had in it, shown again instead of what is stored.
+#[derive(Default)]
+struct Typed<'a> {
+    email: Option<&'a str>,
+    zone: Option<&'a str>,
+}
+
+/// The account page's context: the viewer, their time zone choice and email address. Every
+/// form of the page is in it, so a refused one re-renders the page with the other forms as
+/// they were and its own fields as typed (`typed`).
+async fn account_context(
+    req: &HttpRequest,
+    viewer: &Viewer,
+    typed: Typed<'_>,
+) -> Result<Context, AppError> {
     let mut ctx = Context::new();
     ctx.insert("me", viewer);
-    ctx.insert("my_zone", &viewer.time_zone.map(|z| z.name()));
+    let zones: Vec<&str> = crate::web::format::zone_names().collect();
+    let zone = match typed.zone.map(str::trim) {
+        Some("") => None,
+        Some(z) => Some(z.to_owned()),
+        None => viewer.time_zone.map(|z| z.name().to_owned()),
+    };
+    // A zone sent that the list lacks (refused) is shown as sent, chosen, so the user sees it.
+    if let Some(z) = zone.as_deref().filter(|z| !zones.contains(z)) {
+        ctx.insert("other_zone", z);
+    }
+    ctx.insert("my_zone", &zone);
     ctx.insert("campus_zone", state(req).settings.time_zone.name());
-    ctx.insert(
-        "zones",
-        &crate::web::format::zone_names().collect::<Vec<_>>(),
-    );
-    ctx
+    ctx.insert("zones", &zones);
+    let me = viewer.clone();
+    let stored = state(req)
+        .query(move |conn| queries::get(conn, &me, me.user_id))
+        .await?
+        .email;
+    ctx.insert("email", typed.email.unwrap_or(&stored));
+    ctx.insert("stored_email", &stored);
+    Ok(ctx)
 }
 
 #[get("")]
 async fn account_page(req: HttpRequest, viewer: Viewer) -> Result<HttpResponse, AppError> {
-    let mut ctx = account_context(&req, &viewer);
-    account_email(&req, &viewer, &mut ctx, None).await?;
+    let ctx = account_context(&req, &viewer, Typed::default()).await?;
     render(
         &req,
         "accounts/account.html",
         "accounts/_password_form.html",
         ctx,
     )
-}
-
-/// The viewer's email address for the account page: the stored one, or what they just typed.
-async fn account_email(
-    req: &HttpRequest,
-    viewer: &Viewer,
-    ctx: &mut Context,
-    typed: Option<&str>,
-) -> Result<(), AppError> {
-    let me = viewer.clone();
-    let stored = state(req)
-        .query(move |conn| queries::get(conn, &me, me.user_id))
-        .await?
-        .email;
-    ctx.insert("email", typed.unwrap_or(&stored));
-    ctx.insert("stored_email", &stored);
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -239,7 +248,11 @@ async fn change_own_email(
         )),
         Err(e) => match e.refusal() {
             Some((status, message)) => {
-                let mut ctx = account_context(&req, &viewer);
+                let typed = Typed {
+                    email: Some(&form.email),
+                    zone: None,
+                };
+                let mut ctx = account_context(&req, &viewer, typed).await?;
                 beside_or_above(
                     &mut ctx,
                     FormErrors::new("email", EMAIL_FIELDS, "Your email address is not changed"),
@@ -247,7 +260,6 @@ async fn change_own_email(
                     (status, message),
                     "email_error",
                 );
-                account_email(&req, &viewer, &mut ctx, Some(&form.email)).await?;
                 render_status(
                     &req,
                     status,
@@ -299,8 +311,10 @@ async fn change_own_password(
     form: web::Form<OwnPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let refuse = |status: StatusCode, message: Option<String>, errors: Option<FormErrors>| {
-        let mut ctx = account_context(&req, &viewer);
+    // The page again with the other forms as they were (passwords are never sent back).
+    let (r, v) = (&req, &viewer);
+    let refuse = move |status: StatusCode, message: Option<String>, errors: Option<FormErrors>| async move {
+        let mut ctx = account_context(r, v, Typed::default()).await?;
         if let Some(m) = message {
             ctx.insert("error", &m);
         }
@@ -308,7 +322,7 @@ async fn change_own_password(
             e.insert(&mut ctx);
         }
         render_status(
-            &req,
+            r,
             status,
             "accounts/account.html",
             "accounts/_password_form.html",
@@ -341,12 +355,12 @@ async fn change_own_password(
                     errors.add("current", AccountError::WrongCurrentPassword)
                 }
                 Err(e) => match e.refusal() {
-                    Some((status, message)) => return refuse(status, Some(message), None),
+                    Some((status, message)) => return refuse(status, Some(message), None).await,
                     None => return Err(e.into()),
                 },
             }
         }
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors));
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors)).await;
     };
     let ctx = command_context(&req, &viewer, None);
     let changed = state(&req)
@@ -370,10 +384,10 @@ async fn change_own_password(
         )),
         Err(AccountError::WrongCurrentPassword) => {
             errors.add("current", AccountError::WrongCurrentPassword);
-            refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors))
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, None, Some(errors)).await
         }
         Err(e) => match e.refusal() {
-            Some((status, message)) => refuse(status, Some(message), None),
+            Some((status, message)) => refuse(status, Some(message), None).await,
             None => Err(e.into()),
         },
     }
@@ -395,8 +409,14 @@ async fn choose_time_zone(
     viewer: Viewer,
     form: web::Form<TimeZoneForm>,
 ) -> Result<HttpResponse, AppError> {
-    let refuse = |status: StatusCode, message: String| {
-        let mut ctx = account_context(&req, &viewer);
+    // The page again with the zone as sent and the other forms as they were.
+    let (r, v, sent) = (&req, &viewer, form.time_zone.as_str());
+    let refuse = move |status: StatusCode, message: String| async move {
+        let typed = Typed {
+            email: None,
+            zone: Some(sent),
+        };
+        let mut ctx = account_context(r, v, typed).await?;
         beside_or_above(
             &mut ctx,
             FormErrors::new("tz", ZONE_FIELDS, "Your time zone is not changed"),
@@ -405,7 +425,7 @@ async fn choose_time_zone(
             "zone_error",
         );
         render_status(
-            &req,
+            r,
             status,
             "accounts/account.html",
             "accounts/account.html",
@@ -416,7 +436,7 @@ async fn choose_time_zone(
         "" => None,
         name => match crate::web::format::parse_zone(name) {
             Ok(z) => Some(z),
-            Err(m) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, m),
+            Err(m) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, m).await,
         },
     };
     let ctx = command_context(&req, &viewer, form.command_id.as_deref());
@@ -435,7 +455,7 @@ async fn choose_time_zone(
             ),
         )),
         Err(e) => match e.refusal() {
-            Some((status, message)) => refuse(status, message),
+            Some((status, message)) => refuse(status, message).await,
             None => Err(e.into()),
         },
     }

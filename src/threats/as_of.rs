@@ -20,11 +20,11 @@ use super::queries::{
     self, File, HitRow, Session, SessionFilter, SessionRow, SessionsPage, SignatureRow, TimeRange,
 };
 use super::scope::AnalystScope;
-use super::table::Sorted;
 use crate::accounts::Viewer;
 use crate::es::{store, Decider, RecordedEvent};
 use crate::ops::as_of::AsOf;
 use crate::schema::threat_signatures;
+use crate::web::paging::Paging;
 
 /// The signature as it stood, with the events of its history up to then.
 pub fn signature(
@@ -207,8 +207,7 @@ pub fn sessions(
     filter: &SessionFilter,
     filters: &Filters,
     range: &TimeRange,
-    sorted: &Sorted,
-    size: i64,
+    sorted: &Paging,
     as_of: &AsOf,
 ) -> Result<SessionsPage, ThreatsError> {
     // The past list folds sessions from their own events: their protocol and addresses are
@@ -235,11 +234,11 @@ pub fn sessions(
     });
     rows.sort_by(|a, b| order(sorted, a, b).then_with(|| a.session_id.cmp(&b.session_id)));
     let total = rows.len() as i64;
-    let start = usize::try_from(sorted.offset(size)).unwrap_or(usize::MAX);
+    let start = usize::try_from(sorted.offset()).unwrap_or(usize::MAX);
     let page: Vec<SessionRow> = rows
         .into_iter()
         .skip(start)
-        .take(usize::try_from(size).unwrap_or(0))
+        .take(usize::try_from(sorted.limit()).unwrap_or(0))
         .collect();
     Ok(SessionsPage {
         sessions: queries::scoped_sessions(conn, &scope, page)?,
@@ -248,11 +247,11 @@ pub fn sessions(
 }
 
 /// The live list's order (`queries::sessions`), before its last key (the session id).
-fn order(sorted: &Sorted, a: &SessionRow, b: &SessionRow) -> std::cmp::Ordering {
+fn order(sorted: &Paging, a: &SessionRow, b: &SessionRow) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let newest = |a: &SessionRow, b: &SessionRow| b.start_time.cmp(&a.start_time);
     let dir = |o: Ordering| if sorted.desc { o.reverse() } else { o };
-    match sorted.column.name {
+    match sorted.sort {
         "session_id" => dir(a.session_id.cmp(&b.session_id)),
         "protocol" => dir(a.protocol.cmp(&b.protocol)).then_with(|| newest(a, b)),
         // Unscored last when descending, first when ascending (None sorts before Some).

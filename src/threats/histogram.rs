@@ -66,6 +66,30 @@ impl HitFilter {
         }
     }
 
+    /// [`HitFilter::filtered`] without the hits of the `hidden` hashes (the hash report with
+    /// "hide triaged" on): the bars and the total count the hits of the rows shown.
+    pub fn shown(
+        key: Option<(Report, String)>,
+        filters: Filters,
+        hidden: Vec<String>,
+    ) -> Option<HitFilter> {
+        if hidden.is_empty() {
+            return HitFilter::filtered(key, filters);
+        }
+        Some(HitFilter::new(
+            "(:key_match) AND :filters AND h.md5 <> ALL(:hidden_md5::text[])",
+            move |q| {
+                let q = match &key {
+                    Some((report, key)) => q
+                        .sql("key_match", report.key_match())
+                        .text("key", key.clone()),
+                    None => q.sql("key_match", "TRUE"),
+                };
+                filters.hit_filters(q).texts("hidden_md5", hidden.clone())
+            },
+        ))
+    }
+
     fn apply(filter: Option<&HitFilter>, q: ScopedQuery) -> ScopedQuery {
         match filter {
             Some(f) => (f.bind)(q.sql("filter", f.condition)),

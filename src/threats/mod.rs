@@ -25,7 +25,6 @@ pub mod scope;
 pub mod search;
 pub mod service;
 pub mod simulate;
-pub mod table;
 pub mod triage;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};

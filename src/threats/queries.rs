@@ -11,11 +11,11 @@ use serde::Serialize;
 use super::error::ThreatsError;
 use super::filters::Filters;
 use super::scope::AnalystScope;
-use super::table::{Column, Sorted};
 use crate::accounts::{Role, Viewer};
 use crate::schema::{
     sensors, threat_clearances, threat_files, threat_sessions, threat_signatures, users,
 };
+use crate::web::paging::{Column, ListSpec, PageParams, Paging};
 
 /// The admins' pages check the role again where they read.
 fn admins_only(viewer: &Viewer) -> Result<(), ThreatsError> {
@@ -189,28 +189,28 @@ pub struct ReportRow {
 /// The sortable columns of every report, the ranking first (DESIGN section 4's order).
 pub static REPORT_COLUMNS: [Column; 4] = [
     Column {
-        name: "hits",
+        key: "hits",
         desc: "hits DESC, max_score DESC, key ASC",
         asc: "hits ASC, max_score ASC, key ASC",
-        first_desc: true,
+        desc_first: true,
     },
     Column {
-        name: "max_score",
+        key: "max_score",
         desc: "max_score DESC, hits DESC, key ASC",
         asc: "max_score ASC, hits ASC, key ASC",
-        first_desc: true,
+        desc_first: true,
     },
     Column {
-        name: "last_seen",
+        key: "last_seen",
         desc: "last_seen DESC, key ASC",
         asc: "last_seen ASC, key ASC",
-        first_desc: true,
+        desc_first: true,
     },
     Column {
-        name: "key",
+        key: "key",
         desc: "key DESC",
         asc: "key ASC",
-        first_desc: false,
+        desc_first: false,
     },
 ];
 
@@ -268,19 +268,24 @@ pub fn top_behind(
     limit: i64,
     lag: Option<&ReportsLag>,
 ) -> QueryResult<Vec<ReportRow>> {
-    let sorted = Sorted::default_of(&REPORT_COLUMNS);
+    let ranking = ListSpec {
+        columns: &REPORT_COLUMNS,
+        per_page: limit,
+    };
     let page = Slice {
-        order: sorted.order_sql(),
+        order: Paging::parse(ranking, &PageParams::default()).order_sql(),
         limit,
         offset: 0,
         count: false,
+        hidden: Vec::new(),
     };
     let unfiltered = Filters::default();
     Ok(read_report(conn, scope, report, range, &unfiltered, &page, true, lag)?.rows)
 }
 
-/// One page of `size` rows of a report over a range and filters, sorted by a column of
-/// [`REPORT_COLUMNS`], with the report's row count.
+/// One page of a report over a range and filters, sorted by a column of
+/// [`REPORT_COLUMNS`], with the report's row count; the rows of `hidden` keys (triaged hashes the
+/// viewer hides) are left out of both, so that pages and the total are of what is shown.
 #[allow(clippy::too_many_arguments)] // the report's own query: what, which range, which page
 pub fn report_page(
     conn: &mut PgConnection,
@@ -288,20 +293,18 @@ pub fn report_page(
     report: Report,
     range: &TimeRange,
     filters: &Filters,
-    sorted: &Sorted,
-    size: i64,
-    extra: i64,
+    sorted: &Paging,
+    hidden: &[String],
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
-    // `extra` rows past the page are read for a caller that leaves some out (hidden triaged
-    // subjects); the page still starts where a page of `size` starts.
     let page = Slice {
         order: sorted.order_sql(),
-        limit: size + extra,
-        offset: sorted.offset(size),
+        limit: sorted.limit(),
+        offset: sorted.offset(),
         count: true,
+        hidden: hidden.to_vec(),
     };
-    let ranked = sorted.is_default(&REPORT_COLUMNS);
+    let ranked = sorted.is_default();
     read_report(conn, scope, report, range, filters, &page, ranked, lag)
 }
 
@@ -354,6 +357,8 @@ struct Slice {
     /// Whether the all-time rankings count their rows (a page's total: a count of the view's
     /// rows, which a top-N read does without).
     count: bool,
+    /// Keys left out (of the rows and the total).
+    hidden: Vec<String>,
 }
 
 /// Rows that carry the total (`count(*) OVER ()`), with it.
@@ -463,12 +468,15 @@ fn top_from_views(
             .bind::<Text, _>(&view)
             .bind::<Int8, _>(page.limit)
             .bind::<Int8, _>(page.offset)
+            .bind::<Array<Text>, _>(&page.hidden)
             .load(conn)?;
     let total: i64 = if page.count {
-        crate::schema::threat_report_views::table
-            .filter(crate::schema::threat_report_views::report.eq(report.slug()))
-            .filter(crate::schema::threat_report_views::view_id.eq(&view))
-            .filter(crate::schema::threat_report_views::hits.gt(0))
+        use crate::schema::threat_report_views as v;
+        v::table
+            .filter(v::report.eq(report.slug()))
+            .filter(v::view_id.eq(&view))
+            .filter(v::hits.gt(0))
+            .filter(diesel::dsl::not(v::key.eq_any(&page.hidden)))
             .count()
             .get_result(conn)?
     } else {
@@ -533,6 +541,7 @@ fn top_from_buckets(
         .sql("order", page.order)
         .int8("limit", page.limit)
         .int8("offset", page.offset)
+        .texts("hidden", page.hidden.clone())
         .load(conn)?;
     fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
     Ok(rows)
@@ -625,6 +634,7 @@ pub fn top_from_hits_in_scope(
         limit,
         offset: 0,
         count: false,
+        hidden: Vec::new(),
     };
     top_from_hits(conn, scope, report, range, &Filters::default(), &page)
 }
@@ -645,6 +655,7 @@ fn top_from_hits(
         .sql("order", page.order)
         .int8("limit", page.limit)
         .int8("offset", page.offset)
+        .texts("hidden", page.hidden.clone())
         .load(conn)
 }
 
@@ -684,34 +695,34 @@ pub struct HitRow {
 /// The sortable columns of a list of hits, the default (highest score first) first.
 pub static HIT_COLUMNS: [Column; 5] = [
     Column {
-        name: "score",
+        key: "score",
         desc: "h.score DESC, h.scored_at DESC, h.file_id, h.integration, h.signature",
         asc: "h.score ASC, h.scored_at ASC, h.file_id, h.integration, h.signature",
-        first_desc: true,
+        desc_first: true,
     },
     Column {
-        name: "start_time",
+        key: "start_time",
         desc: "h.start_time DESC, h.file_id, h.integration, h.signature",
         asc: "h.start_time ASC, h.file_id, h.integration, h.signature",
-        first_desc: true,
+        desc_first: true,
     },
     Column {
-        name: "scored_at",
+        key: "scored_at",
         desc: "h.scored_at DESC, h.file_id, h.integration, h.signature",
         asc: "h.scored_at ASC, h.file_id, h.integration, h.signature",
-        first_desc: true,
+        desc_first: true,
     },
     Column {
-        name: "signature",
+        key: "signature",
         desc: "h.signature DESC, h.file_id, h.integration",
         asc: "h.signature ASC, h.file_id, h.integration",
-        first_desc: false,
+        desc_first: false,
     },
     Column {
-        name: "filename",
+        key: "filename",
         desc: "h.filename DESC, h.file_id, h.integration, h.signature",
         asc: "h.filename ASC, h.file_id, h.integration, h.signature",
-        first_desc: false,
+        desc_first: false,
     },
 ];
 
@@ -730,7 +741,7 @@ struct HitWithTotal {
     total: i64,
 }
 
-/// One page of `size` visible hits behind one row of a report that pass the filters, sorted by
+/// One page of the visible hits behind one row of a report that pass the filters, sorted by
 /// a column of [`HIT_COLUMNS`].
 #[allow(clippy::too_many_arguments)] // which row, which range and filters, which page
 pub fn hits_of_key(
@@ -740,8 +751,7 @@ pub fn hits_of_key(
     key: &str,
     range: &TimeRange,
     filters: &Filters,
-    sorted: &Sorted,
-    size: i64,
+    sorted: &Paging,
 ) -> Result<HitsPage, ThreatsError> {
     let scope = AnalystScope::of(conn, viewer)?;
     let rows: Vec<HitWithTotal> = filters
@@ -751,8 +761,8 @@ pub fn hits_of_key(
         .time("since", range.from)
         .time("until", range.to)
         .sql("order", sorted.order_sql())
-        .int8("limit", size)
-        .int8("offset", sorted.offset(size))
+        .int8("limit", sorted.limit())
+        .int8("offset", sorted.offset())
         .load(conn)?;
     let total = rows.first().map_or(0, |r| r.total);
     Ok(HitsPage {
@@ -922,42 +932,12 @@ impl SessionFilter {
 /// The sortable columns of the sessions list, newest first by default. (Only names: the list is
 /// a Diesel query, ordered in [`sessions`].)
 pub static SESSION_COLUMNS: [Column; 6] = [
-    Column {
-        name: "start_time",
-        desc: "",
-        asc: "",
-        first_desc: true,
-    },
-    Column {
-        name: "session_id",
-        desc: "",
-        asc: "",
-        first_desc: false,
-    },
-    Column {
-        name: "protocol",
-        desc: "",
-        asc: "",
-        first_desc: false,
-    },
-    Column {
-        name: "latest_score",
-        desc: "",
-        asc: "",
-        first_desc: true,
-    },
-    Column {
-        name: "file_count",
-        desc: "",
-        asc: "",
-        first_desc: true,
-    },
-    Column {
-        name: "source_ip",
-        desc: "",
-        asc: "",
-        first_desc: false,
-    },
+    Column::desc("start_time"),
+    Column::asc("session_id"),
+    Column::asc("protocol"),
+    Column::desc("latest_score"),
+    Column::desc("file_count"),
+    Column::asc("source_ip"),
 ];
 
 /// A page of sessions and how many match in all.
@@ -967,12 +947,13 @@ pub struct SessionsPage {
     pub total: i64,
 }
 
-/// Sessions started in the range, filtered, sorted and one page of `size` of them. Sessions
+/// Sessions started in the range, filtered, sorted and one page of them. Sessions
 /// carry no signature: every analyst sees them; what is scoped is the hits shown on a session's
 /// page and a threat contributor naming a signature. Of the [`Filters`], protocol, IP and sensor
 /// are the session's own; md5 and file type match its files; a signature matches its visible hits
 /// (of files that pass the md5 and file type filters), so a signature outside the viewer's
-/// clearances matches no session.
+/// clearances matches no session. The `hidden` sessions (triaged ones the viewer hides) are
+/// left out of the page and the total.
 #[allow(clippy::too_many_arguments)] // which sessions (filters, range), which page
 pub fn sessions(
     conn: &mut PgConnection,
@@ -980,9 +961,8 @@ pub fn sessions(
     filter: &SessionFilter,
     filters: &Filters,
     range: &TimeRange,
-    sorted: &Sorted,
-    size: i64,
-    extra: i64,
+    sorted: &Paging,
+    hidden: &[String],
 ) -> Result<SessionsPage, ThreatsError> {
     use threat_sessions as t;
     let scope = AnalystScope::of(conn, viewer)?;
@@ -1001,11 +981,14 @@ pub fn sessions(
         if let Some(to) = range.to {
             q = q.filter(t::start_time.lt(to));
         }
+        if !hidden.is_empty() {
+            q = q.filter(diesel::dsl::not(t::session_id.eq_any(hidden)));
+        }
         q
     };
     let total: i64 = filtered().count().get_result(conn)?;
     let q = filtered().select(SessionRow::as_select());
-    let q = match (sorted.column.name, sorted.desc) {
+    let q = match (sorted.sort, sorted.desc) {
         ("session_id", true) => q.order(t::session_id.desc()),
         ("session_id", false) => q.order(t::session_id.asc()),
         ("protocol", true) => q.order((t::protocol.desc(), t::start_time.desc())),
@@ -1033,8 +1016,8 @@ pub fn sessions(
     };
     let rows = q
         .then_order_by(t::session_id.asc())
-        .limit(size + extra)
-        .offset(sorted.offset(size))
+        .limit(sorted.limit())
+        .offset(sorted.offset())
         .load(conn)?;
     Ok(SessionsPage {
         sessions: scoped_sessions(conn, &scope, rows)?,

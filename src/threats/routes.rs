@@ -14,7 +14,6 @@ use super::filters::{FilterView, Filters};
 use super::queries::{self, HitsOf, Report, SessionFilter};
 use super::report_query::{local_input, RangeParams};
 use super::scope::AnalystScope;
-use super::table::{headings, Pager, SortParams};
 use super::triage::{self, TriageFilter};
 use super::{api, histogram, live, service};
 use crate::accounts::{Role, Viewer};
@@ -22,6 +21,7 @@ use crate::es::store;
 use crate::text::{self, Lines};
 use crate::web::csv::CsvExport;
 use crate::web::form::{Fields, FormErrors};
+use crate::web::paging::{Column, ListSpec, PageParams, Paging};
 use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
@@ -66,7 +66,7 @@ struct ReportQuery {
     #[serde(flatten)]
     range: RangeParams,
     #[serde(flatten)]
-    sort: SortParams,
+    sort: PageParams,
     #[serde(default)]
     format: Format,
     /// The row a drill-down lists the hits of.
@@ -132,24 +132,23 @@ fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// A bar of the server-rendered SVG chart (coordinates computed here; no inline styles).
+/// A bar of a report's chart (`threats/_top.html`): its label and value are HTML text beside
+/// it, so that they keep the page's font size on a phone; only the bar is drawn, `width` of
+/// [`CHART_WIDTH`] (no inline styles).
 #[derive(Serialize)]
 struct Bar {
+    key: String,
     label: String,
     value: i64,
-    y: i64,
     width: i64,
-    text_y: i64,
 }
 
 const CHART_WIDTH: i64 = 460;
-const BAR_HEIGHT: i64 = 22;
 
 fn bars(rows: &[queries::ReportRow], report: Report) -> Vec<Bar> {
     let max = rows.iter().map(|r| r.hits).max().unwrap_or(1).max(1);
     rows.iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             let mut label = match report {
                 Report::Hash => format!("{}…", &r.key[..r.key.len().min(10)]),
                 _ => r.key.clone(),
@@ -157,13 +156,11 @@ fn bars(rows: &[queries::ReportRow], report: Report) -> Vec<Bar> {
             if label.chars().count() > 34 {
                 label = label.chars().take(33).collect::<String>() + "…";
             }
-            let y = i as i64 * (BAR_HEIGHT + 6);
             Bar {
+                key: r.key.clone(),
                 label,
                 value: r.hits,
-                y,
                 width: (r.hits * CHART_WIDTH / max).max(2),
-                text_y: y + 15,
             }
         })
         .collect()
@@ -199,9 +196,7 @@ async fn top_report_page(
     let zone = time_zone(&req, &viewer);
     let range = params.range(chrono::Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
-    let sorted = sort
-        .parse(&queries::REPORT_COLUMNS)
-        .map_err(ThreatsError::BadQuery)?;
+    let sorted = table_page(&queries::REPORT_COLUMNS, limit, &sort)?;
     let v = viewer.clone();
     let store = state(&req).store.clone();
     let (h, f) = (hide.clone(), filters.clone());
@@ -210,34 +205,20 @@ async fn top_report_page(
             let scope = AnalystScope::of(conn, &v)?;
             let lag = queries::reports_lag(conn, store.projections())?;
             let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
-            // With "hide triaged" on, the page reads as many more rows as there are settled
-            // subjects and leaves those out; it starts where the page of `limit` starts (the
-            // total still counts them).
-            let mut total = 0;
-            let (rows, listed) = triage::list(
+            // With "hide triaged" on, the settled hashes are left out by the query itself: the
+            // pages, the total and the histogram are of the rows shown.
+            let hidden = triage::hidden(conn, &scope, subject, &h)?;
+            let page = queries::report_page(
                 conn,
                 &scope,
-                subject,
-                &h,
-                limit,
-                |conn, n| -> Result<_, ThreatsError> {
-                    let page = queries::report_page(
-                        conn,
-                        &scope,
-                        report,
-                        &range,
-                        &f,
-                        &sorted,
-                        limit,
-                        n - limit,
-                        lag.as_ref(),
-                    )?;
-                    total = page.total;
-                    Ok(page.rows)
-                },
-                |r| &r.key,
+                report,
+                &range,
+                &f,
+                &sorted,
+                &hidden,
+                lag.as_ref(),
             )?;
-            let page = queries::ReportPage { rows, total };
+            let listed = triage::list_statuses(conn, &scope, subject, &page.rows, |r| &r.key)?;
             let live = live::read(conn, &scope, &f, asked)?;
             let hist = match csv {
                 true => None,
@@ -248,13 +229,13 @@ async fn top_report_page(
                     zone,
                     chrono::Utc::now(),
                     lag.as_ref(),
-                    histogram::HitFilter::filtered(None, f.clone()).as_ref(),
+                    histogram::HitFilter::shown(None, f.clone(), hidden).as_ref(),
                 )?,
             };
             Ok((page, scope, lag, listed, live, hist))
         })
         .await?;
-    let pager = Pager::new(&sorted, limit, page.total, page.rows.len());
+    let pager = sorted.position(page.total, page.rows.len());
     let rows = page.rows;
     if csv {
         let (header, lines): (&str, Vec<Vec<String>>) = match report {
@@ -327,10 +308,7 @@ async fn top_report_page(
     ctx.insert("title", report.title());
     ctx.insert("rows", &display);
     ctx.insert("bars", &bars(&rows, report));
-    ctx.insert(
-        "chart_height",
-        &(rows.len() as i64 * (BAR_HEIGHT + 6)).max(BAR_HEIGHT),
-    );
+    ctx.insert("chart_width", &CHART_WIDTH);
     ctx.insert("limit", &limit);
     let mut keep = vec![
         ("limit", limit.to_string()),
@@ -370,10 +348,7 @@ async fn top_report_page(
         spec.extend([("Signatures", "", false), ("Last seen", "last_seen", false)]);
     }
     spec.push(("Details", "", false));
-    ctx.insert(
-        "headings",
-        &headings(&spec, &queries::REPORT_COLUMNS, &pager, &page_base),
-    );
+    ctx.insert("headings", &sorted.headings(&spec, &page_base));
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range, zone);
@@ -415,16 +390,14 @@ async fn report_hits(
     let zone = time_zone(&req, &viewer);
     let range = params.range(chrono::Utc::now(), zone)?;
     let filters = Filters::from_query(req.query_string())?;
-    let sorted = sort
-        .parse(&queries::HIT_COLUMNS)
-        .map_err(ThreatsError::BadQuery)?;
     let csv = format == Format::Csv;
+    // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
+    let size = if csv { 1000 } else { HITS_PAGE };
+    let sorted = table_page(&queries::HIT_COLUMNS, size, &sort)?;
     let key = key
         .filter(|k| !k.is_empty() && k.len() <= 300)
         .ok_or_else(|| ThreatsError::BadQuery("key is required".into()))?;
     let (k, f) = (key.clone(), filters.clone());
-    // A page of a drill-down; its CSV export takes up to 1,000 rows a page.
-    let size = if csv { 1000 } else { HITS_PAGE };
     let store = state(&req).store.clone();
     let (hits, lag, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
@@ -442,14 +415,14 @@ async fn report_hits(
                     histogram::HitFilter::filtered(Some((report, k.clone())), f.clone()).as_ref(),
                 )?,
             };
-            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &f, &sorted, size)?;
+            let hits = queries::hits_of_key(conn, &viewer, report, &k, &range, &f, &sorted)?;
             Ok((hits, lag, hist))
         })
         .await?;
     if csv {
         return Ok(hits_csv("hits", &hits.hits));
     }
-    let pager = Pager::new(&sorted, size, hits.total, hits.hits.len());
+    let pager = sorted.position(hits.total, hits.hits.len());
     let unfiltered = format!(
         "/threats/top/{}/hits?key={}&{}",
         report.slug(),
@@ -475,10 +448,7 @@ async fn report_hits(
         &filters,
         &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
     );
-    ctx.insert(
-        "headings",
-        &headings(HIT_HEADINGS, &queries::HIT_COLUMNS, &pager, &page_base),
-    );
+    ctx.insert("headings", &sorted.headings(HIT_HEADINGS, &page_base));
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
     insert_range(&mut ctx, &params, &range, zone);
@@ -494,6 +464,16 @@ async fn report_hits(
     );
     ctx.insert("hits", &hits);
     render(&req, "threats/hits.html", "threats/_hits.html", ctx)
+}
+
+/// A threat table's sort and page of `per_page` rows: a sort, direction or page it does not
+/// have is a 400 that says why (DESIGN section 7).
+fn table_page(
+    columns: &'static [Column],
+    per_page: i64,
+    params: &PageParams,
+) -> Result<Paging, ThreatsError> {
+    Paging::parse_strict(ListSpec { columns, per_page }, params).map_err(ThreatsError::BadQuery)
 }
 
 /// The filters of a page (`threats/_filters.html`): the chips, each removing itself from
@@ -626,7 +606,7 @@ struct SessionsQuery {
     #[serde(flatten)]
     range: RangeParams,
     #[serde(flatten)]
-    sort: SortParams,
+    sort: PageParams,
     #[serde(default)]
     format: Format,
     /// `?as_of=`: the list as it stood then.
@@ -659,45 +639,33 @@ async fn sessions_page(
         zone,
     )?;
     let filters = Filters::from_query(req.query_string())?;
-    let sorted = sort
-        .parse(&queries::SESSION_COLUMNS)
-        .map_err(ThreatsError::BadQuery)?;
     let size = if csv { 1000 } else { SESSIONS_PAGE };
+    let sorted = table_page(&queries::SESSION_COLUMNS, size, &sort)?;
     let hide = TriageFilter::of(&req);
     let (f, h, fs, a) = (filter.clone(), hide.clone(), filters.clone(), as_of.clone());
     let (page, listed, sensors) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
             if let Some(a) = &a {
                 // The past: folded from the log; triage is of now, so it neither hides nor marks.
-                let page =
-                    super::as_of::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, a)?;
+                let page = super::as_of::sessions(conn, &viewer, &f, &fs, &range, &sorted, a)?;
                 let scope = AnalystScope::of(conn, &viewer)?;
                 let ids: Vec<String> = page.sessions.iter().map(|s| s.session_id.clone()).collect();
                 let sensors = queries::sensors_of_sessions(conn, &scope, ids)?;
                 return Ok((page, triage::ListTriage::default(), sensors));
             }
             let scope = AnalystScope::of(conn, &viewer)?;
-            let mut total = 0;
-            let (sessions, listed) = triage::list(
-                conn,
-                &scope,
-                Some(TriageSubject::Session),
-                &h,
-                size,
-                |conn, n| -> Result<_, ThreatsError> {
-                    let page =
-                        queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, size, n - size)?;
-                    total = page.total;
-                    Ok(page.sessions)
-                },
-                |s| &s.session_id,
-            )?;
+            let subject = Some(TriageSubject::Session);
+            let hidden = triage::hidden(conn, &scope, subject, &h)?;
+            let queries::SessionsPage { sessions, total } =
+                queries::sessions(conn, &viewer, &f, &fs, &range, &sorted, &hidden)?;
+            let listed =
+                triage::list_statuses(conn, &scope, subject, &sessions, |s| &s.session_id)?;
             let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
             let sensors = queries::sensors_of_sessions(conn, &scope, ids)?;
             Ok((queries::SessionsPage { sessions, total }, listed, sensors))
         })
         .await?;
-    let pager = Pager::new(&sorted, size, page.total, page.sessions.len());
+    let pager = sorted.position(page.total, page.sessions.len());
     let sessions = page.sessions;
     if csv {
         return Ok(csv_response(
@@ -746,15 +714,7 @@ async fn sessions_page(
         &format!("{unfiltered}&sort={}&dir={}", pager.sort, pager.dir),
     );
     ctx.insert("sensors", &sensors);
-    ctx.insert(
-        "headings",
-        &headings(
-            SESSION_HEADINGS,
-            &queries::SESSION_COLUMNS,
-            &pager,
-            &page_base,
-        ),
-    );
+    ctx.insert("headings", &sorted.headings(SESSION_HEADINGS, &page_base));
     let mut keep = vec![
         ("min_score", filter.min_score.clone()),
         ("sort", pager.sort.to_owned()),

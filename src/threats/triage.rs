@@ -321,32 +321,40 @@ pub struct ListTriage {
     statuses: HashMap<String, String>,
 }
 
-/// Rows of a list of triage subjects (`None`: a list of something else, left alone), `base` of
-/// them: with the filter on, the rows dealt with are left out, and `fetch` is asked for as many
-/// more rows as there are such subjects, so that the list still has `base` rows when there are.
-pub fn list<T, E: From<diesel::result::Error>>(
+/// The subjects a list leaves out: with the filter on, those of `subject` (`None`: a list of
+/// something else) the viewer has dealt with. The list's query leaves them out of its rows and
+/// its total alike, so that pages and counts are of what the analyst is shown.
+pub fn hidden(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     subject: Option<TriageSubject>,
     filter: &TriageFilter,
-    base: i64,
-    fetch: impl FnOnce(&mut PgConnection, i64) -> Result<Vec<T>, E>,
+) -> QueryResult<Vec<String>> {
+    match subject {
+        Some(subject) if filter.hides() => {
+            let mut keys: Vec<String> = settled(conn, scope, subject)?.into_iter().collect();
+            keys.sort();
+            Ok(keys)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The statuses of `rows` of a list of triage subjects (`None`: a list of something else, left
+/// alone), for their badges.
+pub fn list_statuses<T>(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    subject: Option<TriageSubject>,
+    rows: &[T],
     key: impl Fn(&T) -> &str,
-) -> Result<(Vec<T>, ListTriage), E> {
+) -> QueryResult<ListTriage> {
     let Some(subject) = subject else {
-        return Ok((fetch(conn, base)?, ListTriage::default()));
+        return Ok(ListTriage::default());
     };
-    let hidden = if filter.hides() {
-        settled(conn, scope, subject)?
-    } else {
-        HashSet::new()
-    };
-    let mut rows = fetch(conn, base + hidden.len() as i64)?;
-    rows.retain(|r| !hidden.contains(key(r)));
-    rows.truncate(base.max(0) as usize);
     let keys = rows.iter().map(|r| key(r).to_owned()).collect();
     let statuses = statuses(conn, scope, subject, keys)?;
-    Ok((rows, ListTriage { statuses }))
+    Ok(ListTriage { statuses })
 }
 
 impl ListTriage {
@@ -393,9 +401,13 @@ async fn hash_page(
                 from: None,
                 to: None,
             };
-            let newest_first = super::table::SortParams::default()
-                .parse(&queries::HIT_COLUMNS)
-                .map_err(ThreatsError::BadQuery)?;
+            let newest_first = crate::web::paging::Paging::parse(
+                crate::web::paging::ListSpec {
+                    columns: &queries::HIT_COLUMNS,
+                    per_page: 1000,
+                },
+                &Default::default(),
+            );
             let hits = queries::hits_of_key(
                 conn,
                 &viewer,
@@ -404,7 +416,6 @@ async fn hash_page(
                 &all_time,
                 &super::filters::Filters::default(),
                 &newest_first,
-                1000,
             )?
             .hits;
             if hits.is_empty() {

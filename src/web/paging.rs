@@ -1,9 +1,14 @@
 //! Paging and sorting of a list: `?page=N&sort=COLUMN&dir=asc|desc` (DESIGN §7), with the total
-//! count shown ("41–60 of 92"). A list names the columns it sorts by (a whitelist: any other
-//! `sort` falls back to its default), queries one page with [`Paging::offset`] and
-//! [`Paging::limit`], counts its rows, and renders `templates/_pager.html` with the [`Pager`]
-//! this gives. Links carry the list's other parameters, so filters survive paging; they work
-//! without JavaScript, and HTMX swaps only the list (`target`) when it is there.
+//! count shown ("41–60 of 92"). A list names the columns it sorts by (a whitelist), queries one
+//! page with [`Paging::offset`] and [`Paging::limit`] (and, where a column carries its SQL,
+//! [`Paging::order_sql`]), counts its rows, and renders `templates/_pager.html` with the
+//! [`Pager`] this gives. Links carry the list's other parameters, so filters survive paging;
+//! they work without JavaScript, and HTMX swaps only the list (`target`) when it is there.
+//!
+//! Most lists read a bad `sort`, `dir` or `page` as the default ([`Paging::parse`]: a stale
+//! bookmark still shows the list); the threat tables refuse it with a 400 that says why
+//! ([`Paging::parse_strict`]) and build their links from a base URL
+//! (`templates/threats/_pager.html`, [`Paging::headings`]).
 
 use std::collections::BTreeMap;
 
@@ -44,11 +49,15 @@ impl PageParams {
     }
 }
 
-/// A sortable column: its key in `?sort=` and the direction a first click sorts it in.
+/// A sortable column: its key in `?sort=`, the direction a first click sorts it in, and, for a
+/// list ordered in SQL by [`Paging::order_sql`], its `ORDER BY` each way (code, not input, with
+/// the table's tie-breaks so that pages never overlap; empty for lists that order otherwise).
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     pub key: &'static str,
     pub desc_first: bool,
+    pub asc: &'static str,
+    pub desc: &'static str,
 }
 
 impl Column {
@@ -56,6 +65,8 @@ impl Column {
         Column {
             key,
             desc_first: false,
+            asc: "",
+            desc: "",
         }
     }
 
@@ -63,6 +74,8 @@ impl Column {
         Column {
             key,
             desc_first: true,
+            asc: "",
+            desc: "",
         }
     }
 }
@@ -75,19 +88,35 @@ pub struct ListSpec {
 }
 
 /// One request's page of a list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Paging {
     spec: ListSpec,
     pub page: i64,
     /// The column sorted by: always one of the spec's.
     pub sort: &'static str,
     pub desc: bool,
+    column: &'static Column,
     /// The prefix of this list's parameters where a page has several lists (see
     /// [`PageParams::from_query`]); empty for most.
     prefix: &'static str,
 }
 
+/// Pages beyond this are refused by [`Paging::parse_strict`] (an offset that large is a crawl,
+/// not a reader).
+pub const MAX_PAGE: i64 = 100_000;
+
 impl Paging {
+    fn new(spec: ListSpec, column: &'static Column, desc: bool, page: i64) -> Paging {
+        Paging {
+            spec,
+            page,
+            sort: column.key,
+            desc,
+            column,
+            prefix: "",
+        }
+    }
+
     /// Read `params` against the list's whitelist: an unknown column or direction, or a page
     /// that is not a positive number, is the default rather than an error (a stale bookmark
     /// still shows the list).
@@ -109,13 +138,39 @@ impl Paging {
             .filter(|p| *p >= 1)
             .unwrap_or(1)
             .min(1_000_000);
-        Paging {
-            spec,
-            page,
-            sort: column.key,
-            desc,
-            prefix: "",
-        }
+        Paging::new(spec, column, desc, page)
+    }
+
+    /// Read `params` against the list's whitelist, refusing what is not in it: a column the
+    /// list does not have, a bad direction or page is an error message for a 400. An empty
+    /// value is the default.
+    pub fn parse_strict(spec: ListSpec, params: &PageParams) -> Result<Paging, String> {
+        let columns = spec.columns;
+        let column = match params.sort.as_deref().map(str::trim) {
+            None | Some("") => &columns[0],
+            Some(name) => columns.iter().find(|c| c.key == name).ok_or_else(|| {
+                format!(
+                    "sort {:?} is not one of {}",
+                    name.chars().take(30).collect::<String>(),
+                    columns.iter().map(|c| c.key).collect::<Vec<_>>().join(", ")
+                )
+            })?,
+        };
+        let desc = match params.dir.as_deref().map(str::trim) {
+            None | Some("") => column.desc_first,
+            Some("desc") => true,
+            Some("asc") => false,
+            Some(_) => return Err("dir is asc or desc".into()),
+        };
+        let page = match params.page.as_deref().map(str::trim) {
+            None | Some("") => 1,
+            Some(p) => p
+                .parse::<i64>()
+                .ok()
+                .filter(|p| (1..=MAX_PAGE).contains(p))
+                .ok_or_else(|| format!("page is a number from 1 to {MAX_PAGE}"))?,
+        };
+        Ok(Paging::new(spec, column, desc, page))
     }
 
     /// The same list with its parameters named with `prefix` in its links.
@@ -129,6 +184,91 @@ impl Paging {
 
     pub fn offset(&self) -> i64 {
         (self.page - 1) * self.spec.per_page
+    }
+
+    /// The sort column's `ORDER BY` in the chosen direction.
+    pub fn order_sql(&self) -> &'static str {
+        if self.desc {
+            self.column.desc
+        } else {
+            self.column.asc
+        }
+    }
+
+    /// Whether the list is in its default order (its first column's first direction).
+    pub fn is_default(&self) -> bool {
+        let first = &self.spec.columns[0];
+        self.sort == first.key && self.desc == first.desc_first
+    }
+
+    fn dir(&self) -> &'static str {
+        if self.desc {
+            "desc"
+        } else {
+            "asc"
+        }
+    }
+
+    /// The direction a click on `column`'s heading sorts: the other way when it sorts the list
+    /// now, else its first direction.
+    fn next_desc(&self, column: &Column) -> bool {
+        if column.key == self.sort {
+            !self.desc
+        } else {
+            column.desc_first
+        }
+    }
+
+    /// The heading's `aria-sort` of `column`.
+    fn aria_sort(&self, column: &Column) -> Option<&'static str> {
+        (column.key == self.sort).then_some(if self.desc { "descending" } else { "ascending" })
+    }
+
+    /// Where the page is in `total` rows of which it shows `shown`.
+    pub fn position(&self, total: i64, shown: usize) -> Position {
+        let per = self.spec.per_page.max(1);
+        let first = if shown == 0 { 0 } else { self.offset() + 1 };
+        Position {
+            first,
+            last: if shown == 0 {
+                0
+            } else {
+                self.offset() + shown as i64
+            },
+            total,
+            page: self.page,
+            pages: ((total + per - 1) / per).max(1),
+            sort: self.sort,
+            dir: self.dir(),
+        }
+    }
+
+    /// The headings of a table whose template builds its links from `base` (the page's URL with
+    /// its other parameters, without sort and page): `(label, column key or "" when not
+    /// sortable, numeric)`. A sortable one links to the table sorted by it.
+    pub fn headings(
+        &self,
+        spec: &[(&'static str, &'static str, bool)],
+        base: &str,
+    ) -> Vec<Heading> {
+        spec.iter()
+            .map(|&(label, key, num)| {
+                let column = self
+                    .spec
+                    .columns
+                    .iter()
+                    .find(|c| !key.is_empty() && c.key == key);
+                Heading {
+                    label,
+                    num,
+                    href: column.map(|c| {
+                        let dir = if self.next_desc(c) { "desc" } else { "asc" };
+                        format!("{base}&sort={}&dir={dir}", c.key)
+                    }),
+                    aria_sort: column.and_then(|c| self.aria_sort(c)),
+                }
+            })
+            .collect()
     }
 
     /// The last page for `total` rows (a page past it shows the last one).
@@ -148,8 +288,7 @@ impl Paging {
         params: &[(&str, String)],
         target: &str,
     ) -> Pager {
-        let per = self.spec.per_page;
-        let pages = ((total + per - 1) / per).max(1);
+        let at = self.position(total, shown);
         let link = |page: i64, sort: &str, desc: bool| {
             let mut q: Vec<String> = params
                 .iter()
@@ -169,28 +308,17 @@ impl Paging {
             .columns
             .iter()
             .map(|c| {
-                let current = c.key == self.sort;
-                let next_desc = if current { !self.desc } else { c.desc_first };
                 let link = SortLink {
-                    href: link(1, c.key, next_desc),
-                    aria: match (current, self.desc) {
-                        (false, _) => "none",
-                        (true, false) => "ascending",
-                        (true, true) => "descending",
-                    },
+                    href: link(1, c.key, self.next_desc(c)),
+                    aria: self.aria_sort(c).unwrap_or("none"),
                 };
                 (c.key, link)
             })
             .collect();
-        let first = if shown == 0 { 0 } else { self.offset() + 1 };
         Pager {
-            first,
-            last: self.offset() + shown as i64,
-            total,
-            page: self.page,
-            pages,
             prev: (self.page > 1).then(|| link(self.page - 1, self.sort, self.desc)),
-            next: (self.page < pages).then(|| link(self.page + 1, self.sort, self.desc)),
+            next: (self.page < at.pages).then(|| link(self.page + 1, self.sort, self.desc)),
+            at,
             sorts,
             target: target.to_owned(),
         }
@@ -205,19 +333,39 @@ pub struct SortLink {
     pub aria: &'static str,
 }
 
-/// What `templates/_pager.html` and the `sort` macro show.
-#[derive(Debug, Serialize)]
-pub struct Pager {
+/// Where a page is in its list: the rows shown ("41–60 of 92"), the page of how many, and the
+/// sort (which the threat tables' templates put in their links).
+#[derive(Debug, Clone, Serialize)]
+pub struct Position {
     /// 1-based index of the first row shown (0 when none).
     pub first: i64,
     pub last: i64,
     pub total: i64,
     pub page: i64,
     pub pages: i64,
+    pub sort: &'static str,
+    pub dir: &'static str,
+}
+
+/// What `templates/_pager.html` and the `sort` macro show.
+#[derive(Debug, Serialize)]
+pub struct Pager {
+    #[serde(flatten)]
+    pub at: Position,
     pub prev: Option<String>,
     pub next: Option<String>,
     pub sorts: BTreeMap<&'static str, SortLink>,
     pub target: String,
+}
+
+/// A table heading as the threat tables show it (`templates/threats/_thead.html`): sortable
+/// ones link to the table sorted by them and carry `aria-sort` when they sort it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heading {
+    pub label: &'static str,
+    pub num: bool,
+    pub href: Option<String>,
+    pub aria_sort: Option<&'static str>,
 }
 
 /// `text` as a case-insensitive `LIKE` pattern matching it anywhere (its `%`, `_` and `\` taken
@@ -274,7 +422,12 @@ mod tests {
             "t",
         );
         assert_eq!(
-            (pager.first, pager.last, pager.total, pager.pages),
+            (
+                pager.at.first,
+                pager.at.last,
+                pager.at.total,
+                pager.at.pages
+            ),
             (41, 60, 92, 5)
         );
         assert_eq!(
@@ -303,6 +456,62 @@ mod tests {
             pager.next.as_deref(),
             Some("/x?page=2&scored_sort=created&scored_dir=desc&scored_page=4")
         );
+    }
+
+    const SQL: ListSpec = ListSpec {
+        columns: &[
+            Column {
+                key: "hits",
+                desc_first: true,
+                asc: "hits ASC, key",
+                desc: "hits DESC, key",
+            },
+            Column {
+                key: "key",
+                desc_first: false,
+                asc: "key ASC",
+                desc: "key DESC",
+            },
+        ],
+        per_page: 10,
+    };
+
+    #[test]
+    fn a_strict_list_refuses_what_it_does_not_sort_by_and_orders_in_sql() {
+        let p = Paging::parse_strict(SQL, &PageParams::default()).unwrap();
+        assert_eq!(
+            (p.order_sql(), p.page, p.is_default()),
+            ("hits DESC, key", 1, true)
+        );
+        let p = Paging::parse_strict(SQL, &params("3", "key", "")).unwrap();
+        assert_eq!(
+            (p.order_sql(), p.offset(), p.is_default()),
+            ("key ASC", 20, false)
+        );
+        assert!(Paging::parse_strict(SQL, &params("", "hits; DROP", "")).is_err());
+        assert!(Paging::parse_strict(SQL, &params("", "key", "up")).is_err());
+        assert!(Paging::parse_strict(SQL, &params("0", "key", "asc")).is_err());
+        let at = Paging::parse_strict(SQL, &params("3", "key", "asc"))
+            .unwrap()
+            .position(25, 5);
+        assert_eq!(
+            (at.first, at.last, at.pages, at.sort, at.dir),
+            (21, 25, 3, "key", "asc")
+        );
+        let h = Paging::parse_strict(SQL, &params("2", "hits", "desc"))
+            .unwrap()
+            .headings(
+                &[
+                    ("Key", "key", false),
+                    ("Hits", "hits", true),
+                    ("Note", "", false),
+                ],
+                "/r?x=1",
+            );
+        assert_eq!(h[0].href.as_deref(), Some("/r?x=1&sort=key&dir=asc"));
+        assert_eq!(h[1].href.as_deref(), Some("/r?x=1&sort=hits&dir=asc"));
+        assert_eq!((h[1].aria_sort, h[0].aria_sort), (Some("descending"), None));
+        assert!(h[2].href.is_none());
     }
 
     #[test]

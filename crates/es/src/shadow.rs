@@ -718,7 +718,7 @@ fn rebuild_locked(
         .execute(conn)?;
     }
     step(Phase::Swapping);
-    conn.transaction(|conn| -> Result<RebuildReport, ShadowError> {
+    let (events, cursor) = conn.transaction(|conn| -> Result<(u64, Cursor), ShadowError> {
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
         diesel::sql_query(format!(
             "SET LOCAL search_path TO {}, {}",
@@ -762,12 +762,15 @@ fn rebuild_locked(
         }
         diesel::sql_query(format!("DROP SCHEMA {} CASCADE", quote_ident(&shadow))).execute(conn)?;
         diesel::sql_query("SET LOCAL search_path TO DEFAULT").execute(conn)?;
-        let rows = row_count(conn, projection, &live)?;
-        Ok(RebuildReport {
-            events: replayed + late,
-            cursor,
-            rows,
-        })
+        Ok((replayed + late, cursor))
+    })?;
+    // Counted once the swap has committed: a count inside it would hold every reader of the
+    // tables on the exclusive lock for as long as it reads them.
+    let rows = row_count(conn, projection, &live)?;
+    Ok(RebuildReport {
+        events,
+        cursor,
+        rows,
     })
 }
 

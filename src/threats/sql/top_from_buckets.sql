@@ -1,6 +1,6 @@
 -- A report over a time range from one clearance set's (:view) time buckets: the whole days, the
 -- whole hours around them, and the visible hits of the unaligned edges. Empty parts are empty
--- spans ([x, x)).
+-- spans ([x, x)). The :hidden keys (triaged ones the viewer hides) are left out before the total.
 SELECT p.key, sum(p.hits)::int8 AS hits, max(p.max_score) AS max_score, max(p.last_seen) AS last_seen,
        '' AS signatures, '' AS filename, '' AS file_type, count(*) OVER () AS total
 FROM (
@@ -25,5 +25,6 @@ FROM (
     WHERE h.start_time >= :e2_from AND h.start_time < :e2_to
 ) p
 GROUP BY p.key
+HAVING p.key <> ALL(:hidden::text[])
 ORDER BY :order
 LIMIT :limit OFFSET :offset
