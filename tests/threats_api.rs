@@ -443,29 +443,33 @@ fn two_daemons_taking_turns_on_the_same_sessions_are_written_together(reports: R
     use heyboss::threats::simulate::{EventSource, Scorers};
     let app = reports.spawn();
     let (_, token) = sensor(&app, "edge-1");
+    // 480 pairs a scorer: its 400 scores never run out, and a batch touches most sessions.
     let plan = Scorers {
-        sessions: 20,
+        sessions: 60,
         files_per_session: 2,
     };
     let discoveries: Vec<Value> = plan.discoveries().into();
     let (status, body) = post(&app, &token, &batch(&discoveries));
     assert_eq!(status, 200, "{body}");
     let signatures: Vec<String> = (0..4).map(|i| format!("Sig-{i}")).collect();
-    let (posters, batches, size) = (2, 12, 40);
+    let (posters, batches, size) = (2, 10, 40);
     let (transactions, written) = heyboss::threats::ingest::group_writes();
     let refused: Vec<String> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..posters)
             .map(|p| {
                 let (app, token) = (&app, &token);
                 let mut scorer = plan.scorer(p as u64, signatures.clone());
-                let bodies: Vec<String> = (0..batches).map(|_| batch(&scorer.batch(size))).collect();
+                let bodies: Vec<String> =
+                    (0..batches).map(|_| batch(&scorer.batch(size))).collect();
                 scope.spawn(move || {
                     bodies
                         .iter()
                         .enumerate()
                         .map(|(b, body)| (b, post(app, token, body)))
                         .filter(|(_, (status, _))| *status != 200)
-                        .map(|(b, (status, body))| format!("poster {p}, batch {b}: {status} {body}"))
+                        .map(|(b, (status, body))| {
+                            format!("poster {p}, batch {b}: {status} {body}")
+                        })
                         .collect::<Vec<_>>()
                 })
             })
