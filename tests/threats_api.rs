@@ -435,6 +435,64 @@ fn eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry(reports: 
     );
 }
 
+/// Two daemons scoring the same sessions: while one's batch is written the other's waits, so
+/// when its turn comes nothing is queued behind it. It waits a moment for the first daemon's next
+/// batch, and the two go in one transaction (without that pause every batch went alone and two
+/// daemons were no faster than one).
+fn two_daemons_taking_turns_on_the_same_sessions_are_written_together(reports: Reports) {
+    use heyboss::threats::simulate::{EventSource, Scorers};
+    let app = reports.spawn();
+    let (_, token) = sensor(&app, "edge-1");
+    // 480 pairs a scorer: its 400 scores never run out, and a batch touches most sessions.
+    let plan = Scorers {
+        sessions: 60,
+        files_per_session: 2,
+    };
+    let discoveries: Vec<Value> = plan.discoveries().into();
+    let (status, body) = post(&app, &token, &batch(&discoveries));
+    assert_eq!(status, 200, "{body}");
+    let signatures: Vec<String> = (0..4).map(|i| format!("Sig-{i}")).collect();
+    let (posters, batches, size) = (2, 10, 40);
+    let (transactions, written) = heyboss::threats::ingest::group_writes();
+    let refused: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..posters)
+            .map(|p| {
+                let (app, token) = (&app, &token);
+                let mut scorer = plan.scorer(p as u64, signatures.clone());
+                let bodies: Vec<String> =
+                    (0..batches).map(|_| batch(&scorer.batch(size))).collect();
+                scope.spawn(move || {
+                    bodies
+                        .iter()
+                        .enumerate()
+                        .map(|(b, body)| (b, post(app, token, body)))
+                        .filter(|(_, (status, _))| *status != 200)
+                        .map(|(b, (status, body))| {
+                            format!("poster {p}, batch {b}: {status} {body}")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert!(refused.is_empty(), "{refused:#?}");
+    let (t, b) = heyboss::threats::ingest::group_writes();
+    let (transactions, written) = (t - transactions, b - written);
+    assert_eq!(written, (posters * batches) as u64);
+    assert!(
+        transactions * 4 <= written * 3,
+        "two daemons' batches were written together ({written} batches in {transactions} transactions)"
+    );
+    assert_eq!(
+        count_events(&app, "FileScored"),
+        (posters * batches * size) as i64
+    );
+}
+
 /// What the sensor API validates against is current in the batch's own transaction whatever the
 /// reports' mode: a score posted right after its file is accepted, a second score of the same
 /// file, integration and signature is refused, and once the reports caught up they count what
@@ -792,6 +850,7 @@ in_both_modes!(
     concurrent_batches_on_one_session_queue_and_both_succeed,
     the_same_batch_posted_twice_at_once_is_stored_once,
     eight_daemons_scoring_the_same_sessions_all_get_200_without_a_retry,
+    two_daemons_taking_turns_on_the_same_sessions_are_written_together,
     a_score_right_after_its_file_is_validated_against_the_current_state,
 );
 
