@@ -327,6 +327,69 @@ fn an_idempotency_key_applies_a_command_once_and_reports_the_first_outcome() {
 }
 
 #[test]
+fn a_used_key_leaves_nothing_of_a_second_command_whatever_it_asks() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    let keyed = |key: &str, fingerprint: &str| {
+        ctx()
+            .idempotency_key(key.to_owned())
+            .fingerprint(fingerprint.to_owned())
+    };
+    let first = store
+        .execute::<Counter>(&mut conn, "c1", &5, &keyed("form-1", "add 5 to c1"))
+        .unwrap();
+    // The same form posted again, after the first moved the stream on.
+    let again = store
+        .execute::<Counter>(&mut conn, "c1", &5, &keyed("form-1", "add 5 to c1"))
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.positions, first.positions);
+    // The key under another command: refused, and the other stream has no event.
+    let other = store.execute::<Counter>(&mut conn, "c2", &7, &keyed("form-1", "add 7 to c2"));
+    assert!(matches!(other, Err(CommandError::KeyReused)), "{other:?}");
+    assert_eq!(total(&mut conn, "c2"), None);
+    // A form posted again once the counter is full: it would be rejected now (100 + 5 > 100),
+    // and answers as the first instead.
+    let first = store
+        .execute::<Counter>(&mut conn, "c3", &5, &keyed("form-3", "add 5 to c3"))
+        .unwrap();
+    store
+        .execute::<Counter>(&mut conn, "c3", &95, &ctx())
+        .unwrap();
+    let again = store
+        .execute::<Counter>(&mut conn, "c3", &5, &keyed("form-3", "add 5 to c3"))
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.positions, first.positions);
+    assert_eq!(total(&mut conn, "c3"), Some(100));
+
+    // Concurrent double submits without retries: one applies, the others answer as it did.
+    let pool = db.pool(4);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, store) = (pool.clone(), store.clone());
+            std::thread::spawn(move || {
+                store.execute::<Counter>(
+                    &mut pool.get().unwrap(),
+                    "c4",
+                    &3,
+                    &ctx().idempotency_key("form-4"),
+                )
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().expect("every submit answers"))
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| !o.duplicate).count(), 1);
+    assert!(outcomes
+        .windows(2)
+        .all(|w| w[0].positions == w[1].positions));
+    assert_eq!(total(&mut conn, "c4"), Some(3));
+}
+
+#[test]
 fn old_event_shapes_are_upcast_when_read() {
     let (db, _) = setup(false);
     let mut conn = db.connect();

@@ -184,6 +184,11 @@ pub fn execute(
     user_id: Uuid,
     command: AccountCommand,
 ) -> Result<CommandOutcome, AccountError> {
+    if !matches!(command, AccountCommand::Deactivate) {
+        // Nothing to write beside the stream and its projections: the store's own transaction,
+        // which decides on the account's state as this process last wrote it (no load).
+        return Ok(store.execute::<Account>(conn, &user_id.to_string(), &command, ctx)?);
+    }
     conn.transaction(|conn| {
         let outcome = store.execute_in::<Account>(conn, &user_id.to_string(), &command, ctx)?;
         if matches!(command, AccountCommand::Deactivate) {

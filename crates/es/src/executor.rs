@@ -177,6 +177,12 @@ impl EventStore {
     /// append fails on the stream's unique version and the command runs again on a fresh load;
     /// a rejection decided on a kept state is checked on a fresh load too, so a kept state never
     /// decides alone. (Marten, Axon and Akka keep aggregates the same way.)
+    ///
+    /// The idempotency key is claimed by the statement that stores the command's outcome, the
+    /// transaction's last: the key's unique index makes a second command with the key wait for
+    /// the first to finish and then fail, so that its transaction writes nothing and it answers
+    /// with the first's outcome (or [`CommandError::KeyReused`]) read after the rollback. One
+    /// statement instead of a claim and an update of the outcome.
     pub fn execute<D: Decider>(
         &self,
         conn: &mut PgConnection,
@@ -197,8 +203,22 @@ impl EventStore {
             .filter(|(version, _)| ctx.expected_version.is_none_or(|e| e == *version));
             let from_kept = kept.is_some();
             let result = conn.transaction(|conn| {
-                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept)
+                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept, Claim::AtEnd)
             });
+            // Whatever stopped it (a rejection or conflict decided after the first command with
+            // the key moved the stream, the key's own unique index): a used key answers first.
+            let result = match result {
+                Err(e) if ctx.idempotency_key.is_some() => {
+                    match prior_outcome::<D::Rejection>(conn, ctx) {
+                        Ok(Some(first)) => Ok((first, None)),
+                        Ok(None) => Err(e),
+                        Err(CommandError::KeyReused) => Err(CommandError::KeyReused),
+                        // The database is gone: report what stopped the command.
+                        Err(_) => Err(e),
+                    }
+                }
+                other => other,
+            };
             match result {
                 Ok((outcome, state)) => {
                     match state {
@@ -230,15 +250,17 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
-        let (outcome, _) = self.decide_and_append::<D>(conn, stream_id, command, ctx, None)?;
+        let (outcome, _) =
+            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First)?;
         // What this store kept of the stream may be older than what the caller's transaction
         // commits.
         self.states.forget::<D>(stream_id);
         Ok(outcome)
     }
 
-    /// Load the stream (unless its version and state are `known`), claim the key, decide,
-    /// append and project; the outcome and the stream's new state (`None` for a repeated key).
+    /// Load the stream (unless its version and state are `known`), claim the key (`claim`),
+    /// decide, append and project; the outcome and the stream's new state (`None` for a
+    /// repeated key).
     fn decide_and_append<D: Decider>(
         &self,
         conn: &mut PgConnection,
@@ -246,9 +268,10 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
         known: Option<(i64, D::State)>,
+        claim: Claim,
     ) -> Result<Decided<D>, CommandError<D::Rejection>> {
-        // Know the version before claiming the key: the claim is this transaction's first write,
-        // which gives it its transaction id, so a later writer of the stream always has a higher
+        // Know the version before the first write (the claim, or with `Claim::AtEnd` the append),
+        // which gives the transaction its id, so a later writer of the stream always has a higher
         // id than an earlier one and catch-up subscribers (ordered by transaction id) see the
         // stream in order.
         let (version, state) = match known {
@@ -259,8 +282,10 @@ impl EventStore {
                 (version, fold::<D>(&history)?)
             }
         };
-        if let Some(first) = claim_idempotency_key(conn, ctx)? {
-            return Ok((first, None));
+        if claim == Claim::First {
+            if let Some(first) = claim_idempotency_key(conn, ctx)? {
+                return Ok((first, None));
+            }
         }
 
         if let Some(expected) = ctx.expected_version {
@@ -297,9 +322,24 @@ impl EventStore {
             duplicate: false,
         };
         if let Some(key) = &ctx.idempotency_key {
-            diesel::update(command_outcomes::table.find(key))
-                .set(command_outcomes::outcome.eq(serde_json::to_value(&outcome).ok()))
-                .execute(conn)?;
+            let stored = serde_json::to_value(&outcome).ok();
+            match claim {
+                Claim::First => {
+                    diesel::update(command_outcomes::table.find(key))
+                        .set(command_outcomes::outcome.eq(stored))
+                        .execute(conn)?;
+                }
+                // No `ON CONFLICT`: a key already used fails this transaction (see `execute`).
+                Claim::AtEnd => {
+                    diesel::insert_into(command_outcomes::table)
+                        .values((
+                            command_outcomes::idempotency_key.eq(key),
+                            command_outcomes::fingerprint.eq(&ctx.fingerprint),
+                            command_outcomes::outcome.eq(stored),
+                        ))
+                        .execute(conn)?;
+                }
+            }
         }
         let state = decided.iter().fold(state, D::evolve);
         Ok((outcome, Some(state)))
@@ -435,6 +475,17 @@ pub fn prior_outcome<R: std::error::Error + 'static>(
             duplicate: true,
             ..o
         }))
+}
+
+/// When a command claims its idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Before deciding, with its own statement (`ON CONFLICT DO NOTHING`), the outcome stored by
+    /// a second one: for a transaction the caller holds, which this store cannot roll back.
+    First,
+    /// With the outcome, in one statement at the end: for a transaction of the store's own,
+    /// rolled back when the key turns out to be used.
+    AtEnd,
 }
 
 /// A command's outcome and the stream's state after it (`None` for a repeated key).
