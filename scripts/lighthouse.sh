@@ -200,35 +200,29 @@ echo "Lighthouse $("$lh" --version) accessibility, $(date -u +%Y-%m-%d), $base"
 echo
 echo "| role | page | phone | desktop |"
 echo "| --- | --- | --- | --- |"
-while IFS=$'\t' read -r role path; do
-  row="| $role | \`$path\`"
+# One table row: the scores of a page's phone and desktop reports (`$out/<role><path><suffix>-<form>.json`),
+# each below 100 listed with its failed audits in failures.txt.
+score_row() {
+  local role=$1 path=$2 label=$3 suffix=$4 what=$5 form report score
+  local row="| $role | \`$path\`$label"
   for form in mobile desktop; do
-    report=$out/$role$(tr -c 'a-zA-Z0-9\n' _ <<<"$path")-$form.json
+    report=$out/$role$(tr -c 'a-zA-Z0-9\n' _ <<<"$path")$suffix-$form.json
     score=$(score_of "$report")
     row+=" | $score"
     if [[ $score != 100 ]]; then
       failed=1
-      jq -r --arg p "$role $path $form" '.audits | to_entries[] | select(.value.score == 0) |
+      jq -r --arg p "$role $path$what $form" '.audits | to_entries[] | select(.value.score == 0) |
         "\($p): \(.key): \(.value.details.items // [] | map(.node.snippet // "") | .[:3] | join(" | "))"' \
-        "$report" >>"$out/failures.txt" 2>/dev/null || echo "$role $path $form: no report" >>"$out/failures.txt"
+        "$report" >>"$out/failures.txt" 2>/dev/null || echo "$role $path$what $form: no report" >>"$out/failures.txt"
     fi
   done
   echo "$row |"
+}
+while IFS=$'\t' read -r role path; do
+  score_row "$role" "$path" "" "" ""
 done <"$pages_file"
 while IFS=$'\t' read -r role path _; do
-  row="| $role | \`$path\`, its form's errors"
-  for form in mobile desktop; do
-    report=$out/$role$(tr -c 'a-zA-Z0-9\n' _ <<<"$path")-error-$form.json
-    score=$(score_of "$report")
-    row+=" | $score"
-    if [[ $score != 100 ]]; then
-      failed=1
-      jq -r --arg p "$role $path (errors) $form" '.audits | to_entries[] | select(.value.score == 0) |
-        "\($p): \(.key): \(.value.details.items // [] | map(.node.snippet // "") | .[:3] | join(" | "))"' \
-        "$report" >>"$out/failures.txt" 2>/dev/null || echo "$role $path (errors) $form: no report" >>"$out/failures.txt"
-    fi
-  done
-  echo "$row |"
+  score_row "$role" "$path" ", its form's errors" "-error" " (errors)"
 done <"$errors_file"
 if ((failed)); then
   echo

@@ -31,6 +31,16 @@ pub struct HitFilter {
     bind: Box<dyn Fn(ScopedQuery) -> ScopedQuery + Send>,
 }
 
+/// `:key_match` of a filter's condition: a report row's key, or every hit.
+fn bind_key(q: ScopedQuery, key: &Option<(Report, String)>) -> ScopedQuery {
+    match key {
+        Some((report, key)) => q
+            .sql("key_match", report.key_match())
+            .text("key", key.clone()),
+        None => q.sql("key_match", "TRUE"),
+    }
+}
+
 impl HitFilter {
     /// `condition` over `threat_hits h`, its parameters bound by `bind`.
     pub fn new(
@@ -55,13 +65,7 @@ impl HitFilter {
             (None, true) => None,
             (Some((report, key)), true) => Some(HitFilter::key(report, key)),
             (key, false) => Some(HitFilter::new("(:key_match) AND :filters", move |q| {
-                let q = match &key {
-                    Some((report, key)) => q
-                        .sql("key_match", report.key_match())
-                        .text("key", key.clone()),
-                    None => q.sql("key_match", "TRUE"),
-                };
-                filters.hit_filters(q)
+                filters.hit_filters(bind_key(q, &key))
             })),
         }
     }
@@ -79,13 +83,9 @@ impl HitFilter {
         Some(HitFilter::new(
             "(:key_match) AND :filters AND h.md5 <> ALL(:hidden_md5::text[])",
             move |q| {
-                let q = match &key {
-                    Some((report, key)) => q
-                        .sql("key_match", report.key_match())
-                        .text("key", key.clone()),
-                    None => q.sql("key_match", "TRUE"),
-                };
-                filters.hit_filters(q).texts("hidden_md5", hidden.clone())
+                filters
+                    .hit_filters(bind_key(q, &key))
+                    .texts("hidden_md5", hidden.clone())
             },
         ))
     }
