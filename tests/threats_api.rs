@@ -1022,3 +1022,47 @@ fn daemons_on_four_instances_scoring_the_same_sessions_never_deadlock() {
         .unwrap();
     assert_eq!(scored, (posters * batches * size) as i64);
 }
+
+/// A batch whose ids another transaction holds (another server's batch still in flight) waits
+/// for it: when that one commits, the ids are duplicates; when it rolls back, they are this
+/// batch's. (The claim tries every id as new first; an id taken makes it claim each instead.)
+#[test]
+fn ids_another_transaction_holds_wait_for_it() {
+    use heyboss::threats::ingest;
+    let app = TestApp::spawn();
+    let (sensor_id, _) = sensor(&app, "edge-1");
+    for commits in [true, false] {
+        let s = format!("s-{commits}");
+        let body = batch(&[session(&s), file(&format!("f-{commits}"), &s)]);
+        let parsed = ingest::parse_body(body.as_bytes()).unwrap();
+        let meta = ingest::sensor_metadata(sensor_id, None);
+        let mut other = app.state.pool.get().unwrap();
+        // "Another process": the same ids claimed in a transaction left open.
+        diesel::sql_query("BEGIN").execute(&mut other).unwrap();
+        let ids: Vec<uuid::Uuid> = parsed.0.iter().map(|i| i.id).collect();
+        diesel::sql_query("INSERT INTO sensor_event_ids (event_id) SELECT unnest($1)")
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+            .execute(&mut other)
+            .unwrap();
+        let answer = std::thread::scope(|scope| {
+            let posting = scope.spawn(|| {
+                let mut conn = app.state.pool.get().unwrap();
+                ingest::ingest(&mut conn, &app.state.store, &meta, &parsed)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            assert!(
+                !posting.is_finished(),
+                "the batch waits for the other transaction"
+            );
+            let end = if commits { "COMMIT" } else { "ROLLBACK" };
+            diesel::sql_query(end).execute(&mut other).unwrap();
+            posting.join().unwrap().unwrap()
+        });
+        let expected = if commits { (0, 2) } else { (2, 0) };
+        assert_eq!(
+            (answer.accepted, answer.duplicates),
+            expected,
+            "commits: {commits}"
+        );
+    }
+}

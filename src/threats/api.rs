@@ -81,7 +81,7 @@ pub async fn post_events(
     let outcome = web::block(move || {
         let meta = ingest::sensor_metadata(sensor_id, request_id);
         let connect = || pool.get().map_err(|e| IngestError::NoConnection(e.into()));
-        ingest::ingest_on(connect, &store, &meta, &parsed)
+        ingest::ingest_on(connect, &store, meta, parsed)
     })
     .await
     .unwrap_or(Err(IngestError::NoConnection(

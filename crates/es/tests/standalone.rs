@@ -309,3 +309,79 @@ fn a_kept_state_never_decides_over_what_another_process_wrote() {
         .len() as i64;
     assert_eq!(versions, 9, "every accepted command is one event, in order");
 }
+
+/// The bulk append (`store::append_many_each`, a binary COPY after the positions are taken):
+/// the rows in the order given, each with its own writer's metadata and the transaction's time and
+/// id; a stream that moved on is a conflict, and the connection goes on working after it.
+#[test]
+fn a_bulk_append_stores_the_rows_in_order_and_refuses_a_stale_version() {
+    use heyboss_es::store::{append_many_each, load_stream, StreamAppend};
+    use heyboss_es::{NewEvent, StoreError};
+    let scratch = Scratch::new();
+    let mut conn = PgConnection::establish(&scratch.url()).unwrap();
+    db::migrate(&mut conn).unwrap();
+    let event = |n: i64| NewEvent {
+        event_type: "Incremented".into(),
+        schema_version: if n == 3 { 2 } else { 1 },
+        payload: serde_json::json!({"by": n, "text": "a \"quoted\"\ttab, é and \\"}),
+    };
+    let (a_events, b_events) = ([event(1), event(2)], [event(3)]);
+    let first = serde_json::json!({"actor": {"kind": "cli"}, "n": 1});
+    let second = serde_json::json!({"actor": {"kind": "cli"}, "n": 2});
+    let (a, b) = (
+        StreamAppend {
+            stream_type: "counter",
+            stream_id: "b",
+            expected_version: 0,
+            events: &a_events,
+        },
+        StreamAppend {
+            stream_type: "counter",
+            stream_id: "a",
+            expected_version: 0,
+            events: &b_events,
+        },
+    );
+    let recorded = conn
+        .transaction(|conn| append_many_each(conn, &[(&a, &first), (&b, &second)]))
+        .unwrap();
+    let stored: Vec<RecordedEvent> = heyboss_es::store::read_after(&mut conn, 0, None, 10).unwrap();
+    assert_eq!(stored.len(), 3);
+    for (r, s) in recorded.iter().zip(&stored) {
+        assert_eq!(
+            (r.position, &r.stream_id, r.stream_version, r.schema_version),
+            (s.position, &s.stream_id, s.stream_version, s.schema_version)
+        );
+        assert_eq!((&r.payload, &r.metadata), (&s.payload, &s.metadata));
+        assert_eq!(
+            (r.recorded_at, r.transaction_id),
+            (s.recorded_at, s.transaction_id)
+        );
+    }
+    assert_eq!(
+        stored
+            .iter()
+            .map(|e| (e.stream_id.as_str(), e.stream_version))
+            .collect::<Vec<_>>(),
+        [("b", 1), ("b", 2), ("a", 1)],
+        "in the order given"
+    );
+    assert!(stored.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(stored[2].metadata, second);
+    assert_eq!(stored[0].payload["text"], "a \"quoted\"\ttab, é and \\");
+
+    // The stream moved on: a conflict, nothing stored, and the connection still works.
+    let stale = conn.transaction(|conn| append_many_each(conn, &[(&b, &first)]));
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(load_stream(&mut conn, "counter", "a").unwrap().len(), 1);
+    let next = StreamAppend {
+        expected_version: 1,
+        ..b
+    };
+    conn.transaction(|conn| append_many_each(conn, &[(&next, &first)]))
+        .unwrap();
+    assert_eq!(load_stream(&mut conn, "counter", "a").unwrap().len(), 2);
+}
