@@ -711,7 +711,11 @@ fn the_session_lookup_reads_one_row_a_table_after_the_tables_grew_past_their_sta
         assert_eq!((viewer.user_id, viewer.username.as_str()), (ada, "ada"));
         let after = reads(conn);
         for (b, a) in before.iter().zip(&after) {
-            assert_eq!(a.seq_scan, b.seq_scan, "no sequential scan of {}", a.relname);
+            assert_eq!(
+                a.seq_scan, b.seq_scan,
+                "no sequential scan of {}",
+                a.relname
+            );
             assert_eq!(
                 a.idx_tup_fetch - b.idx_tup_fetch,
                 1,

@@ -45,17 +45,6 @@ impl Projection for UsersProjection {
                     ))
                     .execute(conn)?;
             }
-            AccountEvent::RoleChanged { to, .. }
-                if std::env::var_os("HEYBOSS_EXP_PREP_UPDATE").is_some() =>
-            {
-                crate::prepared::prepared(
-                    "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3",
-                )
-                .bind::<diesel::sql_types::Text, _>(to.as_str())
-                .bind::<diesel::sql_types::Timestamptz, _>(at)
-                .bind::<diesel::sql_types::Uuid, _>(id)
-                .execute(conn)?;
-            }
             AccountEvent::RoleChanged { to, .. } => {
                 diesel::update(row)
                     .set((users::role.eq(to.as_str()), users::updated_at.eq(at)))

@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::decider::Role;
-use crate::schema::{sessions, users};
+use crate::schema::sessions;
 use crate::secrets;
 use crate::web::AppError;
 
@@ -71,9 +71,6 @@ pub fn create(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<String> {
 /// made once per connection instead of for every request (why they cannot go stale: its
 /// migration, `2026-12-09-400000_request_viewer`).
 pub fn load(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Viewer>> {
-    if std::env::var_os("HEYBOSS_EXP_OLD_VIEWER").is_some() {
-        return load_old(conn, token);
-    }
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -104,37 +101,6 @@ pub fn load(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Viewer>>
         session_digest: digest,
         time_zone: r.viewer_time_zone.and_then(|z| z.parse().ok()),
     }))
-}
-
-/// The viewer behind a cookie token, if the session exists, has not expired and the user is active.
-fn load_old(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Viewer>> {
-    let digest = secrets::digest(token);
-    let found = sessions::table
-        .inner_join(users::table.on(users::id.eq(sessions::user_id)))
-        .filter(sessions::id_hash.eq(&digest))
-        .filter(sessions::expires_at.gt(Utc::now()))
-        .filter(users::active.eq(true))
-        .select((
-            users::id,
-            users::username,
-            users::display_name,
-            users::role,
-            sessions::csrf_token,
-            users::time_zone,
-        ))
-        .first::<(Uuid, String, String, String, String, Option<String>)>(conn)
-        .optional()?;
-    Ok(found.map(
-        |(user_id, username, display_name, role, csrf_token, time_zone)| Viewer {
-            user_id,
-            username,
-            display_name,
-            role: Role::parse(&role).unwrap_or(Role::Student),
-            csrf_token,
-            session_digest: digest,
-            time_zone: time_zone.and_then(|z| z.parse().ok()),
-        },
-    ))
 }
 
 pub fn end(conn: &mut PgConnection, token: &str) -> QueryResult<usize> {

@@ -202,14 +202,9 @@ impl EventStore {
             }
             .filter(|(version, _)| ctx.expected_version.is_none_or(|e| e == *version));
             let from_kept = kept.is_some();
-            let run = |conn: &mut PgConnection| {
+            let result = conn.transaction(|conn| {
                 self.decide_and_append::<D>(conn, stream_id, command, ctx, kept, Claim::AtEnd)
-            };
-            let result = if std::env::var_os("HEYBOSS_EXP_TX_AUTO").is_some() {
-                command_transaction(conn, run)
-            } else {
-                conn.transaction(run)
-            };
+            });
             // Whatever stopped it (a rejection or conflict decided after the first command with
             // the key moved the stream, the key's own unique index): a used key answers first.
             let result = match result {
@@ -532,27 +527,5 @@ impl StateCache {
         if let Ok(mut streams) = self.streams.lock() {
             streams.remove(&(D::STREAM_TYPE, stream_id.to_owned()));
         }
-    }
-}
-
-/// `conn.transaction(f)`, begun with `BEGIN; SET LOCAL plan_cache_mode = auto` in one round trip.
-fn command_transaction<T, E>(
-    conn: &mut PgConnection,
-    f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: From<diesel::result::Error>,
-{
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN; SET LOCAL plan_cache_mode = auto")?;
-    match f(conn) {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(e) => match AnsiTransactionManager::rollback_transaction(conn) {
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
-            Err(rollback) => Err(rollback.into()),
-        },
     }
 }
