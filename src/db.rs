@@ -23,6 +23,12 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// for sockets in /tmp while Debian's server puts them in /var/run/postgresql.
 pub const DEFAULT_SERVER: &str = "postgres://localhost:5432";
 pub const DEFAULT_DATABASE: &str = "heyboss";
+/// The connection parameters of the localhost step: no TLS. libpq's default (`sslmode=prefer`)
+/// encrypts every round trip when the server has `ssl = on` (as Debian's packages set it up), which
+/// on loopback protects nothing (whoever can read loopback traffic is root on this host) and costs
+/// CPU on both ends of every statement (docs/BENCHMARKS.md, "The web path"). A `DATABASE_URL` is
+/// used as given: its `sslmode` is the operator's (a remote server needs `require` or stronger).
+pub const LOCAL_PARAMS: &str = "?sslmode=disable";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -66,8 +72,8 @@ impl Database {
         // HEYBOSS_LOCAL_SERVER replaces the localhost step (tests use it to exercise the fallback).
         let server =
             std::env::var("HEYBOSS_LOCAL_SERVER").unwrap_or_else(|_| DEFAULT_SERVER.to_owned());
-        if PgConnection::establish(&format!("{server}/postgres")).is_ok() {
-            let url = format!("{server}/{DEFAULT_DATABASE}");
+        if PgConnection::establish(&format!("{server}/postgres{LOCAL_PARAMS}")).is_ok() {
+            let url = format!("{server}/{DEFAULT_DATABASE}{LOCAL_PARAMS}");
             ensure_database(&url)?;
             return Ok(Database { url, cluster: None });
         }

@@ -644,3 +644,108 @@ fn an_expired_session_sends_the_user_to_sign_in_and_changes_nothing() {
     c.get("/login")
         .assert_contains("Please sign in to continue");
 }
+
+/// Every signed-in request looks up its session first, through `request_viewer`, whose plans are
+/// kept for the connection's life. A kept plan made while the tables were nearly empty (analyzed
+/// then, as nothing analyzes them later with autovacuum off) must not read them whole once they
+/// have grown: each lookup still fetches one session and one user through the primary keys.
+#[test]
+fn the_session_lookup_reads_one_row_a_table_after_the_tables_grew_past_their_statistics() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Reads {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        relname: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq_scan: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        idx_tup_fetch: i64,
+    }
+    fn reads(conn: &mut PgConnection) -> Vec<Reads> {
+        diesel::sql_query(
+            "SELECT relname::text, seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables \
+             WHERE relname IN ('sessions', 'users') ORDER BY relname",
+        )
+        .load(conn)
+        .unwrap()
+    }
+    let app = TestApp::spawn();
+    let ada = create_user(&app, "ada", "admin", PASSWORD);
+    let mut c = Client::new(&app);
+    c.login("ada", PASSWORD);
+    let token = c.cookie("heyboss_session").unwrap();
+    let mut conn = app.state.pool.get().unwrap();
+    let load = |conn: &mut PgConnection| {
+        heyboss::accounts::sessions::load(conn, &token)
+            .unwrap()
+            .expect("ada's session")
+    };
+
+    // Statistics of two nearly empty tables, and the plans made from them on this connection.
+    diesel::sql_query("ANALYZE sessions, users")
+        .execute(&mut conn)
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(load(&mut conn).username, "ada");
+    }
+    // The tables grow; nothing analyzes them.
+    diesel::sql_query(
+        "INSERT INTO users (id, username, display_name, email, role, active, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'user' || g, 'User', '', 'student', true, now(), now() \
+         FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, expires_at) \
+         SELECT 'other' || g, $1, 'token', now() + interval '1 hour' \
+         FROM generate_series(1, 20000) g",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(ada)
+    .execute(&mut conn)
+    .unwrap();
+
+    conn.transaction(|conn| {
+        let before = reads(conn);
+        let viewer = load(conn);
+        assert_eq!((viewer.user_id, viewer.username.as_str()), (ada, "ada"));
+        let after = reads(conn);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(
+                a.seq_scan, b.seq_scan,
+                "no sequential scan of {}",
+                a.relname
+            );
+            assert_eq!(
+                a.idx_tup_fetch - b.idx_tup_fetch,
+                1,
+                "one row of {} read: {before:?} then {after:?}",
+                a.relname
+            );
+        }
+        diesel::QueryResult::Ok(())
+    })
+    .unwrap();
+
+    // An expired session and a deactivated account find no viewer.
+    diesel::sql_query("UPDATE users SET active = false WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(ada)
+        .execute(&mut conn)
+        .unwrap();
+    assert!(heyboss::accounts::sessions::load(&mut conn, &token)
+        .unwrap()
+        .is_none());
+    diesel::sql_query("UPDATE users SET active = true WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(ada)
+        .execute(&mut conn)
+        .unwrap();
+    assert!(heyboss::accounts::sessions::load(&mut conn, &token)
+        .unwrap()
+        .is_some());
+    diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .unwrap();
+    assert!(heyboss::accounts::sessions::load(&mut conn, &token)
+        .unwrap()
+        .is_none());
+}

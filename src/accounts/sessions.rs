@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::decider::Role;
-use crate::schema::{sessions, users};
+use crate::schema::sessions;
 use crate::secrets;
 use crate::web::AppError;
 
@@ -67,34 +67,40 @@ pub fn create(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<String> {
 }
 
 /// The viewer behind a cookie token, if the session exists, has not expired and the user is active.
+/// The first statement of every signed-in request: the `request_viewer` function, whose plans are
+/// made once per connection instead of for every request (why they cannot go stale: its
+/// migration, `2026-12-09-400000_request_viewer`).
 pub fn load(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Viewer>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        viewer_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        viewer_username: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        viewer_display_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        viewer_role: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        viewer_csrf_token: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        viewer_time_zone: Option<String>,
+    }
     let digest = secrets::digest(token);
-    let found = sessions::table
-        .inner_join(users::table.on(users::id.eq(sessions::user_id)))
-        .filter(sessions::id_hash.eq(&digest))
-        .filter(sessions::expires_at.gt(Utc::now()))
-        .filter(users::active.eq(true))
-        .select((
-            users::id,
-            users::username,
-            users::display_name,
-            users::role,
-            sessions::csrf_token,
-            users::time_zone,
-        ))
-        .first::<(Uuid, String, String, String, String, Option<String>)>(conn)
+    let found: Option<Row> = crate::prepared::prepared("SELECT * FROM request_viewer($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(&digest)
+        .bind::<diesel::sql_types::Timestamptz, _>(Utc::now())
+        .get_result(conn)
         .optional()?;
-    Ok(found.map(
-        |(user_id, username, display_name, role, csrf_token, time_zone)| Viewer {
-            user_id,
-            username,
-            display_name,
-            role: Role::parse(&role).unwrap_or(Role::Student),
-            csrf_token,
-            session_digest: digest,
-            time_zone: time_zone.and_then(|z| z.parse().ok()),
-        },
-    ))
+    Ok(found.map(|r| Viewer {
+        user_id: r.viewer_id,
+        username: r.viewer_username,
+        display_name: r.viewer_display_name,
+        role: Role::parse(&r.viewer_role).unwrap_or(Role::Student),
+        csrf_token: r.viewer_csrf_token,
+        session_digest: digest,
+        time_zone: r.viewer_time_zone.and_then(|z| z.parse().ok()),
+    }))
 }
 
 pub fn end(conn: &mut PgConnection, token: &str) -> QueryResult<usize> {

@@ -1,0 +1,1 @@
+DROP FUNCTION request_viewer(text, timestamptz);
