@@ -547,8 +547,10 @@ fn top_from_buckets(
     Ok(rows)
 }
 
-/// The visible signatures of each row among the hits in the range: one probe of the report's
-/// hits index per key and visible signature, or the range's hits when it is short.
+/// The visible signatures of each row among the hits in the range: for file types and protocols
+/// from the hours of each key's signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP
+/// pairs one probe of the report's hits index per key and visible signature, or the range's hits
+/// when it is short.
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -561,6 +563,22 @@ fn fill_signatures_in_range(
     }
     let (from, to) = range.ends();
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    if super::projections::keeps_signature_rows(report.slug()) {
+        // Few keys, each with hits of most signatures: the hours each key had a hit of each
+        // signature answer per probe, whatever the range's length and the key's hits.
+        let plan = super::buckets::Plan::of(from, to);
+        let query = scope
+            .query(include_str!("sql/key_signatures_by_hours.sql"))
+            .text("report", report.slug())
+            .sql("key_column", report.key_sql())
+            .time("h_from", Some(plan.edges[0].1))
+            .time("h_to", Some(plan.edges[1].0))
+            .time("e1_from", Some(plan.edges[0].0))
+            .time("e1_to", Some(plan.edges[0].1))
+            .time("e2_from", Some(plan.edges[1].0))
+            .time("e2_to", Some(plan.edges[1].1));
+        return set_signatures(conn, query.texts("keys", keys), rows);
+    }
     // A range of a few hours (the last hour, say) has fewer hits than a probe per key and
     // signature reads: a file type's index range of one signature is mostly outside it.
     let short = Duration::hours(2);
