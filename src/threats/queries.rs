@@ -331,6 +331,10 @@ fn read_report(
         top_from_views(conn, scope, report, page, ranked)?
     } else if let Some(found) = top_by_threshold(conn, scope, report, range, page, ranked)? {
         found
+    } else if super::projections::keeps_signature_rows(report.slug()) {
+        serial(conn, |conn| {
+            counted(page, |p| top_from_buckets(conn, scope, report, range, p))
+        })?
     } else {
         counted(page, |p| top_from_buckets(conn, scope, report, range, p))?
     };
@@ -351,6 +355,19 @@ fn read_report(
         }
     }
     Ok(ReportPage { rows, total })
+}
+
+/// `work` without parallel workers: a few-key report's range reads a few hundred bucket rows and
+/// the hits of an hour or two, less work than starting a worker (on the 2-core test machine,
+/// busy, the planner's parallel plan of such a read took 24-40 ms against 1-2 ms without).
+fn serial<T>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SET LOCAL max_parallel_workers_per_gather = 0").execute(conn)?;
+        work(conn)
+    })
 }
 
 /// Which rows of a sorted report to read.
@@ -649,7 +666,8 @@ fn top_from_buckets(
 }
 
 /// The visible signatures of each row among the hits in the range: for file types and protocols
-/// from the hours of each key's signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP
+/// from their per-signature rows' last seen (a range open at its end) or the hours of each key's
+/// signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP
 /// pairs one probe of the report's hits index per key and visible signature, or the range's hits
 /// when it is short.
 fn fill_signatures_in_range(
@@ -664,9 +682,18 @@ fn fill_signatures_in_range(
     }
     let (from, to) = range.ends();
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    if super::projections::keeps_signature_rows(report.slug()) && range.to.is_none() {
+        // Few keys, each with hits of most signatures, over a range open at its end: the
+        // per-signature rows' last seen says which have a hit in it.
+        let query = scope
+            .query(include_str!("sql/key_signatures_since.sql"))
+            .text("report", report.slug())
+            .time("from", Some(from));
+        return set_signatures(conn, query.texts("keys", keys), rows);
+    }
     if super::projections::keeps_signature_rows(report.slug()) {
-        // Few keys, each with hits of most signatures: the hours each key had a hit of each
-        // signature answer per probe, whatever the range's length and the key's hits.
+        // Otherwise the hours each key had a hit of each signature answer per probe, whatever
+        // the range's length and the key's hits.
         let plan = super::buckets::Plan::of(from, to);
         let query = scope
             .query(include_str!("sql/key_signatures_by_hours.sql"))
