@@ -1003,10 +1003,12 @@ impl HitsProjection {
         let (hot_buckets, cold_buckets): (BucketDeltas, BucketDeltas) = buckets
             .into_iter()
             .partition(|((r, _, _, _), _)| keeps_signature_rows(REPORTS[*r]));
-        apply_signature_hours(conn, &hot_buckets)?;
         apply_bucket_deltas(conn, cold_buckets, &group_of, views)?;
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
+        // Late: a signature hour this batch inserts is locked until commit, and a
+        // concurrent batch with a hit in the same hour waits for it.
+        apply_signature_hours(conn, &hot_buckets)?;
         apply_bucket_deltas(conn, hot_buckets, &group_of, views)?;
         Ok(())
     }
