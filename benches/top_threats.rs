@@ -38,6 +38,21 @@ struct Row {
     max_score: i32,
 }
 
+/// The bench's database, dropped at the end unless `HEYBOSS_BENCH_KEEP=1` (then left behind,
+/// its name printed, to look into).
+struct Kept(Option<TestDatabase>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if std::env::var("HEYBOSS_BENCH_KEEP").is_ok_and(|k| k == "1") {
+            if let Some(db) = self.0.take() {
+                println!("kept the database {}", db.name);
+                std::mem::forget(db);
+            }
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -52,7 +67,8 @@ fn main() {
     let sessions = (200_000.0 * scale) as i64;
     let rescores = (100_000.0 * scale) as i64;
     let hashes = 50_000;
-    let db = TestDatabase::new();
+    let db = Kept(Some(TestDatabase::new()));
+    let db = db.0.as_ref().expect("the database");
     let mut conn = db.connect();
     let started = Instant::now();
 
@@ -67,14 +83,31 @@ fn main() {
         SELECT '{analyst}', 'g' || i, now() FROM generate_series(0, 4) i"
         ),
     );
+    // Which hash a file has and which IP pair a session has: spread evenly by default, or with
+    // HEYBOSS_BENCH_KEYS=heavy heavy-tailed (log-uniform ranks, P(rank r) ~ 1/r, as a SOC sees a
+    // few files and hosts very often and most rarely), a separate run, not the default.
+    let heavy = std::env::var("HEYBOSS_BENCH_KEYS").is_ok_and(|k| k == "heavy");
+    let (hash_of, pair_of) = if heavy {
+        (
+            format!("floor(exp(((i::int8 * 2654435761) % 1000003) / 1000003.0 * ln({hashes})))::int8 - 1"),
+            "floor(exp(((i::int8 * 40503) % 1000003) / 1000003.0 * ln(4800)))::int8 - 1".to_owned(),
+        )
+    } else {
+        (format!("(i::int8 * 2654435761) % {hashes}"), "i".to_owned())
+    };
     exec(&mut conn, &format!("INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port, destination_port, file_count)
         SELECT 's' || i, now() - (i % 43200) * interval '1 minute', (ARRAY['http','https','smtp','smb','ftp','dns'])[1 + i % 6],
-               '10.' || (i % 4) || '.' || (i / 4 % 16) || '.' || (1 + i % 200), '198.51.100.' || (1 + (i * 7) % 30), 1024 + i % 60000, 443, 0
-        FROM generate_series(0, {sessions} - 1) i"));
-    exec(&mut conn, &format!("INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
-        SELECT 'f' || i, 's' || (i % {sessions}), md5((((i::int8 * 2654435761) % {hashes}))::text),
-               'file' || ((i::int8 * 2654435761) % {hashes}) || '.bin', (ARRAY['pe','pdf','docx','zip','js','elf'])[1 + ((i::int8 * 2654435761) % {hashes}) % 6], 1000
-        FROM generate_series(0, {files} - 1) i"));
+               '10.' || (p % 4) || '.' || (p / 4 % 16) || '.' || (1 + p % 200), '198.51.100.' || (1 + (p * 7) % 30), 1024 + i % 60000, 443, 0
+        FROM generate_series(0, {sessions} - 1) i CROSS JOIN LATERAL (SELECT {pair_of} AS p) AS k"));
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
+        SELECT 'f' || i, 's' || (i % {sessions}), md5(r::text),
+               'file' || r || '.bin', (ARRAY['pe','pdf','docx','zip','js','elf'])[1 + r % 6], 1000
+        FROM generate_series(0, {files} - 1) i CROSS JOIN LATERAL (SELECT {hash_of} AS r) AS k"
+        ),
+    );
     // Two hits per file (integrations av and yara), signatures spread pseudo-randomly.
     exec(&mut conn, "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
         SELECT f.file_id, k.integration, 'sig-' || lpad((((substr(f.file_id, 2)::int8 * 40503 + k.n * 9973) % 200))::text, 3, '0'),
@@ -126,8 +159,9 @@ fn main() {
         .unwrap()
         .n;
     println!(
-        "loaded {hits} hits ({} scoring events incl. {rescores} rescores) over {distinct} md5s, 200 signatures in 10 groups in {:.1} s",
+        "loaded {hits} hits ({} scoring events incl. {rescores} rescores) over {distinct} md5s ({}), 200 signatures in 10 groups in {:.1} s",
         hits + rescores,
+        if heavy { "heavy-tailed keys" } else { "keys spread evenly" },
         started.elapsed().as_secs_f64()
     );
 
@@ -145,6 +179,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
     let slow_runs = 10;
+    // HEYBOSS_BENCH_ONLY=ranges: the time ranges alone (the second part).
+    if std::env::var("HEYBOSS_BENCH_ONLY").is_ok_and(|o| o == "ranges") {
+        ranges(&mut conn, &viewer, fast_runs);
+        return;
+    }
     println!("\ncargo bench --bench top_threats   (analyst cleared for 5 of 10 groups, top 10, window all)");
     println!(
         "{:<10} {:>12} {:>12} {:>14} {:>14} {:>10} {:>9}",
@@ -279,7 +318,15 @@ fn ranges(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
             }
             fast.sort_by(f64::total_cmp);
             slow.sort_by(f64::total_cmp);
-            let key = |r: &queries::ReportRow| (r.key.clone(), r.hits, r.max_score, r.last_seen);
+            let key = |r: &queries::ReportRow| {
+                (
+                    r.key.clone(),
+                    r.hits,
+                    r.max_score,
+                    r.last_seen,
+                    r.signatures.clone(),
+                )
+            };
             let same = fast_rows.iter().map(key).collect::<Vec<_>>()
                 == slow_rows.iter().map(key).collect::<Vec<_>>();
             println!(

@@ -264,6 +264,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    threat_report_signature_hours (report, key, signature, bucket) {
+        report -> Text,
+        key -> Text,
+        signature -> Text,
+        bucket -> Timestamptz,
+    }
+}
+
+diesel::table! {
     threat_report_views (report, view_id, key) {
         report -> Text,
         view_id -> Text,
@@ -372,6 +381,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_hits,
     threat_report_buckets,
     threat_report_rows,
+    threat_report_signature_hours,
     threat_report_views,
     threat_score_changes,
     threat_sessions,

@@ -298,6 +298,57 @@ pub(super) fn apply_bucket_deltas(
     Ok(())
 }
 
+/// The rows of `threat_report_signature_hours` from the hits `h` where `filter` holds: each hour
+/// in which a key of a few-key report had a hit of a signature (whatever its groups: the readers
+/// keep the signatures their viewer may see).
+pub(super) fn signature_hour_rows(filter: &str) -> String {
+    REPORT_KEYS
+        .iter()
+        .filter(|r| super::projections::keeps_signature_rows(r.name))
+        .map(|r| {
+            format!(
+                "SELECT DISTINCT '{name}', {key}, h.signature, {hour} FROM threat_hits h WHERE {filter}",
+                name = r.name,
+                key = r.key,
+                hour = sql_bucket("h.start_time", Grain::Hour),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Record the hours in which a batch's new hits of the few-key reports fall, per key and
+/// signature (`threat_report_signature_hours`): rows only ever inserted, in key order; a row
+/// already there (most of a busy hour's) is left alone, without a lock or a write.
+pub(super) fn apply_signature_hours(
+    conn: &mut PgConnection,
+    deltas: &BucketDeltas,
+) -> Result<(), ProjectionError> {
+    let (mut report, mut key, mut sig, mut hour) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((r, k, s, h), d) in deltas {
+        if d.hits > 0 && super::projections::keeps_signature_rows(REPORTS[*r]) {
+            report.push(REPORTS[*r]);
+            key.push(k.as_str());
+            sig.push(s.as_str());
+            hour.push(*h);
+        }
+    }
+    if report.is_empty() {
+        return Ok(());
+    }
+    prepared(
+        "INSERT INTO threat_report_signature_hours (report, key, signature, bucket)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(&report)
+    .bind::<Array<Text>, _>(&key)
+    .bind::<Array<Text>, _>(&sig)
+    .bind::<Array<Timestamptz>, _>(&hour)
+    .execute(conn)?;
+    Ok(())
+}
+
 /// A bucket's length as a PostgreSQL interval (a day is 24 hours: UTC has no daylight saving,
 /// and `interval '1 day'` would follow the session's time zone).
 pub fn grain_interval(grain: Grain) -> &'static str {

@@ -25,6 +25,7 @@ pub mod scope;
 pub mod search;
 pub mod service;
 pub mod simulate;
+pub mod threshold;
 pub mod triage;
 
 pub use commands::{ClearanceCommand, SensorCommand, SignatureCommand};

@@ -11,7 +11,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
 
 use super::buckets::{
-    apply_bucket_deltas, bucket_rows, bucket_start, BucketDeltas, Grain, ReportKey, REPORT_KEYS,
+    apply_bucket_deltas, apply_signature_hours, bucket_rows, bucket_start, signature_hour_rows,
+    BucketDeltas, Grain, ReportKey, REPORT_KEYS,
 };
 use super::decider::RESTRICTED_GROUP;
 use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
@@ -403,6 +404,7 @@ impl Projection for HitsProjection {
             "threat_views",
             "threat_report_views",
             "threat_report_buckets",
+            "threat_report_signature_hours",
         ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -503,6 +505,11 @@ impl BulkReplay for HitsProjection {
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
+        prepared(format!(
+            "INSERT INTO threat_report_signature_hours (report, key, signature, bucket) {}",
+            signature_hour_rows("true")
+        ))
+        .execute(conn)?;
         Ok(())
     }
 
@@ -517,6 +524,7 @@ impl BulkReplay for HitsProjection {
             "threat_report_rows",
             "threat_report_views",
             "threat_report_buckets",
+            "threat_report_signature_hours",
         ]
     }
 
@@ -998,6 +1006,9 @@ impl HitsProjection {
         apply_bucket_deltas(conn, cold_buckets, &group_of, views)?;
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
+        // Late: a signature hour this batch inserts is locked until commit, and a
+        // concurrent batch with a hit in the same hour waits for it.
+        apply_signature_hours(conn, &hot_buckets)?;
         apply_bucket_deltas(conn, hot_buckets, &group_of, views)?;
         Ok(())
     }

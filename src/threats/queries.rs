@@ -60,7 +60,7 @@ impl Report {
         }
     }
     /// The grouping expression over `threat_hits h`.
-    fn key_sql(self) -> &'static str {
+    pub(super) fn key_sql(self) -> &'static str {
         match self {
             Report::Hash => "h.md5",
             Report::FileType => "h.file_type",
@@ -324,11 +324,19 @@ fn read_report(
 ) -> QueryResult<ReportPage> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let (mut rows, total) = if !views_current || !filters.is_empty() {
-        with_total(top_from_hits(conn, scope, report, range, filters, page)?)
+        counted(page, |p| {
+            top_from_hits(conn, scope, report, range, filters, p)
+        })?
     } else if range.is_all() {
         top_from_views(conn, scope, report, page, ranked)?
+    } else if let Some(found) = top_by_threshold(conn, scope, report, range, page, ranked)? {
+        found
+    } else if super::projections::keeps_signature_rows(report.slug()) {
+        serial(conn, |conn| {
+            counted(page, |p| top_from_buckets(conn, scope, report, range, p))
+        })?
     } else {
-        with_total(top_from_buckets(conn, scope, report, range, page)?)
+        counted(page, |p| top_from_buckets(conn, scope, report, range, p))?
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -349,6 +357,19 @@ fn read_report(
     Ok(ReportPage { rows, total })
 }
 
+/// `work` without parallel workers: a few-key report's range reads a few hundred bucket rows and
+/// the hits of an hour or two, less work than starting a worker (on the 2-core test machine,
+/// busy, the planner's parallel plan of such a read took 24-40 ms against 1-2 ms without).
+fn serial<T>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SET LOCAL max_parallel_workers_per_gather = 0").execute(conn)?;
+        work(conn)
+    })
+}
+
 /// Which rows of a sorted report to read.
 struct Slice {
     order: &'static str,
@@ -359,6 +380,26 @@ struct Slice {
     count: bool,
     /// Keys left out (of the rows and the total).
     hidden: Vec<String>,
+}
+
+/// The rows `read` gives for a page, with the total they carry (`count(*) OVER ()`); for a page
+/// past the last row, which carries none, the total of the first row.
+fn counted(
+    page: &Slice,
+    mut read: impl FnMut(&Slice) -> QueryResult<Vec<ReportRow>>,
+) -> QueryResult<(Vec<ReportRow>, i64)> {
+    let rows = read(page)?;
+    if !rows.is_empty() || page.offset == 0 || !page.count {
+        return Ok(with_total(rows));
+    }
+    let first = Slice {
+        order: page.order,
+        limit: 1,
+        offset: 0,
+        count: true,
+        hidden: page.hidden.clone(),
+    };
+    Ok((rows, with_total(read(&first)?).1))
 }
 
 /// Rows that carry the total (`count(*) OVER ()`), with it.
@@ -447,14 +488,10 @@ fn top_from_views(
     }
     let Some(view) = maintained_view(conn, scope)? else {
         // A set nobody holds (which only code can ask for): computed from the hits.
-        return Ok(with_total(top_from_hits(
-            conn,
-            scope,
-            report,
-            &TimeRange::default(),
-            &Filters::default(),
-            page,
-        )?));
+        return counted(page, |p| {
+            let all = TimeRange::default();
+            top_from_hits(conn, scope, report, &all, &Filters::default(), p)
+        });
     };
     // The ranking reads the first entries of its index; another order sorts the view's rows.
     let order = if ranked {
@@ -506,6 +543,87 @@ pub(super) fn maintained_view(
     Ok(held.then_some(view))
 }
 
+/// The first page of `limit` rows after `offset` of a report over a range in the ranking's
+/// order, without the `hidden` keys, with its row count, by the threshold walk alone (`None`
+/// when it declines). The two ways a range is read are public so that tests compare each with
+/// the definition.
+pub fn range_page_by_threshold(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    (limit, offset): (i64, i64),
+    hidden: &[String],
+) -> QueryResult<Option<ReportPage>> {
+    let page = Slice {
+        order: REPORT_COLUMNS[0].desc,
+        limit,
+        offset,
+        count: true,
+        hidden: hidden.to_vec(),
+    };
+    Ok(top_by_threshold(conn, scope, report, range, &page, true)?
+        .map(|(rows, total)| ReportPage { rows, total }))
+}
+
+/// As [`range_page_by_threshold`], from the time buckets alone.
+pub fn range_page_from_buckets(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    (limit, offset): (i64, i64),
+    hidden: &[String],
+) -> QueryResult<ReportPage> {
+    let page = Slice {
+        order: REPORT_COLUMNS[0].desc,
+        limit,
+        offset,
+        count: true,
+        hidden: hidden.to_vec(),
+    };
+    let (rows, total) = counted(&page, |p| top_from_buckets(conn, scope, report, range, p))?;
+    Ok(ReportPage { rows, total })
+}
+
+/// A many-key report (hashes, IP pairs) in the ranking's order over a time range by the
+/// threshold walk over the all-time ranking ([`super::threshold`]); `None` when that walk would
+/// be long, or for a report with few keys (whose buckets are few).
+fn top_by_threshold(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    page: &Slice,
+    ranked: bool,
+) -> QueryResult<Option<(Vec<ReportRow>, i64)>> {
+    if !ranked
+        || super::projections::keeps_signature_rows(report.slug())
+        || (!scope.sees_all() && scope.groups().is_empty())
+    {
+        return Ok(None);
+    }
+    let Some(view) = maintained_view(conn, scope)? else {
+        return Ok(None);
+    };
+    let found = super::threshold::top(
+        conn,
+        scope,
+        report,
+        &view,
+        range,
+        page.limit,
+        page.offset,
+        page.count,
+        &page.hidden,
+    )?;
+    let Some((mut rows, total)) = found else {
+        return Ok(None);
+    };
+    fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
+    Ok(Some((rows, total)))
+}
+
 /// A report over a time range from the scope's time buckets: the whole days and hours inside
 /// the range, and the visible hits of its unaligned edges (`sql/top_from_buckets.sql`).
 fn top_from_buckets(
@@ -547,8 +665,11 @@ fn top_from_buckets(
     Ok(rows)
 }
 
-/// The visible signatures of each row among the hits in the range: one probe of the report's
-/// hits index per key and visible signature, or the range's hits when it is short.
+/// The visible signatures of each row among the hits in the range: for file types and protocols
+/// from their per-signature rows' last seen (a range open at its end) or the hours of each key's
+/// signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP
+/// pairs one probe of the report's hits index per key and visible signature, or the range's hits
+/// when it is short.
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -561,6 +682,31 @@ fn fill_signatures_in_range(
     }
     let (from, to) = range.ends();
     let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    if super::projections::keeps_signature_rows(report.slug()) && range.to.is_none() {
+        // Few keys, each with hits of most signatures, over a range open at its end: the
+        // per-signature rows' last seen says which have a hit in it.
+        let query = scope
+            .query(include_str!("sql/key_signatures_since.sql"))
+            .text("report", report.slug())
+            .time("from", Some(from));
+        return set_signatures(conn, query.texts("keys", keys), rows);
+    }
+    if super::projections::keeps_signature_rows(report.slug()) {
+        // Otherwise the hours each key had a hit of each signature answer per probe, whatever
+        // the range's length and the key's hits.
+        let plan = super::buckets::Plan::of(from, to);
+        let query = scope
+            .query(include_str!("sql/key_signatures_by_hours.sql"))
+            .text("report", report.slug())
+            .sql("key_column", report.key_sql())
+            .time("h_from", Some(plan.edges[0].1))
+            .time("h_to", Some(plan.edges[1].0))
+            .time("e1_from", Some(plan.edges[0].0))
+            .time("e1_to", Some(plan.edges[0].1))
+            .time("e2_from", Some(plan.edges[1].0))
+            .time("e2_to", Some(plan.edges[1].1));
+        return set_signatures(conn, query.texts("keys", keys), rows);
+    }
     // A range of a few hours (the last hour, say) has fewer hits than a probe per key and
     // signature reads: a file type's index range of one signature is mostly outside it.
     let short = Duration::hours(2);

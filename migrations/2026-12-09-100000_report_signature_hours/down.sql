@@ -1,0 +1,1 @@
+DROP TABLE threat_report_signature_hours;

@@ -1,0 +1,408 @@
+//! The top rows of a many-key report (hashes, IP pairs) over a time range by the threshold
+//! algorithm (Fagin's TA) over the clearance set's all-time ranking: a key's hits, max score
+//! and last seen in a range are at most its all-time ones, so walking the keys in all-time order
+//! and counting each one's hits in the range exactly, the walk can stop once the n-th best range
+//! row beats the next key's all-time row: no key after it can enter the top n. Exact by
+//! construction; fast when the range's leaders are among the all-time leaders (a range holding
+//! most of the hits, or a heavy-tailed distribution whose leaders stay ahead). When the walk
+//! would be long (counts spread evenly, so the n-th range count is low against the all-time
+//! counts), it gives up early and the caller sums the time buckets instead.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
+
+use super::buckets::{Grain, Plan, Span};
+
+use super::queries::{Report, ReportRow, TimeRange};
+use super::scope::AnalystScope;
+
+/// What the walk may cost in all, in index entries read (a key's hits, or its bucket probes):
+/// about what summing a week of hour and day buckets reads for these reports.
+const BUDGET: i64 = 20_000;
+/// The most keys the walk may visit past its first step (each is one index probe).
+const KEYS_BUDGET: i64 = 2_000;
+/// The most hits outside a range that the page's row count reads (the keys with no hit in the
+/// range are found among them); beyond, the caller counts the buckets.
+const COMPLEMENT_BUDGET: i64 = 20_000;
+
+#[derive(QueryableByName, Clone)]
+struct Ranked {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Int8)]
+    hits: i64,
+    #[diesel(sql_type = Int4)]
+    max_score: i32,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = Int8)]
+    n: i64,
+}
+
+/// A row's place in the ranking without its key, which ties are broken by in SQL (the
+/// database's collation, not Rust's byte order).
+fn rank(hits: i64, max_score: i32) -> (i64, i32) {
+    (hits, max_score)
+}
+
+/// The first `offset + limit` rows of `report` over `range` for the clearance set `view` in the
+/// ranking's order (hits, max score, key), the page `[offset, offset + limit)` of them, and, if
+/// `count`, the report's row count, all without the `hidden` keys (triaged hashes the viewer
+/// hides: the walk never visits them); `None` when the walk would be long or the count costly.
+#[allow(clippy::too_many_arguments)] // which report, range, view and page
+pub(super) fn top(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    view: &str,
+    range: &TimeRange,
+    limit: i64,
+    offset: i64,
+    count: bool,
+    hidden: &[String],
+) -> QueryResult<Option<(Vec<ReportRow>, i64)>> {
+    let (from, to) = range.ends();
+    // A range of a day or two has few buckets a key: summing them is cheaper than the walk.
+    if to - from <= chrono::Duration::hours(48) {
+        return Ok(None);
+    }
+    let n = (limit + offset).max(1) as usize;
+    let total = if count {
+        match total_by_complement(conn, scope, report, view, from, to, hidden)? {
+            Some(t) => Some(t),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
+    let probes = Probes::of(conn, from, to)?;
+    let mut found: Vec<ReportRow> = Vec::new();
+    let mut walked: i64 = 0;
+    let mut spent: i64 = 0;
+    let mut step = (2 * n as i64).max(20);
+    let mut within_budget = false;
+    loop {
+        // One key more than the step: the next key's all-time row is the bound.
+        let ranked: Vec<Ranked> = diesel::sql_query(
+            "SELECT v.key, v.hits::int8 AS hits, v.max_score FROM threat_report_views v
+             WHERE v.report = $1 AND v.view_id = $2 AND v.hits > 0 AND v.key <> ALL($5)
+             ORDER BY v.hits DESC, v.max_score DESC, v.key ASC LIMIT $3 OFFSET $4",
+        )
+        .bind::<Text, _>(report.slug())
+        .bind::<Text, _>(view)
+        .bind::<Int8, _>(step + 1)
+        .bind::<Int8, _>(walked)
+        .bind::<Array<Text>, _>(hidden)
+        .load(conn)?;
+        let next = ranked.get(step as usize).cloned();
+        let (mut light, mut heavy) = (Vec::new(), Vec::new());
+        for r in ranked.into_iter().take(step as usize) {
+            walked += 1;
+            spent += probes.cost(r.hits);
+            if probes.cost(r.hits) < probes.count() {
+                light.push(r.key);
+            } else {
+                heavy.push(r.key);
+            }
+        }
+        // Give up before the walk costs about what summing the buckets would.
+        if spent > BUDGET {
+            return Ok(None);
+        }
+        found.extend(in_range(conn, scope, report, light, from, to)?);
+        found.extend(probes.in_range(conn, scope, report, view, heavy)?);
+        // Keep the n best, and every row tied with the n-th (its key decides, in SQL).
+        found.sort_by_key(|r| std::cmp::Reverse(rank(r.hits, r.max_score)));
+        if found.len() > n {
+            let nth = rank(found[n - 1].hits, found[n - 1].max_score);
+            let keep = found
+                .iter()
+                .take_while(|r| rank(r.hits, r.max_score) >= nth)
+                .count();
+            found.truncate(keep);
+        }
+        let Some(next) = next else { break };
+        if found.len() >= n && beats_next(conn, &found, n, &next)? {
+            break;
+        }
+        if !within_budget {
+            // The walk ends before the keys whose all-time hits are below the n-th range
+            // count (fewer hits than it, so beaten): bound what is left before going on.
+            let floor = if found.len() >= n {
+                found[n - 1].hits
+            } else {
+                1
+            };
+            let (keys, cost) = ahead(conn, report, view, walked, floor, &probes, hidden)?;
+            if keys > KEYS_BUDGET || spent + cost > BUDGET {
+                return Ok(None);
+            }
+            within_budget = true;
+        }
+        step *= 2;
+    }
+    let rows = ordered(conn, found, limit, offset, total)?;
+    let total = total.unwrap_or(rows.len() as i64);
+    Ok(Some((rows, total)))
+}
+
+/// Whether the n-th best of the rows found (sorted by hits and max score, ties kept) comes
+/// before the next key's all-time row in the ranking's order. On a tie of hits and max score
+/// the keys decide, compared by the database (its collation orders the ranking).
+fn beats_next(
+    conn: &mut PgConnection,
+    found: &[ReportRow],
+    n: usize,
+    next: &Ranked,
+) -> QueryResult<bool> {
+    let (nth, bound) = (
+        rank(found[n - 1].hits, found[n - 1].max_score),
+        rank(next.hits, next.max_score),
+    );
+    if nth != bound {
+        return Ok(nth > bound);
+    }
+    #[derive(QueryableByName)]
+    struct Before {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        before: bool,
+    }
+    let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+    let hits: Vec<i64> = found.iter().map(|r| r.hits).collect();
+    let max: Vec<i32> = found.iter().map(|r| r.max_score).collect();
+    let b: Before = diesel::sql_query(
+        "SELECT (SELECT key FROM unnest($1::text[], $2::int8[], $3::int4[]) AS r(key, hits, max_score)
+                 ORDER BY hits DESC, max_score DESC, key ASC OFFSET $4 LIMIT 1) < $5 AS before",
+    )
+    .bind::<Array<Text>, _>(&keys)
+    .bind::<Array<Int8>, _>(&hits)
+    .bind::<Array<Int4>, _>(&max)
+    .bind::<Int8, _>(n as i64 - 1)
+    .bind::<Text, _>(&next.key)
+    .get_result(conn)?;
+    Ok(b.before)
+}
+
+/// Some keys' hits, max score and last seen in `[from, to)` (keys without a hit left out).
+fn in_range(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    keys: Vec<String>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Vec<ReportRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    scope
+        .query(include_str!("sql/keys_in_range.sql"))
+        .sql("key_match", report.key_match())
+        .sql("key", "k.key")
+        .texts("keys", keys)
+        .time("from", Some(from))
+        .time("to", Some(to))
+        .load(conn)
+}
+
+/// How many keys follow the first `walked` of the ranking with at least `floor` hits, and what
+/// counting them in the range costs (each capped just past its budget).
+fn ahead(
+    conn: &mut PgConnection,
+    report: Report,
+    view: &str,
+    walked: i64,
+    floor: i64,
+    probes: &Probes,
+    hidden: &[String],
+) -> QueryResult<(i64, i64)> {
+    #[derive(QueryableByName)]
+    struct Ahead {
+        #[diesel(sql_type = Int8)]
+        keys: i64,
+        #[diesel(sql_type = Int8)]
+        cost: i64,
+    }
+    let a: Ahead = diesel::sql_query(
+        "SELECT count(*)::int8 AS keys, coalesce(sum(least(2 * hits, $6)), 0)::int8 AS cost FROM (
+             SELECT v.hits FROM threat_report_views v
+             WHERE v.report = $1 AND v.view_id = $2 AND v.hits >= $3 AND v.key <> ALL($7)
+             ORDER BY v.hits DESC, v.max_score DESC, v.key ASC LIMIT $4 OFFSET $5) a",
+    )
+    .bind::<Text, _>(report.slug())
+    .bind::<Text, _>(view)
+    .bind::<Int4, _>(floor.clamp(1, i32::MAX as i64) as i32)
+    .bind::<Int8, _>(KEYS_BUDGET + 1)
+    .bind::<Int8, _>(walked)
+    .bind::<Int8, _>(probes.count())
+    .bind::<Array<Text>, _>(hidden)
+    .get_result(conn)?;
+    Ok((a.keys, a.cost))
+}
+
+/// The whole days and hours of a range (within the stored hits' times) as bucket probes, and
+/// its unaligned edges.
+struct Probes {
+    grains: Vec<String>,
+    buckets: Vec<DateTime<Utc>>,
+    edges: [Span; 2],
+}
+
+impl Probes {
+    fn of(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> QueryResult<Probes> {
+        #[derive(QueryableByName)]
+        struct Extent {
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            first: Option<DateTime<Utc>>,
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            last: Option<DateTime<Utc>>,
+        }
+        // An open end stands for a time far beyond the hits: probe only the days they span.
+        let e: Extent = diesel::sql_query(
+            "SELECT min(start_time) AS first, max(start_time) AS last FROM threat_hits",
+        )
+        .get_result(conn)?;
+        let (from, to) = match (e.first, e.last) {
+            (Some(first), Some(last)) => (
+                from.max(first),
+                to.min(last + chrono::Duration::microseconds(1)),
+            ),
+            _ => (to, to),
+        };
+        let plan = Plan::of(from, to.max(from));
+        let mut probes = Probes {
+            grains: Vec::new(),
+            buckets: Vec::new(),
+            edges: plan.edges,
+        };
+        for (grain, (a, b)) in [
+            (Grain::Day, plan.days),
+            (Grain::Hour, plan.hours[0]),
+            (Grain::Hour, plan.hours[1]),
+        ] {
+            let mut t = a;
+            while t < b {
+                probes.grains.push(grain.as_str().to_owned());
+                probes.buckets.push(t);
+                t += chrono::Duration::microseconds(grain.micros());
+            }
+        }
+        Ok(probes)
+    }
+
+    /// The bucket probes a key's count in the range takes.
+    fn count(&self) -> i64 {
+        self.buckets.len() as i64 + 1
+    }
+
+    /// What counting a key with `hits` visible hits costs: its hits (about twice as many index
+    /// entries for an analyst cleared for half the groups), or its bucket probes if fewer.
+    fn cost(&self, hits: i64) -> i64 {
+        (2 * hits).min(self.count())
+    }
+
+    /// Some keys' hits, max score and last seen in the range from their buckets.
+    fn in_range(
+        &self,
+        conn: &mut PgConnection,
+        scope: &AnalystScope,
+        report: Report,
+        view: &str,
+        keys: Vec<String>,
+    ) -> QueryResult<Vec<ReportRow>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        scope
+            .query(include_str!("sql/keys_in_range_by_buckets.sql"))
+            .sql("key_match", report.key_match())
+            .sql("key", "k.key")
+            .texts("keys", keys)
+            .text("report", report.slug())
+            .text("view", view)
+            .texts("grains", self.grains.clone())
+            .times("buckets", self.buckets.clone())
+            .time("e1_from", Some(self.edges[0].0))
+            .time("e1_to", Some(self.edges[0].1))
+            .time("e2_from", Some(self.edges[1].0))
+            .time("e2_to", Some(self.edges[1].1))
+            .load(conn)
+    }
+}
+
+/// The page of the walk's rows in the ranking's order, keys compared by the database.
+fn ordered(
+    conn: &mut PgConnection,
+    found: Vec<ReportRow>,
+    limit: i64,
+    offset: i64,
+    total: Option<i64>,
+) -> QueryResult<Vec<ReportRow>> {
+    if found.is_empty() {
+        return Ok(found);
+    }
+    let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+    let hits: Vec<i64> = found.iter().map(|r| r.hits).collect();
+    let max: Vec<i32> = found.iter().map(|r| r.max_score).collect();
+    let seen: Vec<DateTime<Utc>> = found.iter().map(|r| r.last_seen).collect();
+    diesel::sql_query(
+        "SELECT key, hits, max_score, last_seen, '' AS signatures, '' AS filename, '' AS file_type,
+                $5::int8 AS total
+         FROM unnest($1::text[], $2::int8[], $3::int4[], $4::timestamptz[]) AS r(key, hits, max_score, last_seen)
+         ORDER BY hits DESC, max_score DESC, key ASC LIMIT $6 OFFSET $7",
+    )
+    .bind::<Array<Text>, _>(&keys)
+    .bind::<Array<Int8>, _>(&hits)
+    .bind::<Array<Int4>, _>(&max)
+    .bind::<Array<Timestamptz>, _>(&seen)
+    .bind::<Int8, _>(total.unwrap_or(0))
+    .bind::<Int8, _>(limit)
+    .bind::<Int8, _>(offset)
+    .load(conn)
+}
+
+/// The report's row count over `[from, to)`: the keys of the all-time ranking (less the
+/// `hidden` ones) less those whose visible hits all lie outside the range, when few hits do
+/// (`None` otherwise).
+fn total_by_complement(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    view: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    hidden: &[String],
+) -> QueryResult<Option<i64>> {
+    let outside: Count = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM threat_hits WHERE start_time < $1 LIMIT $3) a)
+              + (SELECT count(*) FROM (SELECT 1 FROM threat_hits WHERE start_time >= $2 LIMIT $3) b) AS n",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Int8, _>(COMPLEMENT_BUDGET + 1)
+    .get_result(conn)?;
+    if outside.n > COMPLEMENT_BUDGET {
+        return Ok(None);
+    }
+    let all: Count = diesel::sql_query(
+        "SELECT count(*)::int8 AS n FROM threat_report_views
+         WHERE report = $1 AND view_id = $2 AND hits > 0 AND key <> ALL($3)",
+    )
+    .bind::<Text, _>(report.slug())
+    .bind::<Text, _>(view)
+    .bind::<Array<Text>, _>(hidden)
+    .get_result(conn)?;
+    let absent: Count = scope
+        .query(include_str!("sql/keys_absent_from_range.sql"))
+        .sql("key_column", report.key_sql())
+        .text("report", report.slug())
+        .text("view", view)
+        .time("from", Some(from))
+        .time("to", Some(to))
+        .texts("hidden", hidden.to_vec())
+        .get_result(conn)?;
+    Ok(Some(all.n - absent.n))
+}
