@@ -382,6 +382,19 @@ struct Slice {
     hidden: Vec<String>,
 }
 
+impl Slice {
+    /// A page in the ranking's order with its row count, without the `hidden` keys.
+    fn ranked_page(limit: i64, offset: i64, hidden: &[String]) -> Slice {
+        Slice {
+            order: REPORT_COLUMNS[0].desc,
+            limit,
+            offset,
+            count: true,
+            hidden: hidden.to_vec(),
+        }
+    }
+}
+
 /// The rows `read` gives for a page, with the total they carry (`count(*) OVER ()`); for a page
 /// past the last row, which carries none, the total of the first row.
 fn counted(
@@ -555,13 +568,7 @@ pub fn range_page_by_threshold(
     (limit, offset): (i64, i64),
     hidden: &[String],
 ) -> QueryResult<Option<ReportPage>> {
-    let page = Slice {
-        order: REPORT_COLUMNS[0].desc,
-        limit,
-        offset,
-        count: true,
-        hidden: hidden.to_vec(),
-    };
+    let page = Slice::ranked_page(limit, offset, hidden);
     Ok(top_by_threshold(conn, scope, report, range, &page, true)?
         .map(|(rows, total)| ReportPage { rows, total }))
 }
@@ -575,13 +582,7 @@ pub fn range_page_from_buckets(
     (limit, offset): (i64, i64),
     hidden: &[String],
 ) -> QueryResult<ReportPage> {
-    let page = Slice {
-        order: REPORT_COLUMNS[0].desc,
-        limit,
-        offset,
-        count: true,
-        hidden: hidden.to_vec(),
-    };
+    let page = Slice::ranked_page(limit, offset, hidden);
     let (rows, total) = counted(&page, |p| top_from_buckets(conn, scope, report, range, p))?;
     Ok(ReportPage { rows, total })
 }
