@@ -212,12 +212,13 @@ pub fn edges(from: DateTime<Utc>, to: DateTime<Utc>, step: Step, zone: Tz) -> Ve
     out
 }
 
+/// The first and last time of what a query spans (`NULL` when it is empty).
 #[derive(QueryableByName)]
-struct Extent {
+pub(super) struct Extent {
     #[diesel(sql_type = Nullable<Timestamptz>)]
-    first: Option<DateTime<Utc>>,
+    pub(super) first: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
-    last: Option<DateTime<Utc>>,
+    pub(super) last: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz};
 
 use super::buckets::{Grain, Plan, Span};
 
@@ -253,15 +253,8 @@ struct Probes {
 
 impl Probes {
     fn of(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> QueryResult<Probes> {
-        #[derive(QueryableByName)]
-        struct Extent {
-            #[diesel(sql_type = Nullable<Timestamptz>)]
-            first: Option<DateTime<Utc>>,
-            #[diesel(sql_type = Nullable<Timestamptz>)]
-            last: Option<DateTime<Utc>>,
-        }
         // An open end stands for a time far beyond the hits: probe only the days they span.
-        let e: Extent = diesel::sql_query(
+        let e: super::histogram::Extent = diesel::sql_query(
             "SELECT min(start_time) AS first, max(start_time) AS last FROM threat_hits",
         )
         .get_result(conn)?;
