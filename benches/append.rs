@@ -80,7 +80,9 @@ impl Projection for TallyTotals {
 }
 
 const LOAD: &str = "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, transaction_id FROM events WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version";
-const INSERT: &str = "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) VALUES ($1, $2, $3, 'Counted', 1, $4, $5) RETURNING position";
+// The stream's next version claimed in `streams` in the same statement, as es::store does.
+const INSERT_NEW: &str = "WITH claim AS (INSERT INTO streams (stream_type, stream_id, version) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) SELECT $1, $2, $3, 'Counted', 1, $4, $5 FROM claim RETURNING position";
+const INSERT_NEXT: &str = "WITH claim AS (UPDATE streams SET version = $3 WHERE stream_type = $1 AND stream_id = $2 AND version = $3 - 1 RETURNING 1) INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) SELECT $1, $2, $3, 'Counted', 1, $4, $5 FROM claim RETURNING position";
 const UPSERT: &str = "INSERT INTO tally_totals (id, total) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET total = tally_totals.total + EXCLUDED.total";
 
 #[derive(QueryableByName)]
@@ -98,13 +100,21 @@ fn bare_command(conn: &mut PgConnection, stream: &str) -> QueryResult<()> {
             .load(conn)?;
         let version = loaded.last().map_or(0, |l| l.stream_version);
         let meta = serde_json::json!({"actor": {"kind": "cli"}});
-        heyboss::prepared::prepared(INSERT)
-            .bind::<Text, _>("tally")
-            .bind::<Text, _>(stream)
-            .bind::<BigInt, _>(version + 1)
-            .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
-            .bind::<Jsonb, _>(meta)
-            .execute(conn)?;
+        let inserted = heyboss::prepared::prepared(if version == 0 {
+            INSERT_NEW
+        } else {
+            INSERT_NEXT
+        })
+        .bind::<Text, _>("tally")
+        .bind::<Text, _>(stream)
+        .bind::<BigInt, _>(version + 1)
+        .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
+        .bind::<Jsonb, _>(meta)
+        .execute(conn)?;
+        if inserted == 0 {
+            // Someone else took the version: roll back and retry, as on a unique violation.
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
         heyboss::prepared::prepared(UPSERT)
             .bind::<Text, _>(stream)
             .bind::<BigInt, _>(1)

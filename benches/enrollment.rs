@@ -110,6 +110,10 @@ fn load(conn: &mut PgConnection, from: i64, to: i64) {
             .expect("bulk load");
         start = end + 1;
     }
+    // The streams' versions, which appends check, up to the log loaded around them.
+    diesel::sql_query("SELECT events_sync_streams()")
+        .execute(conn)
+        .expect("streams");
 }
 
 struct Stats {

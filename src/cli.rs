@@ -91,7 +91,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
-    /// Export the event log as NDJSON, or import such an export into an empty store.
+    /// Export the event log as NDJSON, import such an export into an empty store, or manage
+    /// the log's partitions.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
@@ -130,6 +131,12 @@ pub enum EventsCommand {
     /// Load an export (a file, or - for standard input) into a store with no events, and run
     /// every projection on it.
     Import { file: String },
+    /// Make the log's partitions one partition ahead of its newest position, and list them.
+    Partitions,
+    /// Detach partition N from the log to archive it (its table stays, for pg_dump).
+    Detach { number: i32 },
+    /// Attach a detached partition N again.
+    Attach { number: i32 },
 }
 
 #[derive(Subcommand)]

@@ -261,6 +261,26 @@ impl MigrationSource<Pg> for AllMigrations {
     }
 }
 
+/// Run the pending migrations older than `version` (e.g. `2026-12-07-100000`): a store as it
+/// was before that migration, for tests of the migration itself.
+pub fn migrate_before(conn: &mut PgConnection, version: &str) -> Result<usize, DbError> {
+    struct Before<'a>(&'a str);
+    impl MigrationSource<Pg> for Before<'_> {
+        fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
+            let all = AllMigrations.migrations()?;
+            Ok(all
+                .into_iter()
+                .filter(|m| {
+                    let digits =
+                        |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+                    digits(&m.name().version().to_string()) < digits(self.0)
+                })
+                .collect())
+        }
+    }
+    Ok(heyboss_es::db::migrate_from(conn, Before(version))?)
+}
+
 /// Run pending migrations, the event store's and the application's. Serialized with an advisory
 /// lock so several instances can start at once.
 pub fn migrate(conn: &mut PgConnection) -> Result<usize, DbError> {

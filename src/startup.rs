@@ -119,6 +119,9 @@ pub struct Application {
     subscribers: Option<Runner>,
     /// The email outbox's sender (with the subscribers, when HEYBOSS_SMTP_URL is set).
     mailer: Option<ops::mail::Mailer>,
+    /// Makes the event log's partitions ahead of the appends (the DEFAULT partition catches
+    /// what arrives before them).
+    partitions: heyboss_es::partitions::Keeper,
 }
 
 impl Application {
@@ -156,6 +159,8 @@ impl Application {
             &settings.replica_urls,
             settings.pool_size,
         ));
+        let partitions =
+            heyboss_es::partitions::Keeper::start(pool.clone(), std::time::Duration::from_secs(60));
         let state = AppState {
             pool,
             replicas,
@@ -170,6 +175,7 @@ impl Application {
             state,
             subscribers,
             mailer,
+            partitions,
         })
     }
 
@@ -193,6 +199,8 @@ impl Application {
         if let Some(mut mailer) = self.mailer {
             mailer.stop();
         }
+        let mut partitions = self.partitions;
+        partitions.stop();
         result
     }
 }

@@ -119,6 +119,25 @@ impl TestDatabase {
         }
     }
 
+    /// A database of its own with only the migrations older than `version`: a store as it was
+    /// before that migration (not cloned from the template).
+    pub fn before_migration(version: &str) -> TestDatabase {
+        let admin_url = with_database(&server().url, "postgres");
+        let mut admin =
+            PgConnection::establish(&admin_url).expect("connect to the maintenance database");
+        let name = format!("heyboss_test_{}", uuid::Uuid::new_v4().simple());
+        let create = db::create_database_sql(&mut admin, &name).unwrap();
+        diesel::sql_query(create).execute(&mut admin).unwrap();
+        let db = TestDatabase {
+            url: with_database(&server().url, &name),
+            name,
+            admin_url,
+        };
+        let mut conn = PgConnection::establish(&db.url).unwrap();
+        db::migrate_before(&mut conn, version).expect("the older migrations apply");
+        db
+    }
+
     pub fn pool(&self, size: u32) -> PgPool {
         db::pool(&self.url, size).expect("a pool on the test database")
     }

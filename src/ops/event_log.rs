@@ -138,6 +138,8 @@ pub fn import(
             diesel::sql_query("SELECT setval(pg_get_serial_sequence('events', 'position'), $1)")
                 .bind::<BigInt, _>(last_position)
                 .execute(conn)?;
+            // Partitions for what landed in the DEFAULT one, and one ahead.
+            diesel::sql_query("SELECT events_ensure_partitions()").execute(conn)?;
         }
         let projections = project(conn, store)?;
         let end = Cursor {
@@ -170,6 +172,10 @@ fn insert_lines(conn: &mut PgConnection, mut input: impl BufRead) -> Result<(u64
     let mut number = 0u64;
     let mut count = 0u64;
     let mut last_position = 0i64;
+    // Each stream's version so far: a repeated version fails the import (the log has no unique
+    // key on versions; `streams` keeps them), and the streams' rows at the end.
+    let mut versions: std::collections::HashMap<(String, String), i64> =
+        std::collections::HashMap::new();
     loop {
         line.clear();
         if input.read_line(&mut line)? == 0 {
@@ -196,6 +202,17 @@ fn insert_lines(conn: &mut PgConnection, mut input: impl BufRead) -> Result<(u64
             )
             .into());
         }
+        let seen = versions
+            .entry((event.stream_type.clone(), event.stream_id.clone()))
+            .or_insert(0);
+        if event.stream_version <= *seen {
+            return Err(format!(
+                "line {number}: {} {} version {} repeats or goes back (version {} came before)",
+                event.stream_type, event.stream_id, event.stream_version, *seen
+            )
+            .into());
+        }
+        *seen = event.stream_version;
         last_position = event.position;
         if batch.is_empty() {
             first_line_of_batch = number;
@@ -210,6 +227,21 @@ fn insert_lines(conn: &mut PgConnection, mut input: impl BufRead) -> Result<(u64
     if !batch.is_empty() {
         insert_batch(conn, &batch, first_line_of_batch, number)?;
         count += batch.len() as u64;
+    }
+    let streams: Vec<(String, String, i64)> =
+        versions.into_iter().map(|((t, i), v)| (t, i, v)).collect();
+    for chunk in streams.chunks(BATCH) {
+        let types: Vec<&str> = chunk.iter().map(|s| s.0.as_str()).collect();
+        let ids: Vec<&str> = chunk.iter().map(|s| s.1.as_str()).collect();
+        let versions: Vec<i64> = chunk.iter().map(|s| s.2).collect();
+        diesel::sql_query(
+            "INSERT INTO streams (stream_type, stream_id, version)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])",
+        )
+        .bind::<Array<Text>, _>(&types)
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<BigInt>, _>(&versions)
+        .execute(conn)?;
     }
     Ok((count, last_position))
 }
@@ -282,7 +314,28 @@ fn current_transaction_id(conn: &mut PgConnection) -> QueryResult<i64> {
         .map(|i| i.id)
 }
 
-/// `heyboss events export|import`.
+fn print_partitions(partitions: &[heyboss_es::partitions::Partition]) {
+    println!(
+        "{:>6}  {:<14} {:>14} {:>14} {:>12}  state",
+        "number", "table", "from", "to", "rows (est.)"
+    );
+    for p in partitions {
+        println!(
+            "{:>6}  {:<14} {:>14} {:>14} {:>12}  {}",
+            p.number,
+            p.table,
+            p.from_position,
+            p.to_position - 1,
+            p.rows,
+            match p.detached_at {
+                Some(at) => format!("detached {}", at.format("%Y-%m-%d %H:%M UTC")),
+                None => "attached".to_owned(),
+            }
+        );
+    }
+}
+
+/// `heyboss events export|import|partitions|detach|attach`.
 pub fn run(
     database: &crate::db::Database,
     command: crate::cli::EventsCommand,
@@ -316,6 +369,29 @@ pub fn run(
             println!(
                 "imported {} events (last position {}); {} projections replayed",
                 imported.events, imported.last_position, imported.projections
+            );
+        }
+        EventsCommand::Partitions => {
+            let added = heyboss_es::partitions::ensure(&mut conn)?;
+            if added > 0 {
+                println!("made {added} partitions ahead");
+            }
+            print_partitions(&heyboss_es::partitions::list(&mut conn)?);
+        }
+        EventsCommand::Detach { number } => {
+            let p = heyboss_es::partitions::detach(&mut conn, number)?;
+            println!(
+                "detached partition {} (positions {} to {}): table {} is no longer part of the log; archive it with `pg_dump -t {}`, bring it back with `heyboss events attach {}`",
+                p.number, p.from_position, p.to_position - 1, p.table, p.table, p.number
+            );
+        }
+        EventsCommand::Attach { number } => {
+            let p = heyboss_es::partitions::attach(&mut conn, number)?;
+            println!(
+                "attached partition {} (positions {} to {}) again",
+                p.number,
+                p.from_position,
+                p.to_position - 1
             );
         }
     }

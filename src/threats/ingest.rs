@@ -868,7 +868,7 @@ impl Drop for Group {
 /// first use. (Event ids are claimed with `ON CONFLICT DO NOTHING`, and the other tables the
 /// ingest writes are upserted, or keyed by the event's position.)
 const COLLIDING_KEYS: [&str; 5] = [
-    "events_stream_version_key",
+    "streams_pkey",
     "threat_hits_pkey",
     "threat_sessions_pkey",
     "threat_files_pkey",
@@ -1108,11 +1108,9 @@ fn write_once(
         })
         .collect();
 
-    // 5. One stream per session, appended after its current version: the last entry of each
-    //    stream's index range. (A `GROUP BY` over `stream_id = ANY(...)` read every event of the
-    //    streams, and while `events` had no statistics the planner scanned the whole table for
-    //    it, a cost that grew with each batch up to some 25,000 events.) A stream several
-    //    batches of the group append to takes their events in their order.
+    // 5. One stream per session, appended after its current version: its row in `streams`
+    //    (one probe of one table; the log's stream index is one per partition). A stream
+    //    several batches of the group append to takes their events in their order.
     let session_ids = distinct(
         accepted
             .iter()
@@ -1121,8 +1119,8 @@ fn write_once(
     );
     let mut versions: HashMap<String, i64> = prepared(
         "SELECT s.id AS stream_id,
-                (SELECT max(e.stream_version) FROM events e
-                 WHERE e.stream_type = $1 AND e.stream_id = s.id) AS version
+                (SELECT v.version FROM streams v
+                 WHERE v.stream_type = $1 AND v.stream_id = s.id) AS version
          FROM unnest($2::text[]) AS s(id)",
     )
     .bind::<diesel::sql_types::Text, _>(SESSION_STREAM)
@@ -1489,7 +1487,7 @@ mod tests {
     #[test]
     fn only_keys_concurrent_batches_share_count_as_collisions() {
         let unique = crate::db::tests::violation;
-        assert!(is_collision(&unique(Some("events_stream_version_key"))));
+        assert!(is_collision(&unique(Some("streams_pkey"))));
         assert!(is_collision(&unique(Some("threat_files_pkey"))));
         assert!(is_collision(&unique(Some("threat_views_pkey"))));
         assert!(!is_collision(&unique(Some("threat_score_changes_pkey"))));
@@ -1522,7 +1520,7 @@ mod tests {
         }
         assert!(matches!(
             append_error(CommandError::Database(crate::db::tests::violation(Some(
-                "events_stream_version_key"
+                "streams_pkey"
             )))),
             IngestError::Busy
         ));

@@ -240,3 +240,45 @@ pub fn analyze_if_stale(conn: &mut PgConnection, table: &str) -> QueryResult<boo
     diesel::sql_query(format!("ANALYZE {table}")).execute(conn)?;
     Ok(true)
 }
+
+/// The plan of `query` (`EXPLAIN (COSTS OFF)`), one line a row: for tests that check which
+/// partitions of `events` a query reads.
+pub fn explain<Q>(conn: &mut PgConnection, query: Q) -> QueryResult<Vec<String>>
+where
+    Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+{
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    Explain(query)
+        .load::<Line>(conn)
+        .map(|lines| lines.into_iter().map(|l| l.line).collect())
+}
+
+struct Explain<Q>(Q);
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Explain<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("EXPLAIN (COSTS OFF) ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q> diesel::query_builder::QueryId for Explain<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> diesel::query_builder::Query for Explain<Q> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Q> RunQueryDsl<PgConnection> for Explain<Q> {}

@@ -11,6 +11,7 @@ pub mod db;
 pub mod decider;
 pub mod event;
 pub mod executor;
+pub mod partitions;
 pub mod prepared;
 pub mod projection;
 pub mod schema;

@@ -31,7 +31,23 @@ diesel::table! {
         last_position -> Int8,
         events_handled -> Int8,
         updated_at -> Timestamptz,
+        floor_position -> Int8,
+        pending_xid -> Int8,
+        pending_position -> Int8,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(command_outcomes, events, subscriber_checkpoints,);
+diesel::table! {
+    streams (stream_type, stream_id) {
+        stream_type -> Text,
+        stream_id -> Text,
+        version -> Int8,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    command_outcomes,
+    events,
+    streams,
+    subscriber_checkpoints,
+);

@@ -1,7 +1,7 @@
 //! Low-level access to the `events` table: append with an expected version, load a stream, read the log.
 
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use serde_json::Value;
 
 use super::event::{NewEvent, RecordedEvent};
@@ -21,20 +21,10 @@ pub enum StoreError {
     Database(#[from] DieselError),
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = events)]
-struct EventRow<'a> {
-    stream_type: &'a str,
-    stream_id: &'a str,
-    stream_version: i64,
-    event_type: &'a str,
-    schema_version: i32,
-    payload: &'a Value,
-    metadata: &'a Value,
-}
-
 /// Append `new_events` to a stream whose current version must be `expected_version` (0: empty).
-/// The unique (stream, version) key makes a concurrent append fail here rather than interleave.
+/// The insert claims the stream's next version in `streams` in the same statement (a partitioned
+/// `events` cannot hold the unique (stream, version) key): a concurrent append waits for the
+/// claim's row and then finds the version moved, and nothing is inserted.
 pub fn append(
     conn: &mut PgConnection,
     stream_type: &str,
@@ -46,63 +36,87 @@ pub fn append(
     if new_events.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<EventRow> = new_events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| EventRow {
+    let conflict = || {
+        super::stats::count_conflict();
+        StoreError::Conflict {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            expected: expected_version,
+        }
+    };
+    let appended = match new_events {
+        // A command's usual append: one statement the connection prepares once.
+        [event] => insert_one(
+            conn,
             stream_type,
             stream_id,
-            stream_version: expected_version + 1 + i as i64,
-            event_type: &e.event_type,
-            schema_version: e.schema_version,
-            payload: &e.payload,
+            expected_version,
+            event,
             metadata,
-        })
-        .collect();
-    let inserted = match rows.as_slice() {
-        // A command's usual append: one statement the connection prepares once. (Diesel sends a
-        // multi-row INSERT unprepared, parsed anew each time: measured 5-25% of a one-event
-        // command's throughput in ../shared/peers.)
-        [row] => insert_one(conn, row),
-        _ => diesel::insert_into(events::table)
-            .values(&rows)
-            .returning(RecordedEvent::as_returning())
-            .get_results(conn),
+        )?,
+        _ => {
+            let append = StreamAppend {
+                stream_type,
+                stream_id,
+                expected_version,
+                events: new_events,
+            };
+            claim_and_insert(conn, &[(&append, metadata)])?
+        }
     };
-    inserted
-        .inspect(|appended: &Vec<RecordedEvent>| {
-            super::stats::count_appended(appended.iter().map(|e| e.event_type.as_str()))
-        })
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
-                if info.constraint_name() == Some("events_stream_version_key") =>
-            {
-                super::stats::count_conflict();
-                StoreError::Conflict {
-                    stream_type: stream_type.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    expected: expected_version,
-                }
-            }
-            other => StoreError::Database(other),
-        })
+    if appended.is_empty() {
+        return Err(conflict());
+    }
+    super::stats::count_appended(appended.iter().map(|e| e.event_type.as_str()));
+    Ok(appended)
 }
 
-fn insert_one(conn: &mut PgConnection, row: &EventRow) -> QueryResult<Vec<RecordedEvent>> {
+/// A command's one event, after the claim of the stream's next version `$3` in `streams` (the
+/// statement `$claim`, returning a row when it got the version).
+macro_rules! claim_and_insert_one {
+    ($claim:literal) => {
+        concat!(
+            "WITH claim AS (",
+            $claim,
+            ") INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 FROM claim \
+             RETURNING position, stream_type, stream_id, stream_version, event_type, schema_version, \
+                       payload, metadata, recorded_at, transaction_id"
+        )
+    };
+}
+
+/// A new stream: its row, unless someone else made it first.
+const APPEND_TO_NEW: &str = claim_and_insert_one!(
+    "INSERT INTO streams (stream_type, stream_id, version) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1"
+);
+/// A stream with events: its row moved on from the expected version, unless it moved already
+/// (a concurrent writer's update is waited for, then the version no longer matches).
+const APPEND_TO_EXISTING: &str = claim_and_insert_one!(
+    "UPDATE streams SET version = $3 WHERE stream_type = $1 AND stream_id = $2 AND version = $3 - 1 RETURNING 1"
+);
+
+fn insert_one(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    stream_id: &str,
+    expected_version: i64,
+    event: &NewEvent,
+    metadata: &Value,
+) -> QueryResult<Vec<RecordedEvent>> {
     use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
-    prepared(
-        "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING position, stream_type, stream_id, stream_version, event_type, schema_version,
-                   payload, metadata, recorded_at, transaction_id",
-    )
-    .bind::<Text, _>(row.stream_type)
-    .bind::<Text, _>(row.stream_id)
-    .bind::<BigInt, _>(row.stream_version)
-    .bind::<Text, _>(row.event_type)
-    .bind::<Integer, _>(row.schema_version)
-    .bind::<Jsonb, _>(row.payload)
-    .bind::<Jsonb, _>(row.metadata)
+    prepared(if expected_version == 0 {
+        APPEND_TO_NEW
+    } else {
+        APPEND_TO_EXISTING
+    })
+    .bind::<Text, _>(stream_type)
+    .bind::<Text, _>(stream_id)
+    .bind::<BigInt, _>(expected_version + 1)
+    .bind::<Text, _>(&event.event_type)
+    .bind::<Integer, _>(event.schema_version)
+    .bind::<Jsonb, _>(&event.payload)
+    .bind::<Jsonb, _>(metadata)
     .load(conn)
 }
 
@@ -117,7 +131,7 @@ pub struct StreamAppend<'a> {
 
 /// Append to many streams in a few multi-row INSERTs (bulk writers such as the sensor API).
 /// Rows are inserted in the order given; a stream that moved on fails the whole call with a
-/// conflict naming no particular stream (the caller retries the batch).
+/// conflict naming no particular stream (the caller retries the batch, in a new transaction).
 pub fn append_many(
     conn: &mut PgConnection,
     appends: &[StreamAppend],
@@ -133,7 +147,27 @@ pub fn append_many_each(
     conn: &mut PgConnection,
     appends: &[(&StreamAppend, &Value)],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    use diesel::sql_types::Integer;
+    let recorded = claim_and_insert(conn, appends)?;
+    if recorded.is_empty() && appends.iter().any(|(a, _)| !a.events.is_empty()) {
+        super::stats::count_conflict();
+        return Err(StoreError::Conflict {
+            stream_type: "(batch)".to_owned(),
+            stream_id: "(several)".to_owned(),
+            expected: 0,
+        });
+    }
+    super::stats::count_appended(recorded.iter().map(|e| e.event_type.as_str()));
+    Ok(recorded)
+}
+
+/// Claim every stream's next versions, then write the events; nothing (an empty result) when a
+/// stream was not at its expected version. The caller then rolls back: claims of the other
+/// streams may have been made.
+fn claim_and_insert(
+    conn: &mut PgConnection,
+    appends: &[(&StreamAppend, &Value)],
+) -> QueryResult<Vec<RecordedEvent>> {
+    use diesel::sql_types::{Array, BigInt, Integer, Text};
     // The distinct metadata, each bound once; a row names its own by index (1-based, as SQL's).
     // Known by address: appends that share a writer share its one value (no deep comparison).
     let mut metadatas: Vec<&Value> = Vec::new();
@@ -155,6 +189,53 @@ pub fn append_many_each(
         })
         .collect();
     if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The claims first, in one statement: one row per stream, new streams inserted in key order
+    // (two batches that both discover a stream wait for each other's row instead of
+    // deadlocking). Consecutive appends to one stream (the group commit's batches) are one claim
+    // from the first's expected version to the last's end; appends that do not follow each other
+    // on one stream cannot all be. A stream not at its expected version claims nothing, and the
+    // batch is a conflict (the caller rolls back the other claims). The claim also gives the
+    // transaction its id before any event takes a position (what the subscribers' floor needs).
+    let mut claims: Vec<(&str, &str, i64, i64)> = Vec::with_capacity(appends.len());
+    for (a, _) in appends.iter().filter(|(a, _)| !a.events.is_empty()) {
+        let end = a.expected_version + a.events.len() as i64;
+        match claims.last_mut() {
+            Some(c) if (c.0, c.1) == (a.stream_type, a.stream_id) => {
+                if c.3 != a.expected_version {
+                    return Ok(Vec::new());
+                }
+                c.3 = end;
+            }
+            _ => claims.push((a.stream_type, a.stream_id, a.expected_version, end)),
+        }
+    }
+    let claim_types: Vec<&str> = claims.iter().map(|c| c.0).collect();
+    let claim_ids: Vec<&str> = claims.iter().map(|c| c.1).collect();
+    let claim_expected: Vec<i64> = claims.iter().map(|c| c.2).collect();
+    let claim_versions: Vec<i64> = claims.iter().map(|c| c.3).collect();
+    let claimed: Claimed = prepared(
+        "WITH wanted AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS w(t, i, e, v)
+         ), created AS (
+             INSERT INTO streams (stream_type, stream_id, version)
+             SELECT t, i, v FROM wanted WHERE e = 0 ORDER BY t, i
+             ON CONFLICT DO NOTHING RETURNING 1
+         ), moved AS (
+             UPDATE streams SET version = w.v FROM wanted w
+             WHERE w.e > 0 AND streams.stream_type = w.t AND streams.stream_id = w.i
+               AND streams.version = w.e
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM created) + (SELECT count(*) FROM moved) AS n",
+    )
+    .bind::<Array<Text>, _>(&claim_types)
+    .bind::<Array<Text>, _>(&claim_ids)
+    .bind::<Array<BigInt>, _>(&claim_expected)
+    .bind::<Array<BigInt>, _>(&claim_versions)
+    .get_result(conn)?;
+    if claimed.n != claims.len() as i64 {
         return Ok(Vec::new());
     }
     // The positions first, in the order of the rows, with what the columns' defaults give this
@@ -215,20 +296,7 @@ pub fn append_many_each(
             },
         )
         .with_format(diesel::pg::CopyFormat::Binary)
-        .execute(conn)
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
-                if info.constraint_name() == Some("events_stream_version_key") =>
-            {
-                super::stats::count_conflict();
-                StoreError::Conflict {
-                    stream_type: "(batch)".to_owned(),
-                    stream_id: "(several)".to_owned(),
-                    expected: 0,
-                }
-            }
-            other => StoreError::Database(other),
-        })?;
+        .execute(conn)?;
     // In the order of the rows, which is the order of their positions.
     let recorded: Vec<RecordedEvent> = rows
         .iter()
@@ -246,7 +314,6 @@ pub fn append_many_each(
             transaction_id: a.transaction_id,
         })
         .collect();
-    super::stats::count_appended(recorded.iter().map(|e| e.event_type.as_str()));
     Ok(recorded)
 }
 
@@ -261,6 +328,13 @@ fn jsonb(value: &Value) -> Vec<u8> {
     let mut out = vec![1u8];
     serde_json::to_writer(&mut out, value).expect("a JSON value serializes");
     out
+}
+
+/// How many streams a batch's claim moved.
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 /// What the database assigns to an appended event.
@@ -288,18 +362,24 @@ pub fn load_stream(
         .load(conn)
 }
 
-/// The current version of a stream (0 when it has no events).
+/// The current version of a stream (0 when it has no events): its row in `streams`, one probe
+/// where the log would probe every partition.
 pub fn stream_version(
     conn: &mut PgConnection,
     stream_type: &str,
     stream_id: &str,
 ) -> QueryResult<i64> {
-    events::table
-        .filter(events::stream_type.eq(stream_type))
-        .filter(events::stream_id.eq(stream_id))
-        .select(diesel::dsl::max(events::stream_version))
-        .first::<Option<i64>>(conn)
-        .map(|v| v.unwrap_or(0))
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = BigInt)]
+        version: i64,
+    }
+    prepared("SELECT coalesce(max(version), 0) AS version FROM streams WHERE stream_type = $1 AND stream_id = $2")
+        .bind::<Text, _>(stream_type)
+        .bind::<Text, _>(stream_id)
+        .get_result::<Version>(conn)
+        .map(|v| v.version)
 }
 
 /// A page of the log after `after_position`, optionally only some event types: keyset paging,

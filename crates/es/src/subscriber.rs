@@ -134,7 +134,7 @@ fn committed_after(
     event_types: Option<&[&str]>,
     limit: i64,
 ) -> events::BoxedQuery<'static, diesel::pg::Pg> {
-    committed_after_by(after, until, event_types, limit, false)
+    committed_after_by(after, 0, until, event_types, limit, false)
 }
 
 /// [`committed_after`]; `in_commit_order_only`: the types are filtered on the rows the
@@ -145,6 +145,7 @@ fn committed_after(
 /// `limit` rows. (A reader of a few rare types is better served by the event-type index.)
 fn committed_after_by(
     after: Cursor,
+    floor: i64,
     until: Option<Cursor>,
     event_types: Option<&[&str]>,
     limit: i64,
@@ -156,6 +157,10 @@ fn committed_after_by(
         .order((events::transaction_id.asc(), events::position.asc()))
         .limit(limit)
         .into_boxed();
+    if floor > 0 {
+        // Prunes the partitions below the floor (see `catch_up_once`).
+        query = query.filter(events::position.gt(floor));
+    }
     if let Some(until) = until {
         query = query.filter(in_commit_order("<=", until));
     }
@@ -208,14 +213,29 @@ pub fn committed_range_after(
 /// The key of the last committed event after `after` in commit-safe order, only from
 /// transactions older than any still running.
 pub fn last_committed_after(conn: &mut PgConnection, after: Cursor) -> QueryResult<Option<Cursor>> {
-    events::table
-        .filter(in_commit_order(">", after))
-        .filter(committed_before_any_running())
-        .order((events::transaction_id.desc(), events::position.desc()))
-        .select((events::transaction_id, events::position))
+    last_committed_above(after, 0)
         .first::<(i64, i64)>(conn)
         .optional()
         .map(|o| o.map(Cursor::from))
+}
+
+/// [`last_committed_after`], only among positions above `floor`.
+fn last_committed_above(
+    after: Cursor,
+    floor: i64,
+) -> diesel::dsl::Select<
+    events::BoxedQuery<'static, diesel::pg::Pg>,
+    (events::transaction_id, events::position),
+> {
+    let mut query = events::table
+        .filter(in_commit_order(">", after))
+        .filter(committed_before_any_running())
+        .order((events::transaction_id.desc(), events::position.desc()))
+        .into_boxed();
+    if floor > 0 {
+        query = query.filter(events::position.gt(floor));
+    }
+    query.select((events::transaction_id, events::position))
 }
 
 /// Every visible event after `after` in commit-safe order, without the xmin bound: only for a
@@ -265,6 +285,10 @@ pub fn set_checkpoint(conn: &mut PgConnection, name: &str, cursor: Cursor) -> Qu
             subscriber_checkpoints::last_transaction_id.eq(cursor.transaction_id),
             subscriber_checkpoints::last_position.eq(cursor.position),
             subscriber_checkpoints::updated_at.eq(diesel::dsl::now),
+            // The cursor may have moved back: no floor until one is known again.
+            subscriber_checkpoints::floor_position.eq(0),
+            subscriber_checkpoints::pending_xid.eq(0),
+            subscriber_checkpoints::pending_position.eq(0),
         ))
         .execute(conn)
         .map(|_| ())
@@ -342,14 +366,20 @@ pub fn catch_up_once(
         return Ok(0);
     }
     conn.transaction(|conn| {
-        let (t, p): (i64, i64) = subscriber_checkpoints::table
+        // Read before this transaction takes its id (locking the checkpoint), for the floor.
+        let head_before = identity_head(conn)?;
+        let checkpoint: Checkpoint = subscriber_checkpoints::table
             .find(subscriber.name())
             .select((
                 subscriber_checkpoints::last_transaction_id,
                 subscriber_checkpoints::last_position,
+                subscriber_checkpoints::floor_position,
+                subscriber_checkpoints::pending_xid,
+                subscriber_checkpoints::pending_position,
             ))
             .for_update()
             .first(conn)?;
+        let (t, p, floor, pending_xid, pending_position) = checkpoint;
         let after = Cursor {
             transaction_id: t,
             position: p,
@@ -357,20 +387,16 @@ pub fn catch_up_once(
         // The newest committed event first (of any type): every event up to it is final, so a
         // batch that ends before it handled all the subscriber's events up to it, and the
         // checkpoint can move past the events of other types (keeping the lag honest).
-        let Some(tail) = last_committed_after(conn, after)? else {
+        let Some(tail) = last_committed_above(after, floor)
+            .first::<(i64, i64)>(conn)
+            .optional()?
+            .map(Cursor::from)
+        else {
             return Ok(0);
         };
-        // A subscriber with batches of its own size reads most of the log (a projection of
-        // the events sensors post): by the commit-order index alone.
-        let batch = committed_after_by(
-            after,
-            Some(tail),
-            subscriber.handles(),
-            batch_size,
-            subscriber.batch_size().is_some(),
-        )
-        .select(RecordedEvent::as_select())
-        .load(conn)?;
+        let batch = next_batch(subscriber, after, floor, tail, batch_size)
+            .select(RecordedEvent::as_select())
+            .load(conn)?;
         let last = match batch.last() {
             Some(e) if batch.len() as i64 >= batch_size => Cursor::of(e),
             _ => tail,
@@ -392,8 +418,86 @@ pub fn catch_up_once(
                 subscriber_checkpoints::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
+        // The floor: a pending (xid, position) says every transaction with an id at or above
+        // xid wrote only positions above position (the identity's head read before that
+        // transaction took its id; appends take their id claiming a key or a stream before
+        // their events take positions). Once the checkpoint reaches xid, every event still to
+        // read is of such a transaction (or after the checkpoint in the same one), and the
+        // position becomes the floor; this transaction's own id and head are the next pending.
+        if last.transaction_id >= pending_xid {
+            diesel::update(subscriber_checkpoints::table.find(subscriber.name()))
+                .set((
+                    subscriber_checkpoints::floor_position.eq(pending_position.max(floor)),
+                    subscriber_checkpoints::pending_xid
+                        .eq(sql::<BigInt>("pg_current_xact_id()::text::bigint")),
+                    subscriber_checkpoints::pending_position.eq(head_before),
+                ))
+                .execute(conn)?;
+        }
         Ok(batch.len())
     })
+}
+
+type Checkpoint = (i64, i64, i64, i64, i64);
+
+/// The subscriber's next batch after `after`, up to `tail`, above `floor`.
+fn next_batch(
+    subscriber: &dyn Subscriber,
+    after: Cursor,
+    floor: i64,
+    tail: Cursor,
+    batch_size: i64,
+) -> events::BoxedQuery<'static, diesel::pg::Pg> {
+    // A subscriber with batches of its own size reads most of the log (a projection of
+    // the events sensors post): by the commit-order index alone.
+    committed_after_by(
+        after,
+        floor,
+        Some(tail),
+        subscriber.handles(),
+        batch_size,
+        subscriber.batch_size().is_some(),
+    )
+}
+
+/// The newest position the identity gave out (0 before the first).
+fn identity_head(conn: &mut PgConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Head {
+        #[diesel(sql_type = BigInt)]
+        head: i64,
+    }
+    diesel::sql_query(
+        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS head FROM events_position_seq",
+    )
+    .get_result::<Head>(conn)
+    .map(|h| h.head)
+}
+
+/// The plan (`EXPLAIN`, without costs) of the subscriber's next read of the log, as
+/// [`catch_up_once`] would run it now: to check that it prunes to recent partitions.
+pub fn explain_next_batch(
+    conn: &mut PgConnection,
+    subscriber: &dyn Subscriber,
+    batch_size: i64,
+) -> QueryResult<Vec<String>> {
+    let (t, p, floor): (i64, i64, i64) = subscriber_checkpoints::table
+        .find(subscriber.name())
+        .select((
+            subscriber_checkpoints::last_transaction_id,
+            subscriber_checkpoints::last_position,
+            subscriber_checkpoints::floor_position,
+        ))
+        .first(conn)?;
+    let after = Cursor {
+        transaction_id: t,
+        position: p,
+    };
+    let tail = last_committed_after(conn, after)?.unwrap_or(after);
+    crate::db::explain(
+        conn,
+        next_batch(subscriber, after, floor, tail, batch_size).select(RecordedEvent::as_select()),
+    )
 }
 
 /// Handle batches until nothing is left (for tests and the CLI).
