@@ -174,7 +174,7 @@ fn insert_lines(conn: &mut PgConnection, mut input: impl BufRead) -> Result<(u64
     let mut last_position = 0i64;
     // Each stream's version so far: a repeated version fails the import (the log has no unique
     // key on versions; `streams` keeps them), and the streams' rows at the end.
-    let mut versions: std::collections::HashMap<(String, String), i64> =
+    let mut versions: std::collections::HashMap<(String, String), (i64, i64)> =
         std::collections::HashMap::new();
     loop {
         line.clear();
@@ -202,9 +202,9 @@ fn insert_lines(conn: &mut PgConnection, mut input: impl BufRead) -> Result<(u64
             )
             .into());
         }
-        let seen = versions
+        let (seen, _) = versions
             .entry((event.stream_type.clone(), event.stream_id.clone()))
-            .or_insert(0);
+            .or_insert((0, event.position));
         if event.stream_version <= *seen {
             return Err(format!(
                 "line {number}: {} {} version {} repeats or goes back (version {} came before)",
@@ -228,19 +228,23 @@ fn insert_lines(conn: &mut PgConnection, mut input: impl BufRead) -> Result<(u64
         insert_batch(conn, &batch, first_line_of_batch, number)?;
         count += batch.len() as u64;
     }
-    let streams: Vec<(String, String, i64)> =
-        versions.into_iter().map(|((t, i), v)| (t, i, v)).collect();
+    let streams: Vec<(String, String, i64, i64)> = versions
+        .into_iter()
+        .map(|((t, i), (v, first))| (t, i, v, first))
+        .collect();
     for chunk in streams.chunks(BATCH) {
         let types: Vec<&str> = chunk.iter().map(|s| s.0.as_str()).collect();
         let ids: Vec<&str> = chunk.iter().map(|s| s.1.as_str()).collect();
         let versions: Vec<i64> = chunk.iter().map(|s| s.2).collect();
+        let firsts: Vec<i64> = chunk.iter().map(|s| s.3).collect();
         diesel::sql_query(
-            "INSERT INTO streams (stream_type, stream_id, version)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])",
+            "INSERT INTO streams (stream_type, stream_id, version, first_position)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[])",
         )
         .bind::<Array<Text>, _>(&types)
         .bind::<Array<Text>, _>(&ids)
         .bind::<Array<BigInt>, _>(&versions)
+        .bind::<Array<BigInt>, _>(&firsts)
         .execute(conn)?;
     }
     Ok((count, last_position))

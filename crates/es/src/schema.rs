@@ -42,6 +42,7 @@ diesel::table! {
         stream_type -> Text,
         stream_id -> Text,
         version -> Int8,
+        first_position -> Int8,
     }
 }
 

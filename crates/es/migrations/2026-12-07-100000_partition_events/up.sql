@@ -8,10 +8,13 @@
 -- the partition key, so the unique (stream_type, stream_id, stream_version) moves here: an append
 -- claims the stream's next version in the same statement as its insert (es::store). The version is
 -- in no index and pages keep room, so the claim's update is a HOT update.
+-- first_position is at or below the stream's first event (the identity's head when the stream was
+-- claimed): a load reads only the partitions from there to the head (es::store::load_stream).
 CREATE TABLE streams (
-    stream_type TEXT   NOT NULL,
-    stream_id   TEXT   NOT NULL,
-    version     BIGINT NOT NULL CHECK (version > 0),
+    stream_type    TEXT   NOT NULL,
+    stream_id      TEXT   NOT NULL,
+    version        BIGINT NOT NULL CHECK (version > 0),
+    first_position BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (stream_type, stream_id)
 ) WITH (fillfactor = 70);
 
@@ -122,10 +125,12 @@ $$;
 -- `streams` brought up to the log, after events were written around es::store (a bulk load by
 -- hand, a test that writes history): each stream's newest version.
 CREATE FUNCTION events_sync_streams() RETURNS VOID LANGUAGE sql AS $$
-    INSERT INTO streams (stream_type, stream_id, version)
-    SELECT stream_type, stream_id, max(stream_version) FROM events GROUP BY stream_type, stream_id
-    ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = EXCLUDED.version
-    WHERE streams.version <> EXCLUDED.version;
+    INSERT INTO streams (stream_type, stream_id, version, first_position)
+    SELECT stream_type, stream_id, max(stream_version), min(position)
+    FROM events GROUP BY stream_type, stream_id
+    ON CONFLICT (stream_type, stream_id) DO UPDATE
+    SET version = EXCLUDED.version, first_position = EXCLUDED.first_position
+    WHERE (streams.version, streams.first_position) <> (EXCLUDED.version, EXCLUDED.first_position);
 $$;
 
 -- The existing store: its identity's next value, then its rows in position order.
@@ -147,8 +152,8 @@ SELECT position, stream_type, stream_id, stream_version, event_type, schema_vers
        payload, metadata, recorded_at, transaction_id
 FROM events_unpartitioned ORDER BY position;
 
-INSERT INTO streams (stream_type, stream_id, version)
-SELECT stream_type, stream_id, max(stream_version)
+INSERT INTO streams (stream_type, stream_id, version, first_position)
+SELECT stream_type, stream_id, max(stream_version), min(position)
 FROM events_unpartitioned GROUP BY stream_type, stream_id;
 
 -- Every other index of the old table, under its own name, now on each partition.
