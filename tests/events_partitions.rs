@@ -11,7 +11,7 @@ use heyboss::testing::{TestApp, TestDatabase};
 use heyboss_es::partitions;
 use heyboss_es::subscriber::{self, HandlerError, Subscriber};
 
-const PARTITIONING: &str = "2026-12-07-100000";
+const PARTITIONING: &str = "2026-12-08-300000";
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Row {
@@ -163,6 +163,16 @@ fn the_migration_converts_a_store_of_every_context_keeping_every_event_in_order(
         }
     }
     assert!(indexes_after.contains(&"events_stream_version_idx".to_owned()));
+    // No more indexes than before (each one is written by every append), and the partial
+    // causation index (2026-12-07-000100) still partial.
+    assert_eq!(indexes_after.len(), indexes_before.len());
+    assert_eq!(
+        names(
+            &mut conn,
+            "SELECT indexdef AS name FROM pg_indexes WHERE indexname = 'events_causation_id_idx'"
+        ),
+        ["CREATE INDEX events_causation_id_idx ON ONLY public.events USING btree (((metadata ->> 'causation_id'::text))) WHERE ((metadata ->> 'causation_id'::text) IS NOT NULL)"]
+    );
     assert_eq!(
         count(
             &mut conn,
