@@ -324,6 +324,40 @@ fn appends_beyond_the_partitions_land_in_default_and_move_to_partitions_made_lat
     assert_eq!(partitions::ensure(&mut conn).unwrap(), 0);
 }
 
+/// A load with bounds kept from an earlier one (the executor's) is one statement; when the log
+/// has grown past the kept top since (new partitions, or events in the DEFAULT partition), it
+/// reads the bounds again rather than leave any event out.
+#[test]
+fn a_load_with_kept_bounds_reads_every_event_after_the_log_outgrew_them() {
+    let db = TestDatabase::new();
+    let mut conn = small_partitions(&db, 100);
+    append_ticks(&mut conn, "a", 3);
+    let unknown = store::LoadBounds::default();
+    let (events, kept) = store::load_stream_kept(&mut conn, "tick", "a", unknown).unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(kept.first, Some(events[0].position));
+    // p1, [1, 101), made for an empty log.
+    assert_eq!(kept.top, 101);
+    let (again, same) = store::load_stream_kept(&mut conn, "tick", "a", kept).unwrap();
+    assert_eq!(same, kept);
+    assert_eq!(again.len(), 3);
+
+    // Past the kept top: first into the DEFAULT partition, then into partitions made for it.
+    append_ticks(&mut conn, "b", 250);
+    append_ticks(&mut conn, "a", 2);
+    let versions =
+        |events: &[RecordedEvent]| events.iter().map(|e| e.stream_version).collect::<Vec<_>>();
+    let (grown, fresh) = store::load_stream_kept(&mut conn, "tick", "a", kept).unwrap();
+    assert_eq!(versions(&grown), [1, 2, 3, 4, 5]);
+    assert_eq!(fresh.top, 101, "no partition made yet");
+    partitions::ensure(&mut conn).unwrap();
+    let (grown, fresh) = store::load_stream_kept(&mut conn, "tick", "a", kept).unwrap();
+    assert_eq!(versions(&grown), [1, 2, 3, 4, 5]);
+    assert!(fresh.top > 256, "{fresh:?}");
+    let (kept_again, _) = store::load_stream_kept(&mut conn, "tick", "a", fresh).unwrap();
+    assert_eq!(versions(&kept_again), [1, 2, 3, 4, 5]);
+}
+
 struct Everything;
 
 impl Subscriber for Everything {

@@ -277,7 +277,12 @@ impl EventStore {
         let (version, state) = match known {
             Some(known) => known,
             None => {
-                let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
+                let kept = self.states.bounds::<D>(stream_id);
+                let (history, bounds) =
+                    store::load_stream_kept(conn, D::STREAM_TYPE, stream_id, kept)?;
+                if bounds != kept {
+                    self.states.keep_bounds::<D>(stream_id, bounds);
+                }
                 let version = history.last().map_or(0, |e| e.stream_version);
                 (version, fold::<D>(&history)?)
             }
@@ -312,6 +317,11 @@ impl EventStore {
             &metadata,
         )?;
         self.after_append(conn, &appended)?;
+        // A new stream starts at its first event (a rollback leaves a bound below any later
+        // creator's events: positions only grow).
+        if let (0, Some(first)) = (version, appended.first()) {
+            self.states.keep_first::<D>(stream_id, first.position);
+        }
 
         let outcome = CommandOutcome {
             stream_type: D::STREAM_TYPE.to_owned(),
@@ -497,6 +507,11 @@ type Decided<D> = (CommandOutcome, Option<<D as Decider>::State>);
 #[derive(Default)]
 struct StateCache {
     streams: std::sync::Mutex<StateMap>,
+    /// Each stream's first position, kept after its state is forgotten (it never changes), and
+    /// the top of the log's partitions: a load is then one statement
+    /// ([`store::load_stream_kept`]).
+    firsts: std::sync::Mutex<std::collections::HashMap<(&'static str, String), i64>>,
+    top: std::sync::atomic::AtomicI64,
 }
 
 type StateMap =
@@ -520,6 +535,34 @@ impl StateCache {
                 (D::STREAM_TYPE, stream_id.to_owned()),
                 (version, Arc::new(state)),
             );
+        }
+    }
+
+    fn bounds<D: Decider>(&self, stream_id: &str) -> store::LoadBounds {
+        store::LoadBounds {
+            first: self
+                .firsts
+                .lock()
+                .ok()
+                .and_then(|firsts| firsts.get(&(D::STREAM_TYPE, stream_id.to_owned())).copied()),
+            top: self.top.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn keep_bounds<D: Decider>(&self, stream_id: &str, bounds: store::LoadBounds) {
+        self.top
+            .store(bounds.top, std::sync::atomic::Ordering::Relaxed);
+        if let Some(first) = bounds.first {
+            self.keep_first::<D>(stream_id, first);
+        }
+    }
+
+    fn keep_first<D: Decider>(&self, stream_id: &str, first: i64) {
+        if let Ok(mut firsts) = self.firsts.lock() {
+            if firsts.len() >= Self::MAX_STREAMS {
+                firsts.clear();
+            }
+            firsts.insert((D::STREAM_TYPE, stream_id.to_owned()), first);
         }
     }
 
