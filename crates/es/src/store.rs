@@ -71,32 +71,6 @@ pub fn append(
     Ok(appended)
 }
 
-/// A command's one event, after the claim of the stream's next version `$3` in `streams` (the
-/// statement `$claim`, returning a row when it got the version).
-macro_rules! claim_and_insert_one {
-    ($claim:literal) => {
-        concat!(
-            "WITH claim AS (",
-            $claim,
-            ") INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 FROM claim \
-             RETURNING position, stream_type, stream_id, stream_version, event_type, schema_version, \
-                       payload, metadata, recorded_at, transaction_id"
-        )
-    };
-}
-
-/// A new stream: its row, unless someone else made it first.
-const APPEND_TO_NEW: &str = claim_and_insert_one!(
-    "INSERT INTO streams (stream_type, stream_id, version, first_position) \
-     SELECT $1, $2, $3, last_value FROM events_position_seq ON CONFLICT DO NOTHING RETURNING 1"
-);
-/// A stream with events: its row moved on from the expected version, unless it moved already
-/// (a concurrent writer's update is waited for, then the version no longer matches).
-const APPEND_TO_EXISTING: &str = claim_and_insert_one!(
-    "UPDATE streams SET version = $3 WHERE stream_type = $1 AND stream_id = $2 AND version = $3 - 1 RETURNING 1"
-);
-
 fn insert_one(
     conn: &mut PgConnection,
     stream_type: &str,
@@ -106,11 +80,13 @@ fn insert_one(
     metadata: &Value,
 ) -> QueryResult<Vec<RecordedEvent>> {
     use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
-    prepared(if expected_version == 0 {
-        APPEND_TO_NEW
-    } else {
-        APPEND_TO_EXISTING
-    })
+    // The claim and the insert in one statement, in a function whose plans are made once per
+    // connection (migration 2026-12-08-300000_partition_events).
+    prepared(
+        "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
+                payload, metadata, recorded_at, transaction_id
+         FROM events_append_one($1, $2, $3, $4, $5, $6, $7)",
+    )
     .bind::<Text, _>(stream_type)
     .bind::<Text, _>(stream_id)
     .bind::<BigInt, _>(expected_version + 1)

@@ -54,6 +54,7 @@ BEGIN
 END;
 $$;
 DROP TABLE events_partitioned;
+DROP FUNCTION events_append_one(TEXT, TEXT, BIGINT, TEXT, INTEGER, JSONB, JSONB);
 DROP FUNCTION events_sync_streams();
 DROP FUNCTION events_ensure_partitions();
 DROP FUNCTION events_add_partition();

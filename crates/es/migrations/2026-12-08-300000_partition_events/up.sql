@@ -133,6 +133,43 @@ CREATE FUNCTION events_sync_streams() RETURNS VOID LANGUAGE sql AS $$
     WHERE (streams.version, streams.first_position) <> (EXCLUDED.version, EXCLUDED.first_position);
 $$;
 
+-- A command's one event, after the claim of its stream's next version in `streams` (es::store::append):
+-- a new stream's row unless someone made it first, or the stream's row moved on from the version
+-- before, unless it moved already (a concurrent writer's update is waited for, then the version no
+-- longer matches); no row back is a conflict. In a function so that its plans are made once per
+-- connection: the pool plans every statement for its parameters (plan_cache_mode), and planning this
+-- one each time cost about as much as the rest of a one-event command (docs/BENCHMARKS.md). The
+-- claim is a probe of the primary key whatever the statistics say, hence no sequential scan.
+CREATE FUNCTION events_append_one(p_stream_type TEXT, p_stream_id TEXT, p_version BIGINT,
+                                  p_event_type TEXT, p_schema_version INTEGER, p_payload JSONB,
+                                  p_metadata JSONB)
+RETURNS SETOF events LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+BEGIN
+    IF p_version = 1 THEN
+        RETURN QUERY
+        WITH claim AS (
+            INSERT INTO streams (stream_type, stream_id, version, first_position)
+            SELECT p_stream_type, p_stream_id, 1, last_value FROM events_position_seq
+            ON CONFLICT DO NOTHING RETURNING 1
+        )
+        INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
+        SELECT p_stream_type, p_stream_id, 1, p_event_type, p_schema_version, p_payload, p_metadata FROM claim
+        RETURNING *;
+    ELSE
+        RETURN QUERY
+        WITH claim AS (
+            UPDATE streams SET version = p_version
+            WHERE stream_type = p_stream_type AND stream_id = p_stream_id AND version = p_version - 1
+            RETURNING 1
+        )
+        INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
+        SELECT p_stream_type, p_stream_id, p_version, p_event_type, p_schema_version, p_payload, p_metadata FROM claim
+        RETURNING *;
+    END IF;
+END;
+$$;
+
 -- The existing store: its identity's next value, then its rows in position order.
 DO $$
 DECLARE
