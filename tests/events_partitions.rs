@@ -356,6 +356,28 @@ fn a_load_with_kept_bounds_reads_every_event_after_the_log_outgrew_them() {
     assert!(fresh.top > 256, "{fresh:?}");
     let (kept_again, _) = store::load_stream_kept(&mut conn, "tick", "a", fresh).unwrap();
     assert_eq!(versions(&kept_again), [1, 2, 3, 4, 5]);
+
+    // The head (255) is in p3, [201, 301): a stream that began there is read from events_p3
+    // alone, until the head passes its end.
+    assert_eq!(fresh.current, Some((3, 201, 301)));
+    append_ticks(&mut conn, "c", 2);
+    let unknown_first = store::LoadBounds {
+        first: None,
+        ..fresh
+    };
+    let (c, c_kept) = store::load_stream_kept(&mut conn, "tick", "c", unknown_first).unwrap();
+    assert_eq!(versions(&c), [1, 2]);
+    assert!(c_kept.first.is_some_and(|f| f >= 201), "{c_kept:?}");
+    let (c, same) = store::load_stream_kept(&mut conn, "tick", "c", c_kept).unwrap();
+    assert_eq!((versions(&c), same), (vec![1, 2], c_kept));
+    // Into p4: the one partition read no longer holds every event.
+    append_ticks(&mut conn, "b", 50);
+    append_ticks(&mut conn, "c", 1);
+    let (c, moved) = store::load_stream_kept(&mut conn, "tick", "c", c_kept).unwrap();
+    assert_eq!(versions(&c), [1, 2, 3]);
+    assert_eq!(moved.current, Some((4, 301, 401)));
+    let (c, _) = store::load_stream_kept(&mut conn, "tick", "c", moved).unwrap();
+    assert_eq!(versions(&c), [1, 2, 3]);
 }
 
 struct Everything;

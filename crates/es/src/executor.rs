@@ -511,7 +511,8 @@ struct StateCache {
     /// the top of the log's partitions: a load is then one statement
     /// ([`store::load_stream_kept`]).
     firsts: std::sync::Mutex<std::collections::HashMap<(&'static str, String), i64>>,
-    top: std::sync::atomic::AtomicI64,
+    /// The top and the partition the head was in, kept together.
+    top: std::sync::Mutex<(i64, Option<(i32, i64, i64)>)>,
 }
 
 type StateMap =
@@ -539,19 +540,22 @@ impl StateCache {
     }
 
     fn bounds<D: Decider>(&self, stream_id: &str) -> store::LoadBounds {
+        let (top, current) = self.top.lock().map_or((0, None), |top| *top);
         store::LoadBounds {
             first: self
                 .firsts
                 .lock()
                 .ok()
                 .and_then(|firsts| firsts.get(&(D::STREAM_TYPE, stream_id.to_owned())).copied()),
-            top: self.top.load(std::sync::atomic::Ordering::Relaxed),
+            top,
+            current,
         }
     }
 
     fn keep_bounds<D: Decider>(&self, stream_id: &str, bounds: store::LoadBounds) {
-        self.top
-            .store(bounds.top, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut top) = self.top.lock() {
+            *top = (bounds.top, bounds.current);
+        }
         if let Some(first) = bounds.first {
             self.keep_first::<D>(stream_id, first);
         }
