@@ -378,6 +378,37 @@ fn a_load_with_kept_bounds_reads_every_event_after_the_log_outgrew_them() {
     assert_eq!(moved.current, Some((4, 301, 401)));
     let (c, _) = store::load_stream_kept(&mut conn, "tick", "c", moved).unwrap();
     assert_eq!(versions(&c), [1, 2, 3]);
+
+    // Optimistic loads (the executor's, for a stream whose first position it has not kept):
+    // a stream begun in the head's partition (p4) is read from it alone and complete.
+    let unknown = |kept: store::LoadBounds| store::LoadBounds {
+        first: None,
+        ..kept
+    };
+    append_ticks(&mut conn, "d", 2);
+    let (d, d_kept, complete) =
+        store::load_stream_optimistic(&mut conn, "tick", "d", unknown(moved), true).unwrap();
+    assert_eq!((versions(&d), complete), (vec![1, 2], true));
+    assert!(d_kept.first.is_some_and(|f| f >= 301), "{d_kept:?}");
+    // A stream begun in an older partition: read in full, through the bounds.
+    let (c, _, complete) =
+        store::load_stream_optimistic(&mut conn, "tick", "c", unknown(moved), true).unwrap();
+    assert_eq!((versions(&c), complete), (vec![1, 2, 3], true));
+    // A stream with no event in the head's partition is taken for new, and said to be unverified;
+    // the claim of its first version then fails.
+    let (a, _, complete) =
+        store::load_stream_optimistic(&mut conn, "tick", "a", unknown(moved), true).unwrap();
+    assert_eq!((a.len(), complete), (0, false));
+    let err = conn
+        .transaction(|conn| {
+            store::append(conn, "tick", "a", 0, &[event(0)], &serde_json::json!({}))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // Without optimism the same load is complete.
+    let (a, _, complete) =
+        store::load_stream_optimistic(&mut conn, "tick", "a", unknown(moved), false).unwrap();
+    assert_eq!((versions(&a), complete), (vec![1, 2, 3, 4, 5], true));
 }
 
 struct Everything;
@@ -604,4 +635,73 @@ fn an_old_partition_is_detached_to_archive_and_attached_again() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM events"), 301);
+}
+
+/// A gauge up to 10: adding past it is rejected, adding 0 decides nothing.
+struct Gauge;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum GaugeEvent {
+    Added { n: i64 },
+}
+impl heyboss::es::DomainEvent for GaugeEvent {}
+
+#[derive(Debug, thiserror::Error)]
+#[error("past 10")]
+struct PastTen;
+
+impl heyboss::es::Decider for Gauge {
+    const STREAM_TYPE: &'static str = "gauge";
+    type State = i64;
+    type Command = i64;
+    type Event = GaugeEvent;
+    type Rejection = PastTen;
+    fn decide(level: &i64, n: &i64) -> Result<Vec<GaugeEvent>, PastTen> {
+        match *n {
+            0 => Ok(Vec::new()),
+            n if level + n > 10 => Err(PastTen),
+            n => Ok(vec![GaugeEvent::Added { n }]),
+        }
+    }
+    fn evolve(level: i64, e: &GaugeEvent) -> i64 {
+        match e {
+            GaugeEvent::Added { n } => level + n,
+        }
+    }
+}
+
+/// A store that has not kept a stream's first position reads the head's partition alone and,
+/// finding nothing there, takes the stream for new: a stream begun in an older partition is then
+/// caught by the claim of its first version, and a rejection or an empty decision is checked on
+/// a full load, so that the commands decide on the whole history.
+#[test]
+fn a_command_on_a_stream_begun_in_an_older_partition_decides_on_its_whole_history() {
+    use heyboss::es::{Actor, CommandContext, CommandError, EventStore, Metadata, Projections};
+    let db = TestDatabase::new();
+    let mut conn = small_partitions(&db, 100);
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    let fresh = || EventStore::new(Projections::new());
+    let first = fresh();
+    for _ in 0..2 {
+        first.execute::<Gauge>(&mut conn, "g", &4, &ctx).unwrap();
+    }
+    append_ticks(&mut conn, "b", 250);
+    partitions::ensure(&mut conn).unwrap();
+    // A new stream in the head's partition, to have each store know the partitions.
+    let store = fresh();
+    store.execute::<Gauge>(&mut conn, "h", &1, &ctx).unwrap();
+    match store.execute::<Gauge>(&mut conn, "g", &4, &ctx) {
+        Err(CommandError::Rejected(PastTen)) => {}
+        other => panic!("{other:?}"),
+    }
+    let store = fresh();
+    store.execute::<Gauge>(&mut conn, "h", &1, &ctx).unwrap();
+    let outcome = store.execute::<Gauge>(&mut conn, "g", &0, &ctx).unwrap();
+    assert_eq!(outcome.stream_version, 2);
+    let store = fresh();
+    store.execute::<Gauge>(&mut conn, "h", &1, &ctx).unwrap();
+    let outcome = store.execute::<Gauge>(&mut conn, "g", &2, &ctx).unwrap();
+    assert_eq!(outcome.stream_version, 3);
+    assert_eq!(store::stream_version(&mut conn, "gauge", "g").unwrap(), 3);
 }

@@ -202,8 +202,19 @@ impl EventStore {
             }
             .filter(|(version, _)| ctx.expected_version.is_none_or(|e| e == *version));
             let from_kept = kept.is_some();
+            // A load that took a stream with no events in the head's partition for a new one
+            // (`store::load_stream_optimistic`): checked like a kept state.
+            let unverified = std::cell::Cell::new(false);
             let result = conn.transaction(|conn| {
-                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept, Claim::AtEnd)
+                self.decide_and_append::<D>(
+                    conn,
+                    stream_id,
+                    command,
+                    ctx,
+                    kept,
+                    Claim::AtEnd,
+                    trust_kept.then_some(&unverified),
+                )
             });
             // Whatever stopped it (a rejection or conflict decided after the first command with
             // the key moved the stream, the key's own unique index): a used key answers first.
@@ -231,7 +242,9 @@ impl EventStore {
                     }
                     return Ok(outcome);
                 }
-                Err(e) if from_kept && (e.is_conflict() || e.is_rejection()) => {
+                Err(e)
+                    if (from_kept || unverified.get()) && (e.is_conflict() || e.is_rejection()) =>
+                {
                     self.states.forget::<D>(stream_id);
                     trust_kept = false;
                 }
@@ -251,7 +264,7 @@ impl EventStore {
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
         let (outcome, _) =
-            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First)?;
+            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First, None)?;
         // What this store kept of the stream may be older than what the caller's transaction
         // commits.
         self.states.forget::<D>(stream_id);
@@ -260,7 +273,11 @@ impl EventStore {
 
     /// Load the stream (unless its version and state are `known`), claim the key (`claim`),
     /// decide, append and project; the outcome and the stream's new state (`None` for a
-    /// repeated key).
+    /// repeated key). With `optimistic`, a load may take a stream for new without a look at
+    /// `streams` (`store::load_stream_optimistic`), and says so in it: the caller must then run
+    /// the command again on a full load after a conflict or rejection (a decision with no
+    /// events is returned as a conflict for that).
+    #[allow(clippy::too_many_arguments)]
     fn decide_and_append<D: Decider>(
         &self,
         conn: &mut PgConnection,
@@ -269,6 +286,7 @@ impl EventStore {
         ctx: &CommandContext,
         known: Option<(i64, D::State)>,
         claim: Claim,
+        optimistic: Option<&std::cell::Cell<bool>>,
     ) -> Result<Decided<D>, CommandError<D::Rejection>> {
         // Know the version before the first write (the claim, or with `Claim::AtEnd` the append),
         // which gives the transaction its id, so a later writer of the stream always has a higher
@@ -278,8 +296,16 @@ impl EventStore {
             Some(known) => known,
             None => {
                 let kept = self.states.bounds::<D>(stream_id);
-                let (history, bounds) =
-                    store::load_stream_kept(conn, D::STREAM_TYPE, stream_id, kept)?;
+                let (history, bounds, complete) = store::load_stream_optimistic(
+                    conn,
+                    D::STREAM_TYPE,
+                    stream_id,
+                    kept,
+                    optimistic.is_some(),
+                )?;
+                if let (false, Some(unverified)) = (complete, optimistic) {
+                    unverified.set(true);
+                }
                 if bounds != kept {
                     self.states.keep_bounds::<D>(stream_id, bounds);
                 }
@@ -305,6 +331,15 @@ impl EventStore {
             }
         }
         let decided = D::decide(&state, command).map_err(CommandError::Rejected)?;
+        if decided.is_empty() && optimistic.is_some_and(|u| u.get()) {
+            // Nothing to claim that would tell a new stream from one begun in an older partition.
+            return Err(CommandError::Conflict {
+                stream_type: D::STREAM_TYPE.to_owned(),
+                stream_id: stream_id.to_owned(),
+                expected: version,
+                actual: None,
+            });
+        }
 
         let new_events: Vec<_> = decided.iter().map(DomainEvent::encode).collect();
         let metadata = serde_json::to_value(&ctx.metadata).expect("metadata serializes");

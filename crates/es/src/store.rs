@@ -374,29 +374,55 @@ pub fn load_stream_kept(
     stream_id: &str,
     kept: LoadBounds,
 ) -> QueryResult<(Vec<RecordedEvent>, LoadBounds)> {
+    match load_stream_optimistic(conn, stream_type, stream_id, kept, false)? {
+        (events, bounds, true) => Ok((events, bounds)),
+        _ => unreachable!("a load that is not optimistic is complete"),
+    }
+}
+
+/// [`load_stream_kept`], and with `optimistic` a stream whose first position is not kept is
+/// read from the partition the head is in, like one known to have begun there: complete when
+/// its first event (version 1) is there and the head below the partition's end. No event there
+/// is taken for a new stream without a look at `streams`, and said so (`false`): the append's
+/// claim of version 1 finds out if the stream had begun in an older partition (a conflict), and
+/// the caller must then load again without optimism, and do so too before it trusts a
+/// rejection or an empty decision made on the empty history. (Most streams a command meets
+/// without its first position kept are new, or began in the newest partition; reading their
+/// bounds first was a second statement, and a load of the partitioned table the third.)
+pub fn load_stream_optimistic(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    stream_id: &str,
+    kept: LoadBounds,
+    optimistic: bool,
+) -> QueryResult<(Vec<RecordedEvent>, LoadBounds, bool)> {
     use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+    #[derive(QueryableByName)]
+    struct Loaded {
+        #[diesel(sql_type = BigInt)]
+        head: i64,
+        #[diesel(embed)]
+        event: RecordedEvent,
+    }
+    let from_partition = |conn: &mut PgConnection, number: i32| -> QueryResult<Vec<Loaded>> {
+        prepared(format!(
+            "SELECT coalesce(pg_sequence_last_value('events_position_seq'::regclass), 0) AS head,
+                    position, stream_type, stream_id, stream_version, event_type, schema_version,
+                    payload, metadata, recorded_at, transaction_id
+             FROM events_p{number}
+             WHERE stream_type = $1 AND stream_id = $2
+             ORDER BY stream_version"
+        ))
+        .bind::<Text, _>(stream_type)
+        .bind::<Text, _>(stream_id)
+        .load(conn)
+    };
+    let events = |loaded: Vec<Loaded>| loaded.into_iter().map(|l| l.event).collect::<Vec<_>>();
     if let (Some(first), top) = (kept.first, kept.top) {
         if top > 0 {
-            #[derive(QueryableByName)]
-            struct Loaded {
-                #[diesel(sql_type = BigInt)]
-                head: i64,
-                #[diesel(embed)]
-                event: RecordedEvent,
-            }
             let within = kept.current.filter(|&(_, from, _)| first >= from);
             let loaded: Vec<Loaded> = match within {
-                Some((number, _, _)) => prepared(format!(
-                    "SELECT coalesce(pg_sequence_last_value('events_position_seq'::regclass), 0) AS head,
-                            position, stream_type, stream_id, stream_version, event_type, schema_version,
-                            payload, metadata, recorded_at, transaction_id
-                     FROM events_p{number}
-                     WHERE stream_type = $1 AND stream_id = $2
-                     ORDER BY stream_version"
-                ))
-                .bind::<Text, _>(stream_type)
-                .bind::<Text, _>(stream_id)
-                .load(conn)?,
+                Some((number, _, _)) => from_partition(conn, number)?,
                 _ => prepared(
                     "SELECT coalesce(pg_sequence_last_value('events_position_seq'::regclass), 0) AS head,
                             position, stream_type, stream_id, stream_version, event_type, schema_version,
@@ -415,8 +441,23 @@ pub fn load_stream_kept(
             // partition read): none was left out.
             let end = within.map_or(top, |(_, _, to)| to);
             if loaded.first().is_some_and(|l| l.head < end) {
-                return Ok((loaded.into_iter().map(|l| l.event).collect(), kept));
+                return Ok((events(loaded), kept, true));
             }
+        }
+    } else if let (true, Some((number, from, to))) = (optimistic, kept.current) {
+        let loaded = from_partition(conn, number)?;
+        match loaded.first() {
+            None => return Ok((Vec::new(), kept, false)),
+            // Versions and positions grow together: from version 1 on, every event is in
+            // [its position, head], inside the partition.
+            Some(l) if l.event.stream_version == 1 && l.event.position >= from && l.head < to => {
+                let bounds = LoadBounds {
+                    first: Some(l.event.position),
+                    ..kept
+                };
+                return Ok((events(loaded), bounds, true));
+            }
+            Some(_) => {}
         }
     }
     #[derive(QueryableByName)]
@@ -446,7 +487,7 @@ pub fn load_stream_kept(
     .bind::<Text, _>(stream_type)
     .bind::<Text, _>(stream_id)
     .get_result(conn)?;
-    let events = events::table
+    let all = events::table
         .filter(events::stream_type.eq(stream_type))
         .filter(events::stream_id.eq(stream_id))
         // Positions start at 1; a bound below would take in the DEFAULT partition's range.
@@ -456,7 +497,7 @@ pub fn load_stream_kept(
         .select(RecordedEvent::as_select())
         .load(conn)?;
     Ok((
-        events,
+        all,
         LoadBounds {
             first: window.first,
             top: window.top,
@@ -465,6 +506,7 @@ pub fn load_stream_kept(
                 _ => None,
             },
         },
+        true,
     ))
 }
 
