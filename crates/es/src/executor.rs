@@ -547,8 +547,11 @@ struct StateCache {
     /// ([`store::load_stream_kept`]).
     firsts: std::sync::Mutex<std::collections::HashMap<(&'static str, String), i64>>,
     /// The top and the partition the head was in, kept together.
-    top: std::sync::Mutex<(i64, Option<(i32, i64, i64)>)>,
+    top: std::sync::Mutex<KeptTop>,
 }
+
+/// The top of the partitions, and the partition the head was in (number, from, to).
+type KeptTop = (i64, Option<(i32, i64, i64)>);
 
 type StateMap =
     std::collections::HashMap<(&'static str, String), (i64, Arc<dyn std::any::Any + Send + Sync>)>;
