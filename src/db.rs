@@ -261,7 +261,7 @@ impl MigrationSource<Pg> for AllMigrations {
     }
 }
 
-/// Run the pending migrations older than `version` (e.g. `2026-12-09-200000`): a store as it
+/// Run the pending migrations older than `version` (e.g. `2026-12-10-400000`): a store as it
 /// was before that migration, for tests of the migration itself.
 pub fn migrate_before(conn: &mut PgConnection, version: &str) -> Result<usize, DbError> {
     struct Before<'a>(&'a str);

@@ -11,7 +11,7 @@ use heyboss::testing::{TestApp, TestDatabase};
 use heyboss_es::partitions;
 use heyboss_es::subscriber::{self, HandlerError, Subscriber};
 
-const PARTITIONING: &str = "2026-12-09-200000";
+const PARTITIONING: &str = "2026-12-10-400000";
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Row {

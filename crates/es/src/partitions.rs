@@ -1,7 +1,7 @@
 //! The partitions of `events`: ranges of positions (`events_partitioning.partition_size` each,
 //! one million by default), a DEFAULT partition for anything beyond the newest, and detaching
 //! old partitions to archive them (and attaching them again). The SQL side is in the migration
-//! `2026-12-09-200000_partition_events` (`events_add_partition`, `events_ensure_partitions`).
+//! `2026-12-10-400000_partition_events` (`events_add_partition`, `events_ensure_partitions`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

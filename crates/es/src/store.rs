@@ -81,7 +81,7 @@ fn insert_one(
 ) -> QueryResult<Vec<RecordedEvent>> {
     use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
     // The claim and the insert in one statement, in a function whose plans are made once per
-    // connection (migration 2026-12-09-200000_partition_events).
+    // connection (migration 2026-12-10-400000_partition_events).
     prepared(
         "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
                 payload, metadata, recorded_at, transaction_id
