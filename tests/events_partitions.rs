@@ -324,91 +324,101 @@ fn appends_beyond_the_partitions_land_in_default_and_move_to_partitions_made_lat
     assert_eq!(partitions::ensure(&mut conn).unwrap(), 0);
 }
 
-/// A load with bounds kept from an earlier one (the executor's) is one statement; when the log
-/// has grown past the kept top since (new partitions, or events in the DEFAULT partition), it
-/// reads the bounds again rather than leave any event out.
+/// What `events_load_stream` runs, as a statement of its own: the same text with the function's
+/// variables as parameters, for its plan.
+const LOAD: &str = "SELECT * FROM events
+    WHERE stream_type = $1 AND stream_id = $2
+      AND position >= $3 AND position <= $4
+    ORDER BY stream_version";
+
+/// A stream's load reads every one of its events wherever they are (partitions, the DEFAULT
+/// partition, partitions made since), and its generic plan, made once and kept, prunes the
+/// partitions outside the stream's first position and the head at executor start-up.
 #[test]
-fn a_load_with_kept_bounds_reads_every_event_after_the_log_outgrew_them() {
+fn a_load_reads_every_event_of_the_stream_and_its_generic_plan_prunes_at_start_up() {
     let db = TestDatabase::new();
     let mut conn = small_partitions(&db, 100);
+    let versions = |conn: &mut PgConnection, stream: &str| {
+        store::load_stream(conn, "tick", stream)
+            .unwrap()
+            .iter()
+            .map(|e| e.stream_version)
+            .collect::<Vec<_>>()
+    };
     append_ticks(&mut conn, "a", 3);
-    let unknown = store::LoadBounds::default();
-    let (events, kept) = store::load_stream_kept(&mut conn, "tick", "a", unknown).unwrap();
-    assert_eq!(events.len(), 3);
-    assert_eq!(kept.first, Some(events[0].position));
-    // p1, [1, 101), made for an empty log.
-    assert_eq!(kept.top, 101);
-    let (again, same) = store::load_stream_kept(&mut conn, "tick", "a", kept).unwrap();
-    assert_eq!(same, kept);
-    assert_eq!(again.len(), 3);
-
-    // Past the kept top: first into the DEFAULT partition, then into partitions made for it.
+    assert_eq!(versions(&mut conn, "a"), [1, 2, 3]);
+    // Past the partitions (p1, [1, 101)): into the DEFAULT partition, then into partitions made
+    // for it; the connection's kept plans see both.
     append_ticks(&mut conn, "b", 250);
     append_ticks(&mut conn, "a", 2);
-    let versions =
-        |events: &[RecordedEvent]| events.iter().map(|e| e.stream_version).collect::<Vec<_>>();
-    let (grown, fresh) = store::load_stream_kept(&mut conn, "tick", "a", kept).unwrap();
-    assert_eq!(versions(&grown), [1, 2, 3, 4, 5]);
-    assert_eq!(fresh.top, 101, "no partition made yet");
+    assert_eq!(versions(&mut conn, "a"), [1, 2, 3, 4, 5]);
     partitions::ensure(&mut conn).unwrap();
-    let (grown, fresh) = store::load_stream_kept(&mut conn, "tick", "a", kept).unwrap();
-    assert_eq!(versions(&grown), [1, 2, 3, 4, 5]);
-    assert!(fresh.top > 256, "{fresh:?}");
-    let (kept_again, _) = store::load_stream_kept(&mut conn, "tick", "a", fresh).unwrap();
-    assert_eq!(versions(&kept_again), [1, 2, 3, 4, 5]);
-
-    // The head (255) is in p3, [201, 301): a stream that began there is read from events_p3
-    // alone, until the head passes its end.
-    assert_eq!(fresh.current, Some((3, 201, 301)));
+    assert_eq!(versions(&mut conn, "a"), [1, 2, 3, 4, 5]);
     append_ticks(&mut conn, "c", 2);
-    let unknown_first = store::LoadBounds {
-        first: None,
-        ..fresh
-    };
-    let (c, c_kept) = store::load_stream_kept(&mut conn, "tick", "c", unknown_first).unwrap();
-    assert_eq!(versions(&c), [1, 2]);
-    assert!(c_kept.first.is_some_and(|f| f >= 201), "{c_kept:?}");
-    let (c, same) = store::load_stream_kept(&mut conn, "tick", "c", c_kept).unwrap();
-    assert_eq!((versions(&c), same), (vec![1, 2], c_kept));
-    // Into p4: the one partition read no longer holds every event.
     append_ticks(&mut conn, "b", 50);
     append_ticks(&mut conn, "c", 1);
-    let (c, moved) = store::load_stream_kept(&mut conn, "tick", "c", c_kept).unwrap();
-    assert_eq!(versions(&c), [1, 2, 3]);
-    assert_eq!(moved.current, Some((4, 301, 401)));
-    let (c, _) = store::load_stream_kept(&mut conn, "tick", "c", moved).unwrap();
-    assert_eq!(versions(&c), [1, 2, 3]);
+    assert_eq!(versions(&mut conn, "c"), [1, 2, 3]);
+    assert_eq!(versions(&mut conn, "none"), Vec::<i64>::new());
+    // A stream written around es::store has no row in `streams`: read from the first partition.
+    diesel::sql_query(
+        "INSERT INTO events (stream_type, stream_id, stream_version, event_type, payload, metadata)
+         VALUES ('tick', 'around', 1, 'Ticked', '{}', '{}')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    assert_eq!(versions(&mut conn, "around"), [1]);
 
-    // Optimistic loads (the executor's, for a stream whose first position it has not kept):
-    // a stream begun in the head's partition (p4) is read from it alone and complete.
-    let unknown = |kept: store::LoadBounds| store::LoadBounds {
-        first: None,
-        ..kept
-    };
-    append_ticks(&mut conn, "d", 2);
-    let (d, d_kept, complete) =
-        store::load_stream_optimistic(&mut conn, "tick", "d", unknown(moved), true).unwrap();
-    assert_eq!((versions(&d), complete), (vec![1, 2], true));
-    assert!(d_kept.first.is_some_and(|f| f >= 301), "{d_kept:?}");
-    // A stream begun in an older partition: read in full, through the bounds.
-    let (c, _, complete) =
-        store::load_stream_optimistic(&mut conn, "tick", "c", unknown(moved), true).unwrap();
-    assert_eq!((versions(&c), complete), (vec![1, 2, 3], true));
-    // A stream with no event in the head's partition is taken for new, and said to be unverified;
-    // the claim of its first version then fails.
-    let (a, _, complete) =
-        store::load_stream_optimistic(&mut conn, "tick", "a", unknown(moved), true).unwrap();
-    assert_eq!((a.len(), complete), (0, false));
-    let err = conn
-        .transaction(|conn| {
-            store::append(conn, "tick", "a", 0, &[event(0)], &serde_json::json!({}))
-        })
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    // Without optimism the same load is complete.
-    let (a, _, complete) =
-        store::load_stream_optimistic(&mut conn, "tick", "a", unknown(moved), false).unwrap();
-    assert_eq!((versions(&a), complete), (vec![1, 2, 3, 4, 5], true));
+    // c began in p3, [201, 301); the head (308) is in p4, [301, 401), the newest partition. The
+    // plan made for any parameters reads p3 and p4; p1, p2 and DEFAULT (which holds no position
+    // of a partition's range) are removed as it starts.
+    let (first, head) = (
+        count(
+            &mut conn,
+            "SELECT first_position AS n FROM streams WHERE stream_id = 'c'",
+        ),
+        count(
+            &mut conn,
+            "SELECT pg_sequence_last_value('events_position_seq') AS n",
+        ),
+    );
+    assert!((200..=256).contains(&first), "{first}");
+    for sql in [
+        "SET plan_cache_mode = force_generic_plan".to_owned(),
+        format!("PREPARE load_c(text, text, bigint, bigint) AS {LOAD}"),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    let plan: Vec<String> = diesel::sql_query(format!(
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE load_c('tick', 'c', {first}, {head})"
+    ))
+    .load::<Plan>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|p| p.line)
+    .collect();
+    eprintln!("{}", plan.join("\n"));
+    assert!(
+        plan.iter().any(|l| l.trim() == "Subplans Removed: 3"),
+        "{plan:#?}"
+    );
+    assert_eq!(scanned(&plan), ["events_p3", "events_p4"], "{plan:#?}");
+    // The function's own statement is that one: its text is in the function.
+    let body = names(
+        &mut conn,
+        "SELECT prosrc AS name FROM pg_proc WHERE proname = 'events_load_stream'",
+    );
+    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squeeze(&body[0]).contains(&squeeze(
+            &LOAD
+                .replace("$1", "p_stream_type")
+                .replace("$2", "p_stream_id")
+                .replace("$3", "v_first")
+                .replace("$4", "v_head")
+        )),
+        "{}",
+        body[0]
+    );
 }
 
 struct Everything;
@@ -671,10 +681,8 @@ impl heyboss::es::Decider for Gauge {
     }
 }
 
-/// A store that has not kept a stream's first position reads the head's partition alone and,
-/// finding nothing there, takes the stream for new: a stream begun in an older partition is then
-/// caught by the claim of its first version, and a rejection or an empty decision is checked on
-/// a full load, so that the commands decide on the whole history.
+/// A command on a stream begun in an older partition decides on its whole history: a rejection,
+/// an empty decision and an append, each from a store that never met the stream.
 #[test]
 fn a_command_on_a_stream_begun_in_an_older_partition_decides_on_its_whole_history() {
     use heyboss::es::{Actor, CommandContext, CommandError, EventStore, Metadata, Projections};

@@ -202,19 +202,8 @@ impl EventStore {
             }
             .filter(|(version, _)| ctx.expected_version.is_none_or(|e| e == *version));
             let from_kept = kept.is_some();
-            // A load that took a stream with no events in the head's partition for a new one
-            // (`store::load_stream_optimistic`): checked like a kept state.
-            let unverified = std::cell::Cell::new(false);
             let result = conn.transaction(|conn| {
-                self.decide_and_append::<D>(
-                    conn,
-                    stream_id,
-                    command,
-                    ctx,
-                    kept,
-                    Claim::AtEnd,
-                    trust_kept.then_some(&unverified),
-                )
+                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept, Claim::AtEnd)
             });
             // Whatever stopped it (a rejection or conflict decided after the first command with
             // the key moved the stream, the key's own unique index): a used key answers first.
@@ -242,9 +231,7 @@ impl EventStore {
                     }
                     return Ok(outcome);
                 }
-                Err(e)
-                    if (from_kept || unverified.get()) && (e.is_conflict() || e.is_rejection()) =>
-                {
+                Err(e) if from_kept && (e.is_conflict() || e.is_rejection()) => {
                     self.states.forget::<D>(stream_id);
                     trust_kept = false;
                 }
@@ -264,7 +251,7 @@ impl EventStore {
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
         let (outcome, _) =
-            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First, None)?;
+            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First)?;
         // What this store kept of the stream may be older than what the caller's transaction
         // commits.
         self.states.forget::<D>(stream_id);
@@ -273,11 +260,7 @@ impl EventStore {
 
     /// Load the stream (unless its version and state are `known`), claim the key (`claim`),
     /// decide, append and project; the outcome and the stream's new state (`None` for a
-    /// repeated key). With `optimistic`, a load may take a stream for new without a look at
-    /// `streams` (`store::load_stream_optimistic`), and says so in it: the caller must then run
-    /// the command again on a full load after a conflict or rejection (a decision with no
-    /// events is returned as a conflict for that).
-    #[allow(clippy::too_many_arguments)]
+    /// repeated key).
     fn decide_and_append<D: Decider>(
         &self,
         conn: &mut PgConnection,
@@ -286,7 +269,6 @@ impl EventStore {
         ctx: &CommandContext,
         known: Option<(i64, D::State)>,
         claim: Claim,
-        optimistic: Option<&std::cell::Cell<bool>>,
     ) -> Result<Decided<D>, CommandError<D::Rejection>> {
         // Know the version before the first write (the claim, or with `Claim::AtEnd` the append),
         // which gives the transaction its id, so a later writer of the stream always has a higher
@@ -295,20 +277,7 @@ impl EventStore {
         let (version, state) = match known {
             Some(known) => known,
             None => {
-                let kept = self.states.bounds::<D>(stream_id);
-                let (history, bounds, complete) = store::load_stream_optimistic(
-                    conn,
-                    D::STREAM_TYPE,
-                    stream_id,
-                    kept,
-                    optimistic.is_some(),
-                )?;
-                if let (false, Some(unverified)) = (complete, optimistic) {
-                    unverified.set(true);
-                }
-                if bounds != kept {
-                    self.states.keep_bounds::<D>(stream_id, bounds);
-                }
+                let history = store::load_stream(conn, D::STREAM_TYPE, stream_id)?;
                 let version = history.last().map_or(0, |e| e.stream_version);
                 (version, fold::<D>(&history)?)
             }
@@ -331,15 +300,6 @@ impl EventStore {
             }
         }
         let decided = D::decide(&state, command).map_err(CommandError::Rejected)?;
-        if decided.is_empty() && optimistic.is_some_and(|u| u.get()) {
-            // Nothing to claim that would tell a new stream from one begun in an older partition.
-            return Err(CommandError::Conflict {
-                stream_type: D::STREAM_TYPE.to_owned(),
-                stream_id: stream_id.to_owned(),
-                expected: version,
-                actual: None,
-            });
-        }
 
         let new_events: Vec<_> = decided.iter().map(DomainEvent::encode).collect();
         let metadata = serde_json::to_value(&ctx.metadata).expect("metadata serializes");
@@ -352,11 +312,6 @@ impl EventStore {
             &metadata,
         )?;
         self.after_append(conn, &appended)?;
-        // A new stream starts at its first event (a rollback leaves a bound below any later
-        // creator's events: positions only grow).
-        if let (0, Some(first)) = (version, appended.first()) {
-            self.states.keep_first::<D>(stream_id, first.position);
-        }
 
         let outcome = CommandOutcome {
             stream_type: D::STREAM_TYPE.to_owned(),
@@ -542,16 +497,7 @@ type Decided<D> = (CommandOutcome, Option<<D as Decider>::State>);
 #[derive(Default)]
 struct StateCache {
     streams: std::sync::Mutex<StateMap>,
-    /// Each stream's first position, kept after its state is forgotten (it never changes), and
-    /// the top of the log's partitions: a load is then one statement
-    /// ([`store::load_stream_kept`]).
-    firsts: std::sync::Mutex<std::collections::HashMap<(&'static str, String), i64>>,
-    /// The top and the partition the head was in, kept together.
-    top: std::sync::Mutex<KeptTop>,
 }
-
-/// The top of the partitions, and the partition the head was in (number, from, to).
-type KeptTop = (i64, Option<(i32, i64, i64)>);
 
 type StateMap =
     std::collections::HashMap<(&'static str, String), (i64, Arc<dyn std::any::Any + Send + Sync>)>;
@@ -574,37 +520,6 @@ impl StateCache {
                 (D::STREAM_TYPE, stream_id.to_owned()),
                 (version, Arc::new(state)),
             );
-        }
-    }
-
-    fn bounds<D: Decider>(&self, stream_id: &str) -> store::LoadBounds {
-        let (top, current) = self.top.lock().map_or((0, None), |top| *top);
-        store::LoadBounds {
-            first: self
-                .firsts
-                .lock()
-                .ok()
-                .and_then(|firsts| firsts.get(&(D::STREAM_TYPE, stream_id.to_owned())).copied()),
-            top,
-            current,
-        }
-    }
-
-    fn keep_bounds<D: Decider>(&self, stream_id: &str, bounds: store::LoadBounds) {
-        if let Ok(mut top) = self.top.lock() {
-            *top = (bounds.top, bounds.current);
-        }
-        if let Some(first) = bounds.first {
-            self.keep_first::<D>(stream_id, first);
-        }
-    }
-
-    fn keep_first<D: Decider>(&self, stream_id: &str, first: i64) {
-        if let Ok(mut firsts) = self.firsts.lock() {
-            if firsts.len() >= Self::MAX_STREAMS {
-                firsts.clear();
-            }
-            firsts.insert((D::STREAM_TYPE, stream_id.to_owned()), first);
         }
     }
 

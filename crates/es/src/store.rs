@@ -328,186 +328,26 @@ struct Assigned {
 
 /// All events of one stream, in version order.
 ///
-/// Read between the stream's first position (kept in `streams`) and the identity's head, both
-/// read first: the load is then planned for the partitions in between only. Planning it over
-/// every partition locks each one and its ten indexes, which overflows PostgreSQL's 16
-/// fast-path locks per transaction (measured: a third of the append benchmark's 8-client rate).
-/// A stream with no row in `streams` (written around es::store) is read up to the head.
+/// One call of `events_load_stream` (migration 2026-12-10-400000_partition_events): it reads the
+/// stream's first position from `streams` and the identity's head, and reads the partitions
+/// between. Its plans are made once per connection and kept generic, pruning the partitions at
+/// executor start-up: planned for its parameters at every call, as the pool plans everything
+/// else, a bounded load of the partitioned table cost 95-150 µs of planning against 37-48 µs
+/// for the unpartitioned table's (docs/BENCHMARKS.md).
 pub fn load_stream(
     conn: &mut PgConnection,
     stream_type: &str,
     stream_id: &str,
 ) -> QueryResult<Vec<RecordedEvent>> {
-    load_stream_kept(conn, stream_type, stream_id, LoadBounds::default()).map(|(events, _)| events)
-}
-
-/// Where a stream's events are, as a caller kept it from an earlier load: the stream's first
-/// position (it never changes), the top of the log's partitions (exclusive; 0: unknown) and the
-/// partition the identity's head was in (its number and range, `[from, to)`), where new streams
-/// begin.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadBounds {
-    pub first: Option<i64>,
-    pub top: i64,
-    pub current: Option<(i32, i64, i64)>,
-}
-
-/// [`load_stream`] for a caller that keeps the bounds it returns (the executor): with them the
-/// load is one statement, which also reads the identity's head; only a head at or above the kept
-/// top (a partition made since, or events in the DEFAULT partition) or no events read falls back
-/// to reading the bounds first. The round trip that read them before every load cost about a
-/// fifth of the partitioned append's extra time (docs/BENCHMARKS.md).
-///
-/// A stream that began in the partition the head is in (most streams a command meets are young,
-/// and a partition is a million events) is read from that partition's own table, with no bounds
-/// on the position: planning a load of the partitioned table with bounds to prune by took some
-/// 70-95 µs against 35 µs for one partition's table (the planner expands the partitioned table
-/// and weighs every index with `position` in it for the bounds), the larger part of the
-/// partitioned command's extra cost. The head is read with `pg_sequence_last_value`, a function
-/// call, where a subquery of the sequence cost another 12 µs of planning. Every event of such a
-/// stream is between its first position and the head, so in that partition while the head is
-/// below its end; when the head has passed it, the bounds are read again. Older streams are read from the partitioned table, between
-/// their first position and the top.
-pub fn load_stream_kept(
-    conn: &mut PgConnection,
-    stream_type: &str,
-    stream_id: &str,
-    kept: LoadBounds,
-) -> QueryResult<(Vec<RecordedEvent>, LoadBounds)> {
-    match load_stream_optimistic(conn, stream_type, stream_id, kept, false)? {
-        (events, bounds, true) => Ok((events, bounds)),
-        _ => unreachable!("a load that is not optimistic is complete"),
-    }
-}
-
-/// [`load_stream_kept`], and with `optimistic` a stream whose first position is not kept is
-/// read from the partition the head is in, like one known to have begun there: complete when
-/// its first event (version 1) is there and the head below the partition's end. No event there
-/// is taken for a new stream without a look at `streams`, and said so (`false`): the append's
-/// claim of version 1 finds out if the stream had begun in an older partition (a conflict), and
-/// the caller must then load again without optimism, and do so too before it trusts a
-/// rejection or an empty decision made on the empty history. (Most streams a command meets
-/// without its first position kept are new, or began in the newest partition; reading their
-/// bounds first was a second statement, and a load of the partitioned table the third.)
-pub fn load_stream_optimistic(
-    conn: &mut PgConnection,
-    stream_type: &str,
-    stream_id: &str,
-    kept: LoadBounds,
-    optimistic: bool,
-) -> QueryResult<(Vec<RecordedEvent>, LoadBounds, bool)> {
-    use diesel::sql_types::{BigInt, Integer, Nullable, Text};
-    #[derive(QueryableByName)]
-    struct Loaded {
-        #[diesel(sql_type = BigInt)]
-        head: i64,
-        #[diesel(embed)]
-        event: RecordedEvent,
-    }
-    let from_partition = |conn: &mut PgConnection, number: i32| -> QueryResult<Vec<Loaded>> {
-        prepared(format!(
-            "SELECT coalesce(pg_sequence_last_value('events_position_seq'::regclass), 0) AS head,
-                    position, stream_type, stream_id, stream_version, event_type, schema_version,
-                    payload, metadata, recorded_at, transaction_id
-             FROM events_p{number}
-             WHERE stream_type = $1 AND stream_id = $2
-             ORDER BY stream_version"
-        ))
-        .bind::<Text, _>(stream_type)
-        .bind::<Text, _>(stream_id)
-        .load(conn)
-    };
-    let events = |loaded: Vec<Loaded>| loaded.into_iter().map(|l| l.event).collect::<Vec<_>>();
-    if let (Some(first), top) = (kept.first, kept.top) {
-        if top > 0 {
-            let within = kept.current.filter(|&(_, from, _)| first >= from);
-            let loaded: Vec<Loaded> = match within {
-                Some((number, _, _)) => from_partition(conn, number)?,
-                _ => prepared(
-                    "SELECT coalesce(pg_sequence_last_value('events_position_seq'::regclass), 0) AS head,
-                            position, stream_type, stream_id, stream_version, event_type, schema_version,
-                            payload, metadata, recorded_at, transaction_id
-                     FROM events
-                     WHERE stream_type = $1 AND stream_id = $2 AND position >= $3 AND position < $4
-                     ORDER BY stream_version",
-                )
-                .bind::<Text, _>(stream_type)
-                .bind::<Text, _>(stream_id)
-                .bind::<BigInt, _>(first.max(1))
-                .bind::<BigInt, _>(top)
-                .load(conn)?,
-            };
-            // Every event is at or below the head, so below the top (or the end of the one
-            // partition read): none was left out.
-            let end = within.map_or(top, |(_, _, to)| to);
-            if loaded.first().is_some_and(|l| l.head < end) {
-                return Ok((events(loaded), kept, true));
-            }
-        }
-    } else if let (true, Some((number, from, to))) = (optimistic, kept.current) {
-        let loaded = from_partition(conn, number)?;
-        match loaded.first() {
-            None => return Ok((Vec::new(), kept, false)),
-            // Versions and positions grow together: from version 1 on, every event is in
-            // [its position, head], inside the partition.
-            Some(l) if l.event.stream_version == 1 && l.event.position >= from && l.head < to => {
-                let bounds = LoadBounds {
-                    first: Some(l.event.position),
-                    ..kept
-                };
-                return Ok((events(loaded), bounds, true));
-            }
-            Some(_) => {}
-        }
-    }
-    #[derive(QueryableByName)]
-    struct Window {
-        #[diesel(sql_type = Nullable<BigInt>)]
-        first: Option<i64>,
-        #[diesel(sql_type = BigInt)]
-        head: i64,
-        #[diesel(sql_type = BigInt)]
-        top: i64,
-        #[diesel(sql_type = Nullable<Integer>)]
-        number: Option<i32>,
-        #[diesel(sql_type = Nullable<BigInt>)]
-        from_position: Option<i64>,
-        #[diesel(sql_type = Nullable<BigInt>)]
-        to_position: Option<i64>,
-    }
-    let window: Window = prepared(
-        "SELECT (SELECT first_position FROM streams WHERE stream_type = $1 AND stream_id = $2) AS first,
-                h.head,
-                (SELECT coalesce(max(to_position), 0) FROM events_partitions WHERE detached_at IS NULL) AS top,
-                cur.number, cur.from_position, cur.to_position
-         FROM (SELECT last_value AS head FROM events_position_seq) AS h
-         LEFT JOIN events_partitions AS cur
-           ON cur.detached_at IS NULL AND cur.from_position <= h.head AND h.head < cur.to_position",
+    use diesel::sql_types::Text;
+    prepared(
+        "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
+                payload, metadata, recorded_at, transaction_id
+         FROM events_load_stream($1, $2)",
     )
     .bind::<Text, _>(stream_type)
     .bind::<Text, _>(stream_id)
-    .get_result(conn)?;
-    let all = events::table
-        .filter(events::stream_type.eq(stream_type))
-        .filter(events::stream_id.eq(stream_id))
-        // Positions start at 1; a bound below would take in the DEFAULT partition's range.
-        .filter(events::position.ge(window.first.unwrap_or(0).max(1)))
-        .filter(events::position.le(window.head))
-        .order(events::stream_version.asc())
-        .select(RecordedEvent::as_select())
-        .load(conn)?;
-    Ok((
-        all,
-        LoadBounds {
-            first: window.first,
-            top: window.top,
-            current: match (window.number, window.from_position, window.to_position) {
-                (Some(number), Some(from), Some(to)) => Some((number, from, to)),
-                _ => None,
-            },
-        },
-        true,
-    ))
+    .load(conn)
 }
 
 /// The current version of a stream (0 when it has no events): its row in `streams`, one probe

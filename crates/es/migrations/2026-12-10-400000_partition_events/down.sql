@@ -2,6 +2,10 @@
 ALTER TABLE subscriber_checkpoints
     DROP COLUMN floor_position, DROP COLUMN pending_xid, DROP COLUMN pending_position;
 
+-- They return the partitioned table's rows.
+DROP FUNCTION events_load_stream(TEXT, TEXT);
+DROP FUNCTION events_append_one(TEXT, TEXT, BIGINT, TEXT, INTEGER, JSONB, JSONB);
+
 ALTER TABLE events RENAME TO events_partitioned;
 ALTER SEQUENCE events_position_seq RENAME TO events_partitioned_position_seq;
 ALTER TABLE events_partitioned RENAME CONSTRAINT events_pkey TO events_partitioned_pkey;
@@ -54,7 +58,6 @@ BEGIN
 END;
 $$;
 DROP TABLE events_partitioned;
-DROP FUNCTION events_append_one(TEXT, TEXT, BIGINT, TEXT, INTEGER, JSONB, JSONB);
 DROP FUNCTION events_sync_streams();
 DROP FUNCTION events_ensure_partitions();
 DROP FUNCTION events_add_partition();
