@@ -230,7 +230,7 @@ fn claim_and_insert(
     .bind::<Integer, _>(rows.len() as i32)
     .load(conn)?;
     if assigned.len() != rows.len() {
-        return Err(DieselError::NotFound.into());
+        return Err(DieselError::NotFound);
     }
     // Each metadata encoded once, as jsonb's binary form (a version byte, then the text).
     let encoded: Vec<Vec<u8>> = metadatas.iter().map(|m| jsonb(m)).collect();
