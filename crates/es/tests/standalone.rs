@@ -385,3 +385,155 @@ fn a_bulk_append_stores_the_rows_in_order_and_refuses_a_stale_version() {
         .unwrap();
     assert_eq!(load_stream(&mut conn, "counter", "a").unwrap().len(), 2);
 }
+
+/// A decider of as many events as asked (to take both ways of the append: one row, several).
+struct Steps;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum StepEvent {
+    Stepped {},
+}
+
+impl DomainEvent for StepEvent {}
+
+impl Decider for Steps {
+    const STREAM_TYPE: &'static str = "steps";
+    type State = i64;
+    type Command = usize;
+    type Event = StepEvent;
+    type Rejection = NotPositive;
+
+    fn decide(_: &i64, n: &usize) -> Result<Vec<StepEvent>, NotPositive> {
+        Ok(vec![StepEvent::Stepped {}; *n])
+    }
+
+    fn evolve(steps: i64, _: &StepEvent) -> i64 {
+        steps + 1
+    }
+}
+
+/// Notes, for each event it projects, the `plan_cache_mode` its statements run with.
+struct PlanModes;
+
+impl Projection for PlanModes {
+    fn name(&self) -> &'static str {
+        "plan_modes"
+    }
+    fn handles(&self) -> &'static [&'static str] {
+        &["Stepped"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["plan_modes"]
+    }
+    fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        heyboss_es::prepared::prepared(
+            "INSERT INTO plan_modes (position, mode) VALUES ($1, current_setting('plan_cache_mode'))",
+        )
+        .bind::<BigInt, _>(event.position)
+        .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// A command decided on a kept state begins its transaction with
+/// `store::BEGIN_KEEPING_APPEND_PLAN`: PostgreSQL may keep a generic plan for the append's
+/// `INSERT` (it reads no table: no plan to go stale), and the projections that follow run with
+/// the connection's own `plan_cache_mode` (`force_custom_plan`: a kept plan of a lookup by key
+/// made while its table was nearly empty is a sequential scan for good). Whether the append was
+/// one row or several, inside a caller's transaction or not, with an idempotency key or without;
+/// and the session keeps its mode after the command.
+#[test]
+fn only_the_append_keeps_its_plan_and_projections_plan_each_statement() {
+    let scratch = Scratch::new();
+    let pool = db::pool(&scratch.url(), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    db::migrate(&mut conn).unwrap();
+    diesel::sql_query("CREATE TABLE plan_modes (position BIGINT PRIMARY KEY, mode TEXT NOT NULL)")
+        .execute(&mut conn)
+        .unwrap();
+    let store = EventStore::new(Projections::new().with(PlanModes));
+    let ctx = |key: Option<String>| {
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+        match key {
+            Some(k) => ctx.idempotency_key(k),
+            None => ctx,
+        }
+    };
+    for i in 0..12 {
+        let key = (i % 2 == 0).then(|| format!("k{i}"));
+        let n = if i % 4 == 3 { 2 } else { 1 };
+        store
+            .execute::<Steps>(&mut conn, "s1", &n, &ctx(key))
+            .unwrap();
+    }
+    conn.transaction(|conn| {
+        store
+            .execute::<Steps>(conn, "s1", &1, &ctx(None))
+            .map(|_| ())
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+    })
+    .unwrap();
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        mode: String,
+        #[diesel(sql_type = BigInt)]
+        events: i64,
+    }
+    let modes: Vec<Mode> =
+        diesel::sql_query("SELECT mode, count(*) AS events FROM plan_modes GROUP BY mode")
+            .load(&mut conn)
+            .unwrap();
+    assert_eq!(
+        modes,
+        vec![Mode {
+            mode: "force_custom_plan".into(),
+            events: 16,
+        }],
+        "every projected event ran with the connection's own mode"
+    );
+
+    #[derive(QueryableByName, Debug)]
+    struct Plans {
+        #[diesel(sql_type = Text)]
+        statement: String,
+        #[diesel(sql_type = BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = BigInt)]
+        custom_plans: i64,
+    }
+    let plans: Vec<Plans> = diesel::sql_query(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let of = |text: &str| {
+        plans
+            .iter()
+            .find(|p| p.statement.contains(text))
+            .unwrap_or_else(|| panic!("{text} is prepared: {plans:?}"))
+    };
+    let append = of("AS plan_mode");
+    assert!(
+        append.statement.starts_with("INSERT INTO events") && append.generic_plans > 0,
+        "the append kept a generic plan: {append:?}"
+    );
+    let projection = of("INSERT INTO plan_modes");
+    assert_eq!(
+        (projection.generic_plans, projection.custom_plans),
+        (0, 16),
+        "the projection planned each run: {projection:?}"
+    );
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        plan_cache_mode: String,
+    }
+    let after: Setting = diesel::sql_query("SHOW plan_cache_mode")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(after.plan_cache_mode, "force_custom_plan");
+}
