@@ -206,11 +206,19 @@ impl EventStore {
             // plan PostgreSQL may keep (`store::BEGIN_KEEPING_APPEND_PLAN`); on a load, or inside
             // a caller's transaction, every statement is planned as the connection says.
             let keep_append_plan = from_kept && !in_transaction(conn);
-            let claim = Claim::AtEnd {
-                restore_plans: keep_append_plan,
-            };
             let run = |conn: &mut PgConnection| {
-                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept, claim)
+                let plans = Plans {
+                    restore: keep_append_plan,
+                };
+                self.decide_and_append::<D>(
+                    conn,
+                    stream_id,
+                    command,
+                    ctx,
+                    kept,
+                    Claim::AtEnd,
+                    plans,
+                )
             };
             let result = if keep_append_plan {
                 transaction_begun_with(conn, store::BEGIN_KEEPING_APPEND_PLAN, run)
@@ -262,8 +270,15 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
-        let (outcome, _) =
-            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First)?;
+        let (outcome, _) = self.decide_and_append::<D>(
+            conn,
+            stream_id,
+            command,
+            ctx,
+            None,
+            Claim::First,
+            Plans { restore: false },
+        )?;
         // What this store kept of the stream may be older than what the caller's transaction
         // commits.
         self.states.forget::<D>(stream_id);
@@ -281,6 +296,7 @@ impl EventStore {
         ctx: &CommandContext,
         known: Option<(i64, D::State)>,
         claim: Claim,
+        plans: Plans,
     ) -> Result<Decided<D>, CommandError<D::Rejection>> {
         // Know the version before the first write (the claim, or with `Claim::AtEnd` the append),
         // which gives the transaction its id, so a later writer of the stream always has a higher
@@ -322,10 +338,7 @@ impl EventStore {
             version,
             &new_events,
             &metadata,
-            claim
-                == Claim::AtEnd {
-                    restore_plans: true,
-                },
+            plans.restore,
         )?;
         self.after_append(conn, &appended)?;
 
@@ -346,7 +359,7 @@ impl EventStore {
                         .execute(conn)?;
                 }
                 // No `ON CONFLICT`: a key already used fails this transaction (see `execute`).
-                Claim::AtEnd { .. } => {
+                Claim::AtEnd => {
                     diesel::insert_into(command_outcomes::table)
                         .values((
                             command_outcomes::idempotency_key.eq(key),
@@ -532,10 +545,16 @@ enum Claim {
     /// a second one: for a transaction the caller holds, which this store cannot roll back.
     First,
     /// With the outcome, in one statement at the end: for a transaction of the store's own,
-    /// rolled back when the key turns out to be used. `restore_plans`: the transaction was begun
-    /// with `store::BEGIN_KEEPING_APPEND_PLAN`, and the append gives the connection's own
-    /// `plan_cache_mode` back before the projections run.
-    AtEnd { restore_plans: bool },
+    /// rolled back when the key turns out to be used.
+    AtEnd,
+}
+
+/// How the command's transaction plans its statements.
+#[derive(Debug, Clone, Copy)]
+struct Plans {
+    /// Begun with `store::BEGIN_KEEPING_APPEND_PLAN`: the append restores the connection's own
+    /// `plan_cache_mode` before the projections run.
+    restore: bool,
 }
 
 /// A command's outcome and the stream's state after it (`None` for a repeated key).
