@@ -202,29 +202,9 @@ impl EventStore {
             }
             .filter(|(version, _)| ctx.expected_version.is_none_or(|e| e == *version));
             let from_kept = kept.is_some();
-            // Decided on a kept state, the transaction's first statement is the append, whose
-            // plan PostgreSQL may keep (`store::BEGIN_KEEPING_APPEND_PLAN`); on a load, or inside
-            // a caller's transaction, every statement is planned as the connection says.
-            let keep_append_plan = from_kept && !in_transaction(conn);
-            let run = |conn: &mut PgConnection| {
-                let plans = Plans {
-                    restore: keep_append_plan,
-                };
-                self.decide_and_append::<D>(
-                    conn,
-                    stream_id,
-                    command,
-                    ctx,
-                    kept,
-                    Claim::AtEnd,
-                    plans,
-                )
-            };
-            let result = if keep_append_plan {
-                transaction_begun_with(conn, store::BEGIN_KEEPING_APPEND_PLAN, run)
-            } else {
-                conn.transaction(run)
-            };
+            let result = conn.transaction(|conn| {
+                self.decide_and_append::<D>(conn, stream_id, command, ctx, kept, Claim::AtEnd)
+            });
             // Whatever stopped it (a rejection or conflict decided after the first command with
             // the key moved the stream, the key's own unique index): a used key answers first.
             let result = match result {
@@ -270,15 +250,8 @@ impl EventStore {
         command: &D::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<D::Rejection>> {
-        let (outcome, _) = self.decide_and_append::<D>(
-            conn,
-            stream_id,
-            command,
-            ctx,
-            None,
-            Claim::First,
-            Plans { restore: false },
-        )?;
+        let (outcome, _) =
+            self.decide_and_append::<D>(conn, stream_id, command, ctx, None, Claim::First)?;
         // What this store kept of the stream may be older than what the caller's transaction
         // commits.
         self.states.forget::<D>(stream_id);
@@ -296,7 +269,6 @@ impl EventStore {
         ctx: &CommandContext,
         known: Option<(i64, D::State)>,
         claim: Claim,
-        plans: Plans,
     ) -> Result<Decided<D>, CommandError<D::Rejection>> {
         // Know the version before the first write (the claim, or with `Claim::AtEnd` the append),
         // which gives the transaction its id, so a later writer of the stream always has a higher
@@ -331,14 +303,13 @@ impl EventStore {
 
         let new_events: Vec<_> = decided.iter().map(DomainEvent::encode).collect();
         let metadata = serde_json::to_value(&ctx.metadata).expect("metadata serializes");
-        let appended = store::append_with(
+        let appended = store::append(
             conn,
             D::STREAM_TYPE,
             stream_id,
             version,
             &new_events,
             &metadata,
-            plans.restore,
         )?;
         self.after_append(conn, &appended)?;
 
@@ -447,38 +418,6 @@ impl EventStore {
     }
 }
 
-/// Whether `conn` is inside a transaction (or a transaction that failed).
-fn in_transaction(conn: &mut PgConnection) -> bool {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
-        diesel::connection::TransactionManagerStatus::Valid(status) => {
-            status.transaction_depth().is_some()
-        }
-        diesel::connection::TransactionManagerStatus::InError => true,
-    }
-}
-
-/// `conn.transaction(f)`, begun with `begin` (a `BEGIN` and settings for the transaction, one
-/// round trip) instead of a bare `BEGIN`; as diesel's own transaction otherwise.
-fn transaction_begun_with<T, E, F>(conn: &mut PgConnection, begin: &str, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut PgConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
-    match f(conn) {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(e) => match AnsiTransactionManager::rollback_transaction(conn) {
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
-            Err(rollback) => Err(rollback.into()),
-        },
-    }
-}
-
 /// Fold a stream's recorded events into the decider's state.
 pub fn fold<D: Decider>(history: &[RecordedEvent]) -> Result<D::State, DecodeError> {
     history.iter().try_fold(D::State::default(), |state, e| {
@@ -547,14 +486,6 @@ enum Claim {
     /// With the outcome, in one statement at the end: for a transaction of the store's own,
     /// rolled back when the key turns out to be used.
     AtEnd,
-}
-
-/// How the command's transaction plans its statements.
-#[derive(Debug, Clone, Copy)]
-struct Plans {
-    /// Begun with `store::BEGIN_KEEPING_APPEND_PLAN`: the append restores the connection's own
-    /// `plan_cache_mode` before the projections run.
-    restore: bool,
 }
 
 /// A command's outcome and the stream's state after it (`None` for a repeated key).

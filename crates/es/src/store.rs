@@ -43,48 +43,6 @@ pub fn append(
     new_events: &[NewEvent],
     metadata: &Value,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    append_with(
-        conn,
-        stream_type,
-        stream_id,
-        expected_version,
-        new_events,
-        metadata,
-        false,
-    )
-}
-
-/// How a transaction begins whose first statements are [`append_with`]`(.., restore_plans:
-/// true)`: it lets PostgreSQL keep a generic plan for the append's `INSERT` (`plan_cache_mode =
-/// auto`, transaction-local), after noting the mode the connection runs with
-/// (`heyboss_es.plan_cache_mode`), which the append restores for what follows it.
-///
-/// Why a kept plan is safe for the append and for nothing else here: an `INSERT ... VALUES` with
-/// no `ON CONFLICT` and no subquery reads no table, so its plan has no scan to choose and nothing
-/// a table's growth could make stale (a partitioned log routes each row at execution). The
-/// projections that follow it update read models by key, where a plan kept from a nearly empty
-/// table is a sequential scan for good (`UPDATE users ... WHERE id = $1`, shown in
-/// docs/BENCHMARKS.md); they run with the connection's own mode again.
-pub const BEGIN_KEEPING_APPEND_PLAN: &str = "BEGIN;      SELECT set_config('heyboss_es.plan_cache_mode', current_setting('plan_cache_mode'), true);      SET LOCAL plan_cache_mode = auto";
-
-/// The statement that gives the transaction back the connection's own `plan_cache_mode` after
-/// [`BEGIN_KEEPING_APPEND_PLAN`].
-const RESTORE_PLAN_MODE: &str =
-    "set_config('plan_cache_mode', current_setting('heyboss_es.plan_cache_mode'), true)";
-
-/// [`append`]; with `restore_plans`, in a transaction begun with [`BEGIN_KEEPING_APPEND_PLAN`],
-/// the connection's own `plan_cache_mode` is back in force once it returns (restored by the
-/// one-event `INSERT` itself, no round trip more; by a statement of its own after a multi-row
-/// one).
-pub fn append_with(
-    conn: &mut PgConnection,
-    stream_type: &str,
-    stream_id: &str,
-    expected_version: i64,
-    new_events: &[NewEvent],
-    metadata: &Value,
-    restore_plans: bool,
-) -> Result<Vec<RecordedEvent>, StoreError> {
     if new_events.is_empty() {
         return Ok(Vec::new());
     }
@@ -105,17 +63,11 @@ pub fn append_with(
         // A command's usual append: one statement the connection prepares once. (Diesel sends a
         // multi-row INSERT unprepared, parsed anew each time: measured 5-25% of a one-event
         // command's throughput in ../shared/peers.)
-        [row] => insert_one(conn, row, restore_plans),
+        [row] => insert_one(conn, row),
         _ => diesel::insert_into(events::table)
             .values(&rows)
             .returning(RecordedEvent::as_returning())
-            .get_results(conn)
-            .and_then(|appended| {
-                if restore_plans {
-                    diesel::sql_query(format!("SELECT {RESTORE_PLAN_MODE}")).execute(conn)?;
-                }
-                Ok(appended)
-            }),
+            .get_results(conn),
     };
     inserted
         .inspect(|appended: &Vec<RecordedEvent>| {
@@ -136,31 +88,22 @@ pub fn append_with(
         })
 }
 
-fn insert_one(
-    conn: &mut PgConnection,
-    row: &EventRow,
-    restore_plans: bool,
-) -> QueryResult<Vec<RecordedEvent>> {
+fn insert_one(conn: &mut PgConnection, row: &EventRow) -> QueryResult<Vec<RecordedEvent>> {
     use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
-    const INSERT: &str = "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
+    prepared(
+        "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          RETURNING position, stream_type, stream_id, stream_version, event_type, schema_version,
-                   payload, metadata, recorded_at, transaction_id";
-    // The mode is restored as the row is returned: after this statement was planned (with the
-    // transaction's `auto`), before anything else runs.
-    let sql = match restore_plans {
-        false => std::borrow::Cow::Borrowed(INSERT),
-        true => std::borrow::Cow::Owned(format!("{INSERT}, {RESTORE_PLAN_MODE} AS plan_mode")),
-    };
-    prepared(sql)
-        .bind::<Text, _>(row.stream_type)
-        .bind::<Text, _>(row.stream_id)
-        .bind::<BigInt, _>(row.stream_version)
-        .bind::<Text, _>(row.event_type)
-        .bind::<Integer, _>(row.schema_version)
-        .bind::<Jsonb, _>(row.payload)
-        .bind::<Jsonb, _>(row.metadata)
-        .load(conn)
+                   payload, metadata, recorded_at, transaction_id",
+    )
+    .bind::<Text, _>(row.stream_type)
+    .bind::<Text, _>(row.stream_id)
+    .bind::<BigInt, _>(row.stream_version)
+    .bind::<Text, _>(row.event_type)
+    .bind::<Integer, _>(row.schema_version)
+    .bind::<Jsonb, _>(row.payload)
+    .bind::<Jsonb, _>(row.metadata)
+    .load(conn)
 }
 
 /// Events for one stream within [`append_many`].
