@@ -10,7 +10,8 @@
 //! server and middleware (`GET /static/app.css`), the least a request can cost here.
 //!
 //! Clients and server share this machine's cores. `HEYBOSS_BENCH_REQUESTS` (default 4000) per
-//! row. Goal: p99 under 10 ms at 8 clients.
+//! row. `HEYBOSS_BENCH_CLIENTS` (default `1,8`) the client counts; `HEYBOSS_BENCH_SKIP_PAGE=1` leaves
+//! out the page's row (to profile the command's alone). Goal: p99 under 10 ms at 8 clients.
 
 /// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
 #[global_allocator]
@@ -181,7 +182,12 @@ fn main() {
         "{:>8} {:>28} {:>10} {:>9} {:>9} {:>14}",
         "clients", "request", "req/s", "p50 ms", "p99 ms", "vs static req/s"
     );
-    for clients in [1, 8] {
+    let counts: Vec<usize> = std::env::var("HEYBOSS_BENCH_CLIENTS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8]);
+    let skip_page = std::env::var("HEYBOSS_BENCH_SKIP_PAGE").is_ok_and(|v| v == "1");
+    for clients in counts {
         let mut browsers: Vec<Browser> = (0..clients)
             .map(|i| {
                 let admin = format!("admin{clients}x{i}");
@@ -200,6 +206,9 @@ fn main() {
             (What::Page, "GET /admin/accounts/{id}"),
             (What::Command, "POST .../role (303)"),
         ] {
+            if skip_page && what == What::Page {
+                continue;
+            }
             let row = if what == What::Static {
                 floor
             } else {

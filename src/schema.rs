@@ -222,6 +222,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    threat_hash_names (md5, signature) {
+        md5 -> Text,
+        signature -> Text,
+        filename -> Text,
+        file_type -> Text,
+    }
+}
+
+diesel::table! {
     threat_hits (file_id, integration, signature) {
         file_id -> Text,
         integration -> Text,
@@ -378,6 +387,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     threat_clearances,
     threat_files,
+    threat_hash_names,
     threat_hits,
     threat_report_buckets,
     threat_report_rows,

@@ -62,6 +62,34 @@ fn on_demand(
     .unwrap()
 }
 
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    filename: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    file_type: String,
+}
+
+/// The name a hash report shows for each of `keys`, in their order, by the definition: the
+/// least (filename, file type) of the hash's hits the viewer may see.
+fn names_on_demand(conn: &mut PgConnection, scope: &AnalystScope, keys: &[String]) -> Vec<Name> {
+    let mut names: Vec<Name> = diesel::sql_query(
+        "SELECT DISTINCT ON (h.md5) h.md5 AS key, h.filename, h.file_type
+         FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND ($1 OR s.group_name = ANY($2))
+         WHERE h.md5 = ANY($3)
+         ORDER BY h.md5, h.filename, h.file_type",
+    )
+    .bind::<diesel::sql_types::Bool, _>(scope.sees_all())
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(scope.groups())
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
+    .load(conn)
+    .unwrap();
+    names.sort_by_key(|n| keys.iter().position(|k| *k == n.key));
+    names
+}
+
 /// Ranges whose ends fall inside hours and days (and on their edges), open at either end, a
 /// range within one hour, one across the odd leap-second session of 2016, and all time.
 fn ranges() -> Vec<TimeRange> {
@@ -121,18 +149,34 @@ fn check_all(conn: &mut PgConnection, scopes: &[AnalystScope]) {
         ] {
             for range in &ranges {
                 for limit in [1, 10, 50] {
-                    let fast: Vec<Row> =
-                        queries::top_behind(conn, scope, report, range, limit, None)
-                            .unwrap()
-                            .into_iter()
-                            .map(|r| Row {
-                                key: r.key,
-                                hits: r.hits,
-                                max_score: r.max_score,
-                                signatures: r.signatures,
-                                last_seen: r.last_seen,
+                    let read =
+                        queries::top_behind(conn, scope, report, range, limit, None).unwrap();
+                    if report == Report::Hash {
+                        let shown: Vec<Name> = read
+                            .iter()
+                            .map(|r| Name {
+                                key: r.key.clone(),
+                                filename: r.filename.clone(),
+                                file_type: r.file_type.clone(),
                             })
                             .collect();
+                        let keys: Vec<String> = read.iter().map(|r| r.key.clone()).collect();
+                        assert_eq!(
+                            shown,
+                            names_on_demand(conn, scope, &keys),
+                            "names, limit {limit} range {range:?} scope {scope:?}"
+                        );
+                    }
+                    let fast: Vec<Row> = read
+                        .into_iter()
+                        .map(|r| Row {
+                            key: r.key,
+                            hits: r.hits,
+                            max_score: r.max_score,
+                            signatures: r.signatures,
+                            last_seen: r.last_seen,
+                        })
+                        .collect();
                     assert_eq!(
                         fast,
                         on_demand(conn, scope, report, range, limit),
@@ -298,6 +342,15 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
             {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f1", "session_id": "odd-2", "integration": "yara", "score": 40, "signature": "ET-SCAN-Nmap"}},
             {"id": uuid::Uuid::new_v4(), "type": "FileRescored", "data": {"file_id": "odd-f1", "session_id": "odd-2", "integration": "yara", "new_score": 90, "signature": "ET-SCAN-Nmap"}},
             {"id": uuid::Uuid::new_v4(), "type": "SessionScored", "data": {"session_id": "odd-2", "threat_contributor": "ET-SCAN-Nmap", "score": 90}},
+            // The same hash under other names: a smaller one only a phishing signature saw
+            // (visible to the analyst once that signature moves into malware), a larger one
+            // the analyst sees, and the same name with two file types.
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f2", "session_id": "odd-1", "md5": "0123456789abcdef0123456789abcdef", "filename": "0-first.exe", "file_type": "pdf", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f2", "session_id": "odd-1", "integration": "yara", "score": 30, "signature": "ET-PHISH-Office365"}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f3", "session_id": "odd-1", "md5": "0123456789abcdef0123456789abcdef", "filename": "z.exe", "file_type": "pe", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f3", "session_id": "odd-1", "integration": "yara", "score": 20, "signature": "ET-SCAN-Nmap"}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f4", "session_id": "odd-1", "md5": "0123456789abcdef0123456789abcdef", "filename": "0-first.exe", "file_type": "doc", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f4", "session_id": "odd-1", "integration": "yara", "score": 20, "signature": "ET-PHISH-Office365"}},
         ]),
     );
     reports.settle(&app);
@@ -313,6 +366,13 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
     let unheld = AnalystScope::cleared_for(vec!["exfiltration".into(), "phishing".into()]);
     let scopes = [analyst.clone(), admin, unheld];
     check_all(&mut conn, &scopes);
+    let odd = "0123456789abcdef0123456789abcdef".to_owned();
+    let name = |conn: &mut PgConnection| {
+        let n = names_on_demand(conn, &analyst, std::slice::from_ref(&odd));
+        (n[0].filename.clone(), n[0].file_type.clone())
+    };
+    // The analyst does not see the phishing signature's smaller name.
+    assert_eq!(name(&mut conn), ("a.exe".into(), "pe".into()));
 
     // Move a phishing signature into malware, and classify the restricted one.
     service::set_signature(
@@ -337,6 +397,7 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
     .unwrap();
     reports.settle(&app);
     check_all(&mut conn, &scopes);
+    assert_eq!(name(&mut conn), ("0-first.exe".into(), "doc".into()));
     let top =
         queries::top_in_scope(&mut conn, &analyst, Report::Protocol, Window::All, 50).unwrap();
     assert!(top

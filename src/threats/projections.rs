@@ -405,6 +405,7 @@ impl Projection for HitsProjection {
             "threat_report_views",
             "threat_report_buckets",
             "threat_report_signature_hours",
+            "threat_hash_names",
         ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -510,6 +511,12 @@ impl BulkReplay for HitsProjection {
             signature_hour_rows("true")
         ))
         .execute(conn)?;
+        prepared(
+            "INSERT INTO threat_hash_names (md5, signature, filename, file_type)
+             SELECT DISTINCT ON (md5, signature) md5, signature, filename, file_type
+               FROM threat_hits ORDER BY md5, signature, filename, file_type",
+        )
+        .execute(conn)?;
         Ok(())
     }
 
@@ -525,6 +532,7 @@ impl BulkReplay for HitsProjection {
             "threat_report_views",
             "threat_report_buckets",
             "threat_report_signature_hours",
+            "threat_hash_names",
         ]
     }
 
@@ -1003,6 +1011,7 @@ impl HitsProjection {
         let (hot_buckets, cold_buckets): (BucketDeltas, BucketDeltas) = buckets
             .into_iter()
             .partition(|((r, _, _, _), _)| keeps_signature_rows(REPORTS[*r]));
+        apply_hash_names(conn, &new)?;
         apply_bucket_deltas(conn, cold_buckets, &group_of, views)?;
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
@@ -1012,6 +1021,34 @@ impl HitsProjection {
         apply_bucket_deltas(conn, hot_buckets, &group_of, views)?;
         Ok(())
     }
+}
+
+/// Record the least (filename, file type) of each (hash, signature) among a batch's new hits
+/// (`threat_hash_names`, which a hash report's names are read from): a row already as small is
+/// left alone without a lock or a write (the common case: a hash's name repeats), a new one is
+/// inserted and a larger one lowered, in (hash, signature) order. The comparisons are the
+/// database's, so that the name is the one `ORDER BY filename` gives.
+fn apply_hash_names(conn: &mut PgConnection, new: &HitRows) -> Result<(), ProjectionError> {
+    if new.md5.is_empty() {
+        return Ok(());
+    }
+    prepared(
+        "INSERT INTO threat_hash_names AS n (md5, signature, filename, file_type)
+         SELECT DISTINCT ON (u.md5, u.signature) u.md5, u.signature, u.filename, u.file_type
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(md5, signature, filename, file_type)
+          WHERE NOT EXISTS (SELECT 1 FROM threat_hash_names o
+                             WHERE o.md5 = u.md5 AND o.signature = u.signature
+                               AND (o.filename, o.file_type) <= (u.filename, u.file_type))
+          ORDER BY u.md5, u.signature, u.filename, u.file_type
+         ON CONFLICT (md5, signature) DO UPDATE SET filename = excluded.filename, file_type = excluded.file_type
+          WHERE (excluded.filename, excluded.file_type) < (n.filename, n.file_type)",
+    )
+    .bind::<Array<Text>, _>(&new.md5)
+    .bind::<Array<Text>, _>(&new.sig)
+    .bind::<Array<Text>, _>(&new.filename)
+    .bind::<Array<Text>, _>(&new.file_type)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Report deltas keyed by (report index in [`REPORTS`], key, signature).

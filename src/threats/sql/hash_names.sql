@@ -1,5 +1,6 @@
--- A filename and file type of a visible hit of each hash.
-SELECT DISTINCT ON (h.md5) h.md5 AS key, h.filename, h.file_type
-FROM threat_hits h JOIN threat_signatures s ON s.name = h.signature AND :visible
-WHERE h.md5 = ANY(:keys)
-ORDER BY h.md5, h.filename
+-- A filename and file type of a visible hit of each hash: the least (filename, file type) over
+-- the hash's signatures the viewer may see (`threat_hash_names` keeps it per hash and signature).
+SELECT DISTINCT ON (n.md5) n.md5 AS key, n.filename, n.file_type
+FROM threat_hash_names n JOIN threat_signatures s ON s.name = n.signature AND :visible
+WHERE n.md5 = ANY(:keys)
+ORDER BY n.md5, n.filename, n.file_type

@@ -1,0 +1,1 @@
+DROP TABLE threat_hash_names;
