@@ -30,6 +30,19 @@ struct Row {
     last_seen: chrono::DateTime<chrono::Utc>,
 }
 
+/// The columns of a report's row that the definition gives.
+impl From<queries::ReportRow> for Row {
+    fn from(r: queries::ReportRow) -> Row {
+        Row {
+            key: r.key,
+            hits: r.hits,
+            max_score: r.max_score,
+            signatures: r.signatures,
+            last_seen: r.last_seen,
+        }
+    }
+}
+
 /// The report computed on demand from the current hits of sessions started in the range: the
 /// definition, literally.
 fn on_demand(
@@ -167,16 +180,7 @@ fn check_all(conn: &mut PgConnection, scopes: &[AnalystScope]) {
                             "names, limit {limit} range {range:?} scope {scope:?}"
                         );
                     }
-                    let fast: Vec<Row> = read
-                        .into_iter()
-                        .map(|r| Row {
-                            key: r.key,
-                            hits: r.hits,
-                            max_score: r.max_score,
-                            signatures: r.signatures,
-                            last_seen: r.last_seen,
-                        })
-                        .collect();
+                    let fast: Vec<Row> = read.into_iter().map(Row::from).collect();
                     assert_eq!(
                         fast,
                         on_demand(conn, scope, report, range, limit),
@@ -234,17 +238,7 @@ fn on_demand_page(
 /// short ranges, so both ways are checked for the others.
 fn check_range_pages(conn: &mut PgConnection, scopes: &[AnalystScope]) {
     let rows = |page: queries::ReportPage| {
-        let rows = page
-            .rows
-            .into_iter()
-            .map(|r| Row {
-                key: r.key,
-                hits: r.hits,
-                max_score: r.max_score,
-                signatures: r.signatures,
-                last_seen: r.last_seen,
-            })
-            .collect::<Vec<_>>();
+        let rows = page.rows.into_iter().map(Row::from).collect::<Vec<_>>();
         (rows, page.total)
     };
     let reports = [
