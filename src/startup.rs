@@ -159,8 +159,10 @@ impl Application {
             &settings.replica_urls,
             settings.pool_size,
         ));
-        let partitions =
-            heyboss_es::partitions::Keeper::start(pool.clone(), std::time::Duration::from_secs(60));
+        let partitions = heyboss_es::partitions::Keeper::start(
+            settings.database_url.clone(),
+            std::time::Duration::from_secs(60),
+        );
         let state = AppState {
             pool,
             replicas,
