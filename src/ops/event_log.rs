@@ -378,7 +378,10 @@ pub fn run(
         EventsCommand::Partitions => {
             let added = heyboss_es::partitions::ensure(&mut conn)?;
             if added > 0 {
-                println!("made {added} partitions ahead");
+                println!(
+                    "made {added} partition{} ahead",
+                    if added == 1 { "" } else { "s" }
+                );
             }
             print_partitions(&heyboss_es::partitions::list(&mut conn)?);
         }
