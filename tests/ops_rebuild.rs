@@ -418,3 +418,80 @@ fn a_reader_is_not_held_by_the_rebuild_counting_its_rows() {
     assert_eq!(report.rows, 3);
     assert_eq!(count_users(&mut conn), 3);
 }
+
+/// A catch-up subscriber locks its checkpoint row and then writes the projection's tables; a
+/// rebuild's swap of the same projection takes them in that order too, so the two wait for each
+/// other in turn instead of deadlocking (one of them used to fail with "deadlock detected").
+#[test]
+fn a_rebuild_swap_waits_for_a_subscriber_mid_batch_instead_of_deadlocking() {
+    use heyboss::es::subscriber::{self, ProjectionSubscriber};
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store().with_catch_up(&["users".to_owned()]);
+    let mut conn = db.connect();
+    register(&mut conn, &store, "ada", "student");
+    let projection = store.projections().get("users").unwrap().clone();
+    let sub = ProjectionSubscriber(projection.clone());
+    for _ in 0..400 {
+        subscriber::catch_up(&mut conn, &sub, 100).unwrap();
+        if count_users(&mut conn) == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(count_users(&mut conn), 1);
+
+    // The subscriber, mid-batch: its checkpoint row is locked and it has yet to write.
+    let mut batch = db.connect();
+    diesel::sql_query("BEGIN").execute(&mut batch).unwrap();
+    diesel::sql_query("SELECT 1 FROM subscriber_checkpoints WHERE name = 'users' FOR UPDATE")
+        .execute(&mut batch)
+        .unwrap();
+    let batch_pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(&mut batch)
+    .unwrap();
+
+    let url = db.url.clone();
+    let rebuild = std::thread::spawn(move || {
+        let mut conn = PgConnection::establish(&url).unwrap();
+        shadow::rebuild(&mut conn, None, projection.as_ref(), true, 100, |_| {})
+            .map_err(|e| e.to_string())
+    });
+    // Wait until the rebuild's swap waits for the subscriber's row.
+    let mut waiting = false;
+    for _ in 0..400 {
+        let blocked: i64 = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE {batch_pid} = ANY(pg_blocking_pids(pid))"
+        ))
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+        if blocked > 0 {
+            waiting = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        waiting,
+        "the rebuild's swap waits for the locked checkpoint"
+    );
+    // The subscriber writes the live table and commits; then the swap goes on.
+    diesel::sql_query("SET lock_timeout = '5s'")
+        .execute(&mut batch)
+        .unwrap();
+    diesel::sql_query("UPDATE users SET email = email")
+        .execute(&mut batch)
+        .expect("the subscriber's batch is not held by the rebuild");
+    diesel::sql_query("COMMIT").execute(&mut batch).unwrap();
+    let report = rebuild
+        .join()
+        .unwrap()
+        .expect("the rebuild completes after the subscriber's batch");
+    assert_eq!(report.rows, 1);
+    assert_eq!(
+        subscriber::checkpoint(&mut conn, "users").unwrap(),
+        Some(report.cursor)
+    );
+}

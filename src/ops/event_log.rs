@@ -139,7 +139,7 @@ pub fn import(
                 .bind::<BigInt, _>(last_position)
                 .execute(conn)?;
             // Partitions for what landed in the DEFAULT one, and one ahead.
-            diesel::sql_query("SELECT events_ensure_partitions()").execute(conn)?;
+            crate::es::partitions::ensure(conn)?;
         }
         let projections = project(conn, store)?;
         let end = Cursor {

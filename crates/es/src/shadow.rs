@@ -719,6 +719,11 @@ fn rebuild_locked(
     }
     step(Phase::Swapping);
     let (events, cursor) = conn.transaction(|conn| -> Result<(u64, Cursor), ShadowError> {
+        // A catch-up subscriber locks its checkpoint row, then writes the tables: take them in
+        // the same order (the row first), or a subscriber mid-batch and this swap deadlock.
+        if catch_up {
+            subscriber::set_checkpoint(conn, name, cursor)?;
+        }
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
         diesel::sql_query(format!(
             "SET LOCAL search_path TO {}, {}",
@@ -727,7 +732,6 @@ fn rebuild_locked(
         ))
         .execute(conn)?;
         let (cursor, late) = if catch_up {
-            subscriber::set_checkpoint(conn, name, cursor)?;
             (cursor, 0)
         } else {
             // Every writer that touched the live tables has committed (the lock waited for
