@@ -713,3 +713,45 @@ fn a_command_on_a_stream_begun_in_an_older_partition_decides_on_its_whole_histor
     assert_eq!(outcome.stream_version, 3);
     assert_eq!(store::stream_version(&mut conn, "gauge", "g").unwrap(), 3);
 }
+
+/// Making a partition locks `events` exclusively. The keeper of `heyboss serve` gives up that
+/// lock after a short wait instead of queueing for it behind a long read of the log: a queued
+/// request would hold every append and read that came after it until the read ended.
+#[test]
+fn the_keeper_does_not_hold_appends_behind_a_long_read_of_the_log() {
+    use std::time::{Duration, Instant};
+    let db = TestDatabase::new();
+    let mut conn = small_partitions(&db, 100);
+    append_ticks(&mut conn, "a", 150);
+
+    // A long read of the log, still open.
+    let mut reader = db.connect();
+    diesel::sql_query("BEGIN").execute(&mut reader).unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) AS n FROM events"), 150);
+
+    let url = db.url.clone();
+    let keeper = std::thread::spawn(move || {
+        let mut conn = PgConnection::establish(&url).unwrap();
+        let started = Instant::now();
+        let outcome = partitions::ensure_without_queueing(&mut conn, Duration::from_millis(200));
+        (outcome, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // An append meanwhile goes through (it would queue behind the keeper's lock request).
+    let mut writer = db.connect();
+    diesel::sql_query("SET lock_timeout = '3s'")
+        .execute(&mut writer)
+        .unwrap();
+    append_ticks(&mut writer, "b", 1);
+    let (outcome, waited) = keeper.join().unwrap();
+    let err = outcome.expect_err("the keeper gives up while the log is read");
+    assert!(partitions::is_lock_timeout(&err), "{err}");
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+
+    // Once the read ends, the keeper makes its partitions.
+    diesel::sql_query("COMMIT").execute(&mut reader).unwrap();
+    let added = partitions::ensure_without_queueing(&mut conn, Duration::from_millis(200)).unwrap();
+    assert!(added >= 1, "added {added}");
+    assert_eq!(partitions::in_default(&mut conn).unwrap(), 0);
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM events"), 151);
+}

@@ -64,6 +64,28 @@ pub fn ensure(conn: &mut PgConnection) -> QueryResult<i32> {
         .map(|a| a.added)
 }
 
+/// [`ensure`], giving up after `wait` for a lock instead of queueing for it: making a partition
+/// locks `events` exclusively, and a lock request that waits (behind a long read of the log)
+/// holds every append and read that comes after it. What the [`Keeper`] runs; it tries again
+/// later, and until then appends find the partition made ahead, or the DEFAULT partition.
+pub fn ensure_without_queueing(conn: &mut PgConnection, wait: Duration) -> QueryResult<i32> {
+    conn.transaction(|conn| {
+        diesel::sql_query(format!(
+            "SET LOCAL lock_timeout = {}",
+            wait.as_millis().max(1)
+        ))
+        .execute(conn)?;
+        ensure(conn)
+    })
+}
+
+/// Whether `e` is a lock wait given up (`lock_timeout`, SQLSTATE 55P03).
+pub fn is_lock_timeout(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().starts_with("canceling statement due to lock timeout")
+            || info.message().contains("could not obtain lock"))
+}
+
 /// Every partition made so far, in position order.
 pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Partition>> {
     diesel::sql_query(
@@ -197,7 +219,12 @@ pub fn in_default(conn: &mut PgConnection) -> QueryResult<i64> {
         .map(|p| p.position)
 }
 
-/// A thread that runs [`ensure`] every `every` until stopped (what `heyboss serve` runs, so
+/// How long the keeper waits for the lock that making a partition takes.
+const KEEPER_LOCK_WAIT: Duration = Duration::from_millis(200);
+/// When the keeper tries again after giving up that wait.
+const KEEPER_RETRY: Duration = Duration::from_secs(5);
+
+/// A thread that runs [`ensure_without_queueing`] every `every` until stopped (what `heyboss serve` runs, so
 /// that appends find their partition made ahead of them).
 pub struct Keeper {
     stop: Arc<AtomicBool>,
@@ -213,13 +240,22 @@ impl Keeper {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut last: Option<Instant> = None;
+            let mut next = Instant::now();
             while !flag.load(Ordering::Relaxed) {
-                if last.is_none_or(|l| l.elapsed() >= every) {
-                    last = Some(Instant::now());
-                    match crate::db::connect(&database_url).map(|mut c| ensure(&mut c)) {
+                if Instant::now() >= next {
+                    next = Instant::now() + every;
+                    match crate::db::connect(&database_url)
+                        .map(|mut c| ensure_without_queueing(&mut c, KEEPER_LOCK_WAIT))
+                    {
                         Ok(Ok(0)) => {}
                         Ok(Ok(n)) => tracing::info!(added = n, "event log partitions made ahead"),
+                        Ok(Err(e)) if is_lock_timeout(&e) => {
+                            tracing::info!(
+                                "event log partitions: the log is being read, trying again shortly"
+                            );
+                            // Sooner than `every`: the next partition is still one ahead.
+                            next = Instant::now() + every.min(KEEPER_RETRY);
+                        }
                         Ok(Err(e)) => tracing::warn!(error = %e, "event log partitions"),
                         Err(e) => tracing::warn!(error = %e, "event log partitions"),
                     }
