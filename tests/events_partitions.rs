@@ -745,7 +745,7 @@ fn the_keeper_does_not_hold_appends_behind_a_long_read_of_the_log() {
     append_ticks(&mut writer, "b", 1);
     let (outcome, waited) = keeper.join().unwrap();
     let err = outcome.expect_err("the keeper gives up while the log is read");
-    assert!(partitions::is_lock_timeout(&err), "{err}");
+    assert!(heyboss_es::db::is_lock_timeout(&err), "{err}");
     assert!(waited < Duration::from_secs(2), "waited {waited:?}");
 
     // Once the read ends, the keeper makes its partitions.

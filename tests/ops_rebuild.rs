@@ -495,3 +495,65 @@ fn a_rebuild_swap_waits_for_a_subscriber_mid_batch_instead_of_deadlocking() {
         Some(report.cursor)
     );
 }
+
+/// A rebuild's swap locks the live tables exclusively. Queued behind a long read, that lock
+/// request would hold every writer (and reader) that comes after it until the read ended; the
+/// swap instead gives up its wait after a moment and tries again, so writers go on, and it
+/// swaps once the read is over.
+#[test]
+fn a_rebuild_swap_does_not_hold_writers_behind_a_long_read() {
+    let db = TestDatabase::new();
+    let store = heyboss::startup::event_store();
+    let mut conn = db.connect();
+    register(&mut conn, &store, "ada", "student");
+    let projection = store.projections().get("users").unwrap().clone();
+
+    // A long read of the live table, still open.
+    let mut reader = db.connect();
+    diesel::sql_query("BEGIN").execute(&mut reader).unwrap();
+    assert_eq!(count_users(&mut reader), 1);
+    let reader_pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(&mut reader)
+    .unwrap();
+
+    let url = db.url.clone();
+    let rebuild = std::thread::spawn(move || {
+        let mut conn = PgConnection::establish(&url).unwrap();
+        shadow::rebuild(&mut conn, None, projection.as_ref(), false, 100, |_| {})
+            .map_err(|e| e.to_string())
+    });
+    // The swap has asked for its lock at least once.
+    let mut asked = false;
+    for _ in 0..500 {
+        let blocked: i64 = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE {reader_pid} = ANY(pg_blocking_pids(pid))"
+        ))
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+        if blocked > 0 {
+            asked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(asked, "the swap waits for the reader");
+    // A writer meanwhile is not held for long.
+    let mut writer = db.connect();
+    diesel::sql_query("SET lock_timeout = '3s'")
+        .execute(&mut writer)
+        .unwrap();
+    let started = std::time::Instant::now();
+    register(&mut writer, &store, "bob", "staff");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(!rebuild.is_finished(), "no swap while the read is open");
+    diesel::sql_query("COMMIT").execute(&mut reader).unwrap();
+    let report = rebuild
+        .join()
+        .unwrap()
+        .expect("the swap once the read is over");
+    assert_eq!(report.rows, 2);
+    assert_eq!(count_users(&mut conn), 2);
+}

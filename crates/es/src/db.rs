@@ -282,3 +282,10 @@ impl<Q> diesel::query_builder::Query for Explain<Q> {
 }
 
 impl<Q> RunQueryDsl<PgConnection> for Explain<Q> {}
+
+/// Whether `e` is a lock wait given up at `lock_timeout` (SQLSTATE 55P03; diesel keeps the
+/// message, not the code).
+pub fn is_lock_timeout(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().starts_with("canceling statement due to lock timeout"))
+}

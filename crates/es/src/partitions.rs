@@ -79,13 +79,6 @@ pub fn ensure_without_queueing(conn: &mut PgConnection, wait: Duration) -> Query
     })
 }
 
-/// Whether `e` is a lock wait given up (`lock_timeout`, SQLSTATE 55P03).
-pub fn is_lock_timeout(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info)
-        if info.message().starts_with("canceling statement due to lock timeout")
-            || info.message().contains("could not obtain lock"))
-}
-
 /// Every partition made so far, in position order.
 pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Partition>> {
     diesel::sql_query(
@@ -249,7 +242,7 @@ impl Keeper {
                     {
                         Ok(Ok(0)) => {}
                         Ok(Ok(n)) => tracing::info!(added = n, "event log partitions made ahead"),
-                        Ok(Err(e)) if is_lock_timeout(&e) => {
+                        Ok(Err(e)) if crate::db::is_lock_timeout(&e) => {
                             tracing::info!(
                                 "event log partitions: the log is being read, trying again shortly"
                             );

@@ -17,7 +17,9 @@
 //! 3. swaps in one short transaction: lock the live tables, apply the events committed since the
 //!    replay (for an inline projection; a catch-up projection's checkpoint is set to the replay's
 //!    end instead), drop each live table, move the shadow table into `public`, give its indexes
-//!    their old names (error handling keys on constraint names), drop the schema.
+//!    their old names (error handling keys on constraint names), drop the schema. Its lock
+//!    request waits a short while and tries again rather than queue behind a long read
+//!    (`without_queueing`), since a queued request holds every reader and writer after it.
 //!
 //! Readers keep reading the old table until the swap commits, then see the new one; writers wait
 //! only for the swap. Verify runs steps 1 and 2, then in one transaction that blocks writers (but
@@ -25,6 +27,8 @@
 //! (`EXCEPT ALL`), reporting every differing row; the shadow is dropped afterwards.
 //! Projections must therefore be deterministic functions of the log (no `now()`, no identity
 //! values in compared columns) and use column types with equality (jsonb, not json).
+
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -718,13 +722,15 @@ fn rebuild_locked(
         .execute(conn)?;
     }
     step(Phase::Swapping);
-    let (events, cursor) = conn.transaction(|conn| -> Result<(u64, Cursor), ShadowError> {
+    let (events, cursor) = without_queueing(conn, name, |conn| {
         // A catch-up subscriber locks its checkpoint row, then writes the tables: take them in
         // the same order (the row first), or a subscriber mid-batch and this swap deadlock.
         if catch_up {
             subscriber::set_checkpoint(conn, name, cursor)?;
         }
         lock_live(conn, projection, &live, "ACCESS EXCLUSIVE")?;
+        // Locked: nothing below waits for another session.
+        diesel::sql_query("SET LOCAL lock_timeout = 0").execute(conn)?;
         diesel::sql_query(format!(
             "SET LOCAL search_path TO {}, {}",
             quote_ident(&shadow),
@@ -776,6 +782,45 @@ fn rebuild_locked(
         cursor,
         rows,
     })
+}
+
+/// How long a swap's tries wait for their locks before the last try, which waits as long as it
+/// takes.
+const SWAP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Run the swap transaction `f`, whose exclusive lock request would otherwise queue behind a long
+/// read of the live tables and hold every reader and writer that comes after it until that read
+/// ends: each try waits a short while for its locks (100 ms, doubling up to 2 s), gives up and
+/// tries again, and only after [`SWAP_PATIENCE`] does a last try wait as long as it takes.
+fn without_queueing<T>(
+    conn: &mut PgConnection,
+    name: &str,
+    mut f: impl FnMut(&mut PgConnection) -> Result<T, ShadowError>,
+) -> Result<T, ShadowError> {
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let patient = started.elapsed() < SWAP_PATIENCE;
+        let outcome = conn.transaction(|conn| {
+            if patient {
+                diesel::sql_query(format!("SET LOCAL lock_timeout = {}", wait.as_millis()))
+                    .execute(conn)?;
+            }
+            f(conn)
+        });
+        match outcome {
+            Err(ShadowError::Database(e)) if patient && crate::db::is_lock_timeout(&e) => {
+                tracing::info!(
+                    projection = name,
+                    waited_ms = wait.as_millis() as u64,
+                    "the swap waits for readers of the live tables; trying again"
+                );
+                std::thread::sleep(wait / 2);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Rebuild a projection into shadow tables and report every row that differs from the live
