@@ -389,6 +389,83 @@ fn a_used_key_leaves_nothing_of_a_second_command_whatever_it_asks() {
     assert_eq!(total(&mut conn, "c4"), Some(3));
 }
 
+#[derive(QueryableByName)]
+struct StoredKey {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    fingerprint: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
+    outcome: Option<serde_json::Value>,
+}
+
+fn stored_keys(conn: &mut PgConnection, key: &str) -> Vec<StoredKey> {
+    diesel::sql_query(
+        "SELECT fingerprint, outcome FROM command_outcomes WHERE idempotency_key = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(key)
+    .load(conn)
+    .unwrap()
+}
+
+/// A one-event command stores its key's outcome in the append's own statement
+/// (`events_append_one_keyed`): the stored outcome is the command's, a stale expected version or a
+/// failing projection leaves no key behind, and the key then still applies its command once.
+#[test]
+fn a_one_event_command_stores_its_key_with_the_append_and_only_when_it_commits() {
+    let (db, store) = setup(false);
+    let mut conn = db.connect();
+    let first = store
+        .execute::<Counter>(
+            &mut conn,
+            "c1",
+            &5,
+            &ctx().idempotency_key("k1").fingerprint("add 5 to c1"),
+        )
+        .unwrap();
+    let stored = stored_keys(&mut conn, "k1");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].fingerprint.as_deref(), Some("add 5 to c1"));
+    assert_eq!(
+        stored[0].outcome,
+        Some(serde_json::to_value(&first).unwrap()),
+        "the outcome the SQL function builds is the executor's own"
+    );
+
+    // Not at the expected version: nothing appended, no key stored.
+    let stale = store.execute::<Counter>(
+        &mut conn,
+        "c1",
+        &1,
+        &ctx().idempotency_key("k2").expected_version(0),
+    );
+    assert!(
+        matches!(stale, Err(CommandError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert!(stored_keys(&mut conn, "k2").is_empty());
+    let applied = store
+        .execute::<Counter>(
+            &mut conn,
+            "c1",
+            &1,
+            &ctx().idempotency_key("k2").expected_version(1),
+        )
+        .unwrap();
+    assert!(!applied.duplicate);
+    assert_eq!(total(&mut conn, "c1"), Some(6));
+
+    // A projection that fails after the append: the key is rolled back with the event.
+    let (failing_db, failing) = setup(true);
+    let mut failing_conn = failing_db.connect();
+    let failed =
+        failing.execute::<Counter>(&mut failing_conn, "c1", &5, &ctx().idempotency_key("k3"));
+    assert!(failed.is_err());
+    assert!(stored_keys(&mut failing_conn, "k3").is_empty());
+    assert_eq!(
+        store::stream_version(&mut failing_conn, "counter", "c1").unwrap(),
+        0
+    );
+}
+
 #[test]
 fn old_event_shapes_are_upcast_when_read() {
     let (db, _) = setup(false);

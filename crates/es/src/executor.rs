@@ -178,8 +178,9 @@ impl EventStore {
     /// a rejection decided on a kept state is checked on a fresh load too, so a kept state never
     /// decides alone. (Marten, Axon and Akka keep aggregates the same way.)
     ///
-    /// The idempotency key is claimed by the statement that stores the command's outcome, the
-    /// transaction's last: the key's unique index makes a second command with the key wait for
+    /// The idempotency key is claimed by the statement that stores the command's outcome (for a
+    /// one-event command the append's own statement, else the transaction's last): the key's
+    /// unique index makes a second command with the key wait for
     /// the first to finish and then fail, so that its transaction writes nothing and it answers
     /// with the first's outcome (or [`CommandError::KeyReused`]) read after the rollback. One
     /// statement instead of a claim and an update of the outcome.
@@ -303,13 +304,22 @@ impl EventStore {
 
         let new_events: Vec<_> = decided.iter().map(DomainEvent::encode).collect();
         let metadata = serde_json::to_value(&ctx.metadata).expect("metadata serializes");
-        let appended = store::append(
+        // With `Claim::AtEnd`, a one-event append stores the key's outcome in its own statement.
+        let key = match claim {
+            Claim::AtEnd => ctx.idempotency_key.as_deref().map(|key| store::OutcomeKey {
+                key,
+                fingerprint: ctx.fingerprint.as_deref(),
+            }),
+            Claim::First => None,
+        };
+        let (appended, key_stored) = store::append_keyed(
             conn,
             D::STREAM_TYPE,
             stream_id,
             version,
             &new_events,
             &metadata,
+            key,
         )?;
         self.after_append(conn, &appended)?;
 
@@ -321,7 +331,7 @@ impl EventStore {
             event_types: appended.iter().map(|e| e.event_type.clone()).collect(),
             duplicate: false,
         };
-        if let Some(key) = &ctx.idempotency_key {
+        if let Some(key) = ctx.idempotency_key.as_ref().filter(|_| !key_stored) {
             let stored = serde_json::to_value(&outcome).ok();
             match claim {
                 Claim::First => {

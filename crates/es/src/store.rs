@@ -33,8 +33,41 @@ pub fn append(
     new_events: &[NewEvent],
     metadata: &Value,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    append_keyed(
+        conn,
+        stream_type,
+        stream_id,
+        expected_version,
+        new_events,
+        metadata,
+        None,
+    )
+    .map(|(appended, _)| appended)
+}
+
+/// An idempotency key to claim with a one-event append (see [`append_keyed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeKey<'a> {
+    pub key: &'a str,
+    pub fingerprint: Option<&'a str>,
+}
+
+/// [`append`], and for a one-event append with a `key`, the key's outcome stored by the same
+/// statement (`events_append_one_keyed`, one round trip fewer than a separate `INSERT`): the
+/// `INSERT` into `command_outcomes` without `ON CONFLICT`, so a key already used fails the
+/// statement (a concurrent one waits for the first to commit). True when the key was stored;
+/// otherwise (several events, no key) the caller stores it.
+pub fn append_keyed(
+    conn: &mut PgConnection,
+    stream_type: &str,
+    stream_id: &str,
+    expected_version: i64,
+    new_events: &[NewEvent],
+    metadata: &Value,
+    key: Option<OutcomeKey>,
+) -> Result<(Vec<RecordedEvent>, bool), StoreError> {
     if new_events.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let conflict = || {
         super::stats::count_conflict();
@@ -44,16 +77,21 @@ pub fn append(
             expected: expected_version,
         }
     };
+    let mut key_stored = false;
     let appended = match new_events {
         // A command's usual append: one statement the connection prepares once.
-        [event] => insert_one(
-            conn,
-            stream_type,
-            stream_id,
-            expected_version,
-            event,
-            metadata,
-        )?,
+        [event] => {
+            key_stored = key.is_some();
+            insert_one(
+                conn,
+                stream_type,
+                stream_id,
+                expected_version,
+                event,
+                metadata,
+                key,
+            )?
+        }
         _ => {
             let append = StreamAppend {
                 stream_type,
@@ -68,7 +106,7 @@ pub fn append(
         return Err(conflict());
     }
     super::stats::count_appended(appended.iter().map(|e| e.event_type.as_str()));
-    Ok(appended)
+    Ok((appended, key_stored))
 }
 
 fn insert_one(
@@ -78,23 +116,38 @@ fn insert_one(
     expected_version: i64,
     event: &NewEvent,
     metadata: &Value,
+    key: Option<OutcomeKey>,
 ) -> QueryResult<Vec<RecordedEvent>> {
-    use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
+    use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text};
     // The claim and the insert in one statement, in a function whose plans are made once per
-    // connection (migration 2026-12-10-400000_partition_events).
-    prepared(
-        "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
-                payload, metadata, recorded_at, transaction_id
-         FROM events_append_one($1, $2, $3, $4, $5, $6, $7)",
-    )
+    // connection (migration 2026-12-10-400000_partition_events); with a key, the key's outcome
+    // too (2026-12-11-200000_append_one_with_its_key).
+    let statement = prepared(match key {
+        None => {
+            "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
+                    payload, metadata, recorded_at, transaction_id
+             FROM events_append_one($1, $2, $3, $4, $5, $6, $7)"
+        }
+        Some(_) => {
+            "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
+                    payload, metadata, recorded_at, transaction_id
+             FROM events_append_one_keyed($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        }
+    })
     .bind::<Text, _>(stream_type)
     .bind::<Text, _>(stream_id)
     .bind::<BigInt, _>(expected_version + 1)
     .bind::<Text, _>(&event.event_type)
     .bind::<Integer, _>(event.schema_version)
     .bind::<Jsonb, _>(&event.payload)
-    .bind::<Jsonb, _>(metadata)
-    .load(conn)
+    .bind::<Jsonb, _>(metadata);
+    match key {
+        None => statement.load(conn),
+        Some(k) => statement
+            .bind::<Text, _>(k.key)
+            .bind::<Nullable<Text>, _>(k.fingerprint)
+            .load(conn),
+    }
 }
 
 /// Events for one stream within [`append_many`].

@@ -388,3 +388,55 @@ fn a_bulk_append_stores_the_rows_in_order_and_refuses_a_stale_version() {
         .unwrap();
     assert_eq!(load_stream(&mut conn, "counter", "a").unwrap().len(), 2);
 }
+
+/// Functions that plan with `enable_seqscan = off` also run with `jit = off`, whatever the
+/// connection says: a sequential scan they cannot avoid (the first append of a stream reads
+/// `events_position_seq`) is costed over 10^10, and with JIT on (a connection outside the pool)
+/// every new stream's append compiled its plan, 55-90 ms (migration
+/// `2026-12-11-200100_append_without_jit`).
+#[test]
+fn functions_that_turn_off_seqscans_turn_off_jit() {
+    let scratch = Scratch::new();
+    let mut conn = PgConnection::establish(&scratch.url()).unwrap();
+    db::migrate(&mut conn).unwrap();
+    #[derive(QueryableByName)]
+    struct Config {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        config: String,
+    }
+    let functions: Vec<Config> = diesel::sql_query(
+        "SELECT proname::text AS name, array_to_string(proconfig, ',') AS config FROM pg_proc
+         WHERE 'enable_seqscan=off' = ANY(proconfig) ORDER BY 1",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+    assert!(
+        names.contains(&"events_append_one") && names.contains(&"events_append_one_keyed"),
+        "{names:?}"
+    );
+    for f in &functions {
+        if f.name.starts_with("events_append") {
+            assert!(f.config.contains("jit=off"), "{}: {}", f.name, f.config);
+        }
+    }
+    // And a new stream's append on this connection (JIT as the server sets it) answers.
+    diesel::sql_query("SET jit = on")
+        .execute(&mut conn)
+        .unwrap();
+    let store = EventStore::new(Projections::new());
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        store
+            .execute::<Counter>(
+                &mut conn,
+                &format!("jit-{i}"),
+                &1,
+                &CommandContext::new(Metadata::new(Actor::Cli)).idempotency_key(format!("k{i}")),
+            )
+            .unwrap();
+    }
+    eprintln!("5 new streams on a JIT connection: {:?}", started.elapsed());
+}
