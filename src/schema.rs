@@ -227,6 +227,8 @@ diesel::table! {
         signature -> Text,
         filename -> Text,
         file_type -> Text,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
     }
 }
 

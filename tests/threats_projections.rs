@@ -148,6 +148,10 @@ fn ranges() -> Vec<TimeRange> {
             from: at("2016-12-31T12:30:00Z"),
             to: at("2017-01-02T00:30:00Z"),
         },
+        TimeRange {
+            from: at("2017-06-01T00:00:00Z"),
+            to: at("2017-07-01T00:00:00Z"),
+        },
     ]
 }
 
@@ -345,6 +349,12 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
             {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f3", "session_id": "odd-1", "integration": "yara", "score": 20, "signature": "ET-SCAN-Nmap"}},
             {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f4", "session_id": "odd-1", "md5": "0123456789abcdef0123456789abcdef", "filename": "0-first.exe", "file_type": "doc", "size_bytes": 10}},
             {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f4", "session_id": "odd-1", "integration": "yara", "score": 20, "signature": "ET-PHISH-Office365"}},
+            // A session of 2017 between the hash's two sessions: its Emotet hit is in the
+            // range of June 2017, and its Nmap hits (2016, 2026) span that range with none in it
+            // (its first and last seen alone cannot tell; the hits are probed).
+            {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-3", "start_time": "2017-06-15T10:00:00Z", "protocol": "smb", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.4", "source_port": 1236, "destination_port": 445}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f5", "session_id": "odd-3", "md5": "0123456789abcdef0123456789abcdef", "filename": "m.exe", "file_type": "pe", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f5", "session_id": "odd-3", "integration": "yara", "score": 50, "signature": "ET-TROJAN-Emotet"}},
         ]),
     );
     reports.settle(&app);
@@ -361,6 +371,18 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
     let scopes = [analyst.clone(), admin, unheld];
     check_all(&mut conn, &scopes);
     let odd = "0123456789abcdef0123456789abcdef".to_owned();
+    let june_2017 = TimeRange {
+        from: Some("2017-06-01T00:00:00Z".parse().unwrap()),
+        to: Some("2017-07-01T00:00:00Z".parse().unwrap()),
+    };
+    let top = queries::top_behind(&mut conn, &analyst, Report::Hash, &june_2017, 10, None).unwrap();
+    assert_eq!(
+        top.iter()
+            .map(|r| (r.key.as_str(), r.signatures.as_str()))
+            .collect::<Vec<_>>(),
+        [(odd.as_str(), "ET-TROJAN-Emotet")],
+        "the Nmap hits before and after June 2017 are not in it"
+    );
     let name = |conn: &mut PgConnection| {
         let n = names_on_demand(conn, &analyst, std::slice::from_ref(&odd));
         (n[0].filename.clone(), n[0].file_type.clone())

@@ -512,9 +512,11 @@ impl BulkReplay for HitsProjection {
         ))
         .execute(conn)?;
         prepared(
-            "INSERT INTO threat_hash_names (md5, signature, filename, file_type)
-             SELECT DISTINCT ON (md5, signature) md5, signature, filename, file_type
-               FROM threat_hits ORDER BY md5, signature, filename, file_type",
+            "INSERT INTO threat_hash_names (md5, signature, filename, file_type, first_seen, last_seen)
+             SELECT DISTINCT ON (md5, signature) md5, signature, filename, file_type,
+                    min(start_time) OVER w, max(start_time) OVER w
+               FROM threat_hits WINDOW w AS (PARTITION BY md5, signature)
+              ORDER BY md5, signature, filename, file_type",
         )
         .execute(conn)?;
         Ok(())
@@ -1023,30 +1025,46 @@ impl HitsProjection {
     }
 }
 
-/// Record the least (filename, file type) of each (hash, signature) among a batch's new hits
-/// (`threat_hash_names`, which a hash report's names are read from): a row already as small is
-/// left alone without a lock or a write (the common case: a hash's name repeats), a new one is
-/// inserted and a larger one lowered, in (hash, signature) order. The comparisons are the
-/// database's, so that the name is the one `ORDER BY filename` gives.
+/// Record the least (filename, file type) and the first and last session start of each (hash,
+/// signature) among a batch's new hits (`threat_hash_names`, which a hash report's names and a
+/// range's signatures are read from): a row already as small and as wide is left alone without a
+/// lock or a write (the common case for a name; for the times, a batch of sessions older than the
+/// row's last), a new one is inserted, and otherwise the name lowered and the times widened, in
+/// (hash, signature) order. The comparisons are the database's, so that the name is the one
+/// `ORDER BY filename` gives.
 fn apply_hash_names(conn: &mut PgConnection, new: &HitRows) -> Result<(), ProjectionError> {
     if new.md5.is_empty() {
         return Ok(());
     }
     prepared(
-        "INSERT INTO threat_hash_names AS n (md5, signature, filename, file_type)
-         SELECT DISTINCT ON (u.md5, u.signature) u.md5, u.signature, u.filename, u.file_type
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(md5, signature, filename, file_type)
+        "INSERT INTO threat_hash_names AS n (md5, signature, filename, file_type, first_seen, last_seen)
+         SELECT b.md5, b.signature, b.filename, b.file_type, b.first_seen, b.last_seen
+           FROM (SELECT DISTINCT ON (u.md5, u.signature) u.md5, u.signature, u.filename, u.file_type,
+                        min(u.start) OVER w AS first_seen, max(u.start) OVER w AS last_seen
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                        AS u(md5, signature, filename, file_type, start)
+                 WINDOW w AS (PARTITION BY u.md5, u.signature)
+                  ORDER BY u.md5, u.signature, u.filename, u.file_type) b
           WHERE NOT EXISTS (SELECT 1 FROM threat_hash_names o
-                             WHERE o.md5 = u.md5 AND o.signature = u.signature
-                               AND (o.filename, o.file_type) <= (u.filename, u.file_type))
-          ORDER BY u.md5, u.signature, u.filename, u.file_type
-         ON CONFLICT (md5, signature) DO UPDATE SET filename = excluded.filename, file_type = excluded.file_type
-          WHERE (excluded.filename, excluded.file_type) < (n.filename, n.file_type)",
+                             WHERE o.md5 = b.md5 AND o.signature = b.signature
+                               AND (o.filename, o.file_type) <= (b.filename, b.file_type)
+                               AND o.first_seen <= b.first_seen AND o.last_seen >= b.last_seen)
+          ORDER BY b.md5, b.signature
+         ON CONFLICT (md5, signature) DO UPDATE SET
+            filename = CASE WHEN (excluded.filename, excluded.file_type) < (n.filename, n.file_type)
+                            THEN excluded.filename ELSE n.filename END,
+            file_type = CASE WHEN (excluded.filename, excluded.file_type) < (n.filename, n.file_type)
+                             THEN excluded.file_type ELSE n.file_type END,
+            first_seen = least(n.first_seen, excluded.first_seen),
+            last_seen = greatest(n.last_seen, excluded.last_seen)
+          WHERE (excluded.filename, excluded.file_type) < (n.filename, n.file_type)
+             OR excluded.first_seen < n.first_seen OR excluded.last_seen > n.last_seen",
     )
     .bind::<Array<Text>, _>(&new.md5)
     .bind::<Array<Text>, _>(&new.sig)
     .bind::<Array<Text>, _>(&new.filename)
     .bind::<Array<Text>, _>(&new.file_type)
+    .bind::<Array<Timestamptz>, _>(&new.start)
     .execute(conn)?;
     Ok(())
 }

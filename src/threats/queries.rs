@@ -668,8 +668,8 @@ fn top_from_buckets(
 
 /// The visible signatures of each row among the hits in the range: for file types and protocols
 /// from their per-signature rows' last seen (a range open at its end) or the hours of each key's
-/// signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP
-/// pairs one probe of the report's hits index per key and visible signature, or the range's hits
+/// signatures (`sql/key_signatures_by_hours.sql`); for hashes from each (hash, signature)'s first
+/// and last seen (`sql/hash_signatures_in_range.sql`); for IP pairs one probe of the report's hits index per key and visible signature, or the range's hits
 /// when it is short.
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
@@ -706,6 +706,15 @@ fn fill_signatures_in_range(
             .time("e1_to", Some(plan.edges[0].1))
             .time("e2_from", Some(plan.edges[1].0))
             .time("e2_to", Some(plan.edges[1].1));
+        return set_signatures(conn, query.texts("keys", keys), rows);
+    }
+    if report == Report::Hash {
+        // Each (hash, signature)'s first and last seen say which overlap the range, and
+        // whether a hit is surely in it; a heavy hash's hits are not walked.
+        let query = scope
+            .query(include_str!("sql/hash_signatures_in_range.sql"))
+            .time("from", Some(from))
+            .time("to", Some(to));
         return set_signatures(conn, query.texts("keys", keys), rows);
     }
     // A range of a few hours (the last hour, say) has fewer hits than a probe per key and
