@@ -189,6 +189,7 @@ pub fn append_many_each(
             a.expected_version,
             &a.events[0],
             m,
+            None,
         )?,
         _ => claim_and_insert(conn, appends)?,
     };
