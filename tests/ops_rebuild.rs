@@ -446,11 +446,7 @@ fn a_rebuild_swap_waits_for_a_subscriber_mid_batch_instead_of_deadlocking() {
     diesel::sql_query("SELECT 1 FROM subscriber_checkpoints WHERE name = 'users' FOR UPDATE")
         .execute(&mut batch)
         .unwrap();
-    let batch_pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
-        "pg_backend_pid()",
-    ))
-    .get_result(&mut batch)
-    .unwrap();
+    let batch_pid = backend_pid(&mut batch);
 
     let url = db.url.clone();
     let rebuild = std::thread::spawn(move || {
@@ -459,20 +455,7 @@ fn a_rebuild_swap_waits_for_a_subscriber_mid_batch_instead_of_deadlocking() {
             .map_err(|e| e.to_string())
     });
     // Wait until the rebuild's swap waits for the subscriber's row.
-    let mut waiting = false;
-    for _ in 0..400 {
-        let blocked: i64 = diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE {batch_pid} = ANY(pg_blocking_pids(pid))"
-        ))
-        .get_result::<Count>(&mut conn)
-        .unwrap()
-        .n;
-        if blocked > 0 {
-            waiting = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let waiting = someone_waits_for(&mut conn, batch_pid);
     assert!(
         waiting,
         "the rebuild's swap waits for the locked checkpoint"
@@ -512,11 +495,7 @@ fn a_rebuild_swap_does_not_hold_writers_behind_a_long_read() {
     let mut reader = db.connect();
     diesel::sql_query("BEGIN").execute(&mut reader).unwrap();
     assert_eq!(count_users(&mut reader), 1);
-    let reader_pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
-        "pg_backend_pid()",
-    ))
-    .get_result(&mut reader)
-    .unwrap();
+    let reader_pid = backend_pid(&mut reader);
 
     let url = db.url.clone();
     let rebuild = std::thread::spawn(move || {
@@ -525,20 +504,7 @@ fn a_rebuild_swap_does_not_hold_writers_behind_a_long_read() {
             .map_err(|e| e.to_string())
     });
     // The swap has asked for its lock at least once.
-    let mut asked = false;
-    for _ in 0..500 {
-        let blocked: i64 = diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE {reader_pid} = ANY(pg_blocking_pids(pid))"
-        ))
-        .get_result::<Count>(&mut conn)
-        .unwrap()
-        .n;
-        if blocked > 0 {
-            asked = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let asked = someone_waits_for(&mut conn, reader_pid);
     assert!(asked, "the swap waits for the reader");
     // A writer meanwhile is not held for long.
     let mut writer = db.connect();
@@ -556,4 +522,30 @@ fn a_rebuild_swap_does_not_hold_writers_behind_a_long_read() {
         .expect("the swap once the read is over");
     assert_eq!(report.rows, 2);
     assert_eq!(count_users(&mut conn), 2);
+}
+
+/// The backend id of `conn`'s session.
+fn backend_pid(conn: &mut PgConnection) -> i32 {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(conn)
+    .unwrap()
+}
+
+/// Whether some session comes to wait for a lock that session `pid` holds (polled for 2 s).
+fn someone_waits_for(conn: &mut PgConnection, pid: i32) -> bool {
+    for _ in 0..400 {
+        let blocked: i64 = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
+        ))
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n;
+        if blocked > 0 {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
 }
