@@ -261,6 +261,14 @@ impl MigrationSource<Pg> for AllMigrations {
     }
 }
 
+/// The names of the migrations this binary carries (embedded when it was compiled), in order.
+pub fn embedded_migration_names() -> Vec<String> {
+    AllMigrations
+        .migrations()
+        .map(|all| all.iter().map(|m| m.name().to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// Run the pending migrations older than `version` (e.g. `2026-12-10-400000`): a store as it
 /// was before that migration, for tests of the migration itself.
 pub fn migrate_before(conn: &mut PgConnection, version: &str) -> Result<usize, DbError> {

@@ -20,6 +20,11 @@ fn server() -> &'static Database {
 
 /// A name that changes whenever a migration does, so a stale template is never reused.
 fn template_name() -> String {
+    template_name_of(&db::embedded_migration_names())
+}
+
+/// [`template_name`] for a binary carrying the migrations `embedded`.
+fn template_name_of(embedded: &[String]) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // How the template is created counts too (see `db::create_database_sql`).
@@ -32,6 +37,10 @@ fn template_name() -> String {
         f.hash(&mut hasher);
         std::fs::read(&f).unwrap_or_default().hash(&mut hasher);
     }
+    // And the migrations this binary carries: one built before a migration landed in the same
+    // tree (an A/B benchmark's base) reads the newer files above, but must not reuse a template
+    // made with migrations it lacks, nor make one under their name.
+    embedded.hash(&mut hasher);
     format!("heyboss_template_{:016x}", hasher.finish())
 }
 
@@ -252,4 +261,22 @@ pub fn csrf_token(body: &str) -> Option<String> {
     let start = body.find(marker)? + marker.len();
     let end = body[start..].find('"')? + start;
     Some(body[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A binary that lacks the newest migration (built before it landed) names another template
+    /// than one that carries it, though both read the same files.
+    #[test]
+    fn a_binary_missing_a_migration_uses_a_template_of_its_own() {
+        let all = db::embedded_migration_names();
+        assert!(all.len() > 10, "{all:?}");
+        assert_eq!(template_name(), template_name_of(&all));
+        assert_ne!(
+            template_name_of(&all[..all.len() - 1]),
+            template_name_of(&all)
+        );
+    }
 }
