@@ -127,6 +127,34 @@ fn pages_read_the_replica_see_their_own_writes_and_survive_a_stopped_replica() {
         );
     }
 
+    // And the other reports and their exports: a hash's page, the rescans report, the staff's
+    // enrollment pipeline and a fund's report, each read on the replica once it has the data.
+    let md5 = one_threat_hit(&app);
+    let fund = one_fund(&app);
+    let mut staff = Client::new(&app);
+    staff.login("sam", PASSWORD);
+    eventually("the replica has replayed the hit and the fund", || {
+        metric(&mut boss, "heyboss_replica_lag_bytes{replica=") == Some(0.0)
+    });
+    for (by_staff, page) in [
+        (false, format!("/threats/hashes/{md5}")),
+        (false, "/threats/rescans".to_owned()),
+        (false, "/threats/rescans?format=csv".to_owned()),
+        (true, "/enrollment/pipeline".to_owned()),
+        (true, "/enrollment/pipeline?format=csv".to_owned()),
+        (true, format!("{fund}/report")),
+        (true, format!("{fund}/report?format=csv")),
+    ] {
+        let who = if by_staff { &mut staff } else { &mut auditor };
+        let served = metric(&mut boss, "heyboss_reads_total{served_by=\"replica\"}").unwrap();
+        let res = who.get(&page);
+        assert_eq!(res.status, 200, "{page}: {}", res.body);
+        assert!(
+            metric(&mut boss, "heyboss_reads_total{served_by=\"replica\"}").unwrap() > served,
+            "{page} is read on the replica"
+        );
+    }
+
     // Hold the replica at this point of the log: writes from now on are on the primary only.
     eventually("the replica has replayed everything so far", || {
         metric(&mut boss, "heyboss_replica_lag_bytes{replica=") == Some(0.0)
@@ -211,4 +239,58 @@ fn pages_read_the_replica_see_their_own_writes_and_survive_a_stopped_replica() {
         role_changes(&mut auditor, target);
         metric(&mut boss, "heyboss_reads_total{served_by=\"replica\"}").unwrap() > served
     });
+}
+
+/// One file hit by one signature, posted through the sensor API; its md5.
+fn one_threat_hit(app: &TestApp) -> &'static str {
+    use heyboss::es::{Actor, CommandContext, Metadata};
+    use heyboss::threats::service;
+    const MD5: &str = "cccccccccccccccccccccccccccccccc";
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    let store = &app.state.store;
+    service::set_signature(&mut conn, store, &ctx, "sig-r", "alpha", None, None).unwrap();
+    let (_, token) = service::create_sensor(&mut conn, store, &ctx, "edge").unwrap();
+    let ev = |t: &str, data: serde_json::Value| serde_json::json!({"id": uuid::Uuid::new_v4().to_string(), "type": t, "data": data});
+    let events = vec![
+        ev(
+            "SessionDiscovered",
+            serde_json::json!({"session_id": "r1", "start_time": chrono::Utc::now().to_rfc3339(), "protocol": "tcp", "source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "source_port": 1, "destination_port": 80}),
+        ),
+        ev(
+            "FileDiscovered",
+            serde_json::json!({"file_id": "f1", "session_id": "r1", "md5": MD5, "filename": "f1.exe", "file_type": "pe", "size_bytes": 1}),
+        ),
+        ev(
+            "FileScored",
+            serde_json::json!({"file_id": "f1", "session_id": "r1", "integration": "av", "score": 60, "signature": "sig-r"}),
+        ),
+    ];
+    let answer = ureq::post(&app.url("/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "events": events }))
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    MD5
+}
+
+/// A staff member `sam` and a fund sam made; the fund's path.
+fn one_fund(app: &TestApp) -> String {
+    create_user(app, "sam", "staff", PASSWORD);
+    let mut sam = Client::new(app);
+    sam.login("sam", PASSWORD);
+    sam.get("/scholarships/funds");
+    let created = sam.post(
+        "/scholarships/funds",
+        &[
+            ("name", "Merit"),
+            ("term", "2027-fall"),
+            ("budget", "1000"),
+            ("criteria", "Good"),
+            ("opens_on", "2020-01-01"),
+            ("closes_on", "2099-12-31"),
+        ],
+    );
+    assert_eq!(created.status, 303, "{}", created.body);
+    created.header("location").unwrap().to_owned()
 }

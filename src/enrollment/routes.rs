@@ -735,7 +735,9 @@ async fn pipeline_page(
     let v = viewer.clone();
     if csv {
         let rows = state(&req)
-            .query(move |conn| queries::pipeline(conn, &v, &filter, &paging))
+            .read_query(&req, move |conn| {
+                queries::pipeline(conn, &v, &filter, &paging)
+            })
             .await?;
         let mut export = CsvExport::new(
             "enrollment-pipeline",
@@ -754,8 +756,9 @@ async fn pipeline_page(
     }
 
     let f = filter.clone();
+    // The staff's report of the pipeline: a replica may serve it (`AppState::read`).
     let (counts, (rows, total, paging), stalled, terms) = state(&req)
-        .db(move |conn| {
+        .read(&req, move |conn| -> Result<_, AppError> {
             let (rows, total) = queries::pipeline_page(conn, &v, &f, &mut paging)?;
             Ok((
                 queries::stage_counts(conn, &v)?,

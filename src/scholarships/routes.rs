@@ -963,8 +963,9 @@ async fn report_page(
     let id = parse_id("fund", &path)?;
     let csv = query.format == ReportFormat::Csv;
     let limit = (!csv).then_some(queries::REPORT_HISTORY_LINES);
+    // A report and its CSV export: a replica may serve it (`AppState::read`).
     let report = state(&req)
-        .query(move |conn| queries::report(conn, &viewer, id, limit))
+        .read_query(&req, move |conn| queries::report(conn, &viewer, id, limit))
         .await?;
     if csv {
         let header: Vec<&str> = REPORT_CSV_HEADER.split(',').collect();

@@ -218,8 +218,9 @@ async fn rescans_page(
     let range = query.range(now, zone)?;
     let filters = Filters::from_query(req.query_string())?;
     let f = filters.clone();
+    // A report and its CSV export: a replica may serve it (`AppState::read`).
     let (rows, total) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &viewer)?;
             Ok(moved(conn, &scope, &range, &f)?)
         })

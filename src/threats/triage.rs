@@ -394,8 +394,10 @@ async fn hash_page(
         .parse_id(&path)
         .map_err(|_| ThreatsError::NotFound)?;
     let m = md5.clone();
+    // A read-only page: a replica may serve it; after the viewer's own triage the frame's
+    // `heyboss_wrote` cookie makes it wait for that write or read the primary.
     let (hits, panel) = state(&req)
-        .run(move |conn| -> Result<_, ThreatsError> {
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
             let scope = AnalystScope::of(conn, &viewer)?;
             let all_time = queries::TimeRange {
                 from: None,
