@@ -214,7 +214,6 @@ pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
 
 fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::io::Result<Server> {
     let static_dir = state.settings.static_dir.clone();
-    let workers = state.settings.workers;
     let data = web::Data::new(state);
     let registry = web::Data::new(registry);
     let server = HttpServer::new(move || {
@@ -235,12 +234,9 @@ fn run(listener: TcpListener, state: AppState, registry: ops::Registry) -> std::
         if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
         }
-    });
-    let server = match workers {
-        Some(n) => server.workers(n),
-        None => server,
-    };
-    let server = server.listen(listener)?.run();
+    })
+    .listen(listener)?
+    .run();
     Ok(server)
 }
 

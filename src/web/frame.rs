@@ -137,25 +137,18 @@ async fn guard(mut req: ServiceRequest) -> Result<ServiceRequest, (HttpRequest, 
     if let Some(token) = req.cookie(sessions::COOKIE).map(|c| c.value().to_owned()) {
         // A page shows the viewer's unread count in the navigation: read on the same connection.
         let page = req.method() == actix_web::http::Method::GET;
-        let lookup = move |conn: &mut diesel::PgConnection| {
-            let Some(viewer) = sessions::load(conn, &token)? else {
-                return Ok(None);
-            };
-            let unread = match page {
-                true => crate::ops::notifications::unread_count(conn, &viewer)?,
-                false => 0,
-            };
-            Ok(Some((viewer, crate::ops::notifications::Unread(unread))))
-        };
-        let loaded = if super::inline_db() >= 1 {
-            state
-                .pool
-                .get()
-                .map_err(|e| AppError::from(crate::db::NoConnection::from(e)))
-                .and_then(|mut conn| lookup(&mut conn))
-        } else {
-            state.db(lookup).await
-        };
+        let loaded = state
+            .db(move |conn| {
+                let Some(viewer) = sessions::load(conn, &token)? else {
+                    return Ok(None);
+                };
+                let unread = match page {
+                    true => crate::ops::notifications::unread_count(conn, &viewer)?,
+                    false => 0,
+                };
+                Ok(Some((viewer, crate::ops::notifications::Unread(unread))))
+            })
+            .await;
         match loaded {
             Ok(Some((viewer, unread))) => {
                 req.extensions_mut().insert(viewer);

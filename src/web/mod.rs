@@ -49,8 +49,6 @@ pub struct Settings {
     pub replica_urls: Vec<String>,
     /// The campus time zone, for viewers who chose none (HEYBOSS_TIMEZONE, an IANA name).
     pub time_zone: chrono_tz::Tz,
-    /// HTTP worker threads (HEYBOSS_WORKERS; default: one per core, actix's default).
-    pub workers: Option<usize>,
 }
 
 impl Settings {
@@ -91,10 +89,6 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             time_zone: campus_zone().ok().flatten().unwrap_or(format::DEFAULT_ZONE),
-            workers: std::env::var("HEYBOSS_WORKERS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .filter(|n| *n > 0),
         }
     }
 
@@ -205,10 +199,6 @@ impl AppState {
         E: From<NoConnection> + Send + 'static,
     {
         let pool = self.pool.clone();
-        if inline_db() == 2 {
-            let mut conn = pool.get().map_err(NoConnection::from)?;
-            return work(&mut conn);
-        }
         web::block(move || {
             let mut conn = pool.get().map_err(NoConnection::from)?;
             work(&mut conn)
@@ -216,18 +206,6 @@ impl AppState {
         .await
         .map_err(|_| NoConnection::Cancelled)?
     }
-}
-
-/// EXPERIMENT (measure only): HEYBOSS_INLINE_DB=1 runs the frame's session lookup on the HTTP
-/// worker's thread, =2 every `AppState::run` too.
-pub fn inline_db() -> u8 {
-    static V: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("HEYBOSS_INLINE_DB")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    })
 }
 
 /// A digest of a form post's path and fields (`edge::form_fingerprint`), set by the frame.
