@@ -11,7 +11,10 @@
 //!
 //! Clients and server share this machine's cores. `HEYBOSS_BENCH_REQUESTS` (default 4000) per
 //! row. `HEYBOSS_BENCH_CLIENTS` (default `1,8`) the client counts; `HEYBOSS_BENCH_SKIP_PAGE=1` leaves
-//! out the page's row (to profile the command's alone). Goal: p99 under 10 ms at 8 clients.
+//! out the page's row (to profile the command's alone); `HEYBOSS_BENCH_POOL` the server's pool size
+//! (default 8). Each row also gives the CPU time per request of this process (server and clients)
+//! and of the test database's PostgreSQL backends: on a shared machine the rate moves with what
+//! else runs, what a request costs in CPU much less. Goal: p99 under 10 ms at 8 clients.
 
 /// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
 #[global_allocator]
@@ -125,9 +128,50 @@ struct Row {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time per request of this process (server and clients) and of the test database's
+    /// PostgreSQL backends (the pool, the subscribers): what a request costs, less moved by
+    /// other work on the machine than the rate is.
+    app_cpu_ms: f64,
+    pg_cpu_ms: f64,
 }
 
-fn measure(browsers: &mut Vec<Browser>, what: What, requests: usize) -> Row {
+/// CPU seconds (user + system) of a process, from /proc (clock ticks of 10 ms).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok());
+    (ticks(14).unwrap_or(0.0) + ticks(15).unwrap_or(0.0)) / 100.0
+}
+
+/// The backends of the test database, by pid.
+fn backends(app: &TestApp) -> Vec<String> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let mut conn = app.db.connect();
+    let pids: Vec<Pid> = diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .load(&mut conn)
+    .unwrap_or_default();
+    pids.into_iter().map(|p| p.pid.to_string()).collect()
+}
+
+fn cpu_now(app: &TestApp) -> (f64, f64) {
+    let pg = backends(app).iter().map(|p| cpu_seconds(p)).sum();
+    (cpu_seconds("self"), pg)
+}
+
+fn measure(app: &TestApp, browsers: &mut Vec<Browser>, what: What, requests: usize) -> Row {
     let clients = browsers.len();
     // Warm up: connections open, statements prepared.
     for b in browsers.iter_mut() {
@@ -135,6 +179,7 @@ fn measure(browsers: &mut Vec<Browser>, what: What, requests: usize) -> Row {
             b.request(what);
         }
     }
+    let (app_before, pg_before) = cpu_now(app);
     let started = Instant::now();
     let taken: Vec<Browser> = std::mem::take(browsers);
     let handles: Vec<_> = taken
@@ -158,12 +203,15 @@ fn measure(browsers: &mut Vec<Browser>, what: What, requests: usize) -> Row {
         all.extend(latencies);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let (app_after, pg_after) = cpu_now(app);
     all.sort();
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
     Row {
         per_second: all.len() as f64 / seconds,
         p50: at(0.50),
         p99: at(0.99),
+        app_cpu_ms: (app_after - app_before) * 1000.0 / all.len() as f64,
+        pg_cpu_ms: (pg_after - pg_before) * 1000.0 / all.len() as f64,
     }
 }
 
@@ -172,15 +220,30 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(4000);
-    let app = TestApp::spawn();
+    // HEYBOSS_BENCH_POOL: the server's pool size (default 8, as every test app).
+    let pool: Option<u32> = std::env::var("HEYBOSS_BENCH_POOL")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let app = TestApp::spawn_with(|s| {
+        if let Some(n) = pool {
+            s.pool_size = n;
+        }
+    });
     println!(
         "cargo bench --bench web  ({requests} requests a row; pool of {}; clients and server on this machine's {} cores)",
         app.state.settings.pool_size,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:>8} {:>28} {:>10} {:>9} {:>9} {:>14}",
-        "clients", "request", "req/s", "p50 ms", "p99 ms", "vs static req/s"
+        "{:>8} {:>28} {:>10} {:>9} {:>9} {:>14} {:>12} {:>11}",
+        "clients",
+        "request",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "vs static req/s",
+        "app CPU ms",
+        "PG CPU ms"
     );
     let counts: Vec<usize> = std::env::var("HEYBOSS_BENCH_CLIENTS")
         .ok()
@@ -200,7 +263,7 @@ fn main() {
                 Browser::sign_in(&app.address, &admin, &accounts)
             })
             .collect();
-        let floor = measure(&mut browsers, What::Static, requests);
+        let floor = measure(&app, &mut browsers, What::Static, requests);
         for (what, name) in [
             (What::Static, "GET /static/app.css (floor)"),
             (What::Page, "GET /admin/accounts/{id}"),
@@ -212,16 +275,18 @@ fn main() {
             let row = if what == What::Static {
                 floor
             } else {
-                measure(&mut browsers, what, requests)
+                measure(&app, &mut browsers, what, requests)
             };
             println!(
-                "{:>8} {:>28} {:>10.0} {:>9.2} {:>9.2} {:>14.2}",
+                "{:>8} {:>28} {:>10.0} {:>9.2} {:>9.2} {:>14.2} {:>12.3} {:>11.3}",
                 clients,
                 name,
                 row.per_second,
                 row.p50.as_secs_f64() * 1000.0,
                 row.p99.as_secs_f64() * 1000.0,
-                row.per_second / floor.per_second
+                row.per_second / floor.per_second,
+                row.app_cpu_ms,
+                row.pg_cpu_ms
             );
         }
     }
