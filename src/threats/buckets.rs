@@ -106,7 +106,10 @@ impl Plan {
             return plan;
         }
         let empty = (to, to);
-        let hours = (plan.hours[0].0.min(plan.days.0), plan.hours[1].1.max(plan.days.1));
+        let hours = (
+            plan.hours[0].0.min(plan.days.0),
+            plan.hours[1].1.max(plan.days.1),
+        );
         Plan {
             days: empty,
             hours: [hours, empty],
