@@ -1,9 +1,8 @@
 //! Time-bucketed rankings (`threat_report_buckets`): each clearance set's report rows per UTC
-//! hour and (the few-key reports only, [`grains`]) per UTC day of the sessions' start time, kept
-//! by the `threat_hits` projection beside the all-time rankings (same deltas, same views, rebuilt
-//! and verified with them). A report over a time range sums the whole days and hours inside it
-//! and reads only the hits of its unaligned edges ([`Plan`]): exact at the edges, and its cost
-//! follows the buckets in the range.
+//! hour and per UTC day of the sessions' start time, kept by the `threat_hits` projection beside
+//! the all-time rankings (same deltas, same views, rebuilt and verified with them). A report over
+//! a time range sums the whole days and hours inside it and reads only the hits of its unaligned
+//! edges ([`Plan`]): exact at the edges, and its cost follows the buckets in the range.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,19 +34,6 @@ impl Grain {
             Grain::Hour => 3_600_000_000,
             Grain::Day => 86_400_000_000,
         }
-    }
-}
-
-/// The grains a report keeps bucket rows of. The few-key reports (file types, protocols) keep
-/// hours and days: a day row sums many hour rows. The many-key reports (hashes, IP pairs) keep
-/// hours only: their keys have a few hits each, so a day row summed about as few hour rows as
-/// there were hits (the bench's 500-event batches wrote about 420 new day rows each, nearly one
-/// for each hour row), and a range sums their hour rows instead ([`Plan::for_report`]).
-pub fn grains(report: &str) -> &'static [Grain] {
-    if super::projections::keeps_signature_rows(report) {
-        &[Grain::Hour, Grain::Day]
-    } else {
-        &[Grain::Hour]
     }
 }
 
@@ -98,25 +84,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// How `report` reads `[from, to)`: [`Plan::of`], or for a report without day rows
-    /// ([`grains`]) the same with its whole days read as hours.
-    pub fn for_report(report: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Plan {
-        let plan = Plan::of(from, to);
-        if grains(report).contains(&Grain::Day) || plan.days.0 >= plan.days.1 {
-            return plan;
-        }
-        let empty = (to, to);
-        let hours = (
-            plan.hours[0].0.min(plan.days.0),
-            plan.hours[1].1.max(plan.days.1),
-        );
-        Plan {
-            days: empty,
-            hours: [hours, empty],
-            edges: plan.edges,
-        }
-    }
-
     pub fn of(from: DateTime<Utc>, to: DateTime<Utc>) -> Plan {
         let empty = (to, to);
         let (ha, hb) = (
@@ -205,17 +172,14 @@ pub(super) fn bucket_rows(views: &str, filter: impl Fn(&ReportKey) -> String) ->
             format!(
                 "SELECT '{name}', w.view_id, g.grain, g.bucket, {key}, count(*)::int4, max(h.score), max(h.start_time)
                  FROM threat_hits h {join}
-                 CROSS JOIN LATERAL (VALUES {grains}) AS g(grain, bucket)
+                 CROSS JOIN LATERAL (VALUES ('hour', {hour}), ('day', {day})) AS g(grain, bucket)
                  WHERE {views} AND {filter}
                  GROUP BY 1, 2, 3, 4, 5",
                 name = r.name,
                 key = r.key,
                 join = in_view("h.signature"),
-                grains = grains(r.name)
-                    .iter()
-                    .map(|g| format!("('{}', {})", g.as_str(), sql_bucket("h.start_time", *g)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                hour = sql_bucket("h.start_time", Grain::Hour),
+                day = sql_bucket("h.start_time", Grain::Day),
                 filter = filter(r),
             )
         })
@@ -248,8 +212,10 @@ pub(super) fn apply_bucket_deltas(
             .iter()
             .filter(|v| v.view_id == ADMIN_VIEW || v.groups.iter().any(|g| g == group))
         {
-            for &grain in grains(REPORTS[*r]) {
-                let bucket = bucket_start(*hour, grain);
+            for (grain, bucket) in [
+                (Grain::Hour, *hour),
+                (Grain::Day, bucket_start(*hour, Grain::Day)),
+            ] {
                 rows.entry((REPORTS[*r], v.view_id.clone(), grain, bucket, key.clone()))
                     .or_default()
                     .add(d);
@@ -283,8 +249,8 @@ pub(super) fn apply_bucket_deltas(
     .execute(conn)?;
 
     // A lowered maximum: hours from their hits (by the key's index or the start-time index);
-    // then the days of the reports that keep them (file types, protocols) from the day's 24
-    // hour rows. One statement a grain, each report's
+    // then days, from the hits of a key with few (hashes, IP pairs) or from the day's 24 hour
+    // rows of a key with many (file types, protocols). One statement a grain, each report's
     // probe picked by a `CASE` (only the branch taken runs): the hours first, in a statement
     // of their own, so that the days' statement reads the corrected hour rows (a statement
     // does not see its own writes). Eight statements a batch before, one per report and grain.
@@ -299,7 +265,6 @@ pub(super) fn apply_bucket_deltas(
         let end = format!("v.bucket + interval '{}'", grain_interval(grain));
         let probes: String = REPORT_KEYS
             .iter()
-            .filter(|r| grains(r.name).contains(&grain))
             .map(|r| format!(" WHEN '{}' THEN ({})", r.name, lowered_max(r, grain, &end)))
             .collect();
         prepared(format!(

@@ -641,7 +641,7 @@ fn top_from_buckets(
         return top_from_hits(conn, scope, report, range, &Filters::default(), page);
     };
     let (from, to) = range.ends();
-    let plan = super::buckets::Plan::for_report(report.slug(), from, to);
+    let plan = super::buckets::Plan::of(from, to);
     let mut rows: Vec<ReportRow> = scope
         .query(include_str!("sql/top_from_buckets.sql"))
         .text("report", report.slug())

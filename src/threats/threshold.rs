@@ -78,7 +78,7 @@ pub(super) fn top(
     } else {
         None
     };
-    let probes = Probes::of(conn, report, from, to)?;
+    let probes = Probes::of(conn, from, to)?;
     let mut found: Vec<ReportRow> = Vec::new();
     let mut walked: i64 = 0;
     let mut spent: i64 = 0;
@@ -252,12 +252,7 @@ struct Probes {
 }
 
 impl Probes {
-    fn of(
-        conn: &mut PgConnection,
-        report: Report,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> QueryResult<Probes> {
+    fn of(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> QueryResult<Probes> {
         // An open end stands for a time far beyond the hits: probe only the days they span.
         let e: super::histogram::Extent = diesel::sql_query(
             "SELECT min(start_time) AS first, max(start_time) AS last FROM threat_hits",
@@ -270,7 +265,7 @@ impl Probes {
             ),
             _ => (to, to),
         };
-        let plan = Plan::for_report(report.slug(), from, to.max(from));
+        let plan = Plan::of(from, to.max(from));
         let mut probes = Probes {
             grains: Vec::new(),
             buckets: Vec::new(),
