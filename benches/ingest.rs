@@ -11,7 +11,12 @@
 //! poster's rate in aggregate with no deadlock (PostgreSQL's count for the database), no batch
 //! retried by the server and no 409.
 //!
-//! `HEYBOSS_BENCH_ONLY=inline`, `=delayed` or `=overlap` runs one part.
+//! `HEYBOSS_BENCH_ONLY=inline`, `=delayed` or `=overlap` runs one part. `=alone` runs the
+//! ceiling of the delayed part (not part of a full run): the same events with the reports
+//! delayed and no subscriber running, so that no report work is done at all.
+//!
+//! Each batched run also prints the CPU it took per event: the bench process (clients, HTTP
+//! server, validation) and the PostgreSQL backends of its database, from `/proc`.
 
 /// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
 #[global_allocator]
@@ -57,18 +62,80 @@ const DELAYED: &str = "threat_hits";
 struct Rate {
     rate: f64,
     lag_after: Option<f64>,
+    /// CPU-seconds of the run: the bench process, and its database's backends.
+    cpu: (f64, f64),
+    events: u64,
+}
+
+impl Rate {
+    /// "CPU per event: ..." for the line of a run.
+    fn cpu_line(&self) -> String {
+        let (app, db) = self.cpu;
+        let per = |s: f64| s * 1e6 / self.events as f64;
+        format!(
+            "CPU {:.1} s (bench process {app:.1} s, its backends {db:.1} s): {:.0} us an event ({:.0} + {:.0})",
+            app + db,
+            per(app + db),
+            per(app),
+            per(db)
+        )
+    }
+}
+
+/// The user and system CPU-seconds a process has used, from `/proc/<pid>/stat` (in clock ticks
+/// of 1/100 s, Linux's USER_HZ); 0 when it is gone.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command's closing parenthesis: state is the 3rd field, utime the 14th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+#[derive(QueryableByName)]
+struct Backend {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// The CPU-seconds of the backends connected to the app's database now (its pool and its
+/// subscribers keep theirs for the whole run; the server runs on this machine).
+fn backends_cpu(app: &TestApp) -> f64 {
+    let mut conn = app.state.pool.get().unwrap();
+    diesel::sql_query("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        .load::<Backend>(&mut conn)
+        .unwrap()
+        .iter()
+        .map(|b| cpu_seconds(&b.pid.to_string()))
+        .sum()
 }
 
 /// Post `total` events from CLIENTS concurrent sensors-clients, with the reports inline or
 /// delayed.
 fn run(total: u64, batch: usize, delayed: bool) -> Rate {
+    run_with(total, batch, delayed, true)
+}
+
+/// As [`run`]; without `subscribers` no catch-up subscriber runs (delayed reports are then
+/// never written, and the lag is not waited for).
+fn run_with(total: u64, batch: usize, delayed: bool, subscribers: bool) -> Rate {
     let app = TestApp::spawn_with(|s| {
         s.pool_size = 8;
+        s.run_subscribers = subscribers;
         if delayed {
             s.catch_up_projections = vec![DELAYED.to_owned()];
         }
     });
     let (token, names) = sensor(&app);
+    let app_cpu_before = cpu_seconds("self");
+    let db_cpu_before = backends_cpu(&app);
     let started = Instant::now();
     let clients = clients();
     let handles: Vec<_> = (0..clients)
@@ -82,7 +149,7 @@ fn run(total: u64, batch: usize, delayed: bool) -> Rate {
         .collect();
     let events: u64 = handles.into_iter().map(|h| h.join().unwrap().events).sum();
     let seconds = started.elapsed().as_secs_f64();
-    let lag_after = delayed.then(|| {
+    let lag_after = (delayed && subscribers).then(|| {
         let answered = Instant::now();
         let mut conn = app.state.pool.get().unwrap();
         let head = heyboss::es::store::head_position(&mut conn).unwrap();
@@ -92,6 +159,10 @@ fn run(total: u64, batch: usize, delayed: bool) -> Rate {
         assert!(caught_up, "the reports caught up within 10 minutes");
         answered.elapsed().as_secs_f64()
     });
+    let cpu = (
+        cpu_seconds("self") - app_cpu_before,
+        backends_cpu(&app) - db_cpu_before,
+    );
     let stored = common_count(&app);
     assert_eq!(
         stored as u64,
@@ -101,6 +172,8 @@ fn run(total: u64, batch: usize, delayed: bool) -> Rate {
     Rate {
         rate: events as f64 / seconds,
         lag_after,
+        cpu,
+        events,
     }
 }
 
@@ -226,6 +299,9 @@ fn main() {
     if only.is_empty() || only == "overlap" {
         overlap_rates(scale);
     }
+    if only == "alone" {
+        ingest_alone(scale);
+    }
 }
 
 fn ingest_rates(scale: f64) {
@@ -234,11 +310,13 @@ fn ingest_rates(scale: f64) {
     println!("baseline: {baseline_events} events, 1 event per request: {baseline:>9.0} events/s");
     for size in [100_000u64, 1_000_000] {
         let n = ((size as f64 * scale) as u64).max(clients() * 500);
-        let rate = run(n, 500, false).rate;
+        let r = run(n, 500, false);
+        let rate = r.rate;
         println!(
-            "{n:>9} events, batches of 500:      {rate:>9.0} events/s  ({:.1}x the baseline; goal 20,000/s: {})",
+            "{n:>9} events, batches of 500:      {rate:>9.0} events/s  ({:.1}x the baseline; goal 20,000/s: {}); {}",
             rate / baseline,
-            if rate >= 20_000.0 { "met" } else { "NOT met" }
+            if rate >= 20_000.0 { "met" } else { "NOT met" },
+            r.cpu_line()
         );
     }
 }
@@ -246,13 +324,27 @@ fn ingest_rates(scale: f64) {
 fn delayed_rate(scale: f64) {
     println!("reports delayed (HEYBOSS_CATCHUP_PROJECTIONS={DELAYED}):");
     let n = ((1_000_000.0 * scale) as u64).max(clients() * 500);
-    let Rate { rate, lag_after } = run(n, 500, true);
-    let lag = lag_after.unwrap_or_default();
+    let r = run(n, 500, true);
+    let (rate, lag) = (r.rate, r.lag_after.unwrap_or_default());
     println!(
         "{n:>9} events, batches of 500:      {rate:>9.0} events/s  (goal 50,000/s: {}); \
-         reports caught up {lag:.1} s after the last answer (goal 10 s: {})",
+         reports caught up {lag:.1} s after the last answer (goal 10 s: {}); {}",
         if rate >= 50_000.0 { "met" } else { "NOT met" },
-        if lag <= 10.0 { "met" } else { "NOT met" }
+        if lag <= 10.0 { "met" } else { "NOT met" },
+        r.cpu_line()
+    );
+}
+
+/// The ceiling of the delayed part: the same events with no report work at all (the report
+/// projection delayed and no subscriber running), the CPU it takes per event.
+fn ingest_alone(scale: f64) {
+    println!("reports not written at all (HEYBOSS_CATCHUP_PROJECTIONS={DELAYED}, no subscriber):");
+    let n = ((1_000_000.0 * scale) as u64).max(clients() * 500);
+    let r = run_with(n, 500, true, false);
+    println!(
+        "{n:>9} events, batches of 500:      {:>9.0} events/s; {}",
+        r.rate,
+        r.cpu_line()
     );
 }
 

@@ -250,71 +250,78 @@ pub(super) fn apply_bucket_deltas(
 
     // A lowered maximum: hours from their hits (by the key's index or the start-time index);
     // then days, from the hits of a key with few (hashes, IP pairs) or from the day's 24 hour
-    // rows of a key with many (file types, protocols).
+    // rows of a key with many (file types, protocols). One statement a grain, each report's
+    // probe picked by a `CASE` (only the branch taken runs): the hours first, in a statement
+    // of their own, so that the days' statement reads the corrected hour rows (a statement
+    // does not see its own writes). Eight statements a batch before, one per report and grain.
     for grain in [Grain::Hour, Grain::Day] {
-        for r in &REPORT_KEYS {
-            let mut lowered = BucketColumns::default();
-            for (k, _) in rows
-                .iter()
-                .filter(|(k, d)| d.lowered && k.0 == r.name && k.2 == grain)
-            {
-                lowered.push(k);
-            }
-            if lowered.report.is_empty() {
-                continue;
-            }
-            let end = format!("v.bucket + interval '{}'", grain_interval(grain));
-            let max = if grain == Grain::Day && super::projections::keeps_signature_rows(r.name) {
-                format!(
-                    "SELECT max(b.max_score) FROM threat_report_buckets b
-                     WHERE b.report = v.report AND b.view_id = v.view_id AND b.grain = 'hour'
-                       AND b.bucket >= v.bucket AND b.bucket < {end} AND b.key = v.key"
-                )
-            } else if super::projections::keeps_signature_rows(r.name) {
-                // A few keys, each with a large share of the hits: the hour's hits by the
-                // start-time index, the key tested on each. (Written as `column = key`, the
-                // planner intersected both indexes and read every hit of the file type or
-                // protocol for each lowered hour: 2 ms a probe at 75,000 hits, 0.3 ms this way.)
-                format!(
-                    "SELECT max(h.score) FROM threat_hits h {join}
-                     WHERE ({column} || '') = v.key AND w.view_id = v.view_id
-                       AND h.start_time >= v.bucket AND h.start_time < {end}",
-                    join = in_view("h.signature"),
-                    column = r.key,
-                )
-            } else {
-                // Many keys (hashes, IP pairs), each with a few hits: the key's hits by its
-                // index, the bucket tested on each (the same hits as the range: `v.bucket` is
-                // a bucket's start). Written as a range, the planner also read the start-time
-                // index for it and intersected the two: every hit of the hour or day, for
-                // each lowered key, a cost that grew with the table (a day's probe 0.3 ms at
-                // 75,000 hits, 0.05 ms by the key alone; at 1,000,000 events the catch-up
-                // spent most of its time there).
-                format!(
-                    "SELECT max(h.score) FROM threat_hits h {join}
-                     WHERE {matches} AND w.view_id = v.view_id AND {bucket} = v.bucket",
-                    join = in_view("h.signature"),
-                    matches = r.matches.replace("{k}", "v.key"),
-                    bucket = sql_bucket("h.start_time", grain),
-                )
-            };
-            prepared(format!(
-                "INSERT INTO threat_report_buckets AS b (report, view_id, grain, bucket, key, hits, max_score, last_seen)
-                 SELECT v.report, v.view_id, v.grain, v.bucket, v.key, 0, ({max}), v.bucket
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
-                      AS v(report, view_id, grain, bucket, key)
-                 ON CONFLICT (report, view_id, grain, bucket, key) DO UPDATE SET max_score = excluded.max_score"
-            ))
-            .bind::<Text, _>(RESTRICTED_GROUP)
-            .bind::<Array<Text>, _>(&lowered.report)
-            .bind::<Array<Text>, _>(&lowered.view)
-            .bind::<Array<Text>, _>(&lowered.grain)
-            .bind::<Array<Timestamptz>, _>(&lowered.bucket)
-            .bind::<Array<Text>, _>(&lowered.key)
-            .execute(conn)?;
+        let mut lowered = BucketColumns::default();
+        for (k, _) in rows.iter().filter(|(k, d)| d.lowered && k.2 == grain) {
+            lowered.push(k);
         }
+        if lowered.report.is_empty() {
+            continue;
+        }
+        let end = format!("v.bucket + interval '{}'", grain_interval(grain));
+        let probes: String = REPORT_KEYS
+            .iter()
+            .map(|r| format!(" WHEN '{}' THEN ({})", r.name, lowered_max(r, grain, &end)))
+            .collect();
+        prepared(format!(
+            "INSERT INTO threat_report_buckets AS b (report, view_id, grain, bucket, key, hits, max_score, last_seen)
+             SELECT v.report, v.view_id, v.grain, v.bucket, v.key, 0, CASE v.report{probes} END, v.bucket
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+                  AS v(report, view_id, grain, bucket, key)
+             ON CONFLICT (report, view_id, grain, bucket, key) DO UPDATE SET max_score = excluded.max_score"
+        ))
+        .bind::<Text, _>(RESTRICTED_GROUP)
+        .bind::<Array<Text>, _>(&lowered.report)
+        .bind::<Array<Text>, _>(&lowered.view)
+        .bind::<Array<Text>, _>(&lowered.grain)
+        .bind::<Array<Timestamptz>, _>(&lowered.bucket)
+        .bind::<Array<Text>, _>(&lowered.key)
+        .execute(conn)?;
     }
     Ok(())
+}
+
+/// The maximum score of the bucket row `v` (report `r`, grain `grain`, ending at `end`) read
+/// again after a rescore lowered a score in it; binds `$1` to the restricted group.
+fn lowered_max(r: &ReportKey, grain: Grain, end: &str) -> String {
+    if grain == Grain::Day && super::projections::keeps_signature_rows(r.name) {
+        format!(
+            "SELECT max(b.max_score) FROM threat_report_buckets b
+             WHERE b.report = v.report AND b.view_id = v.view_id AND b.grain = 'hour'
+               AND b.bucket >= v.bucket AND b.bucket < {end} AND b.key = v.key"
+        )
+    } else if super::projections::keeps_signature_rows(r.name) {
+        // A few keys, each with a large share of the hits: the hour's hits by the
+        // start-time index, the key tested on each. (Written as `column = key`, the
+        // planner intersected both indexes and read every hit of the file type or
+        // protocol for each lowered hour: 2 ms a probe at 75,000 hits, 0.3 ms this way.)
+        format!(
+            "SELECT max(h.score) FROM threat_hits h {join}
+             WHERE ({column} || '') = v.key AND w.view_id = v.view_id
+               AND h.start_time >= v.bucket AND h.start_time < {end}",
+            join = in_view("h.signature"),
+            column = r.key,
+        )
+    } else {
+        // Many keys (hashes, IP pairs), each with a few hits: the key's hits by its
+        // index, the bucket tested on each (the same hits as the range: `v.bucket` is
+        // a bucket's start). Written as a range, the planner also read the start-time
+        // index for it and intersected the two: every hit of the hour or day, for
+        // each lowered key, a cost that grew with the table (a day's probe 0.3 ms at
+        // 75,000 hits, 0.05 ms by the key alone; at 1,000,000 events the catch-up
+        // spent most of its time there).
+        format!(
+            "SELECT max(h.score) FROM threat_hits h {join}
+             WHERE {matches} AND w.view_id = v.view_id AND {bucket} = v.bucket",
+            join = in_view("h.signature"),
+            matches = r.matches.replace("{k}", "v.key"),
+            bucket = sql_bucket("h.start_time", grain),
+        )
+    }
 }
 
 /// The rows of `threat_report_signature_hours` from the hits `h` where `filter` holds: each hour

@@ -68,6 +68,15 @@ pub trait Subscriber: Send + Sync + 'static {
     fn initialize(&self, _conn: &mut PgConnection) -> Result<Cursor, HandlerError> {
         Ok(Cursor::START)
     }
+    /// Whether a batch's commit must be on disk before the subscriber goes on (default: yes).
+    /// A subscriber whose every write is derived from the log alone (a projection) may say no:
+    /// its batches then commit with `synchronous_commit = off`, and a crash can lose only the
+    /// last batches' writes together with the checkpoint that covers them (they commit in one
+    /// transaction), which the next run reads from the log and writes again. Not for one that
+    /// acts on the world (mail, commands): its effect could be seen before its commit is lost.
+    fn durable_commit(&self) -> bool {
+        true
+    }
 }
 
 /// A point in commit-safe order: the key `(transaction_id, position)` of an event.
@@ -366,6 +375,11 @@ pub fn catch_up_once(
         return Ok(0);
     }
     conn.transaction(|conn| {
+        if !subscriber.durable_commit() {
+            // Not waiting for the WAL flush: see `Subscriber::durable_commit`. The sensor
+            // batches' own commits (what the API acknowledges) stay synchronous.
+            diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
+        }
         // Read before this transaction takes its id (locking the checkpoint), for the floor.
         let head_before = identity_head(conn)?;
         let checkpoint: Checkpoint = subscriber_checkpoints::table
@@ -644,6 +658,12 @@ impl Subscriber for ProjectionSubscriber {
     fn initialize(&self, conn: &mut PgConnection) -> Result<Cursor, HandlerError> {
         let report = super::shadow::rebuild(conn, None, self.0.as_ref(), true, 5_000, |_| {})?;
         Ok(report.cursor)
+    }
+
+    /// A read model is the log's projection: a batch lost in a crash is applied again from the
+    /// log, with the checkpoint that was lost with it.
+    fn durable_commit(&self) -> bool {
+        false
     }
 }
 
