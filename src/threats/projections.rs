@@ -406,6 +406,7 @@ impl Projection for HitsProjection {
             "threat_report_buckets",
             "threat_report_signature_hours",
             "threat_hash_names",
+            "threat_pair_signature_times",
         ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -519,6 +520,12 @@ impl BulkReplay for HitsProjection {
               ORDER BY md5, signature, filename, file_type",
         )
         .execute(conn)?;
+        prepared(
+            "INSERT INTO threat_pair_signature_times (source_ip, destination_ip, signature, first_seen, last_seen)
+             SELECT source_ip, destination_ip, signature, min(start_time), max(start_time)
+               FROM threat_hits GROUP BY source_ip, destination_ip, signature",
+        )
+        .execute(conn)?;
         Ok(())
     }
 
@@ -535,6 +542,7 @@ impl BulkReplay for HitsProjection {
             "threat_report_buckets",
             "threat_report_signature_hours",
             "threat_hash_names",
+            "threat_pair_signature_times",
         ]
     }
 
@@ -1014,6 +1022,7 @@ impl HitsProjection {
             .into_iter()
             .partition(|((r, _, _, _), _)| keeps_signature_rows(REPORTS[*r]));
         apply_hash_names(conn, &new)?;
+        apply_pair_times(conn, &new)?;
         apply_bucket_deltas(conn, cold_buckets, &group_of, views)?;
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
@@ -1064,6 +1073,41 @@ fn apply_hash_names(conn: &mut PgConnection, new: &HitRows) -> Result<(), Projec
     .bind::<Array<Text>, _>(&new.sig)
     .bind::<Array<Text>, _>(&new.filename)
     .bind::<Array<Text>, _>(&new.file_type)
+    .bind::<Array<Timestamptz>, _>(&new.start)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Record the first and last session start of each (IP pair, signature) among a batch's new hits
+/// (`threat_pair_signature_times`, which an IP-pair report's signatures over a range are read
+/// from), as [`apply_hash_names`] does for hashes: a row already as wide is left alone without a
+/// lock or a write (a batch of sessions no newer than the pair's last), a new one is inserted and
+/// otherwise the times widened, in (source, destination, signature) order.
+fn apply_pair_times(conn: &mut PgConnection, new: &HitRows) -> Result<(), ProjectionError> {
+    if new.src.is_empty() {
+        return Ok(());
+    }
+    prepared(
+        "INSERT INTO threat_pair_signature_times AS n (source_ip, destination_ip, signature, first_seen, last_seen)
+         SELECT b.source_ip, b.destination_ip, b.signature, b.first_seen, b.last_seen
+           FROM (SELECT u.source_ip, u.destination_ip, u.signature,
+                        min(u.start) AS first_seen, max(u.start) AS last_seen
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                        AS u(source_ip, destination_ip, signature, start)
+                  GROUP BY u.source_ip, u.destination_ip, u.signature) b
+          WHERE NOT EXISTS (SELECT 1 FROM threat_pair_signature_times o
+                             WHERE o.source_ip = b.source_ip AND o.destination_ip = b.destination_ip
+                               AND o.signature = b.signature
+                               AND o.first_seen <= b.first_seen AND o.last_seen >= b.last_seen)
+          ORDER BY b.source_ip, b.destination_ip, b.signature
+         ON CONFLICT (source_ip, destination_ip, signature) DO UPDATE SET
+            first_seen = least(n.first_seen, excluded.first_seen),
+            last_seen = greatest(n.last_seen, excluded.last_seen)
+          WHERE excluded.first_seen < n.first_seen OR excluded.last_seen > n.last_seen",
+    )
+    .bind::<Array<Text>, _>(&new.src)
+    .bind::<Array<Text>, _>(&new.dst)
+    .bind::<Array<Text>, _>(&new.sig)
     .bind::<Array<Timestamptz>, _>(&new.start)
     .execute(conn)?;
     Ok(())
