@@ -501,8 +501,11 @@ impl BulkReplay for HitsProjection {
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
+        // In key order: a range reads one (report, view, grain) run of buckets, which then lies
+        // on a few pages instead of one page per row (8,621 hour rows of the heavy-keyed bench's
+        // hash `24h`: 247 buffers against 8,772).
         prepared(format!(
-            "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {}",
+            "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {} ORDER BY 1, 2, 3, 4, 5",
             bucket_rows("true", |_| "true".into())
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
@@ -757,8 +760,9 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         .bind::<Text, _>(RESTRICTED_GROUP)
         .bind::<Text, _>(&v.view_id)
         .execute(conn)?;
+        // In key order, as `finish_replay` writes them.
         prepared(format!(
-            "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {}",
+            "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {} ORDER BY 1, 2, 3, 4, 5",
             bucket_rows("w.view_id = $2", |_| "true".into())
         ))
         .bind::<Text, _>(RESTRICTED_GROUP)
