@@ -251,6 +251,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    threat_pair_signature_times (source_ip, destination_ip, signature) {
+        source_ip -> Text,
+        destination_ip -> Text,
+        signature -> Text,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+    }
+}
+
+diesel::table! {
     threat_report_buckets (report, view_id, grain, bucket, key) {
         report -> Text,
         view_id -> Text,
@@ -391,6 +401,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_files,
     threat_hash_names,
     threat_hits,
+    threat_pair_signature_times,
     threat_report_buckets,
     threat_report_rows,
     threat_report_signature_hours,

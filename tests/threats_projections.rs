@@ -152,6 +152,10 @@ fn ranges() -> Vec<TimeRange> {
             from: at("2017-06-01T00:00:00Z"),
             to: at("2017-07-01T00:00:00Z"),
         },
+        TimeRange {
+            from: at("2016-06-01T11:30:00Z"),
+            to: at("2017-06-15T10:00:00Z"),
+        },
     ]
 }
 
@@ -355,6 +359,14 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
             {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-3", "start_time": "2017-06-15T10:00:00Z", "protocol": "smb", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.4", "source_port": 1236, "destination_port": 445}},
             {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f5", "session_id": "odd-3", "md5": "0123456789abcdef0123456789abcdef", "filename": "m.exe", "file_type": "pe", "size_bytes": 10}},
             {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f5", "session_id": "odd-3", "integration": "yara", "score": 50, "signature": "ET-TROJAN-Emotet"}},
+            // The same IP pair (10.9.0.1 to 10.9.0.4) in 2016 and in 2026 with Nmap hits: they
+            // span June 2017 with none in it, as the hash's do (the pair's hits are probed).
+            {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-4", "start_time": "2016-06-01T12:00:00Z", "protocol": "smb", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.4", "source_port": 1237, "destination_port": 445}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f6", "session_id": "odd-4", "md5": "0123456789abcdef0123456789abcdef", "filename": "n.exe", "file_type": "pe", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f6", "session_id": "odd-4", "integration": "yara", "score": 10, "signature": "ET-SCAN-Nmap"}},
+            {"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": "odd-5", "start_time": "2026-11-27T09:00:00Z", "protocol": "smb", "source_ip": "10.9.0.1", "destination_ip": "10.9.0.4", "source_port": 1238, "destination_port": 445}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": "odd-f7", "session_id": "odd-5", "md5": "0123456789abcdef0123456789abcdef", "filename": "n.exe", "file_type": "pe", "size_bytes": 10}},
+            {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f7", "session_id": "odd-5", "integration": "yara", "score": 10, "signature": "ET-SCAN-Nmap"}},
         ]),
     );
     reports.settle(&app);
@@ -383,6 +395,36 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
         [(odd.as_str(), "ET-TROJAN-Emotet")],
         "the Nmap hits before and after June 2017 are not in it"
     );
+    let pair = "10.9.0.1 10.9.0.4";
+    let top =
+        queries::top_behind(&mut conn, &analyst, Report::IpPair, &june_2017, 10, None).unwrap();
+    assert_eq!(
+        top.iter()
+            .map(|r| (r.key.as_str(), r.signatures.as_str()))
+            .collect::<Vec<_>>(),
+        [(pair, "ET-TROJAN-Emotet")],
+        "the pair's Nmap hits before and after June 2017 are not in it"
+    );
+    // Ends inside hours, the pair's first Nmap hit just inside and its Emotet hit on the end
+    // (which is not in the range).
+    let to_the_emotet_hit = TimeRange {
+        from: Some("2016-06-01T11:30:00Z".parse().unwrap()),
+        to: Some("2017-06-15T10:00:00Z".parse().unwrap()),
+    };
+    let top = queries::top_behind(
+        &mut conn,
+        &analyst,
+        Report::IpPair,
+        &to_the_emotet_hit,
+        10,
+        None,
+    )
+    .unwrap();
+    let row = top
+        .iter()
+        .find(|r| r.key == pair)
+        .expect("the pair's 2016 hit");
+    assert_eq!((row.hits, row.signatures.as_str()), (1, "ET-SCAN-Nmap"));
     let name = |conn: &mut PgConnection| {
         let n = names_on_demand(conn, &analyst, std::slice::from_ref(&odd));
         (n[0].filename.clone(), n[0].file_type.clone())

@@ -668,9 +668,9 @@ fn top_from_buckets(
 
 /// The visible signatures of each row among the hits in the range: for file types and protocols
 /// from their per-signature rows' last seen (a range open at its end) or the hours of each key's
-/// signatures (`sql/key_signatures_by_hours.sql`); for hashes from each (hash, signature)'s first
-/// and last seen (`sql/hash_signatures_in_range.sql`); for IP pairs one probe of the report's hits index per key and visible signature, or the range's hits
-/// when it is short.
+/// signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP pairs from each (key,
+/// signature)'s first and last seen (`sql/hash_signatures_in_range.sql`,
+/// `sql/pair_signatures_in_range.sql`).
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -708,29 +708,16 @@ fn fill_signatures_in_range(
             .time("e2_to", Some(plan.edges[1].1));
         return set_signatures(conn, query.texts("keys", keys), rows);
     }
-    if report == Report::Hash {
-        // Each (hash, signature)'s first and last seen say which overlap the range, and
-        // whether a hit is surely in it; a heavy hash's hits are not walked.
-        let query = scope
-            .query(include_str!("sql/hash_signatures_in_range.sql"))
-            .time("from", Some(from))
-            .time("to", Some(to));
-        return set_signatures(conn, query.texts("keys", keys), rows);
-    }
-    // A range of a few hours (the last hour, say) has fewer hits than a probe per key and
-    // signature reads: a file type's index range of one signature is mostly outside it.
-    let short = Duration::hours(2);
-    let query = if to - from <= short || from >= Utc::now() - short {
-        scope
-            .query(include_str!("sql/key_signatures_of_range_hits.sql"))
-            .sql("key_column", report.key_sql())
-    } else {
-        scope
-            .query(include_str!("sql/key_signatures_in_range.sql"))
-            .sql("key_match", report.key_match())
-            .sql("key", "k.key")
+    // Each (hash or IP pair, signature)'s first and last seen say which overlap the range, and
+    // whether a hit is surely in it; a heavy key's hits are not walked.
+    let sql = match report {
+        Report::Hash => include_str!("sql/hash_signatures_in_range.sql"),
+        _ => include_str!("sql/pair_signatures_in_range.sql"),
     };
-    let query = query.time("from", Some(from)).time("to", Some(to));
+    let query = scope
+        .query(sql)
+        .time("from", Some(from))
+        .time("to", Some(to));
     set_signatures(conn, query.texts("keys", keys), rows)
 }
 
