@@ -7,6 +7,7 @@
 //! Ignored by plain `cargo test` (it needs the replica); `bash scripts/test.sh` runs it.
 
 mod common;
+mod scholarships_support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -279,18 +280,6 @@ fn one_fund(app: &TestApp) -> String {
     create_user(app, "sam", "staff", PASSWORD);
     let mut sam = Client::new(app);
     sam.login("sam", PASSWORD);
-    sam.get("/scholarships/funds");
-    let created = sam.post(
-        "/scholarships/funds",
-        &[
-            ("name", "Merit"),
-            ("term", "2027-fall"),
-            ("budget", "1000"),
-            ("criteria", "Good"),
-            ("opens_on", "2020-01-01"),
-            ("closes_on", "2099-12-31"),
-        ],
-    );
-    assert_eq!(created.status, 303, "{}", created.body);
-    created.header("location").unwrap().to_owned()
+    let fund = scholarships_support::create_open_fund(&mut sam, "Merit", "1000");
+    format!("/scholarships/funds/{fund}")
 }
