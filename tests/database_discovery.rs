@@ -42,6 +42,76 @@ fn without_database_url_or_a_local_server_a_private_cluster_is_started_and_stopp
 }
 
 #[test]
+fn without_database_url_the_local_server_is_reached_through_its_unix_socket() {
+    // This machine's server (Debian's packages) keeps its socket in /var/run/postgresql; the
+    // localhost step uses it rather than TCP loopback (cheaper round trips, same server).
+    let socket = std::path::Path::new("/var/run/postgresql/.s.PGSQL.5432");
+    assert!(
+        socket.exists(),
+        "the tests' server on port 5432 has its socket at {}",
+        socket.display()
+    );
+    let servers = heyboss::db::local_socket_servers(5432);
+    assert_eq!(
+        servers.first().map(String::as_str),
+        Some("postgres://%2Fvar%2Frun%2Fpostgresql:5432")
+    );
+    // Through it, the same server as localhost:5432, and a connection that is not TCP.
+    use diesel::prelude::*;
+    #[derive(QueryableByName, PartialEq, Debug)]
+    struct Seen {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        data_directory: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        over_tcp: bool,
+    }
+    let seen = |server: &str| -> Seen {
+        let mut conn =
+            PgConnection::establish(&format!("{server}/postgres{}", heyboss::db::LOCAL_PARAMS))
+                .unwrap();
+        diesel::sql_query(
+            "SELECT current_setting('data_directory') AS data_directory, \
+             inet_client_addr() IS NOT NULL AS over_tcp",
+        )
+        .get_result(&mut conn)
+        .unwrap()
+    };
+    let by_socket = seen(&servers[0]);
+    let by_tcp = seen(heyboss::db::DEFAULT_SERVER);
+    assert_eq!(by_socket.data_directory, by_tcp.data_directory);
+    assert!(!by_socket.over_tcp && by_tcp.over_tcp);
+
+    // And the binary chooses it when DATABASE_URL is not set.
+    let dir =
+        std::env::temp_dir().join(format!("heyboss-socket-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_heyboss"))
+        .arg("migrate")
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("HEYBOSS_LOCAL_SERVER")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let logged = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{logged}");
+    assert!(
+        logged.contains("using the local PostgreSQL server")
+            && logged.contains("postgres:///var/run/postgresql:5432"),
+        "{logged}"
+    );
+    assert!(
+        !dir.join("var/postgres").exists(),
+        "no private cluster when the local server answers"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_created_database_orders_text_as_the_servers_default_does() {
     // On a server whose default collation is C.UTF-8 (code point order), the app creates its
     // databases with collation C: the same order, compared bytewise. Otherwise the default stays.
