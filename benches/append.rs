@@ -5,12 +5,25 @@
 //! database's own limit for this work on this machine. The executor runs on the application's
 //! pool (`db::pool`, as `serve` does).
 //!
-//! Run: cargo bench --bench append   (APPEND_BENCH_SECONDS=N to change the time per run; default 5)
+//! Every run, bare or executor, is a fixed number of commands on the same sequence of streams, so
+//! each run meets streams of the same lengths whatever the rates of the runs before it (a command
+//! loads its whole stream: when runs were timed, a slow bare run left shorter streams for the
+//! executor after it, and a build with a slow bare SQL looked faster; docs/BENCHMARKS.md, issue 22).
+//! Runs alternate bare, executor, bare, executor, so each executor run meets streams about one event
+//! longer than the bare run before it: the same in every build.
+//! The bare SQL is the storage's own statements: on a partitioned log (a `streams` table) the load
+//! through `events_load_stream` and the insert with its claim in `streams`; on the unpartitioned log
+//! of before (34ef0cd) a plain read of `events` and a plain insert. So one source builds and runs
+//! against both, for an A/B of the storage.
+//!
+//! Run: cargo bench --bench append   (APPEND_BENCH_COMMANDS=N to change the commands per run;
+//! default 10,000)
 
 /// The binary's allocator, as `heyboss serve` runs on (src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -79,14 +92,19 @@ impl Projection for TallyTotals {
     }
 }
 
-// Through `events_load_stream`, as es::store::load_stream reads a stream: its plans are generic and
-// kept per connection, and they prune the partitions at start-up. A bare read of the partitioned
-// `events` without bounds, planned at default plan caching, probes every partition and made the
-// baseline slower than the executor (580-1,102 cmd/s at 8 clients): not the statements at their fastest.
+// The partitioned log's statements, as es::store runs them. The load through `events_load_stream`:
+// its plans are generic and kept per connection, and they prune the partitions at start-up. A bare
+// read of the partitioned `events` without bounds, planned at default plan caching, probes every
+// partition and made the baseline slower than the executor (580-1,102 cmd/s at 8 clients): not the
+// statements at their fastest.
 const LOAD: &str = "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, transaction_id FROM events_load_stream($1, $2)";
 // The stream's next version claimed in `streams` in the same statement, as es::store does.
 const INSERT_NEW: &str = "WITH claim AS (INSERT INTO streams (stream_type, stream_id, version) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) SELECT $1, $2, $3, 'Counted', 1, $4, $5 FROM claim RETURNING position";
 const INSERT_NEXT: &str = "WITH claim AS (UPDATE streams SET version = $3 WHERE stream_type = $1 AND stream_id = $2 AND version = $3 - 1 RETURNING 1) INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) SELECT $1, $2, $3, 'Counted', 1, $4, $5 FROM claim RETURNING position";
+// The unpartitioned log's (before the `streams` table): a read of `events`, and an insert that
+// the unique (stream, version) key fails on a conflict.
+const LOAD_UNPARTITIONED: &str = "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, transaction_id FROM events WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version";
+const INSERT_UNPARTITIONED: &str = "INSERT INTO events (stream_type, stream_id, stream_version, event_type, schema_version, payload, metadata) VALUES ($1, $2, $3, 'Counted', 1, $4, $5) RETURNING position";
 const UPSERT: &str = "INSERT INTO tally_totals (id, total) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET total = tally_totals.total + EXCLUDED.total";
 
 #[derive(QueryableByName)]
@@ -96,25 +114,31 @@ struct Loaded {
 }
 
 /// The same statements as a command, written by hand: the floor the executor is compared with.
-fn bare_command(conn: &mut PgConnection, stream: &str) -> QueryResult<()> {
+/// `partitioned`: the store has the `streams` table (the partitioned log).
+fn bare_command(conn: &mut PgConnection, stream: &str, partitioned: bool) -> QueryResult<()> {
     conn.transaction(|conn| {
-        let loaded: Vec<Loaded> = heyboss::prepared::prepared(LOAD)
-            .bind::<Text, _>("tally")
-            .bind::<Text, _>(stream)
-            .load(conn)?;
-        let version = loaded.last().map_or(0, |l| l.stream_version);
-        let meta = serde_json::json!({"actor": {"kind": "cli"}});
-        let inserted = heyboss::prepared::prepared(if version == 0 {
-            INSERT_NEW
+        let loaded: Vec<Loaded> = heyboss::prepared::prepared(if partitioned {
+            LOAD
         } else {
-            INSERT_NEXT
+            LOAD_UNPARTITIONED
         })
         .bind::<Text, _>("tally")
         .bind::<Text, _>(stream)
-        .bind::<BigInt, _>(version + 1)
-        .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
-        .bind::<Jsonb, _>(meta)
-        .execute(conn)?;
+        .load(conn)?;
+        let version = loaded.last().map_or(0, |l| l.stream_version);
+        let meta = serde_json::json!({"actor": {"kind": "cli"}});
+        let insert = match (partitioned, version) {
+            (false, _) => INSERT_UNPARTITIONED,
+            (true, 0) => INSERT_NEW,
+            (true, _) => INSERT_NEXT,
+        };
+        let inserted = heyboss::prepared::prepared(insert)
+            .bind::<Text, _>("tally")
+            .bind::<Text, _>(stream)
+            .bind::<BigInt, _>(version + 1)
+            .bind::<Jsonb, _>(serde_json::json!({"by": 1}))
+            .bind::<Jsonb, _>(meta)
+            .execute(conn)?;
         if inserted == 0 {
             // Someone else took the version: roll back and retry, as on a unique violation.
             return Err(diesel::result::Error::RollbackTransaction);
@@ -133,24 +157,31 @@ struct RunResult {
     p99_ms: f64,
 }
 
-fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Work) -> RunResult {
+/// `commands` commands shared out among `clients`, command `i` on the `i`-th stream of one fixed
+/// sequence: every run adds one event to the same streams, whatever its rate.
+fn run(clients: usize, commands: u64, pool: &heyboss::db::PgPool, work: Work) -> RunResult {
     let barrier = Arc::new(Barrier::new(clients));
+    let next = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..clients)
-        .map(|client| {
-            let (pool, work, barrier) = (pool.clone(), work.clone(), barrier.clone());
+        .map(|_| {
+            let (pool, work, barrier, next) =
+                (pool.clone(), work.clone(), barrier.clone(), next.clone());
             std::thread::spawn(move || {
                 let mut conn = pool.get().unwrap();
-                let mut rng = 0x9E37_79B9_7F4A_7C15u64
-                    ^ (client as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                let mut latencies = Vec::with_capacity(100_000);
+                let mut latencies = Vec::with_capacity(commands as usize);
                 barrier.wait();
                 let start = Instant::now();
-                let deadline = Duration::from_secs_f64(seconds);
-                while start.elapsed() < deadline {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let stream = format!("s{}", rng % STREAMS);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= commands {
+                        break;
+                    }
+                    // splitmix64 of the command's index: a stream spread like a random pick.
+                    let mut z = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    z ^= z >> 31;
+                    let stream = format!("s{}", z % STREAMS);
                     let t = Instant::now();
                     work(&mut conn, &stream);
                     latencies.push(t.elapsed());
@@ -177,10 +208,15 @@ fn run(clients: usize, seconds: f64, pool: &heyboss::db::PgPool, work: Work) -> 
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("APPEND_BENCH_SECONDS")
+    let commands: u64 = std::env::var("APPEND_BENCH_COMMANDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
+        .unwrap_or(10_000);
+    if std::env::var_os("APPEND_BENCH_SECONDS").is_some() {
+        eprintln!(
+            "APPEND_BENCH_SECONDS is no longer read: runs are APPEND_BENCH_COMMANDS commands"
+        );
+    }
     let db = TestDatabase::new();
     let pool = db.pool(8);
     diesel::sql_query("CREATE TABLE tally_totals (id TEXT PRIMARY KEY, total BIGINT NOT NULL)")
@@ -198,26 +234,40 @@ fn main() {
             .execute::<Tally>(conn, stream, &1, &ctx)
             .expect("command");
     });
-    let bare: Work = Arc::new(|conn, stream| {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let partitioned = diesel::sql_query("SELECT to_regclass('streams') IS NOT NULL AS found")
+        .get_result::<Found>(&mut pool.get().unwrap())
+        .unwrap()
+        .found;
+    let bare: Work = Arc::new(move |conn, stream| {
         // A conflict on a random stream is rare; retry like the executor does.
-        while bare_command(conn, stream).is_err() {}
+        while bare_command(conn, stream, partitioned).is_err() {}
     });
 
-    println!("append benchmark: one-event command + one inline projection, {seconds} s per run, {STREAMS} streams");
+    let storage = if partitioned {
+        "partitioned log (streams claim)"
+    } else {
+        "unpartitioned log"
+    };
+    println!("append benchmark: one-event command + one inline projection, {commands} commands per run, {STREAMS} streams, {storage}");
     println!("command: cargo bench --bench append");
     println!(
         "{:>7} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>6}",
         "clients", "executor/s", "p50 ms", "p99 ms", "bare SQL/s", "p50 ms", "p99 ms", "ratio"
     );
     // Warm up the caches and the connection pool.
-    run(8, 1.0, &bare_pool, bare.clone());
+    run(8, commands / 5, &bare_pool, bare.clone());
     for clients in [1, 8] {
         // Alternate bare and executor runs twice and keep the better of each, to damp noise.
         let mut best_exec: Option<RunResult> = None;
         let mut best_bare: Option<RunResult> = None;
         for _ in 0..2 {
-            let b = run(clients, seconds, &bare_pool, bare.clone());
-            let e = run(clients, seconds, &pool, executor.clone());
+            let b = run(clients, commands, &bare_pool, bare.clone());
+            let e = run(clients, commands, &pool, executor.clone());
             if best_bare
                 .as_ref()
                 .is_none_or(|x| b.per_second > x.per_second)
