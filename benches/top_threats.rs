@@ -53,12 +53,8 @@ impl Drop for Kept {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn main() {
+/// Load the bench's data into an empty database; the analyst's id.
+fn load(conn: &mut PgConnection) -> uuid::Uuid {
     let scale: f64 = std::env::var("HEYBOSS_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -67,17 +63,14 @@ fn main() {
     let sessions = (200_000.0 * scale) as i64;
     let rescores = (100_000.0 * scale) as i64;
     let hashes = 50_000;
-    let db = Kept(Some(TestDatabase::new()));
-    let db = db.0.as_ref().expect("the database");
-    let mut conn = db.connect();
     let started = Instant::now();
 
     // Signatures: 200 in 10 groups; the analyst holds g0..g4.
-    exec(&mut conn, "INSERT INTO threat_signatures (name, rule_text, group_name, default_score, version, updated_at)
+    exec(conn, "INSERT INTO threat_signatures (name, rule_text, group_name, default_score, version, updated_at)
         SELECT 'sig-' || lpad(i::text, 3, '0'), '', 'g' || (i % 10), 50, 1, now() FROM generate_series(0, 199) i");
     let analyst = uuid::Uuid::new_v4();
     exec(
-        &mut conn,
+        conn,
         &format!(
             "INSERT INTO threat_clearances (user_id, group_name, granted_at)
         SELECT '{analyst}', 'g' || i, now() FROM generate_series(0, 4) i"
@@ -95,12 +88,12 @@ fn main() {
     } else {
         (format!("(i::int8 * 2654435761) % {hashes}"), "i".to_owned())
     };
-    exec(&mut conn, &format!("INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port, destination_port, file_count)
+    exec(conn, &format!("INSERT INTO threat_sessions (session_id, start_time, protocol, source_ip, destination_ip, source_port, destination_port, file_count)
         SELECT 's' || i, now() - (i % 43200) * interval '1 minute', (ARRAY['http','https','smtp','smb','ftp','dns'])[1 + i % 6],
                '10.' || (p % 4) || '.' || (p / 4 % 16) || '.' || (1 + p % 200), '198.51.100.' || (1 + (p * 7) % 30), 1024 + i % 60000, 443, 0
         FROM generate_series(0, {sessions} - 1) i CROSS JOIN LATERAL (SELECT {pair_of} AS p) AS k"));
     exec(
-        &mut conn,
+        conn,
         &format!(
             "INSERT INTO threat_files (file_id, session_id, md5, filename, file_type, size_bytes)
         SELECT 'f' || i, 's' || (i % {sessions}), md5(r::text),
@@ -109,53 +102,50 @@ fn main() {
         ),
     );
     // Two hits per file (integrations av and yara), signatures spread pseudo-randomly.
-    exec(&mut conn, "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
+    exec(conn, "INSERT INTO threat_hits (file_id, integration, signature, score, session_id, md5, filename, file_type, protocol, source_ip, destination_ip, start_time, scored_at)
         SELECT f.file_id, k.integration, 'sig-' || lpad((((substr(f.file_id, 2)::int8 * 40503 + k.n * 9973) % 200))::text, 3, '0'),
                ((substr(f.file_id, 2)::int8 * 7919 + k.n * 31) % 101)::int4, f.session_id, f.md5, f.filename, f.file_type,
                s.protocol, s.source_ip, s.destination_ip, s.start_time, now()
         FROM threat_files f JOIN threat_sessions s ON s.session_id = f.session_id
         CROSS JOIN (VALUES (0, 'av'), (1, 'yara')) AS k(n, integration)");
     // The rescores: new current scores for 100,000 hits.
-    exec(&mut conn, &format!("UPDATE threat_hits SET score = (score + 37) % 101
+    exec(conn, &format!("UPDATE threat_hits SET score = (score + 37) % 101
         WHERE integration = 'av' AND substr(file_id, 2)::int8 % 9 = 0 AND substr(file_id, 2)::int8 < {rescores} * 9"));
     // The rankings of the clearance sets held (the analyst's and the admins'), then the report
     // tables rolled up by the projection's own end-of-replay step.
-    exec(&mut conn, "INSERT INTO threat_views (view_id, groups) VALUES ('g0,g1,g2,g3,g4', ARRAY['g0','g1','g2','g3','g4']), ('*', '{}')");
+    exec(conn, "INSERT INTO threat_views (view_id, groups) VALUES ('g0,g1,g2,g3,g4', ARRAY['g0','g1','g2','g3','g4']), ('*', '{}')");
     conn.transaction(|conn| HitsProjection.finish_replay(conn))
         .unwrap();
     // The legacy, normalized raw tables with the same data and ordinary foreign-key indexes.
     exec(
-        &mut conn,
+        conn,
         "CREATE TABLE legacy_signatures (id SERIAL PRIMARY KEY, name TEXT UNIQUE, group_name TEXT)",
     );
-    exec(&mut conn, "INSERT INTO legacy_signatures (name, group_name) SELECT name, group_name FROM threat_signatures ORDER BY name");
+    exec(conn, "INSERT INTO legacy_signatures (name, group_name) SELECT name, group_name FROM threat_signatures ORDER BY name");
     exec(
-        &mut conn,
+        conn,
         "CREATE TABLE legacy_clearances (user_id UUID, group_name TEXT)",
     );
     exec(
-        &mut conn,
+        conn,
         "INSERT INTO legacy_clearances SELECT user_id, group_name FROM threat_clearances",
     );
-    exec(&mut conn, "CREATE TABLE legacy_sessions AS SELECT session_id AS id, start_time, protocol, source_ip, destination_ip FROM threat_sessions");
-    exec(
-        &mut conn,
-        "ALTER TABLE legacy_sessions ADD PRIMARY KEY (id)",
-    );
-    exec(&mut conn, "CREATE TABLE legacy_files AS SELECT file_id AS id, session_id, md5, filename, file_type FROM threat_files");
-    exec(&mut conn, "ALTER TABLE legacy_files ADD PRIMARY KEY (id)");
-    exec(&mut conn, "CREATE INDEX ON legacy_files (session_id)");
-    exec(&mut conn, "CREATE INDEX ON legacy_files (md5)");
-    exec(&mut conn, "CREATE TABLE legacy_scores AS SELECT h.file_id, h.integration, g.id AS signature_id, h.score FROM threat_hits h JOIN legacy_signatures g ON g.name = h.signature");
-    exec(&mut conn, "CREATE INDEX ON legacy_scores (file_id)");
-    exec(&mut conn, "CREATE INDEX ON legacy_scores (signature_id)");
-    exec(&mut conn, "VACUUM ANALYZE");
+    exec(conn, "CREATE TABLE legacy_sessions AS SELECT session_id AS id, start_time, protocol, source_ip, destination_ip FROM threat_sessions");
+    exec(conn, "ALTER TABLE legacy_sessions ADD PRIMARY KEY (id)");
+    exec(conn, "CREATE TABLE legacy_files AS SELECT file_id AS id, session_id, md5, filename, file_type FROM threat_files");
+    exec(conn, "ALTER TABLE legacy_files ADD PRIMARY KEY (id)");
+    exec(conn, "CREATE INDEX ON legacy_files (session_id)");
+    exec(conn, "CREATE INDEX ON legacy_files (md5)");
+    exec(conn, "CREATE TABLE legacy_scores AS SELECT h.file_id, h.integration, g.id AS signature_id, h.score FROM threat_hits h JOIN legacy_signatures g ON g.name = h.signature");
+    exec(conn, "CREATE INDEX ON legacy_scores (file_id)");
+    exec(conn, "CREATE INDEX ON legacy_scores (signature_id)");
+    exec(conn, "VACUUM ANALYZE");
     let hits: i64 = heyboss::schema::threat_hits::table
         .count()
-        .get_result(&mut conn)
+        .get_result(conn)
         .unwrap();
     let distinct: i64 = diesel::sql_query("SELECT count(DISTINCT md5)::int8 AS n FROM threat_hits")
-        .get_result::<Count>(&mut conn)
+        .get_result::<Count>(conn)
         .unwrap()
         .n;
     println!(
@@ -165,6 +155,46 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    analyst
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    // HEYBOSS_BENCH_DB=<name>: time the reports on a database kept by an earlier run
+    // (HEYBOSS_BENCH_KEEP=1) instead of loading a new one, so that two builds are compared on
+    // the same rows; its ranges end at its own load time (the newest session's start).
+    let reused = std::env::var("HEYBOSS_BENCH_DB")
+        .ok()
+        .filter(|n| !n.is_empty());
+    let db = Kept(reused.is_none().then(TestDatabase::new));
+    let mut conn = match (&reused, &db.0) {
+        (Some(name), _) => {
+            let server = heyboss::db::Database::discover().expect("a PostgreSQL server");
+            heyboss::db::connect(&heyboss::db::with_database(&server.url, name))
+                .expect("connect to the kept database")
+        }
+        (None, Some(db)) => db.connect(),
+        (None, None) => unreachable!("a database is made when none is reused"),
+    };
+    let (analyst, now) = if reused.is_some() {
+        let kept: KeptStore = diesel::sql_query(
+            "SELECT (SELECT user_id FROM threat_clearances LIMIT 1) AS analyst,
+                    (SELECT max(start_time) FROM threat_sessions) AS now",
+        )
+        .get_result(&mut conn)
+        .expect("a kept bench database");
+        println!(
+            "reusing the database {}",
+            reused.as_deref().unwrap_or_default()
+        );
+        (kept.analyst, kept.now)
+    } else {
+        (load(&mut conn), chrono::Utc::now())
+    };
     let viewer = Viewer {
         user_id: analyst,
         username: "ana".into(),
@@ -181,7 +211,7 @@ fn main() {
     let slow_runs = 10;
     // HEYBOSS_BENCH_ONLY=ranges: the time ranges alone (the second part).
     if std::env::var("HEYBOSS_BENCH_ONLY").is_ok_and(|o| o == "ranges") {
-        ranges(&mut conn, &viewer, fast_runs);
+        ranges(&mut conn, &viewer, fast_runs, now);
         return;
     }
     println!("\ncargo bench --bench top_threats   (analyst cleared for 5 of 10 groups, top 10, window all)");
@@ -254,19 +284,23 @@ fn main() {
         );
     }
     println!("(projection: {fast_runs} runs per report; legacy join: {slow_runs} runs per report)");
-    ranges(&mut conn, &viewer, fast_runs);
-    histograms(&mut conn, &viewer, fast_runs);
+    ranges(&mut conn, &viewer, fast_runs, now);
+    histograms(&mut conn, &viewer, fast_runs, now);
 }
 
 /// Every report over time ranges (issue 20.1): from the time buckets (whole days and hours, the
 /// hits of the unaligned edges) against the same report computed on demand from the hits of
 /// the range (the start-time index), same run, same data; rows compared.
-fn ranges(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
+fn ranges(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    runs: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     use heyboss::threats::queries::TimeRange;
     use heyboss::threats::scope::AnalystScope;
     let runs = (runs / 4).max(5);
     let slow_runs = 5;
-    let now = chrono::Utc::now();
     let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
     let ranges = [
         ("1h", Window::Hour.range(now)),
@@ -348,13 +382,17 @@ fn ranges(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
 /// The histogram above every report (issue 20.2) over the same ranges and all time: hour and
 /// day bars from the rollups (the unaligned ends from the hits) against the same bars counted
 /// from the hits of the range (a filter that keeps every hit takes that path), bars compared.
-fn histograms(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
+fn histograms(
+    conn: &mut PgConnection,
+    viewer: &Viewer,
+    runs: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     use heyboss::threats::histogram::{histogram, HitFilter};
     use heyboss::threats::queries::TimeRange;
     use heyboss::threats::scope::AnalystScope;
     let runs = (runs / 4).max(5);
     let slow_runs = 5;
-    let now = chrono::Utc::now();
     let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
     let scope = AnalystScope::of(conn, viewer).unwrap();
     let every_hit = HitFilter::new("TRUE", |q| q);
@@ -418,4 +456,12 @@ fn histograms(conn: &mut PgConnection, viewer: &Viewer, runs: usize) {
 struct Count {
     #[diesel(sql_type = diesel::sql_types::Int8)]
     n: i64,
+}
+
+#[derive(QueryableByName)]
+struct KeptStore {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    analyst: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    now: chrono::DateTime<chrono::Utc>,
 }

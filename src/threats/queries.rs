@@ -331,12 +331,10 @@ fn read_report(
         top_from_views(conn, scope, report, page, ranked)?
     } else if let Some(found) = top_by_threshold(conn, scope, report, range, page, ranked)? {
         found
-    } else if super::projections::keeps_signature_rows(report.slug()) {
+    } else {
         serial(conn, |conn| {
             counted(page, |p| top_from_buckets(conn, scope, report, range, p))
         })?
-    } else {
-        counted(page, |p| top_from_buckets(conn, scope, report, range, p))?
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -357,9 +355,11 @@ fn read_report(
     Ok(ReportPage { rows, total })
 }
 
-/// `work` without parallel workers: a few-key report's range reads a few hundred bucket rows and
-/// the hits of an hour or two, less work than starting a worker (on the 2-core test machine,
-/// busy, the planner's parallel plan of such a read took 24-40 ms against 1-2 ms without).
+/// `work` without parallel workers: a range's read of the buckets sums a few hundred (few-key
+/// reports) to a few thousand rows (hashes, IP pairs over a day) and the hits of an hour or two,
+/// less work than starting workers (on the 2-core test machine, busy, the planner's parallel
+/// plan of such a read took 24-40 ms against 1-2 ms without for file types, and 24-56 ms against
+/// 17-24 ms for hashes over `24h`, 6,400 rows).
 fn serial<T>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
@@ -375,8 +375,8 @@ struct Slice {
     order: &'static str,
     limit: i64,
     offset: i64,
-    /// Whether the all-time rankings count their rows (a page's total: a count of the view's
-    /// rows, which a top-N read does without).
+    /// Whether to count the report's rows (a page's total: a count of the view's rows for all
+    /// time, of the summed keys for a range), which a top-N read does without (its total is 0).
     count: bool,
     /// Keys left out (of the rows and the total).
     hidden: Vec<String>,
@@ -661,6 +661,7 @@ fn top_from_buckets(
         .int8("limit", page.limit)
         .int8("offset", page.offset)
         .texts("hidden", page.hidden.clone())
+        .sql("total", if page.count { "count(*) OVER ()" } else { "0::int8" })
         .load(conn)?;
     fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
     Ok(rows)

@@ -66,7 +66,10 @@ pub(super) fn top(
 ) -> QueryResult<Option<(Vec<ReportRow>, i64)>> {
     let (from, to) = range.ends();
     // A range of a day or two has few buckets a key: summing them is cheaper than the walk.
-    if to - from <= chrono::Duration::hours(48) {
+    // Judged on the part of the range the hits span: a preset is open at its end, so `1h` and
+    // `24h` were "longer than two days" and walked (then declined) before summing the buckets.
+    let stored = stored_span(conn, from, to)?;
+    if stored.1 - stored.0 <= chrono::Duration::hours(48) {
         return Ok(None);
     }
     let n = (limit + offset).max(1) as usize;
@@ -78,7 +81,7 @@ pub(super) fn top(
     } else {
         None
     };
-    let probes = Probes::of(conn, from, to)?;
+    let probes = Probes::of(stored);
     let mut found: Vec<ReportRow> = Vec::new();
     let mut walked: i64 = 0;
     let mut spent: i64 = 0;
@@ -243,6 +246,29 @@ fn ahead(
     Ok((a.keys, a.cost))
 }
 
+/// The part of `[from, to)` within the stored hits' start times (empty when none is in it): an
+/// open end stands for a time far beyond the hits.
+fn stored_span(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Span> {
+    let e: super::histogram::Extent = diesel::sql_query(
+        "SELECT min(start_time) AS first, max(start_time) AS last FROM threat_hits",
+    )
+    .get_result(conn)?;
+    Ok(match (e.first, e.last) {
+        (Some(first), Some(last)) => {
+            let (a, b) = (
+                from.max(first),
+                to.min(last + chrono::Duration::microseconds(1)),
+            );
+            (a, b.max(a))
+        }
+        _ => (to, to),
+    })
+}
+
 /// The whole days and hours of a range (within the stored hits' times) as bucket probes, and
 /// its unaligned edges.
 struct Probes {
@@ -252,20 +278,9 @@ struct Probes {
 }
 
 impl Probes {
-    fn of(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> QueryResult<Probes> {
-        // An open end stands for a time far beyond the hits: probe only the days they span.
-        let e: super::histogram::Extent = diesel::sql_query(
-            "SELECT min(start_time) AS first, max(start_time) AS last FROM threat_hits",
-        )
-        .get_result(conn)?;
-        let (from, to) = match (e.first, e.last) {
-            (Some(first), Some(last)) => (
-                from.max(first),
-                to.min(last + chrono::Duration::microseconds(1)),
-            ),
-            _ => (to, to),
-        };
-        let plan = Plan::of(from, to.max(from));
+    /// The probes of `[from, to)`, a range within the stored hits' times ([`stored_span`]).
+    fn of((from, to): Span) -> Probes {
+        let plan = Plan::of(from, to);
         let mut probes = Probes {
             grains: Vec::new(),
             buckets: Vec::new(),
@@ -283,7 +298,7 @@ impl Probes {
                 t += chrono::Duration::microseconds(grain.micros());
             }
         }
-        Ok(probes)
+        probes
     }
 
     /// The bucket probes a key's count in the range takes.
@@ -311,8 +326,7 @@ impl Probes {
         }
         scope
             .query(include_str!("sql/keys_in_range_by_buckets.sql"))
-            .sql("key_match", report.key_match())
-            .sql("key", "k.key")
+            .sql("key_column", report.key_sql())
             .texts("keys", keys)
             .text("report", report.slug())
             .text("view", view)
