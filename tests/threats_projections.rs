@@ -201,7 +201,6 @@ fn check_all(conn: &mut PgConnection, scopes: &[AnalystScope]) {
     check_range_pages(conn, scopes);
 }
 
-/// Whether the scope's clearance set has an all-time ranking (someone holds it).
 /// The part of `range` within the stored hits' start times, as the threshold walk judges it.
 fn stored_span(
     conn: &mut PgConnection,
@@ -227,6 +226,7 @@ fn stored_span(
     (a, b.max(a))
 }
 
+/// Whether the scope's clearance set has an all-time ranking (someone holds it).
 fn held(conn: &mut PgConnection, scope: &AnalystScope) -> bool {
     let view = if scope.sees_all() {
         heyboss::threats::projections::ADMIN_VIEW.to_owned()
