@@ -661,7 +661,14 @@ fn top_from_buckets(
         .int8("limit", page.limit)
         .int8("offset", page.offset)
         .texts("hidden", page.hidden.clone())
-        .sql("total", if page.count { "count(*) OVER ()" } else { "0::int8" })
+        .sql(
+            "total",
+            if page.count {
+                "count(*) OVER ()"
+            } else {
+                "0::int8"
+            },
+        )
         .load(conn)?;
     fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
     Ok(rows)
