@@ -1,12 +1,12 @@
 -- Some keys' hits, max score and last seen in a range from a clearance set's time buckets: the
 -- whole days and the whole hours inside the range as a few bucket ranges (:grains, :los, :his),
--- each read per key by the key's own index (`threat_report_buckets_key_ranges`: one index range
+-- each read per key by the key-first index (`threat_report_buckets_key_ranges`: one index range
 -- a key and bucket range, not a probe a key and bucket; `OFFSET 0` keeps the ranges in the
--- index's condition, which the planner otherwise reads every bucket of the key for), and the
--- visible hits of the range's unaligned edges (for keys with many hits, which a probe of their
--- hits would read all of). The edges are read once for all the keys, by the start-time index
--- (the key appended to '' keeps the planner off the key's own index: probed per key, it read
--- every hit of a heavy key to find the few in the edges).
+-- index's condition, without which the planner reads every bucket of the key), and the visible
+-- hits of the range's unaligned edges (for keys with many hits, which a probe of their hits
+-- would read all of). The edges are read once for all the keys, by the start-time index (the key
+-- appended to '' keeps the planner off the key's own index: probed per key, it read every hit of
+-- a heavy key to find the few in the edges).
 SELECT p.key, sum(p.hits)::int8 AS hits, max(p.max_score) AS max_score, max(p.last_seen) AS last_seen,
        '' AS signatures, '' AS filename, '' AS file_type, 0::int8 AS total
 FROM (

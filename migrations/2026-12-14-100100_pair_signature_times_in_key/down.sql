@@ -1,4 +1,2 @@
 ALTER TABLE threat_pair_signature_times DROP CONSTRAINT threat_pair_signature_times_pkey,
     ADD CONSTRAINT threat_pair_signature_times_pkey PRIMARY KEY (source_ip, destination_ip, signature);
-ALTER TABLE threat_hash_names DROP CONSTRAINT threat_hash_names_pkey,
-    ADD CONSTRAINT threat_hash_names_pkey PRIMARY KEY (md5, signature);
