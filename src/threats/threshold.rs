@@ -86,7 +86,7 @@ pub(super) fn top(
     } else {
         None
     };
-    let probes = Probes::of(stored);
+    let buckets = BucketRanges::of(stored);
     let mut found: Vec<ReportRow> = Vec::new();
     let mut walked: i64 = 0;
     let mut spent: i64 = 0;
@@ -109,8 +109,8 @@ pub(super) fn top(
         let (mut light, mut heavy) = (Vec::new(), Vec::new());
         for r in ranked.into_iter().take(step as usize) {
             walked += 1;
-            spent += probes.cost(r.hits);
-            if probes.cost(r.hits) < probes.count() {
+            spent += buckets.cost(r.hits);
+            if buckets.cost(r.hits) < buckets.count() {
                 light.push(r.key);
             } else {
                 heavy.push(r.key);
@@ -121,7 +121,7 @@ pub(super) fn top(
             return Ok(None);
         }
         found.extend(in_range(conn, scope, report, light, from, to)?);
-        found.extend(probes.in_range(conn, scope, report, view, heavy)?);
+        found.extend(buckets.in_range(conn, scope, report, view, heavy)?);
         // Keep the n best, and every row tied with the n-th (its key decides, in SQL).
         found.sort_by_key(|r| std::cmp::Reverse(rank(r.hits, r.max_score)));
         if found.len() > n {
@@ -144,7 +144,7 @@ pub(super) fn top(
             } else {
                 1
             };
-            let (keys, cost) = ahead(conn, report, view, walked, floor, &probes, hidden)?;
+            let (keys, cost) = ahead(conn, report, view, walked, floor, &buckets, hidden)?;
             if keys > KEYS_BUDGET || spent + cost > BUDGET {
                 return Ok(None);
             }
@@ -224,7 +224,7 @@ fn ahead(
     view: &str,
     walked: i64,
     floor: i64,
-    probes: &Probes,
+    buckets: &BucketRanges,
     hidden: &[String],
 ) -> QueryResult<(i64, i64)> {
     #[derive(QueryableByName)]
@@ -245,7 +245,7 @@ fn ahead(
     .bind::<Int4, _>(floor.clamp(1, i32::MAX as i64) as i32)
     .bind::<Int8, _>(KEYS_BUDGET + 1)
     .bind::<Int8, _>(walked)
-    .bind::<Int8, _>(probes.count())
+    .bind::<Int8, _>(buckets.count())
     .bind::<Array<Text>, _>(hidden)
     .get_result(conn)?;
     Ok((a.keys, a.cost))
@@ -274,46 +274,42 @@ fn stored_span(
     })
 }
 
-/// The whole days and hours of a range (within the stored hits' times) as bucket ranges, and
-/// its unaligned edges.
-struct Probes {
-    grains: Vec<String>,
-    los: Vec<DateTime<Utc>>,
-    his: Vec<DateTime<Utc>>,
-    /// The whole days and hours in the ranges: the bucket rows a key may have in them.
-    buckets: i64,
+/// The whole days and hours of a range (within the stored hits' times) as bucket ranges (the
+/// nonempty ones of its [`Plan`]), and its unaligned edges.
+struct BucketRanges {
+    ranges: Vec<(Grain, Span)>,
     edges: [Span; 2],
 }
 
-impl Probes {
-    /// The probes of `[from, to)`, a range within the stored hits' times ([`stored_span`]).
-    fn of((from, to): Span) -> Probes {
+impl BucketRanges {
+    /// The bucket ranges of `[from, to)`, a range within the stored hits' times ([`stored_span`]).
+    fn of((from, to): Span) -> BucketRanges {
         let plan = Plan::of(from, to);
-        let mut probes = Probes {
-            grains: Vec::new(),
-            los: Vec::new(),
-            his: Vec::new(),
-            buckets: 0,
-            edges: plan.edges,
-        };
-        for (grain, (a, b)) in [
+        let ranges = [
             (Grain::Day, plan.days),
             (Grain::Hour, plan.hours[0]),
             (Grain::Hour, plan.hours[1]),
-        ] {
-            if a < b {
-                probes.grains.push(grain.as_str().to_owned());
-                probes.los.push(a);
-                probes.his.push(b);
-                probes.buckets += (b - a).num_microseconds().unwrap_or(i64::MAX) / grain.micros();
-            }
+        ]
+        .into_iter()
+        .filter(|(_, (a, b))| a < b)
+        .collect();
+        BucketRanges {
+            ranges,
+            edges: plan.edges,
         }
-        probes
     }
 
-    /// The bucket rows a key's count in the range reads at most.
+    /// The bucket rows a key's count in the range reads at most (its whole days and hours), and
+    /// one for the edges.
     fn count(&self) -> i64 {
-        self.buckets + 1
+        let buckets: i64 = self
+            .ranges
+            .iter()
+            .map(|(grain, (a, b))| {
+                (*b - *a).num_microseconds().unwrap_or(i64::MAX) / grain.micros()
+            })
+            .sum();
+        buckets + 1
     }
 
     /// What counting a key with `hits` visible hits costs: its hits (about twice as many index
@@ -340,9 +336,15 @@ impl Probes {
             .texts("keys", keys)
             .text("report", report.slug())
             .text("view", view)
-            .texts("grains", self.grains.clone())
-            .times("los", self.los.clone())
-            .times("his", self.his.clone())
+            .texts(
+                "grains",
+                self.ranges
+                    .iter()
+                    .map(|(g, _)| g.as_str().to_owned())
+                    .collect(),
+            )
+            .times("los", self.ranges.iter().map(|(_, (a, _))| *a).collect())
+            .times("his", self.ranges.iter().map(|(_, (_, b))| *b).collect())
             .time("e1_from", Some(self.edges[0].0))
             .time("e1_to", Some(self.edges[0].1))
             .time("e2_from", Some(self.edges[1].0))
