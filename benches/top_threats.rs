@@ -297,8 +297,10 @@ fn ranges(
     runs: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) {
+    use heyboss::threats::filters::Filters;
     use heyboss::threats::queries::TimeRange;
     use heyboss::threats::scope::AnalystScope;
+    use heyboss::web::paging::{ListSpec, PageParams, Paging};
     let runs = (runs / 4).max(5);
     let slow_runs = 5;
     let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
@@ -316,16 +318,30 @@ fn ranges(
         ),
     ];
     let scope = AnalystScope::of(conn, viewer).unwrap();
+    // The report page's own query besides: its first page of 10 with the row count for the
+    // pager (`queries::report_page`, as `/threats/top/{report}` reads it).
+    let paging = Paging::parse(
+        ListSpec {
+            columns: &queries::REPORT_COLUMNS,
+            per_page: 10,
+        },
+        &PageParams::default(),
+    );
+    let unfiltered = Filters::default();
     println!("\ntime ranges (analyst cleared for 5 of 10 groups, top 10; custom: 6 d 23 h 20 min, both ends inside hours)");
+    println!("(proj: the top 10 rows; page: the same with the report's row count, as the page reads them)");
     println!(
-        "{:<10} {:<7} {:>12} {:>12} {:>15} {:>15} {:>10} {:>6}",
+        "{:<10} {:<7} {:>12} {:>12} {:>12} {:>12} {:>15} {:>15} {:>10} {:>8} {:>6}",
         "report",
         "range",
         "proj p50 ms",
         "proj p99 ms",
+        "page p50 ms",
+        "page p99 ms",
         "on-demand p50",
         "on-demand p99",
         "p50 ratio",
+        "rows",
         "same?"
     );
     for report in [
@@ -342,15 +358,39 @@ fn ranges(
                 fast_rows = queries::top_behind(conn, &scope, report, range, 10, None).unwrap();
                 fast.push(t.elapsed().as_secs_f64() * 1000.0);
             }
+            let mut paged = Vec::new();
+            let mut page = None;
+            for _ in 0..runs {
+                let t = Instant::now();
+                page = Some(
+                    queries::report_page(
+                        conn,
+                        &scope,
+                        report,
+                        range,
+                        &unfiltered,
+                        &paging,
+                        &[],
+                        None,
+                    )
+                    .unwrap(),
+                );
+                paged.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            let page = page.expect("at least one run");
             let mut slow = Vec::new();
-            let mut slow_rows = Vec::new();
+            let mut slow_page = None;
             for _ in 0..slow_runs {
                 let t = Instant::now();
-                slow_rows =
-                    queries::top_from_hits_in_scope(conn, &scope, report, range, 10).unwrap();
+                slow_page = Some(
+                    queries::report_page_from_hits(conn, &scope, report, range, &paging, &[])
+                        .unwrap(),
+                );
                 slow.push(t.elapsed().as_secs_f64() * 1000.0);
             }
+            let slow_page = slow_page.expect("at least one run");
             fast.sort_by(f64::total_cmp);
+            paged.sort_by(f64::total_cmp);
             slow.sort_by(f64::total_cmp);
             let key = |r: &queries::ReportRow| {
                 (
@@ -361,22 +401,27 @@ fn ranges(
                     r.signatures.clone(),
                 )
             };
-            let same = fast_rows.iter().map(key).collect::<Vec<_>>()
-                == slow_rows.iter().map(key).collect::<Vec<_>>();
+            let expected: Vec<_> = slow_page.rows.iter().map(key).collect();
+            let same = fast_rows.iter().map(key).collect::<Vec<_>>() == expected
+                && page.rows.iter().map(key).collect::<Vec<_>>() == expected
+                && page.total == slow_page.total;
             println!(
-                "{:<10} {:<7} {:>12.2} {:>12.2} {:>15.1} {:>15.1} {:>9.1}x {:>6}",
+                "{:<10} {:<7} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>15.1} {:>15.1} {:>9.1}x {:>8} {:>6}",
                 report.slug(),
                 name,
                 percentile(&fast, 0.5),
                 percentile(&fast, 0.99),
+                percentile(&paged, 0.5),
+                percentile(&paged, 0.99),
                 percentile(&slow, 0.5),
                 percentile(&slow, 0.99),
                 percentile(&slow, 0.5) / percentile(&fast, 0.5),
+                page.total,
                 if same { "yes" } else { "NO" }
             );
         }
     }
-    println!("(buckets: {runs} runs per report and range; on demand: {slow_runs} runs)");
+    println!("(buckets: {runs} runs per report and range, each of proj and page; on demand: {slow_runs} runs; rows: the page's row count, equal to the on-demand count where same? is yes)");
 }
 
 /// The histogram above every report (issue 20.2) over the same ranges and all time: hour and

@@ -301,6 +301,18 @@ fn check_range_pages(conn: &mut PgConnection, scopes: &[AnalystScope]) {
                         expected,
                         "buckets {report:?} {page:?} hidden {hidden:?} {range:?} {scope:?}"
                     );
+                    // The row count alone, as the walk takes it from the buckets when many
+                    // hits lie outside a bounded range.
+                    let counted =
+                        queries::range_count_from_buckets(conn, scope, report, range, hidden)
+                            .unwrap();
+                    match counted {
+                        Some(n) => assert_eq!(
+                            n, expected.1,
+                            "count {report:?} hidden {hidden:?} {range:?} {scope:?}"
+                        ),
+                        None => assert!(!held(conn, scope), "{scope:?}"),
+                    }
                     if matches!(report, Report::FileType | Report::Protocol) {
                         continue;
                     }

@@ -297,13 +297,7 @@ pub fn report_page(
     hidden: &[String],
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
-    let page = Slice {
-        order: sorted.order_sql(),
-        limit: sorted.limit(),
-        offset: sorted.offset(),
-        count: true,
-        hidden: hidden.to_vec(),
-    };
+    let page = Slice::sorted_page(sorted, hidden);
     let ranked = sorted.is_default();
     read_report(conn, scope, report, range, filters, &page, ranked, lag)
 }
@@ -389,6 +383,17 @@ impl Slice {
             order: REPORT_COLUMNS[0].desc,
             limit,
             offset,
+            count: true,
+            hidden: hidden.to_vec(),
+        }
+    }
+
+    /// A table's page as sorted, with its row count, without the `hidden` keys.
+    fn sorted_page(sorted: &Paging, hidden: &[String]) -> Slice {
+        Slice {
+            order: sorted.order_sql(),
+            limit: sorted.limit(),
+            offset: sorted.offset(),
             count: true,
             hidden: hidden.to_vec(),
         }
@@ -640,23 +645,12 @@ fn top_from_buckets(
     let Some(view) = maintained_view(conn, scope)? else {
         return top_from_hits(conn, scope, report, range, &Filters::default(), page);
     };
-    let (from, to) = range.ends();
-    let plan = super::buckets::Plan::of(from, to);
-    let mut rows: Vec<ReportRow> = scope
+    let query = scope
         .query(include_str!("sql/top_from_buckets.sql"))
         .text("report", report.slug())
         .text("view", view)
-        .sql("key_column", report.key_sql())
-        .time("d_from", Some(plan.days.0))
-        .time("d_to", Some(plan.days.1))
-        .time("h1_from", Some(plan.hours[0].0))
-        .time("h1_to", Some(plan.hours[0].1))
-        .time("h2_from", Some(plan.hours[1].0))
-        .time("h2_to", Some(plan.hours[1].1))
-        .time("e1_from", Some(plan.edges[0].0))
-        .time("e1_to", Some(plan.edges[0].1))
-        .time("e2_from", Some(plan.edges[1].0))
-        .time("e2_to", Some(plan.edges[1].1))
+        .sql("key_column", report.key_sql());
+    let mut rows: Vec<ReportRow> = with_bucket_plan(query, range)
         .sql("order", page.order)
         .int8("limit", page.limit)
         .int8("offset", page.offset)
@@ -672,6 +666,71 @@ fn top_from_buckets(
         .load(conn)?;
     fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
     Ok(rows)
+}
+
+/// `query` with the parts of `range` a bucket query reads ([`super::buckets::Plan`]): its whole
+/// days (`:d_from`, `:d_to`), the whole hours before and after them (`:h1_*`, `:h2_*`) and the
+/// unaligned edges (`:e1_*`, `:e2_*`).
+fn with_bucket_plan(
+    query: super::scope::ScopedQuery,
+    range: &TimeRange,
+) -> super::scope::ScopedQuery {
+    let (from, to) = range.ends();
+    let plan = super::buckets::Plan::of(from, to);
+    query
+        .time("d_from", Some(plan.days.0))
+        .time("d_to", Some(plan.days.1))
+        .time("h1_from", Some(plan.hours[0].0))
+        .time("h1_to", Some(plan.hours[0].1))
+        .time("h2_from", Some(plan.hours[1].0))
+        .time("h2_to", Some(plan.hours[1].1))
+        .time("e1_from", Some(plan.edges[0].0))
+        .time("e1_to", Some(plan.edges[0].1))
+        .time("e2_from", Some(plan.edges[1].0))
+        .time("e2_to", Some(plan.edges[1].1))
+}
+
+/// How many keys of `report` have a visible hit in `range` for the clearance set `view`, less the
+/// `hidden` ones, from its time buckets (`sql/keys_in_range_count.sql`): the row count of
+/// [`top_from_buckets`] without its sums.
+pub(super) fn count_from_buckets(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    view: &str,
+    range: &TimeRange,
+    hidden: &[String],
+) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = Int8)]
+        n: i64,
+    }
+    let query = scope
+        .query(include_str!("sql/keys_in_range_count.sql"))
+        .text("report", report.slug())
+        .text("view", view)
+        .sql("key_column", report.key_sql());
+    with_bucket_plan(query, range)
+        .texts("hidden", hidden.to_vec())
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
+}
+
+/// As [`range_page_from_buckets`]'s row count alone, by [`count_from_buckets`] (`None` for a
+/// clearance set nobody holds, which has no buckets): public so that tests compare it with the
+/// definition.
+pub fn range_count_from_buckets(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    hidden: &[String],
+) -> QueryResult<Option<i64>> {
+    match maintained_view(conn, scope)? {
+        Some(view) => count_from_buckets(conn, scope, report, &view, range, hidden).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The visible signatures of each row among the hits in the range: for file types and protocols
@@ -788,6 +847,23 @@ pub fn top_from_hits_in_scope(
         hidden: Vec::new(),
     };
     top_from_hits(conn, scope, report, range, &Filters::default(), &page)
+}
+
+/// [`report_page`] computed on demand from the visible hits of the range (the definition, with
+/// no rollup, ranking or walk), unfiltered: what the benchmark compares the page with.
+pub fn report_page_from_hits(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    sorted: &Paging,
+    hidden: &[String],
+) -> QueryResult<ReportPage> {
+    let page = Slice::sorted_page(sorted, hidden);
+    let (rows, total) = counted(&page, |p| {
+        top_from_hits(conn, scope, report, range, &Filters::default(), p)
+    })?;
+    Ok(ReportPage { rows, total })
 }
 
 fn top_from_hits(

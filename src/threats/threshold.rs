@@ -23,7 +23,7 @@ const BUDGET: i64 = 20_000;
 /// The most keys the walk may visit past its first step (each is one index probe).
 const KEYS_BUDGET: i64 = 2_000;
 /// The most hits outside a range that the page's row count reads (the keys with no hit in the
-/// range are found among them); beyond, the caller counts the buckets.
+/// range are found among them); beyond, the keys in the range's buckets are counted.
 const COMPLEMENT_BUDGET: i64 = 20_000;
 
 #[derive(QueryableByName, Clone)]
@@ -51,7 +51,9 @@ fn rank(hits: i64, max_score: i32) -> (i64, i32) {
 /// The first `offset + limit` rows of `report` over `range` for the clearance set `view` in the
 /// ranking's order (hits, max score, key), the page `[offset, offset + limit)` of them, and, if
 /// `count`, the report's row count, all without the `hidden` keys (triaged hashes the viewer
-/// hides: the walk never visits them); `None` when the walk would be long or the count costly.
+/// hides: the walk never visits them); `None` when the walk would be long. The count is of the
+/// all-time keys less those whose hits all lie outside the range when those hits are few, else
+/// of the keys in the range's buckets.
 #[allow(clippy::too_many_arguments)] // which report, range, view and page
 pub(super) fn top(
     conn: &mut PgConnection,
@@ -78,11 +80,10 @@ pub(super) fn top(
         return Ok(None);
     }
     let n = (limit + offset).max(1) as usize;
+    // None when many hits lie outside the range: the keys are then counted from the buckets
+    // once the walk has found its rows (a walk that declines sums them with the count).
     let total = if count {
-        match total_by_complement(conn, scope, report, view, from, to, hidden)? {
-            Some(t) => Some(t),
-            None => return Ok(None),
-        }
+        total_by_complement(conn, scope, report, view, from, to, hidden)?
     } else {
         None
     };
@@ -152,6 +153,12 @@ pub(super) fn top(
         }
         step *= 2;
     }
+    let total = match total {
+        None if count => Some(super::queries::count_from_buckets(
+            conn, scope, report, view, range, hidden,
+        )?),
+        total => total,
+    };
     let rows = ordered(conn, found, limit, offset, total)?;
     let total = total.unwrap_or(rows.len() as i64);
     Ok(Some((rows, total)))
