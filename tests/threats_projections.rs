@@ -302,7 +302,7 @@ fn check_range_pages(conn: &mut PgConnection, scopes: &[AnalystScope]) {
                         "buckets {report:?} {page:?} hidden {hidden:?} {range:?} {scope:?}"
                     );
                     // The row count alone, as the walk takes it from the buckets when many
-                    // hits lie outside a bounded range.
+                    // hits lie outside the range.
                     let counted =
                         queries::range_count_from_buckets(conn, scope, report, range, hidden)
                             .unwrap();

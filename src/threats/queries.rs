@@ -671,7 +671,7 @@ fn top_from_buckets(
 /// `query` with the parts of `range` a bucket query reads ([`super::buckets::Plan`]): its whole
 /// days (`:d_from`, `:d_to`), the whole hours before and after them (`:h1_*`, `:h2_*`) and the
 /// unaligned edges (`:e1_*`, `:e2_*`).
-fn with_bucket_plan(
+pub(super) fn with_bucket_plan(
     query: super::scope::ScopedQuery,
     range: &TimeRange,
 ) -> super::scope::ScopedQuery {
@@ -690,34 +690,7 @@ fn with_bucket_plan(
         .time("e2_to", Some(plan.edges[1].1))
 }
 
-/// How many keys of `report` have a visible hit in `range` for the clearance set `view`, less the
-/// `hidden` ones, from its time buckets (`sql/keys_in_range_count.sql`): the row count of
-/// [`top_from_buckets`] without its sums.
-pub(super) fn count_from_buckets(
-    conn: &mut PgConnection,
-    scope: &AnalystScope,
-    report: Report,
-    view: &str,
-    range: &TimeRange,
-    hidden: &[String],
-) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = Int8)]
-        n: i64,
-    }
-    let query = scope
-        .query(include_str!("sql/keys_in_range_count.sql"))
-        .text("report", report.slug())
-        .text("view", view)
-        .sql("key_column", report.key_sql());
-    with_bucket_plan(query, range)
-        .texts("hidden", hidden.to_vec())
-        .get_result::<Count>(conn)
-        .map(|c| c.n)
-}
-
-/// As [`range_page_from_buckets`]'s row count alone, by [`count_from_buckets`] (`None` for a
+/// As [`range_page_from_buckets`]'s row count alone, by [`super::threshold::count_from_buckets`] (`None` for a
 /// clearance set nobody holds, which has no buckets): public so that tests compare it with the
 /// definition.
 pub fn range_count_from_buckets(
@@ -728,7 +701,10 @@ pub fn range_count_from_buckets(
     hidden: &[String],
 ) -> QueryResult<Option<i64>> {
     match maintained_view(conn, scope)? {
-        Some(view) => count_from_buckets(conn, scope, report, &view, range, hidden).map(Some),
+        Some(view) => {
+            super::threshold::count_from_buckets(conn, scope, report, &view, range, hidden)
+                .map(Some)
+        }
         None => Ok(None),
     }
 }

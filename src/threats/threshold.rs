@@ -154,7 +154,7 @@ pub(super) fn top(
         step *= 2;
     }
     let total = match total {
-        None if count => Some(super::queries::count_from_buckets(
+        None if count => Some(count_from_buckets(
             conn, scope, report, view, range, hidden,
         )?),
         total => total,
@@ -432,4 +432,26 @@ fn total_by_complement(
         .texts("hidden", hidden.to_vec())
         .get_result(conn)?;
     Ok(Some(all.n - absent.n))
+}
+
+/// How many keys of `report` have a visible hit in `range` for the clearance set `view`, less the
+/// `hidden` ones, from its time buckets (`sql/keys_in_range_count.sql`): the row count of
+/// `top_from_buckets` without its sums.
+pub(super) fn count_from_buckets(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    view: &str,
+    range: &TimeRange,
+    hidden: &[String],
+) -> QueryResult<i64> {
+    let query = scope
+        .query(include_str!("sql/keys_in_range_count.sql"))
+        .text("report", report.slug())
+        .text("view", view)
+        .sql("key_column", report.key_sql());
+    super::queries::with_bucket_plan(query, range)
+        .texts("hidden", hidden.to_vec())
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
 }

@@ -1,8 +1,8 @@
 -- How many keys of a report have a visible hit in [from, to) for one clearance set (:view), less
 -- the :hidden ones: the distinct keys of its whole days and hours (`threat_report_buckets`, read
 -- from its primary key alone) and of the visible hits of the unaligned edges. The row count of
--- `top_from_buckets.sql` without summing or sorting anything (about a third of its time for a
--- hash `custom` range at 900,000 hits).
+-- `top_from_buckets.sql` without summing or sorting anything (psql, a hash `custom` range at
+-- 900,000 hits: 28 ms, against 46-80 ms for that page summed from the buckets).
 SELECT count(*)::int8 AS n
 FROM (
     SELECT b.key FROM threat_report_buckets b
