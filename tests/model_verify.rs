@@ -14,7 +14,9 @@
 //! verify`) must find every projection equal to a rebuild.
 //!
 //! Replay a run with `MODEL_SEED=<n>` (printed when it fails; `MODEL_SEED=random` draws one);
-//! `MODEL_STEPS=<n>` changes the number of random commands.
+//! `MODEL_STEPS=<n>` changes the number of random commands. A replay repeats the walk up to the
+//! first award race whose winners differ (threads commit in the order the database lets them);
+//! `MODEL_TRACE=1` prints every command, to see where two runs part.
 
 mod common;
 
@@ -108,7 +110,8 @@ impl Drop for ReplayHint {
         if std::thread::panicking() {
             eprintln!(
                 "\nmodel_verify failed with MODEL_SEED={} MODEL_STEPS={}; replay it with\n  \
-                 MODEL_SEED={} MODEL_STEPS={} cargo nextest run -E 'binary(=model_verify)'\n",
+                 MODEL_SEED={} MODEL_STEPS={} MODEL_TRACE=1 cargo nextest run -E 'binary(=model_verify)'\n\
+                 (the walk repeats up to the first award race whose winners differ)\n",
                 self.seed, self.steps, self.seed, self.steps
             );
         }
@@ -606,6 +609,9 @@ impl<'a> World<'a> {
             self.recent.pop_front();
         }
         self.recent.push_back(format!("#{} {what}", self.step));
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!("{}", self.recent.back().unwrap());
+        }
     }
 
     fn fail(&self, message: String) -> ! {
@@ -853,6 +859,26 @@ impl<'a> World<'a> {
         (!others.is_empty()).then(|| *self.rng.pick(&others))
     }
 
+    /// Any user but root, or a deactivated one (whom `kind` refuses) when the walk aims at a
+    /// refusal and there is one.
+    fn pick_target_or_deactivated(&mut self, kind: &str) -> Option<usize> {
+        let deactivated: Vec<usize> = (0..self.users.len())
+            .filter(|i| *i != self.root && !self.users[*i].active)
+            .collect();
+        if !deactivated.is_empty() && self.aim_at_refusal(kind, 10) {
+            return Some(*self.rng.pick(&deactivated));
+        }
+        self.pick_target()
+    }
+
+    /// Whether to aim this `kind` of command at a refusal: every time until the walk has seen
+    /// one, then `percent` of the time. Award races decide their winners by timing, so the
+    /// steps after one vary from run to run; this keeps the coverage check off luck.
+    fn aim_at_refusal(&mut self, kind: &str, percent: usize) -> bool {
+        let seen = self.tally.get(kind).is_some_and(|t| t.1 > 0);
+        !seen || self.rng.chance(percent)
+    }
+
     fn account_command(
         &mut self,
         kind: &'static str,
@@ -897,7 +923,7 @@ impl<'a> World<'a> {
 
     /// A new address each time (never the current one); a deactivated account is refused.
     fn change_email(&mut self) {
-        let Some(target) = self.pick_target() else {
+        let Some(target) = self.pick_target_or_deactivated("change email") else {
             return;
         };
         let email = format!("{}@example.edu", self.fresh_name("mail"));
@@ -955,9 +981,13 @@ impl<'a> World<'a> {
         let Some(target) = self.pick_target() else {
             return;
         };
-        let zone = *self
-            .rng
-            .pick(&[None, Some("America/New_York"), Some("Europe/Paris")]);
+        let zone = if self.aim_at_refusal("choose time zone", 0) {
+            self.users[target].time_zone
+        } else {
+            *self
+                .rng
+                .pick(&[None, Some("America/New_York"), Some("Europe/Paris")])
+        };
         let expect = if self.users[target].time_zone == zone {
             Expect::Refuse("already shown in")
         } else {
@@ -979,7 +1009,7 @@ impl<'a> World<'a> {
     }
 
     fn reset_password(&mut self) {
-        let Some(target) = self.pick_target() else {
+        let Some(target) = self.pick_target_or_deactivated("reset password") else {
             return;
         };
         let expect = if self.users[target].active {
@@ -1223,7 +1253,12 @@ impl<'a> World<'a> {
     // ----- scholarships
 
     fn create_fund(&mut self) {
-        let Some(actor) = self.pick_actor(Role::Staff, 10) else {
+        let wrong = if self.aim_at_refusal("create fund", 0) {
+            100
+        } else {
+            10
+        };
+        let Some(actor) = self.pick_actor(Role::Staff, wrong) else {
             return;
         };
         let today = self.today;
@@ -1930,7 +1965,7 @@ impl<'a> World<'a> {
         let revoked: Vec<usize> = (0..self.sensors.len())
             .filter(|&i| !self.sensors[i].active)
             .collect();
-        let s = if !revoked.is_empty() && self.rng.chance(30) {
+        let s = if !revoked.is_empty() && self.aim_at_refusal("register or revoke sensor", 30) {
             revoked[self.rng.below(revoked.len())]
         } else {
             self.rng.below(self.sensors.len())
