@@ -690,9 +690,9 @@ pub(super) fn with_bucket_plan(
         .time("e2_to", Some(plan.edges[1].1))
 }
 
-/// As [`range_page_from_buckets`]'s row count alone, by [`super::threshold::count_from_buckets`] (`None` for a
-/// clearance set nobody holds, which has no buckets): public so that tests compare it with the
-/// definition.
+/// As [`range_page_from_buckets`]'s row count alone, by
+/// [`super::threshold::count_from_buckets`] (`None` for a clearance set nobody holds, which has
+/// no buckets): public so that tests compare it with the definition.
 pub fn range_count_from_buckets(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -805,28 +805,9 @@ fn fill_signatures(
     set_signatures(conn, query.texts("keys", keys), rows)
 }
 
-/// A report computed on demand from the visible hits of sessions started in the range: a
-/// bounded range reads the hits by the start-time index. (The baseline the buckets are measured
-/// against, and the answer while a signature move waits to be applied.)
-pub fn top_from_hits_in_scope(
-    conn: &mut PgConnection,
-    scope: &AnalystScope,
-    report: Report,
-    range: &TimeRange,
-    limit: i64,
-) -> QueryResult<Vec<ReportRow>> {
-    let page = Slice {
-        order: REPORT_COLUMNS[0].desc,
-        limit,
-        offset: 0,
-        count: false,
-        hidden: Vec::new(),
-    };
-    top_from_hits(conn, scope, report, range, &Filters::default(), &page)
-}
-
-/// [`report_page`] computed on demand from the visible hits of the range (the definition, with
-/// no rollup, ranking or walk), unfiltered: what the benchmark compares the page with.
+/// [`report_page`] computed on demand from the visible hits of sessions started in the range
+/// (the definition, with no rollup, ranking or walk; a bounded range reads the hits by the
+/// start-time index), unfiltered: the baseline the benchmark measures the page against.
 pub fn report_page_from_hits(
     conn: &mut PgConnection,
     scope: &AnalystScope,
