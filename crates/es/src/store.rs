@@ -53,7 +53,7 @@ pub struct OutcomeKey<'a> {
 }
 
 /// [`append`], and for a one-event append with a `key`, the key's outcome stored by the same
-/// statement (`events_append_one_keyed`, one round trip fewer than a separate `INSERT`): the
+/// statement (`events_append_one_keyed_proc`, one round trip fewer than a separate `INSERT`): the
 /// `INSERT` into `command_outcomes` without `ON CONFLICT`, so a key already used fails the
 /// statement (a concurrent one waits for the first to commit). True when the key was stored;
 /// otherwise (several events, no key) the caller stores it.
@@ -119,19 +119,14 @@ fn insert_one(
     key: Option<OutcomeKey>,
 ) -> QueryResult<Vec<RecordedEvent>> {
     use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text};
-    // The claim and the insert in one statement, in a function whose plans are made once per
-    // connection (migration 2026-12-10-400000_partition_events); with a key, the key's outcome
-    // too (2026-12-11-200000_append_one_with_its_key).
+    // The claim and the insert in one procedure, which `CALL` runs without planning (the pool
+    // plans every other statement for its parameters); with a key, the key's outcome too
+    // (migration 2026-12-15-100000_append_one_by_call). It hands back only what the database
+    // assigned: the row is otherwise what this writer sent.
     let statement = prepared(match key {
-        None => {
-            "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
-                    payload, metadata, recorded_at, transaction_id
-             FROM events_append_one($1, $2, $3, $4, $5, $6, $7)"
-        }
+        None => "CALL events_append_one_proc($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL)",
         Some(_) => {
-            "SELECT position, stream_type, stream_id, stream_version, event_type, schema_version,
-                    payload, metadata, recorded_at, transaction_id
-             FROM events_append_one_keyed($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "CALL events_append_one_keyed_proc($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL)"
         }
     })
     .bind::<Text, _>(stream_type)
@@ -141,13 +136,44 @@ fn insert_one(
     .bind::<Integer, _>(event.schema_version)
     .bind::<Jsonb, _>(&event.payload)
     .bind::<Jsonb, _>(metadata);
-    match key {
-        None => statement.load(conn),
+    let assigned: CalledAppend = match key {
+        None => statement.get_result(conn)?,
         Some(k) => statement
             .bind::<Text, _>(k.key)
             .bind::<Nullable<Text>, _>(k.fingerprint)
-            .load(conn),
-    }
+            .get_result(conn)?,
+    };
+    // No position: the stream was not at the expected version, and nothing was inserted.
+    let (Some(position), Some(recorded_at), Some(transaction_id)) = (
+        assigned.o_position,
+        assigned.o_recorded_at,
+        assigned.o_transaction_id,
+    ) else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![RecordedEvent {
+        position,
+        stream_type: stream_type.to_owned(),
+        stream_id: stream_id.to_owned(),
+        stream_version: expected_version + 1,
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        payload: event.payload.clone(),
+        metadata: metadata.clone(),
+        recorded_at,
+        transaction_id,
+    }])
+}
+
+/// What `events_append_one_proc` assigned (all NULL when it inserted nothing).
+#[derive(QueryableByName)]
+struct CalledAppend {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    o_position: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    o_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    o_transaction_id: Option<i64>,
 }
 
 /// Events for one stream within [`append_many`].

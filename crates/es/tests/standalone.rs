@@ -389,6 +389,117 @@ fn a_bulk_append_stores_the_rows_in_order_and_refuses_a_stale_version() {
     assert_eq!(load_stream(&mut conn, "counter", "a").unwrap().len(), 2);
 }
 
+/// A one-event append (`CALL events_append_one_proc`) hands back only what the database assigned
+/// and rebuilds the rest from what was sent: the event it returns, which the projections then
+/// see, equals the row stored, payload and metadata included; with a key the key's outcome is
+/// stored; a stale version stores nothing.
+#[test]
+fn a_one_event_append_returns_the_row_as_stored() {
+    use heyboss_es::store::{append, append_keyed, load_stream, OutcomeKey};
+    use heyboss_es::{NewEvent, StoreError};
+    let scratch = Scratch::new();
+    let mut conn = PgConnection::establish(&scratch.url()).unwrap();
+    db::migrate(&mut conn).unwrap();
+    let event = NewEvent {
+        event_type: "Incremented".into(),
+        schema_version: 2,
+        payload: serde_json::json!({
+            "by": 3, "ratio": 0.1, "big": 12345678901234_i64, "nested": {"z": [1, 2.5, null], "a": true},
+            "text": "a \"quoted\"\ttab, é and \\"
+        }),
+    };
+    let metadata = serde_json::json!({"actor": {"kind": "cli"}, "command_id": "c-1", "n": 1.5});
+    let first = conn
+        .transaction(|conn| {
+            append(
+                conn,
+                "counter",
+                "one",
+                0,
+                std::slice::from_ref(&event),
+                &metadata,
+            )
+        })
+        .unwrap();
+    let (second, key_stored) = conn
+        .transaction(|conn| {
+            append_keyed(
+                conn,
+                "counter",
+                "one",
+                1,
+                std::slice::from_ref(&event),
+                &metadata,
+                Some(OutcomeKey {
+                    key: "key-1",
+                    fingerprint: Some("f"),
+                }),
+            )
+        })
+        .unwrap();
+    assert!(key_stored);
+    let stored = load_stream(&mut conn, "counter", "one").unwrap();
+    let returned: Vec<&RecordedEvent> = first.iter().chain(&second).collect();
+    assert_eq!(stored.len(), 2);
+    for (r, s) in returned.iter().zip(&stored) {
+        assert_eq!(
+            format!("{r:?}"),
+            format!("{s:?}"),
+            "returned and stored differ"
+        );
+    }
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Text)]
+        outcome: String,
+    }
+    let outcome: Outcome = diesel::sql_query(
+        "SELECT outcome::text AS outcome FROM command_outcomes WHERE idempotency_key = 'key-1'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(&outcome.outcome).unwrap();
+    assert_eq!(outcome["stream_version"], 2);
+    assert_eq!(outcome["positions"][0], stored[1].position);
+
+    // A stale expected version: a conflict, no event and no key stored.
+    for key in [
+        None,
+        Some(OutcomeKey {
+            key: "key-2",
+            fingerprint: None,
+        }),
+    ] {
+        let stale = conn.transaction(|conn| {
+            append_keyed(
+                conn,
+                "counter",
+                "one",
+                1,
+                std::slice::from_ref(&event),
+                &metadata,
+                key,
+            )
+        });
+        assert!(
+            matches!(stale, Err(StoreError::Conflict { .. })),
+            "{stale:?}"
+        );
+    }
+    assert_eq!(load_stream(&mut conn, "counter", "one").unwrap().len(), 2);
+    let keys: i64 = diesel::sql_query("SELECT count(*) AS n FROM command_outcomes")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    assert_eq!(keys, 1);
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// Functions that plan with `enable_seqscan = off` also run with `jit = off`, whatever the
 /// connection says: a sequential scan they cannot avoid (the first append of a stream reads
 /// `events_position_seq`) is costed over 10^10, and with JIT on (a connection outside the pool)
@@ -414,7 +525,14 @@ fn functions_that_turn_off_seqscans_turn_off_jit() {
     .unwrap();
     let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
     assert!(
-        names.contains(&"events_append_one") && names.contains(&"events_append_one_keyed"),
+        [
+            "events_append_one",
+            "events_append_one_keyed",
+            "events_append_one_proc",
+            "events_append_one_keyed_proc"
+        ]
+        .iter()
+        .all(|f| names.contains(f)),
         "{names:?}"
     );
     for f in &functions {
