@@ -645,7 +645,7 @@ fn an_expired_session_sends_the_user_to_sign_in_and_changes_nothing() {
         .assert_contains("Please sign in to continue");
 }
 
-/// Every signed-in request looks up its session first, through `request_viewer`, whose plans are
+/// Every signed-in request looks up its session first, through `request_viewer_proc`, whose plans are
 /// kept for the connection's life. A kept plan made while the tables were nearly empty (analyzed
 /// then, as nothing analyzes them later with autovacuum off) must not read them whole once they
 /// have grown: each lookup still fetches one session and one user through the primary keys.

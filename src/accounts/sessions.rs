@@ -2,6 +2,7 @@
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -67,39 +68,51 @@ pub fn create(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<String> {
 }
 
 /// The viewer behind a cookie token, if the session exists, has not expired and the user is active.
-/// The first statement of every signed-in request: the `request_viewer` function, whose plans are
-/// made once per connection instead of for every request (why they cannot go stale: its
-/// migration, `2026-12-09-400000_request_viewer`).
+/// The first statement of every signed-in request: a `CALL` of the `request_viewer_proc`
+/// procedure, which the server does not plan, and whose own plans are made once per connection
+/// instead of for every request (why they cannot go stale: the migration of the function it
+/// replaces, `2026-12-09-400000_request_viewer`; `2026-12-15-200000_request_viewer_by_call`).
 pub fn load(conn: &mut PgConnection, token: &str) -> QueryResult<Option<Viewer>> {
+    // Every column NULL when there is no such session, it expired or its user is inactive.
     #[derive(QueryableByName)]
     struct Row {
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        viewer_id: Uuid,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        viewer_username: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        viewer_display_name: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        viewer_role: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        viewer_csrf_token: String,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+        viewer_id: Option<Uuid>,
+        #[diesel(sql_type = Nullable<Text>)]
+        viewer_username: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        viewer_display_name: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        viewer_role: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        viewer_csrf_token: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
         viewer_time_zone: Option<String>,
     }
     let digest = secrets::digest(token);
-    let found: Option<Row> = crate::prepared::prepared("SELECT * FROM request_viewer($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(&digest)
-        .bind::<diesel::sql_types::Timestamptz, _>(Utc::now())
-        .get_result(conn)
-        .optional()?;
-    Ok(found.map(|r| Viewer {
-        user_id: r.viewer_id,
-        username: r.viewer_username,
-        display_name: r.viewer_display_name,
-        role: Role::parse(&r.viewer_role).unwrap_or(Role::Student),
-        csrf_token: r.viewer_csrf_token,
+    let row: Row = crate::prepared::prepared(
+        "CALL request_viewer_proc($1, $2, NULL, NULL, NULL, NULL, NULL, NULL)",
+    )
+    .bind::<Text, _>(&digest)
+    .bind::<diesel::sql_types::Timestamptz, _>(Utc::now())
+    .get_result(conn)?;
+    let (Some(user_id), Some(username), Some(display_name), Some(role), Some(csrf_token)) = (
+        row.viewer_id,
+        row.viewer_username,
+        row.viewer_display_name,
+        row.viewer_role,
+        row.viewer_csrf_token,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Viewer {
+        user_id,
+        username,
+        display_name,
+        role: Role::parse(&role).unwrap_or(Role::Student),
+        csrf_token,
         session_digest: digest,
-        time_zone: r.viewer_time_zone.and_then(|z| z.parse().ok()),
+        time_zone: row.viewer_time_zone.and_then(|z| z.parse().ok()),
     }))
 }
 
