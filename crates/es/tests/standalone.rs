@@ -395,7 +395,7 @@ fn a_bulk_append_stores_the_rows_in_order_and_refuses_a_stale_version() {
 /// stored; a stale version stores nothing.
 #[test]
 fn a_one_event_append_returns_the_row_as_stored() {
-    use heyboss_es::store::{append, append_keyed, load_stream, OutcomeKey};
+    use heyboss_es::store::{append_keyed, load_stream, OutcomeKey};
     use heyboss_es::{NewEvent, StoreError};
     let scratch = Scratch::new();
     let mut conn = PgConnection::establish(&scratch.url()).unwrap();
@@ -409,34 +409,25 @@ fn a_one_event_append_returns_the_row_as_stored() {
         }),
     };
     let metadata = serde_json::json!({"actor": {"kind": "cli"}, "command_id": "c-1", "n": 1.5});
-    let first = conn
-        .transaction(|conn| {
-            append(
-                conn,
-                "counter",
-                "one",
-                0,
-                std::slice::from_ref(&event),
-                &metadata,
-            )
-        })
-        .unwrap();
-    let (second, key_stored) = conn
-        .transaction(|conn| {
+    let append_at = |conn: &mut PgConnection, version: i64, key: Option<OutcomeKey>| {
+        conn.transaction(|conn| {
             append_keyed(
                 conn,
                 "counter",
                 "one",
-                1,
+                version,
                 std::slice::from_ref(&event),
                 &metadata,
-                Some(OutcomeKey {
-                    key: "key-1",
-                    fingerprint: Some("f"),
-                }),
+                key,
             )
         })
-        .unwrap();
+    };
+    let (first, _) = append_at(&mut conn, 0, None).unwrap();
+    let key = OutcomeKey {
+        key: "key-1",
+        fingerprint: Some("f"),
+    };
+    let (second, key_stored) = append_at(&mut conn, 1, Some(key)).unwrap();
     assert!(key_stored);
     let stored = load_stream(&mut conn, "counter", "one").unwrap();
     let returned: Vec<&RecordedEvent> = first.iter().chain(&second).collect();
@@ -470,17 +461,7 @@ fn a_one_event_append_returns_the_row_as_stored() {
             fingerprint: None,
         }),
     ] {
-        let stale = conn.transaction(|conn| {
-            append_keyed(
-                conn,
-                "counter",
-                "one",
-                1,
-                std::slice::from_ref(&event),
-                &metadata,
-                key,
-            )
-        });
+        let stale = append_at(&mut conn, 1, key);
         assert!(
             matches!(stale, Err(StoreError::Conflict { .. })),
             "{stale:?}"
