@@ -158,6 +158,19 @@ fn load(conn: &mut PgConnection) -> uuid::Uuid {
     analyst
 }
 
+/// `runs` timings of `read` in ms, sorted, and what its last run read.
+fn timed<T>(runs: usize, mut read: impl FnMut() -> T) -> (Vec<f64>, T) {
+    let mut ms = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        last = Some(read());
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    (ms, last.expect("at least one run"))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -329,15 +342,19 @@ fn ranges(
     );
     let unfiltered = Filters::default();
     println!("\ntime ranges (analyst cleared for 5 of 10 groups, top 10; custom: 6 d 23 h 20 min, both ends inside hours)");
-    println!("(proj: the top 10 rows; page: the same with the report's row count, as the page reads them)");
+    println!("(proj: the top 10 rows; page: the page's first page as it answers (`queries::report_rows`: the row count where it comes with the rows, else one row more);");
+    println!(" count: the page's first page with its row count (`queries::report_page`), what `/threats/top/{{report}}/count` reads after a page that did not count)");
     println!(
-        "{:<10} {:<7} {:>12} {:>12} {:>12} {:>12} {:>15} {:>15} {:>10} {:>8} {:>6}",
+        "{:<10} {:<7} {:>12} {:>12} {:>12} {:>12} {:>6} {:>13} {:>13} {:>15} {:>15} {:>10} {:>8} {:>6}",
         "report",
         "range",
         "proj p50 ms",
         "proj p99 ms",
         "page p50 ms",
         "page p99 ms",
+        "later",
+        "count p50 ms",
+        "count p99 ms",
         "on-demand p50",
         "on-demand p99",
         "p50 ratio",
@@ -358,26 +375,26 @@ fn ranges(
                 fast_rows = queries::top_behind(conn, &scope, report, range, 10, None).unwrap();
                 fast.push(t.elapsed().as_secs_f64() * 1000.0);
             }
-            let mut paged = Vec::new();
-            let mut page = None;
-            for _ in 0..runs {
-                let t = Instant::now();
-                page = Some(
-                    queries::report_page(
-                        conn,
-                        &scope,
-                        report,
-                        range,
-                        &unfiltered,
-                        &paging,
-                        &[],
-                        None,
-                    )
-                    .unwrap(),
-                );
-                paged.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            let page = page.expect("at least one run");
+            // The page as it answers (its count after, where it would cost more than its
+            // rows), then the same page counted (what the count's request reads).
+            let (first, shown) = timed(runs, || {
+                queries::report_rows(
+                    conn,
+                    &scope,
+                    report,
+                    range,
+                    &unfiltered,
+                    &paging,
+                    &[],
+                    None,
+                    false,
+                )
+                .unwrap()
+            });
+            let (paged, page) = timed(runs, || {
+                queries::report_page(conn, &scope, report, range, &unfiltered, &paging, &[], None)
+                    .unwrap()
+            });
             let mut slow = Vec::new();
             let mut slow_page = None;
             for _ in 0..slow_runs {
@@ -390,7 +407,6 @@ fn ranges(
             }
             let slow_page = slow_page.expect("at least one run");
             fast.sort_by(f64::total_cmp);
-            paged.sort_by(f64::total_cmp);
             slow.sort_by(f64::total_cmp);
             let key = |r: &queries::ReportRow| {
                 (
@@ -404,13 +420,19 @@ fn ranges(
             let expected: Vec<_> = slow_page.rows.iter().map(key).collect();
             let same = fast_rows.iter().map(key).collect::<Vec<_>>() == expected
                 && page.rows.iter().map(key).collect::<Vec<_>>() == expected
+                && shown.rows.iter().map(key).collect::<Vec<_>>() == expected
+                && shown.total.is_none_or(|t| t == slow_page.total)
+                && shown.more == (slow_page.total > 10)
                 && page.total == slow_page.total;
             println!(
-                "{:<10} {:<7} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>15.1} {:>15.1} {:>9.1}x {:>8} {:>6}",
+                "{:<10} {:<7} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>6} {:>13.2} {:>13.2} {:>15.1} {:>15.1} {:>9.1}x {:>8} {:>6}",
                 report.slug(),
                 name,
                 percentile(&fast, 0.5),
                 percentile(&fast, 0.99),
+                percentile(&first, 0.5),
+                percentile(&first, 0.99),
+                if shown.total.is_some() { "no" } else { "yes" },
                 percentile(&paged, 0.5),
                 percentile(&paged, 0.99),
                 percentile(&slow, 0.5),
@@ -421,7 +443,7 @@ fn ranges(
             );
         }
     }
-    println!("(buckets: {runs} runs per report and range, each of proj and page; on demand: {slow_runs} runs; rows: the page's row count, equal to the on-demand count where same? is yes)");
+    println!("(buckets: {runs} runs per report and range, each of proj, page and count; later: the page asks for its count after its rows; on demand: {slow_runs} runs; rows: the page's row count, equal to the on-demand count where same? is yes)");
 }
 
 /// The histogram above every report (issue 20.2) over the same ranges and all time: hour and

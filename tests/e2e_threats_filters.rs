@@ -103,6 +103,9 @@ fn the_report_chart_is_readable_on_a_phone() {
     let ana = Browser::start();
     sign_in(&ana, &app, "ana");
     ana.goto(&app.url("/threats/top/hash"));
+    // A hash report answers with its rows and counts them after: HTMX swaps the counted pager in.
+    ana.wait_for_text("Rows 1–2 of 2");
+    assert!(!ana.page_text().contains("counting"));
     health.page(&ana);
     ana.set_window_size(390, 844);
     // The rendered size of each label and value: its font size times the scale an SVG drawing

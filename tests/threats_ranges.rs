@@ -45,22 +45,7 @@ fn world(reports: Reports) -> (TestApp, DateTime<Utc>) {
     let mut events = Vec::new();
     for (i, start) in starts.iter().enumerate() {
         let (session, file) = (format!("s{i}"), format!("f{i}"));
-        events.push(ev(
-            "SessionDiscovered",
-            json!({"session_id": session, "start_time": start.to_rfc3339(),
-            "protocol": if i % 2 == 0 { "tcp" } else { "udp" }, "source_ip": "10.0.0.1",
-            "destination_ip": format!("10.0.1.{i}"), "source_port": 1, "destination_port": 80}),
-        ));
-        events.push(ev(
-            "FileDiscovered",
-            json!({"file_id": file, "session_id": session,
-            "md5": md5(i), "filename": format!("f{i}.exe"), "file_type": "pe", "size_bytes": 1}),
-        ));
-        events.push(ev(
-            "FileScored",
-            json!({"file_id": file, "session_id": session, "integration": "av",
-            "score": 10 * (i + 1), "signature": "sig-a"}),
-        ));
+        events.extend(session_with_one_file(i, *start, 10 * (i as i64 + 1)));
         if i == 1 {
             events.push(ev(
                 "FileScored",
@@ -69,13 +54,42 @@ fn world(reports: Reports) -> (TestApp, DateTime<Utc>) {
             ));
         }
     }
+    post_events(&app, &token, events);
+    reports.settle(&app);
+    (app, day)
+}
+
+/// One batch through the sensor API, accepted.
+fn post_events(app: &TestApp, token: &str, events: Vec<Value>) {
     let r = ureq::post(&app.url("/api/v1/events"))
         .set("Authorization", &format!("Bearer {token}"))
         .send_json(json!({ "events": events }))
         .unwrap();
     assert_eq!(r.status(), 200);
-    reports.settle(&app);
-    (app, day)
+}
+
+/// Session `s{i}` started at `start` (tcp or udp by `i`'s parity, from 10.0.0.1 to 10.0.1.{i})
+/// with file `f{i}` of md5 `md5(i)`, hit by sig-a with `score`.
+fn session_with_one_file(i: usize, start: DateTime<Utc>, score: i64) -> Vec<Value> {
+    let (session, file) = (format!("s{i}"), format!("f{i}"));
+    vec![
+        ev(
+            "SessionDiscovered",
+            json!({"session_id": session, "start_time": start.to_rfc3339(),
+            "protocol": if i % 2 == 0 { "tcp" } else { "udp" }, "source_ip": "10.0.0.1",
+            "destination_ip": format!("10.0.1.{i}"), "source_port": 1, "destination_port": 80}),
+        ),
+        ev(
+            "FileDiscovered",
+            json!({"file_id": file, "session_id": session,
+            "md5": md5(i), "filename": format!("f{i}.exe"), "file_type": "pe", "size_bytes": 1}),
+        ),
+        ev(
+            "FileScored",
+            json!({"file_id": file, "session_id": session, "integration": "av",
+            "score": score, "signature": "sig-a"}),
+        ),
+    ]
 }
 
 /// The md5 of file `i`.
@@ -214,12 +228,12 @@ fn reports_sort_by_their_columns_and_page_with_a_total(reports: Reports) {
         )),
         vec![md5(0)]
     );
-    let page = ana.get("/threats/top/hash?sort=max_score&dir=desc&limit=3&page=2");
+    let page = ana.get_counted("/threats/top/hash?sort=max_score&dir=desc&limit=3&page=2");
     page.assert_contains("Rows 4–4 of 4")
         .assert_contains("Page 2 of 2")
         .assert_contains("aria-sort=\"descending\"")
         .assert_contains("rel=\"prev\"");
-    let first = ana.get("/threats/top/hash?limit=3&window=7d");
+    let first = ana.get_counted("/threats/top/hash?limit=3&window=7d");
     first
         .assert_contains("Rows 1–3 of 4")
         .assert_contains("rel=\"next\"");
@@ -230,6 +244,109 @@ fn reports_sort_by_their_columns_and_page_with_a_total(reports: Reports) {
             "{bad}"
         );
     }
+}
+
+/// A many-key report (hashes, IP pairs) read from its ranking or by the threshold walk shows its
+/// rows at once and asks for its row count after (`/threats/top/{report}/count`, which the
+/// pager's `hx-get` fetches on load): the count is the viewer's, with the page's range; without
+/// HTMX the count's link leads to the page counted inline. Few-key reports and filtered ones
+/// count with their rows.
+fn many_key_reports_show_rows_first_and_count_after(reports: Reports) {
+    let (app, _) = world(reports);
+    create_user(&app, "bob", "analyst", PASSWORD);
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+        let s = &app.state.store;
+        heyboss::threats::service::change_clearance(&mut conn, s, &ctx, "bob", "beta", true)
+            .unwrap();
+        // A fifth hash and pair twenty days ago: all time has five, the last week four, and
+        // the hits span weeks (so that a week's report is walked: see `threats::threshold`).
+        let (_, token) =
+            heyboss::threats::service::create_sensor(&mut conn, s, &ctx, "old").unwrap();
+        let events = session_with_one_file(9, Utc::now() - Duration::days(20), 5);
+        post_events(&app, &token, events);
+        reports.settle(&app);
+    }
+    let mut ana = signed_in(&app, "ana");
+    for (report, range, total) in [
+        ("hash", "window=7d", 4),
+        ("hash", "window=all", 5),
+        ("ip-pair", "window=7d", 4),
+        ("ip-pair", "window=all", 5),
+    ] {
+        let path = format!("/threats/top/{report}?limit=3&{range}");
+        let first = ana.get(&path);
+        assert_eq!(first.status, 200);
+        let text = common::text_of(&first.body);
+        assert!(text.contains("Rows 1–3 of … (counting)"), "{path}: {text}");
+        assert!(
+            text.contains("Page 1") && !text.contains("Page 1 of"),
+            "{path}: {text}"
+        );
+        first.assert_contains("rel=\"next\"");
+        let link = first
+            .body
+            .split("class=\"pager-count\" href=\"")
+            .nth(1)
+            .unwrap();
+        let count_url = common::forms::unescape(&link[..link.find('"').unwrap()]);
+        assert!(
+            count_url.starts_with(&format!("/threats/top/{report}/count?")),
+            "{count_url}"
+        );
+        // What HTMX fetches: the pager counted, to swap for the one shown.
+        let pager = ana.get_htmx_from(&count_url, &path);
+        assert_eq!(pager.status, 200);
+        assert!(
+            pager.body.trim_start().starts_with("<nav class=\"pager"),
+            "{}",
+            pager.body
+        );
+        let text = common::text_of(&pager.body);
+        assert!(
+            text.contains(&format!("Rows 1–3 of {total}")) && text.contains("Page 1 of 2"),
+            "{path}: {text}"
+        );
+        // Followed as a link: the page, counted before it answers.
+        let res = ana.get(&count_url);
+        assert_eq!(res.status, 303);
+        let location = res.header("location").unwrap().to_owned();
+        let counted = ana.get(&location);
+        assert_eq!(counted.status, 200);
+        let text = common::text_of(&counted.body);
+        assert!(
+            text.contains(&format!("Rows 1–3 of {total}")) && !text.contains("counting"),
+            "{location}: {text}"
+        );
+        // Another analyst's count is of what they may see: bob (beta) sees one hash, one pair.
+        let mut bob = signed_in(&app, "bob");
+        let text = common::text_of(&bob.get_counted(&path).body);
+        assert!(
+            text.contains("Rows 1–1 of 1") && !text.contains("Next"),
+            "bob {path}: {text}"
+        );
+    }
+    // Counted with their rows: a few-key report, a filtered report, an empty first page.
+    for path in [
+        "/threats/top/file-type?window=7d",
+        "/threats/top/hash?window=7d&file_type=pe&limit=3",
+        "/threats/top/hash?window=1h",
+    ] {
+        let page = ana.get(path);
+        assert!(!page.body.contains("pager-count"), "{path}");
+    }
+    let text = common::text_of(
+        &ana.get("/threats/top/hash?window=7d&file_type=pe&limit=3")
+            .body,
+    );
+    assert!(text.contains("Rows 1–3 of 4"), "{text}");
+    // The count takes the page's parameters as the page does: a bad one is a 400.
+    assert_eq!(
+        ana.get_htmx("/threats/top/hash/count?sort=secret").status,
+        400
+    );
+    assert_eq!(ana.get_htmx("/threats/top/nothing/count").status, 404);
 }
 
 /// The sessions list and a drill-down page on instead of stopping, sort, and take the range.
@@ -281,5 +398,6 @@ fn lists_page_sort_and_take_the_range(reports: Reports) {
 in_both_modes!(
     ranges_count_exactly_the_sessions_started_in_them,
     reports_sort_by_their_columns_and_page_with_a_total,
+    many_key_reports_show_rows_first_and_count_after,
     lists_page_sort_and_take_the_range
 );

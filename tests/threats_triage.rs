@@ -544,12 +544,12 @@ fn hidden_triaged_rows_count_in_no_total_and_pages_do_not_repeat_rows() {
     // Every way a report is read: the rankings (all time), the buckets (a window), the hits (a
     // filter). One row a page: Y and Z on two pages, X on none, and the totals count two rows.
     for range in ["window=all", "window=24h", "window=all&file_type=pe"] {
-        let shown = admin.get(&format!("/threats/top/hash?limit=1&{range}"));
+        let shown = admin.get_counted(&format!("/threats/top/hash?limit=1&{range}"));
         let text = common::text_of(&shown.body);
         assert!(text.contains("Rows 1–1 of 3"), "{range}: {text}");
         let mut seen = Vec::new();
         for page in 1..=2 {
-            let res = admin.get(&format!(
+            let res = admin.get_counted(&format!(
                 "/threats/top/hash?limit=1&{range}&hide_triaged=1&page={page}"
             ));
             assert_eq!(res.status, 200, "{range}");

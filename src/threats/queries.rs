@@ -221,6 +221,16 @@ pub struct ReportPage {
     pub total: i64,
 }
 
+/// One page of a report as the report's page first shows it ([`report_rows`]): its row count
+/// when it came with the rows, else `None` and whether rows follow this page (the count comes
+/// after, from [`report_page`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRows {
+    pub rows: Vec<ReportRow>,
+    pub total: Option<i64>,
+    pub more: bool,
+}
+
 /// The top `limit` rows of a report (one more is fetched to tell whether there are more).
 /// With `window = all` it sums the pre-aggregated rows; a window reads the hits of sessions
 /// started in it (by the start-time index).
@@ -280,7 +290,18 @@ pub fn top_behind(
         hidden: Vec::new(),
     };
     let unfiltered = Filters::default();
-    Ok(read_report(conn, scope, report, range, &unfiltered, &page, true, lag)?.rows)
+    Ok(read_report(
+        conn,
+        scope,
+        report,
+        range,
+        &unfiltered,
+        &page,
+        true,
+        lag,
+        false,
+    )?
+    .0)
 }
 
 /// One page of a report over a range and filters, sorted by a column of
@@ -297,14 +318,52 @@ pub fn report_page(
     hidden: &[String],
     lag: Option<&ReportsLag>,
 ) -> QueryResult<ReportPage> {
+    let page = report_rows(
+        conn, scope, report, range, filters, sorted, hidden, lag, true,
+    )?;
+    Ok(ReportPage {
+        rows: page.rows,
+        total: page.total.expect("a counted read has its total"),
+    })
+}
+
+/// [`report_page`], and unless `count_now`, without the row count where counting would cost
+/// more than the rows: a many-key report (hashes, IP pairs) read from its ranking (all time) or
+/// by the threshold walk (a range) counts its keys apart, and that count grows with the keys
+/// (16-20 ms for 22,000-48,000 hashes at 900,000 hits, against 4-9 ms for the rows). Its page
+/// shows the rows at once and asks for the count after (`/threats/top/{report}/count`). Where
+/// the count comes with the rows (filters, the time buckets' sum, few-key reports), it is given.
+#[allow(clippy::too_many_arguments)] // as report_page, and when to count
+pub fn report_rows(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    filters: &Filters,
+    sorted: &Paging,
+    hidden: &[String],
+    lag: Option<&ReportsLag>,
+    count_now: bool,
+) -> QueryResult<ReportRows> {
     let page = Slice::sorted_page(sorted, hidden);
     let ranked = sorted.is_default();
-    read_report(conn, scope, report, range, filters, &page, ranked, lag)
+    let (mut rows, total) = read_report(
+        conn, scope, report, range, filters, &page, ranked, lag, !count_now,
+    )?;
+    // A first page without rows is the whole report: nothing to count after.
+    let total = total.or((rows.is_empty() && page.offset == 0).then_some(0));
+    let more = match total {
+        Some(total) => page.offset + (rows.len() as i64) < total,
+        None => rows.len() as i64 > page.limit,
+    };
+    rows.truncate(page.limit as usize);
+    Ok(ReportRows { rows, total, more })
 }
 
 /// A report's page. Filtered, it is counted from the visible hits that pass the filters (the
 /// rankings and buckets are per key, so they cannot answer for a filter); unfiltered from the
-/// rankings (all time) or the buckets (a range).
+/// rankings (all time) or the buckets (a range). With `defer_count`, a read that would count
+/// apart (see [`report_rows`]) reads one row more instead and gives no total.
 #[allow(clippy::too_many_arguments)] // as report_page
 fn read_report(
     conn: &mut PgConnection,
@@ -315,20 +374,42 @@ fn read_report(
     page: &Slice,
     ranked: bool,
     lag: Option<&ReportsLag>,
-) -> QueryResult<ReportPage> {
+    defer_count: bool,
+) -> QueryResult<(Vec<ReportRow>, Option<i64>)> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
+    let defer = defer_count && !super::projections::keeps_signature_rows(report.slug());
+    let uncounted = Slice {
+        limit: page.limit + 1,
+        count: false,
+        ..page.clone()
+    };
     let (mut rows, total) = if !views_current || !filters.is_empty() {
-        counted(page, |p| {
+        let (rows, total) = counted(page, |p| {
             top_from_hits(conn, scope, report, range, filters, p)
-        })?
+        })?;
+        (rows, Some(total))
+    } else if range.is_all() && defer {
+        (
+            top_from_views(conn, scope, report, &uncounted, ranked)?.0,
+            None,
+        )
     } else if range.is_all() {
-        top_from_views(conn, scope, report, page, ranked)?
-    } else if let Some(found) = top_by_threshold(conn, scope, report, range, page, ranked)? {
-        found
+        let (rows, total) = top_from_views(conn, scope, report, page, ranked)?;
+        (rows, Some(total))
+    } else if let Some((rows, total)) = top_by_threshold(
+        conn,
+        scope,
+        report,
+        range,
+        if defer { &uncounted } else { page },
+        ranked,
+    )? {
+        (rows, (!defer).then_some(total))
     } else {
-        serial(conn, |conn| {
+        let (rows, total) = serial(conn, |conn| {
             counted(page, |p| top_from_buckets(conn, scope, report, range, p))
-        })?
+        })?;
+        (rows, Some(total))
     };
     if report == Report::Hash && !rows.is_empty() {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
@@ -346,7 +427,7 @@ fn read_report(
             }
         }
     }
-    Ok(ReportPage { rows, total })
+    Ok((rows, total))
 }
 
 /// `work` without parallel workers: a range's read of the buckets sums a few hundred (few-key
@@ -365,6 +446,7 @@ fn serial<T>(
 }
 
 /// Which rows of a sorted report to read.
+#[derive(Clone)]
 struct Slice {
     order: &'static str,
     limit: i64,

@@ -21,7 +21,7 @@ use crate::es::store;
 use crate::text::{self, Lines};
 use crate::web::csv::CsvExport;
 use crate::web::form::{Fields, FormErrors};
-use crate::web::paging::{Column, ListSpec, PageParams, Paging};
+use crate::web::paging::{Column, ListSpec, PageParams, Paging, Position};
 use crate::web::render::{render_status, state, with_trigger};
 use crate::web::{command_context, flash_redirect, is_htmx, render, AppError};
 
@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/threats")
             .service(report_hits)
+            .service(report_count)
             .service(top_report_page)
             .service(super::search::search_page)
             .service(sessions_page)
@@ -71,6 +72,9 @@ struct ReportQuery {
     format: Format,
     /// The row a drill-down lists the hits of.
     key: Option<String>,
+    /// `count=1`: a many-key report counts its rows before it answers instead of after (what
+    /// the count's link asks for where HTMX does not fetch it).
+    count: Option<String>,
 }
 
 /// How many rows a report shows: 1 to 1000, 10 when not given.
@@ -183,43 +187,28 @@ async fn top_report_page(
     path: web::Path<String>,
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let report = Report::parse(&path).ok_or(AppError::NotFound)?;
-    let (hide, asked) = (TriageFilter::of(&req), live::LiveRequest::of(&req));
-    let ReportQuery {
-        limit: Limit(limit),
-        range: params,
-        sort,
-        format,
+    let asked = ReportAsked::of(&req, &viewer, &path, query.into_inner())?;
+    let live_asked = live::LiveRequest::of(&req);
+    let (v, a) = (viewer.clone(), asked.clone());
+    let ReportAsked {
+        report,
+        limit,
+        csv,
+        zone,
+        range,
+        params,
+        filters,
+        sorted,
+        hide,
         ..
-    } = query.into_inner();
-    let csv = format == Format::Csv;
-    let zone = time_zone(&req, &viewer);
-    let range = params.range(chrono::Utc::now(), zone)?;
-    let filters = Filters::from_query(req.query_string())?;
-    let sorted = table_page(&queries::REPORT_COLUMNS, limit, &sort)?;
-    let v = viewer.clone();
+    } = asked;
     let store = state(&req).store.clone();
-    let (h, f) = (hide.clone(), filters.clone());
     let (page, scope, lag, listed, live, hist) = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
-            let scope = AnalystScope::of(conn, &v)?;
-            let lag = queries::reports_lag(conn, store.projections())?;
+            let (page, scope, lag, hidden) = a.read_rows(conn, &v, &store)?;
             let subject = (report == Report::Hash).then_some(TriageSubject::Hash);
-            // With "hide triaged" on, the settled hashes are left out by the query itself: the
-            // pages, the total and the histogram are of the rows shown.
-            let hidden = triage::hidden(conn, &scope, subject, &h)?;
-            let page = queries::report_page(
-                conn,
-                &scope,
-                report,
-                &range,
-                &f,
-                &sorted,
-                &hidden,
-                lag.as_ref(),
-            )?;
             let listed = triage::list_statuses(conn, &scope, subject, &page.rows, |r| &r.key)?;
-            let live = live::read(conn, &scope, &f, asked)?;
+            let live = live::read(conn, &scope, &a.filters, live_asked)?;
             let hist = match csv {
                 true => None,
                 false => histogram::histogram(
@@ -229,13 +218,16 @@ async fn top_report_page(
                     zone,
                     chrono::Utc::now(),
                     lag.as_ref(),
-                    histogram::HitFilter::shown(None, f.clone(), hidden).as_ref(),
+                    histogram::HitFilter::shown(None, a.filters.clone(), hidden).as_ref(),
                 )?,
             };
             Ok((page, scope, lag, listed, live, hist))
         })
         .await?;
-    let pager = sorted.position(page.total, page.rows.len());
+    let pager = match page.total {
+        Some(total) => sorted.position(total, page.rows.len()),
+        None => sorted.position_uncounted(page.rows.len(), page.more),
+    };
     let rows = page.rows;
     if csv {
         let (header, lines): (&str, Vec<Vec<String>>) = match report {
@@ -351,6 +343,10 @@ async fn top_report_page(
     ctx.insert("headings", &sorted.headings(&spec, &page_base));
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
+    ctx.insert(
+        "count_url",
+        &count_url(report, &page_base, &pager, hide.hides()),
+    );
     insert_range(&mut ctx, &params, &range, zone);
     insert_histogram(
         &mut ctx,
@@ -370,6 +366,147 @@ async fn top_report_page(
         ],
     );
     render(&req, "threats/top.html", "threats/_top.html", ctx)
+}
+
+/// What a report page (or its count) is asked for: the report, range, filters, page and
+/// whether triaged keys are hidden, parsed from the request (a bad parameter is a 400).
+#[derive(Clone)]
+struct ReportAsked {
+    report: Report,
+    limit: i64,
+    params: RangeParams,
+    range: queries::TimeRange,
+    filters: Filters,
+    sorted: Paging,
+    hide: TriageFilter,
+    zone: chrono_tz::Tz,
+    csv: bool,
+    /// Count the rows before answering, even where the page would count them after.
+    count_now: bool,
+}
+
+impl ReportAsked {
+    fn of(
+        req: &HttpRequest,
+        viewer: &Viewer,
+        slug: &str,
+        query: ReportQuery,
+    ) -> Result<ReportAsked, AppError> {
+        let report = Report::parse(slug).ok_or(AppError::NotFound)?;
+        let zone = time_zone(req, viewer);
+        Ok(ReportAsked {
+            report,
+            limit: query.limit.0,
+            range: query.range.range(chrono::Utc::now(), zone)?,
+            params: query.range,
+            filters: Filters::from_query(req.query_string())?,
+            sorted: table_page(&queries::REPORT_COLUMNS, query.limit.0, &query.sort)?,
+            hide: TriageFilter::of(req),
+            zone,
+            csv: query.format == Format::Csv,
+            count_now: query.count.as_deref() == Some("1"),
+        })
+    }
+
+    /// The page's rows in the viewer's scope (with their count unless it comes after), the
+    /// scope, how far the reports lag, and the keys hidden from them.
+    fn read_rows(
+        &self,
+        conn: &mut diesel::PgConnection,
+        viewer: &Viewer,
+        store: &crate::es::EventStore,
+    ) -> Result<ReportRead, ThreatsError> {
+        let scope = AnalystScope::of(conn, viewer)?;
+        let lag = queries::reports_lag(conn, store.projections())?;
+        let subject = (self.report == Report::Hash).then_some(TriageSubject::Hash);
+        // With "hide triaged" on, the settled hashes are left out by the query itself: the
+        // pages, the total and the histogram are of the rows shown.
+        let hidden = triage::hidden(conn, &scope, subject, &self.hide)?;
+        // The rows first; where counting them costs more than reading them, the page asks for
+        // the count after (`report_count`), unless asked to count now.
+        let page = queries::report_rows(
+            conn,
+            &scope,
+            self.report,
+            &self.range,
+            &self.filters,
+            &self.sorted,
+            &hidden,
+            lag.as_ref(),
+            self.count_now,
+        )?;
+        Ok((page, scope, lag, hidden))
+    }
+}
+
+type ReportRead = (
+    queries::ReportRows,
+    AnalystScope,
+    Option<queries::ReportsLag>,
+    Vec<String>,
+);
+
+/// Where a report page's pager asks for its row count: the page's own parameters.
+fn count_url(report: Report, page_base: &str, pager: &Position, hides: bool) -> String {
+    let query = page_base.split_once('?').map_or("", |(_, q)| q);
+    format!(
+        "/threats/top/{}/count?{query}&sort={}&dir={}&page={}{}",
+        report.slug(),
+        pager.sort,
+        pager.dir,
+        pager.page,
+        if hides { "&hide_triaged=1" } else { "" }
+    )
+}
+
+/// The pager of a report page with its row count, which the page asks for after its rows
+/// (`queries::report_rows`): the same parameters, scope and hidden keys as the page. Without
+/// HTMX (a link followed), the page itself counted (`count=1`).
+#[get("/top/{report}/count")]
+async fn report_count(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let report = Report::parse(&path).ok_or(AppError::NotFound)?;
+    if !is_htmx(&req) {
+        let location = format!(
+            "/threats/top/{}?{}&count=1",
+            report.slug(),
+            req.query_string()
+        );
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, location))
+            .finish());
+    }
+    let mut asked = ReportAsked::of(&req, &viewer, &path, query.into_inner())?;
+    asked.count_now = true;
+    let (limit, params, filters, sorted) = (
+        asked.limit,
+        asked.params.clone(),
+        asked.filters.clone(),
+        asked.sorted,
+    );
+    let store = state(&req).store.clone();
+    let page = state(&req)
+        .read(&req, move |conn| -> Result<_, ThreatsError> {
+            Ok(asked.read_rows(conn, &viewer, &store)?.0)
+        })
+        .await?;
+    let total = page.total.expect("counted now");
+    let pager = sorted.position(total, page.rows.len());
+    let page_base = format!(
+        "/threats/top/{}?limit={limit}&{}{}",
+        report.slug(),
+        params.query_string(),
+        filters.and_query()
+    );
+    let mut ctx = Context::new();
+    ctx.insert("pager", &pager);
+    ctx.insert("page_base", &page_base);
+    ctx.insert("table_target", "#report");
+    render(&req, "threats/_pager.html", "threats/_pager.html", ctx)
 }
 
 #[get("/top/{report}/hits")]

@@ -236,10 +236,23 @@ impl Paging {
                 self.offset() + shown as i64
             },
             total,
+            counted: true,
             page: self.page,
             pages: ((total + per - 1) / per).max(1),
             sort: self.sort,
             dir: self.dir(),
+        }
+    }
+
+    /// Where the page is in a list not counted yet (its total comes after, as a many-key
+    /// threat report's does): it shows `shown` rows and `more` follow them. `total` is 0 and
+    /// `pages` is this page, or the next when more follow (so that "Next" links on).
+    pub fn position_uncounted(&self, shown: usize, more: bool) -> Position {
+        Position {
+            total: 0,
+            counted: false,
+            pages: self.page + i64::from(more),
+            ..self.position(0, shown)
         }
     }
 
@@ -341,6 +354,8 @@ pub struct Position {
     pub first: i64,
     pub last: i64,
     pub total: i64,
+    /// False while the total is not known yet (see [`Paging::position_uncounted`]).
+    pub counted: bool,
     pub page: i64,
     pub pages: i64,
     pub sort: &'static str,

@@ -111,6 +111,26 @@ impl Client {
         self.finish(r)
     }
 
+    /// A page as a browser shows it once HTMX has fetched what its pager counts after its rows
+    /// (a many-key threat report's `hx-get` of `/threats/top/{report}/count`, swapped for the
+    /// pager); any other page as `get` gives it.
+    pub fn get_counted(&mut self, path: &str) -> Response {
+        let mut page = self.get(path);
+        let Some(at) = page.body.find("class=\"pager-count\" href=\"") else {
+            return page;
+        };
+        let rest = &page.body[at + "class=\"pager-count\" href=\"".len()..];
+        let url = forms::unescape(&rest[..rest.find('"').expect("the count link ends")]);
+        let pager = self.get_htmx_from(&url, path);
+        assert_eq!(pager.status, 200, "{url}: {}", pager.body);
+        let start = page.body[..at]
+            .rfind("<nav class=\"pager")
+            .expect("the pager");
+        let end = at + page.body[at..].find("</nav>").expect("the pager ends") + "</nav>".len();
+        page.body.replace_range(start..end, pager.body.trim());
+        page
+    }
+
     /// An HTMX request from a page whose address bar shows `current` (HTMX's `HX-Current-URL`).
     pub fn get_htmx_from(&mut self, path: &str, current: &str) -> Response {
         let r = self
