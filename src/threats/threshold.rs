@@ -80,13 +80,6 @@ pub(super) fn top(
         return Ok(None);
     }
     let n = (limit + offset).max(1) as usize;
-    // None when many hits lie outside the range: the keys are then counted from the buckets
-    // once the walk has found its rows (a walk that declines sums them with the count).
-    let total = if count {
-        total_by_complement(conn, scope, report, view, from, to, hidden)?
-    } else {
-        None
-    };
     let buckets = BucketRanges::of(stored);
     let mut found: Vec<ReportRow> = Vec::new();
     let mut walked: i64 = 0;
@@ -153,11 +146,17 @@ pub(super) fn top(
         }
         step *= 2;
     }
-    let total = match total {
-        None if count => Some(count_from_buckets(
-            conn, scope, report, view, range, hidden,
-        )?),
-        total => total,
+    // Counted once the walk has its rows (a walk that declines sums the buckets with the count,
+    // so counting first would be thrown away): the keys outside the range read from their few
+    // hits, else the keys in the range's buckets.
+    let total = match count {
+        true => match total_by_complement(conn, scope, report, view, from, to, hidden)? {
+            Some(total) => Some(total),
+            None => Some(count_from_buckets(
+                conn, scope, report, view, range, hidden,
+            )?),
+        },
+        false => None,
     };
     let rows = ordered(conn, found, limit, offset, total)?;
     let total = total.unwrap_or(rows.len() as i64);
