@@ -378,32 +378,23 @@ fn read_report(
 ) -> QueryResult<(Vec<ReportRow>, Option<i64>)> {
     let views_current = lag.is_none_or(|l| !l.signature_moves_pending);
     let defer = defer_count && !super::projections::keeps_signature_rows(report.slug());
-    let uncounted = Slice {
+    // Where the count would be apart: one row more (for "Next") and no count.
+    let uncounted = defer.then(|| Slice {
         limit: page.limit + 1,
         count: false,
         ..page.clone()
-    };
+    });
+    let apart = uncounted.as_ref().unwrap_or(page);
     let (mut rows, total) = if !views_current || !filters.is_empty() {
         let (rows, total) = counted(page, |p| {
             top_from_hits(conn, scope, report, range, filters, p)
         })?;
         (rows, Some(total))
-    } else if range.is_all() && defer {
-        (
-            top_from_views(conn, scope, report, &uncounted, ranked)?.0,
-            None,
-        )
     } else if range.is_all() {
-        let (rows, total) = top_from_views(conn, scope, report, page, ranked)?;
-        (rows, Some(total))
-    } else if let Some((rows, total)) = top_by_threshold(
-        conn,
-        scope,
-        report,
-        range,
-        if defer { &uncounted } else { page },
-        ranked,
-    )? {
+        let (rows, total) = top_from_views(conn, scope, report, apart, ranked)?;
+        (rows, (!defer).then_some(total))
+    } else if let Some((rows, total)) = top_by_threshold(conn, scope, report, range, apart, ranked)?
+    {
         (rows, (!defer).then_some(total))
     } else {
         let (rows, total) = serial(conn, |conn| {

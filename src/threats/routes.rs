@@ -190,6 +190,11 @@ async fn top_report_page(
     let asked = ReportAsked::of(&req, &viewer, &path, query.into_inner())?;
     let live_asked = live::LiveRequest::of(&req);
     let (v, a) = (viewer.clone(), asked.clone());
+    let (unfiltered, page_base, count_base) = (
+        asked.link("", false),
+        asked.link("", true),
+        asked.link("/count", true),
+    );
     let ReportAsked {
         report,
         limit,
@@ -309,12 +314,6 @@ async fn top_report_page(
     ];
     keep.extend(filters.pairs());
     ctx.insert("keep", &keep);
-    let unfiltered = format!(
-        "/threats/top/{}?limit={limit}&{}",
-        report.slug(),
-        params.query_string()
-    );
-    let page_base = format!("{unfiltered}{}", filters.and_query());
     insert_filters(
         &mut ctx,
         &filters,
@@ -343,10 +342,7 @@ async fn top_report_page(
     ctx.insert("headings", &sorted.headings(&spec, &page_base));
     ctx.insert("page_base", &page_base);
     ctx.insert("pager", &pager);
-    ctx.insert(
-        "count_url",
-        &count_url(report, &page_base, &pager, hide.hides()),
-    );
+    ctx.insert("count_url", &count_url(&count_base, &pager, hide.hides()));
     insert_range(&mut ctx, &params, &range, zone);
     insert_histogram(
         &mut ctx,
@@ -408,6 +404,22 @@ impl ReportAsked {
         })
     }
 
+    /// `/threats/top/{report}{suffix}` with the page's limit and range, and its filters when
+    /// `filtered` (the base of the page's links, without sort and page).
+    fn link(&self, suffix: &str, filtered: bool) -> String {
+        format!(
+            "/threats/top/{}{suffix}?limit={}&{}{}",
+            self.report.slug(),
+            self.limit,
+            self.params.query_string(),
+            if filtered {
+                self.filters.and_query()
+            } else {
+                String::new()
+            }
+        )
+    }
+
     /// The page's rows in the viewer's scope (with their count unless it comes after), the
     /// scope, how far the reports lag, and the keys hidden from them.
     fn read_rows(
@@ -446,12 +458,11 @@ type ReportRead = (
     Vec<String>,
 );
 
-/// Where a report page's pager asks for its row count: the page's own parameters.
-fn count_url(report: Report, page_base: &str, pager: &Position, hides: bool) -> String {
-    let query = page_base.split_once('?').map_or("", |(_, q)| q);
+/// Where a report page's pager asks for its row count (`base`: the count's path with the page's
+/// limit, range and filters): the page's own parameters.
+fn count_url(base: &str, pager: &Position, hides: bool) -> String {
     format!(
-        "/threats/top/{}/count?{query}&sort={}&dir={}&page={}{}",
-        report.slug(),
+        "{base}&sort={}&dir={}&page={}{}",
         pager.sort,
         pager.dir,
         pager.page,
@@ -482,12 +493,7 @@ async fn report_count(
     }
     let mut asked = ReportAsked::of(&req, &viewer, &path, query.into_inner())?;
     asked.count_now = true;
-    let (limit, params, filters, sorted) = (
-        asked.limit,
-        asked.params.clone(),
-        asked.filters.clone(),
-        asked.sorted,
-    );
+    let (page_base, sorted) = (asked.link("", true), asked.sorted);
     let store = state(&req).store.clone();
     let page = state(&req)
         .read(&req, move |conn| -> Result<_, ThreatsError> {
@@ -496,12 +502,6 @@ async fn report_count(
         .await?;
     let total = page.total.expect("counted now");
     let pager = sorted.position(total, page.rows.len());
-    let page_base = format!(
-        "/threats/top/{}?limit={limit}&{}{}",
-        report.slug(),
-        params.query_string(),
-        filters.and_query()
-    );
     let mut ctx = Context::new();
     ctx.insert("pager", &pager);
     ctx.insert("page_base", &page_base);
