@@ -242,9 +242,7 @@ fn main() {
         let events = rebuild(&mut conn, projection.as_ref(), 10_000, |_| {}).unwrap();
         let rebuild_time = t.elapsed();
         // What autovacuum does in a running system: the rebuild's upserts leave dead row versions.
-        diesel::sql_query("VACUUM ANALYZE")
-            .execute(&mut conn)
-            .unwrap();
+        heyboss::testing::vacuum_analyze_loaded(&mut conn, "");
         let students: i64 = diesel::sql_query("SELECT count(*) AS n FROM enrollment_students")
             .get_result::<N>(&mut conn)
             .unwrap()

@@ -171,9 +171,7 @@ fn main() {
             "replayed {cold_events} events without statistics in {cold_secs:.1} s ({:.0} events/s); now analyzed",
             cold_events as f64 / cold_secs
         );
-        diesel::sql_query("VACUUM ANALYZE events")
-            .execute(&mut conn)
-            .unwrap();
+        heyboss::testing::vacuum_analyze_loaded(&mut conn, "events");
         let before = status_kib("VmRSS:") as f64 / 1024.0;
         let ((events, rows, secs), peak) =
             sampled(|| rebuild_all(&mut conn, &mut helper, &[sessions.as_ref(), hits.as_ref()]));

@@ -139,7 +139,7 @@ fn load(conn: &mut PgConnection) -> uuid::Uuid {
     exec(conn, "CREATE TABLE legacy_scores AS SELECT h.file_id, h.integration, g.id AS signature_id, h.score FROM threat_hits h JOIN legacy_signatures g ON g.name = h.signature");
     exec(conn, "CREATE INDEX ON legacy_scores (file_id)");
     exec(conn, "CREATE INDEX ON legacy_scores (signature_id)");
-    exec(conn, "VACUUM ANALYZE");
+    heyboss::testing::vacuum_analyze_loaded(conn, "");
     let hits: i64 = heyboss::schema::threat_hits::table
         .count()
         .get_result(conn)

@@ -122,6 +122,8 @@ pub struct Application {
     /// Makes the event log's partitions ahead of the appends (the DEFAULT partition catches
     /// what arrives before them).
     partitions: heyboss_es::partitions::Keeper,
+    /// Vacuums and analyzes the store's tables where autovacuum will not (`heyboss_es::upkeep`).
+    upkeep: heyboss_es::upkeep::Periodic,
 }
 
 impl Application {
@@ -163,6 +165,8 @@ impl Application {
             settings.database_url.clone(),
             std::time::Duration::from_secs(60),
         );
+        let upkeep =
+            heyboss_es::upkeep::start(settings.database_url.clone(), settings.upkeep_every);
         let state = AppState {
             pool,
             replicas,
@@ -178,6 +182,7 @@ impl Application {
             subscribers,
             mailer,
             partitions,
+            upkeep,
         })
     }
 
@@ -203,6 +208,8 @@ impl Application {
         }
         let mut partitions = self.partitions;
         partitions.stop();
+        let mut upkeep = self.upkeep;
+        upkeep.stop();
         result
     }
 }

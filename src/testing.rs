@@ -263,6 +263,25 @@ pub fn csrf_token(body: &str) -> Option<String> {
     Some(body[start..end].to_owned())
 }
 
+/// `VACUUM ANALYZE` of `what` (a table, or the whole database when empty) for a benchmark's
+/// store, once no snapshot is older than what it loaded (`heyboss_es::upkeep::until_horizon_passes`,
+/// up to a minute): a vacuum right after a load, while a replica's `hot_standby_feedback` or a
+/// stopped replica's slot still holds an older snapshot, marks no page all-visible, and every
+/// index-only read then fetches the heap. Says so when it could not wait that out.
+pub fn vacuum_analyze_loaded(conn: &mut PgConnection, what: &str) {
+    match heyboss_es::upkeep::until_horizon_passes(conn, std::time::Duration::from_secs(60)) {
+        Ok(None) => {}
+        Ok(Some(h)) => eprintln!(
+            "warning: {} holds the oldest snapshot ({} transactions behind): VACUUM cannot mark the loaded pages all-visible, so index-only reads will fetch the heap (start the replica or drop its slot)",
+            h.holder, h.behind
+        ),
+        Err(e) => eprintln!("warning: the xmin horizon could not be read: {e}"),
+    }
+    diesel::sql_query(format!("VACUUM ANALYZE {what}"))
+        .execute(conn)
+        .expect("VACUUM ANALYZE");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

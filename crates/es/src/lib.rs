@@ -19,6 +19,7 @@ pub mod shadow;
 pub mod stats;
 pub mod store;
 pub mod subscriber;
+pub mod upkeep;
 
 pub use decider::Decider;
 pub use event::{Actor, DomainEvent, Metadata, NewEvent, RecordedEvent};

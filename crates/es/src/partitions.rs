@@ -3,9 +3,7 @@
 //! old partitions to archive them (and attaching them again). The SQL side is in the migration
 //! `2026-12-10-400000_partition_events` (`events_add_partition`, `events_ensure_partitions`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
@@ -219,10 +217,7 @@ const KEEPER_RETRY: Duration = Duration::from_secs(5);
 
 /// A thread that runs [`ensure_without_queueing`] every `every` until stopped (what `heyboss serve` runs, so
 /// that appends find their partition made ahead of them).
-pub struct Keeper {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct Keeper(crate::upkeep::Periodic);
 
 impl Keeper {
     /// Ensures the partitions over a connection of its own, made for each run (once a minute):
@@ -230,48 +225,27 @@ impl Keeper {
     /// after a database outage (an idle connection that answered within the pool's ping interval
     /// is handed out unchecked; tests/ops_drills.rs).
     pub fn start(database_url: String, every: Duration) -> Keeper {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut next = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                if Instant::now() >= next {
-                    next = Instant::now() + every;
-                    match crate::db::connect(&database_url)
-                        .map(|mut c| ensure_without_queueing(&mut c, KEEPER_LOCK_WAIT))
-                    {
-                        Ok(Ok(0)) => {}
-                        Ok(Ok(n)) => tracing::info!(added = n, "event log partitions made ahead"),
-                        Ok(Err(e)) if crate::db::is_lock_timeout(&e) => {
-                            tracing::info!(
-                                "event log partitions: the log is being read, trying again shortly"
-                            );
-                            // Sooner than `every`: the next partition is still one ahead.
-                            next = Instant::now() + every.min(KEEPER_RETRY);
-                        }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "event log partitions"),
-                        Err(e) => tracing::warn!(error = %e, "event log partitions"),
-                    }
+        Keeper(crate::upkeep::Periodic::start(every, move || {
+            match crate::db::connect(&database_url)
+                .map(|mut c| ensure_without_queueing(&mut c, KEEPER_LOCK_WAIT))
+            {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(added = n, "event log partitions made ahead"),
+                Ok(Err(e)) if crate::db::is_lock_timeout(&e) => {
+                    tracing::info!(
+                        "event log partitions: the log is being read, trying again shortly"
+                    );
+                    // Sooner than `every`: the next partition is still one ahead.
+                    return Some(KEEPER_RETRY);
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                Ok(Err(e)) => tracing::warn!(error = %e, "event log partitions"),
+                Err(e) => tracing::warn!(error = %e, "event log partitions"),
             }
-        });
-        Keeper {
-            stop,
-            thread: Some(thread),
-        }
+            None
+        }))
     }
 
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop();
     }
 }
