@@ -54,7 +54,11 @@ make_replica() {
     echo "listen_addresses = 'localhost'"
     echo "unix_socket_directories = '/var/run/postgresql'"
     echo "hot_standby = on"
-    echo "hot_standby_feedback = on"
+    # No feedback: with it the replica's oldest snapshot becomes the slot's xmin on the primary,
+    # which the slot keeps while the replica is stopped, and no vacuum on the primary can then
+    # remove a dead row or mark a page all-visible (README, "Read replicas"). heyboss reads on a
+    # replica are short and go to the primary if recovery cancels one.
+    echo "hot_standby_feedback = off"
     for setting in max_connections max_worker_processes max_wal_senders max_locks_per_transaction max_prepared_transactions shared_buffers; do
       echo "$setting = '$(primary "SHOW $setting")'"
     done
@@ -64,8 +68,21 @@ make_replica() {
   chown postgres:postgres "$dir/postgresql.conf" "$dir/pg_hba.conf" "$dir/pg_ident.conf"
 }
 
+# A replica made before feedback was turned off: turn it off (and reload one that runs).
+no_feedback() {
+  if [ -f "$dir/postgresql.conf" ] && grep -q '^hot_standby_feedback = on' "$dir/postgresql.conf"; then
+    sed -i 's/^hot_standby_feedback = on/hot_standby_feedback = off/' "$dir/postgresql.conf"
+    if [ -f "$dir/postmaster.pid" ]; then
+      as_postgres "$bin/pg_ctl -D '$dir' reload" >/dev/null
+    fi
+  fi
+}
+
 case "$action" in
   ensure)
+    if [ "$(id -u)" = 0 ]; then
+      no_feedback
+    fi
     if pg_isready -h localhost -p "$port" -q 2>/dev/null; then
       # A test stopped mid-way (killed) may have left the replay paused.
       psql -h localhost -p "$port" -U postgres -tAc 'SELECT pg_wal_replay_resume()' postgres >/dev/null 2>&1 || true
@@ -86,8 +103,8 @@ case "$action" in
       start
     fi
     ;;
-  start) start ;;
-  start_if_down) pg_isready -h localhost -p "$port" -q 2>/dev/null || start ;;
+  start) no_feedback; start ;;
+  start_if_down) no_feedback; pg_isready -h localhost -p "$port" -q 2>/dev/null || start ;;
   stop) stop ;;
   *) echo "usage: $0 ensure|start|start_if_down|stop" >&2; exit 2 ;;
 esac
