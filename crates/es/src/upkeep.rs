@@ -2,7 +2,7 @@
 //! load, an import or a rebuild on a server with `autovacuum = off` (or a table with
 //! `autovacuum_enabled = false`), nothing sets the tables' visibility maps or gathers their
 //! statistics, and reads that should be index-only fetch every row from the heap instead (the
-//! threat reports' custom ranges: 5,742 heap fetches for one page, docs/BENCHMARKS.md).
+//! threat reports' bounded ranges, docs/BENCHMARKS.md "Time ranges").
 //!
 //! [`vacuum_due`] picks the tables of the store's schema that autovacuum leaves alone and that
 //! autovacuum would have vacuumed or analyzed by now, by the server's own thresholds
