@@ -165,8 +165,11 @@ impl Application {
             settings.database_url.clone(),
             std::time::Duration::from_secs(60),
         );
-        let upkeep =
-            heyboss_es::upkeep::start(settings.database_url.clone(), settings.upkeep_every);
+        // Once a minute: autovacuum's own naptime.
+        let upkeep = heyboss_es::upkeep::start(
+            settings.database_url.clone(),
+            std::time::Duration::from_secs(60),
+        );
         let state = AppState {
             pool,
             replicas,

@@ -49,9 +49,6 @@ pub struct Settings {
     pub replica_urls: Vec<String>,
     /// The campus time zone, for viewers who chose none (HEYBOSS_TIMEZONE, an IANA name).
     pub time_zone: chrono_tz::Tz,
-    /// How often the store's upkeep looks for tables autovacuum leaves alone
-    /// (`heyboss_es::upkeep`): a minute, autovacuum's own naptime; tests shorten it.
-    pub upkeep_every: std::time::Duration,
 }
 
 impl Settings {
@@ -92,7 +89,6 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             time_zone: campus_zone().ok().flatten().unwrap_or(format::DEFAULT_ZONE),
-            upkeep_every: std::time::Duration::from_secs(60),
         }
     }
 
