@@ -258,30 +258,53 @@ fn try_lock(conn: &mut PgConnection) -> QueryResult<bool> {
         .map(|l| l.locked)
 }
 
+/// The tables a pass vacuumed too soon ([`Done::left_pages_unmarked`]), vacuumed once more on
+/// this instance's next pass that runs (not one that another instance's lock skipped), once.
+#[derive(Debug, Default)]
+pub struct Retries(Vec<String>);
+
+impl Retries {
+    pub fn tables(&self) -> &[String] {
+        &self.0
+    }
+
+    /// After a pass that ran: the tables it left unmarked, except those it was already retrying.
+    pub fn after_pass(&mut self, done: &[Done]) {
+        let tried = std::mem::take(&mut self.0);
+        self.0 = done
+            .iter()
+            .filter(|d| d.left_pages_unmarked() && !tried.contains(&d.table))
+            .map(|d| d.table.clone())
+            .collect();
+    }
+}
+
 /// [`vacuum_due`] every `every` over a connection of its own, made for each pass (as the
 /// partitions' keeper does, and for the same reason: not one more idle connection in the request
 /// pool). Named `heyboss upkeep` in `pg_stat_activity`.
 pub fn start(database_url: String, every: Duration) -> Periodic {
-    let mut again: Vec<String> = Vec::new();
+    let mut again = Retries::default();
     Periodic::start(every, move || {
         let pass = crate::db::connect(&database_url).map(|mut conn| -> QueryResult<_> {
             diesel::sql_query("SET application_name = 'heyboss upkeep'").execute(&mut conn)?;
             // One instance's pass at a time: a second `VACUUM` of a table would wait for the
-            // first and then find nothing to do. The connection's end releases the lock.
+            // first and then find nothing to do. The connection's end releases the lock. The
+            // tables waiting for a second try wait for this instance's next pass.
             if !try_lock(&mut conn)? {
-                return Ok((Vec::new(), None));
+                return Ok(None);
             }
-            let done = vacuum_due(&mut conn, &again)?;
+            let done = vacuum_due(&mut conn, again.tables())?;
             let holder = if done.iter().any(Done::left_pages_unmarked) {
                 holding_back(&mut conn)?.into_iter().next()
             } else {
                 None
             };
-            Ok((done, holder))
+            Ok(Some((done, holder)))
         });
         match pass {
-            Ok(Ok((done, holder))) => {
-                let tried = std::mem::take(&mut again);
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some((done, holder)))) => {
+                again.after_pass(&done);
                 for d in done {
                     tracing::info!(
                         table = %d.table,
@@ -302,10 +325,6 @@ pub fn start(database_url: String, every: Duration) -> Periodic {
                             "upkeep: a vacuum left most pages not all-visible; the oldest snapshot is held by this holder (a stopped replica's slot holds it until the replica runs again or the slot is dropped)"
                         );
                     }
-                    // Once more on the next pass, once.
-                    if !tried.contains(&d.table) {
-                        again.push(d.table);
-                    }
                 }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "upkeep"),
@@ -313,4 +332,31 @@ pub fn start(database_url: String, every: Duration) -> Periodic {
         }
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vacuumed(table: &str, pages_not_visible: i64) -> Done {
+        Done {
+            table: table.to_owned(),
+            vacuumed: true,
+            took: Duration::ZERO,
+            pages: 100,
+            pages_not_visible,
+        }
+    }
+
+    #[test]
+    fn a_table_left_unmarked_is_tried_once_more_on_the_next_pass_that_runs() {
+        let mut again = Retries::default();
+        again.after_pass(&[vacuumed("hits", 90), vacuumed("sessions", 0)]);
+        assert_eq!(again.tables(), ["hits"]);
+        // Tried again and still unmarked: not a third time; a new table left unmarked is.
+        again.after_pass(&[vacuumed("hits", 90), vacuumed("files", 80)]);
+        assert_eq!(again.tables(), ["files"]);
+        again.after_pass(&[vacuumed("files", 0)]);
+        assert!(again.tables().is_empty());
+    }
 }
