@@ -251,6 +251,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    threat_pair_signature_days (source_ip, destination_ip, day, signature) {
+        source_ip -> Text,
+        destination_ip -> Text,
+        day -> Timestamptz,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
     threat_pair_signature_times (source_ip, destination_ip, signature) {
         source_ip -> Text,
         destination_ip -> Text,
@@ -401,6 +410,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_files,
     threat_hash_names,
     threat_hits,
+    threat_pair_signature_days,
     threat_pair_signature_times,
     threat_report_buckets,
     threat_report_rows,

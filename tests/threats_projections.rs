@@ -407,6 +407,50 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
             {"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": "odd-f7", "session_id": "odd-5", "integration": "yara", "score": 10, "signature": "ET-SCAN-Nmap"}},
         ]),
     );
+    // An IP pair of 2019 whose signatures' hits span a range with ends inside days
+    // ([03-01 20:30, 03-05 03:15): whole days 03-02 to 03-04), each inside it in one way only:
+    // Nmap on a whole day, Emotet on the partial first day, Qakbot on the partial last day,
+    // Lockbit not at all, DocuSign (phishing: not the analyst's) on a whole day.
+    let mut spanning = Vec::new();
+    for (session, start, signatures) in [
+        (
+            "span-1",
+            "2019-03-01T10:00:00Z",
+            &[
+                "ET-SCAN-Nmap",
+                "ET-TROJAN-Emotet",
+                "ET-TROJAN-Qakbot",
+                "YARA-Ransom-Lockbit",
+                "ET-PHISH-DocuSign",
+            ][..],
+        ),
+        ("span-2", "2019-03-01T21:00:00Z", &["ET-TROJAN-Emotet"][..]),
+        (
+            "span-3",
+            "2019-03-03T12:00:00Z",
+            &["ET-SCAN-Nmap", "ET-PHISH-DocuSign"][..],
+        ),
+        ("span-4", "2019-03-05T02:00:00Z", &["ET-TROJAN-Qakbot"][..]),
+        (
+            "span-5",
+            "2019-03-05T10:00:00Z",
+            &[
+                "ET-SCAN-Nmap",
+                "ET-TROJAN-Emotet",
+                "ET-TROJAN-Qakbot",
+                "YARA-Ransom-Lockbit",
+                "ET-PHISH-DocuSign",
+            ][..],
+        ),
+    ] {
+        let file = format!("{session}-f");
+        spanning.push(serde_json::json!({"id": uuid::Uuid::new_v4(), "type": "SessionDiscovered", "data": {"session_id": session, "start_time": start, "protocol": "smb", "source_ip": "10.9.1.1", "destination_ip": "10.9.1.2", "source_port": 1240, "destination_port": 445}}));
+        spanning.push(serde_json::json!({"id": uuid::Uuid::new_v4(), "type": "FileDiscovered", "data": {"file_id": file, "session_id": session, "md5": "fedcba9876543210fedcba9876543210", "filename": "s.exe", "file_type": "pe", "size_bytes": 10}}));
+        for signature in signatures {
+            spanning.push(serde_json::json!({"id": uuid::Uuid::new_v4(), "type": "FileScored", "data": {"file_id": file, "session_id": session, "integration": "yara", "score": 30, "signature": signature}}));
+        }
+    }
+    post(&mut conn, serde_json::json!(spanning));
     reports.settle(&app);
     let rescans: i64 = heyboss::schema::threat_score_changes::table
         .filter(heyboss::schema::threat_score_changes::old_score.is_not_null())
@@ -463,6 +507,42 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
         .find(|r| r.key == pair)
         .expect("the pair's 2016 hit");
     assert_eq!((row.hits, row.signatures.as_str()), (1, "ET-SCAN-Nmap"));
+    // Each (pair, signature) above spans this range: found on a whole day, on either partial
+    // day, or not at all; and within one day (no whole day) by the hits alone.
+    let signatures_of = |conn: &mut PgConnection, scope: &AnalystScope, from: &str, to: &str| {
+        let range = TimeRange {
+            from: Some(from.parse().unwrap()),
+            to: Some(to.parse().unwrap()),
+        };
+        let top = queries::top_behind(conn, scope, Report::IpPair, &range, 10, None).unwrap();
+        top.into_iter()
+            .find(|r| r.key == "10.9.1.1 10.9.1.2")
+            .map(|r| (r.hits, r.signatures))
+    };
+    let (from, to) = ("2019-03-01T20:30:00Z", "2019-03-05T03:15:00Z");
+    assert_eq!(
+        signatures_of(&mut conn, &analyst, from, to),
+        Some((
+            3,
+            "ET-SCAN-Nmap;ET-TROJAN-Emotet;ET-TROJAN-Qakbot".to_owned()
+        ))
+    );
+    assert_eq!(
+        signatures_of(&mut conn, &AnalystScope::admin(), from, to),
+        Some((
+            4,
+            "ET-PHISH-DocuSign;ET-SCAN-Nmap;ET-TROJAN-Emotet;ET-TROJAN-Qakbot".to_owned()
+        ))
+    );
+    assert_eq!(
+        signatures_of(
+            &mut conn,
+            &analyst,
+            "2019-03-03T11:00:00Z",
+            "2019-03-03T13:00:00Z"
+        ),
+        Some((1, "ET-SCAN-Nmap".to_owned()))
+    );
     let name = |conn: &mut PgConnection| {
         let n = names_on_demand(conn, &analyst, std::slice::from_ref(&odd));
         (n[0].filename.clone(), n[0].file_type.clone())

@@ -407,6 +407,7 @@ impl Projection for HitsProjection {
             "threat_report_signature_hours",
             "threat_hash_names",
             "threat_pair_signature_times",
+            "threat_pair_signature_days",
         ]
     }
     fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -529,6 +530,13 @@ impl BulkReplay for HitsProjection {
                FROM threat_hits GROUP BY source_ip, destination_ip, signature",
         )
         .execute(conn)?;
+        prepared(
+            "INSERT INTO threat_pair_signature_days (source_ip, destination_ip, day, signature)
+             SELECT DISTINCT source_ip, destination_ip,
+                    date_trunc('day', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', signature
+               FROM threat_hits",
+        )
+        .execute(conn)?;
         Ok(())
     }
 
@@ -546,6 +554,7 @@ impl BulkReplay for HitsProjection {
             "threat_report_signature_hours",
             "threat_hash_names",
             "threat_pair_signature_times",
+            "threat_pair_signature_days",
         ]
     }
 
@@ -1027,6 +1036,7 @@ impl HitsProjection {
             .partition(|((r, _, _, _), _)| keeps_signature_rows(REPORTS[*r]));
         apply_hash_names(conn, &new)?;
         apply_pair_times(conn, &new)?;
+        apply_pair_days(conn, &new)?;
         apply_bucket_deltas(conn, cold_buckets, &group_of, views)?;
         apply_report_deltas(conn, cold, &group_of, views, false)?;
         apply_report_deltas(conn, hot, &group_of, views, true)?;
@@ -1108,6 +1118,30 @@ fn apply_pair_times(conn: &mut PgConnection, new: &HitRows) -> Result<(), Projec
             first_seen = least(n.first_seen, excluded.first_seen),
             last_seen = greatest(n.last_seen, excluded.last_seen)
           WHERE excluded.first_seen < n.first_seen OR excluded.last_seen > n.last_seen",
+    )
+    .bind::<Array<Text>, _>(&new.src)
+    .bind::<Array<Text>, _>(&new.dst)
+    .bind::<Array<Text>, _>(&new.sig)
+    .bind::<Array<Timestamptz>, _>(&new.start)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Record the UTC days of a batch's new hits per (IP pair, signature)
+/// (`threat_pair_signature_days`): rows only ever inserted, in key order; a row already there is
+/// left alone, without a lock or a write.
+fn apply_pair_days(conn: &mut PgConnection, new: &HitRows) -> Result<(), ProjectionError> {
+    if new.src.is_empty() {
+        return Ok(());
+    }
+    prepared(
+        "INSERT INTO threat_pair_signature_days (source_ip, destination_ip, day, signature)
+         SELECT DISTINCT u.source_ip, u.destination_ip,
+                date_trunc('day', u.start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', u.signature
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                AS u(source_ip, destination_ip, signature, start)
+          ORDER BY 1, 2, 3, 4
+         ON CONFLICT DO NOTHING",
     )
     .bind::<Array<Text>, _>(&new.src)
     .bind::<Array<Text>, _>(&new.dst)

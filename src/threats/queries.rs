@@ -785,8 +785,8 @@ pub fn range_count_from_buckets(
 /// The visible signatures of each row among the hits in the range: for file types and protocols
 /// from their per-signature rows' last seen (a range open at its end) or the hours of each key's
 /// signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP pairs from each (key,
-/// signature)'s first and last seen (`sql/hash_signatures_in_range.sql`,
-/// `sql/pair_signatures_in_range.sql`).
+/// signature)'s first and last seen, and an IP pair's from the signatures of the range's whole
+/// days (`sql/hash_signatures_in_range.sql`, `sql/pair_signatures_in_range.sql`).
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
     scope: &AnalystScope,
@@ -825,15 +825,23 @@ fn fill_signatures_in_range(
         return set_signatures(conn, query.texts("keys", keys), rows);
     }
     // Each (hash or IP pair, signature)'s first and last seen say which overlap the range, and
-    // whether a hit is surely in it; a heavy key's hits are not walked.
-    let sql = match report {
-        Report::Hash => include_str!("sql/hash_signatures_in_range.sql"),
-        _ => include_str!("sql/pair_signatures_in_range.sql"),
+    // whether a hit is surely in it; a heavy key's hits are not walked. An IP pair's are then
+    // looked up in the signatures of the range's whole days (none for a range open at its end:
+    // there a row's last seen is inside it).
+    let query = match report {
+        Report::Hash => scope.query(include_str!("sql/hash_signatures_in_range.sql")),
+        _ => {
+            let days = match range.to {
+                Some(_) => super::buckets::Plan::of(from, to).days,
+                None => (to, to),
+            };
+            scope
+                .query(include_str!("sql/pair_signatures_in_range.sql"))
+                .time("d_from", Some(days.0))
+                .time("d_to", Some(days.1))
+        }
     };
-    let query = scope
-        .query(sql)
-        .time("from", Some(from))
-        .time("to", Some(to));
+    let query = query.time("from", Some(from)).time("to", Some(to));
     set_signatures(conn, query.texts("keys", keys), rows)
 }
 

@@ -1,0 +1,1 @@
+DROP TABLE threat_pair_signature_days;
