@@ -52,8 +52,8 @@ fn rank(hits: i64, max_score: i32) -> (i64, i32) {
 /// ranking's order (hits, max score, key), the page `[offset, offset + limit)` of them, and, if
 /// `count`, the report's row count, all without the `hidden` keys (triaged hashes the viewer
 /// hides: the walk never visits them); `None` when the walk would be long. The count is of the
-/// all-time keys less those whose hits all lie outside the range when those hits are few, else
-/// of the keys in the range's buckets.
+/// keys last seen in a range open at its end; else of the all-time keys less those whose hits
+/// all lie outside the range when those hits are few, else of the keys in the range's buckets.
 #[allow(clippy::too_many_arguments)] // which report, range, view and page
 pub(super) fn top(
     conn: &mut PgConnection,
@@ -147,16 +147,20 @@ pub(super) fn top(
         step *= 2;
     }
     // Counted once the walk has its rows (a walk that declines sums the buckets with the count,
-    // so counting first would be thrown away): the keys outside the range read from their few
-    // hits, else the keys in the range's buckets.
-    let total = match count {
-        true => match total_by_complement(conn, scope, report, view, from, to, hidden)? {
-            Some(total) => Some(total),
-            None => Some(count_from_buckets(
-                conn, scope, report, view, range, hidden,
-            )?),
-        },
-        false => None,
+    // so counting first would be thrown away): for a range open at its end, the keys last seen
+    // in it; else the keys outside the range read from their few hits, else the keys in the
+    // range's buckets.
+    let total = match (count, range.to) {
+        (false, _) => None,
+        (true, None) => Some(total_since(conn, report, view, from, hidden)?),
+        (true, Some(_)) => {
+            match total_by_complement(conn, scope, report, view, from, to, hidden)? {
+                Some(total) => Some(total),
+                None => Some(count_from_buckets(
+                    conn, scope, report, view, range, hidden,
+                )?),
+            }
+        }
     };
     let rows = ordered(conn, found, limit, offset, total)?;
     let total = total.unwrap_or(rows.len() as i64);
@@ -388,6 +392,31 @@ fn ordered(
     .bind::<Int8, _>(limit)
     .bind::<Int8, _>(offset)
     .load(conn)
+}
+
+/// The report's row count over a range open at its end, `[from, ..)`: the keys of the all-time
+/// ranking (less the `hidden` ones) whose last seen is in it, one range of its last-seen index
+/// (`threat_report_views_last_seen`); the hidden keys are probed, as few as the viewer hides.
+fn total_since(
+    conn: &mut PgConnection,
+    report: Report,
+    view: &str,
+    from: DateTime<Utc>,
+    hidden: &[String],
+) -> QueryResult<i64> {
+    diesel::sql_query(
+        "SELECT (SELECT count(*) FROM threat_report_views
+                  WHERE report = $1 AND view_id = $2 AND last_seen >= $3 AND hits > 0)
+              - (SELECT count(*) FROM threat_report_views
+                  WHERE report = $1 AND view_id = $2 AND key = ANY($4) AND last_seen >= $3 AND hits > 0)
+              AS n",
+    )
+    .bind::<Text, _>(report.slug())
+    .bind::<Text, _>(view)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Array<Text>, _>(hidden)
+    .get_result::<Count>(conn)
+    .map(|c| c.n)
 }
 
 /// The report's row count over `[from, to)`: the keys of the all-time ranking (less the

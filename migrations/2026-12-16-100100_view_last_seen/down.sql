@@ -1,0 +1,1 @@
+DROP INDEX threat_report_views_last_seen;
