@@ -8,6 +8,8 @@
 //! would be long (counts spread evenly, so the n-th range count is low against the all-time
 //! counts), it gives up early and the caller sums the time buckets instead.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz};
@@ -67,17 +69,24 @@ pub(super) fn top(
     hidden: &[String],
 ) -> QueryResult<Option<(Vec<ReportRow>, i64)>> {
     let (from, to) = range.ends();
-    // A range of a day or two has few buckets a key: summing them is cheaper than the walk.
-    // Judged on the part of the range the hits span: a preset is open at its end, so `1h` and
-    // `24h` were "longer than two days" and walked (then declined) before summing the buckets.
-    // A bounded range that short needs no look at the hits to say so.
+    // A range of a day or two is walked by its days' leaders (the all-time counts bound its
+    // counts too loosely), or its buckets are summed. Judged on the part of the range the hits
+    // span: a preset is open at its end, so `1h` and `24h` were "longer than two days" and
+    // walked (then declined) before summing the buckets. A bounded range that short needs no
+    // look at the hits to say so.
     let short = chrono::Duration::hours(48);
+    let page = Page {
+        limit,
+        offset,
+        count,
+        hidden,
+    };
     if to - from <= short {
-        return Ok(None);
+        return day_walk(conn, scope, report, view, range, (from, to), &page);
     }
     let stored = stored_span(conn, from, to)?;
     if stored.1 - stored.0 <= short {
-        return Ok(None);
+        return day_walk(conn, scope, report, view, range, stored, &page);
     }
     let n = (limit + offset).max(1) as usize;
     let buckets = BucketRanges::of(stored);
@@ -116,16 +125,7 @@ pub(super) fn top(
         }
         found.extend(in_range(conn, scope, report, light, from, to)?);
         found.extend(buckets.in_range(conn, scope, report, view, heavy)?);
-        // Keep the n best, and every row tied with the n-th (its key decides, in SQL).
-        found.sort_by_key(|r| std::cmp::Reverse(rank(r.hits, r.max_score)));
-        if found.len() > n {
-            let nth = rank(found[n - 1].hits, found[n - 1].max_score);
-            let keep = found
-                .iter()
-                .take_while(|r| rank(r.hits, r.max_score) >= nth)
-                .count();
-            found.truncate(keep);
-        }
+        keep_best(&mut found, n);
         let Some(next) = next else { break };
         if found.len() >= n && beats_next(conn, &found, n, &next)? {
             break;
@@ -146,11 +146,36 @@ pub(super) fn top(
         }
         step *= 2;
     }
+    finish(conn, scope, report, view, range, found, &page).map(Some)
+}
+
+/// What the caller asked of a walk: the page `[offset, offset + limit)` of the rows, whether to
+/// count them all, and the keys left out.
+struct Page<'a> {
+    limit: i64,
+    offset: i64,
+    count: bool,
+    hidden: &'a [String],
+}
+
+/// The page of the rows a walk found (the first `offset + limit` and their ties), with the
+/// report's row count if asked for.
+fn finish(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    view: &str,
+    range: &TimeRange,
+    found: Vec<ReportRow>,
+    page: &Page,
+) -> QueryResult<(Vec<ReportRow>, i64)> {
+    let (from, to) = range.ends();
+    let (limit, offset, hidden) = (page.limit, page.offset, page.hidden);
     // Counted once the walk has its rows (a walk that declines sums the buckets with the count,
     // so counting first would be thrown away): for a range open at its end, the keys last seen
     // in it; else the keys outside the range read from their few hits, else the keys in the
     // range's buckets.
-    let total = match (count, range.to) {
+    let total = match (page.count, range.to) {
         (false, _) => None,
         (true, None) => Some(total_since(conn, report, view, from, hidden)?),
         (true, Some(_)) => {
@@ -164,7 +189,191 @@ pub(super) fn top(
     };
     let rows = ordered(conn, found, limit, offset, total)?;
     let total = total.unwrap_or(rows.len() as i64);
-    Ok(Some((rows, total)))
+    Ok((rows, total))
+}
+
+/// The deepest a day's leaders are read (keys a touched day); deeper, the day walk declines.
+const DAY_DEPTH: usize = 1_024;
+/// The most keys the day walk counts in the range before it declines.
+const DAY_COUNTED: usize = 300;
+
+/// The top rows of a short range (a day or two) by the threshold algorithm over its days: a
+/// key's hits in the range are at most the sum of its hits on the UTC days the range touches
+/// (the day buckets), so reading each day's leaders (`threat_report_buckets_day_leaders`) to
+/// some depth bounds every key not read by the sum of the days' last values read, and a key read
+/// on some days by its hits there plus that bound on the others. Keys are counted exactly (from
+/// their buckets and the edges' hits) in the order of their bounds until the n-th best count
+/// beats every bound left. Exact by construction; fast when a few keys lead the range's days
+/// (heavy-tailed hashes), where summing every key's buckets of the range grows with the keys.
+/// `span` is the part of the range the hits span; `None` when the walk would be long (counts
+/// spread evenly, as for IP pairs) or the range covers too little of its days for their counts
+/// to bound it.
+fn day_walk(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    view: &str,
+    range: &TimeRange,
+    (a, b): Span,
+    page: &Page,
+) -> QueryResult<Option<(Vec<ReportRow>, i64)>> {
+    if a >= b {
+        return Ok(None);
+    }
+    let day = chrono::Duration::microseconds(Grain::Day.micros());
+    let first = super::buckets::bucket_start(a, Grain::Day);
+    let last = super::buckets::bucket_start(b - chrono::Duration::microseconds(1), Grain::Day);
+    let days: Vec<DateTime<Utc>> = std::iter::successors(Some(first), |d| Some(*d + day))
+        .take_while(|d| *d <= last)
+        .collect();
+    // The share of its days' time the range covers: a key's count in it is about that share of
+    // its days' sum when its hits are spread over time. Below a quarter (an hour), the days'
+    // leaders bound the range too loosely to stop early.
+    let covered = (b - a).num_microseconds().unwrap_or(i64::MAX) as f64
+        / (days.len() as i64 * Grain::Day.micros()) as f64;
+    if covered < 0.25 {
+        return Ok(None);
+    }
+    let n = (page.limit + page.offset).max(1) as usize;
+    let buckets = BucketRanges::of(range.ends());
+    let mut counted: HashSet<String> = HashSet::new();
+    let mut found: Vec<ReportRow> = Vec::new();
+    let mut depth = 64;
+    loop {
+        let leaders = day_leaders(conn, report, view, &days, depth, page.hidden)?;
+        // A day read to its end bounds the keys not read on it by 0.
+        let bounds: Vec<i64> = leaders
+            .iter()
+            .map(|rows| match rows.len() < depth {
+                true => 0,
+                false => rows.last().map_or(0, |r| r.1),
+            })
+            .collect();
+        let unread: i64 = bounds.iter().sum();
+        // Each key read: its hits on the days it was read, and the bound on the others.
+        let mut seen: HashMap<&str, (i64, Vec<bool>)> = HashMap::new();
+        for (d, rows) in leaders.iter().enumerate() {
+            for (key, hits) in rows {
+                let entry = seen
+                    .entry(key.as_str())
+                    .or_insert_with(|| (0, vec![false; days.len()]));
+                entry.0 += hits;
+                entry.1[d] = true;
+            }
+        }
+        let mut candidates: Vec<(&str, i64)> = seen
+            .into_iter()
+            .map(|(key, (hits, read))| {
+                let others: i64 = (0..days.len()).filter(|d| !read[*d]).map(|d| bounds[d]).sum();
+                (key, hits + others)
+            })
+            .collect();
+        candidates.sort_by_key(|(_, bound)| std::cmp::Reverse(*bound));
+        // Worth counting once the n-th key's bound is well above what a key not read may have;
+        // else read deeper, or decline.
+        let nth_bound = candidates.get(n - 1).map_or(0, |c| c.1);
+        if unread > 0 && unread as f64 >= covered * nth_bound as f64 {
+            if depth >= DAY_DEPTH {
+                return Ok(None);
+            }
+            depth *= 4;
+            continue;
+        }
+        let pending: Vec<(&str, i64)> = candidates
+            .into_iter()
+            .filter(|(key, _)| !counted.contains(*key))
+            .collect();
+        let mut next = 0;
+        loop {
+            let nth = (found.len() >= n).then(|| found[n - 1].hits);
+            let beaten = |bound: i64| nth.is_some_and(|h| h > bound);
+            // The keys not counted yet are beaten when their bounds are below the n-th count
+            // (or none is left).
+            let rest_beaten = pending.get(next).is_none_or(|(_, bound)| beaten(*bound));
+            if rest_beaten && (unread == 0 || beaten(unread)) {
+                return finish(conn, scope, report, view, range, found, page).map(Some);
+            }
+            if rest_beaten {
+                break;
+            }
+            let batch: Vec<String> = pending[next..]
+                .iter()
+                .take((2 * n).max(16))
+                .map(|(key, _)| (*key).to_owned())
+                .collect();
+            next += batch.len();
+            if counted.len() + batch.len() > DAY_COUNTED {
+                return Ok(None);
+            }
+            counted.extend(batch.iter().cloned());
+            found.extend(buckets.in_range(conn, scope, report, view, batch)?);
+            keep_best(&mut found, n);
+        }
+        // Every key read is counted or beaten, but a key not read may still have more.
+        if depth >= DAY_DEPTH {
+            return Ok(None);
+        }
+        depth *= 4;
+    }
+}
+
+/// Sorts the rows found by hits and max score and keeps the `n` best and every row tied with
+/// the n-th (its key decides, in SQL).
+fn keep_best(found: &mut Vec<ReportRow>, n: usize) {
+    found.sort_by_key(|r| std::cmp::Reverse(rank(r.hits, r.max_score)));
+    if found.len() > n {
+        let nth = rank(found[n - 1].hits, found[n - 1].max_score);
+        let keep = found
+            .iter()
+            .take_while(|r| rank(r.hits, r.max_score) >= nth)
+            .count();
+        found.truncate(keep);
+    }
+}
+
+/// The first `depth` keys of each day (hits in the clearance set `view`, the `hidden` keys left
+/// out) in order of their hits: per day, `(key, hits)` from the most.
+fn day_leaders(
+    conn: &mut PgConnection,
+    report: Report,
+    view: &str,
+    days: &[DateTime<Utc>],
+    depth: usize,
+    hidden: &[String],
+) -> QueryResult<Vec<Vec<(String, i64)>>> {
+    #[derive(QueryableByName)]
+    struct Leader {
+        #[diesel(sql_type = Int4)]
+        day: i32,
+        #[diesel(sql_type = Text)]
+        key: String,
+        #[diesel(sql_type = Int8)]
+        hits: i64,
+    }
+    let rows: Vec<Leader> = diesel::sql_query(
+        "SELECT d.i::int4 AS day, b.key, b.hits::int8 AS hits
+         FROM unnest($3::timestamptz[]) WITH ORDINALITY AS d(bucket, i)
+         CROSS JOIN LATERAL (
+             SELECT b.key, b.hits FROM threat_report_buckets b
+             WHERE b.report = $1 AND b.view_id = $2 AND b.grain = 'day' AND b.bucket = d.bucket
+               AND b.key <> ALL($5)
+             ORDER BY b.hits DESC LIMIT $4
+         ) b",
+    )
+    .bind::<Text, _>(report.slug())
+    .bind::<Text, _>(view)
+    .bind::<Array<Timestamptz>, _>(days)
+    .bind::<Int8, _>(depth as i64)
+    .bind::<Array<Text>, _>(hidden)
+    .load(conn)?;
+    let mut leaders = vec![Vec::new(); days.len()];
+    for r in rows {
+        leaders[r.day as usize - 1].push((r.key, r.hits));
+    }
+    for day in &mut leaders {
+        day.sort_by_key(|(_, hits)| std::cmp::Reverse(*hits));
+    }
+    Ok(leaders)
 }
 
 /// Whether the n-th best of the rows found (sorted by hits and max score, ties kept) comes

@@ -1,0 +1,1 @@
+DROP INDEX threat_report_buckets_day_leaders;
