@@ -88,6 +88,10 @@ pub(super) fn top(
     if stored.1 - stored.0 <= short {
         return day_walk(conn, scope, report, view, range, stored, &page);
     }
+    // Up to a week or so, the days' leaders bound a range more tightly than the all-time counts.
+    if let Some(walked) = day_walk(conn, scope, report, view, range, stored, &page)? {
+        return Ok(Some(walked));
+    }
     let n = (limit + offset).max(1) as usize;
     let buckets = BucketRanges::of(stored);
     let mut found: Vec<ReportRow> = Vec::new();
@@ -194,10 +198,12 @@ fn finish(
 
 /// The deepest a day's leaders are read (keys a touched day); deeper, the day walk declines.
 const DAY_DEPTH: usize = 1_024;
+/// The most UTC days a range may touch for the day walk.
+const DAY_WALK_DAYS: usize = 8;
 /// The most keys the day walk counts in the range before it declines.
 const DAY_COUNTED: usize = 300;
 
-/// The top rows of a short range (a day or two) by the threshold algorithm over its days: a
+/// The top rows of a short range (up to [`DAY_WALK_DAYS`] days) by the threshold algorithm over its days: a
 /// key's hits in the range are at most the sum of its hits on the UTC days the range touches
 /// (the day buckets), so reading each day's leaders (`threat_report_buckets_day_leaders`) to
 /// some depth bounds every key not read by the sum of the days' last values read, and a key read
@@ -223,6 +229,9 @@ fn day_walk(
     let day = chrono::Duration::microseconds(Grain::Day.micros());
     let first = super::buckets::bucket_start(a, Grain::Day);
     let last = super::buckets::bucket_start(b - chrono::Duration::microseconds(1), Grain::Day);
+    if (last - first).num_days() as usize >= DAY_WALK_DAYS {
+        return Ok(None);
+    }
     let days: Vec<DateTime<Utc>> = std::iter::successors(Some(first), |d| Some(*d + day))
         .take_while(|d| *d <= last)
         .collect();
@@ -235,6 +244,9 @@ fn day_walk(
         return Ok(None);
     }
     let n = (page.limit + page.offset).max(1) as usize;
+    if n > DAY_COUNTED / 2 {
+        return Ok(None);
+    }
     let buckets = BucketRanges::of(range.ends());
     let mut counted: HashSet<String> = HashSet::new();
     let mut found: Vec<ReportRow> = Vec::new();
@@ -264,7 +276,10 @@ fn day_walk(
         let mut candidates: Vec<(&str, i64)> = seen
             .into_iter()
             .map(|(key, (hits, read))| {
-                let others: i64 = (0..days.len()).filter(|d| !read[*d]).map(|d| bounds[d]).sum();
+                let others: i64 = (0..days.len())
+                    .filter(|d| !read[*d])
+                    .map(|d| bounds[d])
+                    .sum();
                 (key, hits + others)
             })
             .collect();
