@@ -284,10 +284,17 @@ fn day_walk(
             })
             .collect();
         candidates.sort_by_key(|(_, bound)| std::cmp::Reverse(*bound));
+        // The n-th count is about the range's share of the n-th key's bound: every key bound
+        // above that is likely counted. When that is too many (hits spread evenly over keys and
+        // days), summing the buckets is cheaper: decline before counting any.
+        let nth_bound = candidates.get(n - 1).map_or(0, |c| c.1);
+        let likely = covered * nth_bound as f64;
+        if candidates.iter().take_while(|c| c.1 as f64 >= likely).count() > DAY_COUNTED {
+            return Ok(None);
+        }
         // Worth counting once the n-th key's bound is well above what a key not read may have;
         // else read deeper, or decline.
-        let nth_bound = candidates.get(n - 1).map_or(0, |c| c.1);
-        if unread > 0 && unread as f64 >= covered * nth_bound as f64 {
+        if unread > 0 && unread as f64 >= likely {
             if depth >= DAY_DEPTH {
                 return Ok(None);
             }
