@@ -343,9 +343,9 @@ fn check_range_pages(conn: &mut PgConnection, scopes: &[AnalystScope]) {
     }
 }
 
-fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Reports) {
-    let app = reports.spawn();
-    create_user(&app, "ana", "analyst", PASSWORD);
+/// The demo's signatures, the analyst `ana` cleared for malware and recon, and a sensor (its id).
+fn demo_signatures_analyst_and_sensor(app: &common::TestApp) -> uuid::Uuid {
+    create_user(app, "ana", "analyst", PASSWORD);
     let mut conn = app.state.pool.get().unwrap();
     let ctx = CommandContext::new(Metadata::new(Actor::Cli));
     let store = &app.state.store;
@@ -354,7 +354,17 @@ fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Re
     }
     service::change_clearance(&mut conn, store, &ctx, "ana", "malware", true).unwrap();
     service::change_clearance(&mut conn, store, &ctx, "ana", "recon", true).unwrap();
-    let (sensor, _) = service::create_sensor(&mut conn, store, &ctx, "sim").unwrap();
+    service::create_sensor(&mut conn, store, &ctx, "sim")
+        .unwrap()
+        .0
+}
+
+fn reports_equal_the_on_demand_definition_through_moves_and_rebuilds(reports: Reports) {
+    let app = reports.spawn();
+    let sensor = demo_signatures_analyst_and_sensor(&app);
+    let mut conn = app.state.pool.get().unwrap();
+    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
+    let store = &app.state.store;
     let mut names: Vec<String> = simulate::DEMO_SIGNATURES
         .iter()
         .map(|(n, _)| n.to_string())
@@ -743,16 +753,9 @@ fn a_clearance_set_first_held_during_ingest_misses_no_batch(reports: Reports) {
 /// hidden keys, over the `24h` preset and ranges whose ends fall inside hours or on them.
 fn a_short_range_is_walked_by_its_days_leaders(reports: Reports) {
     let app = reports.spawn();
-    create_user(&app, "ana", "analyst", PASSWORD);
+    let sensor = demo_signatures_analyst_and_sensor(&app);
     let mut conn = app.state.pool.get().unwrap();
-    let ctx = CommandContext::new(Metadata::new(Actor::Cli));
     let store = &app.state.store;
-    for (name, group) in simulate::DEMO_SIGNATURES {
-        service::set_signature(&mut conn, store, &ctx, name, group, None, None).unwrap();
-    }
-    service::change_clearance(&mut conn, store, &ctx, "ana", "malware", true).unwrap();
-    service::change_clearance(&mut conn, store, &ctx, "ana", "recon", true).unwrap();
-    let (sensor, _) = service::create_sensor(&mut conn, store, &ctx, "sim").unwrap();
     let post = |conn: &mut PgConnection, events: &[serde_json::Value]| {
         let body = serde_json::json!({ "events": events }).to_string();
         let parsed = ingest::parse_body(body.as_bytes()).unwrap();

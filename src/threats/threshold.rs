@@ -289,7 +289,12 @@ fn day_walk(
         // days), summing the buckets is cheaper: decline before counting any.
         let nth_bound = candidates.get(n - 1).map_or(0, |c| c.1);
         let likely = covered * nth_bound as f64;
-        if candidates.iter().take_while(|c| c.1 as f64 >= likely).count() > DAY_COUNTED {
+        if candidates
+            .iter()
+            .take_while(|c| c.1 as f64 >= likely)
+            .count()
+            > DAY_COUNTED
+        {
             return Ok(None);
         }
         // Worth counting once the n-th key's bound is well above what a key not read may have;
