@@ -6,7 +6,9 @@
 //! construction; fast when the range's leaders are among the all-time leaders (a range holding
 //! most of the hits, or a heavy-tailed distribution whose leaders stay ahead). When the walk
 //! would be long (counts spread evenly, so the n-th range count is low against the all-time
-//! counts), it gives up early and the caller sums the time buckets instead.
+//! counts), it gives up early and the caller sums the time buckets instead. A range touching a
+//! few days is first walked the same way over those days' leaders (`day_walk`), whose counts
+//! bound it more tightly than the all-time ones.
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,7 +55,8 @@ fn rank(hits: i64, max_score: i32) -> (i64, i32) {
 /// The first `offset + limit` rows of `report` over `range` for the clearance set `view` in the
 /// ranking's order (hits, max score, key), the page `[offset, offset + limit)` of them, and, if
 /// `count`, the report's row count, all without the `hidden` keys (triaged hashes the viewer
-/// hides: the walk never visits them); `None` when the walk would be long. The count is of the
+/// hides: the walk never visits them), by the day walk or else the all-time walk; `None` when
+/// both would be long (or a range of two days or less declines the day walk). The count is of the
 /// keys last seen in a range open at its end; else of the all-time keys less those whose hits
 /// all lie outside the range when those hits are few, else of the keys in the range's buckets.
 #[allow(clippy::too_many_arguments)] // which report, range, view and page
