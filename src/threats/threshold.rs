@@ -206,17 +206,17 @@ const DAY_WALK_DAYS: usize = 8;
 /// The most keys the day walk counts in the range before it declines.
 const DAY_COUNTED: usize = 300;
 
-/// The top rows of a short range (up to [`DAY_WALK_DAYS`] days) by the threshold algorithm over its days: a
-/// key's hits in the range are at most the sum of its hits on the UTC days the range touches
-/// (the day buckets), so reading each day's leaders (`threat_report_buckets_day_leaders`) to
-/// some depth bounds every key not read by the sum of the days' last values read, and a key read
-/// on some days by its hits there plus that bound on the others. Keys are counted exactly (from
-/// their buckets and the edges' hits) in the order of their bounds until the n-th best count
-/// beats every bound left. Exact by construction; fast when a few keys lead the range's days
-/// (heavy-tailed hashes), where summing every key's buckets of the range grows with the keys.
-/// `span` is the part of the range the hits span; `None` when the walk would be long (counts
-/// spread evenly, as for IP pairs) or the range covers too little of its days for their counts
-/// to bound it.
+/// The top rows of a range touching up to [`DAY_WALK_DAYS`] UTC days by the threshold algorithm
+/// over those days: a key's hits in the range are at most the sum of its hits on the days the
+/// range touches (the day buckets), so reading each day's leaders
+/// (`threat_report_buckets_day_leaders`) to some depth bounds every key not read by the sum of
+/// the days' last values read, and a key read on some days by its hits there plus that bound on
+/// the others. Keys are counted exactly (from their buckets and the edges' hits) in the order of
+/// their bounds until the n-th best count beats every bound left. Exact by construction; fast
+/// when a few keys lead the range's days (heavy-tailed hashes), where summing every key's
+/// buckets of the range grows with the keys. `(a, b)` is the part of the range the hits span;
+/// `None` when the walk would be long (hits spread evenly over keys and days) or the range
+/// covers too little of its days for their counts to bound it.
 fn day_walk(
     conn: &mut PgConnection,
     scope: &AnalystScope,
