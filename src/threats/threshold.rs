@@ -265,27 +265,15 @@ fn day_walk(
             })
             .collect();
         let unread: i64 = bounds.iter().sum();
-        // Each key read: its hits on the days it was read, and the bound on the others.
-        let mut seen: HashMap<&str, (i64, Vec<bool>)> = HashMap::new();
-        for (d, rows) in leaders.iter().enumerate() {
+        // Each key read: the bound of a key not read at all, with each day it was read on
+        // taking its hits there in place of that day's bound.
+        let mut bound_of: HashMap<&str, i64> = HashMap::new();
+        for (rows, day_bound) in leaders.iter().zip(&bounds) {
             for (key, hits) in rows {
-                let entry = seen
-                    .entry(key.as_str())
-                    .or_insert_with(|| (0, vec![false; days.len()]));
-                entry.0 += hits;
-                entry.1[d] = true;
+                *bound_of.entry(key.as_str()).or_insert(unread) += hits - day_bound;
             }
         }
-        let mut candidates: Vec<(&str, i64)> = seen
-            .into_iter()
-            .map(|(key, (hits, read))| {
-                let others: i64 = (0..days.len())
-                    .filter(|d| !read[*d])
-                    .map(|d| bounds[d])
-                    .sum();
-                (key, hits + others)
-            })
-            .collect();
+        let mut candidates: Vec<(&str, i64)> = bound_of.into_iter().collect();
         candidates.sort_by_key(|(_, bound)| std::cmp::Reverse(*bound));
         // The n-th count is about the range's share of the n-th key's bound: every key bound
         // above that is likely counted. When that is too many (hits spread evenly over keys and
@@ -531,7 +519,9 @@ struct BucketRanges {
 }
 
 impl BucketRanges {
-    /// The bucket ranges of `[from, to)`, a range within the stored hits' times ([`stored_span`]).
+    /// The bucket ranges of `[from, to)`. [`BucketRanges::count`] needs a range within the
+    /// stored hits' times ([`stored_span`]); [`BucketRanges::in_range`] takes any range, and the
+    /// day walk passes the range as asked so that an open end reads its last day's bucket.
     fn of((from, to): Span) -> BucketRanges {
         let plan = Plan::of(from, to);
         let ranges = [
