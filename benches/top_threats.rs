@@ -20,7 +20,7 @@ use heyboss::accounts::{Role, Viewer};
 use heyboss::es::BulkReplay;
 use heyboss::testing::TestDatabase;
 use heyboss::threats::projections::HitsProjection;
-use heyboss::threats::queries::{self, Report, Window};
+use heyboss::threats::queries::{self, Report, TimeRange, Window};
 
 fn exec(conn: &mut PgConnection, sql: &str) {
     diesel::sql_query(sql)
@@ -301,6 +301,19 @@ fn main() {
     histograms(&mut conn, &viewer, fast_runs, now);
 }
 
+/// The custom range: 6 d 23 h 20 min from 17 minutes past an hour ten days before `now`'s hour,
+/// so that both ends lie inside hours and its unaligned edges always hold 80 minutes of hits (43
+/// and 37). Taken from `now` itself, the edges held 20 or 80 minutes by the minute the load
+/// started, and runs on two stores compared different work.
+fn custom_range(now: chrono::DateTime<chrono::Utc>) -> TimeRange {
+    let hour = heyboss::threats::buckets::bucket_start(now, heyboss::threats::buckets::Grain::Hour);
+    let from = hour - chrono::Duration::days(10) + chrono::Duration::minutes(17);
+    TimeRange {
+        from: Some(from),
+        to: Some(from + chrono::Duration::minutes(6 * 1440 + 23 * 60 + 20)),
+    }
+}
+
 /// Every report over time ranges (issue 20.1): from the time buckets (whole days and hours, the
 /// hits of the unaligned edges) against the same report computed on demand from the hits of
 /// the range (the start-time index), same run, same data; rows compared.
@@ -311,25 +324,26 @@ fn ranges(
     now: chrono::DateTime<chrono::Utc>,
 ) {
     use heyboss::threats::filters::Filters;
-    use heyboss::threats::queries::TimeRange;
     use heyboss::threats::scope::AnalystScope;
     use heyboss::web::paging::{ListSpec, PageParams, Paging};
     let runs = (runs / 4).max(5);
     let slow_runs = 5;
-    let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
     let ranges = [
         ("1h", Window::Hour.range(now)),
         ("24h", Window::Day.range(now)),
         ("7d", Window::Week.range(now)),
         ("30d", Window::Month.range(now)),
-        (
-            "custom",
-            TimeRange {
-                from: ago(10 * 1440 - 17),
-                to: ago(3 * 1440 + 23),
-            },
-        ),
+        ("custom", custom_range(now)),
     ];
+    // HEYBOSS_BENCH_RANGES=custom,7d: those ranges alone (all when unset).
+    let only = std::env::var("HEYBOSS_BENCH_RANGES").ok();
+    let ranges: Vec<_> = ranges
+        .into_iter()
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|n| n == *name))
+        })
+        .collect();
     let scope = AnalystScope::of(conn, viewer).unwrap();
     // The report page's own query besides: its first page of 10 with the row count for the
     // pager (`queries::report_page`, as `/threats/top/{report}` reads it).
@@ -341,7 +355,7 @@ fn ranges(
         &PageParams::default(),
     );
     let unfiltered = Filters::default();
-    println!("\ntime ranges (analyst cleared for 5 of 10 groups, top 10; custom: 6 d 23 h 20 min, both ends inside hours)");
+    println!("\ntime ranges (analyst cleared for 5 of 10 groups, top 10; custom: 6 d 23 h 20 min, both ends inside hours, edges of 43 and 37 min)");
     println!("(proj: the top 10 rows; page: the page's first page as it answers (`queries::report_rows`: the row count where it comes with the rows, else one row more);");
     println!(" count: the page's first page with its row count (`queries::report_page`), what `/threats/top/{{report}}/count` reads after a page that did not count)");
     println!(
@@ -456,11 +470,9 @@ fn histograms(
     now: chrono::DateTime<chrono::Utc>,
 ) {
     use heyboss::threats::histogram::{histogram, HitFilter};
-    use heyboss::threats::queries::TimeRange;
     use heyboss::threats::scope::AnalystScope;
     let runs = (runs / 4).max(5);
     let slow_runs = 5;
-    let ago = |minutes: i64| Some(now - chrono::Duration::minutes(minutes));
     let scope = AnalystScope::of(conn, viewer).unwrap();
     let every_hit = HitFilter::new("TRUE", |q| q);
     println!("\nhistogram of hits over time (analyst cleared for 5 of 10 groups; custom as above)");
@@ -480,13 +492,7 @@ fn histograms(
         ("24h", Window::Day.range(now)),
         ("7d", Window::Week.range(now)),
         ("30d", Window::Month.range(now)),
-        (
-            "custom",
-            TimeRange {
-                from: ago(10 * 1440 - 17),
-                to: ago(3 * 1440 + 23),
-            },
-        ),
+        ("custom", custom_range(now)),
         ("all", Window::All.range(now)),
     ] {
         let zone = chrono_tz::Tz::UTC;
