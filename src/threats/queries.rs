@@ -718,11 +718,31 @@ fn top_from_buckets(
     let Some(view) = maintained_view(conn, scope)? else {
         return top_from_hits(conn, scope, report, range, &Filters::default(), page);
     };
+    // A few-key report over a bounded range has its rows' signatures probed per hour, and the
+    // edges' from this read of the edges (instead of a second one).
+    let edges_signed =
+        super::projections::keeps_signature_rows(report.slug()) && range.to.is_some();
     let query = scope
         .query(include_str!("sql/top_from_buckets.sql"))
         .text("report", report.slug())
         .text("view", view)
-        .sql("key_column", report.key_sql());
+        .sql("key_column", report.key_sql())
+        .sql(
+            "signatures",
+            if edges_signed {
+                "coalesce(string_agg(p.signature, ';' ORDER BY p.signature), '')"
+            } else {
+                "''"
+            },
+        )
+        .sql(
+            "edge_signature",
+            if edges_signed {
+                "h.signature"
+            } else {
+                "NULL::text"
+            },
+        );
     let mut rows: Vec<ReportRow> = with_bucket_plan(query, range)
         .sql("order", page.order)
         .int8("limit", page.limit)
@@ -737,7 +757,11 @@ fn top_from_buckets(
             },
         )
         .load(conn)?;
-    fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
+    if edges_signed {
+        add_hours_signatures(conn, scope, report, range, &mut rows)?;
+    } else {
+        fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
+    }
     Ok(rows)
 }
 
@@ -812,16 +836,7 @@ fn fill_signatures_in_range(
         // Otherwise the hours each key had a hit of each signature answer per probe, whatever
         // the range's length and the key's hits.
         let plan = super::buckets::Plan::of(from, to);
-        let query = scope
-            .query(include_str!("sql/key_signatures_by_hours.sql"))
-            .text("report", report.slug())
-            .sql("key_column", report.key_sql())
-            .time("h_from", Some(plan.edges[0].1))
-            .time("h_to", Some(plan.edges[1].0))
-            .time("e1_from", Some(plan.edges[0].0))
-            .time("e1_to", Some(plan.edges[0].1))
-            .time("e2_from", Some(plan.edges[1].0))
-            .time("e2_to", Some(plan.edges[1].1));
+        let query = key_signatures_by_hours(scope, report, &plan, plan.edges);
         return set_signatures(conn, query.texts("keys", keys), rows);
     }
     // Each (hash or IP pair, signature)'s first and last seen say which overlap the range, and
@@ -843,6 +858,59 @@ fn fill_signatures_in_range(
     };
     let query = query.time("from", Some(from)).time("to", Some(to));
     set_signatures(conn, query.texts("keys", keys), rows)
+}
+
+/// `sql/key_signatures_by_hours.sql` over the whole hours of `plan` and the hits of `edges`.
+fn key_signatures_by_hours(
+    scope: &AnalystScope,
+    report: Report,
+    plan: &super::buckets::Plan,
+    edges: [super::buckets::Span; 2],
+) -> super::scope::ScopedQuery {
+    scope
+        .query(include_str!("sql/key_signatures_by_hours.sql"))
+        .text("report", report.slug())
+        .sql("key_column", report.key_sql())
+        .time("h_from", Some(plan.edges[0].1))
+        .time("h_to", Some(plan.edges[1].0))
+        .time("e1_from", Some(edges[0].0))
+        .time("e1_to", Some(edges[0].1))
+        .time("e2_from", Some(edges[1].0))
+        .time("e2_to", Some(edges[1].1))
+}
+
+/// Adds to the signatures of a few-key report's rows (those of the range's unaligned edges,
+/// read with the rows) those of the range's whole hours: the edges are not read again.
+fn add_hours_signatures(
+    conn: &mut PgConnection,
+    scope: &AnalystScope,
+    report: Report,
+    range: &TimeRange,
+    rows: &mut [ReportRow],
+) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (from, to) = range.ends();
+    let plan = super::buckets::Plan::of(from, to);
+    let no_edges = [(to, to), (to, to)];
+    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    let hours: std::collections::HashMap<String, String> =
+        key_signatures_by_hours(scope, report, &plan, no_edges)
+            .texts("keys", keys)
+            .load::<KeySignatures>(conn)?
+            .into_iter()
+            .map(|k| (k.key, k.signatures))
+            .collect();
+    for r in rows {
+        let mut names: std::collections::BTreeSet<&str> =
+            r.signatures.split(';').filter(|s| !s.is_empty()).collect();
+        if let Some(more) = hours.get(&r.key) {
+            names.extend(more.split(';').filter(|s| !s.is_empty()));
+        }
+        r.signatures = names.into_iter().collect::<Vec<_>>().join(";");
+    }
+    Ok(())
 }
 
 /// Each row's signatures as `query` (of `KeySignatures`) finds them; none when it finds none.
