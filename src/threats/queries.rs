@@ -699,7 +699,7 @@ fn top_by_threshold(
     let Some((mut rows, total)) = found else {
         return Ok(None);
     };
-    fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
+    fill_signatures_in_range(conn, scope, report, range, &mut rows, false)?;
     Ok(Some((rows, total)))
 }
 
@@ -757,11 +757,7 @@ fn top_from_buckets(
             },
         )
         .load(conn)?;
-    if edges_signed {
-        add_hours_signatures(conn, scope, report, range, &mut rows)?;
-    } else {
-        fill_signatures_in_range(conn, scope, report, range, &mut rows)?;
-    }
+    fill_signatures_in_range(conn, scope, report, range, &mut rows, edges_signed)?;
     Ok(rows)
 }
 
@@ -810,13 +806,16 @@ pub fn range_count_from_buckets(
 /// from their per-signature rows' last seen (a range open at its end) or the hours of each key's
 /// signatures (`sql/key_signatures_by_hours.sql`); for hashes and IP pairs from each (key,
 /// signature)'s first and last seen, and an IP pair's from the signatures of the range's whole
-/// days (`sql/hash_signatures_in_range.sql`, `sql/pair_signatures_in_range.sql`).
+/// days (`sql/hash_signatures_in_range.sql`, `sql/pair_signatures_in_range.sql`). With
+/// `edges_signed` a few-key report's rows came with the signatures of the range's unaligned edges
+/// (read with their counts), and those of its whole hours are added.
 fn fill_signatures_in_range(
     conn: &mut PgConnection,
     scope: &AnalystScope,
     report: Report,
     range: &TimeRange,
     rows: &mut [ReportRow],
+    edges_signed: bool,
 ) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
@@ -836,7 +835,25 @@ fn fill_signatures_in_range(
         // Otherwise the hours each key had a hit of each signature answer per probe, whatever
         // the range's length and the key's hits.
         let plan = super::buckets::Plan::of(from, to);
-        let query = key_signatures_by_hours(scope, report, &plan, plan.edges);
+        let query = if edges_signed {
+            // The edges' signatures come in with the rows, to be listed with the hours'.
+            let (known_keys, known_names): (Vec<String>, Vec<String>) = rows
+                .iter()
+                .flat_map(|r| {
+                    r.signatures
+                        .split(';')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| (r.key.clone(), s.to_owned()))
+                })
+                .unzip();
+            key_signatures_by_hours(scope, report, &plan, [(to, to), (to, to)])
+                .texts("known_keys", known_keys)
+                .texts("known_signatures", known_names)
+        } else {
+            key_signatures_by_hours(scope, report, &plan, plan.edges)
+                .texts("known_keys", Vec::new())
+                .texts("known_signatures", Vec::new())
+        };
         return set_signatures(conn, query.texts("keys", keys), rows);
     }
     // Each (hash or IP pair, signature)'s first and last seen say which overlap the range, and
@@ -860,7 +877,8 @@ fn fill_signatures_in_range(
     set_signatures(conn, query.texts("keys", keys), rows)
 }
 
-/// `sql/key_signatures_by_hours.sql` over the whole hours of `plan` and the hits of `edges`.
+/// `sql/key_signatures_by_hours.sql` over the whole hours of `plan` and the hits of `edges` (its
+/// known pairs of key and signature still to bind).
 fn key_signatures_by_hours(
     scope: &AnalystScope,
     report: Report,
@@ -877,40 +895,6 @@ fn key_signatures_by_hours(
         .time("e1_to", Some(edges[0].1))
         .time("e2_from", Some(edges[1].0))
         .time("e2_to", Some(edges[1].1))
-}
-
-/// Adds to the signatures of a few-key report's rows (those of the range's unaligned edges,
-/// read with the rows) those of the range's whole hours: the edges are not read again.
-fn add_hours_signatures(
-    conn: &mut PgConnection,
-    scope: &AnalystScope,
-    report: Report,
-    range: &TimeRange,
-    rows: &mut [ReportRow],
-) -> QueryResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let (from, to) = range.ends();
-    let plan = super::buckets::Plan::of(from, to);
-    let no_edges = [(to, to), (to, to)];
-    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-    let hours: std::collections::HashMap<String, String> =
-        key_signatures_by_hours(scope, report, &plan, no_edges)
-            .texts("keys", keys)
-            .load::<KeySignatures>(conn)?
-            .into_iter()
-            .map(|k| (k.key, k.signatures))
-            .collect();
-    for r in rows {
-        let mut names: std::collections::BTreeSet<&str> =
-            r.signatures.split(';').filter(|s| !s.is_empty()).collect();
-        if let Some(more) = hours.get(&r.key) {
-            names.extend(more.split(';').filter(|s| !s.is_empty()));
-        }
-        r.signatures = names.into_iter().collect::<Vec<_>>().join(";");
-    }
-    Ok(())
 }
 
 /// Each row's signatures as `query` (of `KeySignatures`) finds them; none when it finds none.
