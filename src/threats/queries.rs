@@ -718,8 +718,8 @@ fn top_from_buckets(
     let Some(view) = maintained_view(conn, scope)? else {
         return top_from_hits(conn, scope, report, range, &Filters::default(), page);
     };
-    // A few-key report over a bounded range has its rows' signatures probed per hour, and the
-    // edges' from this read of the edges (instead of a second one).
+    // A few-key report over a bounded range lists its edges' signatures from this read of the
+    // edges (its whole hours' are probed after), instead of reading the edges a second time.
     let edges_signed =
         super::projections::keeps_signature_rows(report.slug()) && range.to.is_some();
     let query = scope
