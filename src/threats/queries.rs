@@ -726,23 +726,18 @@ fn top_from_buckets(
         .query(include_str!("sql/top_from_buckets.sql"))
         .text("report", report.slug())
         .text("view", view)
-        .sql("key_column", report.key_sql())
-        .sql(
-            "signatures",
-            if edges_signed {
-                "coalesce(string_agg(p.signature, ';' ORDER BY p.signature), '')"
-            } else {
-                "''"
-            },
+        .sql("key_column", report.key_sql());
+    let (signatures, edge_signature) = if edges_signed {
+        (
+            "coalesce(string_agg(p.signature, ';' ORDER BY p.signature), '')",
+            "h.signature",
         )
-        .sql(
-            "edge_signature",
-            if edges_signed {
-                "h.signature"
-            } else {
-                "NULL::text"
-            },
-        );
+    } else {
+        ("''", "NULL::text")
+    };
+    let query = query
+        .sql("signatures", signatures)
+        .sql("edge_signature", edge_signature);
     let mut rows: Vec<ReportRow> = with_bucket_plan(query, range)
         .sql("order", page.order)
         .int8("limit", page.limit)

@@ -88,12 +88,11 @@ pub(super) fn top(
         return day_walk(conn, scope, report, view, range, (from, to), &page);
     }
     let stored = stored_span(conn, from, to)?;
-    if stored.1 - stored.0 <= short {
-        return day_walk(conn, scope, report, view, range, stored, &page);
-    }
-    // Up to a week or so, the days' leaders bound a range more tightly than the all-time counts.
-    if let Some(walked) = day_walk(conn, scope, report, view, range, stored, &page)? {
-        return Ok(Some(walked));
+    // Up to a week or so, the days' leaders bound a range more tightly than the all-time counts;
+    // what the day walk declines, the all-time walk tries, unless the range is that short.
+    let walked = day_walk(conn, scope, report, view, range, stored, &page)?;
+    if walked.is_some() || stored.1 - stored.0 <= short {
+        return Ok(walked);
     }
     let n = (limit + offset).max(1) as usize;
     let buckets = BucketRanges::of(stored);
