@@ -1,5 +1,11 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "varbit", schema = "pg_catalog"))]
+    pub struct Varbit;
+}
+
 diesel::table! {
     credentials (user_id) {
         user_id -> Uuid,
@@ -283,6 +289,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Varbit;
+
+    threat_report_key_hours (report, view_id, key) {
+        report -> Text,
+        view_id -> Text,
+        key -> Text,
+        first_hour -> Int4,
+        hours -> Varbit,
+    }
+}
+
+diesel::table! {
     threat_report_rows (report, signature, key) {
         report -> Text,
         key -> Text,
@@ -413,6 +432,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_pair_signature_days,
     threat_pair_signature_times,
     threat_report_buckets,
+    threat_report_key_hours,
     threat_report_rows,
     threat_report_signature_hours,
     threat_report_views,

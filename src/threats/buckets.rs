@@ -247,6 +247,7 @@ pub(super) fn apply_bucket_deltas(
     .bind::<Array<Int4>, _>(&c.max)
     .bind::<Array<Timestamptz>, _>(&c.seen)
     .execute(conn)?;
+    apply_key_hours(conn, &rows)?;
 
     // A lowered maximum: hours from their hits (by the key's index or the start-time index);
     // then days, from the hits of a key with few (hashes, IP pairs) or from the day's 24 hour
@@ -283,6 +284,85 @@ pub(super) fn apply_bucket_deltas(
         .execute(conn)?;
     }
     Ok(())
+}
+
+/// The hour of `t` as `threat_report_key_hours` numbers them: whole hours since 1970-01-01 00:00
+/// UTC (floor, also before 1970).
+pub fn hour_number(t: DateTime<Utc>) -> i32 {
+    t.timestamp().div_euclid(3_600) as i32
+}
+
+/// The most hours a key's hour string spans (`threat_hours_of` in the migration
+/// `report_key_hours`): a wider key (sensors' times reach from year 1 to 9999) keeps an empty
+/// string, and its hours are read from its buckets.
+const KEY_HOURS_SPAN: i32 = 65_536;
+
+/// Set the bits of the hours of a batch's new hits in their keys' hour strings
+/// (`threat_report_key_hours`, per report, clearance set and key), in key order as the buckets;
+/// a string that has them already is left as it is (locked, not written).
+fn apply_key_hours(
+    conn: &mut PgConnection,
+    rows: &BTreeMap<BucketKey, Delta>,
+) -> Result<(), ProjectionError> {
+    let mut keys: BTreeMap<(&str, &str, &str), Vec<i32>> = BTreeMap::new();
+    for (k, d) in rows {
+        if k.2 == Grain::Hour && d.hits > 0 {
+            keys.entry((k.0, &k.1, &k.4))
+                .or_default()
+                .push(hour_number(k.3));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (mut report, mut view, mut key) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut first, mut bits) = (Vec::new(), Vec::new());
+    for ((r, v, k), hours) in keys {
+        let (f, l) = (hours.iter().min(), hours.iter().max());
+        let (Some(&f), Some(&l)) = (f, l) else {
+            continue;
+        };
+        let mut b = Vec::new();
+        if l - f < KEY_HOURS_SPAN {
+            b = vec![b'0'; (l - f + 1) as usize];
+            for h in hours {
+                b[(h - f) as usize] = b'1';
+            }
+        }
+        report.push(r);
+        view.push(v);
+        key.push(k);
+        first.push(f);
+        bits.push(String::from_utf8(b).expect("ASCII digits"));
+    }
+    prepared(
+        "INSERT INTO threat_report_key_hours AS t (report, view_id, key, first_hour, hours)
+         SELECT r, v, k, f, b::varbit
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[]) AS x(r, v, k, f, b)
+         ON CONFLICT (report, view_id, key) DO UPDATE SET
+             first_hour = least(t.first_hour, excluded.first_hour),
+             hours = threat_hours_union(t.first_hour, t.hours, excluded.first_hour, excluded.hours)
+         WHERE threat_hours_union(t.first_hour, t.hours, excluded.first_hour, excluded.hours) <> t.hours
+            OR excluded.first_hour < t.first_hour",
+    )
+    .bind::<Array<Text>, _>(&report)
+    .bind::<Array<Text>, _>(&view)
+    .bind::<Array<Text>, _>(&key)
+    .bind::<Array<Int4>, _>(&first)
+    .bind::<Array<Text>, _>(&bits)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The rows of `threat_report_key_hours` from the hour rows of `threat_report_buckets b` where
+/// `filter` holds.
+pub(super) fn key_hours_rows(filter: &str) -> String {
+    format!(
+        "SELECT k.report, k.view_id, k.key, min(k.h), threat_hours_of(array_agg(k.h))
+         FROM (SELECT b.report, b.view_id, b.key, (extract(epoch FROM b.bucket) / 3600)::int4 AS h
+               FROM threat_report_buckets b WHERE b.grain = 'hour' AND {filter}) k
+         GROUP BY 1, 2, 3"
+    )
 }
 
 /// The maximum score of the bucket row `v` (report `r`, grain `grain`, ending at `end`) read

@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz};
 
 use super::buckets::{
-    apply_bucket_deltas, apply_signature_hours, bucket_rows, bucket_start, signature_hour_rows,
-    BucketDeltas, Grain, ReportKey, REPORT_KEYS,
+    apply_bucket_deltas, apply_signature_hours, bucket_rows, bucket_start, key_hours_rows,
+    signature_hour_rows, BucketDeltas, Grain, ReportKey, REPORT_KEYS,
 };
 use super::decider::RESTRICTED_GROUP;
 use super::events::{ClearanceEvent, SensorAdminEvent, SensorEvent, SignatureEvent};
@@ -404,6 +404,7 @@ impl Projection for HitsProjection {
             "threat_views",
             "threat_report_views",
             "threat_report_buckets",
+            "threat_report_key_hours",
             "threat_report_signature_hours",
             "threat_hash_names",
             "threat_pair_signature_times",
@@ -512,6 +513,11 @@ impl BulkReplay for HitsProjection {
         .bind::<Text, _>(RESTRICTED_GROUP)
         .execute(conn)?;
         prepared(format!(
+            "INSERT INTO threat_report_key_hours (report, view_id, key, first_hour, hours) {} ORDER BY 1, 2, 3",
+            key_hours_rows("true")
+        ))
+        .execute(conn)?;
+        prepared(format!(
             "INSERT INTO threat_report_signature_hours (report, key, signature, bucket) {}",
             signature_hour_rows("true")
         ))
@@ -551,6 +557,7 @@ impl BulkReplay for HitsProjection {
             "threat_report_rows",
             "threat_report_views",
             "threat_report_buckets",
+            "threat_report_key_hours",
             "threat_report_signature_hours",
             "threat_hash_names",
             "threat_pair_signature_times",
@@ -647,24 +654,35 @@ fn regroup_signature(conn: &mut PgConnection, name: &str) -> Result<(), Projecti
             cols = r.columns
         )
     };
-    prepared(format!(
-        "DELETE FROM threat_report_buckets b WHERE (b.report, b.key) IN ({})",
-        REPORT_KEYS
-            .iter()
-            .map(|r| format!(
+    let keys_of_signature = REPORT_KEYS
+        .iter()
+        .map(|r| {
+            format!(
                 "SELECT '{}', {} FROM threat_hits h WHERE h.signature = $1",
                 r.name, r.key
-            ))
-            .collect::<Vec<_>>()
-            .join(" UNION ")
-    ))
-    .bind::<Text, _>(name)
-    .execute(conn)?;
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    for table in ["threat_report_buckets", "threat_report_key_hours"] {
+        prepared(format!(
+            "DELETE FROM {table} b WHERE (b.report, b.key) IN ({keys_of_signature})"
+        ))
+        .bind::<Text, _>(name)
+        .execute(conn)?;
+    }
     prepared(format!(
         "INSERT INTO threat_report_buckets (report, view_id, grain, bucket, key, hits, max_score, last_seen) {}",
         bucket_rows("true", of_signature)
     ))
     .bind::<Text, _>(RESTRICTED_GROUP)
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    // Their hour strings from the buckets just written.
+    prepared(format!(
+        "INSERT INTO threat_report_key_hours (report, view_id, key, first_hour, hours) {}",
+        key_hours_rows(&format!("(b.report, b.key) IN ({keys_of_signature})"))
+    ))
     .bind::<Text, _>(name)
     .execute(conn)?;
     prepared(format!(
@@ -777,6 +795,12 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         .bind::<Text, _>(RESTRICTED_GROUP)
         .bind::<Text, _>(&v.view_id)
         .execute(conn)?;
+        prepared(format!(
+            "INSERT INTO threat_report_key_hours (report, view_id, key, first_hour, hours) {} ORDER BY 1, 2, 3",
+            key_hours_rows("b.view_id = $1")
+        ))
+        .bind::<Text, _>(&v.view_id)
+        .execute(conn)?;
     }
     for e in &existing {
         if held.iter().any(|v| v.view_id == e.view_id) {
@@ -785,10 +809,14 @@ fn ensure_views(conn: &mut PgConnection) -> Result<(), ProjectionError> {
         prepared("DELETE FROM threat_report_views WHERE view_id = $1")
             .bind::<Text, _>(&e.view_id)
             .execute(conn)?;
-        prepared("DELETE FROM threat_report_buckets WHERE report = ANY($2) AND view_id = $1")
+        for table in ["threat_report_buckets", "threat_report_key_hours"] {
+            prepared(format!(
+                "DELETE FROM {table} WHERE report = ANY($2) AND view_id = $1"
+            ))
             .bind::<Text, _>(&e.view_id)
             .bind::<Array<Text>, _>(REPORTS.to_vec())
             .execute(conn)?;
+        }
         prepared("DELETE FROM threat_views WHERE view_id = $1")
             .bind::<Text, _>(&e.view_id)
             .execute(conn)?;
