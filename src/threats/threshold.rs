@@ -690,18 +690,6 @@ fn total_by_complement(
     Ok(Some(all.n - absent.n))
 }
 
-/// The key `k` of `threat_report_key_hours` has a hit in the range's whole hours
-/// [`:hours_from`, `:hours_to`): a bit of its hour string, or for a wide key (an empty string)
-/// a day or hour bucket of the range (`threat_report_buckets_key_ranges`).
-const IN_WHOLE_HOURS: &str = "CASE WHEN length(k.hours) > 0
-    THEN threat_hours_meet(k.first_hour, k.hours, :hours_from::int4, :hours_to::int4)
-    ELSE EXISTS (SELECT FROM threat_report_buckets b
-                 WHERE b.report = k.report AND b.view_id = k.view_id AND b.key = k.key
-                   AND ((b.grain = 'day' AND b.bucket >= :d_from AND b.bucket < :d_to)
-                     OR (b.grain = 'hour' AND ((b.bucket >= :h1_from AND b.bucket < :h1_to)
-                                           OR (b.bucket >= :h2_from AND b.bucket < :h2_to)))))
-    END";
-
 /// How many keys of `report` have a visible hit in `range` for the clearance set `view`, less the
 /// `hidden` ones, from its keys' hour strings and the hits of its unaligned edges
 /// (`sql/keys_in_range_count.sql`): the row count of `top_from_buckets` without its sums.
@@ -722,7 +710,6 @@ pub(super) fn count_from_buckets(
         .text("report", report.slug())
         .text("view", view)
         .sql("key_column", report.key_sql())
-        .sql("in_whole_hours", IN_WHOLE_HOURS)
         .int8("hours_from", hour_number(hours_from).into())
         .int8("hours_to", hour_number(hours_to).into());
     super::queries::with_bucket_plan(query, range)
