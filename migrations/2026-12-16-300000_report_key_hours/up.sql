@@ -14,22 +14,10 @@ CREATE TABLE threat_report_key_hours (
     PRIMARY KEY (report, view_id, key)
 );
 
--- The hour string of a set of hours (as `threat_report_key_hours.hours`, from the least of them);
--- empty when they span more than 65,536 hours (7.5 years: sensors' times reach from year 1 to
--- 9999, and a string as long would be 11 MB), a wide key whose hours the readers take from its
--- buckets instead.
-CREATE FUNCTION threat_hours_of(hours int4[]) RETURNS varbit
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT CASE WHEN max(s.x) - min(s.x) + 1 > 65536 THEN B''
-                ELSE string_agg(CASE WHEN h.x IS NULL THEN '0' ELSE '1' END, '' ORDER BY s.x)::varbit END
-    FROM generate_series((SELECT min(x) FROM unnest(hours) x),
-                         least((SELECT max(x) FROM unnest(hours) x), (SELECT min(x) FROM unnest(hours) x) + 65536)) s(x)
-    LEFT JOIN (SELECT DISTINCT x FROM unnest(hours) x) h ON h.x = s.x;
-END;
-
 -- The union of two hour strings starting at the hours f1 and f2, starting at least(f1, f2);
--- empty when either is (a wide key) or the union would span more than 65,536 hours.
+-- empty when either is (a wide key) or the union would span more than 65,536 hours (7.5 years:
+-- sensors' times reach from year 1 to 9999, and a string as long would be 11 MB), a wide key
+-- whose hours the readers take from its buckets instead.
 CREATE FUNCTION threat_hours_union(f1 int4, b1 varbit, f2 int4, b2 varbit) RETURNS varbit
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE
@@ -49,9 +37,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN bit_count(substring(hours FROM greatest(h_from - first_hour, 0) + 1
                                  FOR greatest(h_to - greatest(h_from, first_hour), 0))) > 0;
 
--- The stores' keys as their hour buckets have them (the projection's verify compares a rebuild).
+-- The stores' keys as their hour buckets have them (as `key_hours_rows` in
+-- `src/threats/buckets.rs` writes them: the projection's verify compares a rebuild).
 INSERT INTO threat_report_key_hours (report, view_id, key, first_hour, hours)
-SELECT b.report, b.view_id, b.key, min(b.h), threat_hours_of(array_agg(b.h))
-FROM (SELECT report, view_id, key, (extract(epoch FROM bucket) / 3600)::int4 AS h
-      FROM threat_report_buckets WHERE grain = 'hour') b
+SELECT k.report, k.view_id, k.key, min(k.h),
+       CASE WHEN max(k.h) - min(k.h) + 1 > 65536 THEN B''
+            ELSE string_agg(repeat('0', least(k.h - k.before - 1, 65536)) || '1', '' ORDER BY k.h)::varbit END
+FROM (SELECT b.report, b.view_id, b.key, x.h,
+             lag(x.h, 1, x.h - 1) OVER (PARTITION BY b.report, b.view_id, b.key ORDER BY x.h) AS before
+      FROM threat_report_buckets b
+      CROSS JOIN LATERAL (SELECT (extract(epoch FROM b.bucket) / 3600)::int4) AS x(h)
+      WHERE b.grain = 'hour') k
 GROUP BY 1, 2, 3;
