@@ -14,10 +14,35 @@ CREATE TABLE threat_report_key_hours (
     PRIMARY KEY (report, view_id, key)
 );
 
+-- The hour string of a set of hours (as `threat_report_key_hours.hours`, from the least of them);
+-- empty when they span more than 65,536 hours (7.5 years: sensors' times reach from year 1 to
+-- 9999, and a string as long would be 11 MB), a wide key whose hours the readers take from its
+-- buckets instead. A loop, so that a rebuild groups each key's hours by hashing: 1.2 s for
+-- 950,000 hour rows, against 3.8 s ordering them all for a window and `string_agg`.
+CREATE FUNCTION threat_hours_of(hours int4[]) RETURNS varbit
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    f int4 := hours[1];
+    l int4 := hours[1];
+    h int4;
+    bits varbit;
+BEGIN
+    FOREACH h IN ARRAY hours LOOP
+        f := least(f, h);
+        l := greatest(l, h);
+    END LOOP;
+    IF l - f + 1 > 65536 THEN
+        RETURN B'';
+    END IF;
+    bits := repeat('0', l - f + 1)::varbit;
+    FOREACH h IN ARRAY hours LOOP
+        bits := set_bit(bits, h - f, 1);
+    END LOOP;
+    RETURN bits;
+END $$;
+
 -- The union of two hour strings starting at the hours f1 and f2, starting at least(f1, f2);
--- empty when either is (a wide key) or the union would span more than 65,536 hours (7.5 years:
--- sensors' times reach from year 1 to 9999, and a string as long would be 11 MB), a wide key
--- whose hours the readers take from its buckets instead.
+-- empty when either is (a wide key) or the union would span more than 65,536 hours.
 CREATE FUNCTION threat_hours_union(f1 int4, b1 varbit, f2 int4, b2 varbit) RETURNS varbit
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE
@@ -40,12 +65,7 @@ RETURN bit_count(substring(hours FROM greatest(h_from - first_hour, 0) + 1
 -- The stores' keys as their hour buckets have them (as `key_hours_rows` in
 -- `src/threats/buckets.rs` writes them: the projection's verify compares a rebuild).
 INSERT INTO threat_report_key_hours (report, view_id, key, first_hour, hours)
-SELECT k.report, k.view_id, k.key, min(k.h),
-       CASE WHEN max(k.h) - min(k.h) + 1 > 65536 THEN B''
-            ELSE string_agg(repeat('0', least(k.h - k.before - 1, 65536)) || '1', '' ORDER BY k.h)::varbit END
-FROM (SELECT b.report, b.view_id, b.key, x.h,
-             lag(x.h, 1, x.h - 1) OVER (PARTITION BY b.report, b.view_id, b.key ORDER BY x.h) AS before
-      FROM threat_report_buckets b
-      CROSS JOIN LATERAL (SELECT (extract(epoch FROM b.bucket) / 3600)::int4) AS x(h)
-      WHERE b.grain = 'hour') k
+SELECT k.report, k.view_id, k.key, min(k.h), threat_hours_of(array_agg(k.h))
+FROM (SELECT report, view_id, key, (date_part('epoch', bucket) / 3600)::int4 AS h
+      FROM threat_report_buckets WHERE grain = 'hour') k
 GROUP BY 1, 2, 3;
