@@ -293,8 +293,8 @@ pub fn hour_number(t: DateTime<Utc>) -> i32 {
 }
 
 /// The most hours a key's hour string spans (as `threat_hours_of` and `threat_hours_union` in
-/// the migration `report_key_hours`): a wider key (sensors' times reach from year 1 to 9999) keeps an empty
-/// string, and its hours are read from its buckets.
+/// the migration `report_key_hours`): a wider key (sensors' times reach from year 1 to 9999)
+/// keeps an empty string, and its hours are read from its buckets.
 const KEY_HOURS_SPAN: i32 = 65_536;
 
 /// Set the bits of the hours of a batch's new hits in their keys' hour strings
