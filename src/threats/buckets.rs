@@ -318,8 +318,7 @@ fn apply_key_hours(
     let (mut report, mut view, mut key) = (Vec::new(), Vec::new(), Vec::new());
     let (mut first, mut bits) = (Vec::new(), Vec::new());
     for ((r, v, k), hours) in keys {
-        let (f, l) = (hours.iter().min(), hours.iter().max());
-        let (Some(&f), Some(&l)) = (f, l) else {
+        let (Some(&f), Some(&l)) = (hours.iter().min(), hours.iter().max()) else {
             continue;
         };
         let mut b = Vec::new();

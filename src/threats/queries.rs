@@ -757,8 +757,9 @@ fn top_from_buckets(
 }
 
 /// `query` with the parts of `range` a bucket query reads ([`super::buckets::Plan`]): its whole
-/// days (`:d_from`, `:d_to`), the whole hours before and after them (`:h1_*`, `:h2_*`) and the
-/// unaligned edges (`:e1_*`, `:e2_*`).
+/// days (`:d_from`, `:d_to`), the whole hours before and after them (`:h1_*`, `:h2_*`), the
+/// unaligned edges (`:e1_*`, `:e2_*`), and all its whole hours, those between the edges, as
+/// `threat_report_key_hours` numbers them (`:hours_from`, `:hours_to`; none within an hour).
 pub(super) fn with_bucket_plan(
     query: super::scope::ScopedQuery,
     range: &TimeRange,
@@ -776,6 +777,14 @@ pub(super) fn with_bucket_plan(
         .time("e1_to", Some(plan.edges[0].1))
         .time("e2_from", Some(plan.edges[1].0))
         .time("e2_to", Some(plan.edges[1].1))
+        .int8(
+            "hours_from",
+            super::buckets::hour_number(plan.edges[0].1).into(),
+        )
+        .int8(
+            "hours_to",
+            super::buckets::hour_number(plan.edges[1].0).into(),
+        )
 }
 
 /// As [`range_page_from_buckets`]'s row count alone, by

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz};
 
-use super::buckets::{hour_number, Grain, Plan, Span};
+use super::buckets::{Grain, Plan, Span};
 
 use super::queries::{Report, ReportRow, TimeRange};
 use super::scope::AnalystScope;
@@ -701,17 +701,11 @@ pub(super) fn count_from_buckets(
     range: &TimeRange,
     hidden: &[String],
 ) -> QueryResult<i64> {
-    let (from, to) = range.ends();
-    // The whole hours lie between the edges (none when the range is within an hour).
-    let plan = Plan::of(from, to);
-    let (hours_from, hours_to) = (plan.edges[0].1, plan.edges[1].0);
     let query = scope
         .query(include_str!("sql/keys_in_range_count.sql"))
         .text("report", report.slug())
         .text("view", view)
-        .sql("key_column", report.key_sql())
-        .int8("hours_from", hour_number(hours_from).into())
-        .int8("hours_to", hour_number(hours_to).into());
+        .sql("key_column", report.key_sql());
     super::queries::with_bucket_plan(query, range)
         .texts("hidden", hidden.to_vec())
         .get_result::<Count>(conn)
