@@ -301,6 +301,7 @@ fn day_walk(
             .filter(|(key, _)| !counted.contains(*key))
             .collect();
         let mut next = 0;
+        let mut batches = 0;
         loop {
             let nth = (found.len() >= n).then(|| found[n - 1].hits);
             let beaten = |bound: i64| nth.is_some_and(|h| h > bound);
@@ -313,11 +314,23 @@ fn day_walk(
             if rest_beaten {
                 break;
             }
+            // With n rows found, the keys still to count are at most those bound at or above
+            // the n-th count: past the budget, decline now rather than after counting up to it
+            // (counting a key costs about a millisecond a batch of twenty; an IP pair's
+            // `custom` range spent 20 ms so before summing its buckets in 7-10).
+            if let Some(h) = nth {
+                let left = pending[next..].iter().take_while(|c| c.1 >= h).count();
+                if counted.len() + left > DAY_COUNTED {
+                    return Ok(None);
+                }
+            }
+            // Batches double, so that a long count is a few statements.
             let batch: Vec<String> = pending[next..]
                 .iter()
-                .take((2 * n).max(16))
+                .take((2 * n).max(16) << batches.min(4))
                 .map(|(key, _)| (*key).to_owned())
                 .collect();
+            batches += 1;
             next += batch.len();
             if counted.len() + batch.len() > DAY_COUNTED {
                 return Ok(None);
